@@ -1,0 +1,41 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "touchlog",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "TouchLog", targets: ["TouchLog"]),
+        .library(name: "TouchLogStorage", targets: ["TouchLogStorage"]),
+        .executable(name: "touchlog", targets: ["TouchLogCLI"]),
+        .executable(name: "touchlog-generate", targets: ["TouchLogGenerate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CTouchLogLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
+        ),
+        .target(
+            name: "TouchLogStorage",
+            dependencies: ["CTouchLogLZ4", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(name: "TouchLog", dependencies: ["TouchLogStorage"]),
+        .executableTarget(
+            name: "TouchLogCLI",
+            dependencies: ["TouchLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "TouchLogGenerate",
+            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage"]),
+        .testTarget(name: "TouchLogTests", dependencies: ["TouchLog"]),
+        .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

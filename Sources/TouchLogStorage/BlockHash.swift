@@ -1,0 +1,35 @@
+import Crypto
+
+/// A SHA-256 digest that links one block to the next.
+public struct BlockHash: Hashable, Sendable, CustomStringConvertible {
+    /// The 32 digest bytes.
+    public let bytes: [UInt8]
+
+    /// The hash that the first block of a log names as its predecessor: 32 zero bytes.
+    public static let zero = BlockHash(bytes: [UInt8](repeating: 0, count: 32))
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 32, "a block hash has 32 bytes")
+        self.bytes = bytes
+    }
+
+    /// Lowercase hexadecimal, as `verify` prints the chain head.
+    public var description: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(64)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+}
+
+enum Digest {
+    static func sha256(_ parts: ArraySlice<UInt8>...) -> [UInt8] {
+        var hasher = SHA256()
+        for part in parts { hasher.update(data: part) }
+        return Array(hasher.finalize())
+    }
+}

@@ -1,0 +1,38 @@
+import CTouchLogLZ4
+
+/// LZ4 block compression. The only code in the project that hands pointers to liblz4.
+enum LZ4 {
+    /// Compresses `source` into a new array (the LZ4 block format, no frame).
+    static func compress(_ source: [UInt8]) -> [UInt8] {
+        precondition(source.count <= Int(LZ4_MAX_INPUT_SIZE), "LZ4 input over its 2 GB limit")
+        let bound = Int(LZ4_compressBound(Int32(source.count)))
+        var output = [UInt8](repeating: 0, count: bound)
+        let written = source.withUnsafeBytes { src in
+            output.withUnsafeMutableBytes { dst in
+                // Both buffers are live for the call; `bound` is LZ4's own worst case for this input size.
+                LZ4_compress_default(
+                    src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                    dst.baseAddress!.assumingMemoryBound(to: CChar.self),
+                    Int32(source.count), Int32(bound))
+            }
+        }
+        precondition(written > 0 || source.isEmpty, "LZ4_compress_default failed within its own bound")
+        output.removeSubrange(Int(written)...)
+        return output
+    }
+
+    /// Decompresses an LZ4 block that must expand to exactly `rawLength` bytes; nil when it does not.
+    static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int) -> [UInt8]? {
+        if rawLength == 0 { return source.isEmpty ? [] : nil }
+        var output = [UInt8](repeating: 0, count: rawLength)
+        let produced = output.withUnsafeMutableBytes { dst in
+            // LZ4_decompress_safe never writes past `rawLength` nor reads past `source.count`,
+            // and reports malformed input with a negative result.
+            LZ4_decompress_safe(
+                source.baseAddress?.assumingMemoryBound(to: CChar.self),
+                dst.baseAddress!.assumingMemoryBound(to: CChar.self),
+                Int32(source.count), Int32(rawLength))
+        }
+        return produced == Int32(rawLength) ? output : nil
+    }
+}

@@ -1,0 +1,156 @@
+import Glibc
+
+/// A file descriptor with the few calls the log needs, each turning `errno` into a typed error.
+///
+/// Every system call the storage layer makes goes through this file, so that a later fault-injecting
+/// layer has one place to intercept.
+struct SystemFile: Sendable {
+    let descriptor: Int32
+    /// The path the file was opened with, for messages.
+    let path: String
+
+    enum Mode {
+        case readOnly
+        case readWrite
+        case createReadWrite
+    }
+
+    static func open(_ path: String, _ mode: Mode) throws(SystemCallError) -> SystemFile {
+        let flags: Int32
+        switch mode {
+        case .readOnly: flags = O_RDONLY | O_CLOEXEC
+        case .readWrite: flags = O_RDWR | O_CLOEXEC
+        case .createReadWrite: flags = O_RDWR | O_CREAT | O_CLOEXEC
+        }
+        let fd = retryOnInterrupt { Glibc.open(path, flags, 0o644) }
+        guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: errno) }
+        return SystemFile(descriptor: fd, path: path)
+    }
+
+    func close() {
+        _ = Glibc.close(descriptor)
+    }
+
+    func size() throws(SystemCallError) -> Int64 {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw SystemCallError(call: "fstat \(path)", errno: errno) }
+        return Int64(info.st_size)
+    }
+
+    /// Reads up to `count` bytes at `position`; returns fewer only at the end of the file.
+    func read(at position: Int64, count: Int) throws(SystemCallError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        let got = try read(at: position, into: &bytes)
+        if got < count { bytes.removeSubrange(got...) }
+        return bytes
+    }
+
+    /// Fills `buffer` from `position`; returns how many bytes were read (less than the buffer only at end of file).
+    func read(at position: Int64, into buffer: inout [UInt8]) throws(SystemCallError) -> Int {
+        var total = 0
+        let count = buffer.count
+        while total < count {
+            let n = buffer.withUnsafeMutableBytes { raw in
+                // The buffer outlives the call; we never write past `count`.
+                retryOnInterrupt { pread(descriptor, raw.baseAddress! + total, count - total, off_t(position) + off_t(total)) }
+            }
+            if n < 0 { throw SystemCallError(call: "pread \(path)", errno: errno) }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+
+    /// Writes all of `bytes` at `position`.
+    func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws(SystemCallError) {
+        var done = 0
+        while done < bytes.count {
+            let n = retryOnInterrupt { pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done)) }
+            if n < 0 { throw SystemCallError(call: "pwrite \(path)", errno: errno) }
+            done += n
+        }
+    }
+
+    func write(_ bytes: [UInt8], at position: Int64) throws(SystemCallError) {
+        let result: SystemCallError? = bytes.withUnsafeBytes { raw in
+            do throws(SystemCallError) { try write(raw, at: position); return nil } catch { return error }
+        }
+        if let result { throw result }
+    }
+
+    func sync() throws(SystemCallError) {
+        guard retryOnInterrupt({ fsync(descriptor) }) == 0 else { throw SystemCallError(call: "fsync \(path)", errno: errno) }
+    }
+
+    func truncate(to size: Int64) throws(SystemCallError) {
+        guard retryOnInterrupt({ ftruncate(descriptor, off_t(size)) }) == 0 else {
+            throw SystemCallError(call: "ftruncate \(path)", errno: errno)
+        }
+    }
+
+    /// Takes an exclusive advisory lock without waiting; returns false when another process holds it.
+    func tryLockExclusive() throws(SystemCallError) -> Bool {
+        if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
+        if errno == EWOULDBLOCK { return false }
+        throw SystemCallError(call: "flock \(path)", errno: errno)
+    }
+
+    /// Flushes a directory's entries (after creating, renaming or removing a file in it).
+    static func syncDirectory(_ path: String) throws(SystemCallError) {
+        let directory = try open(path, .readOnly)
+        defer { directory.close() }
+        try directory.sync()
+    }
+
+    static func remove(_ path: String) throws(SystemCallError) {
+        guard unlink(path) == 0 else { throw SystemCallError(call: "unlink \(path)", errno: errno) }
+    }
+
+    static func rename(_ from: String, _ to: String) throws(SystemCallError) {
+        guard Glibc.rename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
+    }
+
+    static func makeDirectory(_ path: String) throws(SystemCallError) {
+        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir \(path)", errno: errno) }
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The names in a directory, without `.` and `..`.
+    static func list(_ path: String) throws(SystemCallError) -> [String] {
+        guard let dir = opendir(path) else { throw SystemCallError(call: "opendir \(path)", errno: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Milliseconds since the Unix epoch from the real-time clock.
+    static func nowMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    }
+}
+
+@inline(__always)
+private func retryOnInterrupt<T: BinaryInteger>(_ body: () -> T) -> T {
+    while true {
+        let result = body()
+        if result < 0 && errno == EINTR { continue }
+        return result
+    }
+}
