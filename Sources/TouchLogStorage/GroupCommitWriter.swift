@@ -6,7 +6,9 @@ import Synchronization
 ///
 /// Each ``append(_:)`` is still atomic (its blocks are whole in the log or absent) and durable when it returns.
 /// Writing and syncing happen on a dedicated dispatch queue, never on the caller's executor.
-public final class GroupCommitWriter: Sendable {
+public final class GroupCommitWriter: @unchecked Sendable {
+    // Unchecked because `log` is a non-Sendable class: it is touched only inside `writerLock.withLock`,
+    // which serializes every use across threads.
     private struct Pending {
         var blocks: [RawBlock]
         var continuation: CheckedContinuation<Range<UInt64>, any Error>
@@ -17,13 +19,14 @@ public final class GroupCommitWriter: Sendable {
         var flushing = false
     }
 
-    private let writer: Mutex<LogWriter>
+    private let log: LogWriter
+    private let writerLock = Mutex(())
     private let queue = Mutex(Queue())
     private let commitQueue = DispatchQueue(label: "touchlog.group-commit")
 
     /// Takes ownership of `writer`.
-    public init(_ writer: sending LogWriter) {
-        self.writer = Mutex(writer)
+    public init(_ writer: LogWriter) {
+        self.log = writer
     }
 
     /// Appends `blocks` atomically and returns their offsets once they are durable.
@@ -41,8 +44,8 @@ public final class GroupCommitWriter: Sendable {
     }
 
     /// Runs `body` with exclusive use of the writer (for a bulk commit); group commits wait meanwhile.
-    public func withWriter<T, E: Error>(_ body: (inout sending LogWriter) throws(E) -> sending T) throws(E) -> sending T {
-        try writer.withLock { writer throws(E) -> sending T in try body(&writer) }
+    public func withWriter<T: Sendable, E: Error>(_ body: (LogWriter) throws(E) -> T) throws(E) -> T {
+        try writerLock.withLock { _ throws(E) -> T in try body(log) }
     }
 
     /// Commits queued appends until none are left; each round is one commit with one fsync.
@@ -55,7 +58,7 @@ public final class GroupCommitWriter: Sendable {
                 return group
             }
             if group.isEmpty { return }
-            let outcome: Result<[Range<UInt64>], StorageError> = writer.withLock { writer in
+            let outcome: Result<[Range<UInt64>], StorageError> = withWriter { writer in
                 do throws(StorageError) {
                     try writer.beginTransaction()
                     var ranges: [Range<UInt64>] = []

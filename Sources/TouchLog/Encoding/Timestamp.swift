@@ -1,0 +1,147 @@
+/// Event and recorded times: RFC 3339 and epoch milliseconds in, RFC 3339 UTC with milliseconds out.
+public enum Timestamp {
+    /// Parses an RFC 3339 date-time (any offset; `T`, `t` or a space between date and time; fractional seconds
+    /// truncated to the millisecond) or an integer of epoch milliseconds. Nil when it is neither.
+    public static func parse(_ text: String) -> Int64? {
+        var text = text
+        return text.withUTF8 { parse(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Parses bytes as ``parse(_:)-(String)`` does.
+    static func parse(_ s: UnsafeRawBufferPointer) -> Int64? {
+        if let ms = parseEpochMilliseconds(s) { return ms }
+        return parseRFC3339(s)
+    }
+
+    static func parseEpochMilliseconds(_ s: UnsafeRawBufferPointer) -> Int64? {
+        guard !s.isEmpty else { return nil }
+        var i = 0
+        var negative = false
+        if s[0] == UInt8(ascii: "-") { negative = true; i = 1 }
+        guard i < s.count, s.count - i <= 18 else { return nil }
+        var value: Int64 = 0
+        while i < s.count {
+            let d = s[i] &- 48
+            guard d < 10 else { return nil }
+            value = value * 10 + Int64(d)
+            i += 1
+        }
+        let ms = negative ? -value : value
+        return ms >= EventLimits.minTime && ms <= EventLimits.maxTime ? ms : nil
+    }
+
+    static func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
+        // YYYY-MM-DDTHH:MM:SS[.f+](Z|+HH:MM|-HH:MM)
+        guard s.count >= 20 else { return nil }
+        func digits(_ at: Int, _ n: Int) -> Int? {
+            var v = 0
+            for k in at..<(at + n) {
+                let d = s[k] &- 48
+                guard d < 10 else { return nil }
+                v = v * 10 + Int(d)
+            }
+            return v
+        }
+        guard let year = digits(0, 4), s[4] == UInt8(ascii: "-"), let month = digits(5, 2), s[7] == UInt8(ascii: "-"),
+            let day = digits(8, 2), [UInt8(ascii: "T"), UInt8(ascii: "t"), UInt8(ascii: " ")].contains(s[10]),
+            let hour = digits(11, 2), s[13] == UInt8(ascii: ":"), let minute = digits(14, 2), s[16] == UInt8(ascii: ":"),
+            let second = digits(17, 2)
+        else { return nil }
+        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60, second < 60
+        else { return nil }
+        var i = 19
+        var millis = 0
+        if i < s.count && s[i] == UInt8(ascii: ".") {
+            i += 1
+            let start = i
+            while i < s.count, s[i] &- 48 < 10 {
+                if i - start < 3 { millis = millis * 10 + Int(s[i] - 48) }
+                i += 1
+            }
+            guard i > start else { return nil }
+            for _ in min(3, i - start)..<3 { millis *= 10 }
+        }
+        guard i < s.count else { return nil }
+        var offsetMinutes = 0
+        switch s[i] {
+        case UInt8(ascii: "Z"), UInt8(ascii: "z"):
+            i += 1
+        case UInt8(ascii: "+"), UInt8(ascii: "-"):
+            guard s.count - i == 6, let oh = digits(i + 1, 2), s[i + 3] == UInt8(ascii: ":"), let om = digits(i + 4, 2),
+                oh < 24, om < 60
+            else { return nil }
+            offsetMinutes = (oh * 60 + om) * (s[i] == UInt8(ascii: "-") ? -1 : 1)
+            i += 6
+        default:
+            return nil
+        }
+        guard i == s.count else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
+        let ms = seconds * 1000 + Int64(millis)
+        return ms >= EventLimits.minTime && ms <= EventLimits.maxTime ? ms : nil
+    }
+
+    /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    public static func format(_ ms: Int64) -> String {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(24)
+        append(ms, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends the RFC 3339 form of `ms` to `out` (24 bytes).
+    static func append(_ ms: Int64, to out: inout [UInt8]) {
+        let (daysSigned, msOfDay) = ms.quotientAndRemainder(dividingBy: 86_400_000)
+        var days = daysSigned
+        var rem = msOfDay
+        if rem < 0 { rem += 86_400_000; days -= 1 }
+        let (y, m, d) = civilFromDays(Int(days))
+        func put(_ v: Int, _ width: Int) {
+            var divisor = 1
+            for _ in 1..<width { divisor *= 10 }
+            var v = v
+            while divisor > 0 {
+                out.append(UInt8(48 + (v / divisor) % 10))
+                v %= divisor
+                divisor /= 10
+            }
+        }
+        let r = Int(rem)
+        put(y, 4); out.append(UInt8(ascii: "-")); put(m, 2); out.append(UInt8(ascii: "-")); put(d, 2)
+        out.append(UInt8(ascii: "T"))
+        put(r / 3_600_000, 2); out.append(UInt8(ascii: ":")); put(r / 60_000 % 60, 2); out.append(UInt8(ascii: ":"))
+        put(r / 1000 % 60, 2); out.append(UInt8(ascii: ".")); put(r % 1000, 3); out.append(UInt8(ascii: "Z"))
+    }
+
+    static func daysIn(month: Int, year: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+
+    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let mp = (month + 9) % 12
+        let doy = (153 * mp + 2) / 5 + day - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    static func civilFromDays(_ z0: Int) -> (year: Int, month: Int, day: Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
+    }
+}

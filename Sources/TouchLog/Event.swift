@@ -1,0 +1,66 @@
+/// What a profile did: saw a touchpoint, clicked it, or converted.
+public enum EventType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    case view = 0
+    case click = 1
+    case conversion = 2
+
+    /// The name used in input, output and segment rules.
+    public var name: String {
+        switch self {
+        case .view: return "view"
+        case .click: return "click"
+        case .conversion: return "conversion"
+        }
+    }
+
+    public var description: String { name }
+
+    /// The type named `name` exactly (`view`, `click`, `conversion`).
+    public init?(name: String) {
+        switch name {
+        case "view": self = .view
+        case "click": self = .click
+        case "conversion": self = .conversion
+        default: return nil
+        }
+    }
+}
+
+/// One interaction as a value: the form a service hands to ``TouchLogStore/append(_:)``.
+///
+/// Strings are compared and sorted by their UTF-8 bytes everywhere in touchlog.
+public struct Event: Sendable, Hashable {
+    /// Event time in milliseconds since the Unix epoch (UTC).
+    public var time: Int64
+    public var profile: String
+    public var type: EventType
+    /// Required for views and clicks; optional (attribution) for conversions.
+    public var touchpoint: String?
+    /// Optional revenue of a conversion; must be finite.
+    public var value: Double?
+
+    public init(time: Int64, profile: String, type: EventType, touchpoint: String? = nil, value: Double? = nil) {
+        self.time = time
+        self.profile = profile
+        self.type = type
+        self.touchpoint = touchpoint
+        self.value = value
+    }
+}
+
+/// An event as the log holds it: with its offset and the time the store recorded it.
+public struct StoredEvent: Sendable, Hashable {
+    public var offset: UInt64
+    /// When the store committed the event, in milliseconds since the epoch.
+    public var recorded: Int64
+    public var event: Event
+}
+
+/// Limits on identifiers, from the product contract.
+public enum EventLimits {
+    /// Profiles and touchpoints are 1 to 256 bytes of UTF-8.
+    public static let maxIdentifierBytes = 256
+    /// The earliest and latest event times accepted: years 0000 through 9999.
+    public static let minTime: Int64 = -62_167_219_200_000
+    public static let maxTime: Int64 = 253_402_300_799_999
+}

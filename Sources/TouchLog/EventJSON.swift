@@ -1,0 +1,57 @@
+/// Writes events as JSON Lines, the output of `replay` (valid `append` input).
+///
+/// `{"offset":0,"recorded":"…","time":"…","profile":"…","type":"click","touchpoint":"…","value":59.9}`; strings are
+/// escaped per RFC 8259 (`"`, `\`, control characters), other characters written as UTF-8.
+public enum EventJSON {
+    /// Appends the line for event `index` of `block` (with its newline) to `out`.
+    public static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
+        let events = block.events
+        out.append(contentsOf: #"{"offset":"#.utf8)
+        out.append(contentsOf: String(block.firstOffset + UInt64(index)).utf8)
+        out.append(contentsOf: #","recorded":""#.utf8)
+        Timestamp.append(block.recorded, to: &out)
+        out.append(contentsOf: #"","time":""#.utf8)
+        Timestamp.append(events.times[index], to: &out)
+        out.append(contentsOf: #"","profile":"#.utf8)
+        appendString(events.profileBytes(at: index), to: &out)
+        out.append(contentsOf: #","type":""#.utf8)
+        out.append(contentsOf: events.type(at: index).name.utf8)
+        out.append(UInt8(ascii: "\""))
+        if let touchpoint = events.touchpointBytes(at: index) {
+            out.append(contentsOf: #","touchpoint":"#.utf8)
+            appendString(touchpoint, to: &out)
+        }
+        if let value = events.value(at: index) {
+            out.append(contentsOf: #","value":"#.utf8)
+            out.append(contentsOf: formatNumber(value).utf8)
+        }
+        out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// A JSON number for a finite double: integers without a fraction, others in Swift's shortest round-trip form.
+    static func formatNumber(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+
+    /// Appends `bytes` (valid UTF-8) as a JSON string.
+    public static func appendString<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
+        out.append(UInt8(ascii: "\""))
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
+            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
+            case 0x0A: out.append(contentsOf: #"\n"#.utf8)
+            case 0x0D: out.append(contentsOf: #"\r"#.utf8)
+            case 0x09: out.append(contentsOf: #"\t"#.utf8)
+            case 0..<0x20:
+                let digits = Array("0123456789abcdef".utf8)
+                out.append(contentsOf: #"\u00"#.utf8)
+                out.append(digits[Int(byte >> 4)])
+                out.append(digits[Int(byte & 15)])
+            default: out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

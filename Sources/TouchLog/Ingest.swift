@@ -1,0 +1,123 @@
+import TouchLogStorage
+
+/// How ``TouchLogStore/ingest(_:options:rejected:progress:)`` treats its inputs.
+public struct IngestOptions: Sendable {
+    /// The inputs' format; nil detects it per input (see ``InputFormat``).
+    public var format: InputFormat?
+    /// Append the valid lines and report the invalid ones, instead of appending nothing.
+    public var skipInvalid = false
+    /// How many problems an error or report keeps (all are counted).
+    public static let maxProblems = 100
+
+    public init(format: InputFormat? = nil, skipInvalid: Bool = false) {
+        self.format = format
+        self.skipInvalid = skipInvalid
+    }
+}
+
+/// What an ingest appended and refused.
+public struct IngestReport: Sendable {
+    /// Offsets of the appended events (empty when none).
+    public var offsets: Range<UInt64>
+    /// Lines refused (only with ``IngestOptions/skipInvalid``).
+    public var rejectedCount = 0
+    /// The first problems (at most ``IngestOptions/maxProblems``).
+    public var problems: [InputProblem] = []
+    /// Bytes of input read.
+    public var bytesRead: Int64 = 0
+
+    public var appendedCount: Int { offsets.count }
+}
+
+extension TouchLogStore {
+    /// Appends every event of the inputs (paths, or `-` for standard input) in one atomic, durable commit.
+    ///
+    /// Inputs are streamed: memory stays bounded whatever their size. By default one invalid line means nothing is
+    /// appended and ``TouchLogError/Code-swift.struct/invalidInput`` is thrown with the problems found (every line is
+    /// still checked, so all of them are reported). With ``IngestOptions/skipInvalid``, valid lines are appended and each
+    /// refused line is passed to `rejected` with its problem and bytes.
+    public func ingest(
+        _ inputs: [String],
+        options: IngestOptions = IngestOptions(),
+        rejected: (InputProblem, UnsafeRawBufferPointer) -> Void = { _, _ in },
+        progress: (_ bytesRead: Int64) -> Void = { _ in }
+    ) throws(TouchLogError) -> IngestReport {
+        let blockEvents = self.blockEvents
+        return try withLogWriter { (writer: LogWriter) throws(TouchLogError) -> IngestReport in
+            try storage { () throws(StorageError) in try writer.beginTransaction() }
+            var report = IngestReport(offsets: writer.endOffset..<writer.endOffset)
+            var invalid = 0
+            var batch = EventBatch()
+            var bytesBefore: Int64 = 0
+            var failure: TouchLogError?
+            do {
+                for input in inputs {
+                    let scanner = try InputScanner.open(input)
+                    defer { scanner.close() }
+                    let format = options.format ?? InputFormat.detect(path: input)
+                    var quoteAwareScanner = scanner
+                    quoteAwareScanner.quoteAware = format == .csv
+                    var csv: CSVEventParser?
+                    let source = inputs.count > 1 ? input : nil
+                    var sawHeader = false
+                    try quoteAwareScanner.forEachRecord(progress: { progress(bytesBefore + $0); report.bytesRead = bytesBefore + $0 }) { record in
+                        var problem: InputProblem?
+                        var text = UnsafeRawBufferPointer(start: nil, count: 0)
+                        switch record {
+                        case .tooLong(let line):
+                            problem = InputProblem(source: source, line: line, column: nil, reason: "line is longer than \(scanner.maxRecordBytes) bytes")
+                        case .text(let bytes, let line):
+                            text = bytes
+                            do throws(FieldProblem) {
+                                if format == .csv && !sawHeader {
+                                    sawHeader = true
+                                    csv = try CSVEventParser(header: bytes)
+                                } else if let csv {
+                                    try csv.parse(bytes, into: &batch)
+                                } else {
+                                    try JSONEventParser.parse(bytes, into: &batch)
+                                }
+                            } catch {
+                                problem = InputProblem(source: source, line: line, column: error.column, reason: error.reason)
+                            }
+                        }
+                        if let problem {
+                            invalid += 1
+                            if report.problems.count < IngestOptions.maxProblems { report.problems.append(problem) }
+                            if options.skipInvalid { rejected(problem, text) }
+                            return
+                        }
+                        if batch.count >= blockEvents && (options.skipInvalid || invalid == 0) {
+                            try writer.add(EventBlockCodec.encode(batch, range: 0..<batch.count))
+                            batch.removeAll()
+                        } else if batch.count >= blockEvents {
+                            batch.removeAll()  // nothing will be appended; keep checking lines only
+                        }
+                    }
+                    bytesBefore = report.bytesRead
+                }
+                if invalid > 0 && !options.skipInvalid {
+                    try writer.rollback()
+                    let shown = report.problems.count < invalid ? " (the first \(report.problems.count) are listed)" : ""
+                    failure = TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended",
+                                            problems: report.problems)
+                } else {
+                    if !batch.isEmpty { try writer.add(EventBlockCodec.encode(batch, range: 0..<batch.count)) }
+                    report.offsets = try writer.commit()
+                    report.rejectedCount = invalid
+                }
+            } catch let error as StorageError {
+                try? writer.rollback()
+                failure = TouchLogError(error)
+            } catch let error as InputError {
+                try? writer.rollback()
+                failure = TouchLogError(code: error.kind == .notFound ? .notFound : .io, message: error.message + "; nothing appended")
+            } catch {
+                try? writer.rollback()
+                failure = TouchLogError(code: .io, message: "\(error); nothing appended")
+            }
+            if let failure { throw failure }
+            return report
+        }
+    }
+}

@@ -1,0 +1,22 @@
+import Glibc
+
+/// The two input formats of `append`.
+public enum InputFormat: String, Sendable, CaseIterable {
+    case jsonl
+    case csv
+
+    /// The format of the input at `path`: by its extension (`.csv`; `.jsonl`, `.ndjson`, `.json`), else by its
+    /// first non-blank byte (`{` means JSON Lines). Standard input (`-`) is JSON Lines unless told otherwise.
+    static func detect(path: String) -> InputFormat {
+        let lower = path.lowercased()
+        if lower.hasSuffix(".csv") { return .csv }
+        if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") || path == "-" { return .jsonl }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return .jsonl }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4096) }
+        let first = bytes.prefix(max(0, n)).drop(while: { [0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }).first
+        return first == UInt8(ascii: "{") || first == nil ? .jsonl : .csv
+    }
+}

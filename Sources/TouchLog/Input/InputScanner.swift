@@ -1,0 +1,136 @@
+import Glibc
+
+/// Reads an input (a file or standard input) in large chunks and hands out its records with line numbers.
+///
+/// A record is a line (its `\n` and any `\r` before it removed); with `quoteAware`, a newline inside
+/// double quotes does not end it (CSV). Blank records are skipped. A record longer than `maxRecordBytes`
+/// is not buffered: the handler gets it as ``Record/tooLong(line:)``.
+struct InputScanner {
+    enum Record {
+        case text(UnsafeRawBufferPointer, line: Int)
+        case tooLong(line: Int)
+    }
+
+    let descriptor: Int32
+    let name: String
+    var quoteAware = false
+    var maxRecordBytes = 1 << 20
+    var chunkBytes = 4 << 20
+
+    /// Opens `path` for reading ("-" is standard input).
+    static func open(_ path: String) throws(InputError) -> InputScanner {
+        if path == "-" { return InputScanner(descriptor: 0, name: "-") }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            let code = errno
+            throw InputError(kind: code == ENOENT ? .notFound : .unreadable, message: "cannot read \(path): \(String(cString: strerror(code)))")
+        }
+        var info = stat()
+        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
+            Glibc.close(fd)
+            throw InputError(kind: .unreadable, message: "cannot read \(path): it is a directory")
+        }
+        return InputScanner(descriptor: fd, name: path)
+    }
+
+    func close() {
+        if descriptor != 0 { Glibc.close(descriptor) }
+    }
+
+    /// Calls `handler` for each record; `progress` gets the bytes read so far.
+    func forEachRecord(progress: (Int64) -> Void = { _ in }, _ handler: (Record) throws -> Void) throws {
+        var buffer = [UInt8](repeating: 0, count: chunkBytes + maxRecordBytes)
+        var filled = 0
+        var line = 1
+        var totalRead: Int64 = 0
+        var skippingLongRecord = false
+        var inQuotes = false
+        var scanFrom = 0
+        var firstRecord = true
+        var atEOF = false
+        while !atEOF {
+            // Read more after the bytes carried over from the last chunk.
+            let got = buffer.withUnsafeMutableBytes { raw in
+                Glibc.read(descriptor, raw.baseAddress! + filled, raw.count - filled)
+            }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw InputError(kind: .unreadable, message: "cannot read \(name): \(String(cString: strerror(errno)))")
+            }
+            if got == 0 { atEOF = true }
+            filled += got
+            totalRead += Int64(got)
+            progress(totalRead)
+            var recordStart = 0
+            try buffer.withUnsafeBytes { raw in
+                var i = scanFrom
+                while i < filled || (atEOF && recordStart < filled) {
+                    var end: Int
+                    if quoteAware {
+                        end = i
+                        while end < filled {
+                            let c = raw[end]
+                            if c == UInt8(ascii: "\"") { inQuotes.toggle() } else if c == 0x0A && !inQuotes { break }
+                            end += 1
+                        }
+                    } else if let found = memchr(raw.baseAddress! + i, 0x0A, filled - i) {
+                        end = raw.baseAddress!.distance(to: UnsafeRawPointer(found))
+                    } else {
+                        end = filled
+                    }
+                    if end == filled && !atEOF {
+                        i = end
+                        break
+                    }
+                    let recordLine = line
+                    line += raw[recordStart..<end].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } + 1
+                    if skippingLongRecord {
+                        skippingLongRecord = false
+                    } else {
+                        var slice = UnsafeRawBufferPointer(rebasing: raw[recordStart..<end])
+                        if firstRecord && slice.starts(with: [0xEF, 0xBB, 0xBF]) { slice = UnsafeRawBufferPointer(rebasing: slice.dropFirst(3)) }
+                        if slice.last == 0x0D { slice = UnsafeRawBufferPointer(rebasing: slice.dropLast()) }
+                        if slice.count > maxRecordBytes {
+                            try handler(.tooLong(line: recordLine))
+                        } else if !slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                            try handler(.text(slice, line: recordLine))
+                        }
+                    }
+                    firstRecord = false
+                    inQuotes = false
+                    recordStart = min(end + 1, filled)
+                    i = recordStart
+                    if end == filled { break }
+                }
+                scanFrom = i - recordStart
+            }
+            // Keep the unfinished record; if it alone fills the space allowed for one, report and drop it.
+            let carried = filled - recordStart
+            if carried > maxRecordBytes || (skippingLongRecord && carried > 0 && !atEOF) {
+                if !skippingLongRecord {
+                    try handler(.tooLong(line: line))
+                    skippingLongRecord = true
+                }
+                line += buffer[recordStart..<filled].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+                filled = 0
+                scanFrom = 0
+                firstRecord = false
+                continue
+            }
+            if recordStart > 0 {
+                buffer.withUnsafeMutableBytes { raw in
+                    _ = memmove(raw.baseAddress!, raw.baseAddress! + recordStart, carried)
+                }
+            }
+            filled = carried
+        }
+    }
+}
+
+/// A problem with an input as a whole (it cannot be opened or read), as opposed to a bad line.
+public struct InputError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable { case notFound, unreadable, invalidFormat }
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+}

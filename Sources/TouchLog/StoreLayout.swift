@@ -1,0 +1,41 @@
+import TouchLogStorage
+import Glibc
+
+/// The files of a store directory.
+///
+/// ```
+/// STORE/
+///   LOCK          held (flock) by the one writing process; holds its pid
+///   log/          00000000000000000000.tlog, …: the log, named by first offset
+///   snapshots/    saved projection states (derived; safe to delete)
+///   segments/     segment definitions, every version kept
+/// ```
+struct StoreLayout {
+    let root: String
+
+    var log: String { root + "/log" }
+    var lock: String { root + "/LOCK" }
+    var snapshots: String { root + "/snapshots" }
+    var segments: String { root + "/segments" }
+
+    /// True when `root` holds a store (its `log/` directory exists).
+    var exists: Bool {
+        var info = stat()
+        return stat(log, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    func requireExisting() throws(TouchLogError) {
+        guard exists else {
+            throw TouchLogError(code: .notFound, message: "no touchlog store at \(root) (create one with `touchlog append`)")
+        }
+    }
+
+    /// Creates the directories of a new store (the writer does this; existing ones are kept).
+    func create() throws(TouchLogError) {
+        for path in [root, log, snapshots, segments] {
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                throw TouchLogError(code: .io, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}

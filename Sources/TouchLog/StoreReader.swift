@@ -1,0 +1,79 @@
+import TouchLogStorage
+
+/// One decoded block of the log.
+public struct DecodedBlock: Sendable {
+    /// Offset of the block's first event.
+    public var firstOffset: UInt64
+    /// When the store committed the block.
+    public var recorded: Int64
+    public var events: EventBatch
+
+    /// Event `index` with its offset and recorded time.
+    public func storedEvent(at index: Int) -> StoredEvent {
+        StoredEvent(offset: firstOffset + UInt64(index), recorded: recorded, event: events.event(at: index))
+    }
+}
+
+/// Reads a store's committed events; works while another process writes.
+///
+/// Sees the commits made up to its creation or its last ``refresh()``. Every block read is checked against its
+/// checksum; damage is thrown as ``TouchLogError/Code-swift.struct/corrupt`` naming file, block and byte.
+/// Not thread-safe: give each task its own reader.
+public final class StoreReader {
+    public let directory: String
+    let log: LogReader
+
+    /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
+    public init(directory: String) throws(TouchLogError) {
+        let layout = StoreLayout(root: directory)
+        try layout.requireExisting()
+        self.directory = directory
+        self.log = try storage { () throws(StorageError) in try LogReader(directory: layout.log) }
+    }
+
+    /// Picks up commits made since opening.
+    public func refresh() throws(TouchLogError) {
+        try storage { () throws(StorageError) in try log.refresh() }
+    }
+
+    /// The offset after the last committed event (the number of events in the store).
+    public var endOffset: UInt64 { log.endOffset }
+
+    /// The chain head: hash of the last committed block.
+    public var headHash: BlockHash { log.headHash }
+
+    /// Calls `body` with each block that may hold events matching `filter`, in log order; blocks that cannot
+    /// (by their header's offset and time ranges) are skipped without being read.
+    public func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void) throws {
+        let start = filter.fromOffset.flatMap { log.blockIndex(containing: $0) } ?? 0
+        for location in log.blocks[start...] {
+            let header = location.header
+            if let to = filter.toOffset, header.firstOffset > to { break }
+            guard filter.mayMatch(firstOffset: header.firstOffset, endOffset: header.endOffset,
+                                  minTime: header.minTime, maxTime: header.maxTime) else { continue }
+            try body(try decode(location))
+        }
+    }
+
+    /// Every event matching `filter`, in log order (for small ranges; large replays should use ``forEachBlock(matching:_:)``).
+    public func events(matching filter: ReplayFilter = ReplayFilter()) throws -> [StoredEvent] {
+        var result: [StoredEvent] = []
+        try forEachBlock(matching: filter) { block in
+            for i in filter.matches(in: block) { result.append(block.storedEvent(at: i)) }
+        }
+        return result
+    }
+
+    func decode(_ location: BlockLocation) throws(TouchLogError) -> DecodedBlock {
+        let payload = try storage { () throws(StorageError) in try log.read(location) }
+        do {
+            let events = try EventBlockCodec.decode(payload)
+            guard events.count == Int(location.header.count) else {
+                throw DecodeError(byte: 0, reason: "holds \(events.count) events, its header says \(location.header.count)")
+            }
+            return DecodedBlock(firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block payload: \(error)")
+        }
+    }
+}

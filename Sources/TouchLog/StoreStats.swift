@@ -1,0 +1,89 @@
+import TouchLogStorage
+import Glibc
+
+/// What `touchlog stats` reports about a store.
+public struct StoreStats: Sendable {
+    public var events: UInt64 = 0
+    public var profiles = 0
+    public var touchpoints = 0
+    public var files = 0
+    public var blocks = 0
+    /// Bytes of the log files.
+    public var logBytes: Int64 = 0
+    /// Bytes of everything in the store directory.
+    public var totalBytes: Int64 = 0
+    public var eventsByType: [EventType: UInt64] = [:]
+    /// Earliest and latest event time.
+    public var timeRange: ClosedRange<Int64>?
+    /// Earliest and latest recorded time.
+    public var recordedRange: ClosedRange<Int64>?
+    public var snapshots = 0
+    public var segments = 0
+
+    /// Log bytes per event.
+    public var bytesPerEvent: Double { events == 0 ? 0 : Double(logBytes) / Double(events) }
+}
+
+extension StoreReader {
+    /// Counts the store's events, distinct profiles and touchpoints, files and bytes. Reads the whole log.
+    public func stats(progress: (_ done: UInt64, _ total: UInt64) -> Void = { _, _ in }) throws -> StoreStats {
+        var stats = StoreStats()
+        let layout = StoreLayout(root: directory)
+        var profiles = StringTable()
+        var touchpoints = StringTable()
+        var minTime = Int64.max
+        var maxTime = Int64.min
+        try forEachBlock { block in
+            let events = block.events
+            events.profiles.bytes.withUnsafeBytes { all in
+                for id in 0..<events.profiles.count { _ = profiles.intern(UnsafeRawBufferPointer(rebasing: all[events.profiles.range(id)])) }
+            }
+            events.touchpoints.bytes.withUnsafeBytes { all in
+                for id in 0..<events.touchpoints.count { _ = touchpoints.intern(UnsafeRawBufferPointer(rebasing: all[events.touchpoints.range(id)])) }
+            }
+            for raw in events.types { stats.eventsByType[EventType(rawValue: raw)!, default: 0] += 1 }
+            for t in events.times {
+                minTime = min(minTime, t)
+                maxTime = max(maxTime, t)
+            }
+            stats.events += UInt64(events.count)
+            stats.blocks += 1
+            progress(stats.events, endOffset)
+        }
+        stats.profiles = profiles.count
+        stats.touchpoints = touchpoints.count
+        if stats.events > 0 {
+            stats.timeRange = minTime...maxTime
+            stats.recordedRange = log.blocks.first!.header.minRecorded...log.blocks.last!.header.maxRecorded
+        }
+        stats.files = log.files.count
+        stats.logBytes = log.files.reduce(0) { $0 + fileSize(layout.log + "/" + $1.name) }
+        stats.totalBytes = directorySize(layout.root)
+        stats.snapshots = ((try? listDirectory(layout.snapshots)) ?? []).count
+        stats.segments = ((try? listDirectory(layout.segments)) ?? []).count
+        return stats
+    }
+}
+
+func fileSize(_ path: String) -> Int64 {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+}
+
+func listDirectory(_ path: String) throws -> [String] {
+    guard let dir = opendir(path) else { throw TouchLogError(code: .io, message: "cannot list \(path)") }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}
+
+func directorySize(_ path: String) -> Int64 {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return 0 }
+    if (info.st_mode & S_IFMT) != S_IFDIR { return Int64(info.st_size) }
+    return ((try? listDirectory(path)) ?? []).reduce(0) { $0 + directorySize(path + "/" + $1) }
+}

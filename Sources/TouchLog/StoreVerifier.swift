@@ -1,0 +1,33 @@
+import TouchLogStorage
+
+/// What `touchlog verify` found.
+public struct StoreVerifyReport: Sendable {
+    public var log: VerifyReport
+    /// Problems outside the log (snapshots, segment definitions), each a sentence naming the file.
+    public var otherProblems: [String] = []
+    public var snapshotsChecked = 0
+
+    public var isIntact: Bool { log.isIntact && otherProblems.isEmpty }
+}
+
+public enum StoreVerifier {
+    /// Checks every block of the store's log: header and payload checksums, the hash chain, offsets, file
+    /// headers and names, recorded times, and each payload's events (count, times inside the block's range,
+    /// identifiers, sorted dictionaries). Goes on past damage so that every damaged place is named.
+    public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }) throws(TouchLogError) -> StoreVerifyReport {
+        let layout = StoreLayout(root: directory)
+        try layout.requireExisting()
+        let log = try storage { () throws(StorageError) in
+            try LogVerifier.verify(directory: layout.log, progress: progress) { header, payload in
+                let events: EventBatch
+                do { events = try EventBlockCodec.decode(payload, strict: true) } catch { return "bad block payload: \(error)" }
+                if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
+                if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
+                    return "event time \(Timestamp.format(t)) is outside the block's stated range"
+                }
+                return nil
+            }
+        }
+        return StoreVerifyReport(log: log)
+    }
+}

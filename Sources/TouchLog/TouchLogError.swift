@@ -1,0 +1,61 @@
+import TouchLogStorage
+
+/// The one error type of the TouchLog module.
+///
+/// Storage failures keep their ``StorageError`` as `cause` and their location; ``code`` says what a caller
+/// (or the CLI's exit status) should make of it.
+public struct TouchLogError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// Reading or writing the store failed.
+        public static let io = Code("io")
+        /// The store's files are damaged.
+        public static let corrupt = Code("corrupt")
+        /// Another process is the store's writer.
+        public static let locked = Code("locked")
+        /// No store (or no input file) where one was named.
+        public static let notFound = Code("notFound")
+        /// Input lines broke the contract; nothing was appended.
+        public static let invalidInput = Code("invalidInput")
+        /// An argument is out of range or inconsistent.
+        public static let invalidArgument = Code("invalidArgument")
+        /// The writer stopped after a failed write or fsync.
+        public static let writerFailed = Code("writerFailed")
+    }
+
+    public var code: Code
+    public var message: String
+    /// For ``Code-swift.struct/invalidInput``: the first problems found (at most ``IngestOptions/maxProblems``).
+    public var problems: [InputProblem] = []
+    public var cause: (any Error & Sendable)?
+
+    public init(code: Code, message: String, problems: [InputProblem] = [], cause: (any Error & Sendable)? = nil) {
+        self.code = code
+        self.message = message
+        self.problems = problems
+        self.cause = cause
+    }
+
+    public var description: String { message }
+
+    init(_ storage: StorageError) {
+        let code: Code
+        switch storage.code {
+        case .corrupt, .unsupportedVersion: code = .corrupt
+        case .locked: code = .locked
+        case .notFound: code = .notFound
+        case .invalidArgument: code = .invalidArgument
+        case .writerFailed: code = .writerFailed
+        default: code = .io
+        }
+        self.init(code: code, message: storage.description, cause: storage)
+    }
+}
+
+/// Runs `body`, turning storage errors into ``TouchLogError``.
+func storage<T>(_ body: () throws(StorageError) -> T) throws(TouchLogError) -> T {
+    do { return try body() } catch { throw TouchLogError(error) }
+}

@@ -1,0 +1,77 @@
+import TouchLogStorage
+
+/// A touchlog store opened for writing: the entry point for services that embed touchlog.
+///
+/// One process at a time may hold a store for writing (opening it takes the store's lock); any number of
+/// processes may read it meanwhile with ``StoreReader``. All methods are safe to call from many tasks at once.
+///
+/// ```swift
+/// let store = try TouchLogStore(directory: "/var/lib/touchlog")
+/// let offsets = try await store.append([
+///     Event(time: 1_654_078_874_250, profile: "p-123", type: .click, touchpoint: "summer-2022-collection"),
+/// ])
+/// ```
+public final class TouchLogStore: Sendable {
+    /// The store directory.
+    public let directory: String
+    /// What opening removed from the end of the log (a commit a crash interrupted), if anything.
+    public let recovery: RecoveryReport?
+    /// Events per block when a batch is split into blocks.
+    public let blockEvents: Int
+    private let writer: GroupCommitWriter
+
+    /// Opens the store in `directory` for writing, creating it when `create` is true and it does not exist.
+    ///
+    /// Throws ``TouchLogError/Code-swift.struct/locked`` when another process is writing to it, and
+    /// ``TouchLogError/Code-swift.struct/corrupt`` when its log is damaged before its last commit.
+    public init(directory: String, create: Bool = true, options: LogOptions = LogOptions(), blockEvents: Int = 65_536) throws(TouchLogError) {
+        let layout = StoreLayout(root: directory)
+        if create { try layout.create() } else { try layout.requireExisting() }
+        let log = try storage { () throws(StorageError) in try LogWriter(directory: layout.log, lockPath: layout.lock, options: options) }
+        self.directory = directory
+        self.recovery = log.recovery
+        self.blockEvents = max(1, blockEvents)
+        self.writer = GroupCommitWriter(log)
+    }
+
+    /// Appends `events` in one atomic commit and returns their offsets once they are durable.
+    ///
+    /// Concurrent calls are group-committed: they share an fsync but each stays atomic. Throws
+    /// ``TouchLogError/Code-swift.struct/invalidInput`` (appending nothing) when an event breaks the contract.
+    @discardableResult
+    public func append(_ events: [Event]) async throws(TouchLogError) -> Range<UInt64> {
+        let batch: EventBatch
+        do { batch = try EventBatch(events) } catch {
+            throw TouchLogError(code: .invalidInput, message: "nothing appended: \(error)")
+        }
+        return try await append(batch)
+    }
+
+    /// Appends a batch in one atomic commit and returns its offsets once they are durable.
+    @discardableResult
+    public func append(_ batch: EventBatch) async throws(TouchLogError) -> Range<UInt64> {
+        if batch.isEmpty {
+            let end = writer.withWriter { $0.endOffset }
+            return end..<end
+        }
+        let blocks = stride(from: 0, to: batch.count, by: blockEvents).map { start in
+            EventBlockCodec.encode(batch, range: start..<min(start + blockEvents, batch.count))
+        }
+        do { return try await writer.append(blocks) } catch let error as StorageError {
+            throw TouchLogError(error)
+        } catch {
+            throw TouchLogError(code: .io, message: "append failed: \(error)")
+        }
+    }
+
+    /// The offset the next appended event will get.
+    public var endOffset: UInt64 { writer.withWriter { $0.endOffset } }
+
+    /// How many times the writer has synced the log (group commit makes this fewer than the appends).
+    public var syncCount: Int { writer.withWriter { $0.syncCount } }
+
+    /// Runs `body` with the log writer to itself (bulk ingest).
+    func withLogWriter<T: Sendable>(_ body: (LogWriter) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
+        try writer.withWriter(body)
+    }
+}
