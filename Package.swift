@@ -31,7 +31,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "TouchLogGenerate",
-            dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TouchLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage"]),
         .testTarget(name: "TouchLogTests", dependencies: ["TouchLog"]),

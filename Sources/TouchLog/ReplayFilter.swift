@@ -34,7 +34,7 @@ public struct ReplayFilter: Sendable {
     }
 
     /// The positions in `block` of the events that match.
-    func matches(in block: DecodedBlock) -> [Int] {
+    public func matches(in block: DecodedBlock) -> [Int] {
         let events = block.events
         // String conditions are resolved once per dictionary entry, not per event.
         let profileAllowed = allowed(profiles, in: events.profiles)

@@ -1,0 +1,100 @@
+import ArgumentParser
+import Glibc
+import TouchLog
+
+struct AppendCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "append",
+        abstract: "Append events from JSON Lines or CSV files (or standard input), durably.",
+        discussion: """
+            All inputs of one invocation are one atomic commit: by default a single invalid line means nothing is
+            appended (exit 65) and every invalid line is reported as LINE:COLUMN reason. The events are on stable
+            storage before `appended N events, offsets A–B` is printed. Creates the store if it does not exist.
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Argument(help: ArgumentHelp("Input files; - or none for standard input.", valueName: "file"))
+    var files: [String] = []
+
+    @Option(help: "Input format (default: from the file extension, else from the first line).")
+    var format: InputFormatArgument?
+
+    @Flag(help: "Append the valid lines and report the invalid ones instead of appending nothing.")
+    var skipInvalid = false
+
+    @Option(help: ArgumentHelp("With --skip-invalid: write each refused line and its reason here, as JSON Lines.", valueName: "file"))
+    var rejects: String?
+
+    func validate() throws {
+        if rejects != nil && !skipInvalid { throw ValidationError("--rejects goes with --skip-invalid") }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input (-) can be given once") }
+    }
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        let inputs = files.isEmpty ? ["-"] : files
+        try reportingErrors {
+            for input in inputs where input != "-" && access(input, R_OK) != 0 {
+                throw TouchLogError(code: .notFound, message: "cannot read \(input): \(String(cString: strerror(errno))); nothing appended")
+            }
+            var rejectsFile: UnsafeMutablePointer<FILE>?
+            if let rejects {
+                guard let file = fopen(rejects, "w") else {
+                    throw TouchLogError(code: .io, message: "cannot write \(rejects): \(String(cString: strerror(errno)))")
+                }
+                rejectsFile = file
+            }
+            defer { if let rejectsFile { fclose(rejectsFile) } }
+            let store = try TouchLogStore(directory: directory)
+            if let recovery = store.recovery { printError("touchlog: \(recovery)") }
+            let total = inputs.reduce(Int64(0)) { $0 + ($1 == "-" ? 0 : fileBytes($1)) }
+            let progress = Progress("append")
+            var options = IngestOptions(format: format?.format, skipInvalid: skipInvalid)
+            options.skipInvalid = skipInvalid
+            let report = try store.ingest(inputs, options: options, rejected: { problem, text in
+                if let rejectsFile {
+                    var line: [UInt8] = []
+                    line.append(contentsOf: "{\"line\":\(problem.line)".utf8)
+                    if let source = problem.source { line.append(contentsOf: ",\"file\":".utf8); EventJSON.appendString(Array(source.utf8), to: &line) }
+                    if let column = problem.column { line.append(contentsOf: ",\"column\":\(column)".utf8) }
+                    line.append(contentsOf: ",\"reason\":".utf8)
+                    EventJSON.appendString(Array(problem.reason.utf8), to: &line)
+                    line.append(contentsOf: ",\"text\":".utf8)
+                    EventJSON.appendString(Array(String(decoding: text, as: UTF8.self).utf8), to: &line)
+                    line.append(contentsOf: "}\n".utf8)
+                    _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, rejectsFile) }
+                } else {
+                    printError(problem.description)
+                }
+            }, progress: { progress.update($0, of: total) })
+            progress.finish()
+            var out = StandardOutput()
+            let n = report.appendedCount
+            if n == 0 {
+                out.write("appended 0 events\n")
+            } else {
+                out.write("appended \(n) event\(n == 1 ? "" : "s"), offsets \(report.offsets.lowerBound)–\(report.offsets.upperBound - 1)\n")
+            }
+            out.flush()
+            if report.rejectedCount > 0 {
+                printError("touchlog: skipped \(report.rejectedCount) invalid line\(report.rejectedCount == 1 ? "" : "s")" + (rejects.map { " (written to \($0))" } ?? ""))
+            }
+        }
+    }
+}
+
+struct InputFormatArgument: ExpressibleByArgument {
+    var format: InputFormat
+    init?(argument: String) {
+        guard let format = InputFormat(rawValue: argument) else { return nil }
+        self.format = format
+    }
+    static var allValueStrings: [String] { InputFormat.allCases.map(\.rawValue) }
+}
+
+func fileBytes(_ path: String) -> Int64 {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+}

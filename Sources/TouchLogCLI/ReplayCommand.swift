@@ -1,0 +1,55 @@
+import ArgumentParser
+import TouchLog
+
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Print events in log order as JSON Lines, with their offset and recorded time.",
+        discussion: "The output is valid `append` input: appending it to an empty store rebuilds the same events at the same offsets."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Option(help: ArgumentHelp("First offset to print.", valueName: "n")) var fromOffset: UInt64?
+    @Option(help: ArgumentHelp("Last offset to print (inclusive).", valueName: "m")) var toOffset: UInt64?
+    @Option(help: ArgumentHelp("Only events whose event time is at or after this time.", valueName: "time")) var since: TimeArgument?
+    @Option(help: ArgumentHelp("Only events whose event time is at or before this time.", valueName: "time")) var until: TimeArgument?
+    @Option(help: ArgumentHelp("Only this profile (repeat for several).", valueName: "profile")) var profile: [String] = []
+    @Option(help: ArgumentHelp("Only this touchpoint (repeat for several).", valueName: "touchpoint")) var touchpoint: [String] = []
+    @Option(help: ArgumentHelp("Only this type: view, click or conversion (repeat for several).", valueName: "type")) var type: [EventTypeArgument] = []
+
+    func validate() throws {
+        if let fromOffset, let toOffset, fromOffset > toOffset { throw ValidationError("--from-offset is after --to-offset") }
+        if let since, let until, since.milliseconds > until.milliseconds { throw ValidationError("--since is after --until") }
+    }
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let reader = try StoreReader(directory: directory)
+            let filter = ReplayFilter(
+                fromOffset: fromOffset, toOffset: toOffset, since: since?.milliseconds, until: until?.milliseconds,
+                profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)))
+            let progress = Progress("replay")
+            var out = StandardOutput()
+            try reader.forEachBlock(matching: filter) { block in
+                for index in filter.matches(in: block) {
+                    EventJSON.appendLine(block, index, to: &out.buffer)
+                    out.flushIfFull()
+                }
+                progress.update(Int64(block.firstOffset) + Int64(block.events.count), of: Int64(reader.endOffset), unit: "events")
+            }
+            progress.finish()
+            out.flush()
+        }
+    }
+}
+
+struct EventTypeArgument: ExpressibleByArgument {
+    var type: EventType
+    init?(argument: String) {
+        guard let type = EventType(name: argument) else { return nil }
+        self.type = type
+    }
+    static var allValueStrings: [String] { EventType.allCases.map(\.name) }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import TouchLog
+
+struct StatsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stats",
+        abstract: "Events, profiles, touchpoints, files, bytes on disk and per event, time ranges, snapshots."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let reader = try StoreReader(directory: directory)
+            let progress = Progress("stats")
+            let stats = try reader.stats { done, total in progress.update(Int64(done), of: Int64(total), unit: "events") }
+            progress.finish()
+            var out = StandardOutput()
+            let types = EventType.allCases.map { ($0.name, stats.eventsByType[$0] ?? 0) }
+            if json {
+                var fields = ["\"events\":\(stats.events)"]
+                fields += types.map { "\"\($0.0)s\":\($0.1)" }
+                fields += ["\"profiles\":\(stats.profiles)", "\"touchpoints\":\(stats.touchpoints)", "\"files\":\(stats.files)",
+                           "\"blocks\":\(stats.blocks)", "\"logBytes\":\(stats.logBytes)", "\"storeBytes\":\(stats.totalBytes)",
+                           "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)", "\"segments\":\(stats.segments)"]
+                if let range = stats.timeRange { fields.append("\"timeRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]") }
+                if let range = stats.recordedRange { fields.append("\"recordedRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]") }
+                out.write("{" + fields.joined(separator: ",") + "}\n")
+            } else {
+                func row(_ name: String, _ value: String) { out.write(name.padding(16) + value + "\n") }
+                row("events", "\(stats.events)")
+                for (name, count) in types { row("  \(name)s", "\(count)") }
+                row("profiles", "\(stats.profiles)")
+                row("touchpoints", "\(stats.touchpoints)")
+                row("log files", "\(stats.files) (\(stats.blocks) blocks)")
+                row("log bytes", "\(stats.logBytes) (\(String(format1: stats.bytesPerEvent)) per event)")
+                row("store bytes", "\(stats.totalBytes)")
+                row("event times", stats.timeRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" } ?? "none")
+                row("recorded", stats.recordedRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" } ?? "none")
+                row("snapshots", "\(stats.snapshots)")
+                row("segments", "\(stats.segments)")
+            }
+            out.flush()
+        }
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,17 @@
+import ArgumentParser
+
+@main
+struct Touchlog: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "touchlog",
+        abstract: "An embedded, event-sourced store for marketing touchpoint interactions.",
+        discussion: """
+            The store is a directory given by --store DIR or the TOUCHLOG_STORE environment variable.
+            Times are RFC 3339 (2022-06-01T10:21:14.250Z, any offset) or epoch milliseconds.
+
+            Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input
+            (nothing appended); 66 no such store or input; 75 store locked by another writer.
+            """,
+        subcommands: [AppendCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self]
+    )
+}

@@ -1,0 +1,35 @@
+import ArgumentParser
+import TouchLog
+
+struct VerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check every checksum, the hash chain, offsets and payloads; print the chain head.",
+        discussion: "Exits 1 when damage is found, naming the file, block and byte of each damaged place."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let progress = Progress("verify")
+            let report = try StoreVerifier.verify(directory: directory) { done, total in progress.update(done, of: total) }
+            progress.finish()
+            let log = report.log
+            var out = StandardOutput()
+            let perEvent = log.records == 0 ? "" : " (\(String(format1: Double(log.bytes) / Double(log.records))) bytes/event)"
+            out.write("checked \(log.files) file\(log.files == 1 ? "" : "s"), \(log.blocks) blocks, \(log.records) events, \(log.bytes) bytes\(perEvent)\n")
+            out.write("chain head: \(log.head)\n")
+            if log.uncommittedTailBytes > 0 {
+                out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")
+            }
+            for problem in log.problems { out.write("damage: \(problem)\n") }
+            for problem in report.otherProblems { out.write("damage: \(problem)\n") }
+            let count = log.problems.count + report.otherProblems.count
+            out.write(count == 0 ? "ok\n" : "FAILED: \(count) problem\(count == 1 ? "" : "s") found\n")
+            out.flush()
+            if count > 0 { throw ExitCode(ExitStatus.failure) }
+        }
+    }
+}
