@@ -180,6 +180,7 @@ public final class LogWriter {
     }
 
     /// Appends `blocks` as one commit and returns their offsets once durable.
+    @discardableResult
     public func append(_ blocks: [RawBlock]) throws(StorageError) -> Range<UInt64> {
         try beginTransaction()
         do {

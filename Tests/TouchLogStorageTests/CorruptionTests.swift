@@ -1,0 +1,125 @@
+import Testing
+@testable import TouchLogStorage
+
+@Suite struct CorruptionTests {
+    /// A log of five single-block commits; returns the file and each block's start.
+    private func fiveCommits(_ dir: TemporaryDirectory, rollSize: Int64 = 64 << 20) throws -> (path: String, starts: [Int]) {
+        let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(rollSize: rollSize, clock: fixedClock))
+        for marker in 1...5 { try writer.append([testBlock(UInt8(marker))]) }
+        writer.close()
+        let reader = try LogReader(directory: dir.log)
+        return (logFilePaths(dir.log)[0], reader.blocks.map { Int($0.position) })
+    }
+
+    /// The parts of a block: every header field, the payload, the checksums.
+    static let parts: [(name: String, range: Range<Int>)] = [
+        ("magic", 0..<4), ("version", 4..<6), ("codec", 6..<7), ("flags", 7..<8), ("first offset", 8..<16),
+        ("count", 16..<20), ("stored length", 20..<24), ("raw length", 24..<28), ("reserved", 28..<32),
+        ("min time", 32..<40), ("max time", 40..<48), ("min recorded", 48..<56), ("max recorded", 56..<64),
+        ("previous hash", 64..<96), ("block hash", 96..<128), ("header check", 128..<136), ("payload", 136..<146),
+    ]
+
+    @Test(arguments: parts.map(\.name))
+    func aFlippedBitInAnyPartOfABlockIsDetectedByVerifyReadsAndTheWriter(part: String) throws {
+        let range = Self.parts.first { $0.name == part }!.range
+        for bit in [0, 3, 7] {
+            for byteInPart in [range.lowerBound, range.upperBound - 1] {
+                let dir = TemporaryDirectory()
+                let (path, starts) = try fiveCommits(dir)
+                var bytes = fileBytes(path)
+                let target = starts[2] + byteInPart
+                #expect(target < starts[3], "the flipped byte must be inside block 2")
+                bytes[target] ^= UInt8(1 << bit)
+                writeFileBytes(path, bytes)
+
+                let report = try LogVerifier.verify(directory: dir.log)
+                #expect(!report.isIntact, "\(part) byte \(byteInPart) bit \(bit) undetected by verify")
+                let named = report.problems.first?.location
+                #expect(named?.file == "log/00000000000000000000.tlog")
+                #expect(named?.block == 2)
+                #expect(named?.byte == Int64(starts[2]))
+
+                // A reader either refuses to open or refuses to serve the block; it never returns wrong bytes.
+                var served = false
+                if let reader = try? LogReader(directory: dir.log) {
+                    for block in reader.blocks where block.header.firstOffset == 20 {
+                        served = (try? reader.read(block)) != nil
+                    }
+                    if reader.endOffset < 50 && reader.blocks.count < 5 { served = false }
+                }
+                #expect(!served, "\(part) byte \(byteInPart) bit \(bit) served by a reader")
+
+                // The writer refuses a log damaged before its last commit.
+                #expect(throws: StorageError.self) { try LogWriter(directory: dir.log, lockPath: dir.lock) }
+            }
+        }
+    }
+
+    @Test func reorderedBlocksAreDetected() throws {
+        let dir = TemporaryDirectory()
+        let (path, starts) = try fiveCommits(dir)
+        var bytes = fileBytes(path)
+        let second = Array(bytes[starts[1]..<starts[2]])
+        let third = Array(bytes[starts[2]..<starts[3]])
+        #expect(second.count == third.count)
+        bytes.replaceSubrange(starts[1]..<starts[3], with: third + second)
+        writeFileBytes(path, bytes)
+        let report = try LogVerifier.verify(directory: dir.log)
+        #expect(report.problems.contains { $0.location?.byte == Int64(starts[1]) })
+        #expect(throws: StorageError.self) { try LogReader(directory: dir.log) }
+    }
+
+    @Test func aMissingOrTruncatedSealedFileIsDetected() throws {
+        let dir = TemporaryDirectory()
+        _ = try fiveCommits(dir, rollSize: 200)
+        let paths = logFilePaths(dir.log)
+        #expect(paths.count >= 3)
+        let middle = fileBytes(paths[1])
+        try SystemFile.remove(paths[1])
+        #expect(!(try LogVerifier.verify(directory: dir.log)).isIntact)
+        #expect(throws: StorageError.self) { try LogWriter(directory: dir.log, lockPath: dir.lock) }
+        writeFileBytes(paths[1], Array(middle.dropLast(5)))
+        let report = try LogVerifier.verify(directory: dir.log)
+        #expect(report.problems.contains { $0.location?.file.hasSuffix(String(paths[1].split(separator: "/").last!)) == true })
+        #expect(throws: StorageError.self) { try LogReader(directory: dir.log) }
+    }
+
+    @Test func verifyGoesOnPastDamageAndNamesEveryDamagedBlock() throws {
+        let dir = TemporaryDirectory()
+        let (path, starts) = try fiveCommits(dir)
+        var bytes = fileBytes(path)
+        bytes[starts[1] + 140] ^= 1
+        bytes[starts[3] + 140] ^= 1
+        writeFileBytes(path, bytes)
+        let report = try LogVerifier.verify(directory: dir.log)
+        #expect(report.problems.compactMap { $0.location?.block } == [1, 3])
+    }
+
+    @Test func theBlockFormatMatchesTheGoldenFile() throws {
+        // A change to the on-disk format must show up as a diff of Fixtures/format/.
+        let golden = fixturePath("format/two-blocks-v1.tlog")
+        let dir = TemporaryDirectory()
+        let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock))
+        try writer.append([testBlock(1, count: 3), testBlock(2, count: 2)])
+        writer.close()
+        let produced = fileBytes(logFilePaths(dir.log)[0])
+        if getenv("TOUCHLOG_UPDATE_GOLDEN") != nil { writeFileBytes(golden, produced) }
+        #expect(produced == fileBytes(golden))
+        let reader = try LogReader(directory: dir.log)
+        #expect(reader.blocks.count == 2)
+        #expect(try reader.read(reader.blocks[0]) == testBlock(1, count: 3).payload)
+    }
+}
+
+/// The path of a file under the package's `Fixtures/`.
+func fixturePath(_ relative: String) -> String {
+    var url = #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast()
+    while !url.isEmpty {
+        let candidate = url.joined(separator: "/") + "/Fixtures"
+        if SystemFile.isDirectory(candidate) { return candidate + "/" + relative }
+        url = url.dropLast()
+    }
+    fatalError("no Fixtures directory above \(#filePath)")
+}
+
+import Glibc
