@@ -30,7 +30,7 @@ struct ReplayCommand: ParsableCommand {
             let filter = ReplayFilter(
                 fromOffset: fromOffset, toOffset: toOffset, since: since?.milliseconds, until: until?.milliseconds,
                 profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)))
-            let progress = Progress("replay")
+            let progress = Progress("replay", sharesTerminalWithOutput: true)
             var out = StandardOutput()
             try reader.forEachBlock(matching: filter) { block in
                 for index in filter.matches(in: block) {

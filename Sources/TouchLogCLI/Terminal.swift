@@ -83,12 +83,16 @@ struct StandardOutput {
 
 /// Progress on standard error, shown only when it is a terminal and at most a few times a second.
 final class Progress {
-    private let enabled = isatty(2) == 1
+    private let enabled: Bool
     private let label: String
     private var lastShown: Int64 = 0
     private var shown = false
 
-    init(_ label: String) { self.label = label }
+    /// `sharesTerminalWithOutput`: the command prints much to stdout, so progress only shows when stdout is not the terminal.
+    init(_ label: String, sharesTerminalWithOutput: Bool = false) {
+        self.label = label
+        self.enabled = isatty(2) == 1 && !(sharesTerminalWithOutput && isatty(1) == 1)
+    }
 
     func update(_ done: Int64, of total: Int64?, unit: String = "bytes") {
         guard enabled else { return }

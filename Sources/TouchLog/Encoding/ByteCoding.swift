@@ -83,9 +83,10 @@ struct ByteReader {
         }
     }
 
-    mutating func count(max: Int, _ what: String) throws(DecodeError) -> Int {
+    /// Reads a varint that must be at most `max`; `what` names it in the error (built only on failure).
+    mutating func count(max: Int, _ what: @autoclosure () -> String) throws(DecodeError) -> Int {
         let v = try varint()
-        guard v <= UInt64(max) else { throw fail("\(what) \(v) exceeds \(max)") }
+        guard v <= UInt64(max) else { throw fail("\(what()) \(v) exceeds \(max)") }
         return Int(v)
     }
 

@@ -130,21 +130,35 @@ public enum EventBlockCodec {
         let count = try input.count(max: input.bytes.count, "\(what) dictionary size")
         var table = StringTable()
         table.ends.reserveCapacity(count)
-        var previous: [UInt8] = []
+        var previousStart = 0
+        var previousLength = 0
         for index in 0..<count {
-            let shared = try input.count(max: previous.count, "\(what) \(index) shared prefix")
+            let shared = try input.count(max: previousLength, "\(what) \(index) shared prefix")
             let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes, "\(what) \(index) length")
-            var current = Array(previous.prefix(shared))
-            current.append(contentsOf: try input.take(suffixLength))
-            if strict {
-                if current.isEmpty || current.count > EventLimits.maxIdentifierBytes { throw input.fail("\(what) \(index) is \(current.count) bytes") }
-                let ordered = current.withUnsafeBytes { c in previous.withUnsafeBytes { p in bytesPrecede(p, c) } }
-                if index > 0 && !ordered { throw input.fail("\(what) dictionary is not in ascending order at entry \(index)") }
-                if String(validating: current, as: UTF8.self) == nil { throw input.fail("\(what) \(index) is not valid UTF-8") }
-            }
-            table.append(current)
-            previous = current
+            let start = table.bytes.count
+            // The shared prefix is copied byte by byte from the previous entry (appending a slice of the
+            // array to itself would copy the whole buffer).
+            for k in 0..<shared { table.bytes.append(table.bytes[previousStart + k]) }
+            table.bytes.append(contentsOf: try input.take(suffixLength))
+            table.ends.append(UInt32(table.bytes.count))
+            if strict { try checkEntry(table, index, previousStart..<start, &input, what) }
+            previousStart = start
+            previousLength = shared + suffixLength
         }
         return table
+    }
+
+    /// Checks dictionary entry `index` against the encoder's guarantees: length, order after `previous`, UTF-8.
+    private static func checkEntry(
+        _ table: StringTable, _ index: Int, _ previous: Range<Int>, _ input: inout ByteReader, _ what: String
+    ) throws(DecodeError) {
+        let current = table.range(index)
+        if current.isEmpty || current.count > EventLimits.maxIdentifierBytes { throw input.fail("\(what) \(index) is \(current.count) bytes") }
+        let (ordered, valid) = table.bytes.withUnsafeBytes { all in
+            let entry = UnsafeRawBufferPointer(rebasing: all[current])
+            return (index == 0 || bytesPrecede(UnsafeRawBufferPointer(rebasing: all[previous]), entry), isValidUTF8(entry))
+        }
+        if !ordered { throw input.fail("\(what) dictionary is not in ascending order at entry \(index)") }
+        if !valid { throw input.fail("\(what) \(index) is not valid UTF-8") }
     }
 }

@@ -37,6 +37,12 @@ struct InputScanner {
         if descriptor != 0 { Glibc.close(descriptor) }
     }
 
+    /// True for a record of only spaces and tabs (skipped).
+    private static func isBlank(_ record: UnsafeRawBufferPointer) -> Bool {
+        guard let first = record.first, first == 0x20 || first == 0x09 else { return record.isEmpty }
+        return record.allSatisfy { $0 == 0x20 || $0 == 0x09 }
+    }
+
     /// Calls `handler` for each record; `progress` gets the bytes read so far.
     func forEachRecord(progress: (Int64) -> Void = { _ in }, _ handler: (Record) throws -> Void) throws {
         var buffer = [UInt8](repeating: 0, count: chunkBytes + maxRecordBytes)
@@ -83,7 +89,8 @@ struct InputScanner {
                         break
                     }
                     let recordLine = line
-                    line += raw[recordStart..<end].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } + 1
+                    // Only a quoted CSV field can hold a newline inside a record.
+                    line += 1 + (quoteAware ? raw[recordStart..<end].reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) } : 0)
                     if skippingLongRecord {
                         skippingLongRecord = false
                     } else {
@@ -92,7 +99,7 @@ struct InputScanner {
                         if slice.last == 0x0D { slice = UnsafeRawBufferPointer(rebasing: slice.dropLast()) }
                         if slice.count > maxRecordBytes {
                             try handler(.tooLong(line: recordLine))
-                        } else if !slice.allSatisfy({ $0 == 0x20 || $0 == 0x09 }) {
+                        } else if !Self.isBlank(slice) {
                             try handler(.text(slice, line: recordLine))
                         }
                     }

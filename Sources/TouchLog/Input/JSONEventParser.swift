@@ -74,14 +74,12 @@ struct JSONEventParser {
     private static let fieldNames = ["time", "profile", "type", "touchpoint", "value"]
 
     private static func knownField(_ key: UnsafeRawBufferPointer) -> UInt8? {
-        switch key.count {
-        case 4 where key.elementsEqual("time".utf8): return 0
-        case 7 where key.elementsEqual("profile".utf8): return 1
-        case 4 where key.elementsEqual("type".utf8): return 2
-        case 10 where key.elementsEqual("touchpoint".utf8): return 3
-        case 5 where key.elementsEqual("value".utf8): return 4
-        default: return nil
-        }
+        if key.equals("time") { return 0 }
+        if key.equals("profile") { return 1 }
+        if key.equals("type") { return 2 }
+        if key.equals("touchpoint") { return 3 }
+        if key.equals("value") { return 4 }
+        return nil
     }
 
     private mutating func parseKnown(_ field: UInt8, into fields: inout ParsedFields) throws(FieldProblem) {
@@ -117,9 +115,9 @@ struct JSONEventParser {
             guard isString else { throw problem("type must be a string: view, click or conversion") }
             let text = try parseString()
             let type = text.withBytes(in: line) { raw -> EventType? in
-                if raw.elementsEqual("view".utf8) { return .view }
-                if raw.elementsEqual("click".utf8) { return .click }
-                if raw.elementsEqual("conversion".utf8) { return .conversion }
+                if raw.equals("view") { return .view }
+                if raw.equals("click") { return .click }
+                if raw.equals("conversion") { return .conversion }
                 return nil
             }
             guard let type else { throw problem("unknown type \"\(text.string(in: line))\": expected view, click or conversion", at: start) }
@@ -137,8 +135,7 @@ struct JSONEventParser {
 
     private mutating func literal(_ word: StaticString) throws(FieldProblem) {
         let count = word.utf8CodeUnitCount
-        let matches = i + count <= line.count
-            && word.withUTF8Buffer { UnsafeRawBufferPointer(rebasing: line[i..<(i + count)]).elementsEqual($0) }
+        let matches = i + count <= line.count && UnsafeRawBufferPointer(rebasing: line[i..<(i + count)]).equals(word)
         guard matches else { throw problem("invalid JSON value") }
         i += count
     }
@@ -298,3 +295,14 @@ struct JSONEventParser {
         }
     }
 }
+
+extension UnsafeRawBufferPointer {
+    /// True when these bytes are exactly `literal`'s UTF-8 bytes.
+    @inline(__always)
+    func equals(_ literal: StaticString) -> Bool {
+        // Both buffers are valid for `count` bytes: `literal` is a compile-time constant of that length.
+        count == literal.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, literal.utf8Start, count) == 0)
+    }
+}
+
+import Glibc
