@@ -31,10 +31,25 @@ struct StoreLayout {
     }
 
     /// Creates the directories of a new store (the writer does this; existing ones are kept).
+    /// New directories are synced with their parents, so a crash cannot lose the store's skeleton.
     func create() throws(TouchLogError) {
+        var created = false
         for path in [root, log, snapshots, segments] {
-            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            if mkdir(path, 0o755) == 0 {
+                created = true
+            } else if errno != EEXIST {
                 throw TouchLogError(code: .io, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        if created {
+            let parent = root.contains("/") ? String(root[..<root.lastIndex(of: "/")!]) : "."
+            for directory in [parent.isEmpty ? "/" : parent, root] {
+                let fd = open(directory, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0, fsync(fd) == 0 else {
+                    if fd >= 0 { close(fd) }
+                    throw TouchLogError(code: .io, message: "cannot sync directory \(directory): \(String(cString: strerror(errno)))")
+                }
+                close(fd)
             }
         }
     }

@@ -35,7 +35,7 @@ struct StatsCommand: ParsableCommand {
                 for (name, count) in types { row("  \(name)s", "\(count)") }
                 row("profiles", "\(stats.profiles)")
                 row("touchpoints", "\(stats.touchpoints)")
-                row("log files", "\(stats.files) (\(stats.blocks) blocks)")
+                row("log files", "\(stats.files) (\(counted(stats.blocks, "block")))")
                 row("log bytes", "\(stats.logBytes) (\(String(format1: stats.bytesPerEvent)) per event)")
                 row("store bytes", "\(stats.totalBytes)")
                 row("event times", stats.timeRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" } ?? "none")

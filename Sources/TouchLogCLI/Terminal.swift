@@ -138,3 +138,8 @@ func monotonicMilliseconds() -> Int64 {
     clock_gettime(CLOCK_MONOTONIC, &spec)
     return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
 }
+
+/// `1 block`, `2 blocks`: a count with its noun, plural when needed.
+func counted(_ n: some BinaryInteger, _ noun: String) -> String {
+    "\(n) \(noun)\(n == 1 ? "" : "s")"
+}

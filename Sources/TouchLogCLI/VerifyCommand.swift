@@ -19,7 +19,7 @@ struct VerifyCommand: ParsableCommand {
             let log = report.log
             var out = StandardOutput()
             let perEvent = log.records == 0 ? "" : " (\(String(format1: Double(log.bytes) / Double(log.records))) bytes/event)"
-            out.write("checked \(log.files) file\(log.files == 1 ? "" : "s"), \(log.blocks) blocks, \(log.records) events, \(log.bytes) bytes\(perEvent)\n")
+            out.write("checked \(counted(log.files, "file")), \(counted(log.blocks, "block")), \(counted(log.records, "event")), \(log.bytes) bytes\(perEvent)\n")
             out.write("chain head: \(log.head)\n")
             if log.uncommittedTailBytes > 0 {
                 out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")

@@ -14,7 +14,7 @@ import TouchLog
         #expect(withoutRecorded(replay.stdout) == golden)
         let verify = try touchlog(["verify", "--store", scratch.store])
         #expect(verify.status == 0)
-        #expect(verify.stdout.contains("checked 1 file, 1 blocks, 42 events"))
+        #expect(verify.stdout.contains("checked 1 file, 1 block, 42 events"))
         #expect(verify.stdout.contains("chain head: "))
         #expect(verify.stdout.hasSuffix("ok\n"))
         let stats = try touchlog(["stats", "--store", scratch.store])
