@@ -31,11 +31,13 @@ let package = Package(
         ),
         .executableTarget(
             name: "TouchLogGenerate",
-            dependencies: ["TouchLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TouchLog", "TouchLogTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage"]),
-        .testTarget(name: "TouchLogTests", dependencies: ["TouchLog"]),
-        .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog"]),
+        // Deterministic randomness, temporary directories and fixture paths for the tests and the generator.
+        .target(name: "TouchLogTestSupport"),
+        .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),
+        .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
+        .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import TouchLog
+import TouchLogTestSupport
 
 /// Deterministic synthetic touchpoint events for tests and benchmarks: the same arguments always give the
 /// same bytes.
@@ -99,23 +100,6 @@ struct Generate: ParsableCommand {
         }
         out.removeAll(keepingCapacity: true)
     }
-}
-
-/// SplitMix64: a small, fast, well-distributed generator, fully determined by its seed.
-struct SplitMix64 {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A uniform double in [0, 1).
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
 }
 
 extension String {

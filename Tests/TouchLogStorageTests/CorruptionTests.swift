@@ -112,14 +112,6 @@ import Testing
 }
 
 /// The path of a file under the package's `Fixtures/`.
-func fixturePath(_ relative: String) -> String {
-    var url = #filePath.split(separator: "/", omittingEmptySubsequences: false).dropLast()
-    while !url.isEmpty {
-        let candidate = url.joined(separator: "/") + "/Fixtures"
-        if SystemFile.isDirectory(candidate) { return candidate + "/" + relative }
-        url = url.dropLast()
-    }
-    fatalError("no Fixtures directory above \(#filePath)")
-}
+func fixturePath(_ relative: String) -> String { fixturePath(relative, from: #filePath) }
 
 import Glibc

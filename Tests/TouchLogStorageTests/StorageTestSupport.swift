@@ -1,36 +1,12 @@
 import Glibc
 @testable import TouchLogStorage
+@_exported import TouchLogTestSupport
 
-/// A fresh temporary directory, removed when the test's scope ends.
-final class TemporaryDirectory {
-    let path: String
+typealias TestRandom = SplitMix64
 
-    init() {
-        var template = Array("/tmp/touchlog-test-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    deinit { _ = system("rm -rf '\(path)'") }
-
+extension TemporaryDirectory {
     var log: String { path + "/log" }
     var lock: String { path + "/LOCK" }
-}
-
-/// Deterministic pseudo-random numbers for tests.
-struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }
 
 /// A block whose payload is `count` copies of a marker, so tests can tell blocks apart.

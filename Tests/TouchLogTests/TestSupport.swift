@@ -1,49 +1,8 @@
 import Glibc
 @testable import TouchLog
+@_exported import TouchLogTestSupport
 
-/// A fresh temporary directory, removed when released.
-final class TemporaryDirectory {
-    let path: String
-
-    init() {
-        var template = Array("/tmp/touchlog-test-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    deinit { _ = system("rm -rf '\(path)'") }
-
-    func file(_ name: String, _ contents: String) -> String {
-        let full = path + "/" + name
-        let f = fopen(full, "w")!
-        fputs(contents, f)
-        fclose(f)
-        return full
-    }
-
-    func file(_ name: String, bytes: [UInt8]) -> String {
-        let full = path + "/" + name
-        let f = fopen(full, "w")!
-        _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
-        fclose(f)
-        return full
-    }
-}
-
-struct TestRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) * 0x1.0p-53 < p }
-}
+typealias TestRandom = SplitMix64
 
 /// Random events covering the contract's corners: unicode and escapes in ids, 1- and 256-byte ids, conversions
 /// with and without touchpoints and values, times across the whole allowed range.
