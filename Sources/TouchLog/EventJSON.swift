@@ -29,7 +29,7 @@ public enum EventJSON {
     }
 
     /// A JSON number for a finite double: integers without a fraction, others in Swift's shortest round-trip form.
-    static func formatNumber(_ value: Double) -> String {
+    public static func formatNumber(_ value: Double) -> String {
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
         return "\(value)"
     }

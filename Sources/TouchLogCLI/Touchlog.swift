@@ -12,6 +12,7 @@ struct Touchlog: ParsableCommand {
             Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input
             (nothing appended); 66 no such store or input; 75 store locked by another writer.
             """,
-        subcommands: [AppendCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self]
+        subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
+                      ReplayCommand.self, VerifyCommand.self, StatsCommand.self]
     )
 }

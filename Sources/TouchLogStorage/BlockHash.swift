@@ -33,3 +33,10 @@ enum Digest {
         return Array(hasher.finalize())
     }
 }
+
+extension BlockHash {
+    /// The SHA-256 of `bytes` (for checksummed files outside the log: definitions, snapshots).
+    public static func sha256(of bytes: [UInt8]) -> BlockHash {
+        BlockHash(bytes: Digest.sha256(bytes[...]))
+    }
+}

@@ -1,3 +1,5 @@
+import TouchLogStorage
+
 /// Event and recorded times: RFC 3339 and epoch milliseconds in, RFC 3339 UTC with milliseconds out.
 public enum Timestamp {
     /// Parses an RFC 3339 date-time (any offset; `T`, `t` or a space between date and time; fractional seconds
@@ -81,6 +83,9 @@ public enum Timestamp {
         let ms = seconds * 1000 + Int64(millis)
         return ms >= EventLimits.minTime && ms <= EventLimits.maxTime ? ms : nil
     }
+
+    /// The current real-time clock in epoch milliseconds.
+    public static func now() -> Int64 { LogOptions.systemClock() }
 
     /// Formats epoch milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     public static func format(_ ms: Int64) -> String {

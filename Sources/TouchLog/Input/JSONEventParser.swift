@@ -14,6 +14,15 @@ struct JSONEventParser {
 
     private init(line: UnsafeRawBufferPointer) { self.line = line }
 
+    /// Decodes the JSON string whose opening quote is at `start` in `text` (escapes, surrogates, UTF-8 checked);
+    /// returns its bytes and the index just past its closing quote.
+    static func string(in text: UnsafeRawBufferPointer, at start: Int) throws(FieldProblem) -> (bytes: [UInt8], end: Int) {
+        var parser = JSONEventParser(line: text)
+        parser.i = start
+        let field = try parser.parseString()
+        return (field.withBytes(in: text) { Array($0) }, parser.i)
+    }
+
     private func problem(_ reason: String, at position: Int? = nil) -> FieldProblem {
         FieldProblem(column: (position ?? i) + 1, reason: reason)
     }

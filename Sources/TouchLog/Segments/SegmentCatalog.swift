@@ -1,0 +1,119 @@
+import Glibc
+
+/// The segment definitions of a store, every version kept.
+///
+/// `STORE/segments/NAME/000001.json`, `000002.json`, …: each version as a checksummed file
+/// (see `DurableFile`). Removing a segment writes a `NNNNNN.removed` marker as its next version: the
+/// earlier versions stay for audit, and putting the name again continues the numbering.
+public struct SegmentCatalog: Sendable {
+    let directory: String
+
+    /// One version of a segment.
+    public struct Version: Sendable, Equatable {
+        public var number: Int
+        /// Nil for a removal marker.
+        public var definition: SegmentDefinition?
+    }
+
+    init(layout: StoreLayout) { directory = layout.segments }
+
+    /// Every version of `name`, oldest first (empty when it was never defined).
+    public func history(_ name: String) throws(TouchLogError) -> [Version] {
+        guard SegmentDefinition.isValidName(name) else { throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"") }
+        let folder = directory + "/" + name
+        guard let names = try? listDirectory(folder) else { return [] }
+        var versions: [Version] = []
+        for file in names.sorted() {
+            let parts = file.split(separator: ".")
+            guard parts.count == 2, let number = Int(parts[0]), parts[0].count == 6 else { continue }
+            if parts[1] == "removed" {
+                versions.append(Version(number: number, definition: nil))
+            } else if parts[1] == "json" {
+                let body = try DurableFile.read(folder + "/" + file, kind: "segment")
+                do {
+                    versions.append(Version(number: number, definition: try SegmentDefinition(json: String(decoding: body, as: UTF8.self))))
+                } catch {
+                    throw TouchLogError(code: .corrupt, message: "segments/\(name)/\(file): stored definition is invalid: \(error)")
+                }
+            }
+        }
+        return versions.sorted { $0.number < $1.number }
+    }
+
+    /// The current definition of `name` and its version; `notFound` when never defined or removed.
+    public func current(_ name: String) throws(TouchLogError) -> (version: Int, definition: SegmentDefinition) {
+        guard let last = try history(name).last, let definition = last.definition else {
+            throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\" (see `touchlog segment list`)")
+        }
+        return (last.number, definition)
+    }
+
+    /// Version `number` of `name`.
+    public func version(_ name: String, _ number: Int) throws(TouchLogError) -> SegmentDefinition {
+        let all = try history(name)
+        guard let found = all.first(where: { $0.number == number }) else {
+            throw TouchLogError(code: .notFound, message: "segment \"\(name)\" has no version \(number)" + (all.isEmpty ? "" : " (it has 1–\(all.last!.number))"))
+        }
+        guard let definition = found.definition else {
+            throw TouchLogError(code: .notFound, message: "version \(number) of segment \"\(name)\" is its removal")
+        }
+        return definition
+    }
+
+    /// The current segments: name, version and description, sorted by name.
+    public func list() throws(TouchLogError) -> [(name: String, version: Int, definition: SegmentDefinition)] {
+        let names = ((try? listDirectory(directory)) ?? []).filter { SegmentDefinition.isValidName($0) }.sorted()
+        var result: [(name: String, version: Int, definition: SegmentDefinition)] = []
+        for name in names {
+            if let last = try history(name).last, let definition = last.definition { result.append((name, last.number, definition)) }
+        }
+        return result
+    }
+
+    /// Stores `definition` as the next version of its name; returns the version and whether anything changed
+    /// (putting the current definition again stores nothing).
+    func put(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
+        let history = try history(definition.name)
+        if let last = history.last, last.definition == definition { return (last.number, false) }
+        let number = (history.last?.number ?? 0) + 1
+        let folder = directory + "/" + definition.name
+        if mkdir(folder, 0o755) == 0 { try DurableFile.syncDirectory(directory) }
+        try DurableFile.write(Array((definition.json + "\n").utf8), kind: "segment", to: folder + "/" + Self.fileName(number, "json"))
+        return (number, true)
+    }
+
+    /// Marks `name` removed; returns the marker's version.
+    func remove(_ name: String) throws(TouchLogError) -> Int {
+        let (version, _) = try current(name)
+        let path = directory + "/" + name + "/" + Self.fileName(version + 1, "removed")
+        try DurableFile.write([], kind: "segment-removed", to: path)
+        return version + 1
+    }
+
+    static func fileName(_ number: Int, _ suffix: String) -> String {
+        let digits = String(number)
+        return String(repeating: "0", count: max(0, 6 - digits.count)) + digits + "." + suffix
+    }
+}
+
+extension TouchLogStore {
+    /// The store's segment definitions.
+    public var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }
+
+    /// Stores a definition as the next version of its name (the writer lock serializes this with appends).
+    @discardableResult
+    public func putSegment(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
+        try withLogWriter { _ throws(TouchLogError) in try segments.put(definition) }
+    }
+
+    /// Removes a segment; its versions are kept for audit.
+    @discardableResult
+    public func removeSegment(_ name: String) throws(TouchLogError) -> Int {
+        try withLogWriter { _ throws(TouchLogError) in try segments.remove(name) }
+    }
+}
+
+extension StoreReader {
+    /// The store's segment definitions.
+    public var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }
+}

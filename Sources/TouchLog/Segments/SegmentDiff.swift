@@ -1,0 +1,32 @@
+/// Who entered and who left a segment between two member lists (both sorted by bytes).
+public struct SegmentDiff: Sendable {
+    public struct Change: Sendable, Equatable {
+        public var profile: String
+        /// True for an entry (+), false for an exit (−).
+        public var entered: Bool
+    }
+
+    /// Entries and exits, sorted by profile bytes.
+    public let changes: [Change]
+
+    public init(before: [String], after: [String]) {
+        var changes: [Change] = []
+        var i = 0
+        var j = 0
+        let a = before.map { Array($0.utf8) }
+        let b = after.map { Array($0.utf8) }
+        while i < a.count || j < b.count {
+            if j == b.count || (i < a.count && a[i].lexicographicallyPrecedes(b[j])) {
+                changes.append(Change(profile: before[i], entered: false))
+                i += 1
+            } else if i == a.count || b[j].lexicographicallyPrecedes(a[i]) {
+                changes.append(Change(profile: after[j], entered: true))
+                j += 1
+            } else {
+                i += 1
+                j += 1
+            }
+        }
+        self.changes = changes
+    }
+}

@@ -1,0 +1,163 @@
+import ArgumentParser
+import TouchLog
+
+/// `--as-of` and `--known-at`, shared by the query commands.
+struct TimeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Evaluate with the events whose event time is at or before this time (default: now).", valueName: "time"))
+    var asOf: TimeArgument?
+    @Option(help: ArgumentHelp("…and only those recorded at or before this time (default: everything recorded).", valueName: "time"))
+    var knownAt: TimeArgument?
+
+    var queryTime: QueryTime {
+        QueryTime(asOf: asOf?.milliseconds ?? Timestamp.now(), knownAt: knownAt?.milliseconds)
+    }
+}
+
+/// A segment named in the store, or a definition file given by `--rules`.
+func resolveDefinition(_ reader: StoreReader, name: String?, rulesFile: String?) throws -> SegmentDefinition {
+    if let rulesFile { return try loadDefinition(rulesFile) }
+    guard let name else { throw ValidationError("name a segment or give --rules FILE") }
+    return try reader.segments.current(name).definition
+}
+
+struct QueryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "query",
+        abstract: "The members of a segment, one profile per line, sorted by bytes.",
+        discussion: "As of a time (--as-of, default now) and by what the store knew at a time (--known-at, default everything)."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The segment's name.") var name: String?
+    @Option(help: ArgumentHelp("Evaluate this definition file instead of a stored segment.", valueName: "file.json")) var rules: String?
+    @OptionGroup var time: TimeOptions
+    @Option(help: "text (one profile per line), csv (with a header) or jsonl.") var format: OutputFormat = .text
+    @Flag(help: "Print only the number of members.") var count = false
+
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, csv, jsonl }
+
+    func validate() throws {
+        if (name == nil) == (rules == nil) { throw ValidationError("give a segment name or --rules FILE (one of them)") }
+    }
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let reader = try StoreReader(directory: directory)
+            let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
+            let members = try reader.members(of: definition, at: time.queryTime)
+            var out = StandardOutput()
+            if count {
+                out.write("\(members.count)\n")
+            } else {
+                if format == .csv { out.write("profile\n") }
+                for profile in members {
+                    switch format {
+                    case .text: out.write(profile + "\n")
+                    case .csv: out.write(csvField(profile) + "\n")
+                    case .jsonl:
+                        var line = Array("{\"profile\":".utf8)
+                        EventJSON.appendString(Array(profile.utf8), to: &line)
+                        out.write(String(decoding: line, as: UTF8.self) + "}\n")
+                    }
+                }
+            }
+            out.flush()
+        }
+    }
+
+    func csvField(_ text: String) -> String {
+        text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+            ? "\"" + text.replacingAll("\"", with: "\"\"") + "\"" : text
+    }
+}
+
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Whether a profile is in a segment, each rule's verdict, and the events that decided it."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The segment's name.") var name: String
+    @Argument(help: "The profile.") var profile: String
+    @OptionGroup var time: TimeOptions
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let reader = try StoreReader(directory: directory)
+            let (version, definition) = try reader.segments.current(name)
+            let explanation = try reader.explain(definition, profile: profile, at: time.queryTime)
+            var out = StandardOutput()
+            let when = "as of \(Timestamp.format(explanation.time.asOf))" + (explanation.time.knownAt.map { ", known at \(Timestamp.format($0))" } ?? "")
+            if !explanation.isKnown {
+                out.write("\(profile) is NOT a member of \(name) (version \(version)) \(when): no events of this profile are visible then\n")
+            } else {
+                out.write("\(profile) is \(explanation.isMember ? "a member" : "NOT a member") of \(name) (version \(version)) \(when)\n")
+                out.write("match \(definition.match.rawValue) of \(definition.rules.count) rule\(definition.rules.count == 1 ? "" : "s"):\n")
+                for verdict in explanation.rules { write(verdict, indent: "  ", to: &out) }
+            }
+            out.flush()
+        }
+    }
+
+    func write(_ verdict: Explanation.RuleVerdict, indent: String, to out: inout StandardOutput) {
+        out.write("\(indent)\(verdict.path) \(verdict.holds ? "holds" : "does not hold"): \(verdict.negated ? "NOT " : "")\(verdict.summary)\n")
+        if verdict.children.isEmpty {
+            out.write("\(indent)  \(verdict.qualifying.count) qualifying event\(verdict.qualifying.count == 1 ? "" : "s")\(verdict.qualifying.isEmpty ? "" : ":")\n")
+            for event in verdict.qualifying { out.write("\(indent)    \(describe(event))\n") }
+            if verdict.conversion != nil && !verdict.qualifying.isEmpty {
+                if verdict.conversions.isEmpty {
+                    out.write("\(indent)  no conversion from the first qualifying event to T\n")
+                } else {
+                    out.write("\(indent)  conversions from the first qualifying event to T:\n")
+                    for event in verdict.conversions { out.write("\(indent)    \(describe(event))\n") }
+                }
+            }
+        }
+        for child in verdict.children { write(child, indent: indent + "  ", to: &out) }
+    }
+
+    func describe(_ stored: StoredEvent) -> String {
+        let e = stored.event
+        return "offset \(stored.offset)  \(Timestamp.format(e.time))  \(e.type.name)" + (e.touchpoint.map { "  \($0)" } ?? "")
+            + (e.value.map { "  value \(EventJSON.formatNumber($0))" } ?? "") + "  (recorded \(Timestamp.format(stored.recorded)))"
+    }
+}
+
+struct DiffCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "diff",
+        abstract: "Who entered (+profile) and who left (-profile) a segment between two times, sorted by profile."
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Argument(help: "The segment's name.") var name: String
+    @Option(help: ArgumentHelp("The earlier time.", valueName: "time")) var from: TimeArgument
+    @Option(help: ArgumentHelp("The later time.", valueName: "time")) var to: TimeArgument
+    @Option(help: ArgumentHelp("Evaluate both times by what the store knew at this time (default: everything).", valueName: "time")) var knownAt: TimeArgument?
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let reader = try StoreReader(directory: directory)
+            let definition = try reader.segments.current(name).definition
+            let before = try reader.members(of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds))
+            let after = try reader.members(of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds))
+            var out = StandardOutput()
+            for change in SegmentDiff(before: before, after: after).changes {
+                out.write((change.entered ? "+" : "-") + change.profile + "\n")
+            }
+            out.flush()
+        }
+    }
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var result = ""
+        for c in self { if c == target { result += replacement } else { result.append(c) } }
+        return result
+    }
+}

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Glibc
+import TouchLog
+
+struct SegmentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "segment",
+        abstract: "Manage segment definitions (every version is kept).",
+        subcommands: [Put.self, List.self, Show.self, Remove.self]
+    )
+
+    struct Put: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "put", abstract: "Store a definition from a JSON file (- for standard input) as its name's next version.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: ArgumentHelp("The definition.", valueName: "file.json")) var file: String
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let definition = try loadDefinition(file)
+                let store = try TouchLogStore(directory: directory)
+                let (version, changed) = try store.putSegment(definition)
+                var out = StandardOutput()
+                out.write(changed ? "stored segment \(definition.name) version \(version)\n" : "segment \(definition.name) unchanged (version \(version))\n")
+                out.flush()
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "The current segments: name, version, description.")
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let reader = try StoreReader(directory: directory)
+                var out = StandardOutput()
+                for (name, version, definition) in try reader.segments.list() {
+                    out.write("\(name)\tv\(version)\(definition.description.map { "\t" + $0 } ?? "")\n")
+                }
+                out.flush()
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a segment's definition (the current version, or --version N).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "The segment's name.") var name: String
+        @Option(help: "A past version.") var version: Int?
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let reader = try StoreReader(directory: directory)
+                let definition = try version.map { v throws(TouchLogError) in try reader.segments.version(name, v) } ?? reader.segments.current(name).definition
+                var out = StandardOutput()
+                out.write(definition.json + "\n")
+                out.flush()
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a segment (its versions are kept for audit).")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "The segment's name.") var name: String
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let reader = try StoreReader(directory: directory)
+                _ = try reader.segments.current(name)
+                let store = try TouchLogStore(directory: directory, create: false)
+                let version = try store.removeSegment(name)
+                var out = StandardOutput()
+                out.write("removed segment \(name) (version \(version); earlier versions kept)\n")
+                out.flush()
+            }
+        }
+    }
+}
+
+/// Reads and checks a definition file; a grammar error is invalid input (exit 65) naming the JSON path.
+func loadDefinition(_ path: String) throws -> SegmentDefinition {
+    let text: String
+    if path == "-" {
+        var bytes: [UInt8] = []
+        while let line = readLine(strippingNewline: false) { bytes.append(contentsOf: line.utf8) }
+        text = String(decoding: bytes, as: UTF8.self)
+    } else {
+        guard let file = fopen(path, "r") else {
+            throw TouchLogError(code: .notFound, message: "cannot read \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            if n == 0 { break }
+            bytes.append(contentsOf: buffer[..<n])
+        }
+        text = String(decoding: bytes, as: UTF8.self)
+    }
+    do {
+        return try SegmentDefinition(json: text)
+    } catch {
+        throw TouchLogError(code: .invalidInput, message: "\(path == "-" ? "standard input" : path): \(error)")
+    }
+}
