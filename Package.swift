@@ -20,6 +20,12 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
         ),
+        // Test-only: SQLite is the independent reference the segment engine is checked against.
+        .systemLibrary(
+            name: "CTouchLogSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
         .target(
             name: "TouchLogStorage",
             dependencies: ["CTouchLogLZ4", .product(name: "Crypto", package: "swift-crypto")]
@@ -36,7 +42,7 @@ let package = Package(
         // Deterministic randomness, temporary directories and fixture paths for the tests and the generator.
         .target(name: "TouchLogTestSupport"),
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),
-        .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
+        .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

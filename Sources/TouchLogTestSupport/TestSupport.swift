@@ -70,3 +70,15 @@ public func fixturePath(_ relative: String, from file: String) -> String {
     }
     fatalError("no Fixtures directory above \(file)")
 }
+
+/// A clock that tests set by hand (for recorded times): `LogOptions(clock: clock.read)`.
+public final class ManualClock: @unchecked Sendable {
+    // Unchecked: tests set it between appends, never concurrently with a read.
+    private var value: Int64
+
+    public init(_ start: Int64 = 0) { value = start }
+
+    public func set(_ milliseconds: Int64) { value = milliseconds }
+
+    public func read() -> Int64 { value }
+}

@@ -17,9 +17,9 @@ import Testing
 
     @Test func recordedTimeNeverDecreasesEvenWhenTheClockGoesBack() throws {
         let dir = TemporaryDirectory()
-        let clock = ClockBox()
+        let clock = ManualClock()
         var options = LogOptions()
-        options.clock = { clock.now() }
+        options.clock = { clock.read() }
         clock.set(5_000)
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: options)
         try writer.append([testBlock(1)])
@@ -109,10 +109,4 @@ import Testing
         #expect(syncs < 200, "group commit shares fsyncs (got \(syncs) for 200 appends)")
         #expect(try LogVerifier.verify(directory: dir.log).isIntact)
     }
-}
-
-final class ClockBox: @unchecked Sendable {
-    private var value: Int64 = 0
-    func set(_ v: Int64) { value = v }
-    func now() -> Int64 { value }
 }

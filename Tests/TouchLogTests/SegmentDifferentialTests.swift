@@ -1,0 +1,158 @@
+import Testing
+@testable import TouchLog
+import TouchLogStorage
+
+/// The engine against SQL: generated events with late arrivals and several commits (so known-at matters),
+/// hundreds of random rule trees drawn from the whole grammar, random as-of and known-at times.
+@Suite struct SegmentDifferentialTests {
+    static let start: Int64 = 1_654_041_600_000  // 2022-06-01T00:00:00Z
+    static let span: Int64 = 60 * 86_400_000
+    static let touchpoints = ["summer-2022-collection", "summer-2022-sale", "summer-2023", "discount-notification", "discount-iphone",
+                              "iphone-13", "iphone-interest", "store-location", "store", "é-vente", "日本-banner"]
+
+    struct Dataset {
+        var events: [(event: Event, recorded: Int64)] = []
+        var commitTimes: [Int64] = []
+    }
+
+    /// Events appended in 8 commits, each recorded an hour after the last; event times are not in log order.
+    static func dataset(seed: UInt64, store directory: String) async throws -> Dataset {
+        var random = TestRandom(seed: seed)
+        let profiles = (0..<50).map { "p-\($0)" } + ["é-1", "Z-2", "p", "p-1-x"]
+        let clock = ManualClock()
+        let store = try TouchLogStore(directory: directory, options: LogOptions(clock: { clock.read() }), blockEvents: 64)
+        var data = Dataset()
+        for commit in 0..<8 {
+            let recorded = start + span + Int64(commit) * 3_600_000
+            clock.set(recorded)
+            data.commitTimes.append(recorded)
+            var events: [Event] = []
+            for _ in 0..<(60 + random.below(80)) {
+                let roll = random.below(100)
+                let type: EventType = roll < 50 ? .view : roll < 85 ? .click : .conversion
+                let touchpoint: String? = type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)]
+                // Mostly clustered by commit, with late arrivals anywhere in the span.
+                let base = start + span * Int64(commit) / 8
+                var time = random.chance(0.15) ? start + Int64(random.below(Int(span))) : base + Int64(random.below(Int(span / 6)))
+                // Most times on a 6-hour grid, so that ties (a conversion at the same instant as a click, an event
+                // exactly at T − 30d or at a from/to bound) happen often and the inclusive bounds are exercised.
+                if random.chance(0.6) { time -= (time - start) % 21_600_000 }
+                events.append(Event(time: time, profile: profiles[random.below(profiles.count)], type: type, touchpoint: touchpoint,
+                                    value: type == .conversion ? Double(random.below(10_000)) / 100 : nil))
+            }
+            try await store.append(events)
+            data.events += events.map { ($0, recorded) }
+        }
+        return data
+    }
+
+    static func randomOperand(_ random: inout TestRandom) -> String {
+        let touchpoint = Array(touchpoints[random.below(touchpoints.count)])
+        let length = 1 + random.below(touchpoint.count)
+        let from = random.below(touchpoint.count - length + 1)
+        return String(touchpoint[from..<(from + length)])
+    }
+
+    static func randomTime(_ random: inout TestRandom) -> Int64 {
+        let time = start - 2 * 86_400_000 + Int64(random.below(Int(span + 4 * 86_400_000)))
+        return random.chance(0.5) ? time - (time - start) % 21_600_000 : time
+    }
+
+    static func randomRule(_ random: inout TestRandom, depth: Int) -> SegmentDefinition.Rule {
+        let negate = random.chance(0.2)
+        if depth < 3 && random.chance(0.25) {
+            return .group(random.chance(0.5) ? .all : .any, (0..<(1 + random.below(3))).map { _ in randomRule(&random, depth: depth + 1) }, negate: negate)
+        }
+        let interactions: [InteractionRule.Interaction] = [.view, .click, .any, .conversion]
+        var rule = InteractionRule(interaction: interactions[random.below(4)])
+        if rule.interaction != .conversion || random.chance(0.5) {
+            switch random.below(5) {
+            case 0: rule.touchpoint = .exactly(Array(touchpoints[random.below(touchpoints.count)].utf8))
+            case 1: rule.touchpoint = .contains(Array(randomOperand(&random).utf8))
+            case 2: rule.touchpoint = .startsWith(Array(touchpoints[random.below(touchpoints.count)].utf8.prefix(1 + random.below(10))))
+            case 3: rule.touchpoint = .endsWith(Array(touchpoints[random.below(touchpoints.count)].utf8.suffix(1 + random.below(10))))
+            default: rule.touchpoint = .oneOf((0..<(1 + random.below(3))).map { _ in Array(touchpoints[random.below(touchpoints.count)].utf8) })
+            }
+            // Byte-level prefixes and suffixes can cut a UTF-8 sequence; definitions are text, so keep only valid ones.
+            if case .startsWith(let s) = rule.touchpoint, String(validating: s, as: UTF8.self) == nil { rule.touchpoint = .exactly(Array("store".utf8)) }
+            if case .endsWith(let s) = rule.touchpoint, String(validating: s, as: UTF8.self) == nil { rule.touchpoint = .exactly(Array("store".utf8)) }
+        }
+        switch random.below(10) {
+        case 0..<4: break
+        case 4..<7: rule.timeframe = .last(milliseconds: [3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000, Int64(1 + random.below(Int(span)))][random.below(5)])
+        default:
+            var from: Int64? = random.chance(0.7) ? randomTime(&random) : nil
+            var to: Int64? = random.chance(0.7) ? randomTime(&random) : nil
+            if let f = from, let t = to, f > t { (from, to) = (t, f) }
+            if from == nil && to == nil { from = randomTime(&random) }
+            rule.timeframe = .between(from: from, to: to)
+        }
+        switch random.below(6) {
+        case 0: rule.atLeast = 1 + random.below(3)
+        case 1: rule.atMost = 1 + random.below(3)
+        case 2:
+            rule.atLeast = 1 + random.below(3)
+            rule.atMost = rule.atLeast + random.below(3)
+        default: break
+        }
+        if rule.interaction != .conversion {
+            switch random.below(10) {
+            case 0..<3: rule.conversion = .converted
+            case 3..<6: rule.conversion = .notConverted
+            default: break
+            }
+        }
+        return .interaction(rule, negate: negate)
+    }
+
+    static func randomDefinition(_ random: inout TestRandom, index: Int) -> SegmentDefinition {
+        SegmentDefinition(name: "random-\(index)", match: random.chance(0.5) ? .all : .any,
+                          rules: (0..<(1 + random.below(3))).map { _ in randomRule(&random, depth: 1) })
+    }
+
+    static func randomQueryTime(_ random: inout TestRandom, _ data: Dataset) -> QueryTime {
+        var asOf = randomTime(&random)
+        if random.chance(0.3) {
+            // On or just before an event's time: the inclusive bounds must agree exactly.
+            asOf = data.events[random.below(data.events.count)].event.time - Int64(random.below(2))
+        }
+        var knownAt: Int64?
+        switch random.below(10) {
+        case 0..<4: knownAt = nil
+        case 4..<8: knownAt = data.commitTimes[random.below(data.commitTimes.count)] - Int64(random.below(2))
+        default: knownAt = data.commitTimes[0] + Int64(random.below(8 * 3_600_000))
+        }
+        return QueryTime(asOf: asOf, knownAt: knownAt)
+    }
+
+    @Test(arguments: [UInt64(1), 2, 3])
+    func everyAnswerEqualsThePlainSQLEvaluation(seed: UInt64) async throws {
+        let dir = TemporaryDirectory()
+        let data = try await Self.dataset(seed: seed, store: dir.path + "/s")
+        let reference = SQLiteReference(events: data.events)
+        let reader = try StoreReader(directory: dir.path + "/s")
+        var random = TestRandom(seed: seed &* 1_000_003)
+        var cases = 0
+        var nonEmpty = 0
+        for index in 0..<120 {
+            let definition = Self.randomDefinition(&random, index: index)
+            #expect(try SegmentDefinition(json: definition.json) == definition, "JSON round trip of \(definition.json)")
+            for _ in 0..<30 {
+                let time = Self.randomQueryTime(&random, data)
+                let engine = try reader.members(of: definition, at: time)
+                let sql = reference.members(definition, at: time)
+                #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
+                cases += 1
+                if !sql.isEmpty { nonEmpty += 1 }
+                if cases % 6 == 0 {
+                    let profile = data.events[random.below(data.events.count)].event.profile
+                    let explanation = try reader.explain(definition, profile: profile, at: time)
+                    #expect(explanation.isMember == engine.contains(profile), "explain disagrees for \(profile) in \(definition.json)")
+                }
+                if engine != sql { return }  // one detailed failure per seed is enough
+            }
+        }
+        #expect(cases == 3_600)
+        #expect(nonEmpty > cases / 4, "random segments should often have members (\(nonEmpty) of \(cases))")
+    }
+}
