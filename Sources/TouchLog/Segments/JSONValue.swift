@@ -93,7 +93,7 @@ private struct JSONDocumentParser {
     }
 
     mutating func value(depth: Int) throws(DefinitionError) -> JSONValue {
-        guard depth < 64 else { throw fail("nested too deeply") }
+        guard depth < 128 else { throw fail("nested too deeply") }
         skipSpace()
         guard i < bytes.count else { throw fail("unexpected end, expected a value") }
         switch bytes[i] {
