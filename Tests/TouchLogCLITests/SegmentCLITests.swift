@@ -1,0 +1,99 @@
+import Foundation
+import Testing
+
+@Suite struct SegmentCLITests {
+    /// A store with the sample events and the seed article's three segments.
+    func sampleStore(_ scratch: Scratch) throws {
+        #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
+        for name in ["discount-clickers-not-converted", "iphone-interest", "summer-2022-clickers"] {
+            let put = try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")])
+            #expect(put.stdout == "stored segment \(name) version 1\n")
+        }
+    }
+
+    @Test func theSeedSegmentsAtThreeDatesMatchTheGoldenFile() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
+        var produced = ""
+        for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
+            produced += line + "\n"
+            let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
+            let run = try touchlog(arguments + ["--store", scratch.store])
+            #expect(run.status == 0, "\(line): \(run.stderr)")
+            produced += run.stdout
+        }
+        #expect(produced == golden)
+    }
+
+    @Test func queryFormatsCountAndRulesFile() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        let at = ["--as-of", "2022-07-03T00:00:00Z", "--store", scratch.store]
+        #expect(try touchlog(["query", "discount-clickers-not-converted", "--count"] + at).stdout == "4\n")
+        #expect(try touchlog(["query", "discount-clickers-not-converted", "--format", "csv"] + at).stdout == "profile\nalice\ncarol\nheidi\nivan\n")
+        #expect(try touchlog(["query", "discount-clickers-not-converted", "--format", "jsonl"] + at).stdout.hasPrefix(#"{"profile":"alice"}"#))
+        #expect(try touchlog(["query", "--rules", fixture("segments/iphone-interest.json")] + at).stdout == "dave\n")
+    }
+
+    @Test func knownAtLeavesOutWhatWasRecordedLater() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        usleep(20_000)
+        let between = String(Int64(Date().timeIntervalSince1970 * 1000))
+        usleep(20_000)
+        // A late click of 1 July, recorded only now.
+        let late = scratch.write("late.jsonl", #"{"time":"2022-07-01T12:00:00Z","profile":"zoe","type":"click","touchpoint":"discount-notification"}"# + "\n")
+        #expect(try touchlog(["append", "--store", scratch.store, late]).status == 0)
+        let asOf = ["discount-clickers-not-converted", "--as-of", "2022-07-03T00:00:00Z", "--store", scratch.store]
+        #expect(try touchlog(["query"] + asOf).stdout == "alice\ncarol\nheidi\nivan\nzoe\n")
+        #expect(try touchlog(["query"] + asOf + ["--known-at", between]).stdout == "alice\ncarol\nheidi\nivan\n")
+        let explain = try touchlog(["explain", "discount-clickers-not-converted", "zoe", "--as-of", "2022-07-03T00:00:00Z", "--known-at", between, "--store", scratch.store])
+        #expect(explain.stdout.contains("zoe is NOT a member"))
+        #expect(explain.stdout.contains("no events of this profile are visible then"))
+    }
+
+    @Test func explainNamesTheDecidingEvents() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        let run = try touchlog(["explain", "discount-clickers-not-converted", "carol", "--as-of", "2022-07-31T00:00:00Z", "--store", scratch.store])
+        #expect(run.status == 0)
+        #expect(run.stdout.hasPrefix("carol is NOT a member of discount-clickers-not-converted (version 1) as of 2022-07-31T00:00:00.000Z\n"))
+        #expect(run.stdout.contains("rules[0] does not hold: click on touchpoint exactly \"discount-notification\", in the last 30d, not converted since"))
+        #expect(run.stdout.contains("offset 25  2022-07-02T10:00:00.000Z  click  discount-notification"))
+        #expect(run.stdout.contains("conversions from the first qualifying event to T:"))
+        #expect(run.stdout.contains("offset 37  2022-07-20T07:00:00.000Z  conversion  discount-notification  value 19.99"))
+    }
+
+    @Test func definitionsAreVersionedListedShownAndRemoved() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        var changed = try String(contentsOfFile: fixture("segments/summer-2022-clickers.json"), encoding: .utf8)
+        changed = changed.replacingOccurrences(of: "\"30d\"", with: "\"3d\"")
+        let file = scratch.write("changed.json", changed)
+        #expect(try touchlog(["segment", "put", "--store", scratch.store, file]).stdout == "stored segment summer-2022-clickers version 2\n")
+        #expect(try touchlog(["segment", "put", "--store", scratch.store, file]).stdout == "segment summer-2022-clickers unchanged (version 2)\n")
+        #expect(try touchlog(["segment", "show", "summer-2022-clickers", "--store", scratch.store]).stdout.contains(#""last":"3d""#))
+        #expect(try touchlog(["segment", "show", "summer-2022-clickers", "--version", "1", "--store", scratch.store]).stdout.contains(#""last":"30d""#))
+        #expect(try touchlog(["segment", "list", "--store", scratch.store]).stdout.split(separator: "\n").map { $0.split(separator: "\t").prefix(2).joined(separator: " ") }
+                == ["discount-clickers-not-converted v1", "iphone-interest v1", "summer-2022-clickers v2"])
+        #expect(try touchlog(["segment", "rm", "iphone-interest", "--store", scratch.store]).stdout == "removed segment iphone-interest (version 2; earlier versions kept)\n")
+        let gone = try touchlog(["query", "iphone-interest", "--store", scratch.store])
+        #expect(gone.status == 66)
+        #expect(gone.stderr.contains("no segment named \"iphone-interest\""))
+        #expect(try touchlog(["segment", "show", "iphone-interest", "--version", "1", "--store", scratch.store]).status == 0)
+    }
+
+    @Test func badDefinitionsAndNamesGiveTheDocumentedExitCodes() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        let bad = scratch.write("bad.json", #"{"name":"x","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"t"},"timeframe":{"last":"30x"}}]}"#)
+        let put = try touchlog(["segment", "put", "--store", scratch.store, bad])
+        #expect(put.status == 65)
+        #expect(put.stderr == "touchlog: \(bad): rules[0].timeframe.last: bad duration \"30x\" (a whole number and ms, s, m, h, d or w, such as 30d)\n")
+        #expect(try touchlog(["query", "nope", "--store", scratch.store]).status == 66)
+        #expect(try touchlog(["query", "--store", scratch.store]).status == 64)
+        #expect(try touchlog(["query", "x", "--as-of", "soon", "--store", scratch.store]).status == 64)
+        #expect(try touchlog(["diff", "discount-clickers-not-converted", "--from", "2022-06-15T00:00:00Z", "--store", scratch.store]).status == 64)
+    }
+}
