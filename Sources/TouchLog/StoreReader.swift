@@ -22,6 +22,11 @@ public struct DecodedBlock: Sendable {
 public final class StoreReader {
     public let directory: String
     let log: LogReader
+    /// Queries save a snapshot of a segment's projection each time they have folded this many more events
+    /// (nil: never). Snapshots only make later queries faster; they never change an answer.
+    public var snapshotInterval: UInt64? = 1_000_000
+    /// What the last segment query read and wrote.
+    public internal(set) var lastQuery = QueryReport()
 
     /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
     public init(directory: String) throws(TouchLogError) {

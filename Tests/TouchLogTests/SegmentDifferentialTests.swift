@@ -1,6 +1,7 @@
 import Testing
 @testable import TouchLog
 import TouchLogStorage
+import Foundation
 
 /// The engine against SQL: generated events with late arrivals and several commits (so known-at matters),
 /// hundreds of random rule trees drawn from the whole grammar, random as-of and known-at times.
@@ -33,7 +34,8 @@ import TouchLogStorage
                 let touchpoint: String? = type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)]
                 // Mostly clustered by commit, with late arrivals anywhere in the span.
                 let base = start + span * Int64(commit) / 8
-                var time = random.chance(0.15) ? start + Int64(random.below(Int(span))) : base + Int64(random.below(Int(span / 6)))
+                // Late arrivals: an event time anywhere before this commit's period.
+                var time = random.chance(0.15) ? start + Int64(random.below(Int(max(1, base - start + 1)))) : base + Int64(random.below(Int(span / 6)))
                 // Most times on a 6-hour grid, so that ties (a conversion at the same instant as a click, an event
                 // exactly at T − 30d or at a from/to bound) happen often and the inclusive bounds are exercised.
                 if random.chance(0.6) { time -= (time - start) % 21_600_000 }
@@ -125,21 +127,30 @@ import TouchLogStorage
         return QueryTime(asOf: asOf, knownAt: knownAt)
     }
 
-    @Test(arguments: [UInt64(1), 2, 3])
-    func everyAnswerEqualsThePlainSQLEvaluation(seed: UInt64) async throws {
+    /// Seeds 1–3 replay the log for every query; seeds 4–6 let queries save snapshots every 100 events, so most
+    /// answers start from a snapshot taken at some earlier query's position and watermark.
+    @Test(arguments: [(UInt64(1), UInt64?.none), (2, nil), (3, nil), (4, 100), (5, 100), (6, 100)])
+    func everyAnswerEqualsThePlainSQLEvaluation(seed: UInt64, snapshotEvery: UInt64?) async throws {
         let dir = TemporaryDirectory()
         let data = try await Self.dataset(seed: seed, store: dir.path + "/s")
         let reference = SQLiteReference(events: data.events)
         let reader = try StoreReader(directory: dir.path + "/s")
+        reader.snapshotInterval = snapshotEvery
         var random = TestRandom(seed: seed &* 1_000_003)
         var cases = 0
         var nonEmpty = 0
-        for index in 0..<120 {
+        var fromSnapshot = 0
+        for index in 0..<60 {
             let definition = Self.randomDefinition(&random, index: index)
             #expect(try SegmentDefinition(json: definition.json) == definition, "JSON round trip of \(definition.json)")
             for _ in 0..<30 {
-                let time = Self.randomQueryTime(&random, data)
+                var time = Self.randomQueryTime(&random, data)
+                if snapshotEvery != nil, random.chance(0.3), let snapshot = reader.snapshots().filter({ $0.key == SnapshotStore.key(definition) }).last {
+                    // Right at (or just after) a snapshot's watermark: the edge of what its pruned state may answer.
+                    time.asOf = snapshot.watermark + [0, 1, 3_600_000, 86_400_000][random.below(4)]
+                }
                 let engine = try reader.members(of: definition, at: time)
+                if reader.lastQuery.snapshotOffset > 0 { fromSnapshot += 1 }
                 let sql = reference.members(definition, at: time)
                 #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
                 cases += 1
@@ -152,7 +163,45 @@ import TouchLogStorage
                 if engine != sql { return }  // one detailed failure per seed is enough
             }
         }
-        #expect(cases == 3_600)
+        #expect(cases == 1_800)
         #expect(nonEmpty > cases / 4, "random segments should often have members (\(nonEmpty) of \(cases))")
+        if snapshotEvery != nil {
+            #expect(fromSnapshot > cases / 5, "queries should often start from a snapshot (\(fromSnapshot) of \(cases))")
+        } else {
+            #expect(fromSnapshot == 0)
+        }
+    }
+
+    @Test func deletingOrDamagingSnapshotsChangesNoAnswer() async throws {
+        let dir = TemporaryDirectory()
+        let data = try await Self.dataset(seed: 9, store: dir.path + "/s")
+        let reader = try StoreReader(directory: dir.path + "/s")
+        reader.snapshotInterval = 50
+        var random = TestRandom(seed: 99)
+        let definitions = (0..<20).map { Self.randomDefinition(&random, index: $0) }
+        let times = (0..<10).map { _ in Self.randomQueryTime(&random, data) }
+        var answers: [[String]] = []
+        for d in definitions { for t in times { answers.append(try reader.members(of: d, at: t)) } }
+        #expect(!reader.snapshots().isEmpty)
+        func again(_ label: String) throws {
+            var i = 0
+            for d in definitions { for t in times { #expect(try reader.members(of: d, at: t) == answers[i], "\(label)"); i += 1 } }
+        }
+        // A second round starts from snapshots and must agree.
+        try again("from snapshots")
+        // Damage every snapshot: each is refused (checksum) and the answer comes from the log.
+        reader.snapshotInterval = nil
+        for info in reader.snapshots() {
+            let path = dir.path + "/s/" + info.path
+            var bytes = Array(try String(contentsOfFile: path, encoding: .isoLatin1).unicodeScalars.map { UInt8($0.value) })
+            bytes[bytes.count / 2] ^= 0x20
+            dir.file("s/" + info.path, bytes: bytes)
+        }
+        try again("damaged snapshots")
+        #expect(reader.lastQuery.snapshotsIgnored > 0 || reader.lastQuery.snapshotOffset == 0)
+        // Delete them all.
+        _ = system("rm -rf '\(dir.path)/s/snapshots'/*")
+        #expect(reader.snapshots().isEmpty)
+        try again("no snapshots")
     }
 }

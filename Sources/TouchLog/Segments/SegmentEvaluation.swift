@@ -159,13 +159,40 @@ struct SegmentState {
 extension StoreReader {
     /// The members of `definition` at `time`, sorted ascending by bytes.
     ///
-    /// Reads the blocks that can matter: blocks whose events are all after T are skipped by their headers, and
-    /// the scan stops at the first block recorded after K (recorded time never decreases along the log).
+    /// Starts from the newest usable snapshot of the segment's projection (watermark ≤ T, recorded ≤ K), folds in
+    /// the following blocks that lie wholly at or before T (saving snapshots every ``snapshotInterval`` events),
+    /// then reads the rest of the log with T applied per event, so late events are counted. Blocks whose events
+    /// are all after T are skipped by their headers, and reading stops at the first block recorded after K
+    /// (recorded time never decreases along the log).
     public func members(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
         let segment = CompiledSegment(definition, at: time)
-        var state = SegmentState(leafCount: segment.leaves.count)
-        try forEachCommittedBlock(at: time) { state.add($0, segment) }
-        return state.members(segment)
+        var report = QueryReport()
+        var projection = newestUsableSnapshot(definition, at: time, report: &report) ?? SegmentProjection(definition: definition)
+        report.snapshotOffset = projection.endOffset
+        var lastSaved = projection.endOffset
+        let snapshots = SnapshotStore(layout: StoreLayout(root: directory))
+        let start = projection.endOffset == 0 ? 0 : log.blockIndex(containing: projection.endOffset) ?? log.blocks.count
+        var state: SegmentState?
+        for location in log.blocks[start...] {
+            let header = location.header
+            if let knownAt = time.knownAt, header.maxRecorded > knownAt { break }
+            if state == nil && header.maxTime <= time.asOf {
+                projection.fold(try decode(location), header: header)
+                report.eventsRead += UInt64(header.count)
+                if let interval = snapshotInterval, projection.endOffset - lastSaved >= interval {
+                    projection.prune()
+                    if snapshots.save(projection, definition: definition) == nil { report.snapshotsWritten += 1 }
+                    lastSaved = projection.endOffset
+                }
+                continue
+            }
+            if state == nil { state = projection.queryState(segment) }
+            if header.minTime > time.asOf { continue }
+            state!.add(try decode(location), segment)
+            report.eventsRead += UInt64(header.count)
+        }
+        lastQuery = report
+        return (state ?? projection.queryState(segment)).members(segment)
     }
 
     /// Calls `body` with each block that holds events visible at `time`.
