@@ -59,8 +59,8 @@ extension StoreReader {
         stats.files = log.files.count
         stats.logBytes = log.files.reduce(0) { $0 + fileSize(layout.log + "/" + $1.name) }
         stats.totalBytes = directorySize(layout.root)
-        stats.snapshots = ((try? listDirectory(layout.snapshots)) ?? []).count
-        stats.segments = ((try? listDirectory(layout.segments)) ?? []).count
+        stats.snapshots = snapshots().count
+        stats.segments = ((try? segments.list()) ?? []).count
         return stats
     }
 }

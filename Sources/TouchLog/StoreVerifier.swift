@@ -13,7 +13,8 @@ public struct StoreVerifyReport: Sendable {
 public enum StoreVerifier {
     /// Checks every block of the store's log: header and payload checksums, the hash chain, offsets, file
     /// headers and names, recorded times, and each payload's events (count, times inside the block's range,
-    /// identifiers, sorted dictionaries). Goes on past damage so that every damaged place is named.
+    /// identifiers, sorted dictionaries). Goes on past damage so that every damaged place is named. When the log
+    /// is intact, also checks every snapshot (checksum, contents, anchor in the log) and segment definition file.
     public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }) throws(TouchLogError) -> StoreVerifyReport {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
@@ -28,6 +29,10 @@ public enum StoreVerifier {
                 return nil
             }
         }
-        return StoreVerifyReport(log: log)
+        var report = StoreVerifyReport(log: log)
+        if log.isIntact, let reader = try? StoreReader(directory: directory) {
+            (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()
+        }
+        return report
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import TouchLog
 
 /// `--as-of` and `--known-at`, shared by the query commands.
@@ -11,6 +12,16 @@ struct TimeOptions: ParsableArguments {
     var queryTime: QueryTime {
         QueryTime(asOf: asOf?.milliseconds ?? Timestamp.now(), knownAt: knownAt?.milliseconds)
     }
+}
+
+/// A reader for segment queries; `TOUCHLOG_SNAPSHOT_EVERY=N` sets how often queries save snapshots (0: never).
+func queryReader(_ directory: String) throws -> StoreReader {
+    let reader = try StoreReader(directory: directory)
+    if let text = getenv("TOUCHLOG_SNAPSHOT_EVERY").map({ String(cString: $0) }) {
+        guard let every = UInt64(text) else { throw ValidationError("TOUCHLOG_SNAPSHOT_EVERY must be a whole number, not \"\(text)\"") }
+        reader.snapshotInterval = every == 0 ? nil : every
+    }
+    return reader
 }
 
 /// A segment named in the store, or a definition file given by `--rules`.
@@ -43,7 +54,7 @@ struct QueryCommand: ParsableCommand {
     func run() throws {
         let directory = try storeOptions.directory()
         try reportingErrors {
-            let reader = try StoreReader(directory: directory)
+            let reader = try queryReader(directory)
             let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
             let members = try reader.members(of: definition, at: time.queryTime)
             var out = StandardOutput()
@@ -86,7 +97,7 @@ struct ExplainCommand: ParsableCommand {
     func run() throws {
         let directory = try storeOptions.directory()
         try reportingErrors {
-            let reader = try StoreReader(directory: directory)
+            let reader = try queryReader(directory)
             let (version, definition) = try reader.segments.current(name)
             let explanation = try reader.explain(definition, profile: profile, at: time.queryTime)
             var out = StandardOutput()
@@ -141,7 +152,7 @@ struct DiffCommand: ParsableCommand {
     func run() throws {
         let directory = try storeOptions.directory()
         try reportingErrors {
-            let reader = try StoreReader(directory: directory)
+            let reader = try queryReader(directory)
             let definition = try reader.segments.current(name).definition
             let before = try reader.members(of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds))
             let after = try reader.members(of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds))

@@ -13,6 +13,6 @@ struct Touchlog: ParsableCommand {
             (nothing appended); 66 no such store or input; 75 store locked by another writer.
             """,
         subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
-                      ReplayCommand.self, VerifyCommand.self, StatsCommand.self]
+                      SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self]
     )
 }

@@ -21,6 +21,7 @@ struct VerifyCommand: ParsableCommand {
             let perEvent = log.records == 0 ? "" : " (\(String(format1: Double(log.bytes) / Double(log.records))) bytes/event)"
             out.write("checked \(counted(log.files, "file")), \(counted(log.blocks, "block")), \(counted(log.records, "event")), \(log.bytes) bytes\(perEvent)\n")
             out.write("chain head: \(log.head)\n")
+            if log.isIntact { out.write("checked \(counted(report.snapshotsChecked, "snapshot")) and the segment definitions\n") }
             if log.uncommittedTailBytes > 0 {
                 out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")
             }

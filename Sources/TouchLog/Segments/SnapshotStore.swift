@@ -208,3 +208,60 @@ extension StoreReader {
     /// Every snapshot in the store.
     public func snapshots() -> [SnapshotInfo] { SnapshotStore(layout: StoreLayout(root: directory)).all() }
 }
+
+extension StoreReader {
+    /// The directory name under `snapshots/` of a definition's projection.
+    public static func snapshotKey(_ definition: SegmentDefinition) -> String { SnapshotStore.key(definition) }
+
+    /// Deletes all but the newest `keep` snapshots of each key in `currentKeys`, and every snapshot of other keys.
+    /// Returns what was deleted.
+    public func pruneSnapshots(keep: Int, currentKeys: Set<String>) throws -> [SnapshotInfo] {
+        var deleted: [SnapshotInfo] = []
+        let byKey = Dictionary(grouping: snapshots(), by: \.key)
+        for (key, infos) in byKey {
+            let sorted = infos.sorted { $0.endOffset > $1.endOffset }
+            let doomed = currentKeys.contains(key) ? Array(sorted.dropFirst(keep)) : sorted
+            for info in doomed {
+                guard unlink(directory + "/" + info.path) == 0 else {
+                    throw TouchLogError(code: .io, message: "cannot delete \(info.path): \(String(cString: strerror(errno)))")
+                }
+                deleted.append(info)
+            }
+            if doomed.count == sorted.count { rmdir(directory + "/snapshots/" + key) }
+        }
+        try DurableFile.syncDirectory(directory + "/snapshots")
+        return deleted
+    }
+
+    /// Checks every snapshot (checksum, contents, anchor in this log) and every stored definition version;
+    /// returns a sentence per problem and how many snapshots were checked.
+    func verifyDerivedFiles() -> (problems: [String], snapshotsChecked: Int) {
+        var problems: [String] = []
+        let store = SnapshotStore(layout: StoreLayout(root: directory))
+        let snapshotFiles = store.all()
+        for info in snapshotFiles {
+            do {
+                let body = try DurableFile.read(directory + "/" + info.path, kind: "snapshot")
+                var input = ByteReader(body)
+                guard try input.byte() == 1 else { throw DecodeError(byte: 0, reason: "unknown snapshot version") }
+                let length = try input.count(max: body.count, "definition length")
+                let definition = try SegmentDefinition(json: String(decoding: try input.take(length), as: UTF8.self))
+                let projection = try store.load(info, definition: definition)
+                if projection.endOffset > endOffset {
+                    problems.append("\(info.path): snapshot is at offset \(projection.endOffset), past the end of the log (\(endOffset))")
+                } else if let index = log.blockIndex(containing: projection.endOffset - 1),
+                    log.blocks[index].header.endOffset != projection.endOffset || log.blocks[index].header.hash != projection.anchor
+                {
+                    problems.append("\(info.path): snapshot does not belong to this log (its anchor hash is not the log's block at offset \(projection.endOffset))")
+                }
+            } catch {
+                problems.append("\(error)".hasPrefix(info.path) || "\(error)".contains(info.path) ? "\(error)" : "\(info.path): \(error)")
+            }
+        }
+        let catalog = segments
+        for name in ((try? listDirectory(directory + "/segments")) ?? []).sorted() where SegmentDefinition.isValidName(name) {
+            do { _ = try catalog.history(name) } catch { problems.append("\(error)") }
+        }
+        return (problems, snapshotFiles.count)
+    }
+}

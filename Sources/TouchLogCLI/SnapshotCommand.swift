@@ -1,0 +1,89 @@
+import ArgumentParser
+import TouchLog
+
+struct SnapshotCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshot",
+        abstract: "Snapshots of segment projections: create, list, prune. They only make queries faster.",
+        discussion: """
+            Queries also save snapshots by themselves, every 1,000,000 events they fold in
+            (TOUCHLOG_SNAPSHOT_EVERY=N to change, 0 to stop). Deleting snapshots never changes an answer.
+            """,
+        subcommands: [List.self, Create.self, Prune.self],
+        defaultSubcommand: List.self
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Snapshot every current segment (or one) at the end of the log.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Argument(help: "Only this segment.") var name: String?
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let reader = try StoreReader(directory: directory)
+                let segments = try reader.segments.list().filter { name == nil || $0.name == name }
+                if let name, segments.isEmpty { _ = try reader.segments.current(name) }
+                var out = StandardOutput()
+                for segment in segments {
+                    if let info = try reader.createSnapshot(of: segment.definition) {
+                        out.write("\(segment.name): snapshot at offset \(info.endOffset), watermark \(Timestamp.format(info.watermark)), \(info.bytes) bytes\n")
+                    } else {
+                        out.write("\(segment.name): already snapshotted at the end of the log\n")
+                    }
+                }
+                out.flush()
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every snapshot: segment, offset, watermark, recorded, bytes.")
+        @OptionGroup var storeOptions: StoreOptions
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let reader = try StoreReader(directory: directory)
+                let names = try segmentNamesByKey(reader)
+                var out = StandardOutput()
+                for info in reader.snapshots() {
+                    let name = names[info.key] ?? "(an earlier or removed definition)"
+                    out.write("\(name)\toffset \(info.endOffset)\twatermark \(Timestamp.format(info.watermark))\trecorded \(Timestamp.format(info.recorded))\t\(info.bytes) bytes\t\(info.path)\n")
+                }
+                out.flush()
+            }
+        }
+    }
+
+    struct Prune: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "prune",
+            abstract: "Keep the newest N snapshots of each current segment; delete the rest and those of old definitions.")
+        @OptionGroup var storeOptions: StoreOptions
+        @Option(help: "How many to keep per segment.") var keep: Int
+
+        func validate() throws {
+            if keep < 0 { throw ValidationError("--keep must be 0 or more") }
+        }
+
+        func run() throws {
+            let directory = try storeOptions.directory()
+            try reportingErrors {
+                let reader = try StoreReader(directory: directory)
+                let current = try segmentNamesByKey(reader)
+                let removed = try reader.pruneSnapshots(keep: keep, currentKeys: Set(current.keys))
+                var out = StandardOutput()
+                out.write("deleted \(removed.count) snapshot\(removed.count == 1 ? "" : "s"), kept \(reader.snapshots().count)\n")
+                out.flush()
+            }
+        }
+    }
+}
+
+/// Current segment names by snapshot key.
+func segmentNamesByKey(_ reader: StoreReader) throws -> [String: String] {
+    var names: [String: String] = [:]
+    for segment in try reader.segments.list() { names[StoreReader.snapshotKey(segment.definition)] = segment.name }
+    return names
+}
