@@ -22,8 +22,9 @@ public struct DecodedBlock: Sendable {
 public final class StoreReader {
     public let directory: String
     let log: LogReader
-    /// Queries save a snapshot of a segment's projection each time they have folded this many more events
-    /// (nil: never). Snapshots only make later queries faster; they never change an answer.
+    /// A query saves a snapshot of a segment's projection when it has folded at least this many events past the
+    /// snapshot it started from (nil: never); at most 8 are kept per segment. Snapshots only make later queries
+    /// faster; they never change an answer.
     public var snapshotInterval: UInt64? = 1_000_000
     /// What the last segment query read and wrote.
     public internal(set) var lastQuery = QueryReport()

@@ -1,3 +1,5 @@
+import Glibc
+
 /// When a segment is evaluated: as of event time T, by what the store knew at K.
 public struct QueryTime: Sendable, Equatable {
     /// Only events with event time ≤ `asOf` count.
@@ -160,7 +162,8 @@ extension StoreReader {
     /// The members of `definition` at `time`, sorted ascending by bytes.
     ///
     /// Starts from the newest usable snapshot of the segment's projection (watermark ≤ T, recorded ≤ K), folds in
-    /// the following blocks that lie wholly at or before T (saving snapshots every ``snapshotInterval`` events),
+    /// the following blocks that lie wholly at or before T (saving one snapshot where that stops when it is at least
+    /// ``snapshotInterval`` events on),
     /// then reads the rest of the log with T applied per event, so late events are counted. Blocks whose events
     /// are all after T are skipped by their headers, and reading stops at the first block recorded after K
     /// (recorded time never decreases along the log).
@@ -169,8 +172,7 @@ extension StoreReader {
         var report = QueryReport()
         var projection = newestUsableSnapshot(definition, at: time, report: &report) ?? SegmentProjection(definition: definition)
         report.snapshotOffset = projection.endOffset
-        var lastSaved = projection.endOffset
-        let snapshots = SnapshotStore(layout: StoreLayout(root: directory))
+        let startOffset = projection.endOffset
         let start = projection.endOffset == 0 ? 0 : log.blockIndex(containing: projection.endOffset) ?? log.blocks.count
         var state: SegmentState?
         for location in log.blocks[start...] {
@@ -179,20 +181,35 @@ extension StoreReader {
             if state == nil && header.maxTime <= time.asOf {
                 projection.fold(try decode(location), header: header)
                 report.eventsRead += UInt64(header.count)
-                if let interval = snapshotInterval, projection.endOffset - lastSaved >= interval {
-                    projection.prune()
-                    if snapshots.save(projection, definition: definition) == nil { report.snapshotsWritten += 1 }
-                    lastSaved = projection.endOffset
-                }
                 continue
             }
-            if state == nil { state = projection.queryState(segment) }
+            if state == nil {
+                saveIfDue(&projection, since: startOffset, definition, &report)
+                state = projection.queryState(segment)
+            }
             if header.minTime > time.asOf { continue }
             state!.add(try decode(location), segment)
             report.eventsRead += UInt64(header.count)
         }
+        if state == nil { saveIfDue(&projection, since: startOffset, definition, &report) }
         lastQuery = report
         return (state ?? projection.queryState(segment)).members(segment)
+    }
+
+    /// The most snapshots kept per segment definition; the oldest are deleted beyond it.
+    static let maxSnapshotsPerSegment = 8
+
+    /// Saves the projection when it has folded at least ``snapshotInterval`` events since the query's starting
+    /// point (so a query writes at most one snapshot), then keeps only the newest ones of its segment.
+    private func saveIfDue(_ projection: inout SegmentProjection, since start: UInt64, _ definition: SegmentDefinition, _ report: inout QueryReport) {
+        guard let interval = snapshotInterval, projection.endOffset - start >= interval else { return }
+        projection.prune()
+        let store = SnapshotStore(layout: StoreLayout(root: directory))
+        guard store.save(projection, definition: definition) == nil else { return }
+        report.snapshotsWritten += 1
+        let key = SnapshotStore.key(definition)
+        let old = store.all().filter { $0.key == key }.sorted { $0.endOffset > $1.endOffset }.dropFirst(Self.maxSnapshotsPerSegment)
+        for info in old { unlink(directory + "/" + info.path) }
     }
 
     /// Calls `body` with each block that holds events visible at `time`.
