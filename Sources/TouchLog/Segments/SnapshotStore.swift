@@ -131,12 +131,11 @@ struct SnapshotStore {
         p.watermark = try input.zigzag()
         p.recorded = try input.zigzag()
         let n = try input.count(max: body.count, "profile count")
+        // Profiles were interned when the projection was built, so they are distinct: append them as they are;
+        // the table builds its hash index in one pass on the first lookup.
         for _ in 0..<n {
             let length = try input.count(max: EventLimits.maxIdentifierBytes, "profile length")
-            let bytes = try input.take(length)
-            let before = p.profiles.count
-            _ = Array(bytes).withUnsafeBytes { p.profiles.intern($0) }
-            guard p.profiles.count == before + 1 else { throw input.fail("repeated profile") }
+            p.profiles.append(try input.take(length))
         }
         p.lastConversion = try (0..<n).map { _ in try input.zigzag() }
         guard try input.count(max: 1 << 16, "rule count") == p.leaves.count else { throw input.fail("rule count differs from the definition") }
