@@ -35,12 +35,8 @@ extension StoreReader {
         var maxTime = Int64.min
         try forEachBlock { block in
             let events = block.events
-            events.profiles.bytes.withUnsafeBytes { all in
-                for id in 0..<events.profiles.count { _ = profiles.intern(UnsafeRawBufferPointer(rebasing: all[events.profiles.range(id)])) }
-            }
-            events.touchpoints.bytes.withUnsafeBytes { all in
-                for id in 0..<events.touchpoints.count { _ = touchpoints.intern(UnsafeRawBufferPointer(rebasing: all[events.touchpoints.range(id)])) }
-            }
+            _ = profiles.internAll(events.profiles)
+            _ = touchpoints.internAll(events.touchpoints)
             for raw in events.types { stats.eventsByType[EventType(rawValue: raw)!, default: 0] += 1 }
             for t in events.times {
                 minTime = min(minTime, t)

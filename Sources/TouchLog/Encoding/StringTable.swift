@@ -48,6 +48,17 @@ public struct StringTable: Sendable {
         }
     }
 
+    /// Interns every string of `other` (a block's dictionary) and returns, for each of its ids, the id here.
+    mutating func internAll(_ other: StringTable) -> [UInt32] {
+        var ids = [UInt32](repeating: 0, count: other.count)
+        other.bytes.withUnsafeBytes { all in
+            for id in 0..<other.count {
+                ids[id] = intern(UnsafeRawBufferPointer(rebasing: all[other.range(id)]))
+            }
+        }
+        return ids
+    }
+
     /// The id of `string`, or nil when the table does not hold it (a linear search when there is no hash index).
     public func firstIndex(of string: [UInt8]) -> Int? {
         string.withUnsafeBytes { raw in

@@ -108,12 +108,7 @@ struct SegmentState {
     /// Folds in the events of one block that satisfy the query's T (K was checked per block by the caller).
     mutating func add(_ block: DecodedBlock, _ segment: CompiledSegment) {
         let events = block.events
-        var global = [UInt32](repeating: 0, count: events.profiles.count)
-        events.profiles.bytes.withUnsafeBytes { all in
-            for id in 0..<events.profiles.count {
-                global[id] = profiles.intern(UnsafeRawBufferPointer(rebasing: all[events.profiles.range(id)]))
-            }
-        }
+        let global = profiles.internAll(events.profiles)
         let n = profiles.count
         if known.count < n {
             known.append(contentsOf: repeatElement(false, count: n - known.count))

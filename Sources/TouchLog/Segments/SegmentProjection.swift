@@ -45,12 +45,7 @@ struct SegmentProjection {
     /// Folds in a whole block; the caller guarantees it directly follows ``endOffset``.
     mutating func fold(_ block: DecodedBlock, header: BlockHeader) {
         let events = block.events
-        var global = [UInt32](repeating: 0, count: events.profiles.count)
-        events.profiles.bytes.withUnsafeBytes { all in
-            for id in 0..<events.profiles.count {
-                global[id] = profiles.intern(UnsafeRawBufferPointer(rebasing: all[events.profiles.range(id)]))
-            }
-        }
+        let global = profiles.internAll(events.profiles)
         let n = profiles.count
         if lastConversion.count < n {
             lastConversion.append(contentsOf: repeatElement(.min, count: n - lastConversion.count))
