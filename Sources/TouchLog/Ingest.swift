@@ -111,7 +111,8 @@ extension TouchLogStore {
                 failure = TouchLogError(error)
             } catch let error as InputError {
                 try? writer.rollback()
-                failure = TouchLogError(code: error.kind == .notFound ? .notFound : .io, message: error.message + "; nothing appended")
+                // Like sysexits' EX_NOINPUT: an input that does not exist or cannot be read.
+                failure = TouchLogError(code: .notFound, message: error.message + "; nothing appended")
             } catch {
                 try? writer.rollback()
                 failure = TouchLogError(code: .io, message: "\(error); nothing appended")

@@ -10,7 +10,7 @@ struct Touchlog: ParsableCommand {
             Times are RFC 3339 (2022-06-01T10:21:14.250Z, any offset) or epoch milliseconds.
 
             Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input
-            (nothing appended); 66 no such store or input; 75 store locked by another writer.
+            (nothing appended); 66 no such store, segment or readable input; 75 store locked by another writer.
             """,
         subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
                       SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self]

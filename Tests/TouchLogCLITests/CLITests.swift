@@ -110,6 +110,9 @@ import TouchLog
         let run = try touchlog(["append", "--store", scratch.store, scratch.path + "/missing.jsonl"])
         #expect(run.status == 66)
         #expect(run.stderr.contains("missing.jsonl"))
+        let directory = try touchlog(["append", "--store", scratch.store, scratch.path])
+        #expect(directory.status == 66)
+        #expect(directory.stderr.contains("it is a directory; nothing appended"))
     }
 
     @Test func aSecondWriterExits75() throws {
