@@ -136,7 +136,8 @@ def child(args):
             db.execute("CREATE INDEX ev_time ON ev(time)")
             db.commit()
         elif args.task == "scan":
-            db.execute("SELECT sum(length(profile)), sum(type), sum(length(tp)), sum(time), sum(value) FROM ev").fetchall()
+            # total(): SQLite's sum() of 10M epoch-ms times overflows 64-bit integers.
+            db.execute("SELECT total(length(profile)), total(type), total(length(tp)), total(time), total(value) FROM ev").fetchall()
         elif args.task == "verify":
             db.execute("PRAGMA integrity_check").fetchall()
         elif args.task == "query":

@@ -33,7 +33,8 @@ extension StoreReader {
         let segment = CompiledSegment(definition, at: time)
         var events: [StoredEvent] = []
         let filter = ReplayFilter(until: time.asOf, profiles: [profile])
-        try forEachCommittedBlock(at: time, profiles: [profile]) { block in
+        // The filter resolves the profile once per block dictionary, so blocks without it cost only their decode.
+        try forEachCommittedBlock(at: time) { block in
             for i in filter.matches(in: block) { events.append(block.storedEvent(at: i)) }
         }
         let lastConversion = events.filter { $0.event.type == .conversion }.map(\.event.time).max() ?? .min
@@ -61,8 +62,7 @@ extension StoreReader {
             case .group(let match, let rules, let negate):
                 let children = rules.enumerated().map { verdict($1, "\(path).rules[\($0)]") }
                 let value = match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
-                var v = Explanation.RuleVerdict(path: path, summary: "\(match.rawValue) of \(rules.count) rules", holds: value, negated: negate)
-                v.holds = value != negate
+                var v = Explanation.RuleVerdict(path: path, summary: "\(match.rawValue) of \(rules.count) rules", holds: value != negate, negated: negate)
                 v.children = children
                 return v
             }

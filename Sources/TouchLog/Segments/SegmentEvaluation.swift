@@ -208,16 +208,11 @@ extension StoreReader {
     }
 
     /// Calls `body` with each block that holds events visible at `time`.
-    func forEachCommittedBlock(at time: QueryTime, profiles: [String] = [], _ body: (DecodedBlock) throws -> Void) throws {
+    func forEachCommittedBlock(at time: QueryTime, _ body: (DecodedBlock) throws -> Void) throws {
         for location in log.blocks {
             if let knownAt = time.knownAt, location.header.maxRecorded > knownAt { break }
             if location.header.minTime > time.asOf { continue }
-            let block = try decode(location)
-            if !profiles.isEmpty {
-                let wanted = profiles.map { Array($0.utf8) }
-                guard wanted.contains(where: { block.events.profiles.firstIndex(of: $0) != nil }) else { continue }
-            }
-            try body(block)
+            try body(try decode(location))
         }
     }
 }
