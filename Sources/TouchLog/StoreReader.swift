@@ -28,6 +28,9 @@ public final class StoreReader {
     public var snapshotInterval: UInt64? = 1_000_000
     /// What the last segment query read and wrote.
     public internal(set) var lastQuery = QueryReport()
+    /// Buffers reused from one block to the next.
+    private var payload: [UInt8] = []
+    private var scratch = EventBatch()
 
     /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
     public init(directory: String) throws(TouchLogError) {
@@ -70,10 +73,15 @@ public final class StoreReader {
         return result
     }
 
+    /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next
+    /// decode reuses; a caller that keeps it past that costs a copy, never a wrong answer.
     func decode(_ location: BlockLocation) throws(TouchLogError) -> DecodedBlock {
-        let payload = try storage { () throws(StorageError) in try log.read(location) }
+        try storage { () throws(StorageError) in try log.read(location, into: &payload) }
+        var events = EventBatch()
+        swap(&events, &scratch)
+        defer { scratch = events }
         do {
-            let events = try EventBlockCodec.decode(payload)
+            try EventBlockCodec.decode(payload, into: &events)
             guard events.count == Int(location.header.count) else {
                 throw DecodeError(byte: 0, reason: "holds \(events.count) events, its header says \(location.header.count)")
             }

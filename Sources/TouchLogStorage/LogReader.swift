@@ -18,6 +18,8 @@ public final class LogReader {
     public private(set) var uncommittedTailBytes: Int64 = 0
 
     private let blockFiles: BlockFileReader
+    /// The last block's stored bytes (kept to reuse the buffer).
+    private var stored: [UInt8] = []
 
     /// Opens the log in `directory` for reading.
     public init(directory: String) throws(StorageError) {
@@ -78,11 +80,18 @@ public final class LogReader {
 
     /// Reads a block's payload, checks it against the block hash and returns it decompressed.
     public func read(_ block: BlockLocation) throws(StorageError) -> [UInt8] {
-        let stored = try blockFiles.readStored(block)
+        var payload: [UInt8] = []
+        try read(block, into: &payload)
+        return payload
+    }
+
+    /// Reads a block's payload into `payload` (reusing its storage), checked against the block hash and decompressed.
+    public func read(_ block: BlockLocation, into payload: inout [UInt8]) throws(StorageError) {
+        try blockFiles.readStored(block, into: &stored)
         guard block.header.matches(storedPayload: stored[...]) else {
             throw StorageError(code: .corrupt, message: "block checksum mismatch", location: blockFiles.location(of: block))
         }
-        return try blockFiles.decompress(stored, of: block)
+        try blockFiles.decompress(stored, of: block, into: &payload)
     }
 
     /// The file, block and byte of `block`, for messages.
@@ -108,26 +117,43 @@ final class BlockFileReader {
 
     /// The block's stored (compressed) payload bytes, unchecked.
     func readStored(_ block: BlockLocation) throws(StorageError) -> [UInt8] {
-        let handle = try handle(for: block.fileIndex)
-        let stored: [UInt8]
-        do {
-            stored = try handle.read(at: block.position + Int64(BlockHeader.size), count: Int(block.header.storedLength))
-        } catch {
-            throw StorageError(code: .io, message: "cannot read a block", location: location(of: block), cause: error)
-        }
-        guard stored.count == Int(block.header.storedLength) else {
-            throw StorageError(code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
-        }
+        var stored: [UInt8] = []
+        try readStored(block, into: &stored)
         return stored
     }
 
+    /// Reads the block's stored (compressed) payload bytes into `stored`, reusing its storage; unchecked.
+    func readStored(_ block: BlockLocation, into stored: inout [UInt8]) throws(StorageError) {
+        let handle = try handle(for: block.fileIndex)
+        let length = Int(block.header.storedLength)
+        if stored.count != length {
+            stored.removeAll(keepingCapacity: true)
+            stored.append(contentsOf: repeatElement(0, count: length))
+        }
+        let got: Int
+        do {
+            got = try handle.read(at: block.position + Int64(BlockHeader.size), into: &stored)
+        } catch {
+            throw StorageError(code: .io, message: "cannot read a block", location: location(of: block), cause: error)
+        }
+        guard got == length else {
+            throw StorageError(code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
+        }
+    }
+
     func decompress(_ stored: [UInt8], of block: BlockLocation) throws(StorageError) -> [UInt8] {
-        let raw = stored.withUnsafeBytes { LZ4.decompress($0, rawLength: Int(block.header.rawLength)) }
-        guard let raw else {
+        var raw: [UInt8] = []
+        try decompress(stored, of: block, into: &raw)
+        return raw
+    }
+
+    /// Decompresses `stored` into `raw`, reusing its storage.
+    func decompress(_ stored: [UInt8], of block: BlockLocation, into raw: inout [UInt8]) throws(StorageError) {
+        let ok = stored.withUnsafeBytes { LZ4.decompress($0, rawLength: Int(block.header.rawLength), into: &raw) }
+        guard ok else {
             throw StorageError(code: .corrupt, message: "block payload does not decompress to its stated \(block.header.rawLength) bytes",
                                location: location(of: block))
         }
-        return raw
     }
 
     func location(of block: BlockLocation) -> StorageError.Location {

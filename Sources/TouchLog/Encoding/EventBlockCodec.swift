@@ -85,72 +85,153 @@ public enum EventBlockCodec {
     /// Decodes a block's payload. With `strict`, also checks what the encoder guarantees (sorted dictionaries,
     /// valid UTF-8, identifier lengths, required touchpoints, finite values): `verify` runs it this way.
     static func decode(_ payload: [UInt8], strict: Bool = false) throws(DecodeError) -> EventBatch {
-        var input = ByteReader(payload)
-        let version = try input.byte()
-        guard version == layoutVersion else { throw input.fail("unknown payload layout \(version)") }
-        let count = try input.count(max: payload.count * 8, "event count")
         var batch = EventBatch()
-        batch.profiles = try readDictionary(&input, strict: strict, "profile")
-        batch.touchpoints = try readDictionary(&input, strict: strict, "touchpoint")
-        batch.times.reserveCapacity(count)
-        var time: Int64 = 0
-        for _ in 0..<count {
-            time &+= try input.zigzag()
-            batch.times.append(time)
-        }
-        batch.types = try input.bitPacked(count: count, width: 2).map { UInt8($0) }
-        if let bad = batch.types.firstIndex(where: { $0 > 2 }) { throw input.fail("event \(bad) has unknown type \(batch.types[bad])") }
-        let profileCount = batch.profiles.count
-        if count > 0 && profileCount == 0 { throw input.fail("events but no profiles") }
-        batch.profileIDs = try input.bitPacked(count: count, width: bitWidth(UInt32(max(0, profileCount - 1))))
-        if let bad = batch.profileIDs.firstIndex(where: { Int($0) >= profileCount }) { throw input.fail("event \(bad) names profile \(batch.profileIDs[bad]) of \(profileCount)") }
-        let touchpointCount = batch.touchpoints.count
-        batch.touchpointIDs = try input.bitPacked(count: count, width: bitWidth(UInt32(touchpointCount)))
-        if let bad = batch.touchpointIDs.firstIndex(where: { Int($0) > touchpointCount }) { throw input.fail("event \(bad) names touchpoint \(batch.touchpointIDs[bad]) of \(touchpointCount)") }
-        let valued = try input.count(max: count, "value count")
-        batch.values = [Double](repeating: .nan, count: count)
-        if valued > 0 {
-            let present = try input.bitPacked(count: count, width: 1)
-            guard present.reduce(0, { $0 + Int($1) }) == valued else { throw input.fail("value bitmap disagrees with the value count") }
-            for i in 0..<count where present[i] == 1 {
-                batch.values[i] = try input.float64()
-                if strict && !batch.values[i].isFinite { throw input.fail("event \(i) has a value that is not finite") }
+        try decode(payload, into: &batch, strict: strict)
+        return batch
+    }
+
+    /// Decodes a block's payload into `batch`, replacing what it held and reusing its storage.
+    static func decode(_ payload: [UInt8], into batch: inout EventBatch, strict: Bool = false) throws(DecodeError) {
+        var failure: DecodeError?
+        payload.withUnsafeBytes { raw in
+            do throws(DecodeError) {
+                var input = PayloadCursor(raw)
+                try decode(&input, into: &batch, strict: strict)
+            } catch {
+                failure = error
             }
         }
-        guard input.isAtEnd else { throw input.fail("\(payload.count - input.position) bytes after the last column") }
+        if let failure { throw failure }
+    }
+
+    private static func decode(_ input: inout PayloadCursor, into batch: inout EventBatch, strict: Bool) throws(DecodeError) {
+        let version = try input.byte()
+        guard version == layoutVersion else { throw input.fail("unknown payload layout \(version)") }
+        let count = try input.count(max: input.size * 8, "event count")
+        try readDictionary(&input, into: &batch.profiles, strict: strict, "profile")
+        try readDictionary(&input, into: &batch.touchpoints, strict: strict, "touchpoint")
+
+        batch.times.resize(to: count, filler: 0)
+        try batch.times.withUnsafeMutableBufferPointer { times throws(DecodeError) in
+            var time: Int64 = 0
+            for i in 0..<count {
+                time &+= try input.zigzag()
+                times[i] = time
+            }
+        }
+
+        batch.types.resize(to: count, filler: 0)
+        let largestType = try batch.types.withUnsafeMutableBufferPointer { types throws(DecodeError) in
+            try input.unpack(count, width: 2, into: types)
+        }
+        if largestType > 2 {
+            let bad = batch.types.firstIndex { $0 > 2 }!
+            throw input.fail("event \(bad) has unknown type \(batch.types[bad])")
+        }
+
+        let profileCount = batch.profiles.count
+        if count > 0 && profileCount == 0 { throw input.fail("events but no profiles") }
+        batch.profileIDs.resize(to: count, filler: 0)
+        let largestProfile = try batch.profileIDs.withUnsafeMutableBufferPointer { ids throws(DecodeError) in
+            try input.unpack(count, width: bitWidth(UInt32(max(0, profileCount - 1))), into: ids)
+        }
+        if count > 0 && Int(largestProfile) >= profileCount {
+            let bad = batch.profileIDs.firstIndex { Int($0) >= profileCount }!
+            throw input.fail("event \(bad) names profile \(batch.profileIDs[bad]) of \(profileCount)")
+        }
+        let touchpointCount = batch.touchpoints.count
+        batch.touchpointIDs.resize(to: count, filler: 0)
+        let largestTouchpoint = try batch.touchpointIDs.withUnsafeMutableBufferPointer { ids throws(DecodeError) in
+            try input.unpack(count, width: bitWidth(UInt32(touchpointCount)), into: ids)
+        }
+        if Int(largestTouchpoint) > touchpointCount {
+            let bad = batch.touchpointIDs.firstIndex { Int($0) > touchpointCount }!
+            throw input.fail("event \(bad) names touchpoint \(batch.touchpointIDs[bad]) of \(touchpointCount)")
+        }
+
+        let valued = try input.count(max: count, "value count")
+        batch.values.removeAll(keepingCapacity: true)
+        batch.values.append(contentsOf: repeatElement(.nan, count: count))
+        if valued > 0 {
+            let present = try input.take((count + 7) / 8)
+            var seen = 0
+            for i in 0..<(count + 7) / 8 { seen += present[i].nonzeroBitCount }
+            guard seen == valued else { throw input.fail("value bitmap disagrees with the value count") }
+            for i in 0..<count where present[i >> 3] & (1 << UInt8(i & 7)) != 0 {
+                let v = try input.float64()
+                if strict && !v.isFinite { throw input.fail("event \(i) has a value that is not finite") }
+                batch.values[i] = v
+            }
+        }
+        guard input.isAtEnd else { throw input.fail("\(input.remaining) bytes after the last column") }
         if strict {
             for i in 0..<count where batch.touchpointIDs[i] == 0 && batch.types[i] != EventType.conversion.rawValue {
                 throw input.fail("event \(i) is a \(batch.type(at: i).name) without a touchpoint")
             }
         }
-        return batch
     }
 
-    private static func readDictionary(_ input: inout ByteReader, strict: Bool, _ what: String) throws(DecodeError) -> StringTable {
-        let count = try input.count(max: input.bytes.count, "\(what) dictionary size")
-        var table = StringTable()
-        table.ends.reserveCapacity(count)
-        var previousStart = 0
+    /// Reads a front-coded dictionary into `table` (replacing its strings): one pass checks the lengths and sums
+    /// them, a second copies the bytes into place.
+    private static func readDictionary(_ input: inout PayloadCursor, into table: inout StringTable, strict: Bool, _ what: String) throws(DecodeError) {
+        let count = try input.count(max: input.size, "\(what) dictionary size")
+        let start = input
+        var total = 0
         var previousLength = 0
         for index in 0..<count {
             let shared = try input.count(max: previousLength, "\(what) \(index) shared prefix")
             let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes, "\(what) \(index) length")
-            let start = table.bytes.count
-            // The shared prefix is copied byte by byte from the previous entry (appending a slice of the
-            // array to itself would copy the whole buffer).
-            for k in 0..<shared { table.bytes.append(table.bytes[previousStart + k]) }
-            table.bytes.append(contentsOf: try input.take(suffixLength))
-            table.ends.append(UInt32(table.bytes.count))
-            if strict { try checkEntry(table, index, previousStart..<start, &input, what) }
-            previousStart = start
+            _ = try input.take(suffixLength)
             previousLength = shared + suffixLength
+            total += previousLength
         }
-        return table
+        table.removeAll()
+        table.ends.resize(to: count, filler: 0)
+        table.bytes.resize(to: total, filler: 0)
+        var replay = start
+        table.bytes.withUnsafeMutableBufferPointer { bytes in
+            table.ends.withUnsafeMutableBufferPointer { ends in
+                // The first pass checked every length and bound, so these reads cannot fail.
+                let out = bytes.baseAddress!
+                let payloadEnd = replay.base + replay.size
+                var end = 0
+                var previousStart = 0
+                for index in 0..<count {
+                    let shared = Int(try! replay.varint())
+                    let suffixLength = Int(try! replay.varint())
+                    let suffix = try! replay.take(suffixLength)
+                    let length = shared + suffixLength
+                    // Copy in 16-byte chunks, which may run past the entry (the next entry overwrites that) but
+                    // never past either buffer; near an end, copy exactly.
+                    if shared <= 16 && suffixLength <= 16 && end + 32 <= total && payloadEnd - suffix >= 16 {
+                        copy16(from: out + previousStart, to: out + end)
+                        copy16(from: suffix, to: out + end + shared)
+                    } else {
+                        (out + end).update(from: out + previousStart, count: shared)
+                        (out + end + shared).update(from: suffix, count: suffixLength)
+                    }
+                    previousStart = end
+                    end += length
+                    ends[index] = UInt32(end)
+                }
+            }
+        }
+        if strict {
+            for index in 0..<count {
+                try checkEntry(table, index, index == 0 ? 0..<0 : table.range(index - 1), &input, what)
+            }
+        }
+    }
+
+    /// Copies 16 bytes; the two ranges may overlap (all 16 are loaded before any is stored).
+    @inline(__always)
+    private static func copy16(from source: UnsafePointer<UInt8>, to target: UnsafeMutablePointer<UInt8>) {
+        UnsafeMutableRawPointer(target).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
     }
 
     /// Checks dictionary entry `index` against the encoder's guarantees: length, order after `previous`, UTF-8.
     private static func checkEntry(
-        _ table: StringTable, _ index: Int, _ previous: Range<Int>, _ input: inout ByteReader, _ what: String
+        _ table: StringTable, _ index: Int, _ previous: Range<Int>, _ input: inout PayloadCursor, _ what: String
     ) throws(DecodeError) {
         let current = table.range(index)
         if current.isEmpty || current.count > EventLimits.maxIdentifierBytes { throw input.fail("\(what) \(index) is \(current.count) bytes") }

@@ -25,6 +25,13 @@ public struct StringTable: Sendable {
     /// String `id` decoded from UTF-8 (the table only holds valid UTF-8).
     public func string(_ id: Int) -> String { String(decoding: self[id], as: UTF8.self) }
 
+    /// Removes every string, keeping the storage for reuse.
+    mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        slots.removeAll()
+    }
+
     /// Appends a string without looking for an equal one.
     mutating func append<C: Collection>(_ string: C) where C.Element == UInt8 {
         bytes.append(contentsOf: string)

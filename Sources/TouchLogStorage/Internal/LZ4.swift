@@ -23,8 +23,17 @@ enum LZ4 {
 
     /// Decompresses an LZ4 block that must expand to exactly `rawLength` bytes; nil when it does not.
     static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int) -> [UInt8]? {
-        if rawLength == 0 { return source.isEmpty ? [] : nil }
-        var output = [UInt8](repeating: 0, count: rawLength)
+        var output: [UInt8] = []
+        return decompress(source, rawLength: rawLength, into: &output) ? output : nil
+    }
+
+    /// Decompresses `source` into `output` (reusing its storage); false unless it yields exactly `rawLength` bytes.
+    static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int, into output: inout [UInt8]) -> Bool {
+        if output.count != rawLength {
+            output.removeAll(keepingCapacity: true)
+            output.append(contentsOf: repeatElement(0, count: rawLength))
+        }
+        if rawLength == 0 { return source.isEmpty }
         let produced = output.withUnsafeMutableBytes { dst in
             // LZ4_decompress_safe never writes past `rawLength` nor reads past `source.count`,
             // and reports malformed input with a negative result.
@@ -33,6 +42,6 @@ enum LZ4 {
                 dst.baseAddress!.assumingMemoryBound(to: CChar.self),
                 Int32(source.count), Int32(rawLength))
         }
-        return produced == Int32(rawLength) ? output : nil
+        return produced == Int32(rawLength)
     }
 }
