@@ -1,14 +1,33 @@
-/// A list of byte strings stored end to end in one buffer, with an optional hash index for interning.
+/// A list of byte strings stored end to end in one buffer, with an index for interning.
 ///
 /// Profiles and touchpoints are held this way in batches and decoded blocks, so that events carry a
 /// 32-bit id instead of an allocated string.
+///
+/// The index has two parts: a leading run of strings in ascending byte order (a table read from a snapshot),
+/// searched by bisection, and a hash index over the strings after it. A table loaded with a million sorted
+/// profiles so needs no hash index until new profiles arrive, and sorted lookups (a block's dictionary) walk it
+/// in order.
 public struct StringTable: Sendable {
     /// All strings' bytes, one after another.
     var bytes: [UInt8] = []
     /// `ends[i]` is where string `i` ends in `bytes`; it starts where string `i - 1` ends.
     var ends: [UInt32] = []
-    /// Open-addressing hash index of string ids + 1 (0 = empty slot); built by ``intern(_:)``.
-    private var slots: [UInt32] = []
+    /// Open-addressing hash index of the strings from ``sortedCount`` on, built by ``intern(_:)``: a slot holds a
+    /// string's id + 1 (0 = empty), its length and hash bits, and its first 8 bytes, so that most probes decide
+    /// without touching ``bytes``.
+    private var slots: [Slot] = []
+
+    private struct Slot {
+        var id1: UInt32 = 0
+        /// (length − 1) in the top 8 bits, 24 bits of the hash below.
+        var tag: UInt32 = 0
+        var prefix: UInt64 = 0
+    }
+    /// Strings `0..<sortedCount` are distinct and in ascending byte order; see ``markSorted()``.
+    private(set) var sortedCount = 0
+    /// The first 8 bytes of each sorted string as a big-endian number (zero-padded), so that bisection compares
+    /// integers and touches ``bytes`` only on a tie.
+    private var sortedKeys: [UInt64] = []
 
     public init() {}
 
@@ -30,6 +49,24 @@ public struct StringTable: Sendable {
         bytes.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
         slots.removeAll()
+        sortedCount = 0
+        sortedKeys.removeAll()
+    }
+
+    /// Declares every string so far distinct and in ascending byte order (the caller knows: it sorted them).
+    mutating func markSorted() {
+        sortedCount = count
+        slots = []
+        sortedKeys = bytes.withUnsafeBytes { all in (0..<count).map { Self.sortKey(UnsafeRawBufferPointer(rebasing: all[range($0)])) } }
+    }
+
+    /// The first 8 bytes as a big-endian number, zero-padded: ordering by it agrees with byte order except on ties.
+    @inline(__always)
+    static func sortKey(_ string: UnsafeRawBufferPointer) -> UInt64 {
+        if string.count >= 8 { return UInt64(bigEndian: string.loadUnaligned(as: UInt64.self)) }
+        var key: UInt64 = 0
+        for j in 0..<string.count { key |= UInt64(string[j]) << UInt64(56 - 8 * j) }
+        return key
     }
 
     /// Appends a string without looking for an equal one.
@@ -40,27 +77,124 @@ public struct StringTable: Sendable {
 
     /// The id of `string`, adding it when new.
     mutating func intern(_ string: UnsafeRawBufferPointer) -> UInt32 {
-        if slots.count < (count + 1) * 2 { rehash(capacity: max(64, (count + 1) * 4)) }
+        if sortedCount > 0 {
+            let at = bytes.withUnsafeBytes { lowerBound(string, from: 0, all: $0) }
+            if at < sortedCount && equals(at, string) { return UInt32(at) }
+        }
+        reserveSlots(for: 1)
+        return intern(string, hash: Self.hash(string))
+    }
+
+    /// Rebuilds the hash index when adding `more` strings could fill it past half.
+    private mutating func reserveSlots(for more: Int) {
+        let hashed = count - sortedCount
+        if slots.count < (hashed + more) * 2 { rehash(capacity: max(64, (hashed + more) * 4)) }
+    }
+
+    /// The hash-index part of ``intern(_:)``, with the hash computed and room reserved.
+    @inline(__always)
+    private mutating func intern(_ string: UnsafeRawBufferPointer, hash: UInt64) -> UInt32 {
         let mask = slots.count - 1
-        var slot = Int(truncatingIfNeeded: Self.hash(string)) & mask
+        let tag = Self.tag(hash, length: string.count)
+        let prefix = Self.prefix(string)
+        var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
             let entry = slots[slot]
-            if entry == 0 {
-                append(string)
-                slots[slot] = UInt32(count)
-                return UInt32(count - 1)
+            if entry.id1 == 0 { break }
+            if entry.tag == tag && entry.prefix == prefix && (string.count <= 8 || equals(Int(entry.id1 - 1), string)) {
+                return entry.id1 - 1
             }
-            if equals(Int(entry - 1), string) { return entry - 1 }
             slot = (slot + 1) & mask
+        }
+        append(string)
+        slots[slot] = Slot(id1: UInt32(count), tag: tag, prefix: prefix)
+        return UInt32(count - 1)
+    }
+
+    /// The first position in `from..<sortedCount` whose string is not below `string` (galloping forward from
+    /// `from`, so a run of ascending lookups costs little more than a merge).
+    private func lowerBound(_ string: UnsafeRawBufferPointer, from: Int, all: UnsafeRawBufferPointer) -> Int {
+        let key = Self.sortKey(string)
+        return sortedKeys.withUnsafeBufferPointer { keys in
+            func below(_ id: Int) -> Bool {
+                keys[id] != key ? keys[id] < key : bytesPrecede(UnsafeRawBufferPointer(rebasing: all[range(id)]), string)
+            }
+            var low = from
+            var step = 1
+            while low + step <= sortedCount && below(low + step - 1) {
+                low += step
+                step *= 2
+            }
+            var high = min(low + step, sortedCount)
+            while low < high {
+                let mid = (low + high) / 2
+                if below(mid) { low = mid + 1 } else { high = mid }
+            }
+            return low
         }
     }
 
-    /// Interns every string of `other` (a block's dictionary) and returns, for each of its ids, the id here.
-    mutating func internAll(_ other: StringTable) -> [UInt32] {
-        var ids = [UInt32](repeating: 0, count: other.count)
+    /// Interns every string of `other` (a block's dictionary, sorted by bytes) and returns, for each of its ids,
+    /// the id here.
+    ///
+    /// Strings in the sorted run are found by one forward walk. The rest go to the hash index in groups: first
+    /// every slot of the group is read, so that their cache misses overlap, then the group is interned. With a
+    /// million profiles the index is far bigger than the cache and each lookup is a miss; one at a time they
+    /// would wait for memory in turn.
+    ///
+    /// With `only`, interns just the strings it marks; the others map to `UInt32.max`.
+    mutating func internAll(_ other: StringTable, only: [Bool]? = nil) -> [UInt32] {
+        var ids = [UInt32](repeating: .max, count: other.count)
+        var pending: [Int] = []
+        let wanted = only.map { only in (0..<other.count).filter { only[$0] } } ?? Array(0..<other.count)
+        if sortedCount > 0 {
+            var cursor = 0
+            bytes.withUnsafeBytes { mine in
+                other.bytes.withUnsafeBytes { theirs in
+                    for id in wanted {
+                        let string = UnsafeRawBufferPointer(rebasing: theirs[other.range(id)])
+                        // Out-of-order input only costs a restart from the beginning.
+                        if cursor > 0 && !bytesPrecede(UnsafeRawBufferPointer(rebasing: mine[range(cursor - 1)]), string) { cursor = 0 }
+                        cursor = lowerBound(string, from: cursor, all: mine)
+                        if cursor < sortedCount && UnsafeRawBufferPointer(rebasing: mine[range(cursor)]).elementsEqual(string) {
+                            ids[id] = UInt32(cursor)
+                            cursor += 1
+                        } else {
+                            pending.append(id)
+                        }
+                    }
+                }
+            }
+        } else {
+            pending = wanted
+        }
+        let group = 16
+        var hashes = [UInt64](repeating: 0, count: group)
+        var firstSlots = [Slot](repeating: Slot(), count: group)
         other.bytes.withUnsafeBytes { all in
-            for id in 0..<other.count {
-                ids[id] = intern(UnsafeRawBufferPointer(rebasing: all[other.range(id)]))
+            var start = 0
+            while start < pending.count {
+                let end = min(start + group, pending.count)
+                // No rehash inside the group, so a filled slot read in the first pass stays as it was.
+                reserveSlots(for: end - start)
+                let mask = slots.count - 1
+                for k in start..<end {
+                    let hash = Self.hash(UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])]))
+                    hashes[k - start] = hash
+                    firstSlots[k - start] = slots[Int(truncatingIfNeeded: hash) & mask]
+                }
+                for k in start..<end {
+                    let string = UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])])
+                    let hash = hashes[k - start]
+                    let first = firstSlots[k - start]
+                    if first.id1 != 0 && first.tag == Self.tag(hash, length: string.count) && first.prefix == Self.prefix(string)
+                        && (string.count <= 8 || equals(Int(first.id1 - 1), string)) {
+                        ids[pending[k]] = first.id1 - 1
+                    } else {
+                        ids[pending[k]] = intern(string, hash: hash)
+                    }
+                }
+                start = end
             }
         }
         return ids
@@ -85,23 +219,91 @@ public struct StringTable: Sendable {
     private mutating func rehash(capacity: Int) {
         var size = 64
         while size < capacity { size <<= 1 }
-        slots = [UInt32](repeating: 0, count: size)
+        var fresh = [Slot](repeating: Slot(), count: size)
         let mask = size - 1
         bytes.withUnsafeBytes { all in
-            for id in 0..<count {
-                let r = range(id)
-                var slot = Int(truncatingIfNeeded: Self.hash(UnsafeRawBufferPointer(rebasing: all[r]))) & mask
-                while slots[slot] != 0 { slot = (slot + 1) & mask }
-                slots[slot] = UInt32(id + 1)
+            for id in sortedCount..<count {
+                let string = UnsafeRawBufferPointer(rebasing: all[range(id)])
+                let hash = Self.hash(string)
+                var slot = Int(truncatingIfNeeded: hash) & mask
+                while fresh[slot].id1 != 0 { slot = (slot + 1) & mask }
+                fresh[slot] = Slot(id1: UInt32(id + 1), tag: Self.tag(hash, length: string.count), prefix: Self.prefix(string))
             }
+        }
+        slots = fresh
+    }
+
+    private static func tag(_ hash: UInt64, length: Int) -> UInt32 {
+        UInt32(truncatingIfNeeded: length - 1) << 24 | UInt32(truncatingIfNeeded: hash >> 40)
+    }
+
+    /// The first 8 bytes (fewer for a shorter string, zero-padded), little-endian.
+    @inline(__always)
+    private static func prefix(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        if bytes.count >= 8 { return UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)) }
+        var v: UInt64 = 0
+        for j in 0..<bytes.count { v |= UInt64(bytes[j]) << UInt64(8 * j) }
+        return v
+    }
+
+    /// Sorts string ids (given in ascending id order) by their strings' bytes. Ids below ``sortedCount`` are
+    /// already in order; the rest are sorted by an 8-byte big-endian prefix first, then merged in.
+    func sortByBytes(_ ids: inout [Int]) {
+        let split = ids.firstIndex { $0 >= sortedCount } ?? ids.count
+        if split == ids.count { return }
+        bytes.withUnsafeBytes { all in
+            func string(_ id: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[range(id)]) }
+            var keyed = ids[split...].map { id -> (UInt64, Int) in
+                var key: UInt64 = 0
+                let s = string(id)
+                for j in 0..<min(8, s.count) { key |= UInt64(s[j]) << UInt64(56 - 8 * j) }
+                return (key, id)
+            }
+            keyed.sort { a, b in a.0 != b.0 ? a.0 < b.0 : bytesPrecede(string(a.1), string(b.1)) }
+            if split == 0 {
+                ids = keyed.map(\.1)
+                return
+            }
+            var merged: [Int] = []
+            merged.reserveCapacity(ids.count)
+            var i = 0
+            var j = 0
+            while i < split || j < keyed.count {
+                if j == keyed.count || (i < split && bytesPrecede(string(ids[i]), string(keyed[j].1))) {
+                    merged.append(ids[i])
+                    i += 1
+                } else {
+                    merged.append(keyed[j].1)
+                    j += 1
+                }
+            }
+            ids = merged
         }
     }
 
-    /// FNV-1a over the bytes, finished with a multiply-xorshift so the low bits mix well.
+    /// A table holding strings `order[0]`, `order[1]`, … of this one.
+    func permuted(_ order: [Int]) -> StringTable {
+        var result = StringTable()
+        result.bytes.reserveCapacity(bytes.count)
+        result.ends.reserveCapacity(order.count)
+        for id in order { result.append(self[id]) }
+        return result
+    }
+
+    /// A multiply-xorshift hash over 8-byte words (identifiers are short; this is not for hostile input
+    /// distribution, only for spreading ids over the table).
     static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in bytes {
-            h = (h ^ UInt64(byte)) &* 0x100_0000_01b3
+        var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
+        var i = 0
+        while i + 8 <= bytes.count {
+            h = (h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* 0xBF58_476D_1CE4_E5B9
+            h ^= h >> 31
+            i += 8
+        }
+        if i < bytes.count {
+            var tail: UInt64 = 0
+            for j in i..<bytes.count { tail |= UInt64(bytes[j]) << UInt64(8 * (j - i)) }
+            h = (h ^ tail) &* 0x94D0_49BB_1331_11EB
         }
         h ^= h >> 32
         h = h &* 0x9E37_79B9_7F4A_7C15
@@ -113,7 +315,16 @@ public struct StringTable: Sendable {
 @inlinable
 func bytesPrecede(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
     let common = min(a.count, b.count)
-    if common > 0 {
+    // Identifiers are short: compare the first 8 bytes as one big-endian word before calling memcmp.
+    if common >= 8 {
+        let x = UInt64(bigEndian: a.loadUnaligned(as: UInt64.self))
+        let y = UInt64(bigEndian: b.loadUnaligned(as: UInt64.self))
+        if x != y { return x < y }
+        if common > 8 {
+            let c = memcmp(a.baseAddress! + 8, b.baseAddress! + 8, common - 8)
+            if c != 0 { return c < 0 }
+        }
+    } else if common > 0 {
         let c = memcmp(a.baseAddress!, b.baseAddress!, common)
         if c != 0 { return c < 0 }
     }

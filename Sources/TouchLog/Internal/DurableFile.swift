@@ -35,23 +35,37 @@ enum DurableFile {
             throw TouchLogError(code: errno == ENOENT ? .notFound : .io, message: "cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; throw ioError("read", path) }
-            if n == 0 { break }
-            bytes.append(contentsOf: chunk[..<n])
-        }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw ioError("stat", path) }
         let prefix = Array("touchlog \(kind) sha256=".utf8)
-        guard let newline = bytes.firstIndex(of: 0x0A), bytes.starts(with: prefix), newline == prefix.count + 64 else {
+        let headerLength = prefix.count + 65
+        var header = [UInt8](repeating: 0, count: min(headerLength, Int(status.st_size)))
+        var body = [UInt8](repeating: 0, count: max(0, Int(status.st_size) - headerLength))
+        guard try readFully(fd, &header, at: 0, path) == header.count, try readFully(fd, &body, at: header.count, path) == body.count else {
+            throw TouchLogError(code: .corrupt, message: "\(path): the file ends early (it shrank while being read)")
+        }
+        guard header.count == headerLength, header.starts(with: prefix), header[headerLength - 1] == 0x0A else {
             throw TouchLogError(code: .corrupt, message: "\(path): not a touchlog \(kind) file (bad header)")
         }
-        let body = Array(bytes[(newline + 1)...])
-        guard String(decoding: bytes[prefix.count..<newline], as: UTF8.self) == BlockHash.sha256(of: body).description else {
+        guard String(decoding: header[prefix.count..<(headerLength - 1)], as: UTF8.self) == BlockHash.sha256(of: body).description else {
             throw TouchLogError(code: .corrupt, message: "\(path): checksum mismatch (the file was altered or damaged)")
         }
         return body
+    }
+
+    /// Fills `buffer` from `offset`; returns how many bytes there were (fewer only at the end of the file).
+    private static func readFully(_ fd: Int32, _ buffer: inout [UInt8], at offset: Int, _ path: String) throws(TouchLogError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, $0.count - done, off_t(offset + done)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ioError("read", path)
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
     }
 
     static func syncDirectory(_ path: String) throws(TouchLogError) {

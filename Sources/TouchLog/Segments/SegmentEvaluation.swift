@@ -72,84 +72,114 @@ struct CompiledSegment {
         }
     }
 
-    /// Evaluates the tree for one profile, given whether each leaf holds.
-    func holds(_ leafHolds: (Int) -> Bool) -> Bool {
-        evaluate(root, leafHolds)
+    /// The interaction rules, numbered as ``leaves``.
+    var rules: [InteractionRule] { leaves.map(\.rule) }
+
+    /// Evaluates the tree for `count` profiles at once, given for each leaf whether it holds for each profile.
+    func evaluate(_ leafHolds: [[Bool]], count: Int) -> [Bool] {
+        evaluate(root, leafHolds, count)
     }
 
-    private func evaluate(_ node: Node, _ leafHolds: (Int) -> Bool) -> Bool {
+    private func evaluate(_ node: Node, _ leafHolds: [[Bool]], _ n: Int) -> [Bool] {
+        var result: [Bool]
+        let negated: Bool
         switch node {
         case .leaf(let index, let negate):
-            return leafHolds(index) != negate
+            result = leafHolds[index]
+            negated = negate
         case .group(let match, let children, let negate):
-            let value = match == .all ? children.allSatisfy { evaluate($0, leafHolds) } : children.contains { evaluate($0, leafHolds) }
-            return value != negate
+            negated = negate
+            result = [Bool](repeating: match == .all, count: n)
+            for child in children {
+                let value = evaluate(child, leafHolds, n)
+                result.withUnsafeMutableBufferPointer { result in
+                    value.withUnsafeBufferPointer { value in
+                        if match == .all {
+                            for g in 0..<n { result[g] = result[g] && value[g] }
+                        } else {
+                            for g in 0..<n { result[g] = result[g] || value[g] }
+                        }
+                    }
+                }
+            }
+        }
+        if negated { result.withUnsafeMutableBufferPointer { for g in 0..<n { $0[g] = !$0[g] } } }
+        return result
+    }
+}
+
+/// For one block: which interaction rules an event of each (touchpoint, type) can count for, as a list per key
+/// `touchpoint id × 3 + type` (touchpoint id 0 = none). Rules are matched against the block's dictionary once, so
+/// the per-event loop only walks a (usually empty) list.
+struct LeafRouting {
+    private var starts: [Int32] = [0]
+    private var leaves: [Int32] = []
+
+    init(_ rules: [InteractionRule], touchpoints: StringTable) {
+        let allowed = rules.map { CompiledSegment.Leaf(rule: $0, window: nil).allowedTouchpoints(touchpoints) }
+        for touchpoint in 0...touchpoints.count {
+            for type in 0..<3 {
+                for (l, rule) in rules.enumerated() where rule.interaction.matches(UInt8(type)) && allowed[l][touchpoint] {
+                    leaves.append(Int32(l))
+                }
+                starts.append(Int32(leaves.count))
+            }
+        }
+    }
+
+    /// Calls `body` with each rule an event with `touchpoint` (id + 1, or 0) and `type` counts for.
+    @inline(__always)
+    func forEachLeaf(touchpoint: UInt32, type: UInt8, _ body: (Int) -> Void) {
+        let key = Int(touchpoint) * 3 + Int(type)
+        var k = Int(starts[key])
+        let end = Int(starts[key + 1])
+        while k < end {
+            body(Int(leaves[k]))
+            k += 1
         }
     }
 }
 
-/// Per-profile state of a segment evaluation: exactly what the rules need at one (T, K).
-///
-/// For each interaction rule, the number of qualifying events and the time of the first; for each profile,
-/// whether it is known and the time of its latest conversion. A conversion in `[F, T]` exists exactly when the
-/// latest conversion at or before T is at or after F.
-struct SegmentState {
-    var profiles = StringTable()
-    var known: [Bool] = []
-    var lastConversion: [Int64] = []
-    var counts: [[UInt32]]
-    var firsts: [[Int64]]
-
-    init(leafCount: Int) {
-        counts = Array(repeating: [], count: leafCount)
-        firsts = Array(repeating: [], count: leafCount)
-    }
-
-    /// Folds in the events of one block that satisfy the query's T (K was checked per block by the caller).
-    mutating func add(_ block: DecodedBlock, _ segment: CompiledSegment) {
-        let events = block.events
-        let global = profiles.internAll(events.profiles)
-        let n = profiles.count
-        if known.count < n {
-            known.append(contentsOf: repeatElement(false, count: n - known.count))
-            lastConversion.append(contentsOf: repeatElement(.min, count: n - lastConversion.count))
-            for l in counts.indices {
-                counts[l].append(contentsOf: repeatElement(0, count: n - counts[l].count))
-                firsts[l].append(contentsOf: repeatElement(.max, count: n - firsts[l].count))
+extension CompiledSegment.Leaf {
+    /// Whether the rule holds for each of `n` profiles, given per profile its count (at `countAt + profile ×
+    /// countStride`), its first qualifying time (likewise; read only when the rule asks about conversions) and
+    /// its latest conversion.
+    func holds(_ n: Int, counts: UnsafeBufferPointer<UInt32>, at countAt: Int, stride countStride: Int,
+               firsts: UnsafeBufferPointer<Int64>, at firstAt: Int, stride firstStride: Int,
+               lastConversion: UnsafeBufferPointer<Int64>) -> [Bool] {
+        precondition(n == 0 || (countAt + (n - 1) * countStride < counts.count && lastConversion.count >= n))
+        precondition(n == 0 || rule.conversion == nil || firstAt + (n - 1) * firstStride < firsts.count)
+        let low = UInt32(clamping: rule.atLeast)
+        let high = UInt32(clamping: rule.atMost ?? Int(UInt32.max))
+        let conversion = rule.conversion
+        return [Bool](unsafeUninitializedCapacity: n) { result, initialized in
+            var c = countAt
+            var f = firstAt
+            for g in 0..<n {
+                let count = counts[c]
+                var holds = count >= low && count <= high
+                switch conversion {
+                case nil: break
+                case .converted?: holds = holds && lastConversion[g] >= firsts[f]
+                case .notConverted?: holds = holds && lastConversion[g] < firsts[f]
+                }
+                result[g] = holds
+                c += countStride
+                f += firstStride
             }
-        }
-        let allowed = segment.leaves.map { $0.allowedTouchpoints(events.touchpoints) }
-        let asOf = segment.time.asOf
-        let conversion = EventType.conversion.rawValue
-        for i in 0..<events.count {
-            let t = events.times[i]
-            if t > asOf { continue }
-            let g = Int(global[Int(events.profileIDs[i])])
-            known[g] = true
-            let type = events.types[i]
-            if type == conversion && t > lastConversion[g] { lastConversion[g] = t }
-            let touchpoint = Int(events.touchpointIDs[i])
-            for (l, leaf) in segment.leaves.enumerated() {
-                guard let window = leaf.window, window.contains(t), leaf.rule.interaction.matches(type), allowed[l][touchpoint] else { continue }
-                counts[l][g] += 1
-                if t < firsts[l][g] { firsts[l][g] = t }
-            }
+            initialized = n
         }
     }
+}
 
-    /// The members, sorted by bytes.
-    func members(_ segment: CompiledSegment) -> [String] {
-        var ids: [Int] = []
-        for g in 0..<profiles.count where known[g] {
-            let member = segment.holds { l in
-                segment.leaves[l].holds(count: Int(counts[l][g]), first: firsts[l][g], lastConversion: lastConversion[g])
-            }
-            if member { ids.append(g) }
+extension Array where Element == Bool {
+    /// The indices where the array is true.
+    func indicesOfTrue() -> [Int] {
+        var result: [Int] = []
+        withUnsafeBufferPointer { values in
+            for g in 0..<values.count where values[g] { result.append(g) }
         }
-        profiles.bytes.withUnsafeBytes { all in
-            ids.sort { bytesPrecede(UnsafeRawBufferPointer(rebasing: all[profiles.range($0)]), UnsafeRawBufferPointer(rebasing: all[profiles.range($1)])) }
-        }
-        return ids.map { profiles.string($0) }
+        return result
     }
 }
 
@@ -169,29 +199,29 @@ extension StoreReader {
         report.snapshotOffset = projection.endOffset
         let startOffset = projection.endOffset
         let start = projection.endOffset == 0 ? 0 : log.blockIndex(containing: projection.endOffset) ?? log.blocks.count
-        var state: SegmentState?
+        var folding = true
         for location in log.blocks[start...] {
             let header = location.header
             if let knownAt = time.knownAt, header.maxRecorded > knownAt { break }
-            if state == nil && header.maxTime <= time.asOf {
+            if folding && header.maxTime <= time.asOf {
                 projection.fold(try decode(location), header: header)
                 report.eventsRead += UInt64(header.count)
                 continue
             }
-            if state == nil {
+            if folding {
                 saveIfDue(&projection, since: startOffset, definition, &report)
-                state = projection.queryState(segment)
+                folding = false
             }
             if header.minTime > time.asOf { continue }
-            state!.add(try decode(location), segment)
+            projection.add(try decode(location), upTo: time.asOf)
             report.eventsRead += UInt64(header.count)
         }
-        if state == nil { saveIfDue(&projection, since: startOffset, definition, &report) }
+        if folding { saveIfDue(&projection, since: startOffset, definition, &report) }
         lastQuery = report
-        return (state ?? projection.queryState(segment)).members(segment)
+        return projection.memberIDs(segment).map { projection.profiles.string($0) }
     }
 
-    /// The most snapshots kept per segment definition; the oldest are deleted beyond it.
+    /// The most snapshots kept per segment definition; beyond it, the ones closest to their neighbours go.
     static let maxSnapshotsPerSegment = 8
 
     /// Saves the projection when it has folded at least ``snapshotInterval`` events since the query's starting
@@ -203,8 +233,9 @@ extension StoreReader {
         guard store.save(projection, definition: definition) == nil else { return }
         report.snapshotsWritten += 1
         let key = SnapshotStore.key(definition)
-        let old = store.all().filter { $0.key == key }.sorted { $0.endOffset > $1.endOffset }.dropFirst(Self.maxSnapshotsPerSegment)
-        for info in old { unlink(directory + "/" + info.path) }
+        for info in SnapshotStore.thinned(store.all().filter { $0.key == key }, keep: Self.maxSnapshotsPerSegment) {
+            unlink(directory + "/" + info.path)
+        }
     }
 
     /// Calls `body` with each block that holds events visible at `time`.

@@ -6,10 +6,17 @@ import TouchLogStorage
 ///
 /// Per profile it keeps the time of the latest conversion and, for each interaction rule, what that rule's
 /// timeframe needs at any later T:
-/// - all time or `from`/`to`: the number of candidate events (type and touchpoint match, inside `from`/`to`) and
-///   the first one's time — every such event is at or before any usable T, so all of them count;
+/// - all time or `from`/`to`: the number of candidate events (type and touchpoint match, inside `from`/`to`) and,
+///   when the rule asks about conversions, the first one's time — every such event is at or before any usable T,
+///   so all of them count;
 /// - `last d`: the (profile, time) of each candidate event no older than watermark − d (older ones can never
 ///   fall inside a window ending at a T at or after the watermark).
+///
+/// A query at T folds the blocks after the projection that lie wholly at or before T (the projection stays a
+/// projection of a longer prefix), then ``add(_:upTo:)``s the events at or before T of later blocks (late
+/// arrivals). The latter is exact for every rule at T: summary rules count any candidate event at or before T,
+/// and `last d` windows are applied when membership is evaluated. After it the projection is no longer a prefix
+/// projection, so it is not saved.
 struct SegmentProjection {
     /// Offset after the last folded event.
     var endOffset: UInt64 = 0
@@ -21,105 +28,195 @@ struct SegmentProjection {
     var recorded: Int64 = .min
     var profiles = StringTable()
     var lastConversion: [Int64] = []
-    var leaves: [Leaf]
+    /// Counts of the summary rules (all but `last d`), profile-major: `summaryCounts[profile * S + s]`.
+    var summaryCounts: [UInt32] = []
+    /// First candidate times of the summary rules that ask about conversions, profile-major likewise.
+    var summaryFirsts: [Int64] = []
+    /// The candidate events of each `last d` rule.
+    var recent: [RecentEvents]
 
-    /// One interaction rule's part: a summary per profile, or (for `last d`) the recent candidate events.
-    struct Leaf: Equatable {
-        var isRecent: Bool
-        var counts: [UInt32] = []
-        var firsts: [Int64] = []
-        var recentProfiles: [UInt32] = []
-        var recentTimes: [Int64] = []
+    struct RecentEvents: Equatable {
+        var profiles: [UInt32] = []
+        var times: [Int64] = []
     }
 
+    /// Every interaction rule, numbered as ``CompiledSegment`` numbers them.
     let rules: [InteractionRule]
+    /// Rule numbers of the summary rules, of the `last d` rules, and of the summary rules that keep first times.
+    let summaryRules: [Int]
+    let recentRules: [Int]
+    let firstRules: [Int]
+    /// For each rule: its summary slot, or −1 − its recent list.
+    private let slot: [Int]
+    /// For each rule: its first-time slot, or −1.
+    private let firstSlot: [Int]
+    /// For each rule: the event times a summary rule counts (`from`/`to`, else everything).
+    private let bounds: [ClosedRange<Int64>]
 
     init(definition: SegmentDefinition) {
-        rules = CompiledSegment.interactionRules(of: definition)
-        leaves = rules.map { rule in
-            if case .last = rule.timeframe { return Leaf(isRecent: true) }
-            return Leaf(isRecent: false)
+        let rules = CompiledSegment.interactionRules(of: definition)
+        let recentRules = rules.indices.filter { if case .last = rules[$0].timeframe { return true } else { return false } }
+        let summaryRules = rules.indices.filter { !recentRules.contains($0) }
+        let firstRules = summaryRules.filter { rules[$0].conversion != nil }
+        self.rules = rules
+        self.recentRules = recentRules
+        self.summaryRules = summaryRules
+        self.firstRules = firstRules
+        recent = Array(repeating: RecentEvents(), count: recentRules.count)
+        var slot = [Int](repeating: 0, count: rules.count)
+        var firstSlot = [Int](repeating: -1, count: rules.count)
+        for (s, l) in summaryRules.enumerated() { slot[l] = s }
+        for (r, l) in recentRules.enumerated() { slot[l] = -1 - r }
+        for (f, l) in firstRules.enumerated() { firstSlot[l] = f }
+        self.slot = slot
+        self.firstSlot = firstSlot
+        bounds = rules.map { rule in
+            if case .between(let from, let to) = rule.timeframe { return (from ?? .min)...(to ?? .max) }
+            return Int64.min...Int64.max
         }
+    }
+
+    /// Makes room for every profile in ``profiles``.
+    private mutating func grow() {
+        let n = profiles.count
+        guard lastConversion.count < n else { return }
+        let added = n - lastConversion.count
+        lastConversion.append(contentsOf: repeatElement(.min, count: added))
+        summaryCounts.append(contentsOf: repeatElement(0, count: added * summaryRules.count))
+        summaryFirsts.append(contentsOf: repeatElement(.max, count: added * firstRules.count))
     }
 
     /// Folds in a whole block; the caller guarantees it directly follows ``endOffset``.
     mutating func fold(_ block: DecodedBlock, header: BlockHeader) {
-        let events = block.events
-        let global = profiles.internAll(events.profiles)
-        let n = profiles.count
-        if lastConversion.count < n {
-            lastConversion.append(contentsOf: repeatElement(.min, count: n - lastConversion.count))
-            for l in leaves.indices where !leaves[l].isRecent {
-                leaves[l].counts.append(contentsOf: repeatElement(0, count: n - leaves[l].counts.count))
-                leaves[l].firsts.append(contentsOf: repeatElement(.max, count: n - leaves[l].firsts.count))
-            }
-        }
-        let allowed = rules.map { CompiledSegment.Leaf(rule: $0, window: nil).allowedTouchpoints(events.touchpoints) }
-        let conversion = EventType.conversion.rawValue
-        for i in 0..<events.count {
-            let t = events.times[i]
-            let g = global[Int(events.profileIDs[i])]
-            let type = events.types[i]
-            if type == conversion && t > lastConversion[Int(g)] { lastConversion[Int(g)] = t }
-            let touchpoint = Int(events.touchpointIDs[i])
-            for (l, rule) in rules.enumerated() where rule.interaction.matches(type) && allowed[l][touchpoint] {
-                if leaves[l].isRecent {
-                    leaves[l].recentProfiles.append(g)
-                    leaves[l].recentTimes.append(t)
-                    continue
-                }
-                if case .between(let from, let to) = rule.timeframe, t < (from ?? .min) || t > (to ?? .max) { continue }
-                leaves[l].counts[Int(g)] += 1
-                if t < leaves[l].firsts[Int(g)] { leaves[l].firsts[Int(g)] = t }
-            }
-        }
+        let global = profiles.internAll(block.events.profiles)
+        grow()
+        count(block.events, upTo: nil) { global[$0] }
         endOffset = header.endOffset
         anchor = header.hash
         watermark = max(watermark, header.maxTime)
         recorded = max(recorded, header.maxRecorded)
     }
 
-    /// Drops recent events that no window ending at or after the watermark can hold.
-    mutating func prune() {
-        for (l, rule) in rules.enumerated() {
-            guard case .last(let d) = rule.timeframe else { continue }
-            let oldest = watermark &- d
-            var keptProfiles: [UInt32] = []
-            var keptTimes: [Int64] = []
-            for (p, t) in zip(leaves[l].recentProfiles, leaves[l].recentTimes) where t >= oldest {
-                keptProfiles.append(p)
-                keptTimes.append(t)
+    /// Adds the events of a block that lie at or before `asOf` (the query's T), looking up only their profiles.
+    mutating func add(_ block: DecodedBlock, upTo asOf: Int64) {
+        let events = block.events
+        var needed = [Bool](repeating: false, count: events.profiles.count)
+        for i in 0..<events.count where events.times[i] <= asOf { needed[Int(events.profileIDs[i])] = true }
+        let global = profiles.internAll(events.profiles, only: needed)
+        grow()
+        count(events, upTo: asOf) { global[$0] }
+    }
+
+    /// Counts `events` (those at or before `asOf` when given) for each rule they are candidates of.
+    private mutating func count(_ events: EventBatch, upTo asOf: Int64?, _ global: (Int) -> UInt32) {
+        let routing = LeafRouting(rules, touchpoints: events.touchpoints)
+        let conversion = EventType.conversion.rawValue
+        let S = summaryRules.count
+        let F = firstRules.count
+        let limit = asOf ?? .max
+        for i in 0..<events.count {
+            let t = events.times[i]
+            if t > limit { continue }
+            let g = global(Int(events.profileIDs[i]))
+            let gi = Int(g)
+            let type = events.types[i]
+            if type == conversion && t > lastConversion[gi] { lastConversion[gi] = t }
+            routing.forEachLeaf(touchpoint: events.touchpointIDs[i], type: type) { l in
+                let s = slot[l]
+                if s < 0 {
+                    recent[-1 - s].profiles.append(g)
+                    recent[-1 - s].times.append(t)
+                    return
+                }
+                guard bounds[l].contains(t) else { return }
+                summaryCounts[gi * S + s] += 1
+                let f = firstSlot[l]
+                if f >= 0 && t < summaryFirsts[gi * F + f] { summaryFirsts[gi * F + f] = t }
             }
-            leaves[l].recentProfiles = keptProfiles
-            leaves[l].recentTimes = keptTimes
         }
     }
 
-    /// Query state at `segment`'s time, started from this projection (usable only when T ≥ watermark, K ≥ recorded).
-    func queryState(_ segment: CompiledSegment) -> SegmentState {
-        var state = SegmentState(leafCount: rules.count)
-        state.profiles = profiles
-        let n = profiles.count
-        state.known = [Bool](repeating: true, count: n)
-        state.lastConversion = lastConversion
-        for (l, leaf) in leaves.enumerated() {
-            guard leaf.isRecent else {
-                state.counts[l] = leaf.counts
-                state.firsts[l] = leaf.firsts
-                continue
+    /// Drops recent events that no window ending at or after the watermark can hold.
+    mutating func prune() {
+        for (r, l) in recentRules.enumerated() {
+            guard case .last(let d) = rules[l].timeframe else { continue }
+            let oldest = watermark &- d
+            var kept = RecentEvents()
+            for (p, t) in zip(recent[r].profiles, recent[r].times) where t >= oldest {
+                kept.profiles.append(p)
+                kept.times.append(t)
             }
-            var counts = [UInt32](repeating: 0, count: n)
-            var firsts = [Int64](repeating: .max, count: n)
-            if let window = segment.leaves[l].window {
-                for (p, t) in zip(leaf.recentProfiles, leaf.recentTimes) where window.contains(t) {
-                    counts[Int(p)] += 1
-                    if t < firsts[Int(p)] { firsts[Int(p)] = t }
+            recent[r] = kept
+        }
+    }
+
+    /// The same projection with its profiles in ascending byte order (how snapshots store them, so that a query
+    /// from a snapshot lists its members without sorting).
+    func sortedByProfile() -> SegmentProjection {
+        let n = profiles.count
+        var order = Array(0..<n)
+        profiles.sortByBytes(&order)
+        var sorted = self
+        if order.elementsEqual(0..<n) {
+            sorted.profiles.markSorted()
+            return sorted
+        }
+        var position = [UInt32](repeating: 0, count: n)
+        for (new, old) in order.enumerated() { position[old] = UInt32(new) }
+        sorted.profiles = profiles.permuted(order)
+        sorted.profiles.markSorted()
+        sorted.lastConversion = order.map { lastConversion[$0] }
+        sorted.summaryCounts = Self.permute(summaryCounts, order, stride: summaryRules.count)
+        sorted.summaryFirsts = Self.permute(summaryFirsts, order, stride: firstRules.count)
+        for r in recent.indices { sorted.recent[r].profiles = recent[r].profiles.map { position[Int($0)] } }
+        return sorted
+    }
+
+    private static func permute<T>(_ values: [T], _ order: [Int], stride: Int) -> [T] {
+        var result: [T] = []
+        result.reserveCapacity(values.count)
+        for old in order { result.append(contentsOf: values[(old * stride)..<(old * stride + stride)]) }
+        return result
+    }
+
+    /// The members at `segment`'s time (usable only when T ≥ watermark and K ≥ recorded, or after ``add(_:upTo:)``
+    /// with T), as profile ids sorted by the profiles' bytes.
+    func memberIDs(_ segment: CompiledSegment) -> [Int] {
+        let n = profiles.count
+        let S = summaryRules.count
+        let F = firstRules.count
+        let none = [Int64](repeating: .max, count: F == 0 ? n : 0)
+        var holds = [[Bool]](repeating: [], count: rules.count)
+        lastConversion.withUnsafeBufferPointer { lastConversion in
+            for (s, l) in summaryRules.enumerated() {
+                // Without a conversion clause the first time is never read; `none` stands in when no rule keeps one.
+                let f = max(0, firstSlot[l])
+                holds[l] = summaryCounts.withUnsafeBufferPointer { counts in
+                    (F == 0 ? none : summaryFirsts).withUnsafeBufferPointer { firsts in
+                        segment.leaves[l].holds(n, counts: counts, at: s, stride: S, firsts: firsts, at: f, stride: max(F, 1),
+                                                lastConversion: lastConversion)
+                    }
                 }
             }
-            state.counts[l] = counts
-            state.firsts[l] = firsts
+            for (r, l) in recentRules.enumerated() {
+                var counts = [UInt32](repeating: 0, count: n)
+                var firsts = [Int64](repeating: .max, count: n)
+                if let window = segment.leaves[l].window {
+                    for (p, t) in zip(recent[r].profiles, recent[r].times) where window.contains(t) {
+                        counts[Int(p)] += 1
+                        if t < firsts[Int(p)] { firsts[Int(p)] = t }
+                    }
+                }
+                holds[l] = counts.withUnsafeBufferPointer { counts in
+                    firsts.withUnsafeBufferPointer { firsts in
+                        segment.leaves[l].holds(n, counts: counts, at: 0, stride: 1, firsts: firsts, at: 0, stride: 1, lastConversion: lastConversion)
+                    }
+                }
+            }
         }
-        return state
+        var ids = segment.evaluate(holds, count: n).indicesOfTrue()
+        profiles.sortByBytes(&ids)
+        return ids
     }
 }
 

@@ -27,6 +27,27 @@ struct SnapshotStore {
         directory = layout.snapshots
     }
 
+    /// Which of one definition's snapshots to delete so that `keep` remain, spread over the log: the oldest and
+    /// the newest always stay, and each deletion takes the snapshot whose neighbours are closest together (so
+    /// queries at any time find one nearby, not only near the end).
+    static func thinned(_ infos: [SnapshotInfo], keep: Int) -> [SnapshotInfo] {
+        var kept = infos.sorted { $0.endOffset < $1.endOffset }
+        var doomed: [SnapshotInfo] = []
+        while kept.count > max(keep, 2) {
+            let i = (1..<(kept.count - 1)).min { kept[$0 + 1].endOffset - kept[$0 - 1].endOffset < kept[$1 + 1].endOffset - kept[$1 - 1].endOffset }!
+            doomed.append(kept.remove(at: i))
+        }
+        return doomed
+    }
+
+    /// The definition a snapshot body was made for.
+    static func definition(in body: [UInt8]) throws -> SegmentDefinition {
+        var input = ByteReader(body)
+        guard try input.byte() == layoutVersion else { throw DecodeError(byte: 0, reason: "unknown snapshot layout") }
+        let length = try input.count(max: body.count, "definition length")
+        return try SegmentDefinition(json: String(decoding: try input.take(length), as: UTF8.self))
+    }
+
     static func key(_ definition: SegmentDefinition) -> String {
         String(BlockHash.sha256(of: Array(definition.json.utf8)).description.prefix(16))
     }
@@ -61,6 +82,8 @@ struct SnapshotStore {
     @discardableResult
     func save(_ projection: SegmentProjection, definition: SegmentDefinition) -> TouchLogError? {
         let folder = directory + "/" + Self.key(definition)
+        // The snapshots directory itself is disposable too: recreate it when someone deleted it.
+        if mkdir(directory, 0o755) == 0 { try? DurableFile.syncDirectory(root) }
         if mkdir(folder, 0o755) == 0 { try? DurableFile.syncDirectory(directory) }
         let name = Self.fileName(endOffset: projection.endOffset, watermark: projection.watermark, recorded: projection.recorded)
         do {
@@ -87,9 +110,21 @@ struct SnapshotStore {
         }
     }
 
-    func encode(_ p: SegmentProjection, definition: SegmentDefinition) -> [UInt8] {
+    /// Snapshot body, layout 2 (after the ``DurableFile`` header). Integers in the header part are varints; each
+    /// column is (element count, varint; stored length, varint; LZ4 block of the little-endian elements):
+    /// 1. layout byte (2), definition JSON (length, bytes)
+    /// 2. end offset, anchor (32 bytes), watermark and recorded time (zigzag)
+    /// 3. profile count n, summary rule count S, how many of them keep first times F, recent rule count R
+    /// 4. columns: profile lengths − 1 (UInt8 × n), profile bytes (UInt8, ascending byte order), latest conversion
+    ///    (Int64 × n), summary counts (UInt32 × n·S, profile-major), first times of the summary rules with a
+    ///    conversion clause (Int64 × n·F, profile-major)
+    /// 5. per recent rule: its events' profiles (UInt32) and times (Int64), two columns of equal length
+    static let layoutVersion: UInt8 = 2
+
+    func encode(_ projection: SegmentProjection, definition: SegmentDefinition) -> [UInt8] {
+        let p = projection.sortedByProfile()
         var out = ByteWriter()
-        out.byte(1)
+        out.byte(Self.layoutVersion)
         let json = Array(definition.json.utf8)
         out.varint(json.count)
         out.raw(json)
@@ -97,65 +132,100 @@ struct SnapshotStore {
         out.raw(p.anchor.bytes)
         out.zigzag(p.watermark)
         out.zigzag(p.recorded)
-        out.varint(p.profiles.count)
-        for id in 0..<p.profiles.count {
-            out.varint(p.profiles[id].count)
-            out.raw(p.profiles[id])
-        }
-        for t in p.lastConversion { out.zigzag(t) }
-        out.varint(p.leaves.count)
-        for leaf in p.leaves {
-            out.byte(leaf.isRecent ? 1 : 0)
-            if leaf.isRecent {
-                out.varint(leaf.recentTimes.count)
-                for (g, t) in zip(leaf.recentProfiles, leaf.recentTimes) {
-                    out.varint(UInt64(g))
-                    out.zigzag(t)
-                }
-            } else {
-                for c in leaf.counts { out.varint(UInt64(c)) }
-                for f in leaf.firsts { out.zigzag(f) }
-            }
+        let n = p.profiles.count
+        out.varint(n)
+        out.varint(p.summaryRules.count)
+        out.varint(p.firstRules.count)
+        out.varint(p.recentRules.count)
+        out.column((0..<n).map { UInt8(p.profiles.range($0).count - 1) })
+        out.column(p.profiles.bytes)
+        out.column(p.lastConversion)
+        out.column(p.summaryCounts)
+        out.column(p.summaryFirsts)
+        for r in p.recent {
+            out.column(r.profiles)
+            out.column(r.times)
         }
         return out.bytes
     }
 
     func decode(_ body: [UInt8], definition: SegmentDefinition) throws -> SegmentProjection {
-        var input = ByteReader(body)
-        guard try input.byte() == 1 else { throw input.fail("unknown snapshot version") }
-        let jsonLength = try input.count(max: body.count, "definition length")
-        guard Array(try input.take(jsonLength)) == Array(definition.json.utf8) else { throw input.fail("snapshot of another definition") }
-        var p = SegmentProjection(definition: definition)
-        p.endOffset = try input.varint()
-        p.anchor = BlockHash(bytes: Array(try input.take(32)))
-        p.watermark = try input.zigzag()
-        p.recorded = try input.zigzag()
-        let n = try input.count(max: body.count, "profile count")
-        // Profiles were interned when the projection was built, so they are distinct: append them as they are;
-        // the table builds its hash index in one pass on the first lookup.
-        for _ in 0..<n {
-            let length = try input.count(max: EventLimits.maxIdentifierBytes, "profile length")
-            p.profiles.append(try input.take(length))
-        }
-        p.lastConversion = try (0..<n).map { _ in try input.zigzag() }
-        guard try input.count(max: 1 << 16, "rule count") == p.leaves.count else { throw input.fail("rule count differs from the definition") }
-        for l in p.leaves.indices {
-            let recent = try input.byte() == 1
-            guard recent == p.leaves[l].isRecent else { throw input.fail("rule \(l) has the wrong kind") }
-            if recent {
-                let m = try input.count(max: body.count, "recent events")
-                for _ in 0..<m {
-                    let g = try input.count(max: n - 1, "profile id")
-                    p.leaves[l].recentProfiles.append(UInt32(g))
-                    p.leaves[l].recentTimes.append(try input.zigzag())
-                }
-            } else {
-                p.leaves[l].counts = try (0..<n).map { _ in UInt32(try input.count(max: Int(UInt32.max), "count")) }
-                p.leaves[l].firsts = try (0..<n).map { _ in try input.zigzag() }
+        try body.withUnsafeBytes { raw in
+            var input = PayloadCursor(raw)
+            guard try input.byte() == Self.layoutVersion else { throw input.fail("unknown snapshot layout") }
+            let jsonLength = try input.count(max: input.size, "definition length")
+            let json = Array(definition.json.utf8)
+            guard jsonLength == json.count, memcmp(try input.take(jsonLength), json, jsonLength) == 0 else {
+                throw input.fail("snapshot of another definition")
             }
+            var p = SegmentProjection(definition: definition)
+            p.endOffset = try input.varint()
+            p.anchor = BlockHash(bytes: Array(UnsafeBufferPointer(start: try input.take(32), count: 32)))
+            p.watermark = try input.zigzag()
+            p.recorded = try input.zigzag()
+            let n = try input.count(max: Int(UInt32.max), "profile count")
+            guard try input.varint() == UInt64(p.summaryRules.count), try input.varint() == UInt64(p.firstRules.count),
+                try input.varint() == UInt64(p.recentRules.count)
+            else {
+                throw input.fail("rule counts differ from the definition")
+            }
+            let lengths: [UInt8] = try input.column(count: n, "profile lengths")
+            var total = 0
+            p.profiles.ends.reserveCapacity(n)
+            for length in lengths {
+                total += Int(length) + 1
+                p.profiles.ends.append(UInt32(truncatingIfNeeded: total))
+            }
+            guard total <= Int(UInt32.max) else { throw input.fail("profiles hold too many bytes") }
+            p.profiles.bytes = try input.column(count: total, "profile bytes")
+            p.profiles.markSorted()
+            p.lastConversion = try input.column(count: n, "latest conversions")
+            let S = p.summaryRules.count
+            p.summaryCounts = try input.column(count: n * S, "summary counts")
+            p.summaryFirsts = try input.column(count: n * p.firstRules.count, "summary first times")
+            for r in p.recent.indices {
+                p.recent[r].profiles = try input.column(count: nil, "recent profiles")
+                p.recent[r].times = try input.column(count: p.recent[r].profiles.count, "recent times")
+                guard !p.recent[r].profiles.contains(where: { Int($0) >= n }) else { throw input.fail("recent event names a profile out of range") }
+            }
+            guard input.isAtEnd else { throw input.fail("bytes after the last column") }
+            return p
         }
-        guard input.isAtEnd else { throw input.fail("bytes after the last rule") }
-        return p
+    }
+}
+
+extension ByteWriter {
+    /// Appends a column: element count, stored length, the LZ4-compressed little-endian elements.
+    mutating func column<T: BitwiseCopyable>(_ values: [T]) {
+        let stored = values.isEmpty ? [] : LZ4.compress(values.withUnsafeBytes { Array($0) })
+        varint(values.count)
+        varint(stored.count)
+        self.raw(stored)
+    }
+}
+
+extension PayloadCursor {
+    /// Reads a column written by ``ByteWriter/column(_:)`` that must hold `expected` elements (nil: any number
+    /// LZ4 can expand the stored bytes to).
+    mutating func column<T: BitwiseCopyable>(count expected: Int?, _ what: @autoclosure () -> String) throws(DecodeError) -> [T] {
+        let stated = try varint()
+        if let expected {
+            guard stated == UInt64(expected) else { throw fail("\(what()): \(stated) elements, expected \(expected)") }
+        } else {
+            guard stated <= UInt64(remaining) * 256 / UInt64(MemoryLayout<T>.stride) else { throw fail("\(what()): \(stated) elements is too many") }
+        }
+        let count = Int(stated)
+        let storedLength = try self.count(max: remaining, "\(what()) stored length")
+        let stored = UnsafeRawBufferPointer(start: try take(storedLength), count: storedLength)
+        var ok = false
+        let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            ok = LZ4.decompress(stored, into: UnsafeMutableRawBufferPointer(buffer))
+            // Elements are plain bits; on failure the zero-filled prefix is discarded below.
+            if !ok { UnsafeMutableRawBufferPointer(buffer).initializeMemory(as: UInt8.self, repeating: 0) }
+            initialized = count
+        }
+        guard ok else { throw fail("\(what()) do not decompress") }
+        return values
     }
 }
 
@@ -241,10 +311,7 @@ extension StoreReader {
         for info in snapshotFiles {
             do {
                 let body = try DurableFile.read(directory + "/" + info.path, kind: "snapshot")
-                var input = ByteReader(body)
-                guard try input.byte() == 1 else { throw DecodeError(byte: 0, reason: "unknown snapshot version") }
-                let length = try input.count(max: body.count, "definition length")
-                let definition = try SegmentDefinition(json: String(decoding: try input.take(length), as: UTF8.self))
+                let definition = try SnapshotStore.definition(in: body)
                 let projection = try store.load(info, definition: definition)
                 if projection.endOffset > endOffset {
                     problems.append("\(info.path): snapshot is at offset \(projection.endOffset), past the end of the log (\(endOffset))")

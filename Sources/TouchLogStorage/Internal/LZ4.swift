@@ -1,9 +1,9 @@
 import CTouchLogLZ4
 
 /// LZ4 block compression. The only code in the project that hands pointers to liblz4.
-enum LZ4 {
+package enum LZ4 {
     /// Compresses `source` into a new array (the LZ4 block format, no frame).
-    static func compress(_ source: [UInt8]) -> [UInt8] {
+    package static func compress(_ source: [UInt8]) -> [UInt8] {
         precondition(source.count <= Int(LZ4_MAX_INPUT_SIZE), "LZ4 input over its 2 GB limit")
         let bound = Int(LZ4_compressBound(Int32(source.count)))
         var output = [UInt8](repeating: 0, count: bound)
@@ -22,7 +22,7 @@ enum LZ4 {
     }
 
     /// Decompresses an LZ4 block that must expand to exactly `rawLength` bytes; nil when it does not.
-    static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int) -> [UInt8]? {
+    package static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int) -> [UInt8]? {
         var output: [UInt8] = []
         return decompress(source, rawLength: rawLength, into: &output) ? output : nil
     }
@@ -43,5 +43,16 @@ enum LZ4 {
                 Int32(source.count), Int32(rawLength))
         }
         return produced == Int32(rawLength)
+    }
+
+    /// Decompresses `source` into exactly all of `output`; false when it does not yield exactly that many bytes.
+    package static func decompress(_ source: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
+        if output.isEmpty { return source.isEmpty }
+        // As above: liblz4 stays inside both buffers and reports malformed input with a negative result.
+        let produced = LZ4_decompress_safe(
+            source.baseAddress?.assumingMemoryBound(to: CChar.self),
+            output.baseAddress!.assumingMemoryBound(to: CChar.self),
+            Int32(source.count), Int32(output.count))
+        return produced == Int32(output.count)
     }
 }

@@ -1,0 +1,113 @@
+import Glibc
+import Testing
+import TouchLogTestSupport
+@testable import TouchLog
+
+@Suite struct StringTableTests {
+    /// Random identifiers with shared prefixes, lengths around the 8-byte word the index compares first, and bytes
+    /// that sort differently signed and unsigned.
+    func randomStrings(_ count: Int, seed: UInt64) -> [[UInt8]] {
+        var random = SplitMix64(seed: seed)
+        let stems: [[UInt8]] = [Array("p-".utf8), Array("profile-0000".utf8), [0xC3, 0xA9], [0x00], []]
+        return (0..<count).map { _ in
+            var s = stems[Int(random.next() % UInt64(stems.count))]
+            let extra = Int(random.next() % 14)
+            for _ in 0..<extra { s.append(UInt8(truncatingIfNeeded: [0x30, 0x31, 0x7F, 0x80, 0xFF, 0x00][Int(random.next() % 6)])) }
+            return s.isEmpty ? [0x41] : s
+        }
+    }
+
+    func intern(_ s: [UInt8], into table: inout StringTable) -> UInt32 {
+        s.withUnsafeBytes { table.intern($0) }
+    }
+
+    func table(_ strings: [[UInt8]]) -> StringTable {
+        var t = StringTable()
+        for s in strings { t.append(s) }
+        return t
+    }
+
+    /// Interning through the sorted run, the hash index, one at a time or a whole (sorted) dictionary, with or
+    /// without a subset, always gives each distinct string one id and never loses one.
+    @Test(arguments: [0, 1, 50, 3_000])
+    func sortedRunAndHashIndexAgreeWithADictionary(sortedPrefix: Int) {
+        for seed in UInt64(1)...4 {
+            var t = StringTable()
+            let base = Array(Set(randomStrings(sortedPrefix, seed: seed))).sorted { $0.lexicographicallyPrecedes($1) }
+            for s in base { t.append(s) }
+            t.markSorted()
+            var expected: [[UInt8]: UInt32] = [:]
+            for (i, s) in base.enumerated() { expected[s] = UInt32(i) }
+            func check(_ s: [UInt8], _ id: UInt32) {
+                if let known = expected[s] { #expect(known == id) } else { #expect(Int(id) == expected.count); expected[s] = id }
+                #expect(Array(t[Int(id)]) == s)
+            }
+            for s in randomStrings(500, seed: seed + 100) { check(s, intern(s, into: &t)) }
+            let dictionary = Array(Set(randomStrings(2_000, seed: seed + 200))).sorted { $0.lexicographicallyPrecedes($1) }
+            var only = [Bool](repeating: false, count: dictionary.count)
+            for i in stride(from: 0, to: dictionary.count, by: 3) { only[i] = true }
+            let some = t.internAll(table(dictionary), only: only)
+            for (i, s) in dictionary.enumerated() {
+                if only[i] { check(s, some[i]) } else { #expect(some[i] == .max) }
+            }
+            let all = t.internAll(table(dictionary))
+            for (i, s) in dictionary.enumerated() { check(s, all[i]) }
+            // Unsorted input to internAll still works (it restarts its walk).
+            let shuffled = dictionary.reversed().map { $0 }
+            for (i, s) in t.internAll(table(shuffled)).enumerated() { check(shuffled[i], s) }
+            #expect(t.count == expected.count)
+        }
+    }
+
+    @Test func sortingByBytesMatchesLexicographicOrder() {
+        for seed in UInt64(1)...4 {
+            var t = StringTable()
+            let sortedPart = Array(Set(randomStrings(300, seed: seed))).sorted { $0.lexicographicallyPrecedes($1) }
+            for s in sortedPart { t.append(s) }
+            t.markSorted()
+            for s in randomStrings(700, seed: seed + 9) { _ = intern(s, into: &t) }
+            var ids = Array(0..<t.count).filter { $0 % 2 == 0 || $0 >= 300 }
+            let expected = ids.sorted { Array(t[$0]).lexicographicallyPrecedes(Array(t[$1])) }
+            t.sortByBytes(&ids)
+            #expect(ids == expected)
+        }
+    }
+}
+
+@Suite struct SnapshotRetentionTests {
+    func info(_ offset: UInt64) -> SnapshotInfo {
+        SnapshotInfo(path: "snapshots/k/\(offset)", key: "k", endOffset: offset, watermark: 0, recorded: 0, bytes: 0)
+    }
+
+    @Test func thinningKeepsTheEndsAndSpreadsTheRest() {
+        let offsets: [UInt64] = [100, 200, 210, 220, 230, 500, 900, 905, 1_000, 2_000]
+        let doomed = Set(SnapshotStore.thinned(offsets.map(info), keep: 5).map(\.endOffset))
+        let kept = offsets.filter { !doomed.contains($0) }
+        #expect(kept.count == 5)
+        #expect(kept.first == 100 && kept.last == 2_000)
+        // The clustered ones go first: of 200…230 and 900/905 at most one each stays.
+        #expect(kept.filter { (200...230).contains($0) }.count <= 1)
+        #expect(kept.filter { (900...905).contains($0) }.count <= 1)
+        #expect(SnapshotStore.thinned(offsets.prefix(3).map(info), keep: 8).isEmpty)
+    }
+}
+
+extension SnapshotRetentionTests {
+    /// The snapshots directory is derived data: deleting it changes no answer and the next query recreates it.
+    @Test func aDeletedSnapshotsDirectoryIsRecreated() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 100)
+        _ = try await store.append(randomEvents(1_000, seed: 3))
+        let definition = try SegmentDefinition(json: #"{"name":"v","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}}]}"#)
+        let reader = try StoreReader(directory: dir.path + "/s")
+        reader.snapshotInterval = 100
+        let time = QueryTime(asOf: .max)
+        let before = try reader.members(of: definition, at: time)
+        #expect(reader.lastQuery.snapshotsWritten == 1)
+        #expect(system("rm -rf '\(dir.path)/s/snapshots'") == 0)
+        let after = try reader.members(of: definition, at: time)
+        #expect(after == before)
+        #expect(reader.lastQuery.snapshotsWritten == 1)
+        #expect(reader.snapshots().count == 1)
+    }
+}
