@@ -19,14 +19,17 @@ public enum StoreVerifier {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
         let log = try storage { () throws(StorageError) in
-            try LogVerifier.verify(directory: layout.log, progress: progress) { header, payload in
-                let events: EventBatch
-                do { events = try EventBlockCodec.decode(payload, strict: true) } catch { return "bad block payload: \(error)" }
-                if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
-                if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
-                    return "event time \(Timestamp.format(t)) is outside the block's stated range"
+            try LogVerifier.verify(directory: layout.log, progress: progress) {
+                // One batch per thread, reused from block to block.
+                var events = EventBatch()
+                return { header, payload in
+                    do { try EventBlockCodec.decode(payload, into: &events, strict: true) } catch { return "bad block payload: \(error)" }
+                    if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
+                    if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
+                        return "event time \(Timestamp.format(t)) is outside the block's stated range"
+                    }
+                    return nil
                 }
-                return nil
             }
         }
         var report = StoreVerifyReport(log: log)

@@ -1,3 +1,6 @@
+import Dispatch
+import Glibc
+import Synchronization
 /// What `verify` found in a log.
 public struct VerifyReport: Sendable {
     public var files = 0
@@ -23,12 +26,16 @@ public struct VerifyReport: Sendable {
 /// Unlike a reader it does not stop at the first problem: after damage it searches forward for the next
 /// valid block and goes on, so that one report names every damaged place.
 public enum LogVerifier {
-    /// Verifies the log in `directory`. `checkPayload` gets each block's header and decompressed payload and
-    /// returns a description of what is wrong with it, or nil.
+    /// Checks one decompressed payload against its header; returns what is wrong, or nil.
+    public typealias PayloadCheck = (BlockHeader, [UInt8]) -> String?
+
+    /// Verifies the log in `directory`. Payloads are checked on every core: `makePayloadCheck` is called once per
+    /// thread, and the check it returns gets each block's header and decompressed payload and returns a
+    /// description of what is wrong with it, or nil (it may keep buffers between calls).
     public static func verify(
         directory: String,
         progress: (_ bytesDone: Int64, _ bytesTotal: Int64) -> Void = { _, _ in },
-        checkPayload: (BlockHeader, [UInt8]) -> String? = { _, _ in nil }
+        makePayloadCheck: @escaping @Sendable () -> PayloadCheck = { { _, _ in nil } }
     ) throws(StorageError) -> VerifyReport {
         guard SystemFile.isDirectory(directory) else {
             throw StorageError(code: .notFound, message: "no log directory at \(directory)")
@@ -47,17 +54,28 @@ public enum LogVerifier {
         var expectedOffset: UInt64 = 0
         var previous = BlockHash.zero
         var lastRecorded = Int64.min
-        let reader = BlockFileReader(directory: directory, files: files)
         if files.isEmpty {
             report.problems.append(StorageError(code: .corrupt, message: "the log has no files"))
         }
         for (index, file) in files.enumerated() {
             let isLast = index == files.count - 1
             let name = "log/" + file.name
+            // Fast path: walk the headers, then check every payload's hash and contents on all cores. When that
+            // finds anything wrong, the file is walked again the careful way below, which checks each hash as it
+            // goes and so tells damage from a torn tail exactly as a reader and the writer do.
+            let quick = try LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: false)
+                .scan(expectedOffset: expectedOffset, previousHash: previous)
+            var quickProblems: [StorageError?]?
+            if quick.stop == nil {
+                let problems = checkPayloads(quick.committed, directory: directory, files: files, hashes: true, makePayloadCheck)
+                if !problems.contains(where: { $0?.message == Self.checksumMismatch }) { quickProblems = problems }
+            }
             var scanner = LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: true)
             while true {
-                let scan = try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
-                for block in scan.committed {
+                let scan = quickProblems != nil ? quick : try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
+                let payloadProblems = quickProblems ?? checkPayloads(scan.committed, directory: directory, files: files, hashes: false, makePayloadCheck)
+                quickProblems = nil
+                for (k, block) in scan.committed.enumerated() {
                     report.blocks += 1
                     report.records += UInt64(block.header.count)
                     report.rawBytes += Int64(block.header.rawLength)
@@ -66,14 +84,7 @@ public enum LogVerifier {
                                                             location: .init(file: name, block: block.blockIndex, byte: block.position)))
                     }
                     lastRecorded = block.header.maxRecorded
-                    do {
-                        let raw = try reader.decompress(try reader.readStored(block), of: block)
-                        if let problem = checkPayload(block.header, raw) {
-                            report.problems.append(StorageError(code: .corrupt, message: problem, location: reader.location(of: block)))
-                        }
-                    } catch {
-                        report.problems.append(error)
-                    }
+                    if let problem = payloadProblems[k] { report.problems.append(problem) }
                     progress(done + block.position + block.length, total)
                 }
                 if let last = scan.committed.last {
@@ -106,6 +117,42 @@ public enum LogVerifier {
         report.bytes = total
         report.head = previous
         return report
+    }
+
+    static let checksumMismatch = "block checksum mismatch"
+
+    /// Decompresses and checks the payloads of `blocks` (checking them against their hashes first when `hashes`), on as many
+    /// threads as there are cores, each reading with its own file handles. Returns each block's problem or nil.
+    private static func checkPayloads(
+        _ blocks: [BlockLocation], directory: String, files: [LogFile], hashes: Bool,
+        _ makePayloadCheck: @escaping @Sendable () -> PayloadCheck
+    ) -> [StorageError?] {
+        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), blocks.count))
+        let results = Mutex<[StorageError?]>(Array(repeating: nil, count: blocks.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let reader = BlockFileReader(directory: directory, files: files)
+            let checkPayload = makePayloadCheck()
+            var stored: [UInt8] = []
+            var raw: [UInt8] = []
+            // Interleaved, so that the workers read the file front to back together.
+            for k in stride(from: worker, to: blocks.count, by: workers) {
+                let block = blocks[k]
+                do throws(StorageError) {
+                    try reader.readStored(block, into: &stored)
+                    if hashes && !block.header.matches(storedPayload: stored[...]) {
+                        throw StorageError(code: .corrupt, message: Self.checksumMismatch, location: reader.location(of: block))
+                    }
+                    try reader.decompress(stored, of: block, into: &raw)
+                    if let problem = checkPayload(block.header, raw) {
+                        let error = StorageError(code: .corrupt, message: problem, location: reader.location(of: block))
+                        results.withLock { $0[k] = error }
+                    }
+                } catch {
+                    results.withLock { $0[k] = error }
+                }
+            }
+        }
+        return results.withLock { $0 }
     }
 
     private static func nextValidHeader(in path: String, after position: Int64) throws(StorageError) -> (position: Int64, header: BlockHeader)? {

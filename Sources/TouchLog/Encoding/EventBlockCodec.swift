@@ -216,11 +216,7 @@ public enum EventBlockCodec {
                 }
             }
         }
-        if strict {
-            for index in 0..<count {
-                try checkEntry(table, index, index == 0 ? 0..<0 : table.range(index - 1), &input, what)
-            }
-        }
+        if strict { try checkEntries(table, &input, what) }
     }
 
     /// Copies 16 bytes; the two ranges may overlap (all 16 are loaded before any is stored).
@@ -229,17 +225,56 @@ public enum EventBlockCodec {
         UnsafeMutableRawPointer(target).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
     }
 
-    /// Checks dictionary entry `index` against the encoder's guarantees: length, order after `previous`, UTF-8.
-    private static func checkEntry(
-        _ table: StringTable, _ index: Int, _ previous: Range<Int>, _ input: inout PayloadCursor, _ what: String
-    ) throws(DecodeError) {
-        let current = table.range(index)
-        if current.isEmpty || current.count > EventLimits.maxIdentifierBytes { throw input.fail("\(what) \(index) is \(current.count) bytes") }
-        let (ordered, valid) = table.bytes.withUnsafeBytes { all in
-            let entry = UnsafeRawBufferPointer(rebasing: all[current])
-            return (index == 0 || bytesPrecede(UnsafeRawBufferPointer(rebasing: all[previous]), entry), isValidUTF8(entry))
+    /// Checks a dictionary against the encoder's guarantees: entry lengths, strictly ascending order, UTF-8.
+    /// The order check compares neighbours; UTF-8 is checked entry by entry only when some byte is not ASCII.
+    private static func checkEntries(_ table: StringTable, _ input: inout PayloadCursor, _ what: String) throws(DecodeError) {
+        var problem: String?
+        table.bytes.withUnsafeBytes { all in
+            table.ends.withUnsafeBufferPointer { ends in
+                var start = 0
+                for index in 0..<ends.count {
+                    let end = Int(ends[index])
+                    let length = end - start
+                    if length == 0 || length > EventLimits.maxIdentifierBytes {
+                        problem = "\(what) \(index) is \(length) bytes"
+                        return
+                    }
+                    if index > 0 {
+                        let previousStart = index == 1 ? 0 : Int(ends[index - 2])
+                        if !bytesPrecede(UnsafeRawBufferPointer(rebasing: all[previousStart..<start]), UnsafeRawBufferPointer(rebasing: all[start..<end])) {
+                            problem = "\(what) dictionary is not in ascending order at entry \(index)"
+                            return
+                        }
+                    }
+                    start = end
+                }
+                if isASCII(all) { return }
+                start = 0
+                for index in 0..<ends.count {
+                    let end = Int(ends[index])
+                    if !isValidUTF8(UnsafeRawBufferPointer(rebasing: all[start..<end])) {
+                        problem = "\(what) \(index) is not valid UTF-8"
+                        return
+                    }
+                    start = end
+                }
+            }
         }
-        if !ordered { throw input.fail("\(what) dictionary is not in ascending order at entry \(index)") }
-        if !valid { throw input.fail("\(what) \(index) is not valid UTF-8") }
+        if let problem { throw input.fail(problem) }
+    }
+
+    /// True when every byte is below 0x80 (checked 8 bytes at a time).
+    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        var seen: UInt64 = 0
+        while i + 8 <= bytes.count {
+            seen |= bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        while i < bytes.count {
+            seen |= UInt64(bytes[i])
+            i += 1
+        }
+        return seen & 0x8080_8080_8080_8080 == 0
     }
 }

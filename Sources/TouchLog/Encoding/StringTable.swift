@@ -57,7 +57,13 @@ public struct StringTable: Sendable {
     mutating func markSorted() {
         sortedCount = count
         slots = []
-        sortedKeys = bytes.withUnsafeBytes { all in (0..<count).map { Self.sortKey(UnsafeRawBufferPointer(rebasing: all[range($0)])) } }
+        sortedKeys = []
+    }
+
+    /// Builds ``sortedKeys`` before the first lookup in the sorted run (a table that is only listed never needs it).
+    private mutating func prepareSortedKeys() {
+        guard sortedKeys.count != sortedCount else { return }
+        sortedKeys = bytes.withUnsafeBytes { all in (0..<sortedCount).map { Self.sortKey(UnsafeRawBufferPointer(rebasing: all[range($0)])) } }
     }
 
     /// The first 8 bytes as a big-endian number, zero-padded: ordering by it agrees with byte order except on ties.
@@ -78,6 +84,7 @@ public struct StringTable: Sendable {
     /// The id of `string`, adding it when new.
     mutating func intern(_ string: UnsafeRawBufferPointer) -> UInt32 {
         if sortedCount > 0 {
+            prepareSortedKeys()
             let at = bytes.withUnsafeBytes { lowerBound(string, from: 0, all: $0) }
             if at < sortedCount && equals(at, string) { return UInt32(at) }
         }
@@ -148,6 +155,7 @@ public struct StringTable: Sendable {
         var pending: [Int] = []
         let wanted = only.map { only in (0..<other.count).filter { only[$0] } } ?? Array(0..<other.count)
         if sortedCount > 0 {
+            prepareSortedKeys()
             var cursor = 0
             bytes.withUnsafeBytes { mine in
                 other.bytes.withUnsafeBytes { theirs in
@@ -315,18 +323,19 @@ public struct StringTable: Sendable {
 @inlinable
 func bytesPrecede(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
     let common = min(a.count, b.count)
-    // Identifiers are short: compare the first 8 bytes as one big-endian word before calling memcmp.
-    if common >= 8 {
-        let x = UInt64(bigEndian: a.loadUnaligned(as: UInt64.self))
-        let y = UInt64(bigEndian: b.loadUnaligned(as: UInt64.self))
+    // Identifiers are short: compare 8-byte big-endian words, then the rest byte by byte; no call to memcmp.
+    var i = 0
+    while i + 8 <= common {
+        let x = UInt64(bigEndian: a.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+        let y = UInt64(bigEndian: b.loadUnaligned(fromByteOffset: i, as: UInt64.self))
         if x != y { return x < y }
-        if common > 8 {
-            let c = memcmp(a.baseAddress! + 8, b.baseAddress! + 8, common - 8)
-            if c != 0 { return c < 0 }
-        }
-    } else if common > 0 {
-        let c = memcmp(a.baseAddress!, b.baseAddress!, common)
-        if c != 0 { return c < 0 }
+        i += 8
+    }
+    while i < common {
+        let x = a[i]
+        let y = b[i]
+        if x != y { return x < y }
+        i += 1
     }
     return a.count < b.count
 }

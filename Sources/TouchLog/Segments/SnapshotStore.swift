@@ -96,8 +96,13 @@ struct SnapshotStore {
 
     /// Loads a snapshot; throws `corrupt` when its checksum, contents or definition are wrong.
     func load(_ info: SnapshotInfo, definition: SegmentDefinition) throws(TouchLogError) -> SegmentProjection {
-        let body = try DurableFile.read(root + "/" + info.path, kind: "snapshot")
+        try load(info, body: try DurableFile.read(root + "/" + info.path, kind: "snapshot"), definition: definition)
+    }
+
+    /// Decodes a snapshot's checked body; `definition` nil: the one recorded in it.
+    func load(_ info: SnapshotInfo, body: [UInt8], definition: SegmentDefinition?) throws(TouchLogError) -> SegmentProjection {
         do {
+            let definition = try definition ?? SnapshotStore.definition(in: body)
             let projection = try decode(body, definition: definition)
             guard projection.endOffset == info.endOffset, projection.watermark == info.watermark, projection.recorded == info.recorded else {
                 throw DecodeError(byte: 0, reason: "contents disagree with the file name")
@@ -311,8 +316,7 @@ extension StoreReader {
         for info in snapshotFiles {
             do {
                 let body = try DurableFile.read(directory + "/" + info.path, kind: "snapshot")
-                let definition = try SnapshotStore.definition(in: body)
-                let projection = try store.load(info, definition: definition)
+                let projection = try store.load(info, body: body, definition: nil)
                 if projection.endOffset > endOffset {
                     problems.append("\(info.path): snapshot is at offset \(projection.endOffset), past the end of the log (\(endOffset))")
                 } else if let index = log.blockIndex(containing: projection.endOffset - 1),
