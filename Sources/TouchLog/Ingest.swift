@@ -50,6 +50,7 @@ extension TouchLogStore {
             var batch = EventBatch()
             var bytesBefore: Int64 = 0
             var failure: TouchLogError?
+            let blocks = BlockPipeline(writer: writer)
             do {
                 for input in inputs {
                     let scanner = try InputScanner.open(input)
@@ -88,14 +89,14 @@ extension TouchLogStore {
                             return
                         }
                         if batch.count >= blockEvents && (options.skipInvalid || invalid == 0) {
-                            try writer.add(EventBlockCodec.encode(batch, range: 0..<batch.count))
-                            batch.removeAll()
+                            batch = try blocks.submit(batch)
                         } else if batch.count >= blockEvents {
                             batch.removeAll()  // nothing will be appended; keep checking lines only
                         }
                     }
                     bytesBefore = report.bytesRead
                 }
+                try blocks.finish()
                 if invalid > 0 && !options.skipInvalid {
                     try writer.rollback()
                     let shown = report.problems.count < invalid ? " (the first \(report.problems.count) are listed)" : ""
@@ -107,13 +108,16 @@ extension TouchLogStore {
                     report.rejectedCount = invalid
                 }
             } catch let error as StorageError {
+                try? blocks.finish()
                 try? writer.rollback()
                 failure = TouchLogError(error)
             } catch let error as InputError {
+                try? blocks.finish()
                 try? writer.rollback()
                 // Like sysexits' EX_NOINPUT: an input that does not exist or cannot be read.
                 failure = TouchLogError(code: .notFound, message: error.message + "; nothing appended")
             } catch {
+                try? blocks.finish()
                 try? writer.rollback()
                 failure = TouchLogError(code: .io, message: "\(error); nothing appended")
             }

@@ -102,9 +102,16 @@ public struct EventBatch: Sendable {
               value: value(at: index))
     }
 
-    /// Removes every event and string, keeping capacity for the next batch of a similar size.
+    /// Removes every event and string, keeping capacity (and the string index's size) for the next batch of a
+    /// similar size.
     mutating func removeAll() {
-        self = EventBatch()
+        times.removeAll(keepingCapacity: true)
+        types.removeAll(keepingCapacity: true)
+        profileIDs.removeAll(keepingCapacity: true)
+        touchpointIDs.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+        profiles.removeAll(keepingIndex: true)
+        touchpoints.removeAll(keepingIndex: true)
     }
 }
 

@@ -63,11 +63,7 @@ public enum EventBlockCodec {
             map[id] = 0
             used.append(id)
         }
-        table.bytes.withUnsafeBytes { all in
-            used.sort { a, b in
-                bytesPrecede(UnsafeRawBufferPointer(rebasing: all[table.range(a)]), UnsafeRawBufferPointer(rebasing: all[table.range(b)]))
-            }
-        }
+        table.sortByBytes(&used)
         out.varint(used.count)
         var previous: ArraySlice<UInt8> = []
         for (position, id) in used.enumerated() {

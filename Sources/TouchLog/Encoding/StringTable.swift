@@ -44,11 +44,16 @@ public struct StringTable: Sendable {
     /// String `id` decoded from UTF-8 (the table only holds valid UTF-8).
     public func string(_ id: Int) -> String { String(decoding: self[id], as: UTF8.self) }
 
-    /// Removes every string, keeping the storage for reuse.
-    mutating func removeAll() {
+    /// Removes every string, keeping the storage for reuse (with `keepingIndex`, the hash index's size too, for
+    /// a table about to be filled with as many strings again).
+    mutating func removeAll(keepingIndex: Bool = false) {
         bytes.removeAll(keepingCapacity: true)
         ends.removeAll(keepingCapacity: true)
-        slots.removeAll()
+        if keepingIndex {
+            slots.withUnsafeMutableBufferPointer { $0.update(repeating: Slot()) }
+        } else {
+            slots.removeAll()
+        }
         sortedCount = 0
         sortedKeys.removeAll()
     }

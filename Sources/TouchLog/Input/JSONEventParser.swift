@@ -179,6 +179,17 @@ struct JSONEventParser {
         let start = i
         var sawHigh = false
         while i < line.count {
+            // Eight bytes at a time up to the first quote, backslash, control character or non-ASCII byte.
+            while i + 8 <= line.count {
+                let attention = Self.attention(line.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+                if attention == 0 {
+                    i += 8
+                    continue
+                }
+                i += attention.trailingZeroBitCount >> 3
+                break
+            }
+            if i >= line.count { break }
             let c = line[i]
             if c == UInt8(ascii: "\"") {
                 let range = start..<i
@@ -192,6 +203,17 @@ struct JSONEventParser {
             i += 1
         }
         throw problem("unterminated string", at: open)
+    }
+
+    /// A mask whose lowest set bit is in the first byte of `word` (little-endian) that is `"`, `\`, below 0x20 or
+    /// at least 0x80; 0 when there is none. (The zero-byte tests can also set bits above a true hit, never below.)
+    @inline(__always)
+    private static func attention(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        func zeroBytes(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
+        let w = UInt64(littleEndian: word)
+        return zeroBytes(w ^ (ones &* 0x22)) | zeroBytes(w ^ (ones &* 0x5C)) | ((w &- ones &* 0x20) & ~w & highs) | (w & highs)
     }
 
     private func checkUTF8(_ range: Range<Int>) throws(FieldProblem) {
