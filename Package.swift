@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "TouchLogStorage", targets: ["TouchLogStorage"]),
         .executable(name: "touchlog", targets: ["TouchLogCLI"]),
         .executable(name: "touchlog-generate", targets: ["TouchLogGenerate"]),
+        .executable(name: "touchlog-bench", targets: ["TouchLogBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -39,6 +40,8 @@ let package = Package(
             name: "TouchLogGenerate",
             dependencies: ["TouchLog", "TouchLogTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // In-process measurements for Tools/bench.
+        .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog"]),
         // Deterministic randomness, temporary directories and fixture paths for the tests and the generator.
         .target(name: "TouchLogTestSupport"),
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),

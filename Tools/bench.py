@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, ".build", "release")
 TOUCHLOG = os.path.join(RELEASE, "touchlog")
 GENERATE = os.path.join(RELEASE, "touchlog-generate")
+BENCH = os.path.join(RELEASE, "touchlog-bench")
 SEGMENTS = sorted(glob.glob(os.path.join(ROOT, "Tools", "bench-segments", "*.json")))
 
 
@@ -219,6 +220,10 @@ def main():
     t["bytes"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(store, "log", "*.tlog")))
     t["scan"] = run([TOUCHLOG, "replay", "--store", store, "--profile", "nobody"])[:2]
     t["verify"] = run([TOUCHLOG, "verify", "--store", store])[:2]
+    t["logBytes"] = t["bytes"]
+    # In-process: decoding every field on one thread, and the library's append of already-parsed events.
+    t["decode"] = json.loads(run([BENCH, "scan", store])[2])
+    t["libraryAppend"] = json.loads(run([BENCH, "append", store, os.path.join(work, "library-append")])[2])
     for path in SEGMENTS:
         run([TOUCHLOG, "segment", "put", "--store", store, path])
     t["queries"] = {"cold": [], "warm": []}
@@ -296,6 +301,10 @@ def report(r, times):
     row("bytes on disk per event", tl["bytes"] / n, dk["bytes"] / n, sq["bytes"] / n, "B")
     row("full scan, every field (s)", tl["scan"][0], dk["scan"][0], sq["scan"][0], "s")
     row("verify (s)", tl["verify"][0], None, sq["verify"][0], "s")
+    rows.append(f"| verify rate (MB of log per s) | {tl['logBytes'] / 1e6 / tl['verify'][0]:.0f} | n/a | n/a |")
+    rows.append(f"| full decode in-process, one thread (events/s) | {tl['decode']['eventsPerSecond'] / 1e6:.1f}M | n/a | n/a |")
+    rows.append(f"| library append, built EventBatch, 1M per durable append (events/s) | {tl['libraryAppend']['batch']['eventsPerSecond'] / 1e6:.2f}M | n/a | n/a |")
+    rows.append(f"| library append, [Event], 1M per durable append (events/s) | {tl['libraryAppend']['events']['eventsPerSecond'] / 1e6:.2f}M | n/a | n/a |")
     row("query at latest time, no snapshots (s)", mean(tl["queries"]["cold"], True), mean(dk["queries"], True), mean(sq["queries"], True), "s")
     row("query at latest time, with snapshots (s)", mean(tl["queries"]["warm"], True), mean(dk["queries"], True), mean(sq["queries"], True), "s")
     row("query at a past time, no snapshots (s)", mean(tl["queries"]["cold"], False), mean(dk["queries"], False), mean(sq["queries"], False), "s")

@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import TouchLogStorage
 
 /// A touchlog store opened for writing: the entry point for services that embed touchlog.
@@ -54,14 +56,24 @@ public final class TouchLogStore: Sendable {
             let end = writer.withWriter { $0.endOffset }
             return end..<end
         }
-        let blocks = stride(from: 0, to: batch.count, by: blockEvents).map { start in
-            EventBlockCodec.encode(batch, range: start..<min(start + blockEvents, batch.count))
-        }
+        let blocks = Self.encode(batch, blockEvents: blockEvents)
         do { return try await writer.append(blocks) } catch let error as StorageError {
             throw TouchLogError(error)
         } catch {
             throw TouchLogError(code: .io, message: "append failed: \(error)")
         }
+    }
+
+    /// Encodes and compresses `batch` as blocks of `blockEvents`, on all cores when there are several blocks.
+    static func encode(_ batch: EventBatch, blockEvents: Int) -> [RawBlock] {
+        let starts = Array(stride(from: 0, to: batch.count, by: blockEvents))
+        let blocks = Mutex([RawBlock?](repeating: nil, count: starts.count))
+        DispatchQueue.concurrentPerform(iterations: starts.count) { k in
+            var block = EventBlockCodec.encode(batch, range: starts[k]..<min(starts[k] + blockEvents, batch.count))
+            block.compress()
+            blocks.withLock { $0[k] = block }
+        }
+        return blocks.withLock { $0.map { $0! } }
     }
 
     /// The offset the next appended event will get.

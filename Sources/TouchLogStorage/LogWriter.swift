@@ -18,16 +18,24 @@ public struct LogOptions: Sendable {
 
 /// The uncompressed payload of one block and what its header must say about it.
 public struct RawBlock: Sendable {
-    public var payload: [UInt8]
+    public var payload: [UInt8] { didSet { compressed = nil } }
     public var count: Int
     public var minTime: Int64
     public var maxTime: Int64
+    /// The payload compressed by ``compress()`` ahead of ``LogWriter/add(_:)`` (which otherwise compresses it),
+    /// so that callers can compress blocks on several threads.
+    public private(set) var compressed: [UInt8]?
 
     public init(payload: [UInt8], count: Int, minTime: Int64, maxTime: Int64) {
         self.payload = payload
         self.count = count
         self.minTime = minTime
         self.maxTime = maxTime
+    }
+
+    /// Compresses the payload now.
+    public mutating func compress() {
+        if compressed == nil { compressed = LZ4.compress(payload) }
     }
 }
 
@@ -223,7 +231,7 @@ public final class LogWriter {
         if let held = tx.held {
             try write(held.stored, held.block, commit: false, into: &tx)
         }
-        tx.held = (LZ4.compress(block.payload), block)
+        tx.held = (block.compressed ?? LZ4.compress(block.payload), block)
         let range = tx.assignOffset..<(tx.assignOffset + UInt64(block.count))
         tx.assignOffset = range.upperBound
         transaction = tx

@@ -33,7 +33,9 @@ final class BlockPipeline: @unchecked Sendable {
             defer { slots.signal() }
             guard state.withLock({ $0.failure == nil }) else { return }
             do throws(StorageError) {
-                _ = try writer.add(EventBlockCodec.encode(batch, range: 0..<batch.count))
+                var block = EventBlockCodec.encode(batch, range: 0..<batch.count)
+                block.compress()
+                _ = try writer.add(block)
             } catch {
                 state.withLock { $0.failure = $0.failure ?? error }
             }
