@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -68,10 +69,14 @@ public final class TouchLogStore: Sendable {
     static func encode(_ batch: EventBatch, blockEvents: Int) -> [RawBlock] {
         let starts = Array(stride(from: 0, to: batch.count, by: blockEvents))
         let blocks = Mutex([RawBlock?](repeating: nil, count: starts.count))
-        DispatchQueue.concurrentPerform(iterations: starts.count) { k in
-            var block = EventBlockCodec.encode(batch, range: starts[k]..<min(starts[k] + blockEvents, batch.count))
-            block.compress()
-            blocks.withLock { $0[k] = block }
+        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), starts.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var scratch = EventBlockCodec.EncodeScratch()
+            for k in stride(from: worker, to: starts.count, by: workers) {
+                var block = EventBlockCodec.encode(batch, range: starts[k]..<min(starts[k] + blockEvents, batch.count), scratch: &scratch)
+                block.compress()
+                blocks.withLock { $0[k] = block }
+            }
         }
         return blocks.withLock { $0.map { $0! } }
     }

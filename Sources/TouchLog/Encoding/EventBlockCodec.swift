@@ -18,14 +18,27 @@ public enum EventBlockCodec {
 
     /// Encodes events `range` of `batch` as one block.
     public static func encode(_ batch: EventBatch, range: Range<Int>) -> RawBlock {
+        var scratch = EncodeScratch()
+        return encode(batch, range: range, scratch: &scratch)
+    }
+
+    /// Per-thread memory for encoding many blocks of one batch: maps from the batch's string ids to a block's
+    /// dictionary positions, sized once for the batch and reset entry by entry after each block (a block uses a
+    /// small part of a big batch's strings).
+    struct EncodeScratch {
+        var profiles: [Int32] = []
+        var touchpoints: [Int32] = []
+    }
+
+    static func encode(_ batch: EventBatch, range: Range<Int>, scratch: inout EncodeScratch) -> RawBlock {
         precondition(!range.isEmpty, "a block holds at least one event")
         var out = ByteWriter()
         out.bytes.reserveCapacity(range.count * 12 + 1024)
         out.byte(layoutVersion)
         out.varint(range.count)
-        let profileLocal = writeDictionary(batch.profiles, ids: batch.profileIDs[range].lazy.map { Int($0) }, into: &out)
-        let touchpointLocal = writeDictionary(
-            batch.touchpoints, ids: batch.touchpointIDs[range].lazy.filter { $0 != 0 }.map { Int($0 - 1) }, into: &out)
+        let profileCount = writeDictionary(batch.profiles, ids: batch.profileIDs[range].lazy.map { Int($0) }, map: &scratch.profiles, into: &out)
+        let touchpointCount = writeDictionary(
+            batch.touchpoints, ids: batch.touchpointIDs[range].lazy.filter { $0 != 0 }.map { Int($0 - 1) }, map: &scratch.touchpoints, into: &out)
         var previous: Int64 = 0
         var minTime = Int64.max
         var maxTime = Int64.min
@@ -36,46 +49,52 @@ public enum EventBlockCodec {
             maxTime = max(maxTime, t)
         }
         out.bitPacked(batch.types[range].lazy.map { UInt32($0) }, width: 2)
-        out.bitPacked(batch.profileIDs[range].lazy.map { UInt32(profileLocal[Int($0)]) },
-                      width: bitWidth(UInt32(max(0, profileLocal.distinctCount - 1))))
-        out.bitPacked(batch.touchpointIDs[range].lazy.map { $0 == 0 ? 0 : UInt32(touchpointLocal[Int($0 - 1)] + 1) },
-                      width: bitWidth(UInt32(touchpointLocal.distinctCount)))
+        scratch.profiles.withUnsafeBufferPointer { map in
+            out.bitPacked(batch.profileIDs[range].lazy.map { UInt32(map[Int($0)]) }, width: bitWidth(UInt32(max(0, profileCount - 1))))
+        }
+        scratch.touchpoints.withUnsafeBufferPointer { map in
+            out.bitPacked(batch.touchpointIDs[range].lazy.map { $0 == 0 ? 0 : UInt32(map[Int($0 - 1)] + 1) }, width: bitWidth(UInt32(touchpointCount)))
+        }
         let valued = batch.values[range].lazy.filter { !$0.isNaN }.count
         out.varint(valued)
         if valued > 0 {
             out.bitPacked(batch.values[range].lazy.map { $0.isNaN ? 0 : 1 }, width: 1)
             for v in batch.values[range] where !v.isNaN { out.float64(v) }
         }
+        // Leave the maps all −1 again for the next block.
+        for id in batch.profileIDs[range] { scratch.profiles[Int(id)] = -1 }
+        for id in batch.touchpointIDs[range] where id != 0 { scratch.touchpoints[Int(id - 1)] = -1 }
         return RawBlock(payload: out.bytes, count: range.count, minTime: minTime, maxTime: maxTime)
     }
 
-    /// Maps batch-wide string ids to the block's sorted dictionary positions.
-    struct LocalIDs {
-        var map: [Int32]
-        var distinctCount: Int
-        subscript(id: Int) -> Int32 { map[id] }
-    }
-
-    private static func writeDictionary(_ table: StringTable, ids: some Sequence<Int>, into out: inout ByteWriter) -> LocalIDs {
-        var map = [Int32](repeating: -1, count: table.count)
+    /// Writes the dictionary of the strings `ids` use, sorted and front-coded, and sets `map[id]` to each one's
+    /// position (`map` is all −1 for these ids on entry); returns how many distinct strings there are.
+    private static func writeDictionary(_ table: StringTable, ids: some Sequence<Int>, map: inout [Int32], into out: inout ByteWriter) -> Int {
+        if map.count < table.count { map.append(contentsOf: repeatElement(-1, count: table.count - map.count)) }
         var used: [Int] = []
-        for id in ids where map[id] < 0 {
-            map[id] = 0
-            used.append(id)
+        map.withUnsafeMutableBufferPointer { map in
+            for id in ids where map[id] < 0 {
+                map[id] = 0
+                used.append(id)
+            }
         }
         table.sortByBytes(&used)
         out.varint(used.count)
-        var previous: ArraySlice<UInt8> = []
-        for (position, id) in used.enumerated() {
-            map[id] = Int32(position)
-            let current = table[id]
-            let shared = zip(previous, current).prefix(while: { $0 == $1 }).count
-            out.varint(shared)
-            out.varint(current.count - shared)
-            out.raw(current.dropFirst(shared))
-            previous = current
+        table.bytes.withUnsafeBytes { all in
+            var previous = UnsafeRawBufferPointer(start: nil, count: 0)
+            for (position, id) in used.enumerated() {
+                map[id] = Int32(position)
+                let current = UnsafeRawBufferPointer(rebasing: all[table.range(id)])
+                let limit = min(previous.count, current.count)
+                var shared = 0
+                while shared < limit && previous[shared] == current[shared] { shared += 1 }
+                out.varint(shared)
+                out.varint(current.count - shared)
+                out.raw(UnsafeRawBufferPointer(rebasing: current[shared...]))
+                previous = current
+            }
         }
-        return LocalIDs(map: map, distinctCount: used.count)
+        return used.count
     }
 
     /// Decodes a block's payload. With `strict`, also checks what the encoder guarantees (sorted dictionaries,

@@ -272,7 +272,13 @@ public struct StringTable: Sendable {
                 for j in 0..<min(8, s.count) { key |= UInt64(s[j]) << UInt64(56 - 8 * j) }
                 return (key, id)
             }
-            keyed.sort { a, b in a.0 != b.0 ? a.0 < b.0 : bytesPrecede(string(a.1), string(b.1)) }
+            // Integers first; only runs of equal keys (strings sharing their first 8 bytes) need the bytes.
+            keyed.sort { $0.0 < $1.0 }
+            var runStart = 0
+            for k in 1...keyed.count where k == keyed.count || keyed[k].0 != keyed[runStart].0 {
+                if k - runStart > 1 { keyed[runStart..<k].sort { bytesPrecede(string($0.1), string($1.1)) } }
+                runStart = k
+            }
             if split == 0 {
                 ids = keyed.map(\.1)
                 return
