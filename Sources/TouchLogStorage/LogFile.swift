@@ -119,7 +119,7 @@ struct LogFileScanner {
                 if checkPayloads {
                     let payload = try handle.read(at: position + Int64(BlockHeader.size), count: Int(header.storedLength))
                     if !header.matches(storedPayload: payload[...]) {
-                        result.stop = (position, blockIndex, "block checksum mismatch")
+                        result.stop = (position, blockIndex, BlockFileReader.checksumMismatch)
                         break
                     }
                 }

@@ -87,11 +87,7 @@ public final class LogReader {
 
     /// Reads a block's payload into `payload` (reusing its storage), checked against the block hash and decompressed.
     public func read(_ block: BlockLocation, into payload: inout [UInt8]) throws(StorageError) {
-        try blockFiles.readStored(block, into: &stored)
-        guard block.header.matches(storedPayload: stored[...]) else {
-            throw StorageError(code: .corrupt, message: "block checksum mismatch", location: blockFiles.location(of: block))
-        }
-        try blockFiles.decompress(stored, of: block, into: &payload)
+        try blockFiles.readPayload(block, stored: &stored, into: &payload, checkingHash: true)
     }
 
     /// The file, block and byte of `block`, for messages.
@@ -115,21 +111,14 @@ final class BlockFileReader {
         for handle in handles.values { handle.close() }
     }
 
-    /// The block's stored (compressed) payload bytes, unchecked.
-    func readStored(_ block: BlockLocation) throws(StorageError) -> [UInt8] {
-        var stored: [UInt8] = []
-        try readStored(block, into: &stored)
-        return stored
-    }
+    static let checksumMismatch = "block checksum mismatch"
 
-    /// Reads the block's stored (compressed) payload bytes into `stored`, reusing its storage; unchecked.
-    func readStored(_ block: BlockLocation, into stored: inout [UInt8]) throws(StorageError) {
+    /// Reads the block's stored bytes into `stored`, checks them against the block hash when `checkingHash`, and
+    /// decompresses them into `raw` (both buffers are reused).
+    func readPayload(_ block: BlockLocation, stored: inout [UInt8], into raw: inout [UInt8], checkingHash: Bool) throws(StorageError) {
         let handle = try handle(for: block.fileIndex)
         let length = Int(block.header.storedLength)
-        if stored.count != length {
-            stored.removeAll(keepingCapacity: true)
-            stored.append(contentsOf: repeatElement(0, count: length))
-        }
+        stored.resize(to: length, filler: 0)
         let got: Int
         do {
             got = try handle.read(at: block.position + Int64(BlockHeader.size), into: &stored)
@@ -139,17 +128,11 @@ final class BlockFileReader {
         guard got == length else {
             throw StorageError(code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
         }
-    }
-
-    func decompress(_ stored: [UInt8], of block: BlockLocation) throws(StorageError) -> [UInt8] {
-        var raw: [UInt8] = []
-        try decompress(stored, of: block, into: &raw)
-        return raw
-    }
-
-    /// Decompresses `stored` into `raw`, reusing its storage.
-    func decompress(_ stored: [UInt8], of block: BlockLocation, into raw: inout [UInt8]) throws(StorageError) {
-        let ok = stored.withUnsafeBytes { LZ4.decompress($0, rawLength: Int(block.header.rawLength), into: &raw) }
+        if checkingHash && !block.header.matches(storedPayload: stored[...]) {
+            throw StorageError(code: .corrupt, message: Self.checksumMismatch, location: location(of: block))
+        }
+        raw.resize(to: Int(block.header.rawLength), filler: 0)
+        let ok = stored.withUnsafeBytes { source in raw.withUnsafeMutableBytes { LZ4.decompress(source, into: $0) } }
         guard ok else {
             throw StorageError(code: .corrupt, message: "block payload does not decompress to its stated \(block.header.rawLength) bytes",
                                location: location(of: block))

@@ -68,7 +68,7 @@ public enum LogVerifier {
             var quickProblems: [StorageError?]?
             if quick.stop == nil {
                 let problems = checkPayloads(quick.committed, directory: directory, files: files, hashes: true, makePayloadCheck)
-                if !problems.contains(where: { $0?.message == Self.checksumMismatch }) { quickProblems = problems }
+                if !problems.contains(where: { $0 != nil }) { quickProblems = problems }
             }
             var scanner = LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: true)
             while true {
@@ -119,8 +119,6 @@ public enum LogVerifier {
         return report
     }
 
-    static let checksumMismatch = "block checksum mismatch"
-
     /// Decompresses and checks the payloads of `blocks` (checking them against their hashes first when `hashes`), on as many
     /// threads as there are cores, each reading with its own file handles. Returns each block's problem or nil.
     private static func checkPayloads(
@@ -138,11 +136,7 @@ public enum LogVerifier {
             for k in stride(from: worker, to: blocks.count, by: workers) {
                 let block = blocks[k]
                 do throws(StorageError) {
-                    try reader.readStored(block, into: &stored)
-                    if hashes && !block.header.matches(storedPayload: stored[...]) {
-                        throw StorageError(code: .corrupt, message: Self.checksumMismatch, location: reader.location(of: block))
-                    }
-                    try reader.decompress(stored, of: block, into: &raw)
+                    try reader.readPayload(block, stored: &stored, into: &raw, checkingHash: hashes)
                     if let problem = checkPayload(block.header, raw) {
                         let error = StorageError(code: .corrupt, message: problem, location: reader.location(of: block))
                         results.withLock { $0[k] = error }

@@ -13,7 +13,7 @@ public struct StringTable: Sendable {
     /// `ends[i]` is where string `i` ends in `bytes`; it starts where string `i - 1` ends.
     var ends: [UInt32] = []
     /// Open-addressing hash index of the strings from ``sortedCount`` on, built by ``intern(_:)``: a slot holds a
-    /// string's id + 1 (0 = empty), its length and hash bits, and its first 8 bytes, so that most probes decide
+    /// string's id + 1 (0 = empty), its length and hash bits, and its ``sortKey(_:)`` (first 8 bytes), so that most probes decide
     /// without touching ``bytes``.
     private var slots: [Slot] = []
 
@@ -108,19 +108,24 @@ public struct StringTable: Sendable {
     private mutating func intern(_ string: UnsafeRawBufferPointer, hash: UInt64) -> UInt32 {
         let mask = slots.count - 1
         let tag = Self.tag(hash, length: string.count)
-        let prefix = Self.prefix(string)
+        let prefix = Self.sortKey(string)
         var slot = Int(truncatingIfNeeded: hash) & mask
         while true {
             let entry = slots[slot]
             if entry.id1 == 0 { break }
-            if entry.tag == tag && entry.prefix == prefix && (string.count <= 8 || equals(Int(entry.id1 - 1), string)) {
-                return entry.id1 - 1
-            }
+            if holds(entry, string, tag: tag, prefix: prefix) { return entry.id1 - 1 }
             slot = (slot + 1) & mask
         }
         append(string)
         slots[slot] = Slot(id1: UInt32(count), tag: tag, prefix: prefix)
         return UInt32(count - 1)
+    }
+
+    /// Whether filled slot `entry` is `string`'s (given its tag and first 8 bytes): the length and first 8 bytes
+    /// decide a string of up to 8 bytes; a longer one is compared in full.
+    @inline(__always)
+    private func holds(_ entry: Slot, _ string: UnsafeRawBufferPointer, tag: UInt32, prefix: UInt64) -> Bool {
+        entry.tag == tag && entry.prefix == prefix && (string.count <= 8 || equals(Int(entry.id1 - 1), string))
     }
 
     /// The first position in `from..<sortedCount` whose string is not below `string` (galloping forward from
@@ -169,7 +174,7 @@ public struct StringTable: Sendable {
                         // Out-of-order input only costs a restart from the beginning.
                         if cursor > 0 && !bytesPrecede(UnsafeRawBufferPointer(rebasing: mine[range(cursor - 1)]), string) { cursor = 0 }
                         cursor = lowerBound(string, from: cursor, all: mine)
-                        if cursor < sortedCount && UnsafeRawBufferPointer(rebasing: mine[range(cursor)]).elementsEqual(string) {
+                        if cursor < sortedCount && equals(cursor, string) {
                             ids[id] = UInt32(cursor)
                             cursor += 1
                         } else {
@@ -200,8 +205,7 @@ public struct StringTable: Sendable {
                     let string = UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])])
                     let hash = hashes[k - start]
                     let first = firstSlots[k - start]
-                    if first.id1 != 0 && first.tag == Self.tag(hash, length: string.count) && first.prefix == Self.prefix(string)
-                        && (string.count <= 8 || equals(Int(first.id1 - 1), string)) {
+                    if first.id1 != 0 && holds(first, string, tag: Self.tag(hash, length: string.count), prefix: Self.sortKey(string)) {
                         ids[pending[k]] = first.id1 - 1
                     } else {
                         ids[pending[k]] = intern(string, hash: hash)
@@ -240,7 +244,7 @@ public struct StringTable: Sendable {
                 let hash = Self.hash(string)
                 var slot = Int(truncatingIfNeeded: hash) & mask
                 while fresh[slot].id1 != 0 { slot = (slot + 1) & mask }
-                fresh[slot] = Slot(id1: UInt32(id + 1), tag: Self.tag(hash, length: string.count), prefix: Self.prefix(string))
+                fresh[slot] = Slot(id1: UInt32(id + 1), tag: Self.tag(hash, length: string.count), prefix: Self.sortKey(string))
             }
         }
         slots = fresh
@@ -250,14 +254,6 @@ public struct StringTable: Sendable {
         UInt32(truncatingIfNeeded: length - 1) << 24 | UInt32(truncatingIfNeeded: hash >> 40)
     }
 
-    /// The first 8 bytes (fewer for a shorter string, zero-padded), little-endian.
-    @inline(__always)
-    private static func prefix(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        if bytes.count >= 8 { return UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self)) }
-        var v: UInt64 = 0
-        for j in 0..<bytes.count { v |= UInt64(bytes[j]) << UInt64(8 * j) }
-        return v
-    }
 
     /// Sorts string ids (given in ascending id order) by their strings' bytes. Ids below ``sortedCount`` are
     /// already in order; the rest are sorted by an 8-byte big-endian prefix first, then merged in.
@@ -266,12 +262,7 @@ public struct StringTable: Sendable {
         if split == ids.count { return }
         bytes.withUnsafeBytes { all in
             func string(_ id: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[range(id)]) }
-            var keyed = ids[split...].map { id -> (UInt64, Int) in
-                var key: UInt64 = 0
-                let s = string(id)
-                for j in 0..<min(8, s.count) { key |= UInt64(s[j]) << UInt64(56 - 8 * j) }
-                return (key, id)
-            }
+            var keyed = ids[split...].map { (Self.sortKey(string($0)), $0) }
             // Integers first; only runs of equal keys (strings sharing their first 8 bytes) need the bytes.
             keyed.sort { $0.0 < $1.0 }
             var runStart = 0

@@ -72,9 +72,6 @@ struct CompiledSegment {
         }
     }
 
-    /// The interaction rules, numbered as ``leaves``.
-    var rules: [InteractionRule] { leaves.map(\.rule) }
-
     /// Evaluates the tree for `count` profiles at once, given for each leaf whether it holds for each profile.
     func evaluate(_ leafHolds: [[Bool]], count: Int) -> [Bool] {
         evaluate(root, leafHolds, count)

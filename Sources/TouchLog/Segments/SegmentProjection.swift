@@ -185,14 +185,13 @@ struct SegmentProjection {
         let n = profiles.count
         let S = summaryRules.count
         let F = firstRules.count
-        let none = [Int64](repeating: .max, count: F == 0 ? n : 0)
         var holds = [[Bool]](repeating: [], count: rules.count)
         lastConversion.withUnsafeBufferPointer { lastConversion in
             for (s, l) in summaryRules.enumerated() {
-                // Without a conversion clause the first time is never read; `none` stands in when no rule keeps one.
+                // Without a conversion clause the first time is never read (and the rule has no first-time slot).
                 let f = max(0, firstSlot[l])
                 holds[l] = summaryCounts.withUnsafeBufferPointer { counts in
-                    (F == 0 ? none : summaryFirsts).withUnsafeBufferPointer { firsts in
+                    summaryFirsts.withUnsafeBufferPointer { firsts in
                         segment.leaves[l].holds(n, counts: counts, at: s, stride: S, firsts: firsts, at: f, stride: max(F, 1),
                                                 lastConversion: lastConversion)
                     }

@@ -42,10 +42,12 @@ struct SnapshotStore {
 
     /// The definition a snapshot body was made for.
     static func definition(in body: [UInt8]) throws -> SegmentDefinition {
-        var input = ByteReader(body)
-        guard try input.byte() == layoutVersion else { throw DecodeError(byte: 0, reason: "unknown snapshot layout") }
-        let length = try input.count(max: body.count, "definition length")
-        return try SegmentDefinition(json: String(decoding: try input.take(length), as: UTF8.self))
+        try body.withUnsafeBytes { raw in
+            var input = PayloadCursor(raw)
+            guard try input.byte() == layoutVersion else { throw DecodeError(byte: 0, reason: "unknown snapshot layout") }
+            let length = try input.count(max: input.size, "definition length")
+            return try SegmentDefinition(json: String(decoding: UnsafeBufferPointer(start: try input.take(length), count: length), as: UTF8.self))
+        }
     }
 
     static func key(_ definition: SegmentDefinition) -> String {

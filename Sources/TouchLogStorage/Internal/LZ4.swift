@@ -21,34 +21,10 @@ package enum LZ4 {
         return output
     }
 
-    /// Decompresses an LZ4 block that must expand to exactly `rawLength` bytes; nil when it does not.
-    package static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int) -> [UInt8]? {
-        var output: [UInt8] = []
-        return decompress(source, rawLength: rawLength, into: &output) ? output : nil
-    }
-
-    /// Decompresses `source` into `output` (reusing its storage); false unless it yields exactly `rawLength` bytes.
-    static func decompress(_ source: UnsafeRawBufferPointer, rawLength: Int, into output: inout [UInt8]) -> Bool {
-        if output.count != rawLength {
-            output.removeAll(keepingCapacity: true)
-            output.append(contentsOf: repeatElement(0, count: rawLength))
-        }
-        if rawLength == 0 { return source.isEmpty }
-        let produced = output.withUnsafeMutableBytes { dst in
-            // LZ4_decompress_safe never writes past `rawLength` nor reads past `source.count`,
-            // and reports malformed input with a negative result.
-            LZ4_decompress_safe(
-                source.baseAddress?.assumingMemoryBound(to: CChar.self),
-                dst.baseAddress!.assumingMemoryBound(to: CChar.self),
-                Int32(source.count), Int32(rawLength))
-        }
-        return produced == Int32(rawLength)
-    }
-
     /// Decompresses `source` into exactly all of `output`; false when it does not yield exactly that many bytes.
     package static func decompress(_ source: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
         if output.isEmpty { return source.isEmpty }
-        // As above: liblz4 stays inside both buffers and reports malformed input with a negative result.
+        // liblz4 stays inside both buffers and reports malformed input with a negative result.
         let produced = LZ4_decompress_safe(
             source.baseAddress?.assumingMemoryBound(to: CChar.self),
             output.baseAddress!.assumingMemoryBound(to: CChar.self),
