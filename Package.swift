@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "touchlog", targets: ["TouchLogCLI"]),
         .executable(name: "touchlog-generate", targets: ["TouchLogGenerate"]),
         .executable(name: "touchlog-bench", targets: ["TouchLogBench"]),
+        .executable(name: "touchlog-fuzz", targets: ["TouchLogFuzz"]),
+        .executable(name: "touchlog-crash", targets: ["TouchLogCrash"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,6 +44,12 @@ let package = Package(
         ),
         // In-process measurements for Tools/bench.
         .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog"]),
+        // libFuzzer's driver, weakly declared: present only in the build Tools/fuzz makes.
+        .systemLibrary(name: "CTouchLogFuzzer"),
+        // Feeds inputs to the fuzz targets of the TouchLog module (Tools/fuzz).
+        .executableTarget(name: "TouchLogFuzz", dependencies: ["TouchLog", "CTouchLogFuzzer"]),
+        // Kills a writer at random moments and checks the store after each kill (Tools/crash).
+        .executableTarget(name: "TouchLogCrash", dependencies: ["TouchLog", "TouchLogStorage", "TouchLogTestSupport"]),
         // Deterministic randomness, temporary directories and fixture paths for the tests and the generator.
         .target(name: "TouchLogTestSupport"),
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),

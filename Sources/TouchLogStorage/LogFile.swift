@@ -56,6 +56,10 @@ struct LogFileScanner {
     let fileIndex: Int
     /// Check every payload against its block hash (recovery of the active file, `verify`).
     var checkPayloads: Bool
+    /// Without `checkPayloads`, still check the payload of the last commit block, and if it does not match its hash,
+    /// walk the file again checking every payload. A reader of the active file needs this: a commit block whose
+    /// header is on disk but whose payload is not (yet, or ever: a torn write) does not commit anything.
+    var checkLastCommit = false
     /// Continue a walk from this known-good point instead of the file start.
     var resume: (position: Int64, blockIndex: Int, nextOffset: UInt64, previousHash: BlockHash)?
 
@@ -135,6 +139,13 @@ struct LogFileScanner {
                 }
             }
             result.uncommittedBlocks = pending.count
+            if checkLastCommit && !checkPayloads, let last = result.committed.last,
+                !last.header.matches(storedPayload: try handle.read(at: last.position + Int64(BlockHeader.size), count: Int(last.header.storedLength))[...])
+            {
+                var careful = self
+                careful.checkPayloads = true
+                return try careful.scan(expectedOffset: expectedOffset, previousHash: previousHash)
+            }
             if let stop = result.stop {
                 result.committedDataAfterStop = try Self.findsCommitBlock(in: handle, after: stop.position, size: result.size)
             }

@@ -47,6 +47,7 @@ public final class LogReader {
         while index < files.count {
             let isLast = index == files.count - 1
             var scanner = LogFileScanner(directory: directory, file: files[index], fileIndex: index, checkPayloads: false)
+            scanner.checkLastCommit = isLast
             let previous = blocks.last
             if let previous, previous.fileIndex == index {
                 scanner.resume = (previous.position + previous.length, previous.blockIndex + 1, previous.header.endOffset, previous.header.hash)

@@ -7,23 +7,31 @@ struct Run {
     var stderr: String
 }
 
-/// The built `touchlog` executable: next to the test bundle (same build directory).
-let touchlogExecutable: String = {
+/// The built executable `name` (`touchlog`, `touchlog-crash`, …): next to the test bundle (same build directory).
+func builtExecutable(_ name: String) -> String {
     let testBinary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     var directory = URL(fileURLWithPath: testBinary).deletingLastPathComponent()
     while directory.path != "/" {
-        let candidate = directory.appendingPathComponent("touchlog").path
+        let candidate = directory.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         directory.deleteLastPathComponent()
     }
-    fatalError("no touchlog executable beside \(testBinary); run `swift build` first")
-}()
+    fatalError("no \(name) executable beside \(testBinary); run `swift build` first")
+}
+
+let touchlogExecutable = builtExecutable("touchlog")
 
 /// Runs `touchlog ARGS`, feeding `stdin`, with `TOUCHLOG_STORE` unset unless given in `environment`.
 @discardableResult
 func touchlog(_ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+    try run(touchlogExecutable, arguments, stdin: stdin, environment: environment)
+}
+
+/// Runs the executable at `path` with `arguments`, feeding `stdin`, with `TOUCHLOG_STORE` unset unless given in
+/// `environment`.
+func run(_ path: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: touchlogExecutable)
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     env.removeValue(forKey: "TOUCHLOG_STORE")

@@ -45,7 +45,12 @@ struct InputScanner {
 
     /// Calls `handler` for each record; `progress` gets the bytes read so far.
     func forEachRecord(progress: (Int64) -> Void = { _ in }, _ handler: (Record) throws -> Void) throws {
-        var buffer = [UInt8](repeating: 0, count: chunkBytes + maxRecordBytes)
+        // A small file gets a buffer its size (plus one byte to see its end); the buffer grows to the full size if the
+        // file turns out longer, so that it always has room for a chunk after a carried-over record.
+        let fullSize = chunkBytes + maxRecordBytes
+        var info = stat()
+        let knownSize = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : fullSize
+        var buffer = [UInt8](repeating: 0, count: min(fullSize, max(1 << 16, knownSize + 1)))
         var filled = 0
         var line = 1
         var totalRead: Int64 = 0
@@ -56,6 +61,7 @@ struct InputScanner {
         var atEOF = false
         while !atEOF {
             // Read more after the bytes carried over from the last chunk.
+            if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: fullSize - buffer.count)) }
             let got = buffer.withUnsafeMutableBytes { raw in
                 Glibc.read(descriptor, raw.baseAddress! + filled, raw.count - filled)
             }

@@ -1,0 +1,72 @@
+import Glibc
+import Testing
+import TouchLogTestSupport
+@testable import TouchLog
+
+/// Replays every saved fuzz input (`Fixtures/fuzz/TARGET/`: the seed corpus and every input that once broke a
+/// target) through the fuzz targets, and runs a small deterministic mutation fuzz of the seeds, so that a normal
+/// test run keeps the fuzzers' findings fixed. The long runs are `Tools/fuzz`.
+@Suite struct FuzzCorpusTests {
+    static func inputs(_ target: FuzzTarget) -> [(name: String, bytes: [UInt8])] {
+        let directory = fixturePath("fuzz/" + target.rawValue, from: #filePath)
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+            if !name.hasPrefix(".") { names.append(name) }
+        }
+        return names.sorted().map { name in
+            let f = fopen(directory + "/" + name, "rb")!
+            defer { fclose(f) }
+            var bytes: [UInt8] = []
+            var chunk = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+                if n == 0 { break }
+                bytes += chunk[..<n]
+            }
+            return (name, bytes)
+        }
+    }
+
+    @Test(arguments: FuzzTarget.allCases)
+    func savedInputsKeepEveryProperty(_ target: FuzzTarget) {
+        let inputs = Self.inputs(target)
+        #expect(!inputs.isEmpty, "Fixtures/fuzz/\(target.rawValue) has no seed inputs")
+        for input in inputs {
+            let problem = input.bytes.withUnsafeBytes { target.run($0) }
+            #expect(problem == nil, "\(target.rawValue)/\(input.name): \(problem ?? "")")
+        }
+    }
+
+    /// A few hundred mutations of each seed (bit flips, byte changes, cuts, duplicated and spliced ranges), the kinds
+    /// libFuzzer starts with: a cheap stand-in for Tools/fuzz in every CI run.
+    @Test(arguments: FuzzTarget.allCases)
+    func mutatedSeedsKeepEveryProperty(_ target: FuzzTarget) {
+        var random = SplitMix64(seed: 0xF022 &+ UInt64(target.rawValue.utf8.count))
+        let seeds = Self.inputs(target).map(\.bytes).filter { !$0.isEmpty }
+        let rounds = target == .logFile ? 150 : 400
+        for round in 0..<rounds {
+            var bytes = seeds[round % seeds.count]
+            for _ in 0...random.below(4) { Self.mutate(&bytes, &random) }
+            let problem = bytes.withUnsafeBytes { target.run($0) }
+            #expect(problem == nil, "\(target.rawValue) round \(round): \(problem ?? "") for bytes \(bytes.prefix(200))")
+        }
+    }
+
+    static func mutate(_ bytes: inout [UInt8], _ random: inout SplitMix64) {
+        guard !bytes.isEmpty else { bytes = random.bytes(1 + random.below(16)); return }
+        let at = random.below(bytes.count)
+        switch random.below(6) {
+        case 0: bytes[at] ^= UInt8(1) << UInt8(random.below(8))
+        case 1: bytes[at] = [0x00, 0xFF, 0x7F, 0x80, 0x22, 0x2C, 0x0A, 0x5C, 0x7B, 0x7D][random.below(10)]
+        case 2: bytes.removeSubrange(at..<min(bytes.count, at + 1 + random.below(64)))
+        case 3:
+            let end = min(bytes.count, at + 1 + random.below(32))
+            bytes.insert(contentsOf: Array(bytes[at..<end]), at: random.below(bytes.count))
+        case 4: bytes.insert(contentsOf: random.bytes(1 + random.below(8)), at: at)
+        default: bytes.removeSubrange(at...)
+        }
+    }
+}
