@@ -73,7 +73,8 @@ extension TouchLogStore {
                                 if format == .csv && !sawHeader {
                                     sawHeader = true
                                     csv = try CSVEventParser(header: bytes)
-                                } else if let csv {
+                                } else if format == .csv {
+                                    guard let csv else { throw FieldProblem(column: nil, reason: "cannot be read: the CSV header is not valid") }
                                     try csv.parse(bytes, into: &batch)
                                 } else {
                                     try JSONEventParser.parse(bytes, into: &batch)

@@ -125,7 +125,9 @@ func readAcknowledgements(_ fd: Int32, into acked: inout Acknowledged) -> Int {
 /// Opens the store as a writer (recovering it) and checks every promise; returns what recovery cut, or fails.
 func check(directory: String, acked: Acknowledged, kill: Int) -> (recovery: RecoveryReport?, end: UInt64) {
     let recovery: RecoveryReport?
-    do { recovery = try TouchLogStore(directory: directory, create: false).recovery } catch {
+    // Before any acknowledgement the writer may have died while creating the store: open it as the next writer
+    // would, completing it. After one, the store must exist.
+    do { recovery = try TouchLogStore(directory: directory, create: acked.offsets.isEmpty).recovery } catch {
         fail("after kill \(kill): the store does not reopen: \(error)")
     }
     let events: [StoredEvent]

@@ -55,7 +55,12 @@ struct InputScanner {
         var line = 1
         var totalRead: Int64 = 0
         var skippingLongRecord = false
+        // CSV state: inside a quoted field; at the start of a field (only there does a quote open one); just after
+        // a closing quote (where a second quote is an escaped quote, back inside). A stray quote elsewhere is left to
+        // the parser to refuse, and does not swallow the lines that follow.
         var inQuotes = false
+        var atFieldStart = true
+        var justClosed = false
         var scanFrom = 0
         var firstRecord = true
         var atEOF = false
@@ -82,7 +87,20 @@ struct InputScanner {
                         end = i
                         while end < filled {
                             let c = raw[end]
-                            if c == UInt8(ascii: "\"") { inQuotes.toggle() } else if c == 0x0A && !inQuotes { break }
+                            if c == UInt8(ascii: "\"") {
+                                if inQuotes {
+                                    inQuotes = false
+                                    justClosed = true
+                                } else if atFieldStart || justClosed {
+                                    inQuotes = true
+                                    justClosed = false
+                                }
+                                atFieldStart = false
+                            } else if !inQuotes {
+                                if c == 0x0A { break }
+                                atFieldStart = c == UInt8(ascii: ",")
+                                justClosed = false
+                            }
                             end += 1
                         }
                     } else if let found = memchr(raw.baseAddress! + i, 0x0A, filled - i) {
@@ -111,6 +129,8 @@ struct InputScanner {
                     }
                     firstRecord = false
                     inQuotes = false
+                    atFieldStart = true
+                    justClosed = false
                     recordStart = min(end + 1, filled)
                     i = recordStart
                     if end == filled { break }
