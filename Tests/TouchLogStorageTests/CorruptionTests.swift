@@ -55,6 +55,69 @@ import Testing
         }
     }
 
+    /// Writes `bytes` over the log file and checks that block `block` (starting at `start`) is named by verify,
+    /// refused by the writer, and never served by a reader; returns what was wrong for the failure message.
+    private func expectDamageNamed(_ dir: TemporaryDirectory, _ path: String, _ bytes: [UInt8], block: Int, start: Int, _ label: String) throws {
+        writeFileBytes(path, bytes)
+        let report = try LogVerifier.verify(directory: dir.log)
+        #expect(!report.isIntact, "\(label): undetected by verify")
+        let named = report.problems.first?.location
+        #expect(named?.block == block && named?.byte == Int64(start), "\(label): verify named \(report.problems.first.map(\.description) ?? "nothing")")
+        if let reader = try? LogReader(directory: dir.log) {
+            for location in reader.blocks where location.position == Int64(start) {
+                #expect((try? reader.read(location)) == nil, "\(label): served by a reader")
+            }
+        }
+        #expect(throws: StorageError.self, "\(label): accepted by the writer") { try LogWriter(directory: dir.log, lockPath: dir.lock) }
+    }
+
+    /// Every byte of a block header (each with a different bit flipped) and 64 sampled payload bits of a block in the
+    /// middle of the log: each is named by verify at that block, refused by the writer, never served.
+    @Test func everyHeaderByteAndSampledPayloadBitsAreDetected() throws {
+        let dir = TemporaryDirectory()
+        let (path, starts) = try fiveCommits(dir)
+        let whole = fileBytes(path)
+        var random = TestRandom(seed: 11)
+        let payload = starts[2] + BlockHeader.size..<starts[3]
+        var targets = (0..<BlockHeader.size).map { (starts[2] + $0, UInt8(1) << UInt8($0 % 8)) }
+        targets += (0..<64).map { _ in (payload.lowerBound + Int(random.next() % UInt64(payload.count)), UInt8(1) << UInt8(random.next() % 8)) }
+        for (position, mask) in targets {
+            var bytes = whole
+            bytes[position] ^= mask
+            try expectDamageNamed(dir, path, bytes, block: 2, start: starts[2], "byte \(position - starts[2]) of block 2, mask \(mask)")
+        }
+        // And every byte of the file header.
+        for position in 0..<LogFileHeader.size {
+            var bytes = whole
+            bytes[position] ^= UInt8(1) << UInt8(position % 8)
+            writeFileBytes(path, bytes)
+            let report = try LogVerifier.verify(directory: dir.log)
+            #expect(report.problems.first?.location?.byte == 0, "file header byte \(position): \(report.problems.first.map(\.description) ?? "undetected")")
+            #expect(throws: StorageError.self) { try LogReader(directory: dir.log) }
+            #expect(throws: StorageError.self) { try LogWriter(directory: dir.log, lockPath: dir.lock) }
+        }
+    }
+
+    /// A misdirected write (a block's bytes landing on another block's place) and a block from another log of the
+    /// same shape: both break the chain or the offsets at exactly that block.
+    @Test func aMisdirectedWriteAndABlockFromAnotherLogAreDetected() throws {
+        let dir = TemporaryDirectory()
+        let (path, starts) = try fiveCommits(dir)
+        let whole = fileBytes(path)
+        var misdirected = whole
+        misdirected.replaceSubrange(starts[1]..<starts[2], with: whole[starts[3]..<starts[4]])
+        try expectDamageNamed(dir, path, misdirected, block: 1, start: starts[1], "block 3 written over block 1")
+
+        let other = TemporaryDirectory()
+        let writer = try LogWriter(directory: other.log, lockPath: other.lock, options: LogOptions(clock: { 2_000 }))
+        for marker in 1...5 { try writer.append([testBlock(UInt8(marker) &+ 100)]) }
+        writer.close()
+        let foreign = fileBytes(logFilePaths(other.log)[0])
+        var mixed = whole
+        mixed.replaceSubrange(starts[2]..<starts[3], with: foreign[starts[2]..<starts[3]])
+        try expectDamageNamed(dir, path, mixed, block: 2, start: starts[2], "block 2 of another log")
+    }
+
     @Test func reorderedBlocksAreDetected() throws {
         let dir = TemporaryDirectory()
         let (path, starts) = try fiveCommits(dir)
