@@ -297,7 +297,9 @@ public final class LogWriter {
     }
 
     private func roll() throws(StorageError) {
-        let file = try Self.createFile(directory: directory, firstOffset: endOffset)
+        // Like a failed fsync, a failed roll stops the writer: what reached the directory is only known after a reopen.
+        let file: LogFile
+        do { file = try Self.createFile(directory: directory, firstOffset: endOffset) } catch { throw fail(error) }
         do {
             let handle = try SystemFile.open(directory + "/" + file.name, .readWrite)
             activeFile.close()

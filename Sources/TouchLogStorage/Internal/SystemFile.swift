@@ -2,8 +2,8 @@ import Glibc
 
 /// A file descriptor with the few calls the log needs, each turning `errno` into a typed error.
 ///
-/// Every system call the storage layer makes goes through this file, so that a later fault-injecting
-/// layer has one place to intercept.
+/// Every system call the storage layer makes goes through this file, so that the fault-injecting layer
+/// (``FaultInjector``, for tests) has one place to intercept.
 struct SystemFile: Sendable {
     let descriptor: Int32
     /// The path the file was opened with, for messages.
@@ -22,8 +22,12 @@ struct SystemFile: Sendable {
         case .readWrite: flags = O_RDWR | O_CLOEXEC
         case .createReadWrite: flags = O_RDWR | O_CREAT | O_CLOEXEC
         }
+        let injector = mode == .createReadWrite ? FaultInjector.injector(for: path) : nil
+        let creating = injector != nil && !exists(path)
+        if creating { _ = try injector!.before("create", path) }
         let fd = retryOnInterrupt { Glibc.open(path, flags, 0o644) }
         guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: errno) }
+        if creating { injector!.created(path) }
         return SystemFile(descriptor: fd, path: path)
     }
 
@@ -63,6 +67,13 @@ struct SystemFile: Sendable {
 
     /// Writes all of `bytes` at `position`.
     func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws(SystemCallError) {
+        if let injector = FaultInjector.injector(for: path),
+            let torn = try injector.before("pwrite", path, writing: bytes.count, at: position)
+        {
+            // An injected crash in the middle of this write: part of it reaches the file.
+            try write(UnsafeRawBufferPointer(rebasing: bytes[..<torn]), at: position)
+            throw SystemCallError(call: "pwrite \(path) (injected crash after \(torn) bytes)", errno: EIO)
+        }
         var done = 0
         while done < bytes.count {
             let n = retryOnInterrupt { pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done)) }
@@ -79,13 +90,21 @@ struct SystemFile: Sendable {
     }
 
     func sync() throws(SystemCallError) {
+        let injector = FaultInjector.injector(for: path)
+        _ = try injector?.before("fsync", path)
         guard retryOnInterrupt({ fsync(descriptor) }) == 0 else { throw SystemCallError(call: "fsync \(path)", errno: errno) }
+        if let injector {
+            if Self.isDirectory(path) { injector.syncedDirectory(path) } else { injector.synced(path, size: try size()) }
+        }
     }
 
     func truncate(to size: Int64) throws(SystemCallError) {
+        let injector = FaultInjector.injector(for: path)
+        _ = try injector?.before("ftruncate", path)
         guard retryOnInterrupt({ ftruncate(descriptor, off_t(size)) }) == 0 else {
             throw SystemCallError(call: "ftruncate \(path)", errno: errno)
         }
+        injector?.truncated(path, to: size)
     }
 
     /// Takes an exclusive advisory lock without waiting; returns false when another process holds it.
@@ -103,15 +122,22 @@ struct SystemFile: Sendable {
     }
 
     static func remove(_ path: String) throws(SystemCallError) {
+        _ = try FaultInjector.injector(for: path)?.before("unlink", path)
         guard unlink(path) == 0 else { throw SystemCallError(call: "unlink \(path)", errno: errno) }
     }
 
     static func rename(_ from: String, _ to: String) throws(SystemCallError) {
+        let injector = FaultInjector.injector(for: to)
+        _ = try injector?.before("rename", to)
         guard Glibc.rename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
+        injector?.renamed(from, to)
     }
 
     static func makeDirectory(_ path: String) throws(SystemCallError) {
+        let injector = exists(path) ? nil : FaultInjector.injector(for: path)
+        _ = try injector?.before("mkdir", path)
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir \(path)", errno: errno) }
+        injector?.created(path)
     }
 
     static func exists(_ path: String) -> Bool {
