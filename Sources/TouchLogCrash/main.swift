@@ -75,8 +75,15 @@ func runWriter(directory: String, seed: UInt64) async -> Never {
 
 // MARK: harness
 
+/// What the harness knows of one store.
 struct Acknowledged {
+    /// Every acknowledged batch and its offsets.
     var offsets: [String: Range<UInt64>] = [:]
+    /// Every whole batch found in the log so far, and where.
+    var seen: [String: Range<UInt64>] = [:]
+    /// The log up to here was checked event by event after an earlier kill; the block ending there had this hash.
+    var checkedEnd: UInt64 = 0
+    var checkedHash = BlockHash.zero
 }
 
 /// Starts the writer with its standard output on a pipe; returns its pid and the pipe's read end.
@@ -123,7 +130,10 @@ func readAcknowledgements(_ fd: Int32, into acked: inout Acknowledged) -> Int {
 }
 
 /// Opens the store as a writer (recovering it) and checks every promise; returns what recovery cut, or fails.
-func check(directory: String, acked: Acknowledged, kill: Int) -> (recovery: RecoveryReport?, end: UInt64) {
+/// Events before `acked.checkedEnd` were checked after an earlier kill: that they are unchanged follows from the hash
+/// chain (the block ending there still has the hash it had, and verify checks every hash and link), so each check
+/// decodes only what is new.
+func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery: RecoveryReport?, end: UInt64) {
     let recovery: RecoveryReport?
     // Before any acknowledgement the writer may have died while creating the store: open it as the next writer
     // would, completing it. After one, the store must exist.
@@ -131,13 +141,23 @@ func check(directory: String, acked: Acknowledged, kill: Int) -> (recovery: Reco
         fail("after kill \(kill): the store does not reopen: \(error)")
     }
     let events: [StoredEvent]
-    do { events = try StoreReader(directory: directory).events() } catch {
+    let blocks: [BlockLocation]
+    do {
+        blocks = try LogReader(directory: directory + "/log").blocks
+        events = try StoreReader(directory: directory).events(matching: ReplayFilter(fromOffset: acked.checkedEnd))
+    } catch {
         fail("after kill \(kill): the store cannot be read: \(error)")
     }
-    var seen: [String: Range<UInt64>] = [:]
+    if acked.checkedEnd > 0 {
+        guard let block = blocks.first(where: { $0.header.endOffset == acked.checkedEnd }), block.header.hash == acked.checkedHash else {
+            fail("after kill \(kill): the log checked up to offset \(acked.checkedEnd) after an earlier kill has changed")
+        }
+    }
     var current: (batch: Substring, n: Int, next: Int, from: UInt64)?
     for (position, stored) in events.enumerated() {
-        guard stored.offset == UInt64(position) else { fail("after kill \(kill): offset \(stored.offset) at position \(position)") }
+        guard stored.offset == acked.checkedEnd + UInt64(position) else {
+            fail("after kill \(kill): offset \(stored.offset) at position \(acked.checkedEnd + UInt64(position))")
+        }
         let parts = stored.event.profile.split(separator: "/")
         guard parts.count == 3, let i = Int(parts[1]), let n = Int(parts[2]), stored.event == event(String(parts[0]), i, n) else {
             fail("after kill \(kill): offset \(stored.offset) holds an event no writer wrote: \(stored.event)")
@@ -147,20 +167,20 @@ func check(directory: String, acked: Acknowledged, kill: Int) -> (recovery: Reco
                 fail("after kill \(kill): batch \(c.batch) stops at event \(c.next) of \(c.n) (offset \(stored.offset) is \(stored.event.profile))")
             }
         } else {
-            guard i == 0, seen[String(parts[0])] == nil else {
+            guard i == 0, acked.seen[String(parts[0])] == nil else {
                 fail("after kill \(kill): offset \(stored.offset) starts inside or repeats batch \(parts[0])")
             }
             current = (parts[0], n, 0, stored.offset)
         }
         current!.next += 1
         if current!.next == n {
-            seen[String(parts[0])] = current!.from..<stored.offset + 1
+            acked.seen[String(parts[0])] = current!.from..<stored.offset + 1
             current = nil
         }
     }
     if let c = current { fail("after kill \(kill): the log ends inside batch \(c.batch) (\(c.next) of \(c.n) events)") }
-    for (batch, offsets) in acked.offsets where seen[batch] != offsets {
-        fail("after kill \(kill): acknowledged batch \(batch) at \(offsets) is \(seen[batch].map { "at \($0)" } ?? "missing")")
+    for (batch, offsets) in acked.offsets where acked.seen[batch] != offsets {
+        fail("after kill \(kill): acknowledged batch \(batch) at \(offsets) is \(acked.seen[batch].map { "at \($0)" } ?? "missing")")
     }
     do {
         let report = try StoreVerifier.verify(directory: directory)
@@ -170,7 +190,10 @@ func check(directory: String, acked: Acknowledged, kill: Int) -> (recovery: Reco
     } catch {
         fail("after kill \(kill): verify fails: \(error)")
     }
-    return (recovery, UInt64(events.count))
+    if let last = blocks.last {
+        (acked.checkedEnd, acked.checkedHash) = (last.header.endOffset, last.header.hash)
+    }
+    return (recovery, acked.checkedEnd)
 }
 
 func runHarness(_ options: [String: String]) -> Never {
@@ -205,7 +228,7 @@ func runHarness(_ options: [String: String]) -> Never {
             fail("kill \(round): the writer ended by itself (status \(status)) before the kill; see its message above")
         }
         if acks == 0 { totals.early += 1 }
-        let (recovery, end) = check(directory: directory, acked: acked, kill: round)
+        let (recovery, end) = check(directory: directory, acked: &acked, kill: round)
         totals.acks += acks
         if let recovery {
             totals.recoveries += 1

@@ -92,6 +92,7 @@ import Testing
             }
         }
         #expect(runs == count * 4)
+        print("fault injection: \(count) crash points x 4 kinds of power loss = \(runs) recoveries checked")
     }
 
     /// A crash during recovery itself (cutting a torn tail, removing a leftover file): every crash point of the
@@ -127,10 +128,12 @@ import Testing
             }
         }
         #expect(recoveries > 0)
+        print("fault injection: \(recoveries) crashes during recovery checked")
     }
 
     @Test func anIOErrorOrAFullDiskAtAnyOperationNeverLosesAnAcknowledgedCommit() {
         let count = Self.operationCount()
+        defer { print("fault injection: \(count) operations x EIO/ENOSPC, once/persistent = \(count * 4) failures checked") }
         for point in 0..<count {
             for failure in [FaultInjector.Failure.error(EIO, persistent: false), .error(ENOSPC, persistent: false),
                             .error(EIO, persistent: true), .error(ENOSPC, persistent: true)] {

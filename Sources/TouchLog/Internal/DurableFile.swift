@@ -8,24 +8,18 @@ import TouchLogStorage
 enum DurableFile {
     static func write(_ body: [UInt8], kind: String, to path: String) throws(TouchLogError) {
         let header = "touchlog \(kind) sha256=\(BlockHash.sha256(of: body))\n"
-        let bytes = Array(header.utf8) + body
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw ioError("create", temporary) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                close(fd)
-                throw ioError("write", temporary)
-            }
-            done += n
+        do {
+            let file = try SystemFile.open(temporary, .createReadWrite)
+            defer { file.close() }
+            try file.truncate(to: 0)
+            try file.write(Array(header.utf8) + body, at: 0)
+            try file.sync()
+            try SystemFile.rename(temporary, path)
+            try SystemFile.syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
+        } catch {
+            throw TouchLogError(code: .io, message: "cannot write \(path): \(error)")
         }
-        guard fsync(fd) == 0 else { close(fd); throw ioError("sync", temporary) }
-        close(fd)
-        guard rename(temporary, path) == 0 else { throw ioError("rename", temporary) }
-        try syncDirectory(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]))
     }
 
     /// The body of a file written by ``write(_:kind:to:)``; throws `corrupt` when its hash or header is wrong.
@@ -69,10 +63,9 @@ enum DurableFile {
     }
 
     static func syncDirectory(_ path: String) throws(TouchLogError) {
-        let fd = open(path.isEmpty ? "." : path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ioError("open", path) }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw ioError("sync", path) }
+        do { try SystemFile.syncDirectory(path.isEmpty ? "." : path) } catch {
+            throw TouchLogError(code: .io, message: "cannot sync directory \(path): \(error)")
+        }
     }
 
     private static func ioError(_ what: String, _ path: String) -> TouchLogError {

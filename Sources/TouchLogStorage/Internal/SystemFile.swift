@@ -4,18 +4,18 @@ import Glibc
 ///
 /// Every system call the storage layer makes goes through this file, so that the fault-injecting layer
 /// (``FaultInjector``, for tests) has one place to intercept.
-struct SystemFile: Sendable {
-    let descriptor: Int32
+package struct SystemFile: Sendable {
+    package let descriptor: Int32
     /// The path the file was opened with, for messages.
-    let path: String
+    package let path: String
 
-    enum Mode {
+    package enum Mode {
         case readOnly
         case readWrite
         case createReadWrite
     }
 
-    static func open(_ path: String, _ mode: Mode) throws(SystemCallError) -> SystemFile {
+    package static func open(_ path: String, _ mode: Mode) throws(SystemCallError) -> SystemFile {
         let flags: Int32
         switch mode {
         case .readOnly: flags = O_RDONLY | O_CLOEXEC
@@ -31,18 +31,18 @@ struct SystemFile: Sendable {
         return SystemFile(descriptor: fd, path: path)
     }
 
-    func close() {
+    package func close() {
         _ = Glibc.close(descriptor)
     }
 
-    func size() throws(SystemCallError) -> Int64 {
+    package func size() throws(SystemCallError) -> Int64 {
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { throw SystemCallError(call: "fstat \(path)", errno: errno) }
         return Int64(info.st_size)
     }
 
     /// Reads up to `count` bytes at `position`; returns fewer only at the end of the file.
-    func read(at position: Int64, count: Int) throws(SystemCallError) -> [UInt8] {
+    package func read(at position: Int64, count: Int) throws(SystemCallError) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: count)
         let got = try read(at: position, into: &bytes)
         if got < count { bytes.removeSubrange(got...) }
@@ -50,7 +50,7 @@ struct SystemFile: Sendable {
     }
 
     /// Fills `buffer` from `position`; returns how many bytes were read (less than the buffer only at end of file).
-    func read(at position: Int64, into buffer: inout [UInt8]) throws(SystemCallError) -> Int {
+    package func read(at position: Int64, into buffer: inout [UInt8]) throws(SystemCallError) -> Int {
         var total = 0
         let count = buffer.count
         while total < count {
@@ -66,7 +66,7 @@ struct SystemFile: Sendable {
     }
 
     /// Writes all of `bytes` at `position`.
-    func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws(SystemCallError) {
+    package func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws(SystemCallError) {
         if let injector = FaultInjector.injector(for: path),
             let torn = try injector.before("pwrite", path, writing: bytes.count, at: position)
         {
@@ -82,14 +82,14 @@ struct SystemFile: Sendable {
         }
     }
 
-    func write(_ bytes: [UInt8], at position: Int64) throws(SystemCallError) {
+    package func write(_ bytes: [UInt8], at position: Int64) throws(SystemCallError) {
         let result: SystemCallError? = bytes.withUnsafeBytes { raw in
             do throws(SystemCallError) { try write(raw, at: position); return nil } catch { return error }
         }
         if let result { throw result }
     }
 
-    func sync() throws(SystemCallError) {
+    package func sync() throws(SystemCallError) {
         let injector = FaultInjector.injector(for: path)
         _ = try injector?.before("fsync", path)
         guard retryOnInterrupt({ fsync(descriptor) }) == 0 else { throw SystemCallError(call: "fsync \(path)", errno: errno) }
@@ -98,7 +98,7 @@ struct SystemFile: Sendable {
         }
     }
 
-    func truncate(to size: Int64) throws(SystemCallError) {
+    package func truncate(to size: Int64) throws(SystemCallError) {
         let injector = FaultInjector.injector(for: path)
         _ = try injector?.before("ftruncate", path)
         guard retryOnInterrupt({ ftruncate(descriptor, off_t(size)) }) == 0 else {
@@ -108,50 +108,50 @@ struct SystemFile: Sendable {
     }
 
     /// Takes an exclusive advisory lock without waiting; returns false when another process holds it.
-    func tryLockExclusive() throws(SystemCallError) -> Bool {
+    package func tryLockExclusive() throws(SystemCallError) -> Bool {
         if flock(descriptor, LOCK_EX | LOCK_NB) == 0 { return true }
         if errno == EWOULDBLOCK { return false }
         throw SystemCallError(call: "flock \(path)", errno: errno)
     }
 
     /// Flushes a directory's entries (after creating, renaming or removing a file in it).
-    static func syncDirectory(_ path: String) throws(SystemCallError) {
+    package static func syncDirectory(_ path: String) throws(SystemCallError) {
         let directory = try open(path, .readOnly)
         defer { directory.close() }
         try directory.sync()
     }
 
-    static func remove(_ path: String) throws(SystemCallError) {
+    package static func remove(_ path: String) throws(SystemCallError) {
         _ = try FaultInjector.injector(for: path)?.before("unlink", path)
         guard unlink(path) == 0 else { throw SystemCallError(call: "unlink \(path)", errno: errno) }
     }
 
-    static func rename(_ from: String, _ to: String) throws(SystemCallError) {
+    package static func rename(_ from: String, _ to: String) throws(SystemCallError) {
         let injector = FaultInjector.injector(for: to)
         _ = try injector?.before("rename", to)
         guard Glibc.rename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
         injector?.renamed(from, to)
     }
 
-    static func makeDirectory(_ path: String) throws(SystemCallError) {
+    package static func makeDirectory(_ path: String) throws(SystemCallError) {
         let injector = exists(path) ? nil : FaultInjector.injector(for: path)
         _ = try injector?.before("mkdir", path)
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir \(path)", errno: errno) }
         injector?.created(path)
     }
 
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// The names in a directory, without `.` and `..`.
-    static func list(_ path: String) throws(SystemCallError) -> [String] {
+    package static func list(_ path: String) throws(SystemCallError) -> [String] {
         guard let dir = opendir(path) else { throw SystemCallError(call: "opendir \(path)", errno: errno) }
         defer { closedir(dir) }
         var names: [String] = []
@@ -165,7 +165,7 @@ struct SystemFile: Sendable {
     }
 
     /// Milliseconds since the Unix epoch from the real-time clock.
-    static func nowMilliseconds() -> Int64 {
+    package static func nowMilliseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
