@@ -37,6 +37,12 @@ public final class TouchLogStore: Sendable {
         self.writer = GroupCommitWriter(log)
     }
 
+    /// Releases the store's lock now, so that another writer (in this process or another) can open it; later appends
+    /// fail. Dropping the last reference does the same, but only once in-flight work has let go of the store.
+    public func close() {
+        writer.close()
+    }
+
     /// Appends `events` in one atomic commit and returns their offsets once they are durable.
     ///
     /// Concurrent calls are group-committed: they share an fsync but each stays atomic. Throws

@@ -48,6 +48,11 @@ public final class GroupCommitWriter: @unchecked Sendable {
         try writerLock.withLock { _ throws(E) -> T in try body(log) }
     }
 
+    /// Closes the writer (after the commit in progress, if any) and releases the log's lock; later appends fail.
+    public func close() {
+        withWriter { $0.close() }
+    }
+
     /// Commits queued appends until none are left; each round is one commit with one fsync.
     private func flush() {
         while true {

@@ -20,8 +20,8 @@ import TouchLogStorage
     }
 
     /// Appends the events (no faults), then runs the faulted steps; returns the answers for both definitions.
-    static func faultedSteps(_ directory: String) {
-        guard let store = try? TouchLogStore(directory: directory) else { return }
+    static func faultedSteps(_ store: TouchLogStore) {
+        let directory = store.directory
         _ = try? store.putSegment(definitionV1)
         if let reader = try? StoreReader(directory: directory) {
             reader.snapshotInterval = 500
@@ -39,10 +39,12 @@ import TouchLogStorage
     @Test func everyCrashPointOfDefinitionsAndSnapshotsLeavesAWholeStore() async throws {
         let reference = TemporaryDirectory()
         let events = Self.events()
-        try await TouchLogStore(directory: reference.path + "/s", blockEvents: 256).append(events)
+        let referenceStore = try TouchLogStore(directory: reference.path + "/s", blockEvents: 256)
+        try await referenceStore.append(events)
         let expected = try Self.answers(reference.path + "/s")
         let counter = FaultInjector.install(root: reference.path + "/s")
-        Self.faultedSteps(reference.path + "/s")
+        Self.faultedSteps(referenceStore)
+        referenceStore.close()
         let count = counter.operations
         counter.uninstall()
         #expect(count > 10, "the steps make \(count) file operations")
@@ -52,17 +54,19 @@ import TouchLogStorage
             for loss in [FaultInjector.PowerLoss.dropUnsynced, .garbage] {
                 let dir = TemporaryDirectory()
                 let store = dir.path + "/s"
-                try await TouchLogStore(directory: store, blockEvents: 256).append(events)
+                let writer = try TouchLogStore(directory: store, blockEvents: 256)
+                try await writer.append(events)
                 let injector = FaultInjector.install(root: store)
                 injector.fail(at: point, .crash(tornAt: 512))
-                Self.faultedSteps(store)
-                let label = "crash at \(injector.operationLog[min(point, injector.operationLog.count - 1)]), \(loss)"
+                Self.faultedSteps(writer)
+                writer.close()
+                let label = "crash at \(injector.operationLog.dropFirst(point).first ?? "operation \(point)"), \(loss)"
                 injector.powerLoss(loss, seed: UInt64(point))
                 injector.uninstall()
 
                 let report = try StoreVerifier.verify(directory: store)
                 #expect(report.isIntact, "\(label): \(report.log.problems) \(report.otherProblems)")
-                let versions = (try? TouchLogStore(directory: store).segments.history("s")) ?? []
+                let versions = (try? SegmentCatalog(layout: StoreLayout(root: store)).history("s")) ?? []
                 #expect(versions.allSatisfy { $0.definition == Self.definitionV1 || $0.definition == Self.definitionV2 }, "\(label)")
                 #expect(try Self.answers(store) == expected, "\(label)")
                 // The writer carries on: the definition can be put again and queries save snapshots again.
