@@ -47,7 +47,7 @@ let package = Package(
         // libFuzzer's driver, weakly declared: present only in the build Tools/fuzz makes.
         .systemLibrary(name: "CTouchLogFuzzer"),
         // Feeds inputs to the fuzz targets of the TouchLog module (Tools/fuzz).
-        .executableTarget(name: "TouchLogFuzz", dependencies: ["TouchLog", "CTouchLogFuzzer"]),
+        .executableTarget(name: "TouchLogFuzz", dependencies: ["TouchLog", "TouchLogStorage", "CTouchLogFuzzer"]),
         // Kills a writer at random moments and checks the store after each kill (Tools/crash).
         .executableTarget(name: "TouchLogCrash", dependencies: ["TouchLog", "TouchLogStorage", "TouchLogTestSupport"]),
         // Deterministic randomness, temporary directories and fixture paths for the tests and the generator.

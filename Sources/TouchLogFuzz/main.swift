@@ -7,6 +7,7 @@
 import CTouchLogFuzzer
 import Glibc
 import TouchLog
+import TouchLogStorage
 
 enum Fuzz {
     nonisolated(unsafe) static var target = FuzzTarget.blockPayload
@@ -28,29 +29,15 @@ enum Fuzz {
     /// The files named, with directories expanded one level (a corpus directory), in name order.
     static func inputs(_ paths: [String]) -> [String] {
         paths.flatMap { path -> [String] in
-            guard let dir = opendir(path) else { return [path] }
-            defer { closedir(dir) }
-            var names: [String] = []
-            while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-                if !name.hasPrefix(".") { names.append(path + "/" + name) }
-            }
-            return names.sorted()
+            guard SystemFile.isDirectory(path), let names = try? SystemFile.list(path) else { return [path] }
+            return names.filter { !$0.hasPrefix(".") }.sorted().map { path + "/" + $0 }
         }
     }
 
     static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { return nil }
-            if n == 0 { return bytes }
-            bytes += chunk[..<n]
-        }
+        guard let file = try? SystemFile.open(path, .readOnly) else { return nil }
+        defer { file.close() }
+        return try? file.read(at: 0, count: Int(try file.size()))
     }
 }
 

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TouchLogStorage
 import TouchLogTestSupport
 @testable import TouchLog
 
@@ -9,24 +10,11 @@ import TouchLogTestSupport
 @Suite struct FuzzCorpusTests {
     static func inputs(_ target: FuzzTarget) -> [(name: String, bytes: [UInt8])] {
         let directory = fixturePath("fuzz/" + target.rawValue, from: #filePath)
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if !name.hasPrefix(".") { names.append(name) }
-        }
-        return names.sorted().map { name in
-            let f = fopen(directory + "/" + name, "rb")!
-            defer { fclose(f) }
-            var bytes: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
-                if n == 0 { break }
-                bytes += chunk[..<n]
-            }
-            return (name, bytes)
+        let names = ((try? SystemFile.list(directory)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+        return names.map { name in
+            let file = try! SystemFile.open(directory + "/" + name, .readOnly)
+            defer { file.close() }
+            return (name, try! file.read(at: 0, count: Int(try! file.size())))
         }
     }
 

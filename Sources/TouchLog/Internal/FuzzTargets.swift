@@ -189,12 +189,7 @@ private final class FuzzScratch: @unchecked Sendable {
 
     /// Removes the files of `directory` (not its subdirectories).
     static func removeFiles(in directory: String) {
-        guard let dir = opendir(directory) else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            if name != "." && name != ".." { _ = unlink(directory + "/" + name) }
-        }
+        for name in (try? SystemFile.list(directory)) ?? [] { _ = unlink(directory + "/" + name) }
     }
 
     static func write(_ data: UnsafeRawBufferPointer, to path: String) -> Bool {
