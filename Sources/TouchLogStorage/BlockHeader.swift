@@ -114,6 +114,11 @@ public struct BlockHeader: Hashable, Sendable {
         guard version == formatVersion else { return .failure(.unsupportedVersion(version)) }
         let codec = b[b.startIndex + 6]
         guard codec == codecLZ4 else { return .failure(.unknownCodec(codec)) }
+        // The block hash is computed over the header as it is re-encoded, so bits this version does not know must be 0.
+        guard b[b.startIndex + 7] & ~commitFlag == 0 else { return .failure(.implausible("unknown flags \(b[b.startIndex + 7])")) }
+        guard b[(b.startIndex + 28)..<(b.startIndex + 32)].allSatisfy({ $0 == 0 }) else {
+            return .failure(.implausible("reserved bytes are not zero"))
+        }
         let header = BlockHeader(
             codec: codec,
             isCommit: b[b.startIndex + 7] & commitFlag != 0,
@@ -169,7 +174,8 @@ public struct LogFileHeader: Hashable, Sendable {
     static func parse(_ bytes: [UInt8]) -> LogFileHeader? {
         guard bytes.count >= size, bytes.prefix(4).elementsEqual(magic),
             bytes[24..<32].elementsEqual(Digest.sha256(bytes[0..<24]).prefix(8)),
-            bytes.littleEndian(at: 4, as: UInt16.self) == BlockHeader.formatVersion
+            bytes.littleEndian(at: 4, as: UInt16.self) == BlockHeader.formatVersion,
+            bytes[6..<8].allSatisfy({ $0 == 0 }), bytes[16..<24].allSatisfy({ $0 == 0 })
         else { return nil }
         return LogFileHeader(firstOffset: bytes.littleEndian(at: 8))
     }

@@ -7,7 +7,8 @@ import TouchLogTestSupport
 /// Replays every saved fuzz input (`Fixtures/fuzz/TARGET/`: the seed corpus and every input that once broke a
 /// target) through the fuzz targets, and runs a small deterministic mutation fuzz of the seeds, so that a normal
 /// test run keeps the fuzzers' findings fixed. The long runs are `Tools/fuzz`.
-@Suite struct FuzzCorpusTests {
+/// Serialized: the ingest targets share one scratch store per process.
+@Suite(.serialized) struct FuzzCorpusTests {
     static func inputs(_ target: FuzzTarget) -> [(name: String, bytes: [UInt8])] {
         let directory = fixturePath("fuzz/" + target.rawValue, from: #filePath)
         let names = ((try? SystemFile.list(directory)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
