@@ -198,10 +198,18 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
 
 func runHarness(_ options: [String: String]) -> Never {
     guard let store = options["store"] else { fail("run needs --store DIR", code: 64) }
-    let kills = Int(options["kills"] ?? "50") ?? 50
-    let maxDelay = Int(options["max-delay-ms"] ?? "250") ?? 250
-    let freshEvery = Int(options["fresh-every"] ?? "25") ?? 25
-    let seed = UInt64(options["seed"] ?? "") ?? UInt64(nowMs())
+    func number(_ name: String, _ otherwise: Int) -> Int {
+        guard let text = options[name] else { return otherwise }
+        guard let value = Int(text), value > 0 else { fail("run: --\(name) needs a positive number, not \(text)", code: 64) }
+        return value
+    }
+    let kills = number("kills", 50)
+    let maxDelay = number("max-delay-ms", 250)
+    let freshEvery = number("fresh-every", 25)
+    let seed = UInt64(number("seed", Int(nowMs())))
+    if let unknown = options.keys.first(where: { !["store", "kills", "max-delay-ms", "fresh-every", "seed"].contains($0) }) {
+        fail("run: unknown option --\(unknown)", code: 64)
+    }
     var random = SplitMix64(seed: seed)
     say("crash test: \(kills) kills, seed \(seed), store \(store)")
     var acked = Acknowledged()
