@@ -49,21 +49,38 @@ public final class TouchLogStore: Sendable {
     /// ``TouchLogError/Code-swift.struct/invalidInput`` (appending nothing) when an event breaks the contract.
     @discardableResult
     public func append(_ events: [Event]) async throws(TouchLogError) -> Range<UInt64> {
-        let batch: EventBatch
-        do { batch = try EventBatch(events) } catch {
+        // Each block's events are checked and interned into that block's own small tables, on all cores: no
+        // store-sized string table is built (interning into one was most of the time, in cache misses).
+        let blocks: [RawBlock]
+        do {
+            blocks = try Self.blocks(total: events.count, blockEvents: blockEvents) { range, scratch throws(EventValidationError) in
+                scratch.batch.removeAll()
+                for i in range {
+                    do throws(EventValidationError) { try scratch.batch.append(events[i]) } catch {
+                        var error = error
+                        error.index = i
+                        throw error
+                    }
+                }
+                return EventBlockCodec.encode(scratch.batch, range: 0..<scratch.batch.count, scratch: &scratch.encode)
+            }
+        } catch {
             throw TouchLogError(code: .invalidInput, message: "nothing appended: \(error)")
         }
-        return try await append(batch)
+        return try await append(blocks)
     }
 
     /// Appends a batch in one atomic commit and returns its offsets once they are durable.
     @discardableResult
     public func append(_ batch: EventBatch) async throws(TouchLogError) -> Range<UInt64> {
-        if batch.isEmpty {
+        try await append(Self.encode(batch, blockEvents: blockEvents))
+    }
+
+    private func append(_ blocks: [RawBlock]) async throws(TouchLogError) -> Range<UInt64> {
+        if blocks.isEmpty {
             let end = writer.withWriter { $0.endOffset }
             return end..<end
         }
-        let blocks = Self.encode(batch, blockEvents: blockEvents)
         do { return try await writer.append(blocks) } catch let error as StorageError {
             throw TouchLogError(error)
         } catch {
@@ -73,18 +90,50 @@ public final class TouchLogStore: Sendable {
 
     /// Encodes and compresses `batch` as blocks of `blockEvents`, on all cores when there are several blocks.
     static func encode(_ batch: EventBatch, blockEvents: Int) -> [RawBlock] {
-        let starts = Array(stride(from: 0, to: batch.count, by: blockEvents))
-        let blocks = Mutex([RawBlock?](repeating: nil, count: starts.count))
+        Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
+            EventBlockCodec.encode(batch, range: range, scratch: &scratch.encode)
+        }
+    }
+
+    /// Per-thread memory for building blocks.
+    struct BlockScratch {
+        var encode = EventBlockCodec.EncodeScratch()
+        var batch = EventBatch()
+    }
+
+    /// Builds and compresses the blocks of `total` events, `blockEvents` to a block, on all cores when there are several:
+    /// `makeBlock` gets each block's range of events and its thread's scratch memory. Throws the error of the first
+    /// block (in log order) that failed.
+    static func blocks<E: Error>(
+        total: Int, blockEvents: Int, _ makeBlock: @Sendable (Range<Int>, inout BlockScratch) throws(E) -> RawBlock
+    ) throws(E) -> [RawBlock] {
+        let starts = Array(stride(from: 0, to: total, by: blockEvents))
+        let results = Mutex([Result<RawBlock, E>?](repeating: nil, count: starts.count))
         let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), starts.count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            var scratch = EventBlockCodec.EncodeScratch()
+            var scratch = BlockScratch()
             for k in stride(from: worker, to: starts.count, by: workers) {
-                var block = EventBlockCodec.encode(batch, range: starts[k]..<min(starts[k] + blockEvents, batch.count), scratch: &scratch)
-                block.compress()
-                blocks.withLock { $0[k] = block }
+                let result: Result<RawBlock, E>
+                do throws(E) {
+                    var block = try makeBlock(starts[k]..<min(starts[k] + blockEvents, total), &scratch)
+                    block.compress()
+                    result = .success(block)
+                } catch {
+                    result = .failure(error)
+                }
+                results.withLock { $0[k] = result }
+                if case .failure = result { return }
             }
         }
-        return blocks.withLock { $0.map { $0! } }
+        var blocks: [RawBlock] = []
+        for result in results.withLock({ $0 }) {
+            switch result {
+            case .success(let block): blocks.append(block)
+            case .failure(let error): throw error
+            case nil: preconditionFailure("a block is missing only after its thread failed on an earlier one, thrown above")
+            }
+        }
+        return blocks
     }
 
     /// The offset the next appended event will get.

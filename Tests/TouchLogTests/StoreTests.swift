@@ -155,6 +155,31 @@ func jsonLines(_ events: [Event]) -> String {
         #expect(store.syncCount < 200)
     }
 
+    /// `[Event]` appends build each block on its own (in parallel): the log must hold exactly what a batch append
+    /// writes, and the first invalid event (in order, whichever thread finds it) is the one reported.
+    @Test func eventArrayAppendsEqualBatchAppendsAndReportTheFirstInvalidEvent() async throws {
+        let dir = TemporaryDirectory()
+        let events = randomEvents(20_000, seed: 31)
+        let byEvents = try TouchLogStore(directory: dir.path + "/a", blockEvents: 700)
+        let byBatch = try TouchLogStore(directory: dir.path + "/b", blockEvents: 700)
+        #expect(try await byEvents.append(events) == 0..<20_000)
+        #expect(try await byBatch.append(EventBatch(events)) == 0..<20_000)
+        let a = try StoreReader(directory: dir.path + "/a").events().map(\.event)
+        #expect(a == events)
+        #expect(a == (try StoreReader(directory: dir.path + "/b").events().map(\.event)))
+
+        var bad = events
+        bad[15_003].profile = ""
+        bad[1_402].touchpoint = String(repeating: "t", count: 300)
+        bad[1_402].type = .click
+        await #expect {
+            try await byEvents.append(bad)
+        } throws: { error in
+            (error as! TouchLogError).message == "nothing appended: event 1402: touchpoint is 300 bytes, over the 256-byte limit"
+        }
+        #expect(byEvents.endOffset == 20_000)
+    }
+
     @Test func statsCountWhatIsInTheStore() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
