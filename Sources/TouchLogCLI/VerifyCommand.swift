@@ -22,7 +22,8 @@ struct VerifyCommand: ParsableCommand {
             out.write("checked \(counted(log.files, "file")), \(counted(log.blocks, "block")), \(counted(log.records, "event")), \(log.bytes) bytes\(perEvent)\n")
             out.write("chain head: \(log.head)\n")
             if log.isIntact { out.write("checked \(counted(report.snapshotsChecked, "snapshot")) and the segment definitions\n") }
-            if log.uncommittedTailBytes > 0 {
+            // Only an intact log has a tail the writer will simply cut; with damage, the writer refuses the log.
+            if log.uncommittedTailBytes > 0 && log.problems.isEmpty {
                 out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")
             }
             for problem in log.problems { out.write("damage: \(problem)\n") }
