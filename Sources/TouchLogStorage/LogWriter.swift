@@ -344,14 +344,14 @@ public final class LogWriter {
     private static func acquireLock(_ path: String) throws(StorageError) -> SystemFile {
         let handle = try wrap("open the writer lock", SystemFile.open(path, .createReadWrite))
         var locked = false
-        var holder = ""
+        var holder: Substring?  // the pid the lock file names
         do {
             locked = try handle.tryLockExclusive()
-            holder = locked ? "" : (try? handle.read(at: 0, count: 32)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if !locked { holder = (try? handle.read(at: 0, count: 32)).flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first } }
             // Held by this very process: a writer closed a moment ago can still hold it through a child process being
             // spawned (the child has the descriptor until its exec closes it). Give that a moment before refusing.
             var waits = 0
-            while !locked && holder.split(separator: "\n").first == "\(getpid())"[...] && waits < 50 {
+            while !locked && holder == "\(getpid())"[...] && waits < 50 {
                 usleep(10_000)
                 waits += 1
                 locked = try handle.tryLockExclusive()
@@ -362,7 +362,7 @@ public final class LogWriter {
         }
         guard locked else {
             handle.close()
-            let pid = holder.split(separator: "\n").first.map { " (pid \($0))" } ?? ""
+            let pid = holder.map { " (pid \($0))" } ?? ""
             throw StorageError(code: .locked, message: "the store is locked by another writer\(pid); one writing process per store")
         }
         _ = try? handle.truncate(to: 0)

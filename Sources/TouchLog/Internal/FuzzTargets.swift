@@ -195,15 +195,8 @@ private final class FuzzScratch: @unchecked Sendable {
     }
 
     static func write(_ data: UnsafeRawBufferPointer, to path: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var done = 0
-        while done < data.count {
-            let n = Glibc.write(fd, data.baseAddress! + done, data.count - done)
-            if n <= 0 { return false }
-            done += n
-        }
-        return true
+        guard let file = try? SystemFile.open(path, .createReadWrite) else { return false }
+        defer { file.close() }
+        return (try? file.truncate(to: 0)) != nil && (try? file.write(data, at: 0)) != nil
     }
 }

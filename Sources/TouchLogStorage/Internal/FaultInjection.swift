@@ -17,7 +17,8 @@ import Synchronization
 /// Paths outside every installed root pay one atomic load.
 package final class FaultInjector: @unchecked Sendable {
     package enum Failure: Sendable, Equatable {
-        /// The process dies at the operation; a write there keeps `tornBytes` of its bytes (rounded down to the boundary).
+        /// The process dies at the operation; a write there keeps its bytes up to the last multiple of `tornAt` in the
+        /// file (none when nil).
         case crash(tornAt: Int?)
         /// The operation fails with this errno.
         case error(Int32, persistent: Bool)
@@ -81,8 +82,6 @@ package final class FaultInjector: @unchecked Sendable {
 
     /// How many mutating operations have been made so far.
     package var operations: Int { state.withLock { $0.operations } }
-    /// Whether the simulated process has died.
-    package var crashed: Bool { state.withLock { $0.dead } }
     /// Each operation made, numbered, for failure messages.
     package var operationLog: [String] { state.withLock { $0.log } }
 
