@@ -58,35 +58,13 @@ extension TouchLogStore {
                     let format = options.format ?? InputFormat.detect(path: input)
                     var quoteAwareScanner = scanner
                     quoteAwareScanner.quoteAware = format == .csv
-                    var csv: CSVEventParser?
-                    let source = inputs.count > 1 ? input : nil
-                    var sawHeader = false
+                    var parser = RecordParser(format: format, source: inputs.count > 1 ? input : nil, maxRecordBytes: scanner.maxRecordBytes)
                     try quoteAwareScanner.forEachRecord(progress: { progress(bytesBefore + $0); report.bytesRead = bytesBefore + $0 }) { record in
-                        var problem: InputProblem?
-                        var text = UnsafeRawBufferPointer(start: nil, count: 0)
-                        switch record {
-                        case .tooLong(let line):
-                            problem = InputProblem(source: source, line: line, column: nil, reason: "line is longer than \(scanner.maxRecordBytes) bytes")
-                        case .text(let bytes, let line):
-                            text = bytes
-                            do throws(FieldProblem) {
-                                if format == .csv && !sawHeader {
-                                    sawHeader = true
-                                    csv = try CSVEventParser(header: bytes)
-                                } else if format == .csv {
-                                    guard let csv else { throw FieldProblem(column: nil, reason: "cannot be read: the CSV header is not valid") }
-                                    try csv.parse(bytes, into: &batch)
-                                } else {
-                                    try JSONEventParser.parse(bytes, into: &batch)
-                                }
-                            } catch {
-                                problem = InputProblem(source: source, line: line, column: error.column, reason: error.reason)
-                            }
-                        }
+                        let problem = parser.parse(record, into: &batch)
                         if let problem {
                             invalid += 1
                             if report.problems.count < IngestOptions.maxProblems { report.problems.append(problem) }
-                            if options.skipInvalid { rejected(problem, text) }
+                            if options.skipInvalid { rejected(problem, record.bytes) }
                             return
                         }
                         if batch.count >= blockEvents && (options.skipInvalid || invalid == 0) {
@@ -125,5 +103,41 @@ extension TouchLogStore {
             if let failure { throw failure }
             return report
         }
+    }
+}
+
+extension TouchLogStore {
+    /// Parses `input` (JSON Lines, or CSV with its header line; detected when ``IngestOptions/format`` is nil) and
+    /// appends its events in one atomic commit, durable on return and group-committed with concurrent appends.
+    ///
+    /// Lines are refused exactly as ``ingest(_:options:rejected:progress:)`` refuses them: by default one invalid
+    /// line means nothing is appended and ``TouchLogError/Code-swift.struct/invalidInput`` is thrown with the
+    /// problems; with ``IngestOptions/skipInvalid`` the valid lines are appended and the report counts the rest.
+    public func append(contentsOf input: [UInt8], options: IngestOptions = IngestOptions()) async throws(TouchLogError) -> IngestReport {
+        let format = options.format ?? InputFormat.detect(start: input)
+        var scanner = InputScanner.bytes(input, name: "input")
+        scanner.quoteAware = format == .csv
+        var parser = RecordParser(format: format, source: nil, maxRecordBytes: scanner.maxRecordBytes)
+        var batch = EventBatch()
+        var invalid = 0
+        var problems: [InputProblem] = []
+        do {
+            try scanner.forEachRecord { record in
+                guard let problem = parser.parse(record, into: &batch) else { return }
+                invalid += 1
+                if problems.count < IngestOptions.maxProblems { problems.append(problem) }
+            }
+        } catch {
+            throw TouchLogError(wrapping: error, "cannot read the input")
+        }
+        if invalid > 0 && !options.skipInvalid {
+            let shown = problems.count < invalid ? " (the first \(problems.count) are listed)" : ""
+            throw TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended", problems: problems)
+        }
+        var report = IngestReport(offsets: try await append(batch))
+        report.rejectedCount = invalid
+        report.problems = problems
+        report.bytesRead = Int64(input.count)
+        return report
     }
 }

@@ -24,6 +24,8 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
         public static let invalidArgument = Code("invalidArgument")
         /// The writer stopped after a failed write or fsync.
         public static let writerFailed = Code("writerFailed")
+        /// A change was asked of a store opened read-only.
+        public static let readOnly = Code("readOnly")
     }
 
     public var code: Code
@@ -52,6 +54,19 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
         default: code = .io
         }
         self.init(code: code, message: storage.description, cause: storage)
+    }
+}
+
+extension TouchLogError {
+    /// `error` as a ``TouchLogError``: itself when it is one, else an I/O error saying what failed.
+    init(wrapping error: any Error, _ what: String) {
+        if let error = error as? TouchLogError {
+            self = error
+        } else if let error = error as? StorageError {
+            self.init(error)
+        } else {
+            self.init(code: .io, message: "\(what): \(error)", cause: error)
+        }
     }
 }
 

@@ -3,16 +3,19 @@ import Glibc
 import Synchronization
 import TouchLogStorage
 
-/// A touchlog store opened for writing: the entry point for services that embed touchlog.
+/// A touchlog store: the entry point for services that embed touchlog.
 ///
-/// One process at a time may hold a store for writing (opening it takes the store's lock); any number of
-/// processes may read it meanwhile with ``StoreReader``. All methods are safe to call from many tasks at once.
+/// Open it for writing with ``init(directory:create:options:blockEvents:)`` (one process at a time: opening takes
+/// the store's lock), or for reading with ``init(readingFrom:)`` (any number of processes, while another one
+/// writes). Every method is safe to call from many tasks at once: appends are group-committed, and queries run on
+/// their own threads with readers from a pool, so they never wait for each other or for the writer.
 ///
 /// ```swift
 /// let store = try TouchLogStore(directory: "/var/lib/touchlog")
 /// let offsets = try await store.append([
 ///     Event(time: 1_654_078_874_250, profile: "p-123", type: .click, touchpoint: "summer-2022-collection"),
 /// ])
+/// let members = try await store.members(of: "discount-clickers-not-converted")
 /// ```
 public final class TouchLogStore: Sendable {
     /// The store directory.
@@ -21,7 +24,12 @@ public final class TouchLogStore: Sendable {
     public let recovery: RecoveryReport?
     /// Events per block when a batch is split into blocks.
     public let blockEvents: Int
-    private let writer: GroupCommitWriter
+    /// Nil when the store was opened read-only.
+    private let writer: GroupCommitWriter?
+    /// Readers for queries, one per query in flight.
+    let readers: ReaderPool
+    /// Wakes tails and watches when this store commits or changes a definition.
+    let changes = ChangeSignal()
 
     /// Opens the store in `directory` for writing, creating it when `create` is true and it does not exist.
     ///
@@ -35,12 +43,35 @@ public final class TouchLogStore: Sendable {
         self.recovery = log.recovery
         self.blockEvents = max(1, blockEvents)
         self.writer = GroupCommitWriter(log)
+        self.readers = ReaderPool(directory: directory)
     }
 
+    /// Opens the store in `directory` for reading only: no lock is taken, so another process may be writing to it.
+    ///
+    /// Queries see the commits made up to the moment they start; ``tail(from:matching:)`` and
+    /// ``watch(_:options:)`` poll for the writer's new commits. Changes (appends, definitions, removals) throw
+    /// ``TouchLogError/Code-swift.struct/readOnly``. Throws ``TouchLogError/Code-swift.struct/notFound`` when there
+    /// is no store in `directory`.
+    public init(readingFrom directory: String) throws(TouchLogError) {
+        let layout = StoreLayout(root: directory)
+        try layout.requireExisting()
+        self.directory = directory
+        self.recovery = nil
+        self.blockEvents = 65_536
+        self.writer = nil
+        self.readers = ReaderPool(directory: directory)
+        try readers.withReader { _ throws(TouchLogError) in }  // fails now, not at the first query, when the log is unreadable
+    }
+
+    /// True when the store was opened with ``init(readingFrom:)``.
+    public var isReadOnly: Bool { writer == nil }
+
     /// Releases the store's lock now, so that another writer (in this process or another) can open it; later appends
-    /// fail. Dropping the last reference does the same, but only once in-flight work has let go of the store.
+    /// fail, and tails and watches of this store end. Dropping the last reference releases the lock too, but only
+    /// once in-flight work has let go of the store.
     public func close() {
-        writer.close()
+        writer?.close()
+        changes.close()
     }
 
     /// Appends `events` in one atomic commit and returns their offsets once they are durable.
@@ -77,15 +108,25 @@ public final class TouchLogStore: Sendable {
     }
 
     private func append(_ blocks: [RawBlock]) async throws(TouchLogError) -> Range<UInt64> {
+        let writer = try requireWriter()
         if blocks.isEmpty {
             let end = writer.withWriter { $0.endOffset }
             return end..<end
         }
-        do { return try await writer.append(blocks) } catch let error as StorageError {
-            throw TouchLogError(error)
+        do {
+            let offsets = try await writer.append(blocks)
+            changes.signal()
+            return offsets
         } catch {
-            throw TouchLogError(code: .io, message: "append failed: \(error)")
+            throw TouchLogError(wrapping: error, "append failed")
         }
+    }
+
+    private func requireWriter() throws(TouchLogError) -> GroupCommitWriter {
+        guard let writer else {
+            throw TouchLogError(code: .readOnly, message: "\(directory) was opened read-only; open it with TouchLogStore(directory:) to change it")
+        }
+        return writer
     }
 
     /// Encodes and compresses `batch` as blocks of `blockEvents`, on all cores when there are several blocks.
@@ -136,14 +177,19 @@ public final class TouchLogStore: Sendable {
         return blocks
     }
 
-    /// The offset the next appended event will get.
-    public var endOffset: UInt64 { writer.withWriter { $0.endOffset } }
+    /// The offset the next appended event will get: the number of events committed (for a read-only store, as of
+    /// the last commit it has seen).
+    public var endOffset: UInt64 {
+        if let writer { return writer.withWriter { $0.endOffset } }
+        return (try? readers.withReader { reader throws(TouchLogError) in reader.endOffset }) ?? 0
+    }
 
-    /// How many times the writer has synced the log (group commit makes this fewer than the appends).
-    public var syncCount: Int { writer.withWriter { $0.syncCount } }
+    /// How many times the writer has synced the log (group commit makes this fewer than the appends); 0 when read-only.
+    public var syncCount: Int { writer?.withWriter { $0.syncCount } ?? 0 }
 
-    /// Runs `body` with the log writer to itself (bulk ingest).
+    /// Runs `body` with the log writer to itself (bulk ingest, definition changes), then wakes tails and watches.
     func withLogWriter<T: Sendable>(_ body: (LogWriter) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
-        try writer.withWriter(body)
+        defer { changes.signal() }
+        return try requireWriter().withWriter(body)
     }
 }

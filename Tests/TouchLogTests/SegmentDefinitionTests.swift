@@ -121,8 +121,8 @@ import Testing
 
     @Test(arguments: [("1ms", Int64(1)), ("2s", 2000), ("90m", 5_400_000), ("36h", 129_600_000), ("30d", 2_592_000_000), ("2w", 1_209_600_000)])
     func durationsAreExact(text: String, ms: Int64) {
-        #expect(Duration.parse(text) == ms)
-        #expect(Duration.parse(Duration.format(ms)) == ms)
+        #expect(RuleDuration.parse(text) == ms)
+        #expect(RuleDuration.parse(RuleDuration.format(ms)) == ms)
     }
 
     @Test func touchpointMatchingIsOnBytesAndCaseSensitive() {

@@ -16,7 +16,13 @@ public enum InputFormat: String, Sendable, CaseIterable {
         defer { close(fd) }
         var bytes = [UInt8](repeating: 0, count: 4096)
         let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4096) }
-        let first = bytes.prefix(max(0, n)).drop(while: { [0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }).first
+        return detect(start: bytes.prefix(max(0, n)))
+    }
+
+    /// The format of an input that starts with `start`: JSON Lines when its first non-blank byte is `{` (or it is
+    /// blank), else CSV.
+    static func detect(start: some Collection<UInt8>) -> InputFormat {
+        let first = start.prefix(4096).drop(while: { [0x20, 0x09, 0x0A, 0x0D, 0xEF, 0xBB, 0xBF].contains($0) }).first
         return first == UInt8(ascii: "{") || first == nil ? .jsonl : .csv
     }
 }

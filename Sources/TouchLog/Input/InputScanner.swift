@@ -1,6 +1,6 @@
 import Glibc
 
-/// Reads an input (a file or standard input) in large chunks and hands out its records with line numbers.
+/// Reads an input (a file, standard input, or bytes in memory) in large chunks and hands out its records with line numbers.
 ///
 /// A record is a line (its `\n` and any `\r` before it removed); with `quoteAware`, a newline inside
 /// double quotes does not end it (CSV). Blank records are skipped. A record longer than `maxRecordBytes`
@@ -9,10 +9,18 @@ struct InputScanner {
     enum Record {
         case text(UnsafeRawBufferPointer, line: Int)
         case tooLong(line: Int)
+
+        /// The record's bytes (none for a record too long to keep).
+        var bytes: UnsafeRawBufferPointer {
+            if case .text(let bytes, _) = self { return bytes }
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
     }
 
     let descriptor: Int32
     let name: String
+    /// An input already in memory (a request body): read from here instead of `descriptor`.
+    var memory: [UInt8]? = nil
     var quoteAware = false
     var maxRecordBytes = 1 << 20
     var chunkBytes = 4 << 20
@@ -33,8 +41,13 @@ struct InputScanner {
         return InputScanner(descriptor: fd, name: path)
     }
 
+    /// An input already in memory.
+    static func bytes(_ bytes: [UInt8], name: String) -> InputScanner {
+        InputScanner(descriptor: -1, name: name, memory: bytes)
+    }
+
     func close() {
-        if descriptor != 0 { Glibc.close(descriptor) }
+        if descriptor > 0 { Glibc.close(descriptor) }
     }
 
     /// True for a record of only spaces and tabs (skipped).
@@ -49,7 +62,8 @@ struct InputScanner {
         // file turns out longer, so that it always has room for a chunk after a carried-over record.
         let fullSize = chunkBytes + maxRecordBytes
         var info = stat()
-        let knownSize = fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : fullSize
+        let knownSize = memory?.count ?? (fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : fullSize)
+        var memoryRead = 0
         var buffer = [UInt8](repeating: 0, count: min(fullSize, max(1 << 16, knownSize + 1)))
         var filled = 0
         var line = 1
@@ -68,7 +82,13 @@ struct InputScanner {
             // Read more after the bytes carried over from the last chunk.
             if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: fullSize - buffer.count)) }
             let got = buffer.withUnsafeMutableBytes { raw in
-                Glibc.read(descriptor, raw.baseAddress! + filled, raw.count - filled)
+                guard let memory else { return Glibc.read(descriptor, raw.baseAddress! + filled, raw.count - filled) }
+                let n = min(raw.count - filled, memory.count - memoryRead)
+                guard n > 0 else { return 0 }
+                // Copies the next n bytes of the in-memory input after the bytes already in the buffer.
+                memory.withUnsafeBytes { source in _ = memcpy(raw.baseAddress! + filled, source.baseAddress! + memoryRead, n) }
+                memoryRead += n
+                return n
             }
             if got < 0 {
                 if errno == EINTR { continue }

@@ -90,7 +90,7 @@ extension InteractionRule {
         }
         switch timeframe {
         case .allTime: break
-        case .last(let ms): parts.append("in the last \(Duration.format(ms))")
+        case .last(let ms): parts.append("in the last \(RuleDuration.format(ms))")
         case .between(let from, let to):
             parts.append([from.map { "from \(Timestamp.format($0))" }, to.map { "to \(Timestamp.format($0))" }].compactMap { $0 }.joined(separator: " "))
         }

@@ -96,23 +96,6 @@ public struct SegmentCatalog: Sendable {
     }
 }
 
-extension TouchLogStore {
-    /// The store's segment definitions.
-    public var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }
-
-    /// Stores a definition as the next version of its name (the writer lock serializes this with appends).
-    @discardableResult
-    public func putSegment(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
-        try withLogWriter { _ throws(TouchLogError) in try segments.put(definition) }
-    }
-
-    /// Removes a segment; its versions are kept for audit.
-    @discardableResult
-    public func removeSegment(_ name: String) throws(TouchLogError) -> Int {
-        try withLogWriter { _ throws(TouchLogError) in try segments.remove(name) }
-    }
-}
-
 extension StoreReader {
     /// The store's segment definitions.
     public var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }

@@ -40,7 +40,7 @@ extension SegmentDefinition.Rule {
             }
             switch rule.timeframe {
             case .allTime: break
-            case .last(let ms): members.append(("timeframe", .object([("last", .string(Duration.format(ms)))])))
+            case .last(let ms): members.append(("timeframe", .object([("last", .string(RuleDuration.format(ms)))])))
             case .between(let from, let to):
                 var range: [(key: String, value: JSONValue)] = []
                 if let from { range.append(("from", .string(Timestamp.format(from)))) }
@@ -61,7 +61,7 @@ extension SegmentDefinition.Rule {
 }
 
 /// Durations of the rule language: a positive integer and a unit (`ms s m h d w`), exact (`1d` = 86,400,000 ms).
-public enum Duration {
+public enum RuleDuration {
     static let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
 
     /// Milliseconds of `text`, or nil when it is not a duration.
@@ -232,7 +232,7 @@ private struct DefinitionReader {
         if let last = fields["last"] {
             guard fields.count == 1 else { throw fail(path, "give either last or from/to, not both") }
             let text = try string(last, join(path, "last"))
-            guard let ms = Duration.parse(text) else {
+            guard let ms = RuleDuration.parse(text) else {
                 throw fail(join(path, "last"), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 30d)")
             }
             return .last(milliseconds: ms)

@@ -4,10 +4,20 @@ public struct SegmentDiff: Sendable {
         public var profile: String
         /// True for an entry (+), false for an exit (−).
         public var entered: Bool
+
+        public init(profile: String, entered: Bool) {
+            self.profile = profile
+            self.entered = entered
+        }
     }
 
     /// Entries and exits, sorted by profile bytes.
     public let changes: [Change]
+
+    /// The profiles that entered, sorted by bytes.
+    public var entered: [String] { changes.filter(\.entered).map(\.profile) }
+    /// The profiles that left, sorted by bytes.
+    public var exited: [String] { changes.filter { !$0.entered }.map(\.profile) }
 
     public init(before: [String], after: [String]) {
         var changes: [Change] = []

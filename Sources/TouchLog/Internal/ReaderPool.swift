@@ -1,0 +1,47 @@
+import Dispatch
+import Synchronization
+
+/// Idle ``StoreReader``s of one store, handed to one caller at a time so that queries from many tasks each get a
+/// reader of their own without opening the log every time.
+final class ReaderPool: Sendable {
+    /// A reader moving between the pool and the one caller that holds it.
+    // Unchecked: a StoreReader is not thread-safe; the pool gives each box to one caller at a time, and a box is
+    // touched only by the caller holding it.
+    private final class Box: @unchecked Sendable {
+        let reader: StoreReader
+        init(_ reader: StoreReader) { self.reader = reader }
+    }
+
+    let directory: String
+    /// Readers kept when idle; more are opened when more queries run at once, and dropped after.
+    private let keep = 8
+    private let idle = Mutex<[Box]>([])
+
+    init(directory: String) {
+        self.directory = directory
+    }
+
+    /// Runs `body` with a reader of its own that sees every commit made before the call.
+    func withReader<T>(_ body: (StoreReader) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
+        let box: Box
+        if let idleBox = idle.withLock({ $0.popLast() }) { box = idleBox } else { box = Box(try StoreReader(directory: directory)) }
+        try box.reader.refresh()
+        let result = try body(box.reader)
+        // A reader that failed (damage, I/O) is dropped rather than reused: the next query opens a fresh one.
+        idle.withLock { if $0.count < keep { $0.append(box) } }
+        return result
+    }
+}
+
+/// Runs blocking work (file reads, folding the log) on a dispatch thread, so that a long query does not hold one of
+/// the few threads Swift concurrency runs every task on.
+func offload<T: Sendable>(_ work: @escaping @Sendable () throws(TouchLogError) -> T) async throws(TouchLogError) -> T {
+    let result: Result<T, TouchLogError> = await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            do throws(TouchLogError) { continuation.resume(returning: .success(try work())) } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+    }
+    return try result.get()
+}

@@ -1,0 +1,124 @@
+/// How a ``SegmentWatch`` re-evaluates its segment.
+public struct SegmentWatchOptions: Sendable {
+    /// How often to re-evaluate when nothing is committed: members also enter and leave as time passes (a `last`
+    /// window slides, a `from`/`to` bound is crossed, an event stamped in the future becomes visible).
+    public var recheckInterval: Duration = .seconds(1)
+    /// The least time between two evaluations, however often commits arrive (they are taken together).
+    public var minimumInterval: Duration = .milliseconds(50)
+    /// For a read-only store: how often to look for the writer's commits.
+    public var pollInterval: Duration = .milliseconds(100)
+    /// Whether the first update lists every current member as entered (``SegmentUpdate/isInitial``).
+    public var includeInitialMembers = true
+    /// The as-of time of each evaluation, epoch ms. Default: the wall clock.
+    public var clock: @Sendable () -> Int64 = { Timestamp.now() }
+
+    public init(recheckInterval: Duration = .seconds(1), minimumInterval: Duration = .milliseconds(50), includeInitialMembers: Bool = true) {
+        self.recheckInterval = recheckInterval
+        self.minimumInterval = minimumInterval
+        self.includeInitialMembers = includeInitialMembers
+    }
+}
+
+/// Who entered and who left a segment between two evaluations of a ``SegmentWatch``.
+public struct SegmentUpdate: Sendable, Equatable {
+    /// The segment's name.
+    public var segment: String
+    /// The definition version evaluated (a new version is reported as the difference it makes).
+    public var version: Int
+    /// The as-of time of the evaluation, epoch ms (everything recorded by then counts).
+    public var asOf: Int64
+    /// The log's end offset at the evaluation: every event before it was seen.
+    public var endOffset: UInt64
+    /// Profiles that entered, sorted by bytes (for the first update: every member).
+    public var entered: [String]
+    /// Profiles that left, sorted by bytes.
+    public var exited: [String]
+    /// True for the first update, whose ``entered`` is the whole membership.
+    public var isInitial: Bool
+}
+
+/// A segment's entries and exits as they happen, as an `AsyncSequence` of ``SegmentUpdate``s.
+///
+/// The segment is evaluated as of "now" (``SegmentWatchOptions/clock``) after each commit of the store (at most every
+/// ``SegmentWatchOptions/minimumInterval``) and every ``SegmentWatchOptions/recheckInterval`` in any case; an update
+/// is produced when the members changed. Each evaluation uses the segment's current definition, so putting a new
+/// version reports the difference it makes; removing the segment ends iteration with
+/// ``TouchLogError/Code-swift.struct/notFound``. Iteration ends when the task is cancelled or the store closed.
+public struct SegmentWatch: AsyncSequence, Sendable {
+    public typealias Element = SegmentUpdate
+
+    let store: TouchLogStore
+    let name: String
+    let options: SegmentWatchOptions
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(watch: self)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        private let watch: SegmentWatch
+        private var members: [String]?
+        private var lastEvaluation: ContinuousClock.Instant?
+        private var lastEnd: UInt64 = 0
+        private var seenGeneration: UInt64 = 0
+
+        init(watch: SegmentWatch) {
+            self.watch = watch
+        }
+
+        public mutating func next() async throws -> SegmentUpdate? {
+            let store = watch.store
+            let options = watch.options
+            while true {
+                if Task.isCancelled { return nil }
+                if let last = lastEvaluation {
+                    if store.changes.isClosed { return nil }
+                    try? await Task.sleep(until: last + options.minimumInterval)
+                    let deadline = last + options.recheckInterval
+                    if store.isReadOnly {
+                        // Poll for the writer's commits until the recheck is due.
+                        while ContinuousClock.now < deadline && !Task.isCancelled && store.endOffset == lastEnd {
+                            try? await Task.sleep(for: Swift.min(options.pollInterval, deadline - ContinuousClock.now))
+                        }
+                    } else if ContinuousClock.now < deadline {
+                        await store.changes.wait(after: seenGeneration, timeout: deadline - ContinuousClock.now)
+                    }
+                    if Task.isCancelled || store.changes.isClosed { return nil }
+                }
+                seenGeneration = store.changes.generation
+                lastEvaluation = ContinuousClock.now
+                let (version, definition) = try store.segments.current(watch.name)
+                let asOf = options.clock()
+                let (end, now) = try await store.read("watch \(watch.name)") { reader in
+                    (reader.endOffset, try reader.members(of: definition, at: QueryTime(asOf: asOf)))
+                }
+                lastEnd = end
+                guard let before = members else {
+                    members = now
+                    if options.includeInitialMembers {
+                        return SegmentUpdate(segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: now, exited: [], isInitial: true)
+                    }
+                    continue
+                }
+                members = now
+                let diff = SegmentDiff(before: before, after: now)
+                if diff.changes.isEmpty { continue }
+                return SegmentUpdate(segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: diff.entered, exited: diff.exited, isInitial: false)
+            }
+        }
+    }
+}
+
+extension TouchLogStore {
+    /// Watches the segment `name`: its entries and exits as they happen. See ``SegmentWatch``.
+    ///
+    /// ```swift
+    /// for try await update in store.watch("discount-clickers-not-converted") {
+    ///     audience.add(update.entered)
+    ///     audience.remove(update.exited)
+    /// }
+    /// ```
+    public func watch(_ name: String, options: SegmentWatchOptions = SegmentWatchOptions()) -> SegmentWatch {
+        SegmentWatch(store: self, name: name, options: options)
+    }
+}

@@ -1,0 +1,130 @@
+import TouchLogStorage
+
+extension QueryTime {
+    /// As of the current wall-clock time, by everything recorded: what a segment is "now".
+    public static var now: QueryTime { QueryTime(asOf: Timestamp.now()) }
+}
+
+extension TouchLogStore {
+    // MARK: Segment definitions
+
+    /// The store's segment definitions, every version kept.
+    public var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }
+
+    /// Stores `definition` as the next version of its name; returns that version and whether anything changed
+    /// (putting the current definition again stores nothing). Durable on return; serialized with appends.
+    @discardableResult
+    public func putSegment(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
+        try withLogWriter { _ throws(TouchLogError) in try segments.put(definition) }
+    }
+
+    /// Removes a segment; its versions are kept for audit. Returns the version number of the removal.
+    @discardableResult
+    public func removeSegment(_ name: String) throws(TouchLogError) -> Int {
+        try withLogWriter { _ throws(TouchLogError) in try segments.remove(name) }
+    }
+
+    // MARK: Queries
+
+    /// The members of the segment `name` (its current definition) at `time`, sorted ascending by bytes.
+    ///
+    /// Starts from the newest usable snapshot and reads only the log after it; may save a snapshot for later queries.
+    /// Throws ``TouchLogError/Code-swift.struct/notFound`` when there is no such segment.
+    public func members(of name: String, at time: QueryTime = .now) async throws(TouchLogError) -> [String] {
+        try await members(of: try segments.current(name).definition, at: time)
+    }
+
+    /// The members of `definition` (stored or not) at `time`, sorted ascending by bytes.
+    public func members(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError) -> [String] {
+        try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
+    }
+
+    /// Why `profile` is, or is not, in the segment `name` at `time`: each rule's verdict and the events that decided it.
+    public func explain(_ name: String, profile: String, at time: QueryTime = .now) async throws(TouchLogError) -> Explanation {
+        let definition = try segments.current(name).definition
+        return try await read("explain \(name)") { reader in try reader.explain(definition, profile: profile, at: time) }
+    }
+
+    /// Who entered and who left the segment `name` between two times (its current definition at both).
+    public func diff(_ name: String, from before: QueryTime, to after: QueryTime) async throws(TouchLogError) -> SegmentDiff {
+        let definition = try segments.current(name).definition
+        return try await read("diff \(name)") { reader in
+            SegmentDiff(before: try reader.members(of: definition, at: before), after: try reader.members(of: definition, at: after))
+        }
+    }
+
+    // MARK: Replay
+
+    /// The events matching `filter`, in log order. For large ranges use ``replay(matching:)``, which streams.
+    public func events(matching filter: ReplayFilter = ReplayFilter()) async throws(TouchLogError) -> [StoredEvent] {
+        try await read("replay") { reader in try reader.events(matching: filter) }
+    }
+
+    /// The committed events matching `filter`, in log order, read a block at a time; the sequence ends at the end of
+    /// the log as it was when iteration started. Every block is checked against its checksum.
+    public func replay(matching filter: ReplayFilter = ReplayFilter()) -> EventStream {
+        EventStream(store: self, filter: filter, follow: false)
+    }
+
+    /// The events from `offset` on that match `filter`: first those already committed, then each new commit as it
+    /// becomes durable. Without `offset` (and no ``ReplayFilter/fromOffset``), only events committed after this call.
+    /// The sequence ends only when the task is cancelled or the store is closed.
+    ///
+    /// A read-only store looks for the writer's commits every `pollInterval`; a store opened for writing is woken by
+    /// its own commits.
+    public func tail(from offset: UInt64? = nil, matching filter: ReplayFilter = ReplayFilter(), pollInterval: Duration = .milliseconds(100)) -> EventStream {
+        var filter = filter
+        filter.fromOffset = max(offset ?? filter.fromOffset ?? endOffset, filter.fromOffset ?? 0)
+        var stream = EventStream(store: self, filter: filter, follow: true)
+        stream.pollInterval = pollInterval
+        return stream
+    }
+
+    // MARK: Snapshots, audit
+
+    /// Folds the whole log into the segment's projection and saves it as a snapshot (nil: one is already at the end
+    /// of the log). Snapshots only make queries faster; deleting them never changes an answer.
+    public func createSnapshot(of name: String) async throws(TouchLogError) -> SnapshotInfo? {
+        let definition = try segments.current(name).definition
+        return try await read("snapshot \(name)") { reader in try reader.createSnapshot(of: definition) }
+    }
+
+    /// Every snapshot in the store.
+    public func snapshots() -> [SnapshotInfo] {
+        SnapshotStore(layout: StoreLayout(root: directory)).all()
+    }
+
+    /// Keeps the newest `keep` snapshots of each current segment and deletes the rest, and those of earlier or removed
+    /// definitions; returns what was deleted.
+    @discardableResult
+    public func pruneSnapshots(keep: Int) async throws(TouchLogError) -> [SnapshotInfo] {
+        let keys = Set(try segments.list().map { SnapshotStore.key($0.definition) })
+        return try await read("prune snapshots") { reader in try reader.pruneSnapshots(keep: keep, currentKeys: keys) }
+    }
+
+    /// Checks every checksum, the hash chain, offsets, snapshots and definitions; see ``StoreVerifyReport``.
+    public func verify() async throws(TouchLogError) -> StoreVerifyReport {
+        let directory = self.directory
+        return try await offload { () throws(TouchLogError) in try StoreVerifier.verify(directory: directory) }
+    }
+
+    /// Events, profiles, touchpoints, files, bytes and time ranges of the store.
+    public func stats() async throws(TouchLogError) -> StoreStats {
+        try await read("stats") { reader in try reader.stats() }
+    }
+
+    /// The chain head: the hash of the last committed block (as ``verify()`` prints it).
+    public func headHash() throws(TouchLogError) -> BlockHash {
+        try readers.withReader { reader throws(TouchLogError) in reader.headHash }
+    }
+
+    /// Runs `body` on a dispatch thread with a pooled reader that sees every commit made before the call.
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (StoreReader) throws -> T) async throws(TouchLogError) -> T {
+        let readers = self.readers
+        return try await offload { () throws(TouchLogError) in
+            try readers.withReader { reader throws(TouchLogError) in
+                do { return try body(reader) } catch { throw TouchLogError(wrapping: error, "\(what) failed") }
+            }
+        }
+    }
+}
