@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "TouchLog", targets: ["TouchLog"]),
         .library(name: "TouchLogStorage", targets: ["TouchLogStorage"]),
+        .library(name: "TouchLogServer", targets: ["TouchLogServer"]),
         .executable(name: "touchlog", targets: ["TouchLogCLI"]),
         .executable(name: "touchlog-generate", targets: ["TouchLogGenerate"]),
         .executable(name: "touchlog-bench", targets: ["TouchLogBench"]),
@@ -16,6 +17,12 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        // `touchlog serve`. Its default traits (swift-configuration support, full Foundation) are not needed.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Test-only: a real HTTP client for the server's tests.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.30.0"),
     ],
     targets: [
         .systemLibrary(
@@ -34,9 +41,21 @@ let package = Package(
             dependencies: ["CTouchLogLZ4", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "TouchLog", dependencies: ["TouchLogStorage"]),
+        // The HTTP API of `touchlog serve`, for services in other languages.
+        .target(
+            name: "TouchLogServer",
+            dependencies: [
+                "TouchLog", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("openapi.yaml")]
+        ),
         .executableTarget(
             name: "TouchLogCLI",
-            dependencies: ["TouchLog", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "TouchLog", "TouchLogServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "TouchLogGenerate",
@@ -55,6 +74,10 @@ let package = Package(
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),
         .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
+        .testTarget(
+            name: "TouchLogServerTests",
+            dependencies: ["TouchLogServer", "TouchLog", "TouchLogTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

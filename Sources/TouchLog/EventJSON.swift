@@ -6,22 +6,37 @@ public enum EventJSON {
     /// Appends the line for event `index` of `block` (with its newline) to `out`.
     public static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
         let events = block.events
+        appendLine(offset: block.firstOffset + UInt64(index), recorded: block.recorded, time: events.times[index],
+                   profile: events.profileBytes(at: index), type: events.type(at: index), touchpoint: events.touchpointBytes(at: index),
+                   value: events.value(at: index), to: &out)
+    }
+
+    /// Appends the line for `event` (with its newline) to `out`.
+    public static func appendLine(_ event: StoredEvent, to out: inout [UInt8]) {
+        appendLine(offset: event.offset, recorded: event.recorded, time: event.event.time, profile: event.event.profile.utf8,
+                   type: event.event.type, touchpoint: event.event.touchpoint?.utf8, value: event.event.value, to: &out)
+    }
+
+    private static func appendLine<Profile: Collection<UInt8>, Touchpoint: Collection<UInt8>>(
+        offset: UInt64, recorded: Int64, time: Int64, profile: Profile, type: EventType, touchpoint: Touchpoint?, value: Double?,
+        to out: inout [UInt8]
+    ) {
         out.append(contentsOf: #"{"offset":"#.utf8)
-        out.append(contentsOf: String(block.firstOffset + UInt64(index)).utf8)
+        out.append(contentsOf: String(offset).utf8)
         out.append(contentsOf: #","recorded":""#.utf8)
-        Timestamp.append(block.recorded, to: &out)
+        Timestamp.append(recorded, to: &out)
         out.append(contentsOf: #"","time":""#.utf8)
-        Timestamp.append(events.times[index], to: &out)
+        Timestamp.append(time, to: &out)
         out.append(contentsOf: #"","profile":"#.utf8)
-        appendString(events.profileBytes(at: index), to: &out)
+        appendString(profile, to: &out)
         out.append(contentsOf: #","type":""#.utf8)
-        out.append(contentsOf: events.type(at: index).name.utf8)
+        out.append(contentsOf: type.name.utf8)
         out.append(UInt8(ascii: "\""))
-        if let touchpoint = events.touchpointBytes(at: index) {
+        if let touchpoint {
             out.append(contentsOf: #","touchpoint":"#.utf8)
             appendString(touchpoint, to: &out)
         }
-        if let value = events.value(at: index) {
+        if let value {
             out.append(contentsOf: #","value":"#.utf8)
             out.append(contentsOf: formatNumber(value).utf8)
         }

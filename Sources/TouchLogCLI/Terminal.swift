@@ -50,6 +50,17 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// ``reportingErrors(_:)`` for an async body.
+func reportingErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as TouchLogError {
+        for problem in error.problems { printError(problem.description) }
+        printError("touchlog: \(error.message)")
+        throw ExitCode(ExitStatus.of(error))
+    }
+}
+
 /// Buffered standard output.
 struct StandardOutput {
     var buffer: [UInt8] = []

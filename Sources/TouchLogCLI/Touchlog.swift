@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Touchlog: ParsableCommand {
+struct Touchlog: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "touchlog",
         abstract: "An embedded, event-sourced store for marketing touchpoint interactions.",
@@ -13,6 +13,6 @@ struct Touchlog: ParsableCommand {
             (nothing appended); 66 no such store, segment or readable input; 75 store locked by another writer.
             """,
         subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
-                      SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self]
+                      SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self]
     )
 }

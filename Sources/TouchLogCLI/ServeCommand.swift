@@ -1,0 +1,54 @@
+import ArgumentParser
+import Glibc
+import Logging
+import TouchLog
+import TouchLogServer
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve the store's JSON API over HTTP (see /openapi.yaml) until SIGINT or SIGTERM.",
+        discussion: """
+            Binds 127.0.0.1 by default. Binding any other address needs a bearer token (--token or TOUCHLOG_TOKEN,
+            at least 16 characters); every request must then send 'Authorization: Bearer TOKEN'.
+            The server is the store's writer (it holds the lock) unless --read-only is given.
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "The address to listen on.") var host = "127.0.0.1"
+    @Option(help: "The port to listen on (0: any free port, printed at start).") var port = 8080
+    @Option(help: ArgumentHelp("The bearer token clients must send (default: $TOUCHLOG_TOKEN).", valueName: "token")) var token: String?
+    @Option(help: ArgumentHelp("The largest body accepted by POST /v1/events, in bytes.", valueName: "bytes")) var maxEventBody = 64 << 20
+    @Flag(help: "Open the store read-only: no lock is taken, changes get 403.") var readOnly = false
+    @Flag(help: "Log each server event at info level on stderr.") var verbose = false
+
+    func validate() throws {
+        if let problem = serverOptions().problem { throw ValidationError(problem) }
+        if maxEventBody < 1 { throw ValidationError("--max-event-body must be positive") }
+    }
+
+    func serverOptions() -> ServerOptions {
+        var options = ServerOptions()
+        options.host = host
+        options.port = port
+        options.token = token ?? getenv("TOUCHLOG_TOKEN").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        options.maxEventBodyBytes = maxEventBody
+        return options
+    }
+
+    func run() async throws {
+        let directory = try storeOptions.directory()
+        try await reportingErrors {
+            let store = readOnly ? try TouchLogStore(readingFrom: directory) : try TouchLogStore(directory: directory, create: true)
+            defer { store.close() }
+            let server = try TouchLogServer(store: store, options: serverOptions())
+            var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
+            logger.logLevel = verbose ? .info : .warning
+            let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+            try await server.run(logger: logger) { port in
+                printError("touchlog: serving \(directory)\(readOnly ? " (read-only)" : "") on http://\(host):\(port) (API document: /openapi.yaml)")
+            }
+        }
+    }
+}

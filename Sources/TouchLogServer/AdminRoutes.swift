@@ -1,0 +1,115 @@
+import Foundation
+import Hummingbird
+import TouchLog
+
+extension TouchLogServer {
+    func addAdminRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/health") { request, _ -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            var out = JSONWriter()
+            out.object {
+                $0.field("status", "ok")
+                $0.field("endOffset", store.endOffset)
+                $0.field("readOnly", store.isReadOnly)
+            }
+            return out.response()
+        }
+
+        router.get("/v1/stats") { request, _ -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let stats = try await store.stats()
+            var out = JSONWriter()
+            out.object {
+                $0.field("events", stats.events)
+                $0.field("profiles", stats.profiles)
+                $0.field("touchpoints", stats.touchpoints)
+                $0.field("files", stats.files)
+                $0.field("blocks", stats.blocks)
+                $0.field("logBytes", Int(stats.logBytes))
+                $0.field("totalBytes", Int(stats.totalBytes))
+                $0.field("bytesPerEvent", stats.bytesPerEvent)
+                $0.field("views", stats.eventsByType[.view] ?? 0)
+                $0.field("clicks", stats.eventsByType[.click] ?? 0)
+                $0.field("conversions", stats.eventsByType[.conversion] ?? 0)
+                $0.field("firstTime", stats.timeRange.map { JSONTime($0.lowerBound) })
+                $0.field("lastTime", stats.timeRange.map { JSONTime($0.upperBound) })
+                $0.field("firstRecorded", stats.recordedRange.map { JSONTime($0.lowerBound) })
+                $0.field("lastRecorded", stats.recordedRange.map { JSONTime($0.upperBound) })
+                $0.field("snapshots", stats.snapshots)
+                $0.field("segments", stats.segments)
+            }
+            return out.response()
+        }
+
+        // Checks the whole store; 200 with "intact": false when damage is found (the request itself succeeded).
+        router.post("/v1/verify") { request, _ -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let report = try await store.verify()
+            var out = JSONWriter()
+            out.object {
+                $0.field("intact", report.isIntact)
+                $0.field("files", report.log.files)
+                $0.field("blocks", report.log.blocks)
+                $0.field("events", report.log.records)
+                $0.field("logBytes", Int(report.log.bytes))
+                $0.field("head", report.log.head.description)
+                $0.field("snapshotsChecked", report.snapshotsChecked)
+                $0.field("problems", strings: report.log.problems.map(\.description) + report.otherProblems)
+            }
+            return out.response()
+        }
+
+        router.get("/v1/snapshots") { request, _ -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let names = Dictionary(try store.segments.list().map { (StoreReader.snapshotKey($0.definition), $0.name) }, uniquingKeysWith: { a, _ in a })
+            var out = JSONWriter()
+            out.object {
+                $0.field("snapshots") {
+                    $0.array(store.snapshots()) { out, info in
+                        out.object {
+                            $0.field("segment", names[info.key])
+                            $0.field("key", info.key)
+                            $0.field("endOffset", info.endOffset)
+                            $0.field("watermark", JSONTime(info.watermark))
+                            $0.field("recorded", JSONTime(info.recorded))
+                            $0.field("bytes", Int(info.bytes))
+                        }
+                    }
+                }
+            }
+            return out.response()
+        }
+
+        // Snapshots every current segment (or `segment`) at the end of the log.
+        router.post("/v1/snapshots") { request, _ -> Response in
+            let parameters = try RequestParameters(request, allowed: ["segment"])
+            var names = try store.segments.list().map(\.name)
+            if let only = parameters.string("segment") {
+                _ = try store.segments.current(only)
+                names = [only]
+            }
+            var created: [(String, SnapshotInfo?)] = []
+            for name in names { created.append((name, try await store.createSnapshot(of: name))) }
+            var out = JSONWriter()
+            out.object {
+                $0.field("snapshots") {
+                    $0.array(created) { out, item in
+                        out.object {
+                            $0.field("segment", item.0)
+                            $0.field("created", item.1 != nil)
+                            $0.field("endOffset", item.1?.endOffset)
+                        }
+                    }
+                }
+            }
+            return out.response()
+        }
+
+        router.get("/openapi.yaml") { _, _ -> Response in
+            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let text = try? Data(contentsOf: url) else {
+                throw APIError(status: .notFound, code: "notFound", message: "openapi.yaml is not installed next to this binary")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(text))))
+        }
+    }
+}

@@ -1,0 +1,217 @@
+import Hummingbird
+import TouchLog
+
+extension TouchLogServer {
+    func addSegmentRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/v1/segments") { request, _ -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let segments = try store.segments.list()
+            var out = JSONWriter()
+            out.object {
+                $0.field("segments") {
+                    $0.array(segments) { out, segment in
+                        out.object {
+                            $0.field("name", segment.name)
+                            $0.field("version", segment.version)
+                            $0.field("description", segment.definition.description)
+                            $0.field("definition", raw: segment.definition.json)
+                        }
+                    }
+                }
+            }
+            return out.response()
+        }
+
+        router.put("/v1/segments/:name") { request, context -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let name = try context.parameters.require("name")
+            let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            guard definition.name == name else {
+                throw APIError.badRequest("name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
+            }
+            let (version, changed) = try store.putSegment(definition)
+            var out = JSONWriter()
+            out.object {
+                $0.field("name", name)
+                $0.field("version", version)
+                $0.field("changed", changed)
+            }
+            return out.response(status: changed ? .created : .ok)
+        }
+
+        router.get("/v1/segments/:name") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["version"])
+            let name = try context.parameters.require("name")
+            let version: Int
+            let definition: SegmentDefinition
+            if let number = try parameters.integer("version", in: 1...999_999) {
+                (version, definition) = (number, try store.segments.version(name, number))
+            } else {
+                (version, definition) = try store.segments.current(name)
+            }
+            var out = JSONWriter()
+            out.object {
+                $0.field("name", name)
+                $0.field("version", version)
+                $0.field("definition", raw: definition.json)
+            }
+            return out.response()
+        }
+
+        router.get("/v1/segments/:name/versions") { request, context -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let name = try context.parameters.require("name")
+            let history = try store.segments.history(name)
+            guard !history.isEmpty else { throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"") }
+            var out = JSONWriter()
+            out.object {
+                $0.field("name", name)
+                $0.field("versions") {
+                    $0.array(history) { out, version in
+                        out.object {
+                            $0.field("version", version.number)
+                            $0.field("removed", version.definition == nil)
+                            if let definition = version.definition { $0.field("definition", raw: definition.json) }
+                        }
+                    }
+                }
+            }
+            return out.response()
+        }
+
+        router.delete("/v1/segments/:name") { request, context -> Response in
+            _ = try RequestParameters(request, allowed: [])
+            let name = try context.parameters.require("name")
+            let version = try store.removeSegment(name)
+            var out = JSONWriter()
+            out.object {
+                $0.field("name", name)
+                $0.field("version", version)
+                $0.field("removed", true)
+            }
+            return out.response()
+        }
+
+        router.get("/v1/segments/:name/members") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
+            let name = try context.parameters.require("name")
+            let time = try parameters.queryTime()
+            let (version, definition) = try store.segments.current(name)
+            let members = try await store.members(of: definition, at: time)
+            return Self.membersResponse(name: name, version: version, time: time, members: members, countOnly: try parameters.bool("countOnly") ?? false)
+        }
+
+        // An ad-hoc definition, evaluated without being stored (`touchlog query --rules FILE`).
+        router.post("/v1/query") { request, _ -> Response in
+            let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
+            let time = try parameters.queryTime()
+            let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            let members = try await store.members(of: definition, at: time)
+            return Self.membersResponse(name: definition.name, version: nil, time: time, members: members, countOnly: try parameters.bool("countOnly") ?? false)
+        }
+
+        router.get("/v1/segments/:name/explain") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["profile", "asOf", "knownAt"])
+            let name = try context.parameters.require("name")
+            guard let profile = parameters.string("profile"), !profile.isEmpty else { throw APIError.badRequest("profile: required") }
+            let explanation = try await store.explain(name, profile: profile, at: try parameters.queryTime())
+            var out = JSONWriter()
+            out.object {
+                $0.field("segment", name)
+                $0.field("profile", explanation.profile)
+                $0.field("asOf", JSONTime(explanation.time.asOf))
+                $0.field("knownAt", explanation.time.knownAt.map(JSONTime.init))
+                $0.field("known", explanation.isKnown)
+                $0.field("member", explanation.isMember)
+                $0.field("rules") { $0.array(explanation.rules) { Self.write($1, to: &$0) } }
+            }
+            return out.response()
+        }
+
+        router.get("/v1/segments/:name/diff") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["from", "to", "knownAt"])
+            let name = try context.parameters.require("name")
+            guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
+            let knownAt = try parameters.time("knownAt")
+            let diff = try await store.diff(name, from: QueryTime(asOf: from, knownAt: knownAt), to: QueryTime(asOf: to, knownAt: knownAt))
+            var out = JSONWriter()
+            out.object {
+                $0.field("segment", name)
+                $0.field("from", JSONTime(from))
+                $0.field("to", JSONTime(to))
+                $0.field("knownAt", knownAt.map(JSONTime.init))
+                $0.field("entered", strings: diff.entered)
+                $0.field("exited", strings: diff.exited)
+            }
+            return out.response()
+        }
+
+        // Entries and exits as they happen, as server-sent events (`event: update`, id = the log's end offset).
+        router.get("/v1/segments/:name/watch") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["initial", "recheck"])
+            let name = try context.parameters.require("name")
+            _ = try store.segments.current(name)  // 404 now rather than an error event
+            var watchOptions = SegmentWatchOptions(includeInitialMembers: try parameters.bool("initial") ?? true)
+            if let recheck = try parameters.duration("recheck") { watchOptions.recheckInterval = recheck }
+            let watch = store.watch(name, options: watchOptions)
+            return serverSentEvents(heartbeat: options.heartbeat) { send in
+                for try await update in watch {
+                    var out = JSONWriter()
+                    out.object {
+                        $0.field("segment", update.segment)
+                        $0.field("version", update.version)
+                        $0.field("asOf", JSONTime(update.asOf))
+                        $0.field("endOffset", update.endOffset)
+                        $0.field("initial", update.isInitial)
+                        $0.field("entered", strings: update.entered)
+                        $0.field("exited", strings: update.exited)
+                    }
+                    send("update", String(update.endOffset), out.bytes)
+                }
+            }
+        }
+    }
+
+    static func membersResponse(name: String, version: Int?, time: QueryTime, members: [String], countOnly: Bool) -> Response {
+        var out = JSONWriter()
+        out.object {
+            $0.field("segment", name)
+            $0.field("version", version)
+            $0.field("asOf", JSONTime(time.asOf))
+            $0.field("knownAt", time.knownAt.map(JSONTime.init))
+            $0.field("count", members.count)
+            if !countOnly { $0.field("members", strings: members) }
+        }
+        return out.response()
+    }
+
+    static func write(_ verdict: Explanation.RuleVerdict, to out: inout JSONWriter) {
+        out.object {
+            $0.field("path", verdict.path)
+            $0.field("rule", verdict.summary)
+            $0.field("holds", verdict.holds)
+            $0.field("negated", verdict.negated)
+            if !verdict.children.isEmpty {
+                $0.field("rules") { $0.array(verdict.children) { write($1, to: &$0) } }
+            } else {
+                $0.field("qualifying") { $0.array(verdict.qualifying) { write($1, to: &$0) } }
+                if let conversion = verdict.conversion {
+                    $0.field("conversion", conversion.rawValue)
+                    $0.field("conversions") { $0.array(verdict.conversions) { write($1, to: &$0) } }
+                }
+            }
+        }
+    }
+
+    static func write(_ event: StoredEvent, to out: inout JSONWriter) {
+        out.object {
+            $0.field("offset", event.offset)
+            $0.field("recorded", JSONTime(event.recorded))
+            $0.field("time", JSONTime(event.event.time))
+            $0.field("profile", event.event.profile)
+            $0.field("type", event.event.type.name)
+            $0.field("touchpoint", event.event.touchpoint)
+            $0.field("value", event.event.value)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+import Hummingbird
+import Logging
+import NIOCore
+import TouchLog
+
+/// The HTTP API of a store (`touchlog serve`): JSON over HTTP/1.1 for services in other languages.
+///
+/// Routes are under `/v1` (see `openapi.yaml`, served at `/openapi.yaml`). Every error is a JSON object
+/// `{"error":{"status","code","message"}}` and a failed request changes nothing. Appends are group-committed with
+/// each other, so many concurrent appenders share fsyncs; each is durable when its response is sent.
+public struct TouchLogServer: Sendable {
+    public let store: TouchLogStore
+    public let options: ServerOptions
+
+    /// Throws ``TouchLogError/Code-swift.struct/invalidArgument`` when the options may not be used (a non-loopback
+    /// address without a token, a short token, a bad port).
+    public init(store: TouchLogStore, options: ServerOptions) throws(TouchLogError) {
+        if let problem = options.problem { throw TouchLogError(code: .invalidArgument, message: problem) }
+        self.store = store
+        self.options = options
+    }
+
+    /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM (then open streams are closed and
+    /// requests in flight finish). `onListening` gets the port once the server accepts connections.
+    public func run(logger: Logger = Logger(label: "touchlog.serve"), onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        let port = options.port
+        let app = Application(
+            router: router(),
+            configuration: ApplicationConfiguration(address: .hostname(options.host, port: port), serverName: "touchlog"),
+            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
+            logger: logger
+        )
+        try await app.runService()
+    }
+
+    /// The routes, behind the error and token middlewares.
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        // Middlewares first: a route is built with the middlewares added before it.
+        router.add(middleware: JSONErrorMiddleware())
+        if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }
+        addEventRoutes(to: router)
+        addSegmentRoutes(to: router)
+        addAdminRoutes(to: router)
+        return router
+    }
+
+    /// The body of a request, refused with 413 when longer than `limit`.
+    func body(of request: Request, limit: Int) async throws -> [UInt8] {
+        var request = request
+        do {
+            let buffer = try await request.collectBody(upTo: limit)
+            return Array(buffer.readableBytesView)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw APIError(status: .contentTooLarge, code: "bodyTooLarge", message: "the request body is larger than \(limit) bytes; nothing was changed")
+        }
+    }
+}
