@@ -1,4 +1,5 @@
 import Hummingbird
+import Synchronization
 import TouchLog
 
 /// An error answered as JSON: `{"error":{"status":422,"code":"invalidInput","message":"…","problems":[…]}}`.
@@ -81,14 +82,45 @@ struct APIError: Error, HTTPResponseError {
     }
 }
 
-/// Turns every error thrown below it into the JSON error shape, and answers unknown routes the same way.
+/// The server's routes (method and path pattern, `{name}` matching one path component), known once they are all added.
+final class RouteTable: Sendable {
+    private let routes = Mutex<[(method: HTTPRequest.Method, path: [Substring])]>([])
+
+    func set(_ routes: [(method: HTTPRequest.Method, path: String)]) {
+        self.routes.withLock { $0 = routes.map { ($0.method, $0.path.split(separator: "/")) } }
+    }
+
+    /// The methods with a route for `path`.
+    func methods(for path: String) -> [HTTPRequest.Method] {
+        let components = path.split(separator: "/")
+        return routes.withLock { routes in
+            routes.filter { route in
+                route.path.count == components.count && zip(route.path, components).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
+            }.map(\.method)
+        }
+    }
+}
+
+/// Turns every error thrown below it into the JSON error shape, and answers unknown routes the same way (405 with
+/// `Allow` when the path has routes for other methods).
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: RouteTable
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
-            let message = "no route \(request.method) \(request.uri.path) (the API is described at /openapi.yaml)"
-            return try APIError(status: .notFound, code: "noSuchRoute", message: message).response(from: request, context: context)
+            let allowed = routes.methods(for: request.uri.path)
+            let apiError: APIError
+            if allowed.isEmpty {
+                let message = "no route \(request.method) \(request.uri.path) (the API is described at /openapi.yaml)"
+                apiError = APIError(status: .notFound, code: "noSuchRoute", message: message)
+            } else {
+                let list = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+                apiError = APIError(status: .methodNotAllowed, code: "methodNotAllowed", message: "\(request.uri.path) takes \(list), not \(request.method)",
+                                    headers: [.allow: list])
+            }
+            return try apiError.response(from: request, context: context)
         } catch {
             return try APIError(from: error).response(from: request, context: context)
         }

@@ -36,23 +36,27 @@ public struct TouchLogServer: Sendable {
     /// The routes, behind the error and token middlewares.
     func router() -> Router<BasicRequestContext> {
         let router = Router()
+        let table = RouteTable()
         // Middlewares first: a route is built with the middlewares added before it.
-        router.add(middleware: JSONErrorMiddleware())
+        router.add(middleware: JSONErrorMiddleware(routes: table))
         if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }
         addEventRoutes(to: router)
         addSegmentRoutes(to: router)
         addAdminRoutes(to: router)
+        table.set(router.routes.map { ($0.method, $0.path.description) })
         return router
     }
 
-    /// The body of a request, refused with 413 when longer than `limit`.
+    /// The body of a request, refused with 413 when longer than `limit` (before reading it, when its length is declared).
     func body(of request: Request, limit: Int) async throws -> [UInt8] {
+        let tooLarge = APIError(status: .contentTooLarge, code: "bodyTooLarge", message: "the request body is larger than \(limit) bytes; nothing was changed")
+        if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit { throw tooLarge }
         var request = request
         do {
             let buffer = try await request.collectBody(upTo: limit)
             return Array(buffer.readableBytesView)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw APIError(status: .contentTooLarge, code: "bodyTooLarge", message: "the request body is larger than \(limit) bytes; nothing was changed")
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         }
     }
 }
