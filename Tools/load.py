@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Load test of `touchlog serve` with wrk (run through Tools/load, which builds and installs what it needs).
+
+Phases, each against a fresh store served by the release build on a loopback port:
+  append  wrk POSTs JSON Lines (TOUCHLOG_LOAD_EVENTS events per request, each request with its own touchpoint)
+  query   wrk GETs /v1/segments/load-clickers/members?countOnly=true (as of now) on the store the appends built
+  mixed   both at once
+After the appends, the whole log is replayed over HTTP: every acknowledged request's events must be there, whole,
+contiguous and once (a request in flight when wrk stopped may be there too, whole, or absent).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOUCHLOG = os.path.join(ROOT, ".build", "release", "touchlog")
+SEGMENT = {
+    "name": "load-clickers",
+    "match": "all",
+    "rules": [{"interaction": "click", "touchpoint": {"startsWith": "load-w"}, "timeframe": {"last": "7d"},
+               "conversion": "not_converted"}],
+}
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="10 s of appends, 5 s of queries, 5 s mixed")
+    p.add_argument("--append-seconds", type=int, help="default 30 (10 with --quick)")
+    p.add_argument("--query-seconds", type=int, help="default 15 (5 with --quick)")
+    p.add_argument("--connections", type=int, default=16, help="concurrent appenders (default 16)")
+    p.add_argument("--query-connections", type=int, default=4, help="concurrent queriers (default 4)")
+    p.add_argument("--events-per-request", type=int, default=100, help="default 100")
+    p.add_argument("--port", type=int, default=18480)
+    args = p.parse_args()
+    for name in ("append_seconds", "query_seconds", "connections", "query_connections", "events_per_request"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
+    args.append_seconds = args.append_seconds or (10 if args.quick else 30)
+    args.query_seconds = args.query_seconds or (5 if args.quick else 15)
+    return args
+
+
+def http(method, url, body=None):
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=600) as response:
+        return response.read()
+
+
+def wrk(script, url, seconds, connections, env):
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script, url]
+    out = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    result = json.loads(line[len("RESULT "):])
+    result["seconds"] = result["duration_us"] / 1e6
+    result["rps"] = result["requests"] / result["seconds"]
+    return result
+
+
+def peak_memory_mb(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def check_by_replay(base, events_per_request, acknowledged, connections):
+    """Replays the log over HTTP; returns (events, requests found) after checking each request is whole."""
+    runs = {}  # touchpoint -> [first offset, count, last offset]
+    offsets = 0
+    with urllib.request.urlopen(base + "/v1/events", timeout=600) as response:
+        for raw in response:
+            event = json.loads(raw)
+            if event["offset"] != offsets:
+                sys.exit(f"replay: offset {event['offset']} where {offsets} was expected (a gap)")
+            offsets += 1
+            run = runs.get(event["touchpoint"])
+            if run is None:
+                runs[event["touchpoint"]] = [event["offset"], 1, event["offset"]]
+            else:
+                if event["offset"] != run[2] + 1:
+                    sys.exit(f"replay: request {event['touchpoint']} is not contiguous (offset {event['offset']})")
+                run[1] += 1
+                run[2] = event["offset"]
+    broken = [t for t, r in runs.items() if r[1] != events_per_request]
+    if broken:
+        sys.exit(f"replay: {len(broken)} requests are not whole, e.g. {broken[0]} has {runs[broken[0]][1]} events")
+    # Every acknowledged request is there; at most one request per connection was in flight when wrk stopped.
+    if not acknowledged <= len(runs) <= acknowledged + connections:
+        sys.exit(f"replay: {len(runs)} requests in the log, {acknowledged} acknowledged by the server")
+    return offsets, len(runs)
+
+
+def main():
+    args = parse_args()
+    work = tempfile.mkdtemp(prefix="touchlog-load-")
+    store = os.path.join(work, "store")
+    base = f"http://127.0.0.1:{args.port}"
+    server = subprocess.Popen([TOUCHLOG, "serve", "--store", store, "--port", str(args.port)], stderr=subprocess.PIPE, text=True)
+    try:
+        server.stderr.readline()  # "touchlog: serving … on http://…" once it listens
+        http("PUT", base + "/v1/segments/load-clickers", json.dumps(SEGMENT).encode())
+        env = {"TOUCHLOG_LOAD_EVENTS": str(args.events_per_request),
+               "TOUCHLOG_LOAD_PATH": "/v1/segments/load-clickers/members?countOnly=true"}
+        print(f"append: {args.append_seconds} s, {args.connections} connections, {args.events_per_request} events per request", file=sys.stderr)
+        append = wrk("Tools/load-append.lua", base, args.append_seconds, args.connections, env)
+        acknowledged = append["requests"] - append["non2xx"]
+        started = time.monotonic()
+        events, requests = check_by_replay(base, args.events_per_request, acknowledged, args.connections)
+        replay_seconds = time.monotonic() - started
+        print(f"query: {args.query_seconds} s, {args.query_connections} connections on {events:,} events", file=sys.stderr)
+        query = wrk("Tools/load-query.lua", base, args.query_seconds, args.query_connections, env)
+        print(f"mixed: {args.query_seconds} s", file=sys.stderr)
+        mixed_query_process = subprocess.Popen(
+            ["wrk", "-t1", f"-c{args.query_connections}", f"-d{args.query_seconds}s", "--timeout", "30s", "-s", "Tools/load-query.lua", base],
+            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
+        mixed_append = wrk("Tools/load-append.lua", base, args.query_seconds, args.connections, env)
+        mixed_out = mixed_query_process.communicate()[0]
+        mixed_query = json.loads(next(l for l in mixed_out.splitlines() if l.startswith("RESULT "))[7:])
+        mixed_query["seconds"] = mixed_query["duration_us"] / 1e6
+        mixed_query["rps"] = mixed_query["requests"] / mixed_query["seconds"]
+        stats = json.loads(http("GET", base + "/v1/stats"))
+        verify = json.loads(http("POST", base + "/v1/verify"))
+        memory = peak_memory_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+    failures = sum(r["non2xx"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in (append, query, mixed_append, mixed_query))
+    rows = [
+        ("appends", append, args.events_per_request),
+        ("queries (member count, as of now)", query, 0),
+        ("mixed: appends", mixed_append, args.events_per_request),
+        ("mixed: queries", mixed_query, 0),
+    ]
+    print()
+    print(f"{'phase':36} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>11}")
+    for name, r, per in rows:
+        events_per_second = f"{r['rps'] * per:,.0f}" if per else ""
+        print(f"{name:36} {r['rps']:>11,.0f} {r['p50_us'] / 1000:>8.1f} {r['p99_us'] / 1000:>8.1f} {events_per_second:>11}")
+    print()
+    print(f"replay check: {events:,} events in {requests:,} requests, each whole and contiguous; "
+          f"{acknowledged:,} acknowledged, none lost (replayed over HTTP in {replay_seconds:.1f} s)")
+    print(f"store after all phases: {stats['events']:,} events, {stats['bytesPerEvent']:.2f} bytes/event, verify intact: {verify['intact']}")
+    print(f"server peak memory: {memory:.0f} MB; failed requests: {failures}")
+    results = {"args": vars(args), "append": append, "query": query, "mixed_append": mixed_append, "mixed_query": mixed_query,
+               "replayed_events": events, "replayed_requests": requests, "acknowledged": acknowledged,
+               "server_peak_mb": memory, "failures": failures, "verify_intact": verify["intact"]}
+    os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
+    with open(os.path.join(ROOT, ".build", "load-results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    if failures or not verify["intact"]:
+        sys.exit("load: some requests failed or the store does not verify")
+
+
+if __name__ == "__main__":
+    main()
