@@ -26,7 +26,7 @@ public enum EventType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
     }
 }
 
-/// One interaction as a value: the form a service hands to ``TouchLogStore/append(_:)``.
+/// One interaction as a value: the form a service hands to ``TouchLogStore/append(_:)-([Event])``.
 ///
 /// Strings are compared and sorted by their UTF-8 bytes everywhere in touchlog.
 public struct Event: Sendable, Hashable {

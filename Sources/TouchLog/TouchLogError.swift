@@ -2,7 +2,7 @@ import TouchLogStorage
 
 /// The one error type of the TouchLog module.
 ///
-/// Storage failures keep their ``StorageError`` as `cause` and their location; ``code`` says what a caller
+/// Storage failures keep their `StorageError` as `cause` and their location; ``code`` says what a caller
 /// (or the CLI's exit status) should make of it.
 public struct TouchLogError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {

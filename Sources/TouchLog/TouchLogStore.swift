@@ -48,7 +48,7 @@ public final class TouchLogStore: Sendable {
 
     /// Opens the store in `directory` for reading only: no lock is taken, so another process may be writing to it.
     ///
-    /// Queries see the commits made up to the moment they start; ``tail(from:matching:)`` and
+    /// Queries see the commits made up to the moment they start; ``tail(from:matching:pollInterval:)`` and
     /// ``watch(_:options:)`` poll for the writer's new commits. Changes (appends, definitions, removals) throw
     /// ``TouchLogError/Code-swift.struct/readOnly``. Throws ``TouchLogError/Code-swift.struct/notFound`` when there
     /// is no store in `directory`.

@@ -13,11 +13,11 @@ import TouchLogStorage
 /// 7. touchpoint of each event: dictionary index + 1 (0 = none), bit-packed likewise
 /// 8. values: how many events have one (varint); when any, a bitmap of which (1 bit per event), then each
 ///    value as a little-endian IEEE 754 double
-public enum EventBlockCodec {
+enum EventBlockCodec {
     static let layoutVersion: UInt8 = 1
 
     /// Encodes events `range` of `batch` as one block.
-    public static func encode(_ batch: EventBatch, range: Range<Int>) -> RawBlock {
+    static func encode(_ batch: EventBatch, range: Range<Int>) -> RawBlock {
         var scratch = EncodeScratch()
         return encode(batch, range: range, scratch: &scratch)
     }
