@@ -28,6 +28,8 @@ public final class StoreReader {
     public var snapshotInterval: UInt64? = 1_000_000
     /// What the last segment query read and wrote.
     public internal(set) var lastQuery = QueryReport()
+    /// Projections kept in memory across queries (shared by the readers of a ``TouchLogStore``); nil: none.
+    var projectionCache: ProjectionCache?
     /// Buffers reused from one block to the next.
     private var payload: [UInt8] = []
     private var scratch = EventBatch()

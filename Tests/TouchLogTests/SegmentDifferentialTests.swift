@@ -128,18 +128,22 @@ import Foundation
     }
 
     /// Seeds 1–3 replay the log for every query; seeds 4–6 let queries save snapshots every 100 events, so most
-    /// answers start from a snapshot taken at some earlier query's position and watermark.
-    @Test(arguments: [(UInt64(1), UInt64?.none), (2, nil), (3, nil), (4, 100), (5, 100), (6, 100)])
-    func everyAnswerEqualsThePlainSQLEvaluation(seed: UInt64, snapshotEvery: UInt64?) async throws {
+    /// answers start from a snapshot taken at some earlier query's position and watermark; seeds 7–8 keep
+    /// projections in memory across queries (as a ``TouchLogStore`` does), 8 with snapshots too.
+    @Test(arguments: [(UInt64(1), UInt64?.none, false), (2, nil, false), (3, nil, false), (4, 100, false), (5, 100, false), (6, 100, false),
+                      (7, nil, true), (8, 100, true)])
+    func everyAnswerEqualsThePlainSQLEvaluation(seed: UInt64, snapshotEvery: UInt64?, inMemory: Bool) async throws {
         let dir = TemporaryDirectory()
         let data = try await Self.dataset(seed: seed, store: dir.path + "/s")
         let reference = SQLiteReference(events: data.events)
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = snapshotEvery
+        if inMemory { reader.projectionCache = ProjectionCache(capacity: 2) }
         var random = TestRandom(seed: seed &* 1_000_003)
         var cases = 0
         var nonEmpty = 0
         var fromSnapshot = 0
+        var fromMemory = 0
         for index in 0..<60 {
             let definition = Self.randomDefinition(&random, index: index)
             #expect(try SegmentDefinition(json: definition.json) == definition, "JSON round trip of \(definition.json)")
@@ -151,6 +155,7 @@ import Foundation
                 }
                 let engine = try reader.members(of: definition, at: time)
                 if reader.lastQuery.snapshotOffset > 0 { fromSnapshot += 1 }
+                if reader.lastQuery.fromMemory { fromMemory += 1 }
                 let sql = reference.members(definition, at: time)
                 #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
                 cases += 1
@@ -165,10 +170,14 @@ import Foundation
         }
         #expect(cases == 1_800)
         #expect(nonEmpty > cases / 4, "random segments should often have members (\(nonEmpty) of \(cases))")
+        if inMemory {
+            // Random times go back and forth, so the projection kept (the furthest one) is often past T.
+            #expect(fromMemory > cases / 10, "queries should often start from the projection in memory (\(fromMemory) of \(cases))")
+        }
         if snapshotEvery != nil {
             #expect(fromSnapshot > cases / 5, "queries should often start from a snapshot (\(fromSnapshot) of \(cases))")
         } else {
-            #expect(fromSnapshot == 0)
+            #expect(fromSnapshot == fromMemory)
         }
     }
 

@@ -13,6 +13,8 @@ final class ReaderPool: Sendable {
     }
 
     let directory: String
+    /// Segment projections kept in memory, shared by the pool's readers.
+    let projections = ProjectionCache()
     /// Readers kept when idle; more are opened when more queries run at once, and dropped after.
     private let keep = 8
     private let idle = Mutex<[Box]>([])
@@ -24,7 +26,12 @@ final class ReaderPool: Sendable {
     /// Runs `body` with a reader of its own that sees every commit made before the call.
     func withReader<T>(_ body: (StoreReader) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
         let box: Box
-        if let idleBox = idle.withLock({ $0.popLast() }) { box = idleBox } else { box = Box(try StoreReader(directory: directory)) }
+        if let idleBox = idle.withLock({ $0.popLast() }) {
+            box = idleBox
+        } else {
+            box = Box(try StoreReader(directory: directory))
+            box.reader.projectionCache = projections
+        }
         try box.reader.refresh()
         let result = try body(box.reader)
         // A reader that failed (damage, I/O) is dropped rather than reused: the next query opens a fresh one.

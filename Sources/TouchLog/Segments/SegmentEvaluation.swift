@@ -192,8 +192,7 @@ extension StoreReader {
     public func members(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
         let segment = CompiledSegment(definition, at: time)
         var report = QueryReport()
-        var projection = newestUsableSnapshot(definition, at: time, report: &report) ?? SegmentProjection(definition: definition)
-        report.snapshotOffset = projection.endOffset
+        var projection = startingProjection(definition, at: time, report: &report)
         let startOffset = projection.endOffset
         let start = projection.endOffset == 0 ? 0 : log.blockIndex(containing: projection.endOffset) ?? log.blocks.count
         var folding = true
@@ -206,20 +205,50 @@ extension StoreReader {
                 continue
             }
             if folding {
-                saveIfDue(&projection, since: startOffset, definition, &report)
+                keep(&projection, since: startOffset, definition, &report)
                 folding = false
             }
             if header.minTime > time.asOf { continue }
             projection.add(try decode(location), upTo: time.asOf)
             report.eventsRead += UInt64(header.count)
         }
-        if folding { saveIfDue(&projection, since: startOffset, definition, &report) }
+        if folding { keep(&projection, since: startOffset, definition, &report) }
         lastQuery = report
         return projection.memberIDs(segment).map { projection.profiles.string($0) }
     }
 
     /// The most snapshots kept per segment definition; beyond it, the ones closest to their neighbours go.
     static let maxSnapshotsPerSegment = 8
+
+    /// Where a query at `time` starts: the furthest usable of the in-memory projection (``projectionCache``) and the
+    /// snapshots on disk (a snapshot is loaded only when it is further along than the cached projection), else empty.
+    func startingProjection(_ definition: SegmentDefinition, at time: QueryTime, report: inout QueryReport) -> SegmentProjection {
+        var start = SegmentProjection(definition: definition)
+        if let cached = projectionCache?.projection(of: definition, usableAt: time, within: endOffset),
+            let index = log.blockIndex(containing: cached.endOffset - 1), log.blocks[index].header.endOffset == cached.endOffset,
+            log.blocks[index].header.hash == cached.anchor
+        {
+            start = cached
+            report.fromMemory = true
+        }
+        if let snapshot = newestUsableSnapshot(definition, at: time, after: start.endOffset, report: &report) {
+            start = snapshot
+            report.fromMemory = false
+        }
+        report.snapshotOffset = start.endOffset
+        return start
+    }
+
+    /// Where the fold of a query stops: offers the projection to the ``projectionCache`` when it got further than
+    /// where the query started, and saves it as a snapshot when it is ``snapshotInterval`` events on or more.
+    private func keep(_ projection: inout SegmentProjection, since start: UInt64, _ definition: SegmentDefinition, _ report: inout QueryReport) {
+        guard projection.endOffset > start else { return }
+        if let projectionCache {
+            projection.prune()
+            projectionCache.offer(projection, of: definition)
+        }
+        saveIfDue(&projection, since: start, definition, &report)
+    }
 
     /// Saves the projection when it has folded at least ``snapshotInterval`` events since the query's starting
     /// point (so a query writes at most one snapshot), then keeps only the newest ones of its segment.

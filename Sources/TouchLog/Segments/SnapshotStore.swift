@@ -245,15 +245,18 @@ public struct QueryReport: Sendable, Equatable {
     public var snapshotsWritten = 0
     /// Snapshots found damaged or foreign and ignored.
     public var snapshotsIgnored = 0
+    /// The query started from the projection kept in memory by an earlier query of the same store.
+    public var fromMemory = false
 }
 
 extension StoreReader {
-    /// The newest snapshot of `definition` usable at `time`: watermark ≤ T, recorded ≤ K, anchored in this log.
-    func newestUsableSnapshot(_ definition: SegmentDefinition, at time: QueryTime, report: inout QueryReport) -> SegmentProjection? {
+    /// The newest snapshot of `definition` usable at `time` (watermark ≤ T, recorded ≤ K, anchored in this log) that
+    /// is past offset `after`.
+    func newestUsableSnapshot(_ definition: SegmentDefinition, at time: QueryTime, after: UInt64 = 0, report: inout QueryReport) -> SegmentProjection? {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         let key = SnapshotStore.key(definition)
         let candidates = store.all().filter { info in
-            info.key == key && info.endOffset > 0 && info.endOffset <= endOffset && info.watermark <= time.asOf
+            info.key == key && info.endOffset > after && info.endOffset <= endOffset && info.watermark <= time.asOf
                 && info.recorded <= (time.knownAt ?? .max)
         }
         for info in candidates.sorted(by: { $0.endOffset > $1.endOffset }) {
