@@ -9,8 +9,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Serve the store's JSON API over HTTP (see /openapi.yaml) until SIGINT or SIGTERM.",
         discussion: """
-            Binds 127.0.0.1 by default. Binding any other address needs a bearer token (--token or TOUCHLOG_TOKEN,
-            at least 16 characters); every request must then send 'Authorization: Bearer TOKEN'.
+            Binds 127.0.0.1 by default. Binding any other address needs a bearer token (--token or TOUCHLOG_TOKEN, \
+            at least 16 characters); every request must then send 'Authorization: Bearer TOKEN'. \
             The server is the store's writer (it holds the lock) unless --read-only is given.
             """
     )

@@ -1,3 +1,4 @@
+import Glibc
 import Hummingbird
 import Logging
 import NIOCore
@@ -30,7 +31,13 @@ public struct TouchLogServer: Sendable {
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger
         )
-        try await app.runService()
+        do {
+            try await app.runService()
+        } catch let error as IOError {
+            // Binding fails before anything is served: say so in the words of the command line.
+            let reason = error.errnoCode == EADDRINUSE ? "the address is already in use" : "\(error)"
+            throw TouchLogError(code: .io, message: "cannot listen on \(options.host):\(port): \(reason)")
+        }
     }
 
     /// The routes, behind the error and token middlewares.

@@ -40,6 +40,10 @@ import Testing
         #expect(String(decoding: health, as: UTF8.self) == #"{"status":"ok","endOffset":42,"readOnly":false}"# + "\n")
         // The server is the store's writer.
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 75)
+        // A second server on the same port says why it cannot start.
+        let taken = try touchlog(["serve", "--store", scratch.store, "--read-only", "--port", String(port)])
+        #expect(taken.status == 1)
+        #expect(taken.stderr == "touchlog: cannot listen on 127.0.0.1:\(port): the address is already in use\n")
 
         process.terminate()
         process.waitUntilExit()
