@@ -39,6 +39,44 @@ import Testing
         #expect(throws: DecodeError.self) { try EventBlockCodec.decode(payload + [0], strict: true) }
     }
 
+    /// The profile dictionary of a two-event block (`"ab"`, then `"ac"`: entries (0, 2, "ab"), (1, 1, "c")) replaced by
+    /// `entries`, so that strict decoding meets dictionaries the encoder never writes.
+    @Test(arguments: [
+        ([0, 2, 0x61, 0x63, 1, 1, 0x62] as [UInt8], "profile dictionary is not in ascending order at entry 1"),  // "ac", "ab"
+        ([0, 2, 0x61, 0x62, 2, 0], "profile dictionary is not in ascending order at entry 1"),  // "ab" twice
+        ([0, 2, 0x61, 0x62, 1, 1, 0x62], "profile dictionary is not in ascending order at entry 1"),  // shares too little
+        ([0, 2, 0x61, 0x62, 1, 1, 0x61], "profile dictionary is not in ascending order at entry 1"),  // "aa" after "ab"
+        ([0, 0, 0, 1, 0x61], "profile 0 is 0 bytes"),
+    ])
+    func strictDecodingRefusesDictionariesTheEncoderNeverWrites(entries: [UInt8], message: String) throws {
+        let batch = try EventBatch([Event(time: 0, profile: "ab", type: .view, touchpoint: "t"), Event(time: 1, profile: "ac", type: .view, touchpoint: "t")])
+        let payload = EventBlockCodec.encode(batch, range: 0..<2).payload
+        let written: [UInt8] = [2, 0, 2, 0x61, 0x62, 1, 1, 0x63]
+        let at = try #require((0...(payload.count - written.count)).first { Array(payload[$0..<$0 + written.count]) == written })
+        #expect(try EventBlockCodec.decode(payload, strict: true).count == 2)
+        let altered = Array(payload[..<at]) + [2] + entries + Array(payload[(at + written.count)...])
+        #expect {
+            try EventBlockCodec.decode(altered, strict: true)
+        } throws: { error in
+            "\(error)".contains(message)
+        }
+    }
+
+    @Test func anEntryLongerThanTheLimitIsRefusedEvenWhenBuiltFromAPrefix() throws {
+        let long = String(repeating: "x", count: 256)
+        let batch = try EventBatch([Event(time: 0, profile: long, type: .view, touchpoint: "t"), Event(time: 1, profile: long + "", type: .view, touchpoint: "u")])
+        let payload = EventBlockCodec.encode(batch, range: 0..<2).payload
+        // One entry of 256 bytes: (0, 256, x…). Append a second that shares all 256 and adds one: 257 bytes.
+        let written: [UInt8] = [1, 0, 0x80, 0x02] + Array(repeating: 0x78, count: 256)
+        let at = try #require((0...(payload.count - written.count)).first { Array(payload[$0..<$0 + written.count]) == written })
+        let altered = Array(payload[..<at]) + [2] + written.dropFirst() + [0x80, 0x02, 1, 0x79] + Array(payload[(at + written.count)...])
+        #expect {
+            try EventBlockCodec.decode(altered, strict: true)
+        } throws: { error in
+            "\(error)".contains("profile 1 is 257 bytes")
+        }
+    }
+
     @Test func eventsThatBreakTheContractAreRefusedByTheLibrary() {
         let bad: [(Event, String)] = [
             (Event(time: 0, profile: "", type: .view, touchpoint: "t"), "profile is empty"),

@@ -199,11 +199,15 @@ enum EventBlockCodec {
             _ = try input.take(suffixLength)
             previousLength = shared + suffixLength
             total += previousLength
+            if strict && (previousLength == 0 || previousLength > EventLimits.maxIdentifierBytes) {
+                throw input.fail("\(what) \(index) is \(previousLength) bytes")
+            }
         }
         table.removeAll()
         table.ends.resize(to: count, filler: 0)
         table.bytes.resize(to: total, filler: 0)
         var replay = start
+        var unordered: Int?
         table.bytes.withUnsafeMutableBufferPointer { bytes in
             table.ends.withUnsafeMutableBufferPointer { ends in
                 // The first pass checked every length and bound, so these reads cannot fail.
@@ -216,6 +220,14 @@ enum EventBlockCodec {
                     let suffixLength = Int(try! replay.varint())
                     let suffix = try! replay.take(suffixLength)
                     let length = shared + suffixLength
+                    // Strictly ascending, given that the entry repeats the previous one's first `shared` bytes and the
+                    // encoder shares as much as it can: the entry extends the previous one, or its first own byte is
+                    // greater than the previous one's byte there.
+                    if strict && index > 0 && unordered == nil
+                        && (suffixLength == 0 || (shared < end - previousStart && suffix[0] <= out[previousStart + shared]))
+                    {
+                        unordered = index
+                    }
                     // Copy in 16-byte chunks, which may run past the entry (the next entry overwrites that) but
                     // never past either buffer; near an end, copy exactly.
                     if shared <= 16 && suffixLength <= 16 && end + 32 <= total && payloadEnd - suffix >= 16 {
@@ -231,7 +243,8 @@ enum EventBlockCodec {
                 }
             }
         }
-        if strict { try checkEntries(table, &input, what) }
+        if let unordered { throw input.fail("\(what) dictionary is not in ascending order at entry \(unordered)") }
+        if strict { try checkUTF8(table, &input, what) }
     }
 
     /// Copies 16 bytes; the two ranges may overlap (all 16 are loaded before any is stored).
@@ -240,31 +253,14 @@ enum EventBlockCodec {
         UnsafeMutableRawPointer(target).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
     }
 
-    /// Checks a dictionary against the encoder's guarantees: entry lengths, strictly ascending order, UTF-8.
-    /// The order check compares neighbours; UTF-8 is checked entry by entry only when some byte is not ASCII.
-    private static func checkEntries(_ table: StringTable, _ input: inout PayloadCursor, _ what: String) throws(DecodeError) {
+    /// Checks that every dictionary entry is UTF-8: entry by entry only when some byte is not ASCII. (Lengths and
+    /// order are checked as the dictionary is read.)
+    private static func checkUTF8(_ table: StringTable, _ input: inout PayloadCursor, _ what: String) throws(DecodeError) {
         var problem: String?
         table.bytes.withUnsafeBytes { all in
             table.ends.withUnsafeBufferPointer { ends in
-                var start = 0
-                for index in 0..<ends.count {
-                    let end = Int(ends[index])
-                    let length = end - start
-                    if length == 0 || length > EventLimits.maxIdentifierBytes {
-                        problem = "\(what) \(index) is \(length) bytes"
-                        return
-                    }
-                    if index > 0 {
-                        let previousStart = index == 1 ? 0 : Int(ends[index - 2])
-                        if !bytesPrecede(UnsafeRawBufferPointer(rebasing: all[previousStart..<start]), UnsafeRawBufferPointer(rebasing: all[start..<end])) {
-                            problem = "\(what) dictionary is not in ascending order at entry \(index)"
-                            return
-                        }
-                    }
-                    start = end
-                }
                 if isASCII(all) { return }
-                start = 0
+                var start = 0
                 for index in 0..<ends.count {
                     let end = Int(ends[index])
                     if !isValidUTF8(UnsafeRawBufferPointer(rebasing: all[start..<end])) {
