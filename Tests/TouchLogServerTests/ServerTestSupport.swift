@@ -8,7 +8,19 @@ import TouchLogServer
 import TouchLogTestSupport
 
 /// A `touchlog serve` on a free loopback port for one test, reached through a real HTTP client.
+///
+/// Requests may wait minutes for an answer in the full test run: Swift Testing runs every suite in one process, and
+/// the CPU-bound suites (the SQL differential test) can hold both of Swift's cooperative threads, on which the
+/// server's handlers and the client's continuations also run. So the client's timeout is long; a hang still ends.
 struct RunningServer {
+    static let requestTimeout: TimeAmount = .minutes(10)
+    /// `HTTPClient.shared` gives up reading after 90 s; this one waits as long as ``requestTimeout``.
+    static let client: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = HTTPClient.Configuration.Timeout(connect: requestTimeout, read: requestTimeout)
+        return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
+    }()
+
     let store: TouchLogStore
     let port: Int
     let task: Task<Void, any Error>
@@ -53,7 +65,7 @@ struct RunningServer {
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token, authorized { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await Self.client.execute(request, timeout: Self.requestTimeout)
         let collected = try await response.body.collect(upTo: 256 << 20)
         return Reply(status: Int(response.status.code), headers: response.headers, body: Array(collected.readableBytesView))
     }
@@ -69,7 +81,7 @@ struct RunningServer {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await Self.client.execute(request, timeout: Self.requestTimeout)
         guard response.status == .ok else { throw ServerSentEvent.Failure(status: Int(response.status.code)) }
         return AsyncThrowingStream { continuation in
             let reader = Task {
