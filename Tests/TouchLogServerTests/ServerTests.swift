@@ -20,6 +20,8 @@ private let promoClickers = """
 /// `touchlog serve` through real HTTP on loopback. (The time limit only catches a hang: in the full run these tests
 /// share the cooperative threads with CPU-bound tests.)
 @Suite(.timeLimit(.minutes(10))) struct ServerTests {
+    /// (Whether the requests share fsyncs depends on how many arrive together, which the full test run's load
+    /// decides: group commit itself is tested in the storage and store tests, and `Tools/load` shows it.)
     @Test func concurrentAppendersOverHTTPLoseNothingAndEachRequestStaysWhole() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 128)
@@ -52,7 +54,6 @@ private let promoClickers = """
             let prefix = profiles[start].prefix { $0 != "e" }
             #expect(profiles[start..<start + eventsPerRequest] == ArraySlice((0..<eventsPerRequest).map { "\(prefix)e\($0)" }))
         }
-        #expect(store.syncCount < clients * requestsPerClient)
         await server.stop()
     }
 

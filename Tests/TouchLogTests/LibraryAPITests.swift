@@ -30,7 +30,7 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
 /// The time limit only catches a hang: in the full run these tests share Swift's two cooperative threads with the
 /// CPU-bound differential tests, and can wait minutes for one.
 @Suite(.timeLimit(.minutes(10))) struct LibraryAPITests {
-    @Test func concurrentAppendersLoseNothingAndShareFsyncsWhileQueriesRun() async throws {
+    @Test func concurrentAppendersLoseNothingWhileQueriesRun() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 64)
         try store.putSegment(try clickersNotConverted(window: "3650d"))
@@ -71,7 +71,6 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
             #expect(events[start..<start + eventsPerAppend].map(\.event.profile) == (0..<eventsPerAppend).map { "\(prefix)e\($0)" })
         }
         #expect(Set(events.map(\.event.profile)).count == total)
-        #expect(store.syncCount < tasks * appendsPerTask)
         #expect(try await store.members(of: "promo-clickers", at: QueryTime(asOf: t0 + hour)).count == total)
     }
 
