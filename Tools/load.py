@@ -54,14 +54,22 @@ def http(method, url, body=None):
         return response.read()
 
 
-def wrk(script, url, seconds, connections, env):
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script, url]
-    out = subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout
+def wrk_command(script, url, seconds, connections):
+    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "-s", script, url]
+
+
+def wrk_result(out):
+    """The RESULT line Tools/load-report.lua writes, with seconds and requests per second added."""
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     result = json.loads(line[len("RESULT "):])
     result["seconds"] = result["duration_us"] / 1e6
     result["rps"] = result["requests"] / result["seconds"]
     return result
+
+
+def wrk(script, url, seconds, connections, env):
+    command = wrk_command(script, url, seconds, connections)
+    return wrk_result(subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout)
 
 
 def peak_memory_mb(pid):
@@ -120,13 +128,10 @@ def main():
         query = wrk("Tools/load-query.lua", base, args.query_seconds, args.query_connections, env)
         print(f"mixed: {args.query_seconds} s", file=sys.stderr)
         mixed_query_process = subprocess.Popen(
-            ["wrk", "-t1", f"-c{args.query_connections}", f"-d{args.query_seconds}s", "--timeout", "30s", "-s", "Tools/load-query.lua", base],
+            wrk_command("Tools/load-query.lua", base, args.query_seconds, args.query_connections),
             cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
         mixed_append = wrk("Tools/load-append.lua", base, args.query_seconds, args.connections, env)
-        mixed_out = mixed_query_process.communicate()[0]
-        mixed_query = json.loads(next(l for l in mixed_out.splitlines() if l.startswith("RESULT "))[7:])
-        mixed_query["seconds"] = mixed_query["duration_us"] / 1e6
-        mixed_query["rps"] = mixed_query["requests"] / mixed_query["seconds"]
+        mixed_query = wrk_result(mixed_query_process.communicate()[0])
         stats = json.loads(http("GET", base + "/v1/stats"))
         verify = json.loads(http("POST", base + "/v1/verify"))
         memory = peak_memory_mb(server.pid)

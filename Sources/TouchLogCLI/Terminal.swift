@@ -41,24 +41,19 @@ func writeStandardError(_ text: String) {
 
 /// Runs a command body, printing library errors as one `touchlog: …` line and exiting with their status.
 func reportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as TouchLogError {
-        for problem in error.problems { printError(problem.description) }
-        printError("touchlog: \(error.message)")
-        throw ExitCode(ExitStatus.of(error))
-    }
+    do { try body() } catch let error as TouchLogError { throw report(error) }
 }
 
 /// ``reportingErrors(_:)`` for an async body.
 func reportingErrors(_ body: () async throws -> Void) async throws {
-    do {
-        try await body()
-    } catch let error as TouchLogError {
-        for problem in error.problems { printError(problem.description) }
-        printError("touchlog: \(error.message)")
-        throw ExitCode(ExitStatus.of(error))
-    }
+    do { try await body() } catch let error as TouchLogError { throw report(error) }
+}
+
+/// Prints a library error (its problems, then one `touchlog: …` line) and returns the exit code for it.
+private func report(_ error: TouchLogError) -> ExitCode {
+    for problem in error.problems { printError(problem.description) }
+    printError("touchlog: \(error.message)")
+    return ExitCode(ExitStatus.of(error))
 }
 
 /// Buffered standard output.

@@ -55,30 +55,31 @@ struct APIError: Error, HTTPResponseError {
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         var out = JSONWriter()
+        out.object { $0.field("error") { write(to: &$0) } }
+        var response = out.response(status: status)
+        response.headers.append(contentsOf: headers)
+        return response
+    }
+
+    /// The error object: `{"status","code","message"}`, and `problems` when there are any.
+    func write(to out: inout JSONWriter) {
         out.object {
-            $0.field("error") {
-                $0.object {
-                    $0.field("status", status.code)
-                    $0.field("code", code)
-                    $0.field("message", message)
-                    if !problems.isEmpty {
-                        $0.field("problems") {
-                            $0.array(problems) { out, problem in
-                                out.object {
-                                    $0.field("line", problem.line)
-                                    if let column = problem.column { $0.field("column", column) }
-                                    $0.field("reason", problem.reason)
-                                    $0.field("message", problem.description)
-                                }
-                            }
+            $0.field("status", status.code)
+            $0.field("code", code)
+            $0.field("message", message)
+            if !problems.isEmpty {
+                $0.field("problems") {
+                    $0.array(problems) { out, problem in
+                        out.object {
+                            $0.field("line", problem.line)
+                            if let column = problem.column { $0.field("column", column) }
+                            $0.field("reason", problem.reason)
+                            $0.field("message", problem.description)
                         }
                     }
                 }
             }
         }
-        var response = out.response(status: status)
-        response.headers.append(contentsOf: headers)
-        return response
     }
 }
 

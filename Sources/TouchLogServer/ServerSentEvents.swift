@@ -19,13 +19,8 @@ func serverSentEvents(heartbeat: Duration, _ produce: @escaping @Sendable (_ sen
                         output.yield(ByteBuffer(bytes: frame))
                     }
                 } catch {
-                    let apiError = APIError(from: error)
                     var out = JSONWriter()
-                    out.object {
-                        $0.field("status", apiError.status.code)
-                        $0.field("code", apiError.code)
-                        $0.field("message", apiError.message)
-                    }
+                    APIError(from: error).write(to: &out)
                     output.yield(ByteBuffer(bytes: Array("event: error\ndata: ".utf8) + out.bytes + Array("\n\n".utf8)))
                 }
                 output.finish()

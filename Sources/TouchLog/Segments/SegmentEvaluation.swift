@@ -239,22 +239,15 @@ extension StoreReader {
         return start
     }
 
-    /// Where the fold of a query stops: offers the projection to the ``projectionCache`` when it got further than
-    /// where the query started, and saves it as a snapshot when it is ``snapshotInterval`` events on or more.
+    /// Where the fold of a query stops: prunes the projection once, offers it to the ``projectionCache`` when it got
+    /// further than where the query started, and saves it as a snapshot when it is ``snapshotInterval`` events on or
+    /// more (so a query writes at most one snapshot), keeping only the newest ones of its segment.
     private func keep(_ projection: inout SegmentProjection, since start: UInt64, _ definition: SegmentDefinition, _ report: inout QueryReport) {
-        guard projection.endOffset > start else { return }
-        if let projectionCache {
-            projection.prune()
-            projectionCache.offer(projection, of: definition)
-        }
-        saveIfDue(&projection, since: start, definition, &report)
-    }
-
-    /// Saves the projection when it has folded at least ``snapshotInterval`` events since the query's starting
-    /// point (so a query writes at most one snapshot), then keeps only the newest ones of its segment.
-    private func saveIfDue(_ projection: inout SegmentProjection, since start: UInt64, _ definition: SegmentDefinition, _ report: inout QueryReport) {
-        guard let interval = snapshotInterval, projection.endOffset - start >= interval else { return }
+        let saveDue = snapshotInterval.map { projection.endOffset - start >= $0 } ?? false
+        guard projection.endOffset > start, projectionCache != nil || saveDue else { return }
         projection.prune()
+        projectionCache?.offer(projection, of: definition)
+        guard saveDue else { return }
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         guard store.save(projection, definition: definition) == nil else { return }
         report.snapshotsWritten += 1
