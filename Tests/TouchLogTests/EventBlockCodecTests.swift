@@ -24,6 +24,21 @@ import Testing
         #expect(decoded.profiles.count == Set(events[100..<200].map(\.profile)).count)
     }
 
+    /// The store encodes a big batch block by block with one scratch per thread: every block must come out as if
+    /// encoded alone (nothing left over from the block before), whatever ids its events use.
+    @Test func blocksOfOneBatchEncodedWithSharedScratchAreEachTheirOwn() throws {
+        let events = randomEvents(5_000, seed: 77)
+        let batch = try EventBatch(events)
+        var scratch = EventBlockCodec.EncodeScratch()
+        for start in stride(from: 0, to: events.count, by: 700) {
+            let range = start..<min(start + 700, events.count)
+            let block = EventBlockCodec.encode(batch, range: range, scratch: &scratch)
+            #expect(block.payload == EventBlockCodec.encode(batch, range: range).payload)
+            let decoded = try EventBlockCodec.decode(block.payload, strict: true)
+            #expect((0..<decoded.count).map { decoded.event(at: $0) } == Array(events[range]))
+        }
+    }
+
     @Test func dictionariesAreSortedByBytes() throws {
         let batch = try EventBatch(["b", "a", "é", "Z", "ab"].map { Event(time: 0, profile: $0, type: .view, touchpoint: "t") })
         let decoded = try EventBlockCodec.decode(EventBlockCodec.encode(batch, range: 0..<batch.count).payload)

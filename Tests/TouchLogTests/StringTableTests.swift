@@ -110,4 +110,27 @@ extension SnapshotRetentionTests {
         #expect(reader.lastQuery.snapshotsWritten == 1)
         #expect(reader.snapshots().count == 1)
     }
+
+    /// The radix sort agrees with a stable comparison sort: on keys that differ only in some bytes (identifier
+    /// prefixes, small integers), on many equal keys (their values keep their order), and below and above the
+    /// size where it switches to a comparison sort.
+    @Test(arguments: [0, 1, 63, 64, 65, 1_000, 20_000])
+    func radixSortAgreesWithAStableComparisonSort(count: Int) {
+        var random = SplitMix64(seed: UInt64(count) &+ 5)
+        let shapes: [(inout SplitMix64) -> UInt64] = [
+            { $0.next() },
+            { $0.next() % 1_000_000 },
+            { 0x702D_3030_3030_3030 | ($0.next() & 0x0F0F_0F0F) },
+            { ($0.next() % 7) << 40 },
+            { _ in 42 },
+        ]
+        for shape in shapes {
+            var keys = (0..<count).map { _ in shape(&random) }
+            var values = Array(0..<count).shuffled(using: &random)
+            let expected = zip(keys, values).enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
+            radixSort(keys: &keys, values: &values)
+            #expect(keys == expected.map(\.element.0))
+            #expect(values == expected.map(\.element.1))
+        }
+    }
 }

@@ -22,12 +22,13 @@ enum EventBlockCodec {
         return encode(batch, range: range, scratch: &scratch)
     }
 
-    /// Per-thread memory for encoding many blocks of one batch: maps from the batch's string ids to a block's
-    /// dictionary positions, sized once for the batch and reset entry by entry after each block (a block uses a
-    /// small part of a big batch's strings).
+    /// Per-thread memory for encoding many blocks, reused from one block to the next.
     struct EncodeScratch {
-        var profiles: [Int32] = []
-        var touchpoints: [Int32] = []
+        var keys: [UInt64] = []
+        var events: [Int] = []
+        var strings = StringTable()
+        var localOf: [Int32] = []
+        var positions: [UInt32] = []
     }
 
     static func encode(_ batch: EventBatch, range: Range<Int>, scratch: inout EncodeScratch) -> RawBlock {
@@ -36,9 +37,10 @@ enum EventBlockCodec {
         out.bytes.reserveCapacity(range.count * 12 + 1024)
         out.byte(layoutVersion)
         out.varint(range.count)
-        let profileCount = writeDictionary(batch.profiles, ids: batch.profileIDs[range].lazy.map { Int($0) }, map: &scratch.profiles, into: &out)
-        let touchpointCount = writeDictionary(
-            batch.touchpoints, ids: batch.touchpointIDs[range].lazy.filter { $0 != 0 }.map { Int($0 - 1) }, map: &scratch.touchpoints, into: &out)
+        var profilePositions = writeDictionary(batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &out)
+        let profileCount = scratch.strings.count
+        var touchpointPositions = writeDictionary(batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &out)
+        let touchpointCount = scratch.strings.count
         var previous: Int64 = 0
         var minTime = Int64.max
         var maxTime = Int64.min
@@ -49,52 +51,100 @@ enum EventBlockCodec {
             maxTime = max(maxTime, t)
         }
         out.bitPacked(batch.types[range].lazy.map { UInt32($0) }, width: 2)
-        scratch.profiles.withUnsafeBufferPointer { map in
-            out.bitPacked(batch.profileIDs[range].lazy.map { UInt32(map[Int($0)]) }, width: bitWidth(UInt32(max(0, profileCount - 1))))
-        }
-        scratch.touchpoints.withUnsafeBufferPointer { map in
-            out.bitPacked(batch.touchpointIDs[range].lazy.map { $0 == 0 ? 0 : UInt32(map[Int($0 - 1)] + 1) }, width: bitWidth(UInt32(touchpointCount)))
-        }
+        out.bitPacked(profilePositions, width: bitWidth(UInt32(max(0, profileCount - 1))))
+        out.bitPacked(touchpointPositions, width: bitWidth(UInt32(touchpointCount)))
         let valued = batch.values[range].lazy.filter { !$0.isNaN }.count
         out.varint(valued)
         if valued > 0 {
             out.bitPacked(batch.values[range].lazy.map { $0.isNaN ? 0 : 1 }, width: 1)
             for v in batch.values[range] where !v.isNaN { out.float64(v) }
         }
-        // Leave the maps all −1 again for the next block.
-        for id in batch.profileIDs[range] { scratch.profiles[Int(id)] = -1 }
-        for id in batch.touchpointIDs[range] where id != 0 { scratch.touchpoints[Int(id - 1)] = -1 }
+        // Hand the position buffers back for the next block.
+        swap(&scratch.positions, &touchpointPositions)
+        if scratch.positions.capacity < profilePositions.capacity { swap(&scratch.positions, &profilePositions) }
         return RawBlock(payload: out.bytes, count: range.count, minTime: minTime, maxTime: maxTime)
     }
 
-    /// Writes the dictionary of the strings `ids` use, sorted and front-coded, and sets `map[id]` to each one's
-    /// position (`map` is all −1 for these ids on entry); returns how many distinct strings there are.
-    private static func writeDictionary(_ table: StringTable, ids: some Sequence<Int>, map: inout [Int32], into out: inout ByteWriter) -> Int {
-        if map.count < table.count { map.append(contentsOf: repeatElement(-1, count: table.count - map.count)) }
-        var used: [Int] = []
-        map.withUnsafeMutableBufferPointer { map in
-            for id in ids where map[id] < 0 {
-                map[id] = 0
-                used.append(id)
+    /// Writes the dictionary of the strings a block's events use (`ids`: each event's id in `table`; `none`: the id
+    /// that stands for no string, for touchpoints 0 with id i + 1 for string i), sorted and front-coded, and returns
+    /// each event's position in it (for `none` events 0, and the others position + 1). `scratch.strings` holds the
+    /// dictionary afterwards.
+    ///
+    /// A block uses a scattered few of a big batch's strings: the events are first sorted by id, so that the batch's
+    /// table is read in ascending order, once per string, and the strings are copied into `scratch.strings`
+    /// (compact), sorted by bytes and front-coded there.
+    private static func writeDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
+                                        into out: inout ByteWriter) -> [UInt32] {
+        let n = ids.count
+        scratch.keys.removeAll(keepingCapacity: true)
+        scratch.keys.append(contentsOf: ids.lazy.map { UInt64($0) })
+        scratch.events.removeAll(keepingCapacity: true)
+        scratch.events.append(contentsOf: 0..<n)
+        radixSort(keys: &scratch.keys, values: &scratch.events)
+
+        // Each distinct id once, in ascending order; every event gets its string's index in `strings` (−1: none).
+        scratch.strings.removeAll()
+        scratch.localOf.removeAll(keepingCapacity: true)
+        scratch.localOf.append(contentsOf: repeatElement(-1, count: n))
+        let offset = none == nil ? 0 : 1
+        table.bytes.withUnsafeBytes { all in
+            scratch.keys.withUnsafeBufferPointer { keys in
+                scratch.events.withUnsafeBufferPointer { events in
+                    scratch.localOf.withUnsafeMutableBufferPointer { localOf in
+                        var k = 0
+                        while k < n {
+                            let id = keys[k]
+                            if let none, id == UInt64(none) {
+                                while k < n && keys[k] == id { k += 1 }
+                                continue
+                            }
+                            let local = Int32(scratch.strings.count)
+                            scratch.strings.append(UnsafeRawBufferPointer(rebasing: all[table.range(Int(id) - offset)]))
+                            while k < n && keys[k] == id {
+                                localOf[events[k]] = local
+                                k += 1
+                            }
+                        }
+                    }
+                }
             }
         }
-        table.sortByBytes(&used)
-        out.varint(used.count)
-        table.bytes.withUnsafeBytes { all in
+
+        var order = Array(0..<scratch.strings.count)
+        scratch.strings.sortByBytes(&order)
+        var rank = [UInt32](repeating: 0, count: order.count)
+        out.varint(order.count)
+        scratch.strings.bytes.withUnsafeBytes { all in
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
-            for (position, id) in used.enumerated() {
-                map[id] = Int32(position)
-                let current = UnsafeRawBufferPointer(rebasing: all[table.range(id)])
-                let limit = min(previous.count, current.count)
-                var shared = 0
-                while shared < limit && previous[shared] == current[shared] { shared += 1 }
+            for (position, local) in order.enumerated() {
+                rank[local] = UInt32(position + offset)
+                let current = UnsafeRawBufferPointer(rebasing: all[scratch.strings.range(local)])
+                let shared = commonPrefixLength(previous, current)
                 out.varint(shared)
                 out.varint(current.count - shared)
                 out.raw(UnsafeRawBufferPointer(rebasing: current[shared...]))
                 previous = current
             }
         }
-        return used.count
+        var positions: [UInt32] = []
+        swap(&positions, &scratch.positions)
+        positions.removeAll(keepingCapacity: true)
+        positions.append(contentsOf: scratch.localOf.lazy.map { $0 < 0 ? 0 : rank[Int($0)] })
+        return positions
+    }
+
+    /// How many leading bytes `a` and `b` share, compared 8 at a time.
+    @inline(__always)
+    private static func commonPrefixLength(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+        let limit = min(a.count, b.count)
+        var n = 0
+        while n + 8 <= limit {
+            let difference = a.loadUnaligned(fromByteOffset: n, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: n, as: UInt64.self)
+            if difference != 0 { return n + UInt64(littleEndian: difference).trailingZeroBitCount >> 3 }
+            n += 8
+        }
+        while n < limit && a[n] == b[n] { n += 1 }
+        return n
     }
 
     /// Decodes a block's payload. With `strict`, also checks what the encoder guarantees (sorted dictionaries,

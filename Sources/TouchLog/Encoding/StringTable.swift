@@ -262,16 +262,17 @@ public struct StringTable: Sendable {
         if split == ids.count { return }
         bytes.withUnsafeBytes { all in
             func string(_ id: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[range(id)]) }
-            var keyed = ids[split...].map { (Self.sortKey(string($0)), $0) }
+            var keys = ids[split...].map { Self.sortKey(string($0)) }
+            var keyed = Array(ids[split...])
             // Integers first; only runs of equal keys (strings sharing their first 8 bytes) need the bytes.
-            keyed.sort { $0.0 < $1.0 }
+            radixSort(keys: &keys, values: &keyed)
             var runStart = 0
-            for k in 1...keyed.count where k == keyed.count || keyed[k].0 != keyed[runStart].0 {
-                if k - runStart > 1 { keyed[runStart..<k].sort { bytesPrecede(string($0.1), string($1.1)) } }
+            for k in 1...keys.count where k == keys.count || keys[k] != keys[runStart] {
+                if k - runStart > 1 { keyed[runStart..<k].sort { bytesPrecede(string($0), string($1)) } }
                 runStart = k
             }
             if split == 0 {
-                ids = keyed.map(\.1)
+                ids = keyed
                 return
             }
             var merged: [Int] = []
@@ -279,11 +280,11 @@ public struct StringTable: Sendable {
             var i = 0
             var j = 0
             while i < split || j < keyed.count {
-                if j == keyed.count || (i < split && bytesPrecede(string(ids[i]), string(keyed[j].1))) {
+                if j == keyed.count || (i < split && bytesPrecede(string(ids[i]), string(keyed[j]))) {
                     merged.append(ids[i])
                     i += 1
                 } else {
-                    merged.append(keyed[j].1)
+                    merged.append(keyed[j])
                     j += 1
                 }
             }

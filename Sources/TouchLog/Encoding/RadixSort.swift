@@ -1,0 +1,65 @@
+/// Sorts `keys` ascending and moves `values` with them; stable (equal keys keep their order).
+///
+/// A least-significant-byte-first radix sort: one pass finds the byte positions where keys differ (sort keys of
+/// identifiers share leading bytes such as `p-`, small integers their high bytes), one counts those positions'
+/// histograms, then one scatter pass per such position. Short inputs use a comparison sort.
+func radixSort(keys: inout [UInt64], values: inout [Int]) {
+    precondition(keys.count == values.count)
+    let n = keys.count
+    if n < 64 {
+        let sorted = zip(keys, values).enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
+        keys = sorted.map(\.element.0)
+        values = sorted.map(\.element.1)
+        return
+    }
+    // Only the byte positions where some keys differ need a pass (and a histogram).
+    var all: UInt64 = 0
+    var common: UInt64 = .max
+    for key in keys {
+        all |= key
+        common &= key
+    }
+    let varying = (0..<8).filter { (all ^ common) >> UInt64($0 << 3) & 0xFF != 0 }
+    var counts = [Int](repeating: 0, count: varying.count << 8)
+    keys.withUnsafeBufferPointer { keys in
+        counts.withUnsafeMutableBufferPointer { counts in
+            for key in keys {
+                for (slot, position) in varying.enumerated() {
+                    counts[slot << 8 | Int(truncatingIfNeeded: key >> UInt64(position << 3)) & 0xFF] += 1
+                }
+            }
+        }
+    }
+    var spareKeys = [UInt64](repeating: 0, count: n)
+    var spareValues = [Int](repeating: 0, count: n)
+    var next = [Int](repeating: 0, count: 256)
+    for (slot, position) in varying.enumerated() {
+        let histogram = counts[(slot << 8)..<((slot + 1) << 8)]
+        var start = 0
+        for (digit, count) in histogram.enumerated() {
+            next[digit] = start
+            start += count
+        }
+        let shift = UInt64(position << 3)
+        keys.withUnsafeBufferPointer { keys in
+            values.withUnsafeBufferPointer { values in
+                spareKeys.withUnsafeMutableBufferPointer { toKeys in
+                    spareValues.withUnsafeMutableBufferPointer { toValues in
+                        next.withUnsafeMutableBufferPointer { next in
+                            for i in 0..<n {
+                                let key = keys[i]
+                                let digit = Int(truncatingIfNeeded: key >> shift) & 0xFF
+                                let at = next[digit]
+                                next[digit] = at + 1
+                                toKeys[at] = key
+                                toValues[at] = values[i]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        swap(&keys, &spareKeys)
+        swap(&values, &spareValues)
+    }
+}
