@@ -68,7 +68,11 @@ public struct StringTable: Sendable {
     /// Builds ``sortedKeys`` before the first lookup in the sorted run (a table that is only listed never needs it).
     private mutating func prepareSortedKeys() {
         guard sortedKeys.count != sortedCount else { return }
-        sortedKeys = bytes.withUnsafeBytes { all in (0..<sortedCount).map { Self.sortKey(UnsafeRawBufferPointer(rebasing: all[range($0)])) } }
+        sortedKeys = bytes.withUnsafeBytes { all in
+            largeArray(count: sortedCount) { keys in
+                for id in 0..<keys.count { keys[id] = Self.sortKey(UnsafeRawBufferPointer(rebasing: all[range(id)])) }
+            }
+        }
     }
 
     /// The first 8 bytes as a big-endian number, zero-padded: ordering by it agrees with byte order except on ties.

@@ -198,8 +198,8 @@ struct SegmentProjection {
                 }
             }
             for (r, l) in recentRules.enumerated() {
-                var counts = [UInt32](repeating: 0, count: n)
-                var firsts = [Int64](repeating: .max, count: n)
+                var counts = largeArray(repeating: UInt32(0), count: n)
+                var firsts = largeArray(repeating: Int64.max, count: n)
                 if let window = segment.leaves[l].window {
                     for (p, t) in zip(recent[r].profiles, recent[r].times) where window.contains(t) {
                         counts[Int(p)] += 1

@@ -178,18 +178,20 @@ struct SnapshotStore {
             }
             let lengths: [UInt8] = try input.column(count: n, "profile lengths")
             var total = 0
-            p.profiles.ends.reserveCapacity(n)
-            for length in lengths {
-                total += Int(length) + 1
-                p.profiles.ends.append(UInt32(truncatingIfNeeded: total))
+            let spare = n / 16
+            p.profiles.ends = largeArray(count: n, spare: spare) { ends in
+                for (i, length) in lengths.enumerated() {
+                    total += Int(length) + 1
+                    ends[i] = UInt32(truncatingIfNeeded: total)
+                }
             }
             guard total <= Int(UInt32.max) else { throw input.fail("profiles hold too many bytes") }
-            p.profiles.bytes = try input.column(count: total, "profile bytes")
+            p.profiles.bytes = try input.column(count: total, spare: total / 16, "profile bytes")
             p.profiles.markSorted()
-            p.lastConversion = try input.column(count: n, "latest conversions")
+            p.lastConversion = try input.column(count: n, spare: spare, "latest conversions")
             let S = p.summaryRules.count
-            p.summaryCounts = try input.column(count: n * S, "summary counts")
-            p.summaryFirsts = try input.column(count: n * p.firstRules.count, "summary first times")
+            p.summaryCounts = try input.column(count: n * S, spare: spare * S, "summary counts")
+            p.summaryFirsts = try input.column(count: n * p.firstRules.count, spare: spare * p.firstRules.count, "summary first times")
             for r in p.recent.indices {
                 p.recent[r].profiles = try input.column(count: nil, "recent profiles")
                 p.recent[r].times = try input.column(count: p.recent[r].profiles.count, "recent times")
@@ -214,7 +216,10 @@ extension ByteWriter {
 extension PayloadCursor {
     /// Reads a column written by ``ByteWriter/column(_:)`` that must hold `expected` elements (nil: any number
     /// LZ4 can expand the stored bytes to).
-    mutating func column<T: BitwiseCopyable>(count expected: Int?, _ what: @autoclosure () -> String) throws(DecodeError) -> [T] {
+    ///
+    /// The array gets room for `spare` more elements (a projection's per-profile columns grow when a query folds
+    /// in new profiles; without room, the first one would copy the whole column).
+    mutating func column<T: BitwiseCopyable>(count expected: Int?, spare: Int = 0, _ what: @autoclosure () -> String) throws(DecodeError) -> [T] {
         let stated = try varint()
         if let expected {
             guard stated == UInt64(expected) else { throw fail("\(what()): \(stated) elements, expected \(expected)") }
@@ -225,11 +230,11 @@ extension PayloadCursor {
         let storedLength = try self.count(max: remaining, "\(what()) stored length")
         let stored = UnsafeRawBufferPointer(start: try take(storedLength), count: storedLength)
         var ok = false
-        let values = [T](unsafeUninitializedCapacity: count) { buffer, initialized in
-            ok = LZ4.decompress(stored, into: UnsafeMutableRawBufferPointer(buffer))
+        let values: [T] = largeArray(count: count, spare: spare) { buffer in
+            let filled = UnsafeMutableRawBufferPointer(buffer)
+            ok = LZ4.decompress(stored, into: filled)
             // Elements are plain bits; on failure the zero-filled prefix is discarded below.
-            if !ok { UnsafeMutableRawBufferPointer(buffer).initializeMemory(as: UInt8.self, repeating: 0) }
-            initialized = count
+            if !ok { filled.initializeMemory(as: UInt8.self, repeating: 0) }
         }
         guard ok else { throw fail("\(what()) do not decompress") }
         return values
@@ -339,4 +344,20 @@ extension StoreReader {
         }
         return (problems, snapshotFiles.count)
     }
+}
+
+/// An array of `count` elements that `fill` initializes, with room for `spare` more; a large one is backed by
+/// transparent huge pages where the system allows (``adviseHugePages(_:)``), so that filling it takes few page
+/// faults. Snapshot columns and a query's per-profile arrays are tens of megabytes, filled once.
+func largeArray<T: BitwiseCopyable>(count: Int, spare: Int = 0, _ fill: (UnsafeMutableBufferPointer<T>) -> Void) -> [T] {
+    [T](unsafeUninitializedCapacity: count + spare) { buffer, initialized in
+        adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
+        fill(UnsafeMutableBufferPointer(rebasing: buffer[..<count]))
+        initialized = count
+    }
+}
+
+/// ``largeArray(count:spare:_:)`` with every element `value`.
+func largeArray<T: BitwiseCopyable>(repeating value: T, count: Int) -> [T] {
+    largeArray(count: count) { $0.initialize(repeating: value) }
 }
