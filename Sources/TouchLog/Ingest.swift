@@ -47,7 +47,7 @@ extension TouchLogStore {
             try storage { () throws(StorageError) in try writer.beginTransaction() }
             var report = IngestReport(offsets: writer.endOffset..<writer.endOffset)
             var invalid = 0
-            var batch = EventBatch()
+            var batch = EventBatch.forEncoding()
             var bytesBefore: Int64 = 0
             var failure: TouchLogError?
             let blocks = BlockPipeline(writer: writer)
@@ -118,7 +118,7 @@ extension TouchLogStore {
         var scanner = InputScanner.bytes(input, name: "input")
         scanner.quoteAware = format == .csv
         var parser = RecordParser(format: format, source: nil, maxRecordBytes: scanner.maxRecordBytes)
-        var batch = EventBatch()
+        var batch = EventBatch.forEncoding()
         var invalid = 0
         var problems: [InputProblem] = []
         do {

@@ -136,10 +136,10 @@ public final class TouchLogStore: Sendable {
         }
     }
 
-    /// Per-thread memory for building blocks.
+    /// Per-thread memory for building blocks; `batch` only goes to the encoder, so it does not intern profiles.
     struct BlockScratch {
         var encode = EventBlockCodec.EncodeScratch()
-        var batch = EventBatch()
+        var batch = EventBatch.forEncoding()
     }
 
     /// Builds and compresses the blocks of `total` events, `blockEvents` to a block, on all cores when there are several:

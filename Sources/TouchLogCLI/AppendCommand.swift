@@ -7,8 +7,8 @@ struct AppendCommand: ParsableCommand {
         commandName: "append",
         abstract: "Append events from JSON Lines or CSV files (or standard input), durably.",
         discussion: """
-            All inputs of one invocation are one atomic commit: by default a single invalid line means nothing is
-            appended (exit 65) and every invalid line is reported as LINE:COLUMN reason. The events are on stable
+            All inputs of one invocation are one atomic commit: by default a single invalid line means nothing is \
+            appended (exit 65) and every invalid line is reported as LINE:COLUMN reason. The events are on stable \
             storage before `appended N events, offsets A–B` is printed. Creates the store if it does not exist.
             """
     )

@@ -6,8 +6,8 @@ struct SnapshotCommand: ParsableCommand {
         commandName: "snapshot",
         abstract: "Snapshots of segment projections: create, list, prune. They only make queries faster.",
         discussion: """
-            Queries also save a snapshot by themselves when they have folded at least 1,000,000 events past
-            the snapshot they started from (TOUCHLOG_SNAPSHOT_EVERY=N to change, 0 to stop); at most 8 are
+            Queries also save a snapshot by themselves when they have folded at least 1,000,000 events past \
+            the snapshot they started from (TOUCHLOG_SNAPSHOT_EVERY=N to change, 0 to stop); at most 8 are \
             kept per segment. Deleting snapshots never changes an answer.
             """,
         subcommands: [List.self, Create.self, Prune.self],

@@ -9,7 +9,7 @@ struct Touchlog: AsyncParsableCommand {
             The store is a directory given by --store DIR or the TOUCHLOG_STORE environment variable.
             Times are RFC 3339 (2022-06-01T10:21:14.250Z, any offset) or epoch milliseconds.
 
-            Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input
+            Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input \
             (nothing appended); 66 no such store, segment or readable input; 75 store locked by another writer.
             """,
         subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,

@@ -39,6 +39,25 @@ import Testing
         }
     }
 
+    /// Events on their way to blocks are batched without interning profiles (the same profile may be several
+    /// strings): the encoder merges equal strings, so the block is byte for byte the one an interned batch gives.
+    @Test(arguments: [1, 2, 64, 3_000])
+    func aBatchThatDoesNotInternProfilesEncodesToTheSameBytes(count: Int) throws {
+        for seed in UInt64(1)...3 {
+            let events = randomEvents(count, seed: seed &* 7 &+ UInt64(count))
+            let interned = try EventBatch(events)
+            var plain = EventBatch.forEncoding()
+            for event in events { try plain.append(event) }
+            #expect(plain.profiles.count == count)
+            for range in [0..<count, (count / 3)..<count] where !range.isEmpty {
+                let block = EventBlockCodec.encode(plain, range: range)
+                #expect(block.payload == EventBlockCodec.encode(interned, range: range).payload)
+                let decoded = try EventBlockCodec.decode(block.payload, strict: true)
+                #expect((0..<decoded.count).map { decoded.event(at: $0) } == Array(events[range]))
+            }
+        }
+    }
+
     @Test func dictionariesAreSortedByBytes() throws {
         let batch = try EventBatch(["b", "a", "é", "Z", "ab"].map { Event(time: 0, profile: $0, type: .view, touchpoint: "t") })
         let decoded = try EventBlockCodec.decode(EventBlockCodec.encode(batch, range: 0..<batch.count).payload)

@@ -13,12 +13,23 @@ public struct EventBatch: Sendable {
     var touchpointIDs: [UInt32] = []
     /// Each event's value; NaN when it has none (inputs must be finite, so NaN never means a value).
     var values: [Double] = []
-    /// The distinct profiles (in a decoded block: sorted by bytes).
+    /// The distinct profiles (in a decoded block: sorted by bytes). Not distinct when ``internsProfiles`` is off.
     public internal(set) var profiles = StringTable()
     /// The distinct touchpoints (in a decoded block: sorted by bytes).
     public internal(set) var touchpoints = StringTable()
+    /// When false, each appended event's profile is added as a string of its own, without looking for an equal
+    /// one: for a batch that only goes to the block encoder, which merges equal strings as it sorts them (a
+    /// block has tens of thousands of distinct profiles, and finding each in a hash index costs more than that).
+    var internsProfiles = true
 
     public init() {}
+
+    /// An empty batch that does not intern profiles (see ``internsProfiles``), for events on their way to blocks.
+    static func forEncoding() -> EventBatch {
+        var batch = EventBatch()
+        batch.internsProfiles = false
+        return batch
+    }
 
     /// A batch holding `events`, in order. Validates each as ``append(_:)`` does.
     public init(_ events: some Sequence<Event>) throws(EventValidationError) {
@@ -59,7 +70,12 @@ public struct EventBatch: Sendable {
     mutating func append(time: Int64, type: EventType, profile: UnsafeRawBufferPointer, touchpoint: UnsafeRawBufferPointer?, value: Double?) {
         times.append(time)
         types.append(type.rawValue)
-        profileIDs.append(profiles.intern(profile))
+        if internsProfiles {
+            profileIDs.append(profiles.intern(profile))
+        } else {
+            profiles.append(profile)
+            profileIDs.append(UInt32(profiles.count - 1))
+        }
         touchpointIDs.append(touchpoint.map { touchpoints.intern($0) + 1 } ?? 0)
         values.append(value ?? .nan)
     }

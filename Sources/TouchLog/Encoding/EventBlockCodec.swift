@@ -29,6 +29,7 @@ enum EventBlockCodec {
         var strings = StringTable()
         var localOf: [Int32] = []
         var positions: [UInt32] = []
+        var entries: [UInt8] = []
     }
 
     static func encode(_ batch: EventBatch, range: Range<Int>, scratch: inout EncodeScratch) -> RawBlock {
@@ -37,10 +38,8 @@ enum EventBlockCodec {
         out.bytes.reserveCapacity(range.count * 12 + 1024)
         out.byte(layoutVersion)
         out.varint(range.count)
-        var profilePositions = writeDictionary(batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &out)
-        let profileCount = scratch.strings.count
-        var touchpointPositions = writeDictionary(batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &out)
-        let touchpointCount = scratch.strings.count
+        let profiles = writeDictionary(batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &out)
+        let touchpoints = writeDictionary(batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &out)
         var previous: Int64 = 0
         var minTime = Int64.max
         var maxTime = Int64.min
@@ -51,30 +50,29 @@ enum EventBlockCodec {
             maxTime = max(maxTime, t)
         }
         out.bitPacked(batch.types[range].lazy.map { UInt32($0) }, width: 2)
-        out.bitPacked(profilePositions, width: bitWidth(UInt32(max(0, profileCount - 1))))
-        out.bitPacked(touchpointPositions, width: bitWidth(UInt32(touchpointCount)))
+        out.bitPacked(profiles.positions, width: bitWidth(UInt32(max(0, profiles.count - 1))))
+        out.bitPacked(touchpoints.positions, width: bitWidth(UInt32(touchpoints.count)))
         let valued = batch.values[range].lazy.filter { !$0.isNaN }.count
         out.varint(valued)
         if valued > 0 {
             out.bitPacked(batch.values[range].lazy.map { $0.isNaN ? 0 : 1 }, width: 1)
             for v in batch.values[range] where !v.isNaN { out.float64(v) }
         }
-        // Hand the position buffers back for the next block.
-        swap(&scratch.positions, &touchpointPositions)
-        if scratch.positions.capacity < profilePositions.capacity { swap(&scratch.positions, &profilePositions) }
+        // Hand the bigger position buffer back for the next block.
+        scratch.positions = profiles.positions.capacity >= touchpoints.positions.capacity ? profiles.positions : touchpoints.positions
         return RawBlock(payload: out.bytes, count: range.count, minTime: minTime, maxTime: maxTime)
     }
 
     /// Writes the dictionary of the strings a block's events use (`ids`: each event's id in `table`; `none`: the id
     /// that stands for no string, for touchpoints 0 with id i + 1 for string i), sorted and front-coded, and returns
-    /// each event's position in it (for `none` events 0, and the others position + 1). `scratch.strings` holds the
-    /// dictionary afterwards.
+    /// each event's position in it (for `none` events 0, and the others position + 1) and the dictionary's size.
+    /// `table` may hold a string more than once (a batch built without interning): equal strings become one entry.
     ///
     /// A block uses a scattered few of a big batch's strings: the events are first sorted by id, so that the batch's
     /// table is read in ascending order, once per string, and the strings are copied into `scratch.strings`
     /// (compact), sorted by bytes and front-coded there.
     private static func writeDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
-                                        into out: inout ByteWriter) -> [UInt32] {
+                                        into out: inout ByteWriter) -> (positions: [UInt32], count: Int) {
         let n = ids.count
         scratch.keys.removeAll(keepingCapacity: true)
         scratch.keys.append(contentsOf: ids.lazy.map { UInt64($0) })
@@ -113,24 +111,35 @@ enum EventBlockCodec {
         var order = Array(0..<scratch.strings.count)
         scratch.strings.sortByBytes(&order)
         var rank = [UInt32](repeating: 0, count: order.count)
-        out.varint(order.count)
+        var entries = ByteWriter()
+        swap(&entries.bytes, &scratch.entries)
+        entries.bytes.removeAll(keepingCapacity: true)
+        var written = 0
         scratch.strings.bytes.withUnsafeBytes { all in
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
-            for (position, local) in order.enumerated() {
-                rank[local] = UInt32(position + offset)
+            for local in order {
                 let current = UnsafeRawBufferPointer(rebasing: all[scratch.strings.range(local)])
                 let shared = commonPrefixLength(previous, current)
-                out.varint(shared)
-                out.varint(current.count - shared)
-                out.raw(UnsafeRawBufferPointer(rebasing: current[shared...]))
+                if written > 0 && shared == current.count && shared == previous.count {
+                    rank[local] = UInt32(written - 1 + offset)  // the entry before, under another id
+                    continue
+                }
+                rank[local] = UInt32(written + offset)
+                entries.varint(shared)
+                entries.varint(current.count - shared)
+                entries.raw(UnsafeRawBufferPointer(rebasing: current[shared...]))
                 previous = current
+                written += 1
             }
         }
+        out.varint(written)
+        out.raw(entries.bytes)
+        swap(&entries.bytes, &scratch.entries)
         var positions: [UInt32] = []
         swap(&positions, &scratch.positions)
         positions.removeAll(keepingCapacity: true)
         positions.append(contentsOf: scratch.localOf.lazy.map { $0 < 0 ? 0 : rank[Int($0)] })
-        return positions
+        return (positions, written)
     }
 
     /// How many leading bytes `a` and `b` share, compared 8 at a time.

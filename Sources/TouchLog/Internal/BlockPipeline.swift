@@ -43,7 +43,7 @@ final class BlockPipeline: @unchecked Sendable {
             emptied.removeAll()
             state.withLock { $0.spare.append(emptied) }
         }
-        return state.withLock { $0.spare.popLast() } ?? EventBatch()
+        return state.withLock { $0.spare.popLast() } ?? EventBatch.forEncoding()
     }
 
     /// Waits for every queued block to be written; throws the first failure.
