@@ -13,7 +13,8 @@ public struct EventBatch: Sendable {
     var touchpointIDs: [UInt32] = []
     /// Each event's value; NaN when it has none (inputs must be finite, so NaN never means a value).
     var values: [Double] = []
-    /// The distinct profiles (in a decoded block: sorted by bytes). Not distinct when ``internsProfiles`` is off.
+    /// The distinct profiles (in a decoded block: sorted by bytes). Batches the library builds only for its block
+    /// encoder skip interning and may repeat a profile.
     public internal(set) var profiles = StringTable()
     /// The distinct touchpoints (in a decoded block: sorted by bytes).
     public internal(set) var touchpoints = StringTable()
