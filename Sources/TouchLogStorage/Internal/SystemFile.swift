@@ -41,43 +41,34 @@ package struct SystemFile: Sendable {
         return Int64(info.st_size)
     }
 
-    /// Reads up to `count` bytes at `position`; returns fewer only at the end of the file.
     /// Reads up to `count` bytes from `position` into a new array (shorter only at end of file), filled straight
     /// by the kernel: no zeroing pass first.
     package func read(at position: Int64, count: Int) throws(SystemCallError) -> [UInt8] {
-        var failure: SystemCallError?
+        var result = Result<Int, SystemCallError>.success(0)
         let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
             adviseHugePages(UnsafeMutableRawBufferPointer(buffer))
-            var total = 0
-            while total < count {
-                let n = retryOnInterrupt { pread(descriptor, buffer.baseAddress! + total, count - total, off_t(position) + off_t(total)) }
-                if n < 0 {
-                    failure = SystemCallError(call: "pread \(path)", errno: errno)
-                    break
-                }
-                if n == 0 { break }
-                total += n
-            }
-            initialized = total
+            result = fill(UnsafeMutableRawBufferPointer(buffer), from: position)
+            initialized = (try? result.get()) ?? 0
         }
-        if let failure { throw failure }
+        _ = try result.get()
         return bytes
     }
 
     /// Fills `buffer` from `position`; returns how many bytes were read (less than the buffer only at end of file).
     package func read(at position: Int64, into buffer: inout [UInt8]) throws(SystemCallError) -> Int {
+        try buffer.withUnsafeMutableBytes { fill($0, from: position) }.get()
+    }
+
+    /// Reads from `position` until `buffer` is full or the file ends; the number of bytes read, or the failed pread.
+    private func fill(_ buffer: UnsafeMutableRawBufferPointer, from position: Int64) -> Result<Int, SystemCallError> {
         var total = 0
-        let count = buffer.count
-        while total < count {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                // The buffer outlives the call; we never write past `count`.
-                retryOnInterrupt { pread(descriptor, raw.baseAddress! + total, count - total, off_t(position) + off_t(total)) }
-            }
-            if n < 0 { throw SystemCallError(call: "pread \(path)", errno: errno) }
+        while total < buffer.count {
+            let n = retryOnInterrupt { pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(position) + off_t(total)) }
+            if n < 0 { return .failure(SystemCallError(call: "pread \(path)", errno: errno)) }
             if n == 0 { break }
             total += n
         }
-        return total
+        return .success(total)
     }
 
     /// Writes all of `bytes` at `position`.
