@@ -62,7 +62,7 @@ let package = Package(
             dependencies: ["TouchLog", "TouchLogTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // In-process measurements for Tools/bench.
-        .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog"]),
+        .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog", .product(name: "Crypto", package: "swift-crypto")]),
         // libFuzzer's driver, weakly declared: present only in the build Tools/fuzz makes.
         .systemLibrary(name: "CTouchLogFuzzer"),
         // Feeds inputs to the fuzz targets of the TouchLog module (Tools/fuzz).

@@ -4,16 +4,24 @@
 //   touchlog-bench scan STORE              decode every field of every block on one thread
 //   touchlog-bench append STORE SCRATCH    append STORE's events (already parsed) to a new store at SCRATCH,
 //                                          1M events per durable append, as [Event] and as a built EventBatch
+//   touchlog-bench query STORE QUERIES     open STORE as a service would (TouchLogStore, the writer) and ask the
+//                                          queries of the file QUERIES in order, one per line: `SEGMENT ASOF KNOWNAT`
+//                                          (epoch ms; KNOWNAT `-` for everything recorded); prints each one's seconds,
+//                                          member count and SHA-256 of the sorted members joined by newlines
+import Crypto
 import Glibc
 import TouchLog
 
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
 func seconds(_ body: () throws -> Void) rethrows -> Double {
-    var start = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &start)
+    let start = monotonicSeconds()
     try body()
-    var end = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &end)
-    return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
+    return monotonicSeconds() - start
 }
 
 func fail(_ message: String) -> Never {
@@ -23,8 +31,13 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: touchlog-bench scan STORE | append STORE SCRATCH") }
+guard arguments.count >= 3 else { fail("usage: touchlog-bench scan STORE | append STORE SCRATCH | query STORE QUERIES") }
 do {
+    if arguments[1] == "query" {
+        guard arguments.count == 4 else { fail("usage: touchlog-bench query STORE QUERIES") }
+        try await measureQueries(store: arguments[2], queries: arguments[3])
+        exit(0)
+    }
     let reader = try StoreReader(directory: arguments[2])
 
     switch arguments[1] {
@@ -56,16 +69,11 @@ do {
             let store = try TouchLogStore(directory: directory)
             let chunks = stride(from: 0, to: events.count, by: chunk).map { Array(events[$0..<min($0 + chunk, events.count)]) }
             let batches = kind == "batch" ? try chunks.map { try EventBatch($0) } : []
-            let elapsed = try await {
-                var start = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &start)
-                for k in chunks.indices {
-                    if kind == "batch" { try await store.append(batches[k]) } else { try await store.append(chunks[k]) }
-                }
-                var end = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &end)
-                return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) / 1e9
-            }()
+            let start = monotonicSeconds()
+            for k in chunks.indices {
+                if kind == "batch" { try await store.append(batches[k]) } else { try await store.append(chunks[k]) }
+            }
+            let elapsed = monotonicSeconds() - start
             results.append("\"\(kind)\":{\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(events.count) / elapsed)}")
             _ = system("rm -rf '\(directory)'")
         }
@@ -76,4 +84,43 @@ do {
     }
 } catch {
     fail("\(error)")
+}
+
+/// Asks each query of the file `queries` of a store opened as an embedding service opens it, timing each answer.
+func measureQueries(store directory: String, queries path: String) async throws {
+    guard let file = fopen(path, "r") else { fail("cannot read \(path)") }
+    var lines: [String] = []
+    var line: UnsafeMutablePointer<CChar>?
+    var capacity = 0
+    while getline(&line, &capacity, file) > 0 { lines.append(String(cString: line!).trimmingNewline) }
+    free(line)
+    fclose(file)
+    var store: TouchLogStore?
+    let openSeconds = try seconds { store = try TouchLogStore(directory: directory, create: false) }
+    guard let store else { fail("cannot open \(directory)") }
+    var results: [String] = []
+    for text in lines where !text.isEmpty {
+        let fields = text.split(separator: " ").map(String.init)
+        guard fields.count == 3, let asOf = Int64(fields[1]), fields[2] == "-" || Int64(fields[2]) != nil else {
+            fail("bad query line \"\(text)\"")
+        }
+        let time = QueryTime(asOf: asOf, knownAt: Int64(fields[2]))
+        let before = monotonicSeconds()
+        let members = try await store.members(of: fields[0], at: time)
+        let elapsed = monotonicSeconds() - before
+        var hash = SHA256()
+        for (i, member) in members.enumerated() {
+            if i > 0 { hash.update(data: [UInt8(ascii: "\n")]) }
+            hash.update(data: Array(member.utf8))
+        }
+        let digest = hash.finalize().map { String($0, radix: 16).leftPadded(2) }.joined().prefix(16)
+        results.append("{\"seconds\":\(elapsed),\"members\":\"\(digest)/\(members.count)\"}")
+    }
+    print("{\"openSeconds\":\(openSeconds),\"queries\":[" + results.joined(separator: ",") + "]}")
+    store.close()
+}
+
+extension String {
+    var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
