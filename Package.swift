@@ -30,6 +30,12 @@ let package = Package(
             pkgConfig: "liblz4",
             providers: [.apt(["liblz4-dev"]), .brew(["lz4"])]
         ),
+        // XXH3 checksums of format-2 block summaries and sections (Debian: libxxhash-dev).
+        .systemLibrary(
+            name: "CTouchLogXXHash",
+            pkgConfig: "libxxhash",
+            providers: [.apt(["libxxhash-dev"]), .brew(["xxhash"])]
+        ),
         // Test-only: SQLite is the independent reference the segment engine is checked against.
         .systemLibrary(
             name: "CTouchLogSQLite",
@@ -38,7 +44,7 @@ let package = Package(
         ),
         .target(
             name: "TouchLogStorage",
-            dependencies: ["CTouchLogLZ4", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CTouchLogLZ4", "CTouchLogXXHash", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "TouchLog", dependencies: ["TouchLogStorage"]),
         // The HTTP API of `touchlog serve`, for services in other languages.
@@ -62,7 +68,7 @@ let package = Package(
             dependencies: ["TouchLog", "TouchLogTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // In-process measurements for Tools/bench.
-        .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog", .product(name: "Crypto", package: "swift-crypto")]),
+        .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog", "TouchLogStorage", .product(name: "Crypto", package: "swift-crypto")]),
         // libFuzzer's driver, weakly declared: present only in the build Tools/fuzz makes.
         .systemLibrary(name: "CTouchLogFuzzer"),
         // Feeds inputs to the fuzz targets of the TouchLog module (Tools/fuzz).

@@ -43,6 +43,7 @@ extension TouchLogStore {
         progress: (_ bytesRead: Int64) -> Void = { _ in }
     ) throws(TouchLogError) -> IngestReport {
         let blockEvents = self.blockEvents
+        let encoder = try requireWriter().encoder
         return try withLogWriter { (writer: LogWriter) throws(TouchLogError) -> IngestReport in
             try storage { () throws(StorageError) in try writer.beginTransaction() }
             var report = IngestReport(offsets: writer.endOffset..<writer.endOffset)
@@ -50,7 +51,10 @@ extension TouchLogStore {
             var batch = EventBatch.forEncoding()
             var bytesBefore: Int64 = 0
             var failure: TouchLogError?
-            let blocks = BlockPipeline(writer: writer)
+            let blocks = BlockPipeline(writer: writer, encoder: encoder)
+            // The store-wide ids the commit's blocks introduce stay only if it commits.
+            var committed = false
+            defer { encoder.finished(committed: committed) }
             do {
                 for input in inputs {
                     let scanner = try InputScanner.open(input)
@@ -82,8 +86,14 @@ extension TouchLogStore {
                     failure = TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended",
                                             problems: report.problems)
                 } else {
-                    if !batch.isEmpty { try writer.add(EventBlockCodec.encode(batch, range: 0..<batch.count)) }
+                    if !batch.isEmpty {
+                        var scratch = EventBlockCodec.EncodeScratch()
+                        for block in encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
+                            try writer.add(block)
+                        }
+                    }
                     report.offsets = try writer.commit()
+                    committed = true
                     report.rejectedCount = invalid
                 }
             } catch let error as StorageError {

@@ -30,9 +30,16 @@ public final class StoreReader {
     public internal(set) var lastQuery = QueryReport()
     /// Projections kept in memory across queries (shared by the readers of a ``TouchLogStore``); nil: none.
     var projectionCache: ProjectionCache?
+    /// Format 2: the store-wide ids of profiles and touchpoints, read from the blocks this reader has needed so far.
+    var dictionary = StoreDictionary()
     /// Buffers reused from one block to the next.
     private var payload: [UInt8] = []
     private var scratch = EventBatch()
+    private var summaryBytes: [UInt8] = []
+    /// Format 2: the summaries read so far, by block index.
+    private var summaries: [BlockSummary?] = []
+    private var sectionBytes: [UInt8] = []
+    private var groupedScratch = GroupedBlockCodec.DecodeScratch()
 
     /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
     public init(directory: String) throws(TouchLogError) {
@@ -75,6 +82,67 @@ public final class StoreReader {
         return result
     }
 
+    /// The format version of the store's log (1 for a store without files yet).
+    public var formatVersion: UInt16 { log.formatVersion ?? 1 }
+
+    /// Format 2: reads the new-profile and new-touchpoint sections of the blocks up to and including `last` (default:
+    /// every block) that it has not read yet; `strict` (verify) checks each string as
+    /// ``StoreDictionary/addProfiles(_:section:strict:)`` says.
+    func loadDictionary(through last: Int? = nil, strict: Bool = false) throws(TouchLogError) {
+        try loadTouchpoints(through: last, strict: strict)
+        let last = last ?? log.blocks.count - 1
+        while dictionary.profileBlocks <= last {
+            let index = dictionary.profileBlocks
+            try readDictionarySection(.newProfiles, of: index) { summary, section throws(DecodeError) in
+                try dictionary.addProfiles(summary, section: section, strict: strict)
+            }
+        }
+    }
+
+    /// Format 2: reads the new-touchpoint sections of the blocks up to and including `last` (default: every block).
+    func loadTouchpoints(through last: Int? = nil, strict: Bool = false) throws(TouchLogError) {
+        let last = last ?? log.blocks.count - 1
+        while dictionary.touchpointBlocks <= last {
+            let index = dictionary.touchpointBlocks
+            try readDictionarySection(.newTouchpoints, of: index) { summary, section throws(DecodeError) in
+                try dictionary.addTouchpoints(summary, section: section, strict: strict)
+            }
+        }
+    }
+
+    private func readDictionarySection(_ kind: BlockSummary.SectionKind, of index: Int,
+                                       _ add: (BlockSummary, UnsafeRawBufferPointer) throws(DecodeError) -> Void) throws(TouchLogError) {
+        let location = log.blocks[index]
+        do {
+            let summary = try summary(of: index)
+            let info = summary[kind]
+            try storage { () throws(StorageError) in try log.readBody(of: location, at: info.start, count: info.storedLength, into: &sectionBytes) }
+            var raw: [UInt8] = []
+            try sectionBytes.withDecodedBytes { stored throws(DecodeError) in try GroupedBlockCodec.section(kind, info, stored: stored, into: &raw) }
+            try raw.withDecodedBytes { section throws(DecodeError) in try add(summary, section) }
+        } catch let error as DecodeError {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
+        } catch let error as TouchLogError {
+            throw error
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): \(error)")
+        }
+    }
+
+    /// The summary of format-2 block `index`, read (and checked) once and then kept.
+    func summary(of index: Int) throws(TouchLogError) -> BlockSummary {
+        if index < summaries.count, let summary = summaries[index] { return summary }
+        let location = log.blocks[index]
+        try storage { () throws(StorageError) in try log.readSummary(of: location, into: &summaryBytes) }
+        let summary: BlockSummary
+        do { summary = try BlockSummary(summaryBytes, header: location.header) } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block summary: \(error)")
+        }
+        if summaries.count < log.blocks.count { summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count)) }
+        summaries[index] = summary
+        return summary
+    }
+
     /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next
     /// decode reuses; a caller that keeps it past that costs a copy, never a wrong answer.
     func decode(_ location: BlockLocation) throws(TouchLogError) -> DecodedBlock {
@@ -83,13 +151,28 @@ public final class StoreReader {
         swap(&events, &scratch)
         defer { scratch = events }
         do {
+            if location.header.version >= 2 {
+                guard let index = log.blockIndex(containing: location.header.firstOffset) else {
+                    throw DecodeError(byte: 0, reason: "not a committed block")
+                }
+                try loadDictionary(through: index)
+                try decodeGrouped(location.header, into: &events)
+                return DecodedBlock(firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
+            }
             try EventBlockCodec.decode(payload, into: &events)
             guard events.count == Int(location.header.count) else {
                 throw DecodeError(byte: 0, reason: "holds \(events.count) events, its header says \(location.header.count)")
             }
             return DecodedBlock(firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
+        } catch let error as TouchLogError {
+            throw error
         } catch {
             throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block payload: \(error)")
         }
+    }
+
+    /// Decodes the format-2 block whose stored bytes are in ``payload``.
+    private func decodeGrouped(_ header: BlockHeader, into events: inout EventBatch) throws(DecodeError) {
+        try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &groupedScratch, strict: false)
     }
 }

@@ -18,12 +18,28 @@ public enum StoreVerifier {
     public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }) throws(TouchLogError) -> StoreVerifyReport {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
-        let log = try storage { () throws(StorageError) in
+        // Format 2: the store-wide dictionary first, checked strictly (each string valid and introduced once), so
+        // that every block can then be decoded on its own, on every core.
+        var dictionary = StoreDictionary()
+        var dictionaryProblem: String?
+        if let reader = try? StoreReader(directory: directory), reader.formatVersion >= 2 {
+            do { try reader.loadDictionary(strict: true) } catch { dictionaryProblem = error.message }
+            dictionary = reader.dictionary
+        }
+        let storeDictionary = dictionary
+        var log = try storage { () throws(StorageError) in
             try LogVerifier.verify(directory: layout.log, progress: progress) {
                 // One batch per thread, reused from block to block.
                 var events = EventBatch()
+                var scratch = GroupedBlockCodec.DecodeScratch()
                 return { header, payload in
-                    do { try EventBlockCodec.decode(payload, into: &events, strict: true) } catch { return "bad block payload: \(error)" }
+                    do {
+                        if header.version >= 2 {
+                            try GroupedBlockCodec.decodeStored(header, payload, dictionary: storeDictionary, into: &events, scratch: &scratch)
+                        } else {
+                            try EventBlockCodec.decode(payload, into: &events, strict: true)
+                        }
+                    } catch { return "bad block payload: \(error)" }
                     if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
                     if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
                         return "event time \(Timestamp.format(t)) is outside the block's stated range"
@@ -32,6 +48,7 @@ public enum StoreVerifier {
                 }
             }
         }
+        if let dictionaryProblem { log.problems.append(StorageError(code: .corrupt, message: dictionaryProblem)) }
         var report = StoreVerifyReport(log: log)
         if log.isIntact, let reader = try? StoreReader(directory: directory) {
             (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()

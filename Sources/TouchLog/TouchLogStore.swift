@@ -26,6 +26,8 @@ public final class TouchLogStore: Sendable {
     public let blockEvents: Int
     /// Nil when the store was opened read-only.
     private let writer: GroupCommitWriter?
+    /// Makes the writer's blocks in the log's format (nil when read-only).
+    let encoder: BlockEncoder?
     /// Readers for queries, one per query in flight.
     let readers: ReaderPool
     /// Wakes tails and watches when this store commits or changes a definition.
@@ -39,10 +41,19 @@ public final class TouchLogStore: Sendable {
         let layout = StoreLayout(root: directory)
         if create { try layout.create() } else { try layout.requireExisting() }
         let log = try storage { () throws(StorageError) in try LogWriter(directory: layout.log, lockPath: layout.lock, options: options) }
+        var dictionary = StoreDictionary()
+        if log.formatVersion >= 2 {
+            // The store-wide ids so far, from the log itself (after the writer removed any unfinished commit).
+            let reader = try StoreReader(directory: directory)
+            try reader.loadDictionary()
+            dictionary = reader.dictionary
+        }
+        let encoder = BlockEncoder(formatVersion: log.formatVersion, dictionary: dictionary)
         self.directory = directory
         self.recovery = log.recovery
         self.blockEvents = max(1, blockEvents)
-        self.writer = GroupCommitWriter(log)
+        self.encoder = encoder
+        self.writer = GroupCommitWriter(log, committed: { encoder.finished(committed: $0) })
         self.readers = ReaderPool(directory: directory)
     }
 
@@ -59,6 +70,7 @@ public final class TouchLogStore: Sendable {
         self.recovery = nil
         self.blockEvents = 65_536
         self.writer = nil
+        self.encoder = nil
         self.readers = ReaderPool(directory: directory)
         try readers.withReader { _ throws(TouchLogError) in }  // fails now, not at the first query, when the log is unreadable
     }
@@ -82,7 +94,8 @@ public final class TouchLogStore: Sendable {
     public func append(_ events: [Event]) async throws(TouchLogError) -> Range<UInt64> {
         // Each block's events are checked and interned into that block's own small tables, on all cores: no
         // store-sized string table is built (interning into one was most of the time, in cache misses).
-        let blocks: [RawBlock]
+        let encoder = try requireWriter().encoder
+        let blocks: [BlockEncoder.Pending]
         do {
             blocks = try Self.blocks(total: events.count, blockEvents: blockEvents) { range, scratch throws(EventValidationError) in
                 scratch.batch.removeAll()
@@ -93,7 +106,7 @@ public final class TouchLogStore: Sendable {
                         throw error
                     }
                 }
-                return EventBlockCodec.encode(scratch.batch, range: 0..<scratch.batch.count, scratch: &scratch.encode)
+                return encoder.prepare(scratch.batch, range: 0..<scratch.batch.count, scratch: &scratch.encode)
             }
         } catch {
             throw TouchLogError(code: .invalidInput, message: "nothing appended: \(error)")
@@ -104,17 +117,20 @@ public final class TouchLogStore: Sendable {
     /// Appends a batch in one atomic commit and returns its offsets once they are durable.
     @discardableResult
     public func append(_ batch: EventBatch) async throws(TouchLogError) -> Range<UInt64> {
-        try await append(Self.encode(batch, blockEvents: blockEvents))
+        let encoder = try requireWriter().encoder
+        return try await append(Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
+            encoder.prepare(batch, range: range, scratch: &scratch.encode)
+        })
     }
 
-    private func append(_ blocks: [RawBlock]) async throws(TouchLogError) -> Range<UInt64> {
-        let writer = try requireWriter()
+    private func append(_ blocks: [BlockEncoder.Pending]) async throws(TouchLogError) -> Range<UInt64> {
+        let (writer, encoder) = try requireWriter()
         if blocks.isEmpty {
             let end = writer.withWriter { $0.endOffset }
             return end..<end
         }
         do {
-            let offsets = try await writer.append(blocks)
+            let offsets = try await writer.append(sealing: { encoder.seal(blocks) })
             changes.signal()
             return offsets
         } catch {
@@ -122,18 +138,11 @@ public final class TouchLogStore: Sendable {
         }
     }
 
-    private func requireWriter() throws(TouchLogError) -> GroupCommitWriter {
-        guard let writer else {
+    func requireWriter() throws(TouchLogError) -> (writer: GroupCommitWriter, encoder: BlockEncoder) {
+        guard let writer, let encoder else {
             throw TouchLogError(code: .readOnly, message: "\(directory) was opened read-only; open it with TouchLogStore(directory:) to change it")
         }
-        return writer
-    }
-
-    /// Encodes and compresses `batch` as blocks of `blockEvents`, on all cores when there are several blocks.
-    static func encode(_ batch: EventBatch, blockEvents: Int) -> [RawBlock] {
-        Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
-            EventBlockCodec.encode(batch, range: range, scratch: &scratch.encode)
-        }
+        return (writer, encoder)
     }
 
     /// Per-thread memory for building blocks; `batch` only goes to the encoder, so it does not intern profiles.
@@ -142,23 +151,21 @@ public final class TouchLogStore: Sendable {
         var batch = EventBatch.forEncoding()
     }
 
-    /// Builds and compresses the blocks of `total` events, `blockEvents` to a block, on all cores when there are several:
+    /// Prepares the blocks of `total` events, `blockEvents` to a block, on all cores when there are several:
     /// `makeBlock` gets each block's range of events and its thread's scratch memory. Throws the error of the first
     /// block (in log order) that failed.
     static func blocks<E: Error>(
-        total: Int, blockEvents: Int, _ makeBlock: @Sendable (Range<Int>, inout BlockScratch) throws(E) -> RawBlock
-    ) throws(E) -> [RawBlock] {
+        total: Int, blockEvents: Int, _ makeBlock: @Sendable (Range<Int>, inout BlockScratch) throws(E) -> BlockEncoder.Pending
+    ) throws(E) -> [BlockEncoder.Pending] {
         let starts = Array(stride(from: 0, to: total, by: blockEvents))
-        let results = Mutex([Result<RawBlock, E>?](repeating: nil, count: starts.count))
+        let results = Mutex([Result<BlockEncoder.Pending, E>?](repeating: nil, count: starts.count))
         let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), starts.count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var scratch = BlockScratch()
             for k in stride(from: worker, to: starts.count, by: workers) {
-                let result: Result<RawBlock, E>
+                let result: Result<BlockEncoder.Pending, E>
                 do throws(E) {
-                    var block = try makeBlock(starts[k]..<min(starts[k] + blockEvents, total), &scratch)
-                    block.compress()
-                    result = .success(block)
+                    result = .success(try makeBlock(starts[k]..<min(starts[k] + blockEvents, total), &scratch))
                 } catch {
                     result = .failure(error)
                 }
@@ -166,7 +173,7 @@ public final class TouchLogStore: Sendable {
                 if case .failure = result { return }
             }
         }
-        var blocks: [RawBlock] = []
+        var blocks: [BlockEncoder.Pending] = []
         for result in results.withLock({ $0 }) {
             switch result {
             case .success(let block): blocks.append(block)
@@ -190,6 +197,6 @@ public final class TouchLogStore: Sendable {
     /// Runs `body` with the log writer to itself (bulk ingest, definition changes), then wakes tails and watches.
     func withLogWriter<T: Sendable>(_ body: (LogWriter) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
         defer { changes.signal() }
-        return try requireWriter().withWriter(body)
+        return try requireWriter().writer.withWriter(body)
     }
 }

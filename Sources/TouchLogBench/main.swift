@@ -11,6 +11,7 @@
 import Crypto
 import Glibc
 import TouchLog
+import TouchLogStorage
 
 func monotonicSeconds() -> Double {
     var now = timespec()
@@ -33,6 +34,11 @@ func fail(_ message: String) -> Never {
 let arguments = CommandLine.arguments
 guard arguments.count >= 3 else { fail("usage: touchlog-bench scan STORE | append STORE SCRATCH | query STORE QUERIES") }
 do {
+    if arguments[1] == "convert" {
+        guard arguments.count == 5, let version = UInt16(arguments[4]) else { fail("usage: touchlog-bench convert STORE TARGET VERSION") }
+        try await convert(source: arguments[2], target: arguments[3], version: version)
+        exit(0)
+    }
     if arguments[1] == "query" {
         guard arguments.count == 4 else { fail("usage: touchlog-bench query STORE QUERIES") }
         try await measureQueries(store: arguments[2], queries: arguments[3])
@@ -123,4 +129,19 @@ func measureQueries(store directory: String, queries path: String) async throws 
 extension String {
     var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
+
+/// Copies every event of `source` into a new store of format `version` at `target`, a commit per source block, and
+/// reports the time and the log's size.
+func convert(source: String, target: String, version: UInt16) async throws {
+    let reader = try StoreReader(directory: source)
+    _ = system("rm -rf '\(target)'")
+    let store = try TouchLogStore(directory: target, options: LogOptions(formatVersion: version), blockEvents: 65_536)
+    var batches: [EventBatch] = []
+    try reader.forEachBlock { block in batches.append(block.events) }
+    let start = monotonicSeconds()
+    for batch in batches { try await store.append(batch) }
+    let elapsed = monotonicSeconds() - start
+    store.close()
+    print("{\"events\":\(reader.endOffset),\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(reader.endOffset) / elapsed)}")
 }

@@ -1,40 +1,60 @@
-/// The fixed 136-byte header in front of every block's payload.
+/// The fixed 136-byte header in front of every block.
 ///
-/// The byte layout is documented in the `LogFormat` article of this module and pinned by a golden file in
-/// `Fixtures/format/`. All integers are little-endian.
+/// The byte layout is documented in the `LogFormat` article of this module and pinned by golden files in
+/// `Fixtures/format/`. All integers are little-endian. Two versions share one layout:
 ///
 /// | bytes | field |
 /// |---|---|
 /// | 0..<4 | magic `TLBK` |
-/// | 4..<6 | format version (1) |
-/// | 6 | codec (1 = LZ4 block) |
-/// | 7 | flags (bit 0: the last block of a commit) |
+/// | 4..<6 | format version (1 or 2) |
+/// | 6 | codec: version 1, 1 = the payload is one LZ4 block; version 2, 0 = stored as the writer gave it |
+/// | 7 | flags (bit 0: the last block of a commit; version 2, bit 1: the summary begins with commit metadata) |
 /// | 8..<16 | first offset |
 /// | 16..<20 | record count |
-/// | 20..<24 | stored (compressed) payload length |
-/// | 24..<28 | raw payload length |
-/// | 28..<32 | reserved, zero |
+/// | 20..<24 | stored length: the bytes after the header (version 2: summary, then body) |
+/// | 24..<28 | version 1: raw (decompressed) payload length; version 2: summary length |
+/// | 28..<32 | version 1: zero; version 2: summary check, the low 32 bits of XXH3-64 of the summary |
 /// | 32..<40, 40..<48 | min, max record time (ms) |
 /// | 48..<56, 56..<64 | min, max recorded time (ms) |
 /// | 64..<96 | hash of the previous block (zeros for the first block of the log) |
-/// | 96..<128 | block hash: SHA-256 of bytes 0..<96 followed by the stored payload |
+/// | 96..<128 | block hash: SHA-256 of bytes 0..<96 followed by the stored bytes |
 /// | 128..<136 | header check: the first 8 bytes of SHA-256 of bytes 0..<128 |
+///
+/// A version-2 block's *summary* is what the layer above says about the block (for touchlog events: which
+/// touchpoints and types it holds, when, and where each section of its body lies), kept apart from the body so
+/// that a reader can decide from it alone whether, and which part of, the block to read.
 public struct BlockHeader: Hashable, Sendable {
     public static let size = 136
     public static let magic: [UInt8] = Array("TLBK".utf8)
-    public static let formatVersion: UInt16 = 1
+    /// The newest format version this touchlog reads and writes; it reads every version from 1 on.
+    public static let formatVersion: UInt16 = 2
+    public static let supportedVersions: ClosedRange<UInt16> = 1...2
     public static let codecLZ4: UInt8 = 1
+    public static let codecStored: UInt8 = 0
     /// The largest raw payload a block may hold (64 MiB); larger claims are treated as damage.
     public static let maxPayloadLength = 64 << 20
+    /// The largest summary a version-2 block may have (1 MiB).
+    public static let maxSummaryLength = 1 << 20
     static let commitFlag: UInt8 = 1
+    static let metadataFlag: UInt8 = 2
 
+    /// The block's format version: 1 (an LZ4 payload) or 2 (a summary and a body, stored as given).
+    public var version: UInt16 = 1
     public var codec: UInt8 = BlockHeader.codecLZ4
     /// True on the last block of a commit; a reader serves no block after the last such block.
     public var isCommit: Bool
+    /// Version 2: the summary begins with the commit's metadata (a varint length, then the bytes).
+    public var hasMetadata = false
     public var firstOffset: UInt64
     public var count: UInt32
+    /// The bytes that follow the header: version 1, the compressed payload; version 2, the summary and the body.
     public var storedLength: UInt32
+    /// Version 1: the payload's length once decompressed. Version 2: the stored length (nothing is compressed here).
     public var rawLength: UInt32
+    /// Version 2: how many of the stored bytes are the summary (0 for version 1).
+    public var summaryLength: UInt32 = 0
+    /// Version 2: the low 32 bits of XXH3-64 of the summary.
+    public var summaryCheck: UInt32 = 0
     public var minTime: Int64
     public var maxTime: Int64
     public var minRecorded: Int64
@@ -50,14 +70,19 @@ public struct BlockHeader: Hashable, Sendable {
         var bytes = [UInt8]()
         bytes.reserveCapacity(BlockHeader.size)
         bytes.append(contentsOf: BlockHeader.magic)
-        bytes.appendLittleEndian(BlockHeader.formatVersion)
+        bytes.appendLittleEndian(version)
         bytes.append(codec)
-        bytes.append(isCommit ? BlockHeader.commitFlag : 0)
+        bytes.append((isCommit ? BlockHeader.commitFlag : 0) | (hasMetadata ? BlockHeader.metadataFlag : 0))
         bytes.appendLittleEndian(firstOffset)
         bytes.appendLittleEndian(count)
         bytes.appendLittleEndian(storedLength)
-        bytes.appendLittleEndian(rawLength)
-        bytes.appendLittleEndian(UInt32(0))
+        if version == 1 {
+            bytes.appendLittleEndian(rawLength)
+            bytes.appendLittleEndian(UInt32(0))
+        } else {
+            bytes.appendLittleEndian(summaryLength)
+            bytes.appendLittleEndian(summaryCheck)
+        }
         bytes.appendLittleEndian(minTime)
         bytes.appendLittleEndian(maxTime)
         bytes.appendLittleEndian(minRecorded)
@@ -66,15 +91,21 @@ public struct BlockHeader: Hashable, Sendable {
         return bytes
     }
 
-    /// Builds the header for `storedPayload`, computing the block hash and the header check.
+    /// Builds the header for `storedPayload` (version 2: the summary's first `summaryLength` bytes, then the body),
+    /// computing the summary check, the block hash and the header check.
     static func sealed(
-        isCommit: Bool, firstOffset: UInt64, count: UInt32, storedPayload: [UInt8], rawLength: Int,
-        minTime: Int64, maxTime: Int64, recorded: Int64, previousHash: BlockHash
+        version: UInt16, isCommit: Bool, hasMetadata: Bool = false, firstOffset: UInt64, count: UInt32, storedPayload: [UInt8],
+        rawLength: Int, summaryLength: Int = 0, minTime: Int64, maxTime: Int64, recorded: Int64, previousHash: BlockHash
     ) -> (header: BlockHeader, bytes: [UInt8]) {
         var header = BlockHeader(
-            isCommit: isCommit, firstOffset: firstOffset, count: count, storedLength: UInt32(storedPayload.count),
-            rawLength: UInt32(rawLength), minTime: minTime, maxTime: maxTime, minRecorded: recorded,
-            maxRecorded: recorded, previousHash: previousHash, hash: .zero)
+            version: version, codec: version == 1 ? codecLZ4 : codecStored, isCommit: isCommit, hasMetadata: hasMetadata,
+            firstOffset: firstOffset, count: count, storedLength: UInt32(storedPayload.count),
+            rawLength: UInt32(version == 1 ? rawLength : storedPayload.count), minTime: minTime, maxTime: maxTime,
+            minRecorded: recorded, maxRecorded: recorded, previousHash: previousHash, hash: .zero)
+        if version >= 2 {
+            header.summaryLength = UInt32(summaryLength)
+            header.summaryCheck = UInt32(truncatingIfNeeded: XXH3.hash(storedPayload[..<summaryLength]))
+        }
         var bytes = header.hashedPrefix()
         header.hash = BlockHash(bytes: Digest.sha256(bytes[...], storedPayload[...]))
         bytes.append(contentsOf: header.hash.bytes)
@@ -111,32 +142,62 @@ public struct BlockHeader: Hashable, Sendable {
         let check = Digest.sha256(b.prefix(128)).prefix(8)
         guard b.dropFirst(128).elementsEqual(check) else { return .failure(.badHeaderCheck) }
         let version: UInt16 = b.littleEndian(at: 4)
-        guard version == formatVersion else { return .failure(.unsupportedVersion(version)) }
+        guard supportedVersions.contains(version) else { return .failure(.unsupportedVersion(version)) }
         let codec = b[b.startIndex + 6]
-        guard codec == codecLZ4 else { return .failure(.unknownCodec(codec)) }
+        guard codec == (version == 1 ? codecLZ4 : codecStored) else { return .failure(.unknownCodec(codec)) }
         // The block hash is computed over the header as it is re-encoded, so bits this version does not know must be 0.
-        guard b[b.startIndex + 7] & ~commitFlag == 0 else { return .failure(.implausible("unknown flags \(b[b.startIndex + 7])")) }
-        guard b[(b.startIndex + 28)..<(b.startIndex + 32)].allSatisfy({ $0 == 0 }) else {
+        let flags = b[b.startIndex + 7]
+        guard flags & ~(version == 1 ? commitFlag : commitFlag | metadataFlag) == 0 else {
+            return .failure(.implausible("unknown flags \(flags)"))
+        }
+        if version == 1 && !b[(b.startIndex + 28)..<(b.startIndex + 32)].allSatisfy({ $0 == 0 }) {
             return .failure(.implausible("reserved bytes are not zero"))
         }
-        let header = BlockHeader(
+        let storedLength: UInt32 = b.littleEndian(at: 20)
+        var header = BlockHeader(
+            version: version,
             codec: codec,
-            isCommit: b[b.startIndex + 7] & commitFlag != 0,
+            isCommit: flags & commitFlag != 0,
+            hasMetadata: flags & metadataFlag != 0,
             firstOffset: b.littleEndian(at: 8),
             count: b.littleEndian(at: 16),
-            storedLength: b.littleEndian(at: 20),
-            rawLength: b.littleEndian(at: 24),
+            storedLength: storedLength,
+            rawLength: version == 1 ? b.littleEndian(at: 24) : storedLength,
             minTime: b.littleEndian(at: 32),
             maxTime: b.littleEndian(at: 40),
             minRecorded: b.littleEndian(at: 48),
             maxRecorded: b.littleEndian(at: 56),
             previousHash: BlockHash(bytes: Array(b[(b.startIndex + 64)..<(b.startIndex + 96)])),
             hash: BlockHash(bytes: Array(b[(b.startIndex + 96)..<(b.startIndex + 128)])))
+        if version >= 2 {
+            header.summaryLength = b.littleEndian(at: 24)
+            header.summaryCheck = b.littleEndian(at: 28)
+            if header.summaryLength > header.storedLength { return .failure(.implausible("a summary longer than the block")) }
+            if Int(header.summaryLength) > maxSummaryLength { return .failure(.implausible("a summary of \(header.summaryLength) bytes")) }
+            if header.hasMetadata && !header.isCommit { return .failure(.implausible("commit metadata on a block that ends no commit")) }
+        }
         if header.count == 0 { return .failure(.implausible("zero records")) }
         if Int(header.rawLength) > maxPayloadLength { return .failure(.implausible("payload of \(header.rawLength) bytes")) }
         if header.minTime > header.maxTime { return .failure(.implausible("min time after max time")) }
         if header.minRecorded > header.maxRecorded { return .failure(.implausible("min recorded after max recorded")) }
         return .success(header)
+    }
+
+    /// Where the commit metadata lies in the summary bytes of a block with ``hasMetadata`` (they begin with its
+    /// length, a varint); nil when the length runs past them. The block's own summary follows the metadata.
+    package static func metadataRange(inSummary summary: ArraySlice<UInt8>) -> Range<Int>? {
+        var length = 0
+        var shift = 0
+        var i = summary.startIndex
+        while true {
+            guard i < summary.endIndex, shift < 63 else { return nil }
+            length |= Int(summary[i] & 0x7f) << shift
+            shift += 7
+            i += 1
+            if summary[i - 1] & 0x80 == 0 { break }
+        }
+        guard length >= 0, length <= summary.endIndex - i else { return nil }
+        return i..<(i + length)
     }
 
     /// True when `storedPayload` is the payload this header was sealed with.
@@ -151,7 +212,7 @@ public struct BlockHeader: Hashable, Sendable {
 /// | bytes | field |
 /// |---|---|
 /// | 0..<4 | magic `TLOG` |
-/// | 4..<6 | format version (1) |
+/// | 4..<6 | format version (1 or 2): every block of the file has it |
 /// | 6..<8 | reserved, zero |
 /// | 8..<16 | offset of the file's first record (also its name) |
 /// | 16..<24 | reserved, zero |
@@ -160,10 +221,12 @@ public struct LogFileHeader: Hashable, Sendable {
     public static let size = 32
     public static let magic: [UInt8] = Array("TLOG".utf8)
     public var firstOffset: UInt64
+    /// The format version of the file's blocks.
+    public var version: UInt16 = BlockHeader.formatVersion
 
     func encoded() -> [UInt8] {
         var bytes = LogFileHeader.magic
-        bytes.appendLittleEndian(BlockHeader.formatVersion)
+        bytes.appendLittleEndian(version)
         bytes.appendLittleEndian(UInt16(0))
         bytes.appendLittleEndian(firstOffset)
         bytes.appendLittleEndian(UInt64(0))
@@ -174,10 +237,10 @@ public struct LogFileHeader: Hashable, Sendable {
     static func parse(_ bytes: [UInt8]) -> LogFileHeader? {
         guard bytes.count >= size, bytes.prefix(4).elementsEqual(magic),
             bytes[24..<32].elementsEqual(Digest.sha256(bytes[0..<24]).prefix(8)),
-            bytes.littleEndian(at: 4, as: UInt16.self) == BlockHeader.formatVersion,
+            BlockHeader.supportedVersions.contains(bytes.littleEndian(at: 4, as: UInt16.self)),
             bytes[6..<8].allSatisfy({ $0 == 0 }), bytes[16..<24].allSatisfy({ $0 == 0 })
         else { return nil }
-        return LogFileHeader(firstOffset: bytes.littleEndian(at: 8))
+        return LogFileHeader(firstOffset: bytes.littleEndian(at: 8), version: bytes.littleEndian(at: 4))
     }
 
     /// The file name for a log file whose first record has `offset`: 20 decimal digits and `.tlog`.

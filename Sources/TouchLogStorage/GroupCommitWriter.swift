@@ -10,7 +10,7 @@ public final class GroupCommitWriter: @unchecked Sendable {
     // Unchecked because `log` is a non-Sendable class: it is touched only inside `writerLock.withLock`,
     // which serializes every use across threads.
     private struct Pending {
-        var blocks: [RawBlock]
+        var blocks: @Sendable () throws -> [RawBlock]
         var continuation: CheckedContinuation<Range<UInt64>, any Error>
     }
 
@@ -23,17 +23,27 @@ public final class GroupCommitWriter: @unchecked Sendable {
     private let writerLock = Mutex(())
     private let queue = Mutex(Queue())
     private let commitQueue = DispatchQueue(label: "touchlog.group-commit")
+    private let committed: @Sendable (Bool) -> Void
 
-    /// Takes ownership of `writer`.
-    public init(_ writer: LogWriter) {
+    /// Takes ownership of `writer`. `committed` is told, with the writer held, whether each group commit succeeded
+    /// (for state that must follow the log, such as the store-wide ids that blocks made by ``append(sealing:)`` gave).
+    public init(_ writer: LogWriter, committed: @escaping @Sendable (Bool) -> Void = { _ in }) {
         self.log = writer
+        self.committed = committed
     }
 
     /// Appends `blocks` atomically and returns their offsets once they are durable.
     public func append(_ blocks: [RawBlock]) async throws -> Range<UInt64> {
+        try await append(sealing: { blocks })
+    }
+
+    /// Appends the blocks `seal` makes, atomically, and returns their offsets once they are durable. `seal` runs
+    /// with the writer held, in commit order, right before its blocks are written: blocks whose contents depend on
+    /// every block before them (format 2's store-wide ids) are made there.
+    public func append(sealing seal: @escaping @Sendable () throws -> [RawBlock]) async throws -> Range<UInt64> {
         try await withCheckedThrowingContinuation { continuation in
             let startFlush = queue.withLock { queue in
-                queue.pending.append(Pending(blocks: blocks, continuation: continuation))
+                queue.pending.append(Pending(blocks: seal, continuation: continuation))
                 defer { queue.flushing = true }
                 return !queue.flushing
             }
@@ -63,14 +73,14 @@ public final class GroupCommitWriter: @unchecked Sendable {
                 return group
             }
             if group.isEmpty { return }
-            let outcome: Result<[Range<UInt64>], StorageError> = withWriter { writer in
-                do throws(StorageError) {
+            let outcome: Result<[Range<UInt64>], any Error> = withWriter { writer in
+                do {
                     try writer.beginTransaction()
                     var ranges: [Range<UInt64>] = []
                     for item in group {
                         var lower: UInt64?
                         var upper: UInt64 = 0
-                        for block in item.blocks {
+                        for block in try item.blocks() {
                             let range = try writer.add(block)
                             lower = lower ?? range.lowerBound
                             upper = range.upperBound
@@ -78,9 +88,11 @@ public final class GroupCommitWriter: @unchecked Sendable {
                         ranges.append((lower ?? upper)..<upper)
                     }
                     try writer.commit()
+                    committed(true)
                     return .success(ranges)
                 } catch {
                     try? writer.rollback()
+                    committed(false)
                     return .failure(error)
                 }
             }

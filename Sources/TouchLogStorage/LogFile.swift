@@ -39,6 +39,8 @@ struct FileScan {
     var stop: (position: Int64, blockIndex: Int, reason: String)?
     /// The file's size when scanned.
     var size: Int64 = 0
+    /// The format version its header names (nil when the header was bad or the walk resumed past it).
+    var version: UInt16?
     /// True when bytes past `committedEnd` hold a later valid commit block: the stop is damage, not a torn tail.
     var committedDataAfterStop = false
     /// True when the stop cannot come from a torn write: a bad file header (files are created whole, by rename),
@@ -62,6 +64,8 @@ struct LogFileScanner {
     var checkLastCommit = false
     /// Continue a walk from this known-good point instead of the file start.
     var resume: (position: Int64, blockIndex: Int, nextOffset: UInt64, previousHash: BlockHash)?
+    /// With `resume`: the format version of the file (its blocks must have it).
+    var resumeVersion: UInt16?
 
     var path: String { directory + "/" + file.name }
 
@@ -82,6 +86,7 @@ struct LogFileScanner {
             if let resume {
                 (position, blockIndex, nextOffset, previous) = resume
                 result.committedEnd = position
+                result.version = resumeVersion
             } else {
                 let headerBytes = try handle.read(at: 0, count: LogFileHeader.size)
                 guard let fileHeader = LogFileHeader.parse(headerBytes) else {
@@ -96,6 +101,7 @@ struct LogFileScanner {
                     result.stopIsDamage = true
                     return result
                 }
+                result.version = fileHeader.version
             }
             var pending: [BlockLocation] = []
             while position < result.size {
@@ -108,6 +114,11 @@ struct LogFileScanner {
                 let end = position + Int64(BlockHeader.size) + Int64(header.storedLength)
                 if end > result.size {
                     result.stop = (position, blockIndex, "block cut short: needs \(end - position) bytes, file has \(result.size - position)")
+                    break
+                }
+                if let version = result.version, header.version != version {
+                    result.stop = (position, blockIndex, "a block of format \(header.version) in a log file of format \(version)")
+                    result.stopIsDamage = true
                     break
                 }
                 if header.firstOffset != nextOffset {

@@ -16,6 +16,8 @@ public final class LogReader {
     public private(set) var endOffset: UInt64 = 0
     /// Bytes past the last commit of the last file, not served.
     public private(set) var uncommittedTailBytes: Int64 = 0
+    /// The format version of the log's files (nil for a log without files yet).
+    public private(set) var formatVersion: UInt16?
 
     private let blockFiles: BlockFileReader
     /// The last block's stored bytes (kept to reuse the buffer).
@@ -51,6 +53,7 @@ public final class LogReader {
             let previous = blocks.last
             if let previous, previous.fileIndex == index {
                 scanner.resume = (previous.position + previous.length, previous.blockIndex + 1, previous.header.endOffset, previous.header.hash)
+                scanner.resumeVersion = previous.header.version
             }
             let scan = try scanner.scan(expectedOffset: previous?.header.endOffset ?? 0, previousHash: previous?.header.hash ?? .zero)
             let name = "log/" + files[index].name
@@ -60,6 +63,13 @@ public final class LogReader {
             if !isLast && scan.committedEnd != scan.size {
                 throw StorageError(code: .corrupt, message: "a sealed log file ends with an unfinished commit",
                                    location: .init(file: name, byte: scan.committedEnd))
+            }
+            if let version = scan.version {
+                if let known = formatVersion, known != version {
+                    throw StorageError(code: .corrupt, message: "a log file of format \(version) among files of format \(known)",
+                                       location: .init(file: name))
+                }
+                formatVersion = version
             }
             blocks.append(contentsOf: scan.committed)
             uncommittedTailBytes = max(0, scan.size - scan.committedEnd)
@@ -79,7 +89,8 @@ public final class LogReader {
         return low < blocks.count && blocks[low].header.firstOffset <= offset ? low : nil
     }
 
-    /// Reads a block's payload, checks it against the block hash and returns it decompressed.
+    /// Reads a block's payload, checks it against the block hash and returns it decompressed (format 2: the summary
+    /// and the body, commit metadata included, as stored).
     public func read(_ block: BlockLocation) throws(StorageError) -> [UInt8] {
         var payload: [UInt8] = []
         try read(block, into: &payload)
@@ -89,6 +100,32 @@ public final class LogReader {
     /// Reads a block's payload into `payload` (reusing its storage), checked against the block hash and decompressed.
     public func read(_ block: BlockLocation, into payload: inout [UInt8]) throws(StorageError) {
         try blockFiles.readPayload(block, stored: &stored, into: &payload, checkingHash: true)
+    }
+
+    /// Reads a format-2 block's summary (without commit metadata), checked against the header's summary check,
+    /// without reading its body.
+    public func summary(of block: BlockLocation) throws(StorageError) -> [UInt8] {
+        var summary: [UInt8] = []
+        try blockFiles.readSummary(block, into: &summary)
+        return summary
+    }
+
+    /// Reads a format-2 block's summary into `summary` (reusing its storage); see ``summary(of:)``.
+    public func readSummary(of block: BlockLocation, into summary: inout [UInt8]) throws(StorageError) {
+        try blockFiles.readSummary(block, into: &summary)
+    }
+
+    /// The metadata a format-2 commit carries (on its commit block), or nil.
+    public func metadata(of block: BlockLocation) throws(StorageError) -> [UInt8]? {
+        guard block.header.hasMetadata else { return nil }
+        var summary: [UInt8] = []
+        return try blockFiles.readSummary(block, into: &summary)
+    }
+
+    /// Reads `count` bytes at `start` of a format-2 block's body into `bytes` (reusing its storage), *unchecked*:
+    /// the caller checks them (touchlog's summaries carry a checksum of each section).
+    public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+        try blockFiles.readBody(block, at: start, count: count, into: &bytes)
     }
 
     /// The file, block and byte of `block`, for messages.
@@ -115,22 +152,16 @@ final class BlockFileReader {
     static let checksumMismatch = "block checksum mismatch"
 
     /// Reads the block's stored bytes into `stored`, checks them against the block hash when `checkingHash`, and
-    /// decompresses them into `raw` (both buffers are reused).
+    /// decompresses them into `raw` (both buffers are reused; format 2: `raw` gets the stored bytes as they are).
     func readPayload(_ block: BlockLocation, stored: inout [UInt8], into raw: inout [UInt8], checkingHash: Bool) throws(StorageError) {
-        let handle = try handle(for: block.fileIndex)
         let length = Int(block.header.storedLength)
-        stored.resize(to: length, filler: 0)
-        let got: Int
-        do {
-            got = try handle.read(at: block.position + Int64(BlockHeader.size), into: &stored)
-        } catch {
-            throw StorageError(code: .io, message: "cannot read a block", location: location(of: block), cause: error)
-        }
-        guard got == length else {
-            throw StorageError(code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
-        }
+        try readStored(block, at: 0, count: length, into: &stored)
         if checkingHash && !block.header.matches(storedPayload: stored[...]) {
             throw StorageError(code: .corrupt, message: Self.checksumMismatch, location: location(of: block))
+        }
+        if block.header.version >= 2 {
+            swap(&raw, &stored)
+            return
         }
         raw.resize(to: Int(block.header.rawLength), filler: 0)
         let ok = stored.withUnsafeBytes { source in raw.withUnsafeMutableBytes { LZ4.decompress(source, into: $0) } }
@@ -138,6 +169,49 @@ final class BlockFileReader {
             throw StorageError(code: .corrupt, message: "block payload does not decompress to its stated \(block.header.rawLength) bytes",
                                location: location(of: block))
         }
+    }
+
+    /// Reads `count` of the block's stored bytes from `start` (after its header) into `bytes`.
+    private func readStored(_ block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+        let handle = try handle(for: block.fileIndex)
+        bytes.resize(to: count, filler: 0)
+        let got: Int
+        do {
+            got = try handle.read(at: block.position + Int64(BlockHeader.size + start), into: &bytes)
+        } catch {
+            throw StorageError(code: .io, message: "cannot read a block", location: location(of: block), cause: error)
+        }
+        guard got == count else {
+            throw StorageError(code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
+        }
+    }
+
+    /// Reads a format-2 block's summary into `summary`, checked against the header's summary check; returns the
+    /// commit metadata in front of it, if any.
+    @discardableResult
+    func readSummary(_ block: BlockLocation, into summary: inout [UInt8]) throws(StorageError) -> [UInt8]? {
+        precondition(block.header.version >= 2, "format-1 blocks have no summary")
+        try readStored(block, at: 0, count: Int(block.header.summaryLength), into: &summary)
+        guard UInt32(truncatingIfNeeded: XXH3.hash(summary[...])) == block.header.summaryCheck else {
+            throw StorageError(code: .corrupt, message: "block summary checksum mismatch", location: location(of: block))
+        }
+        guard block.header.hasMetadata else { return nil }
+        guard let metadata = BlockHeader.metadataRange(inSummary: summary[...]) else {
+            throw StorageError(code: .corrupt, message: "commit metadata runs past its summary", location: location(of: block))
+        }
+        let bytes = Array(summary[metadata])
+        summary.removeSubrange(0..<metadata.upperBound)
+        return bytes
+    }
+
+    /// Reads `count` bytes at `start` of a format-2 block's body.
+    func readBody(_ block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+        let summary = Int(block.header.summaryLength)
+        guard start >= 0, count >= 0, start + count <= Int(block.header.storedLength) - summary else {
+            throw StorageError(code: .corrupt, message: "a read of body bytes \(start)..<\(start + count) past the block's end",
+                               location: location(of: block))
+        }
+        try readStored(block, at: summary + start, count: count, into: &bytes)
     }
 
     func location(of block: BlockLocation) -> StorageError.Location {

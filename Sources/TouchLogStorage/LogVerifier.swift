@@ -26,7 +26,8 @@ public struct VerifyReport: Sendable {
 /// Unlike a reader it does not stop at the first problem: after damage it searches forward for the next
 /// valid block and goes on, so that one report names every damaged place.
 public enum LogVerifier {
-    /// Checks one decompressed payload against its header; returns what is wrong, or nil.
+    /// Checks one decompressed payload (format 2: the stored bytes, commit metadata and summary in front) against its
+    /// header; returns what is wrong, or nil.
     public typealias PayloadCheck = (BlockHeader, [UInt8]) -> String?
 
     /// Verifies the log in `directory`. Payloads are checked on every core: `makePayloadCheck` is called once per
@@ -54,6 +55,7 @@ public enum LogVerifier {
         var expectedOffset: UInt64 = 0
         var previous = BlockHash.zero
         var lastRecorded = Int64.min
+        var version: UInt16?
         if files.isEmpty {
             report.problems.append(StorageError(code: .corrupt, message: "the log has no files"))
         }
@@ -65,6 +67,13 @@ public enum LogVerifier {
             // goes and so tells damage from a torn tail exactly as a reader and the writer do.
             let quick = try LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: false)
                 .scan(expectedOffset: expectedOffset, previousHash: previous)
+            if let fileVersion = quick.version {
+                if let version, version != fileVersion {
+                    report.problems.append(StorageError(code: .corrupt, message: "a log file of format \(fileVersion) among files of format \(version)",
+                                                        location: .init(file: name)))
+                }
+                version = version ?? fileVersion
+            }
             var quickProblems: [StorageError?]?
             if quick.stop == nil {
                 let problems = checkPayloads(quick.committed, directory: directory, files: files, hashes: true, makePayloadCheck)
@@ -137,6 +146,12 @@ public enum LogVerifier {
                 let block = blocks[k]
                 do throws(StorageError) {
                     try reader.readPayload(block, stored: &stored, into: &raw, checkingHash: hashes)
+                    let summaryLength = Int(block.header.summaryLength)
+                    if block.header.version >= 2
+                        && UInt32(truncatingIfNeeded: XXH3.hash(raw[..<summaryLength])) != block.header.summaryCheck
+                    {
+                        throw StorageError(code: .corrupt, message: "block summary checksum mismatch", location: reader.location(of: block))
+                    }
                     if let problem = checkPayload(block.header, raw) {
                         let error = StorageError(code: .corrupt, message: problem, location: reader.location(of: block))
                         results.withLock { $0[k] = error }

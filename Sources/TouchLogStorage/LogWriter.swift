@@ -6,19 +6,33 @@ public struct LogOptions: Sendable {
     public var rollSize: Int64
     /// The source of recorded times, in milliseconds since the epoch (tests pass a fake clock).
     public var clock: @Sendable () -> Int64
+    /// The format version of a log this writer creates; an existing log keeps the version it has.
+    public var formatVersion: UInt16
 
-    public init(rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock) {
+    /// The format new logs get unless asked otherwise: 1, until queries read format 2's groups directly.
+    public static let defaultFormatVersion: UInt16 = 1
+
+    public init(rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock,
+                formatVersion: UInt16 = LogOptions.defaultFormatVersion) {
         self.rollSize = rollSize
         self.clock = clock
+        self.formatVersion = formatVersion
     }
 
     /// The real-time clock in milliseconds since the epoch.
     public static let systemClock: @Sendable () -> Int64 = { SystemFile.nowMilliseconds() }
 }
 
-/// The uncompressed payload of one block and what its header must say about it.
+/// The contents of one block and what its header must say about them.
+///
+/// A format-1 block is an uncompressed payload that the writer compresses with LZ4; a format-2 block is a summary
+/// and a body, stored as given (the layer above compresses what is worth compressing, section by section, so that
+/// readers can read sections on their own).
 public struct RawBlock: Sendable {
+    /// Format 1: the uncompressed payload. Format 2: the body.
     public var payload: [UInt8] { didSet { compressed = nil } }
+    /// Format 2: the summary (nil: a format-1 block).
+    public var summary: [UInt8]?
     public var count: Int
     public var minTime: Int64
     public var maxTime: Int64
@@ -26,6 +40,7 @@ public struct RawBlock: Sendable {
     /// so that callers can compress blocks on several threads.
     public private(set) var compressed: [UInt8]?
 
+    /// A format-1 block: `payload` is compressed with LZ4 when written.
     public init(payload: [UInt8], count: Int, minTime: Int64, maxTime: Int64) {
         self.payload = payload
         self.count = count
@@ -33,9 +48,40 @@ public struct RawBlock: Sendable {
         self.maxTime = maxTime
     }
 
-    /// Compresses the payload now.
+    /// A format-2 block: `summary` and `body` are stored as they are.
+    public init(summary: [UInt8], body: [UInt8], count: Int, minTime: Int64, maxTime: Int64) {
+        self.payload = body
+        self.summary = summary
+        self.count = count
+        self.minTime = minTime
+        self.maxTime = maxTime
+    }
+
+    /// The format version of the block.
+    public var version: UInt16 { summary == nil ? 1 : 2 }
+
+    /// Compresses a format-1 payload now (a format-2 block needs nothing).
     public mutating func compress() {
-        if compressed == nil { compressed = LZ4.compress(payload) }
+        if compressed == nil && summary == nil { compressed = LZ4.compress(payload) }
+    }
+
+    /// The bytes that follow the block's header, with `metadata` (format 2, a commit block) in front of the summary.
+    func stored(metadata: [UInt8]?) -> (bytes: [UInt8], summaryLength: Int) {
+        guard let summary else { return (compressed ?? LZ4.compress(payload), 0) }
+        var bytes: [UInt8] = []
+        if let metadata {
+            var n = UInt64(metadata.count)
+            while n >= 0x80 {
+                bytes.append(UInt8(truncatingIfNeeded: n) | 0x80)
+                n >>= 7
+            }
+            bytes.append(UInt8(n))
+            bytes.append(contentsOf: metadata)
+        }
+        bytes.append(contentsOf: summary)
+        let summaryLength = bytes.count
+        bytes.append(contentsOf: payload)
+        return (bytes, summaryLength)
     }
 }
 
@@ -83,6 +129,8 @@ public final class LogWriter {
     public private(set) var headHash: BlockHash
     /// The recorded time of the last commit.
     public private(set) var lastRecorded: Int64
+    /// The format version of the log's blocks: the version of its files, or ``LogOptions/formatVersion`` for a new log.
+    public let formatVersion: UInt16
     /// How many times the writer has called fsync on a log file.
     public private(set) var syncCount = 0
 
@@ -101,8 +149,9 @@ public final class LogWriter {
         var writeOffset: UInt64
         var previousHash: BlockHash
         var assignOffset: UInt64
-        var held: (stored: [UInt8], block: RawBlock)?
+        var held: RawBlock?
         var written = 0
+        var metadata: [UInt8]?
     }
 
     /// Opens (creating if needed) the log in `directory`, locking `lockPath` for this process.
@@ -118,8 +167,9 @@ public final class LogWriter {
             }
             var files = try Self.wrap("list the log directory", LogFile.list(in: directory))
             if files.isEmpty {
-                files = [try Self.createFile(directory: directory, firstOffset: 0)]
+                files = [try Self.createFile(directory: directory, firstOffset: 0, version: options.formatVersion)]
             }
+            var version: UInt16?
             var expectedOffset: UInt64 = 0
             var previous = BlockHash.zero
             var lastRecorded: Int64 = .min
@@ -128,6 +178,13 @@ public final class LogWriter {
                 let isLast = index == files.count - 1
                 let scanner = LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: isLast)
                 let scan = try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
+                if let fileVersion = scan.version {
+                    if let version, version != fileVersion {
+                        throw StorageError(code: .corrupt, message: "a log file of format \(fileVersion) among files of format \(version)",
+                                           location: .init(file: "log/" + file.name))
+                    }
+                    version = fileVersion
+                }
                 if let last = scan.committed.last {
                     expectedOffset = last.header.endOffset
                     previous = last.header.hash
@@ -160,6 +217,7 @@ public final class LogWriter {
             self.endOffset = expectedOffset
             self.headHash = previous
             self.lastRecorded = lastRecorded
+            self.formatVersion = version ?? options.formatVersion
             self.recovery = recovery
             if let recovery {
                 try Self.wrap("remove a torn tail", handle.truncate(to: recovery.position))
@@ -200,16 +258,31 @@ public final class LogWriter {
         }
     }
 
-    /// Starts a commit. Its recorded time is fixed now: the clock, but never earlier than the previous commit's.
-    public func beginTransaction() throws(StorageError) {
+    /// Starts a commit. Its recorded time is fixed now: `recorded` when given (a time from elsewhere, such as the
+    /// message that carried the events; it may not be earlier than the previous commit's), else the clock, but never
+    /// earlier than the previous commit's. `metadata` (format 2 only, at most 64 KiB) is kept with the commit, for
+    /// instance the source and sequence number it applied; ``LogReader/metadata(of:)`` reads it back.
+    public func beginTransaction(recorded: Int64? = nil, metadata: [UInt8]? = nil) throws(StorageError) {
         try checkUsable()
         precondition(transaction == nil, "a transaction is already open")
+        if let recorded, recorded < lastRecorded {
+            throw StorageError(code: .invalidArgument,
+                               message: "recorded time \(recorded) is earlier than the previous commit's (\(lastRecorded)); recorded times never decrease")
+        }
+        if let metadata {
+            guard formatVersion >= 2 else {
+                throw StorageError(code: .invalidArgument, message: "commit metadata needs a log of format 2 (this one is format \(formatVersion))")
+            }
+            guard metadata.count <= 64 << 10 else {
+                throw StorageError(code: .invalidArgument, message: "commit metadata is at most 64 KiB, not \(metadata.count) bytes")
+            }
+        }
         if activeSize >= options.rollSize && activeSize > Int64(LogFileHeader.size) {
             try roll()
         }
         transaction = Transaction(
-            startPosition: activeSize, startOffset: endOffset, recorded: max(options.clock(), lastRecorded),
-            position: activeSize, writeOffset: endOffset, previousHash: headHash, assignOffset: endOffset)
+            startPosition: activeSize, startOffset: endOffset, recorded: recorded ?? max(options.clock(), lastRecorded),
+            position: activeSize, writeOffset: endOffset, previousHash: headHash, assignOffset: endOffset, metadata: metadata)
     }
 
     /// Adds a block to the open commit and returns the offsets its records will have.
@@ -222,16 +295,24 @@ public final class LogWriter {
         guard block.count > 0, block.count <= Int(UInt32.max) else {
             throw StorageError(code: .invalidArgument, message: "a block holds 1 to \(UInt32.max) records, not \(block.count)")
         }
+        guard block.version == formatVersion else {
+            throw StorageError(code: .invalidArgument, message: "a block of format \(block.version) cannot go into a log of format \(formatVersion)")
+        }
         guard block.payload.count <= BlockHeader.maxPayloadLength else {
             throw StorageError(code: .invalidArgument, message: "a block payload is at most \(BlockHeader.maxPayloadLength) bytes")
+        }
+        guard (block.summary?.count ?? 0) + 65_546 <= BlockHeader.maxSummaryLength else {
+            throw StorageError(code: .invalidArgument, message: "a block summary is at most \(BlockHeader.maxSummaryLength - 65_546) bytes")
         }
         guard block.minTime <= block.maxTime else {
             throw StorageError(code: .invalidArgument, message: "a block's min time is after its max time")
         }
         if let held = tx.held {
-            try write(held.stored, held.block, commit: false, into: &tx)
+            try write(held, commit: false, into: &tx)
         }
-        tx.held = (block.compressed ?? LZ4.compress(block.payload), block)
+        var block = block
+        block.compress()
+        tx.held = block
         let range = tx.assignOffset..<(tx.assignOffset + UInt64(block.count))
         tx.assignOffset = range.upperBound
         transaction = tx
@@ -251,7 +332,7 @@ public final class LogWriter {
             return endOffset..<endOffset
         }
         if tx.written > 0 { try sync() }
-        try write(held.stored, held.block, commit: true, into: &tx)
+        try write(held, commit: true, into: &tx)
         try sync()
         transaction = nil
         activeSize = tx.position
@@ -272,11 +353,13 @@ public final class LogWriter {
         }
     }
 
-    private func write(_ stored: [UInt8], _ block: RawBlock, commit: Bool, into tx: inout Transaction) throws(StorageError) {
+    private func write(_ block: RawBlock, commit: Bool, into tx: inout Transaction) throws(StorageError) {
+        let metadata = commit ? tx.metadata : nil
+        let (stored, summaryLength) = block.stored(metadata: metadata)
         let (header, headerBytes) = BlockHeader.sealed(
-            isCommit: commit, firstOffset: tx.writeOffset, count: UInt32(block.count), storedPayload: stored,
-            rawLength: block.payload.count, minTime: block.minTime, maxTime: block.maxTime, recorded: tx.recorded,
-            previousHash: tx.previousHash)
+            version: block.version, isCommit: commit, hasMetadata: metadata != nil, firstOffset: tx.writeOffset,
+            count: UInt32(block.count), storedPayload: stored, rawLength: block.payload.count, summaryLength: summaryLength,
+            minTime: block.minTime, maxTime: block.maxTime, recorded: tx.recorded, previousHash: tx.previousHash)
         do {
             try activeFile.write(headerBytes + stored, at: tx.position)
         } catch {
@@ -299,7 +382,7 @@ public final class LogWriter {
     private func roll() throws(StorageError) {
         // Like a failed fsync, a failed roll stops the writer: what reached the directory is only known after a reopen.
         let file: LogFile
-        do { file = try Self.createFile(directory: directory, firstOffset: endOffset) } catch { throw fail(error) }
+        do { file = try Self.createFile(directory: directory, firstOffset: endOffset, version: formatVersion) } catch { throw fail(error) }
         do {
             let handle = try SystemFile.open(directory + "/" + file.name, .readWrite)
             activeFile.close()
@@ -325,7 +408,7 @@ public final class LogWriter {
     }
 
     /// Creates an empty log file (just its header), durable together with its directory entry.
-    private static func createFile(directory: String, firstOffset: UInt64) throws(StorageError) -> LogFile {
+    private static func createFile(directory: String, firstOffset: UInt64, version: UInt16) throws(StorageError) -> LogFile {
         let name = LogFileHeader.fileName(firstOffset: firstOffset)
         let path = directory + "/" + name
         let temporary = path + ".new"
@@ -333,7 +416,7 @@ public final class LogWriter {
             let handle = try SystemFile.open(temporary, .createReadWrite)
             defer { handle.close() }
             try handle.truncate(to: 0)
-            try handle.write(LogFileHeader(firstOffset: firstOffset).encoded(), at: 0)
+            try handle.write(LogFileHeader(firstOffset: firstOffset, version: version).encoded(), at: 0)
             try handle.sync()
             try SystemFile.rename(temporary, path)
             try SystemFile.syncDirectory(directory)

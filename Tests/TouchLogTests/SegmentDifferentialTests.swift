@@ -17,11 +17,12 @@ import Foundation
     }
 
     /// Events appended in 8 commits, each recorded an hour after the last; event times are not in log order.
-    static func dataset(seed: UInt64, store directory: String) async throws -> Dataset {
+    static func dataset(seed: UInt64, store directory: String, formatVersion: UInt16 = 1) async throws -> Dataset {
         var random = TestRandom(seed: seed)
         let profiles = (0..<50).map { "p-\($0)" } + ["é-1", "Z-2", "p", "p-1-x"]
         let clock = ManualClock()
-        let store = try TouchLogStore(directory: directory, options: LogOptions(clock: { clock.read() }), blockEvents: 64)
+        let store = try TouchLogStore(directory: directory, options: LogOptions(clock: { clock.read() }, formatVersion: formatVersion),
+                                      blockEvents: 64)
         var data = Dataset()
         for commit in 0..<8 {
             let recorded = start + span + Int64(commit) * 3_600_000
@@ -179,6 +180,38 @@ import Foundation
         } else {
             #expect(fromSnapshot == fromMemory)
         }
+    }
+
+    /// Format 2 answers from its (touchpoint, type) groups, never from projections: the same random cases.
+    @Test(arguments: [UInt64(11), 12, 13, 14])
+    func formatTwoAnswersEqualThePlainSQLEvaluation(seed: UInt64) async throws {
+        let dir = TemporaryDirectory()
+        let data = try await Self.dataset(seed: seed, store: dir.path + "/s", formatVersion: 2)
+        let reference = SQLiteReference(events: data.events)
+        let reader = try StoreReader(directory: dir.path + "/s")
+        #expect(reader.formatVersion == 2)
+        var random = TestRandom(seed: seed &* 1_000_003)
+        var cases = 0
+        var nonEmpty = 0
+        for index in 0..<60 {
+            let definition = Self.randomDefinition(&random, index: index)
+            for _ in 0..<30 {
+                let time = Self.randomQueryTime(&random, data)
+                let engine = try reader.members(of: definition, at: time)
+                let sql = reference.members(definition, at: time)
+                #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
+                cases += 1
+                if !sql.isEmpty { nonEmpty += 1 }
+                if cases % 6 == 0 {
+                    let profile = data.events[random.below(data.events.count)].event.profile
+                    let explanation = try reader.explain(definition, profile: profile, at: time)
+                    #expect(explanation.isMember == engine.contains(profile), "explain disagrees for \(profile) in \(definition.json)")
+                }
+                if engine != sql { return }
+            }
+        }
+        #expect(cases == 1_800)
+        #expect(nonEmpty > cases / 4, "random segments should often have members (\(nonEmpty) of \(cases))")
     }
 
     @Test func deletingOrDamagingSnapshotsChangesNoAnswer() async throws {

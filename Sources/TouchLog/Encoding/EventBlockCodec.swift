@@ -30,6 +30,7 @@ enum EventBlockCodec {
         var localOf: [Int32] = []
         var positions: [UInt32] = []
         var entries: [UInt8] = []
+        var sorted = StringTable()
     }
 
     static func encode(_ batch: EventBatch, range: Range<Int>, scratch: inout EncodeScratch) -> RawBlock {
@@ -66,13 +67,48 @@ enum EventBlockCodec {
     /// Writes the dictionary of the strings a block's events use (`ids`: each event's id in `table`; `none`: the id
     /// that stands for no string, for touchpoints 0 with id i + 1 for string i), sorted and front-coded, and returns
     /// each event's position in it (for `none` events 0, and the others position + 1) and the dictionary's size.
-    /// `table` may hold a string more than once (a batch built without interning): equal strings become one entry.
+    private static func writeDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
+                                        into out: inout ByteWriter) -> (positions: [UInt32], count: Int) {
+        var sorted = StringTable()
+        swap(&sorted, &scratch.sorted)
+        defer { swap(&sorted, &scratch.sorted) }
+        let positions = localDictionary(table, ids: ids, none: none, scratch: &scratch, into: &sorted)
+        var entries = ByteWriter()
+        swap(&entries.bytes, &scratch.entries)
+        entries.bytes.removeAll(keepingCapacity: true)
+        frontCode(sorted, into: &entries)
+        out.varint(sorted.count)
+        out.raw(entries.bytes)
+        swap(&entries.bytes, &scratch.entries)
+        return (positions, sorted.count)
+    }
+
+    /// Writes the strings of `table` (distinct, in ascending byte order) front-coded: for each, the bytes it shares
+    /// with the one before (varint), its suffix length (varint) and the suffix.
+    static func frontCode(_ table: StringTable, from first: Int = 0, into out: inout ByteWriter) {
+        table.bytes.withUnsafeBytes { all in
+            var previous = UnsafeRawBufferPointer(start: nil, count: 0)
+            for id in first..<table.count {
+                let current = UnsafeRawBufferPointer(rebasing: all[table.range(id)])
+                let shared = commonPrefixLength(previous, current)
+                out.varint(shared)
+                out.varint(current.count - shared)
+                out.raw(UnsafeRawBufferPointer(rebasing: current[shared...]))
+                previous = current
+            }
+        }
+    }
+
+    /// Fills `sorted` with the distinct strings a block's events use (`ids`: each event's id in `table`; `none`: the
+    /// id that stands for no string, for touchpoints 0 with id i + 1 for string i), in ascending byte order, and
+    /// returns each event's index in it (for `none` events 0, and with `none` the others index + 1). `table` may hold
+    /// a string more than once (a batch built without interning): equal strings become one entry.
     ///
     /// A block uses a scattered few of a big batch's strings: the events are first sorted by id, so that the batch's
     /// table is read in ascending order, once per string, and the strings are copied into `scratch.strings`
-    /// (compact), sorted by bytes and front-coded there.
-    private static func writeDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
-                                        into out: inout ByteWriter) -> (positions: [UInt32], count: Int) {
+    /// (compact), then sorted by bytes there.
+    static func localDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
+                                into sorted: inout StringTable) -> [UInt32] {
         let n = ids.count
         scratch.keys.removeAll(keepingCapacity: true)
         scratch.keys.append(contentsOf: ids.lazy.map { UInt64($0) })
@@ -111,40 +147,31 @@ enum EventBlockCodec {
         var order = Array(0..<scratch.strings.count)
         scratch.strings.sortByBytes(&order)
         var rank = [UInt32](repeating: 0, count: order.count)
-        var entries = ByteWriter()
-        swap(&entries.bytes, &scratch.entries)
-        entries.bytes.removeAll(keepingCapacity: true)
-        var written = 0
+        sorted.removeAll()
         scratch.strings.bytes.withUnsafeBytes { all in
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
             for local in order {
                 let current = UnsafeRawBufferPointer(rebasing: all[scratch.strings.range(local)])
-                let shared = commonPrefixLength(previous, current)
-                if written > 0 && shared == current.count && shared == previous.count {
-                    rank[local] = UInt32(written - 1 + offset)  // the entry before, under another id
+                if sorted.count > 0 && previous.count == current.count && commonPrefixLength(previous, current) == current.count {
+                    rank[local] = UInt32(sorted.count - 1 + offset)  // the entry before, under another id
                     continue
                 }
-                rank[local] = UInt32(written + offset)
-                entries.varint(shared)
-                entries.varint(current.count - shared)
-                entries.raw(UnsafeRawBufferPointer(rebasing: current[shared...]))
+                rank[local] = UInt32(sorted.count + offset)
+                sorted.append(current)
                 previous = current
-                written += 1
             }
         }
-        out.varint(written)
-        out.raw(entries.bytes)
-        swap(&entries.bytes, &scratch.entries)
+        sorted.markSorted()
         var positions: [UInt32] = []
         swap(&positions, &scratch.positions)
         positions.removeAll(keepingCapacity: true)
         positions.append(contentsOf: scratch.localOf.lazy.map { $0 < 0 ? 0 : rank[Int($0)] })
-        return (positions, written)
+        return positions
     }
 
     /// How many leading bytes `a` and `b` share, compared 8 at a time.
     @inline(__always)
-    private static func commonPrefixLength(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
+    static func commonPrefixLength(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Int {
         let limit = min(a.count, b.count)
         var n = 0
         while n + 8 <= limit {

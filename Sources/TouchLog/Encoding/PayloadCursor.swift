@@ -131,3 +131,13 @@ struct PayloadCursor {
         return largest
     }
 }
+
+extension Array where Element == UInt8 {
+    /// `withUnsafeBytes` for a body that throws only ``DecodeError`` (the standard one's `rethrows` loses the type).
+    func withDecodedBytes<R>(_ body: (UnsafeRawBufferPointer) throws(DecodeError) -> R) throws(DecodeError) -> R {
+        let result: Result<R, DecodeError> = withUnsafeBytes { raw in
+            do throws(DecodeError) { return .success(try body(raw)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}

@@ -84,10 +84,29 @@ public struct StringTable: Sendable {
         return key
     }
 
-    /// Appends a string without looking for an equal one.
+    /// Appends a string without looking for an equal one (a hash index, if any, is dropped: the next
+    /// ``intern(_:)`` rebuilds it over every string).
     mutating func append<C: Collection>(_ string: C) where C.Element == UInt8 {
+        if !slots.isEmpty { slots = [] }
+        appendUnindexed(string)
+    }
+
+    @inline(__always)
+    private mutating func appendUnindexed<C: Collection>(_ string: C) where C.Element == UInt8 {
         bytes.append(contentsOf: string)
         ends.append(UInt32(bytes.count))
+    }
+
+    /// Removes the strings from `count` on (the hash index is rebuilt by the next ``intern(_:)``).
+    mutating func truncate(to count: Int) {
+        guard count < self.count else { return }
+        ends.removeSubrange(count...)
+        bytes.removeSubrange((ends.last.map(Int.init) ?? 0)...)
+        slots = []
+        if sortedCount > count {
+            sortedCount = count
+            sortedKeys = []
+        }
     }
 
     /// The id of `string`, adding it when new.
@@ -120,7 +139,7 @@ public struct StringTable: Sendable {
             if holds(entry, string, tag: tag, prefix: prefix) { return entry.id1 - 1 }
             slot = (slot + 1) & mask
         }
-        append(string)
+        appendUnindexed(string)
         slots[slot] = Slot(id1: UInt32(count), tag: tag, prefix: prefix)
         return UInt32(count - 1)
     }

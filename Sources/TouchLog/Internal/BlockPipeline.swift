@@ -12,6 +12,7 @@ final class BlockPipeline: @unchecked Sendable {
     // @unchecked: `writer` is touched only on `queue` between init and finish() (finish waits for the queue), and
     // the rest of the state is behind `state`.
     private let writer: LogWriter
+    private let encoder: BlockEncoder
     private let queue = DispatchQueue(label: "touchlog.ingest.blocks")
     private let slots = DispatchSemaphore(value: 2)
     private let state = Mutex<State>(State())
@@ -21,8 +22,9 @@ final class BlockPipeline: @unchecked Sendable {
         var spare: [EventBatch] = []
     }
 
-    init(writer: LogWriter) {
+    init(writer: LogWriter, encoder: BlockEncoder) {
         self.writer = writer
+        self.encoder = encoder
     }
 
     /// Queues `batch` to become a block; returns an empty batch (with storage to reuse) for the next events.
@@ -33,9 +35,10 @@ final class BlockPipeline: @unchecked Sendable {
             defer { slots.signal() }
             guard state.withLock({ $0.failure == nil }) else { return }
             do throws(StorageError) {
-                var block = EventBlockCodec.encode(batch, range: 0..<batch.count)
-                block.compress()
-                _ = try writer.add(block)
+                var scratch = EventBlockCodec.EncodeScratch()
+                for block in encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
+                    _ = try writer.add(block)
+                }
             } catch {
                 state.withLock { $0.failure = $0.failure ?? error }
             }

@@ -190,6 +190,7 @@ extension StoreReader {
     /// are all after T are skipped by their headers, and reading stops at the first block recorded after K
     /// (recorded time never decreases along the log).
     public func members(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
+        if formatVersion >= 2 { return try groupedMembers(of: definition, at: time) }
         let segment = CompiledSegment(definition, at: time)
         var report = QueryReport()
         var projection = startingProjection(definition, at: time, report: &report)

@@ -1,0 +1,296 @@
+import TouchLogStorage
+
+/// The format-2 encoding of a block's events: grouped by (touchpoint, type), each group in (time, position) order,
+/// profiles and touchpoints named by their store-wide ids (``StoreDictionary``), with a ``BlockSummary`` in front
+/// that says where every group's part of every section lies.
+///
+/// A rule on one touchpoint reads its groups' times and profiles and nothing else; a query at T reads of a later
+/// block only the beginning of each group (its events at or before T, the late ones); a window [from, to] is one
+/// contiguous run of each group.
+///
+/// Body sections, in order (each stored as is, or as one LZ4 block when that saves an eighth or more):
+/// 1. new profiles: the profiles the block introduces, in ascending byte order, front-coded (bytes shared with the
+///    previous string, varint; suffix length, varint; suffix)
+/// 2. new touchpoints: the touchpoints it introduces, the same way (apart, so that a query can read the store's few
+///    touchpoints without its many profiles)
+/// 3. times: per group, the difference of each event's time from the previous one's (varints; the first event's
+///    time is the group's min time, so it is not written)
+/// 4. profiles: per event in grouped order, its profile id − the summary's base, in the summary's bit width,
+///    packed least significant bit first
+/// 5. positions: per group, each event's position in the block (its offset − the block's first offset): the
+///    first as a varint, the others as zigzag varint differences from the one before
+/// 6. values: per group with values, a bitmap of which of its events carry one (only when some but not all do),
+///    then each value as a little-endian IEEE 754 double
+enum GroupedBlockCodec {
+    /// A block's events with their own sorted dictionaries (`profiles` and `touchpoints` distinct and in ascending
+    /// byte order; `profileIDs` index the first, `touchpointIDs` are 0 or index + 1): everything ``encode(_:dictionary:)``
+    /// needs but the store-wide ids, which are given in log order when the block is committed.
+    struct Prepared: Sendable {
+        var events = EventBatch()
+        var minTime: Int64 = .max
+        var maxTime: Int64 = .min
+    }
+
+    /// Builds the dictionaries of events `range` of `batch` (the part of encoding that needs no store state, so it
+    /// can run on any thread).
+    static func prepare(_ batch: EventBatch, range: Range<Int>, scratch: inout EventBlockCodec.EncodeScratch) -> Prepared {
+        precondition(!range.isEmpty, "a block holds at least one event")
+        var block = Prepared()
+        block.events.times = Array(batch.times[range])
+        block.events.types = Array(batch.types[range])
+        block.events.values = Array(batch.values[range])
+        block.events.profileIDs = EventBlockCodec.localDictionary(
+            batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &block.events.profiles)
+        block.events.touchpointIDs = EventBlockCodec.localDictionary(
+            batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &block.events.touchpoints)
+        for t in block.events.times {
+            block.minTime = min(block.minTime, t)
+            block.maxTime = max(block.maxTime, t)
+        }
+        return block
+    }
+
+    /// Gives the block's profiles and touchpoints their store-wide ids (adding those new to the store to
+    /// `dictionary`) and encodes it. Blocks must be encoded in log order: each may use the ids earlier ones introduced.
+    static func encode(_ block: Prepared, dictionary: inout StoreDictionary) -> RawBlock {
+        let events = block.events
+        let n = events.count
+        let firstNewProfile = dictionary.profiles.count
+        let firstNewTouchpoint = dictionary.touchpoints.count
+        let profileOf = dictionary.profiles.internAll(events.profiles)
+        let touchpointOf = dictionary.touchpoints.internAll(events.touchpoints)
+        dictionary.profileBlocks += 1
+        dictionary.touchpointBlocks += 1
+
+        // Grouped order: by key, then time, then position (two stable radix sorts: by time, then by key).
+        var keys = [UInt64](unsafeUninitializedCapacity: n) { keys, initialized in
+            for i in 0..<n { keys[i] = UInt64(bitPattern: events.times[i] &- block.minTime) }
+            initialized = n
+        }
+        var order = Array(0..<n)
+        radixSort(keys: &keys, values: &order)
+        for j in 0..<n {
+            let i = order[j]
+            let touchpoint = events.touchpointIDs[i] == 0 ? 0 : UInt64(touchpointOf[Int(events.touchpointIDs[i]) - 1]) + 1
+            keys[j] = touchpoint * 3 + UInt64(events.types[i])
+        }
+        radixSort(keys: &keys, values: &order)
+
+        var times = ByteWriter()
+        var positions = ByteWriter()
+        var values = ByteWriter()
+        var groups: [BlockSummary.Group] = []
+        var base = UInt32.max
+        var largest: UInt32 = 0
+        var start = 0
+        var valued = 0
+        while start < n {
+            var end = start + 1
+            while end < n && keys[end] == keys[start] { end += 1 }
+            let timesStart = times.bytes.count
+            let positionsStart = positions.bytes.count
+            let valuesStart = values.bytes.count
+            var previousTime = events.times[order[start]]
+            var previousPosition = order[start]
+            positions.varint(previousPosition)
+            var valueCount = 0
+            for j in start..<end {
+                let i = order[j]
+                if j > start {
+                    times.varint(UInt64(events.times[i] - previousTime))
+                    positions.zigzag(Int64(i - previousPosition))
+                    previousTime = events.times[i]
+                    previousPosition = i
+                }
+                let id = profileOf[Int(events.profileIDs[i])]
+                base = min(base, id)
+                largest = max(largest, id)
+                if !events.values[i].isNaN { valueCount += 1 }
+            }
+            if valueCount > 0 && valueCount < end - start {
+                values.bitPacked((start..<end).lazy.map { events.values[order[$0]].isNaN ? 0 : 1 }, width: 1)
+            }
+            for j in start..<end where !events.values[order[j]].isNaN { values.float64(events.values[order[j]]) }
+            groups.append(BlockSummary.Group(
+                touchpoint: UInt32(keys[start] / 3), type: UInt8(keys[start] % 3), count: end - start,
+                minTime: events.times[order[start]], maxTime: events.times[order[end - 1]], firstEvent: start,
+                times: timesStart..<times.bytes.count, positions: positionsStart..<positions.bytes.count,
+                valueCount: valueCount, valuesBefore: valued, values: valuesStart..<values.bytes.count))
+            valued += valueCount
+            start = end
+        }
+        let width = bitWidth(largest - base)
+        var profiles = ByteWriter()
+        profiles.bitPacked(order.lazy.map { profileOf[Int(events.profileIDs[$0])] - base }, width: width)
+
+        var newProfiles = ByteWriter()
+        EventBlockCodec.frontCode(dictionary.profiles, from: firstNewProfile, into: &newProfiles)
+        var newTouchpoints = ByteWriter()
+        EventBlockCodec.frontCode(dictionary.touchpoints, from: firstNewTouchpoint, into: &newTouchpoints)
+
+        var body: [UInt8] = []
+        var sections: [BlockSummary.Section] = []
+        for raw in [newProfiles.bytes, newTouchpoints.bytes, times.bytes, profiles.bytes, positions.bytes, values.bytes] {
+            var stored = raw
+            var codec: UInt8 = 0
+            if raw.count >= 64 {
+                let compressed = LZ4.compress(raw)
+                if compressed.count <= raw.count - raw.count / 8 {
+                    stored = compressed
+                    codec = 1
+                }
+            }
+            sections.append(BlockSummary.Section(codec: codec, start: body.count, storedLength: stored.count, rawLength: raw.count,
+                                                 check: XXH3.hash(stored[...])))
+            body.append(contentsOf: stored)
+        }
+        let summary = BlockSummary(
+            count: n, firstNewProfile: UInt32(firstNewProfile), newProfiles: dictionary.profiles.count - firstNewProfile,
+            firstNewTouchpoint: UInt32(firstNewTouchpoint), newTouchpoints: dictionary.touchpoints.count - firstNewTouchpoint,
+            profileBase: base, profileWidth: width, sections: sections, groups: groups)
+        return RawBlock(summary: summary.encoded(blockMinTime: block.minTime), body: body, count: n, minTime: block.minTime,
+                        maxTime: block.maxTime)
+    }
+
+    /// The raw bytes of one section of a block's body (`body` is the whole body), checked against its checksum
+    /// and decompressed when it was compressed.
+    static func section(_ kind: BlockSummary.SectionKind, of summary: BlockSummary, body: UnsafeRawBufferPointer,
+                        into raw: inout [UInt8]) throws(DecodeError) {
+        let info = summary[kind]
+        let stored = UnsafeRawBufferPointer(rebasing: body[info.start..<(info.start + info.storedLength)])
+        try Self.section(kind, info, stored: stored, into: &raw)
+    }
+
+    /// The raw bytes of a section given its stored bytes alone, checked and decompressed.
+    static func section(_ kind: BlockSummary.SectionKind, _ section: BlockSummary.Section, stored: UnsafeRawBufferPointer,
+                        into raw: inout [UInt8]) throws(DecodeError) {
+        guard XXH3.hash(stored) == section.check else { throw DecodeError(byte: section.start, reason: "\(kind) section checksum mismatch") }
+        raw.resize(to: section.rawLength, filler: 0)
+        if section.codec == 0 {
+            raw.withUnsafeMutableBytes { $0.copyMemory(from: stored) }
+            return
+        }
+        let ok = raw.withUnsafeMutableBytes { LZ4.decompress(stored, into: $0) }
+        guard ok else { throw DecodeError(byte: section.start, reason: "\(kind) section does not decompress to its \(section.rawLength) bytes") }
+    }
+
+    /// Per-thread buffers for decoding blocks, reused from one block to the next.
+    struct DecodeScratch {
+        var sections = [[UInt8]](repeating: [], count: BlockSummary.SectionKind.allCases.count)
+        var profiles: [UInt32] = []
+        var touchpoints: [UInt32] = []
+        var encode = EventBlockCodec.EncodeScratch()
+    }
+
+    /// Decodes a whole block from its stored bytes (commit metadata, summary, body; checked against the block hash by
+    /// the caller); see ``decode(_:body:dictionary:into:scratch:strict:)``. Strict by default: `verify` uses it.
+    static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary, into batch: inout EventBatch,
+                             scratch: inout DecodeScratch, strict: Bool = true) throws(DecodeError) {
+        let summaryEnd = Int(header.summaryLength)
+        guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
+        var summaryStart = 0
+        if header.hasMetadata {
+            guard let metadata = BlockHeader.metadataRange(inSummary: stored[..<summaryEnd]) else {
+                throw DecodeError(byte: 0, reason: "commit metadata runs past the summary")
+            }
+            summaryStart = metadata.upperBound
+        }
+        let summary = try BlockSummary(Array(stored[summaryStart..<summaryEnd]), header: header)
+        try stored.withDecodedBytes { bytes throws(DecodeError) in
+            let body = UnsafeRawBufferPointer(rebasing: bytes[summaryEnd...])
+            if strict {
+                var raw: [UInt8] = []
+                try section(.newProfiles, of: summary, body: body, into: &raw)
+                try section(.newTouchpoints, of: summary, body: body, into: &raw)
+            }
+            try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict)
+        }
+    }
+
+    /// Decodes a whole block into `batch` in log order, with the block's own sorted dictionaries (the shape
+    /// format-1 blocks decode to), looking strings up in `dictionary` (which must hold the block's own). With
+    /// `strict` (verify), also checks what the encoder guarantees.
+    static func decode(_ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary,
+                       into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false) throws(DecodeError) {
+        let n = summary.count
+        for kind in [BlockSummary.SectionKind.times, .profiles, .positions, .values] {
+            try section(kind, of: summary, body: body, into: &scratch.sections[kind.rawValue])
+        }
+        let profileLimit = UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles)
+        guard profileLimit <= UInt64(dictionary.profiles.count),
+            UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints) <= UInt64(dictionary.touchpoints.count)
+        else { throw DecodeError(byte: 0, reason: "uses ids the store dictionary does not hold yet") }
+
+        batch.times.resize(to: n, filler: 0)
+        batch.types.resize(to: n, filler: 0)
+        batch.values.removeAll(keepingCapacity: true)
+        batch.values.append(contentsOf: repeatElement(.nan, count: n))
+        scratch.profiles.resize(to: n, filler: 0)
+        scratch.touchpoints.resize(to: n, filler: 0)
+        var ids = [UInt32](repeating: 0, count: n)
+        try scratch.sections[BlockSummary.SectionKind.profiles.rawValue].withDecodedBytes { raw throws(DecodeError) in
+            var input = PayloadCursor(raw)
+            let largest = try ids.withUnsafeMutableBufferPointer { ids throws(DecodeError) in
+                try input.unpack(n, width: summary.profileWidth, into: ids)
+            }
+            guard UInt64(summary.profileBase) + largest < profileLimit else {
+                throw input.fail("an event names profile \(UInt64(summary.profileBase) + largest) of \(profileLimit)")
+            }
+        }
+        var seen = strict ? [Bool](repeating: false, count: n) : []
+        let timesRaw = scratch.sections[BlockSummary.SectionKind.times.rawValue]
+        let positionsRaw = scratch.sections[BlockSummary.SectionKind.positions.rawValue]
+        let valuesRaw = scratch.sections[BlockSummary.SectionKind.values.rawValue]
+        let touchpointLimit = Int(summary.firstNewTouchpoint) + summary.newTouchpoints
+        for group in summary.groups {
+            guard group.type <= 2 else { throw DecodeError(byte: 0, reason: "a group of unknown type \(group.type)") }
+            guard Int(group.touchpoint) <= touchpointLimit else {
+                throw DecodeError(byte: 0, reason: "a group names touchpoint \(group.touchpoint - 1) of \(touchpointLimit)")
+            }
+            if strict && group.touchpoint == 0 && group.type != EventType.conversion.rawValue {
+                throw DecodeError(byte: 0, reason: "a group of \(EventType(rawValue: group.type)!.name)s without a touchpoint")
+            }
+            try timesRaw.withDecodedBytes { t throws(DecodeError) in
+                try positionsRaw.withDecodedBytes { p throws(DecodeError) in
+                    try valuesRaw.withDecodedBytes { v throws(DecodeError) in
+                        var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: t[group.times]))
+                        var positions = PayloadCursor(UnsafeRawBufferPointer(rebasing: p[group.positions]))
+                        var values = PayloadCursor(UnsafeRawBufferPointer(rebasing: v[group.values]))
+                        let flags = group.valueCount > 0 && group.valueCount < group.count ? try values.take((group.count + 7) / 8) : nil
+                        var time = group.minTime
+                        var position = Int64(try positions.count(max: n - 1, "a group's first position"))
+                        for k in 0..<group.count {
+                            if k > 0 {
+                                let delta = try times.varint()
+                                guard delta <= UInt64(group.maxTime &- time) else { throw times.fail("a time past its group's max") }
+                                time += Int64(delta)
+                                position += try positions.zigzag()
+                                guard (0..<Int64(n)).contains(position) else { throw positions.fail("position \(position) outside the block") }
+                            }
+                            let i = Int(position)
+                            if strict {
+                                guard !seen[i] else { throw positions.fail("position \(i) appears twice") }
+                                seen[i] = true
+                            }
+                            batch.times[i] = time
+                            batch.types[i] = group.type
+                            scratch.profiles[i] = summary.profileBase + ids[group.firstEvent + k]
+                            scratch.touchpoints[i] = group.touchpoint
+                            if group.valueCount == group.count || (flags.map { $0[k >> 3] & (1 << UInt8(k & 7)) != 0 } ?? false) {
+                                let value = try values.float64()
+                                if strict && !value.isFinite { throw values.fail("a value that is not finite") }
+                                batch.values[i] = value
+                            }
+                        }
+                        guard time == group.maxTime else { throw times.fail("a group's times end before its max time") }
+                        guard times.isAtEnd, positions.isAtEnd, values.isAtEnd else { throw times.fail("a group's sections hold more than its events") }
+                    }
+                }
+            }
+        }
+        batch.profileIDs = EventBlockCodec.localDictionary(dictionary.profiles, ids: scratch.profiles[...], none: nil,
+                                                           scratch: &scratch.encode, into: &batch.profiles)
+        batch.touchpointIDs = EventBlockCodec.localDictionary(dictionary.touchpoints, ids: scratch.touchpoints[...], none: 0,
+                                                              scratch: &scratch.encode, into: &batch.touchpoints)
+    }
+}

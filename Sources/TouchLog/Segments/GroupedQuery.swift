@@ -1,0 +1,293 @@
+import Glibc
+import TouchLogStorage
+
+/// How a query reads a format-2 log: for each interaction rule, only the (touchpoint, type) groups it can count, and
+/// of those only the events inside its window; nothing else of any block.
+///
+/// Per rule and profile it counts the qualifying events and keeps the first one's time (for rules that ask about
+/// conversions); per profile, the latest conversion at or before T from the earliest time any such rule's window
+/// starts (a conversion before a rule's first qualifying event never counts for it); and, when a rule is negated,
+/// which profiles are known at T: every profile introduced by a block that lies wholly at or before T (its first
+/// event is), plus the profiles of the events at or before T in the blocks from the first that does not. Blocks
+/// recorded after K are never read (recorded times never decrease along the log).
+struct GroupedQueryPlan {
+    struct Rule {
+        let leaf: CompiledSegment.Leaf
+        /// Index `touchpoint id + 1` (0: none): whether the rule's touchpoint matcher accepts it.
+        let touchpoints: [Bool]
+        let wantsFirst: Bool
+    }
+
+    let rules: [Rule]
+    /// The earliest time a conversion can matter (nil: no rule asks about conversions).
+    let conversionsFrom: Int64?
+    let needsUniverse: Bool
+    let time: QueryTime
+
+    init(_ segment: CompiledSegment, touchpoints: StringTable) {
+        time = segment.time
+        rules = segment.leaves.map { leaf in
+            var allowed = [leaf.rule.touchpoint == nil]
+            for id in 0..<touchpoints.count { allowed.append(leaf.rule.touchpoint?.matches(touchpoints[id]) ?? true) }
+            return Rule(leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil)
+        }
+        let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
+        conversionsFrom = starts.min()
+        needsUniverse = segment.hasNegation
+    }
+
+    /// Whether rule `r` can count an event of `group`.
+    @inline(__always)
+    func wants(_ r: Int, _ group: BlockSummary.Group) -> Bool {
+        let rule = rules[r]
+        guard let window = rule.leaf.window, rule.leaf.rule.interaction.matches(group.type),
+            Int(group.touchpoint) < rule.touchpoints.count, rule.touchpoints[Int(group.touchpoint)]
+        else { return false }
+        return group.minTime <= window.upperBound && group.maxTime >= window.lowerBound
+    }
+}
+
+extension CompiledSegment {
+    /// Whether any rule or group of the tree is negated (then members must be known profiles, which needs the universe).
+    var hasNegation: Bool {
+        func negated(_ node: Node) -> Bool {
+            switch node {
+            case .leaf(_, let negate): return negate
+            case .group(_, let children, let negate): return negate || children.contains(where: negated)
+            }
+        }
+        return negated(root)
+    }
+}
+
+/// What a format-2 query accumulates, per profile id, in zero-filled buffers of its own (`calloc`: pages a query
+/// never touches cost nothing), freed with it. Every column's zero means "nothing yet", so nothing is filled
+/// before the scan, and the scan writes through raw pointers: one update per qualifying event, with no
+/// copy-on-write checks in between.
+final class GroupedQueryState {
+    let count: Int
+    /// Per rule: qualifying events of each profile.
+    let counts: [UnsafeMutablePointer<UInt32>]
+    /// Per rule that asks about conversions: the first qualifying time of each profile, as ``earliestKey(_:)``.
+    let firsts: [UnsafeMutablePointer<UInt64>?]
+    /// The latest conversion considered, as ``latestKey(_:)``, when some rule asks about conversions.
+    let lastConversion: UnsafeMutablePointer<UInt64>?
+    /// Known profiles (1), when a rule is negated.
+    let known: UnsafeMutablePointer<UInt8>?
+
+    /// An order-reversing key of `t` (the earliest time has the largest key; 0 is later than any time).
+    @inline(__always) static func earliestKey(_ t: Int64) -> UInt64 { ~(UInt64(bitPattern: t) ^ (1 << 63)) }
+    /// An order-keeping key of `t` (0 is earlier than any time but `Int64.min`, which no event has).
+    @inline(__always) static func latestKey(_ t: Int64) -> UInt64 { UInt64(bitPattern: t) ^ (1 << 63) }
+
+    init(_ plan: GroupedQueryPlan, profiles n: Int) {
+        count = n
+        func zeroed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+            calloc(max(1, n), MemoryLayout<T>.stride)!.bindMemory(to: T.self, capacity: max(1, n))
+        }
+        counts = plan.rules.map { _ in zeroed(UInt32.self) }
+        firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
+        lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self) }
+        known = plan.needsUniverse ? zeroed(UInt8.self) : nil
+    }
+
+    deinit {
+        for buffer in counts { free(buffer) }
+        for buffer in firsts { free(buffer) }
+        free(lastConversion)
+        free(known)
+    }
+
+    /// Ids of the profiles for which the segment holds, ascending.
+    func members(_ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
+        let n = count
+        var holds: [[Bool]] = []
+        for (r, rule) in plan.rules.enumerated() {
+            let low = UInt32(clamping: rule.leaf.rule.atLeast)
+            let high = UInt32(clamping: rule.leaf.rule.atMost ?? Int(UInt32.max))
+            let conversion = rule.leaf.rule.conversion
+            let counts = self.counts[r]
+            let firsts = self.firsts[r]
+            let last = lastConversion
+            holds.append([Bool](unsafeUninitializedCapacity: n) { out, initialized in
+                if let firsts, let last {
+                    // Converted: a conversion at or after the first qualifying event (both keys in time order).
+                    let converted = conversion == .converted
+                    for g in 0..<n {
+                        let c = counts[g]
+                        let after = c > 0 && last[g] >= ~firsts[g]
+                        out[g] = c >= low && c <= high && after == converted
+                    }
+                } else {
+                    for g in 0..<n { out[g] = counts[g] >= low && counts[g] <= high }
+                }
+                initialized = n
+            })
+        }
+        var result = segment.evaluate(holds, count: n)
+        if let known {
+            result.withUnsafeMutableBufferPointer { result in for g in 0..<n { result[g] = result[g] && known[g] != 0 } }
+        }
+        return result.indicesOfTrue()
+    }
+}
+
+/// One rule's share of a group's events: counted when inside [low, high].
+private struct GroupTarget {
+    let counts: UnsafeMutablePointer<UInt32>
+    let firsts: UnsafeMutablePointer<UInt64>?
+    let low: Int64
+    let high: Int64
+}
+
+extension StoreReader {
+    /// The members of `definition` at `time` in a format-2 store, sorted ascending by bytes (see ``GroupedQueryPlan``).
+    func groupedMembers(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
+        let segment = CompiledSegment(definition, at: time)
+        var report = QueryReport()
+        // The blocks recorded by K: a prefix of the log.
+        var end = log.blocks.count
+        if let knownAt = time.knownAt {
+            var low = 0
+            while low < end {
+                let mid = (low + end) / 2
+                if log.blocks[mid].header.maxRecorded <= knownAt { low = mid + 1 } else { end = mid }
+            }
+        }
+        guard end > 0 else {
+            lastQuery = report
+            return []
+        }
+        try loadTouchpoints(through: end - 1)
+        let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
+        let last = try summary(of: end - 1)
+        let n = Int(last.firstNewProfile) + last.newProfiles
+        let state = GroupedQueryState(plan, profiles: n)
+        let asOf = time.asOf
+
+        // Known profiles: those introduced before the first block that reaches past T, and the events at or before T after it.
+        var straddle = end
+        if plan.needsUniverse {
+            straddle = log.blocks[..<end].firstIndex { $0.header.maxTime > asOf } ?? end
+            let knownBefore = straddle == end ? n : Int(try summary(of: straddle).firstNewProfile)
+            state.known!.update(repeating: 1, count: knownBefore)
+        }
+
+        var targets: [GroupTarget] = []
+        var times: [UInt8] = []
+        var profiles: [UInt8] = []
+        for b in 0..<end {
+            let header = log.blocks[b].header
+            if header.minTime > asOf { continue }
+            let summary = try summary(of: b)
+            var sectionsRead = false
+            for group in summary.groups {
+                targets.removeAll(keepingCapacity: true)
+                var upper = Int64.min
+                for r in plan.rules.indices where plan.wants(r, group) {
+                    let window = plan.rules[r].leaf.window!
+                    targets.append(GroupTarget(counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound, high: window.upperBound))
+                    upper = max(upper, window.upperBound)
+                }
+                let conversions = plan.conversionsFrom.map { from in
+                    group.type == EventType.conversion.rawValue && group.minTime <= asOf && group.maxTime >= from
+                } ?? false
+                let universe = plan.needsUniverse && b >= straddle && group.minTime <= asOf
+                if conversions || universe { upper = asOf }
+                if targets.isEmpty && !conversions && !universe { continue }
+                if !sectionsRead {
+                    try readGroupedSection(.times, of: b, summary, into: &times)
+                    try readGroupedSection(.profiles, of: b, summary, into: &profiles)
+                    profiles.append(contentsOf: repeatElement(0, count: 8))  // room for the last value's 8-byte load
+                    sectionsRead = true
+                    report.eventsRead += UInt64(header.count)
+                }
+                let conversionsFrom = conversions ? plan.conversionsFrom! : .max
+                let last = state.lastConversion
+                let known = universe ? state.known : nil
+                try targets.withUnsafeBufferPointer { targets throws(TouchLogError) in
+                    try scan(group, summary, times: times, profiles: profiles, upTo: upper, limit: n) { t, p in
+                        for target in targets where t >= target.low && t <= target.high {
+                            target.counts[p] &+= 1
+                            if let firsts = target.firsts {
+                                let key = GroupedQueryState.earliestKey(t)
+                                if key > firsts[p] { firsts[p] = key }
+                            }
+                        }
+                        if t >= conversionsFrom {
+                            let key = GroupedQueryState.latestKey(t)
+                            if key > last![p] { last![p] = key }
+                        }
+                        known?[p] = 1
+                    }
+                }
+            }
+        }
+        var ids = state.members(plan, segment)
+        try loadDictionary(through: end - 1)
+        dictionary.profiles.sortByBytes(&ids)
+        lastQuery = report
+        return ids.map { dictionary.profiles.string($0) }
+    }
+
+    /// Reads one section of format-2 block `index` (checked and decompressed) into `raw`.
+    func readGroupedSection(_ kind: BlockSummary.SectionKind, of index: Int, _ summary: BlockSummary, into raw: inout [UInt8]) throws(TouchLogError) {
+        let location = log.blocks[index]
+        let info = summary[kind]
+        var stored: [UInt8] = []
+        try storage { () throws(StorageError) in try log.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
+        do {
+            try stored.withDecodedBytes { bytes throws(DecodeError) in try GroupedBlockCodec.section(kind, info, stored: bytes, into: &raw) }
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block: \(error)")
+        }
+    }
+
+    /// Calls `body` with the time and profile id of each event of `group` up to time `upper`, in time order.
+    /// `profiles` must have 8 bytes of room past its packed ids.
+    @inline(__always)
+    private func scan(_ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
+                      limit: Int, _ body: (Int64, Int) -> Void) throws(TouchLogError) {
+        let width = summary.profileWidth
+        let mask = width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1
+        let base = Int(summary.profileBase)
+        var bad = false
+        times.withUnsafeBytes { times in
+            profiles.withUnsafeBytes { profiles in
+                var at = group.times.lowerBound
+                let end = group.times.upperBound
+                var t = group.minTime
+                var bit = group.firstEvent * width
+                for k in 0..<group.count {
+                    if k > 0 {
+                        // A varint, within the group's bytes (the section was checked, but stay inside it regardless).
+                        var delta: UInt64 = 0
+                        var shift: UInt64 = 0
+                        while true {
+                            guard at < end, shift < 64 else {
+                                bad = true
+                                return
+                            }
+                            let byte = times[at]
+                            at += 1
+                            delta |= UInt64(byte & 0x7f) << shift
+                            if byte & 0x80 == 0 { break }
+                            shift += 7
+                        }
+                        t &+= Int64(bitPattern: delta)
+                    }
+                    if t > upper { return }
+                    let word = profiles.loadUnaligned(fromByteOffset: bit >> 3, as: UInt64.self)
+                    let p = base + Int((UInt64(littleEndian: word) >> UInt64(bit & 7)) & mask)
+                    guard p < limit else {
+                        bad = true
+                        return
+                    }
+                    bit += width
+                    body(t, p)
+                }
+            }
+        }
+        if bad { throw TouchLogError(code: .corrupt, message: "a block's group runs past its section, or names a profile the store lacks") }
+    }
+}

@@ -1,0 +1,179 @@
+import Testing
+@testable import TouchLog
+@testable import TouchLogStorage
+
+/// Encodes `batch` in blocks of `size` with format 2 and decodes each block back, strictly.
+private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBlock], decoded: [EventBatch], dictionary: StoreDictionary) {
+    var dictionary = StoreDictionary()
+    var scratch = EventBlockCodec.EncodeScratch()
+    var decodeScratch = GroupedBlockCodec.DecodeScratch()
+    var blocks: [RawBlock] = []
+    var decoded: [EventBatch] = []
+    for start in stride(from: 0, to: batch.count, by: size) {
+        let range = start..<min(start + size, batch.count)
+        let block = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch), dictionary: &dictionary)
+        let (header, _) = BlockHeader.sealed(
+            version: 2, isCommit: true, firstOffset: UInt64(start), count: UInt32(block.count),
+            storedPayload: block.summary! + block.payload, rawLength: 0, summaryLength: block.summary!.count,
+            minTime: block.minTime, maxTime: block.maxTime, recorded: 0, previousHash: .zero)
+        var events = EventBatch()
+        try GroupedBlockCodec.decodeStored(header, block.summary! + block.payload, dictionary: dictionary, into: &events,
+                                           scratch: &decodeScratch)
+        blocks.append(block)
+        decoded.append(events)
+    }
+    return (blocks, decoded, dictionary)
+}
+
+@Suite struct GroupedBlockCodecTests {
+    @Test(arguments: [1, 7, 64, 700, 5_000])
+    func everyEventDecodesBackInLogOrder(size: Int) throws {
+        let events = randomEvents(5_000, seed: 21)
+        let batch = try EventBatch(events)
+        let (_, decoded, dictionary) = try roundTrip(batch, size: size)
+        let back = decoded.flatMap { block in (0..<block.count).map { block.event(at: $0) } }
+        #expect(back == events)
+        // Every distinct identifier is in the store's dictionary exactly once.
+        #expect(dictionary.profiles.count == Set(events.map(\.profile)).count)
+        #expect(dictionary.touchpoints.count == Set(events.compactMap(\.touchpoint)).count)
+    }
+
+    @Test func aBlockIntroducesOnlyTheIdentifiersNoEarlierBlockDid() throws {
+        var first = EventBatch()
+        var second = EventBatch()
+        for (i, profile) in ["b", "a", "c", "a"].enumerated() {
+            try first.append(Event(time: Int64(i), profile: profile, type: .view, touchpoint: "t1"))
+        }
+        for (i, profile) in ["c", "d", "a", "0"].enumerated() {
+            try second.append(Event(time: Int64(i), profile: profile, type: .click, touchpoint: i == 0 ? "t1" : "t0"))
+        }
+        var dictionary = StoreDictionary()
+        var scratch = EventBlockCodec.EncodeScratch()
+        let one = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(first, range: 0..<4, scratch: &scratch), dictionary: &dictionary)
+        let two = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(second, range: 0..<4, scratch: &scratch), dictionary: &dictionary)
+        // New strings get the next ids in ascending byte order, block by block.
+        #expect((0..<dictionary.profiles.count).map { dictionary.profiles.string($0) } == ["a", "b", "c", "0", "d"])
+        #expect((0..<dictionary.touchpoints.count).map { dictionary.touchpoints.string($0) } == ["t1", "t0"])
+        let header = BlockHeader(isCommit: true, firstOffset: 0, count: 4, storedLength: UInt32(two.summary!.count + two.payload.count),
+                                 rawLength: 0, summaryLength: UInt32(two.summary!.count), minTime: 0, maxTime: 3, minRecorded: 0, maxRecorded: 0, previousHash: .zero, hash: .zero)
+        let summary = try BlockSummary(two.summary!, header: header)
+        #expect(summary.firstNewProfile == 3 && summary.newProfiles == 2)
+        #expect(summary.firstNewTouchpoint == 1 && summary.newTouchpoints == 1)
+        // Groups ascend by (touchpoint id + 1) · 3 + type: t1's clicks, then t0's.
+        #expect(summary.groups.map(\.touchpoint) == [1, 2])
+        #expect(summary.groups.map(\.count) == [1, 3])
+        _ = one
+    }
+
+    @Test func groupsHoldTheirEventsInTimeOrderWithTheirTimeRanges() throws {
+        var batch = EventBatch()
+        let times: [Int64] = [50, 10, 40, 20, 30, 5]
+        for (i, t) in times.enumerated() {
+            try batch.append(Event(time: t, profile: "p\(i % 2)", type: i % 2 == 0 ? .view : .conversion,
+                                   touchpoint: i % 2 == 0 ? "x" : nil, value: i % 4 == 1 ? 1.5 : nil))
+        }
+        let (blocks, decoded, _) = try roundTrip(batch, size: 6)
+        #expect(decoded[0].times == times)
+        #expect(decoded[0].values.map { $0.isNaN ? nil : $0 } == [nil, 1.5, nil, nil, nil, 1.5])
+        let header = BlockHeader(isCommit: true, firstOffset: 0, count: 6,
+                                 storedLength: UInt32(blocks[0].summary!.count + blocks[0].payload.count), rawLength: 0,
+                                 summaryLength: UInt32(blocks[0].summary!.count), minTime: 5, maxTime: 50, minRecorded: 0, maxRecorded: 0, previousHash: .zero, hash: .zero)
+        let summary = try BlockSummary(blocks[0].summary!, header: header)
+        // The conversions without touchpoint (key 2) come before the views of touchpoint 0 (key 3).
+        #expect(summary.groups.map(\.key) == [2, 3])
+        #expect(summary.groups.map(\.minTime) == [5, 30])
+        #expect(summary.groups.map(\.maxTime) == [20, 50])
+        #expect(summary.groups.map(\.valueCount) == [2, 0])
+    }
+
+    @Test func aBlockThatNamesAnIdentifierTheDictionaryLacksIsRefused() throws {
+        let batch = try EventBatch(randomEvents(200, seed: 3))
+        var dictionary = StoreDictionary()
+        var scratch = EventBlockCodec.EncodeScratch()
+        let block = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: 0..<200, scratch: &scratch), dictionary: &dictionary)
+        let (header, _) = BlockHeader.sealed(
+            version: 2, isCommit: true, firstOffset: 0, count: 200, storedPayload: block.summary! + block.payload, rawLength: 0,
+            summaryLength: block.summary!.count, minTime: block.minTime, maxTime: block.maxTime, recorded: 0, previousHash: .zero)
+        var events = EventBatch()
+        var decodeScratch = GroupedBlockCodec.DecodeScratch()
+        #expect(throws: DecodeError.self) {
+            try GroupedBlockCodec.decodeStored(header, block.summary! + block.payload, dictionary: StoreDictionary(), into: &events,
+                                               scratch: &decodeScratch)
+        }
+    }
+
+    @Test func aStringIntroducedTwiceIsRefusedByTheStrictDictionary() throws {
+        var first = StoreDictionary()
+        var out = ByteWriter()
+        var table = StringTable()
+        table.append(Array("a".utf8))
+        table.append(Array("b".utf8))
+        EventBlockCodec.frontCode(table, into: &out)
+        let summary = { (first: UInt32, count: Int) in
+            BlockSummary(count: 1, firstNewProfile: first, newProfiles: count, firstNewTouchpoint: 0, newTouchpoints: 0,
+                         profileBase: 0, profileWidth: 0, sections: [], groups: [])
+        }
+        try out.bytes.withUnsafeBytes { try first.addProfiles(summary(0, 2), section: $0, strict: true) }
+        #expect(throws: DecodeError.self) {
+            try out.bytes.withUnsafeBytes { try first.addProfiles(summary(2, 2), section: $0, strict: true) }
+        }
+        #expect(first.profiles.count == 2)
+    }
+}
+
+@Suite struct FormatTwoStoreTests {
+    static let formatTwo = LogOptions(formatVersion: 2)
+
+    @Test func aFormatTwoStoreHoldsTheSameEventsAndAnswersAsAFormatOneStore() async throws {
+        let dir = TemporaryDirectory()
+        let events = randomEvents(6_000, seed: 8)
+        let one = try TouchLogStore(directory: dir.path + "/one", blockEvents: 500)
+        let two = try TouchLogStore(directory: dir.path + "/two", options: Self.formatTwo, blockEvents: 500)
+        for store in [one, two] {
+            try await store.append(Array(events[..<2_000]))
+            try await store.append(try EventBatch(events[2_000..<4_000]))
+            let lines = dir.file("in-\(store === one ? 1 : 2).jsonl", jsonLines(Array(events[4_000...])))
+            _ = try store.ingest([lines])
+        }
+        #expect(try StoreReader(directory: dir.path + "/two").formatVersion == 2)
+        let stored = try StoreReader(directory: dir.path + "/two").events()
+        #expect(stored.map(\.event) == events)
+        #expect(stored.map(\.offset) == Array(0..<6_000))
+        let report = try StoreVerifier.verify(directory: dir.path + "/two")
+        #expect(report.isIntact, "\(report.log.problems) \(report.otherProblems)")
+        for path in ["one", "two"] {
+            try SegmentCatalog(layout: StoreLayout(root: dir.path + "/" + path)).put(try SegmentDefinition(json: """
+                {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}},
+                  {"interaction":"conversion","negate":true}]}
+                """))
+        }
+        let definition = try one.segments.current("s").definition
+        for asOf: Int64 in [1_654_070_400_000, 1_700_000_000_000, EventLimits.maxTime] {
+            let a = try StoreReader(directory: dir.path + "/one").members(of: definition, at: QueryTime(asOf: asOf))
+            let b = try StoreReader(directory: dir.path + "/two").members(of: definition, at: QueryTime(asOf: asOf))
+            #expect(a == b)
+        }
+    }
+
+    @Test func identifiersOfACommitThatNeverHappenedAreGivenAgainLater() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 100)
+        try await store.append([Event(time: 1, profile: "old", type: .view, touchpoint: "t")])
+        // Refused input: its new profiles must not keep ids that no block of the log introduces.
+        let bad = dir.file("bad.jsonl", """
+            {"time":2,"profile":"new-1","type":"view","touchpoint":"t2"}
+            {"time":3,"profile":"new-2","type":"view"}
+
+            """)
+        #expect(throws: TouchLogError.self) { try store.ingest([bad]) }
+        try await store.append([Event(time: 4, profile: "new-2", type: .click, touchpoint: "t3"),
+                                Event(time: 5, profile: "old", type: .view, touchpoint: "t")])
+        store.close()
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact, "\(report.log.problems)")
+        let reopened = try TouchLogStore(directory: dir.path + "/s")
+        try await reopened.append([Event(time: 6, profile: "new-1", type: .view, touchpoint: "t2")])
+        #expect(try StoreReader(directory: dir.path + "/s").events().map(\.event.profile) == ["old", "new-2", "old", "new-1"])
+        #expect(try StoreVerifier.verify(directory: dir.path + "/s").isIntact)
+    }
+}
