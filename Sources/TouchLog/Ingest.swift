@@ -88,7 +88,7 @@ extension TouchLogStore {
                 } else {
                     if !batch.isEmpty {
                         var scratch = EventBlockCodec.EncodeScratch()
-                        for block in encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
+                        for block in try encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
                             try writer.add(block)
                         }
                     }
@@ -100,6 +100,10 @@ extension TouchLogStore {
                 try? blocks.finish()
                 try? writer.rollback()
                 failure = TouchLogError(error)
+            } catch let error as TouchLogError {
+                try? blocks.finish()
+                try? writer.rollback()
+                failure = error
             } catch let error as InputError {
                 try? blocks.finish()
                 try? writer.rollback()

@@ -41,14 +41,13 @@ public final class TouchLogStore: Sendable {
         let layout = StoreLayout(root: directory)
         if create { try layout.create() } else { try layout.requireExisting() }
         let log = try storage { () throws(StorageError) in try LogWriter(directory: layout.log, lockPath: layout.lock, options: options) }
-        var dictionary = StoreDictionary()
-        if log.formatVersion >= 2 {
-            // The store-wide ids so far, from the log itself (after the writer removed any unfinished commit).
+        // Format 2: the store-wide ids so far come from the log itself (read after the writer removed any unfinished
+        // commit, and only before the first append).
+        let encoder = BlockEncoder(formatVersion: log.formatVersion) { () throws(TouchLogError) -> StoreDictionary in
             let reader = try StoreReader(directory: directory)
             try reader.loadDictionary()
-            dictionary = reader.dictionary
+            return reader.dictionary
         }
-        let encoder = BlockEncoder(formatVersion: log.formatVersion, dictionary: dictionary)
         self.directory = directory
         self.recovery = log.recovery
         self.blockEvents = max(1, blockEvents)
@@ -130,7 +129,7 @@ public final class TouchLogStore: Sendable {
             return end..<end
         }
         do {
-            let offsets = try await writer.append(sealing: { encoder.seal(blocks) })
+            let offsets = try await writer.append(sealing: { try encoder.seal(blocks) })
             changes.signal()
             return offsets
         } catch {

@@ -132,6 +132,32 @@ public final class LogReader {
     public func location(of block: BlockLocation) -> StorageError.Location {
         blockFiles.location(of: block)
     }
+
+    /// A reader of format-2 block bodies with file handles of its own, for another thread (a query reads blocks on
+    /// every core).
+    public func bodyReader() -> BlockBodyReader {
+        BlockBodyReader(BlockFileReader(directory: directory, files: files))
+    }
+}
+
+/// Reads parts of format-2 block bodies (see ``LogReader/bodyReader()``). Use each from one thread at a time.
+public final class BlockBodyReader: @unchecked Sendable {
+    // @unchecked: its file-handle cache is not synchronized; the documented contract is one thread at a time.
+    private let files: BlockFileReader
+
+    init(_ files: BlockFileReader) {
+        self.files = files
+    }
+
+    /// Reads `count` bytes at `start` of a block's body into `bytes`, unchecked, as ``LogReader/readBody(of:at:count:into:)``.
+    public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+        try files.readBody(block, at: start, count: count, into: &bytes)
+    }
+
+    /// The file, block and byte of `block`, for messages.
+    public func location(of block: BlockLocation) -> StorageError.Location {
+        files.location(of: block)
+    }
 }
 
 /// Reads blocks' payload bytes from log files, keeping the files open.

@@ -1,3 +1,5 @@
+import TouchLogStorage
+
 /// A list of byte strings stored end to end in one buffer, with an index for interning.
 ///
 /// Profiles and touchpoints are held this way in batches and decoded blocks, so that events carry a
@@ -95,6 +97,22 @@ public struct StringTable: Sendable {
     private mutating func appendUnindexed<C: Collection>(_ string: C) where C.Element == UInt8 {
         bytes.append(contentsOf: string)
         ends.append(UInt32(bytes.count))
+    }
+
+    /// Appends `count` strings of `bytes` bytes in all, which `fill` writes: their bytes from the given pointer on,
+    /// and the end of each (as an offset into all of the table's bytes) into the given buffer. Drops the hash index.
+    mutating func appendUninitialized(count: Int, bytes total: Int,
+                                      _ fill: (UnsafeMutablePointer<UInt8>, UnsafeMutableBufferPointer<UInt32>) -> Void) {
+        if !slots.isEmpty { slots = [] }
+        let byteStart = bytes.count
+        let endStart = ends.count
+        bytes.resize(to: byteStart + total, filler: 0)
+        ends.resize(to: endStart + count, filler: 0)
+        bytes.withUnsafeMutableBufferPointer { bytes in
+            ends.withUnsafeMutableBufferPointer { ends in
+                fill(bytes.baseAddress! + byteStart, UnsafeMutableBufferPointer(rebasing: ends[endStart...]))
+            }
+        }
     }
 
     /// Removes the strings from `count` on (the hash index is rebuilt by the next ``intern(_:)``).

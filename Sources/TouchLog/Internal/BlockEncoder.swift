@@ -5,18 +5,18 @@ import TouchLogStorage
 /// two steps, the block's own sorted dictionaries on any thread (``prepare(_:range:scratch:)``), then, with the
 /// writer held and in commit order, its store-wide ids (``seal(_:)``), which follow the log: ``finished(committed:)``
 /// after each commit keeps or forgets the ids its blocks introduced.
+///
+/// The store's dictionary (format 2) is read from the log at the first seal, not when the store opens: a store
+/// opened only to be queried never needs it.
 final class BlockEncoder: Sendable {
     let formatVersion: UInt16
     private let state: Mutex<State>
+    private let loadDictionary: @Sendable () throws(TouchLogError) -> StoreDictionary
 
     private struct State {
-        var dictionary: StoreDictionary
+        var dictionary: StoreDictionary?
         /// The dictionary's size as of the last commit.
-        var committed: (profiles: Int, touchpoints: Int, blocks: Int)
-    }
-
-    private static func size(_ dictionary: StoreDictionary) -> (profiles: Int, touchpoints: Int, blocks: Int) {
-        (dictionary.profiles.count, dictionary.touchpoints.count, dictionary.profileBlocks)
+        var committed = (profiles: 0, touchpoints: 0, blocks: 0)
     }
 
     /// A block on its way to the log.
@@ -25,10 +25,15 @@ final class BlockEncoder: Sendable {
         case prepared(GroupedBlockCodec.Prepared)
     }
 
-    /// For a log of `formatVersion`; format 2 needs the store's `dictionary` as of the end of the log.
-    init(formatVersion: UInt16, dictionary: StoreDictionary = StoreDictionary()) {
+    /// For a log of `formatVersion`; format 2 reads the store's dictionary with `loadDictionary` when it first needs it.
+    init(formatVersion: UInt16, loadDictionary: @escaping @Sendable () throws(TouchLogError) -> StoreDictionary = { StoreDictionary() }) {
         self.formatVersion = formatVersion
-        state = Mutex(State(dictionary: dictionary, committed: Self.size(dictionary)))
+        self.loadDictionary = loadDictionary
+        state = Mutex(State())
+    }
+
+    private static func size(_ dictionary: StoreDictionary) -> (profiles: Int, touchpoints: Int, blocks: Int) {
+        (dictionary.profiles.count, dictionary.touchpoints.count, dictionary.profileBlocks)
     }
 
     /// The first step, for events `range` of `batch`: on any thread.
@@ -42,27 +47,36 @@ final class BlockEncoder: Sendable {
     }
 
     /// The second step, with the writer held, right before the blocks are written (in log order).
-    func seal(_ blocks: [Pending]) -> [RawBlock] {
-        state.withLock { state in
-            blocks.map { pending in
+    func seal(_ blocks: [Pending]) throws(TouchLogError) -> [RawBlock] {
+        try state.withLock { (state: inout State) throws(TouchLogError) -> [RawBlock] in
+            var sealed: [RawBlock] = []
+            for pending in blocks {
                 switch pending {
-                case .ready(let block): return block
-                case .prepared(let prepared): return GroupedBlockCodec.encode(prepared, dictionary: &state.dictionary)
+                case .ready(let block): sealed.append(block)
+                case .prepared(let prepared):
+                    if state.dictionary == nil {
+                        let dictionary = try loadDictionary()
+                        state.dictionary = dictionary
+                        state.committed = Self.size(dictionary)
+                    }
+                    sealed.append(GroupedBlockCodec.encode(prepared, dictionary: &state.dictionary!))
                 }
             }
+            return sealed
         }
     }
 
     /// After a commit (or its failure, or a rollback): the ids its blocks introduced are kept, or forgotten.
     func finished(committed: Bool) {
         state.withLock { state in
+            guard state.dictionary != nil else { return }
             if committed {
-                state.committed = Self.size(state.dictionary)
+                state.committed = Self.size(state.dictionary!)
             } else {
-                state.dictionary.profiles.truncate(to: state.committed.profiles)
-                state.dictionary.touchpoints.truncate(to: state.committed.touchpoints)
-                state.dictionary.profileBlocks = state.committed.blocks
-                state.dictionary.touchpointBlocks = state.committed.blocks
+                state.dictionary!.profiles.truncate(to: state.committed.profiles)
+                state.dictionary!.touchpoints.truncate(to: state.committed.touchpoints)
+                state.dictionary!.profileBlocks = state.committed.blocks
+                state.dictionary!.touchpointBlocks = state.committed.blocks
             }
         }
     }

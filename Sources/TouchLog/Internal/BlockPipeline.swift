@@ -18,7 +18,7 @@ final class BlockPipeline: @unchecked Sendable {
     private let state = Mutex<State>(State())
 
     private struct State {
-        var failure: StorageError?
+        var failure: TouchLogError?
         var spare: [EventBatch] = []
     }
 
@@ -28,16 +28,16 @@ final class BlockPipeline: @unchecked Sendable {
     }
 
     /// Queues `batch` to become a block; returns an empty batch (with storage to reuse) for the next events.
-    func submit(_ batch: EventBatch) throws(StorageError) -> EventBatch {
+    func submit(_ batch: EventBatch) throws(TouchLogError) -> EventBatch {
         if let failure = state.withLock({ $0.failure }) { throw failure }
         slots.wait()
         queue.async { [self] in
             defer { slots.signal() }
             guard state.withLock({ $0.failure == nil }) else { return }
-            do throws(StorageError) {
+            do throws(TouchLogError) {
                 var scratch = EventBlockCodec.EncodeScratch()
-                for block in encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
-                    _ = try writer.add(block)
+                for block in try encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
+                    _ = try storage { () throws(StorageError) in try writer.add(block) }
                 }
             } catch {
                 state.withLock { $0.failure = $0.failure ?? error }
@@ -50,7 +50,7 @@ final class BlockPipeline: @unchecked Sendable {
     }
 
     /// Waits for every queued block to be written; throws the first failure.
-    func finish() throws(StorageError) {
+    func finish() throws(TouchLogError) {
         queue.sync {}
         if let failure = state.withLock({ $0.failure }) { throw failure }
     }

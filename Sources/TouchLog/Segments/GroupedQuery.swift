@@ -1,4 +1,6 @@
+import Dispatch
 import Glibc
+import Synchronization
 import TouchLogStorage
 
 /// How a query reads a format-2 log: for each interaction rule, only the (touchpoint, type) groups it can count, and
@@ -64,7 +66,9 @@ extension CompiledSegment {
 /// never touches cost nothing), freed with it. Every column's zero means "nothing yet", so nothing is filled
 /// before the scan, and the scan writes through raw pointers: one update per qualifying event, with no
 /// copy-on-write checks in between.
-final class GroupedQueryState {
+final class GroupedQueryState: @unchecked Sendable {
+    // @unchecked: raw buffers; during a scan each worker writes only its own state, and the merge gives each worker
+    // its own range of profile ids.
     let count: Int
     /// Per rule: qualifying events of each profile.
     let counts: [UnsafeMutablePointer<UInt32>]
@@ -83,7 +87,10 @@ final class GroupedQueryState {
     init(_ plan: GroupedQueryPlan, profiles n: Int) {
         count = n
         func zeroed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
-            calloc(max(1, n), MemoryLayout<T>.stride)!.bindMemory(to: T.self, capacity: max(1, n))
+            // Large ones are fresh zero pages from the kernel: touched ones fault in, on huge pages where allowed.
+            let memory = calloc(max(1, n), MemoryLayout<T>.stride)!
+            adviseHugePages(UnsafeMutableRawBufferPointer(start: memory, count: n * MemoryLayout<T>.stride))
+            return memory.bindMemory(to: T.self, capacity: max(1, n))
         }
         counts = plan.rules.map { _ in zeroed(UInt32.self) }
         firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
@@ -98,35 +105,62 @@ final class GroupedQueryState {
         free(known)
     }
 
-    /// Ids of the profiles for which the segment holds, ascending.
-    func members(_ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
-        let n = count
+    /// Ids of the profiles for which the segment holds, ascending, from the findings of every worker's state
+    /// (combined as they are read: counts add up, the earliest first time and the latest conversion win).
+    static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
+        let n = states[0].count
         var holds: [[Bool]] = []
         for (r, rule) in plan.rules.enumerated() {
             let low = UInt32(clamping: rule.leaf.rule.atLeast)
             let high = UInt32(clamping: rule.leaf.rule.atMost ?? Int(UInt32.max))
-            let conversion = rule.leaf.rule.conversion
-            let counts = self.counts[r]
-            let firsts = self.firsts[r]
-            let last = lastConversion
+            let converted = rule.leaf.rule.conversion == .converted
             holds.append([Bool](unsafeUninitializedCapacity: n) { out, initialized in
-                if let firsts, let last {
-                    // Converted: a conversion at or after the first qualifying event (both keys in time order).
-                    let converted = conversion == .converted
-                    for g in 0..<n {
-                        let c = counts[g]
-                        let after = c > 0 && last[g] >= ~firsts[g]
-                        out[g] = c >= low && c <= high && after == converted
-                    }
-                } else {
-                    for g in 0..<n { out[g] = counts[g] >= low && counts[g] <= high }
-                }
+                out.initialize(repeating: false)
                 initialized = n
+                var counts = [UInt32](repeating: 0, count: 4096)
+                var firsts = [UInt64](repeating: 0, count: 4096)
+                var last = [UInt64](repeating: 0, count: 4096)
+                // A chunk at a time: sum the states' counts (and combine first times and conversions) into small
+                // buffers, then decide.
+                for chunk in stride(from: 0, to: n, by: 4096) {
+                    let m = min(4096, n - chunk)
+                    for g in 0..<m { counts[g] = 0 }
+                    for state in states {
+                        let c = state.counts[r] + chunk
+                        for g in 0..<m { counts[g] &+= c[g] }
+                    }
+                    // (A rule whose window is empty at T counts nothing and has no conversions to compare.)
+                    guard plan.rules[r].wantsFirst, states[0].lastConversion != nil else {
+                        for g in 0..<m { out[chunk + g] = counts[g] >= low && counts[g] <= high }
+                        continue
+                    }
+                    for g in 0..<m {
+                        firsts[g] = 0
+                        last[g] = 0
+                    }
+                    for state in states {
+                        let f = state.firsts[r]! + chunk
+                        let l = state.lastConversion! + chunk
+                        for g in 0..<m {
+                            firsts[g] = max(firsts[g], f[g])
+                            last[g] = max(last[g], l[g])
+                        }
+                    }
+                    // Converted: a conversion at or after the first qualifying event (both keys in time order).
+                    for g in 0..<m {
+                        let c = counts[g]
+                        out[chunk + g] = c >= low && c <= high && (c > 0 && last[g] >= ~firsts[g]) == converted
+                    }
+                }
             })
         }
         var result = segment.evaluate(holds, count: n)
-        if let known {
-            result.withUnsafeMutableBufferPointer { result in for g in 0..<n { result[g] = result[g] && known[g] != 0 } }
+        if plan.needsUniverse {
+            result.withUnsafeMutableBufferPointer { result in
+                for g in 0..<n where result[g] {
+                    result[g] = states.contains { $0.known![g] != 0 }
+                }
+            }
         }
         return result.indicesOfTrue()
     }
@@ -160,26 +194,63 @@ extension StoreReader {
         }
         try loadTouchpoints(through: end - 1)
         let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
-        let last = try summary(of: end - 1)
+        let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
+        let last = summaries[end - 1]
         let n = Int(last.firstNewProfile) + last.newProfiles
-        let state = GroupedQueryState(plan, profiles: n)
         let asOf = time.asOf
 
         // Known profiles: those introduced before the first block that reaches past T, and the events at or before T after it.
         var straddle = end
+        var knownBefore = 0
         if plan.needsUniverse {
             straddle = log.blocks[..<end].firstIndex { $0.header.maxTime > asOf } ?? end
-            let knownBefore = straddle == end ? n : Int(try summary(of: straddle).firstNewProfile)
-            state.known!.update(repeating: 1, count: knownBefore)
+            knownBefore = straddle == end ? n : Int(summaries[straddle].firstNewProfile)
         }
 
+        // The blocks worth reading, shared out among the cores in turn (so each gets a share of every period).
+        let blocks = (0..<end).filter { log.blocks[$0].header.minTime <= asOf }
+        let workers = max(1, min(Self.queryThreads, blocks.count / 4))
+        let states = (0..<workers).map { _ in GroupedQueryState(plan, profiles: n) }
+        states[0].known?.update(repeating: 1, count: knownBefore)
+        let readers = (0..<workers).map { _ in log.bodyReader() }
+        let locations = log.blocks
+        let firstPastT = straddle
+        let failure = Mutex<TouchLogError?>(nil)
+        let read = Mutex(UInt64(0))
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            do throws(TouchLogError) {
+                let eventsRead = try Self.scan(blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
+                                               summaries: summaries, plan: plan, straddle: firstPastT, profiles: n, into: states[w],
+                                               reader: readers[w])
+                read.withLock { $0 += eventsRead }
+            } catch {
+                failure.withLock { $0 = $0 ?? error }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        report.eventsRead = read.withLock { $0 }
+        var ids = GroupedQueryState.members(states, plan, segment)
+        try loadDictionary(through: end - 1)
+        dictionary.profiles.sortByBytes(&ids)
+        lastQuery = report
+        return ids.map { dictionary.profiles.string($0) }
+    }
+
+    /// Threads a format-2 query scans on: the cores.
+    static let queryThreads = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+
+    /// One worker's part of a format-2 query: scans `blocks` into `state`; returns the events of the blocks it read.
+    private static func scan(blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary], plan: GroupedQueryPlan,
+                             straddle: Int, profiles n: Int, into state: GroupedQueryState,
+                             reader: BlockBodyReader) throws(TouchLogError) -> UInt64 {
+        let asOf = plan.time.asOf
         var targets: [GroupTarget] = []
         var times: [UInt8] = []
         var profiles: [UInt8] = []
-        for b in 0..<end {
-            let header = log.blocks[b].header
-            if header.minTime > asOf { continue }
-            let summary = try summary(of: b)
+        var stored: [UInt8] = []
+        var eventsRead: UInt64 = 0
+        for b in blocks {
+            let summary = summaries[b]
             var sectionsRead = false
             for group in summary.groups {
                 targets.removeAll(keepingCapacity: true)
@@ -196,11 +267,11 @@ extension StoreReader {
                 if conversions || universe { upper = asOf }
                 if targets.isEmpty && !conversions && !universe { continue }
                 if !sectionsRead {
-                    try readGroupedSection(.times, of: b, summary, into: &times)
-                    try readGroupedSection(.profiles, of: b, summary, into: &profiles)
+                    try readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
+                    try readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
                     profiles.append(contentsOf: repeatElement(0, count: 8))  // room for the last value's 8-byte load
                     sectionsRead = true
-                    report.eventsRead += UInt64(header.count)
+                    eventsRead += UInt64(summary.count)
                 }
                 let conversionsFrom = conversions ? plan.conversionsFrom! : .max
                 let last = state.lastConversion
@@ -223,30 +294,25 @@ extension StoreReader {
                 }
             }
         }
-        var ids = state.members(plan, segment)
-        try loadDictionary(through: end - 1)
-        dictionary.profiles.sortByBytes(&ids)
-        lastQuery = report
-        return ids.map { dictionary.profiles.string($0) }
+        return eventsRead
     }
 
-    /// Reads one section of format-2 block `index` (checked and decompressed) into `raw`.
-    func readGroupedSection(_ kind: BlockSummary.SectionKind, of index: Int, _ summary: BlockSummary, into raw: inout [UInt8]) throws(TouchLogError) {
-        let location = log.blocks[index]
+    /// Reads one section of a format-2 block (checked and decompressed) into `raw`.
+    private static func readSection(_ kind: BlockSummary.SectionKind, of location: BlockLocation, _ summary: BlockSummary,
+                                    reader: BlockBodyReader, stored: inout [UInt8], into raw: inout [UInt8]) throws(TouchLogError) {
         let info = summary[kind]
-        var stored: [UInt8] = []
-        try storage { () throws(StorageError) in try log.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
+        try storage { () throws(StorageError) in try reader.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
         do {
             try stored.withDecodedBytes { bytes throws(DecodeError) in try GroupedBlockCodec.section(kind, info, stored: bytes, into: &raw) }
         } catch {
-            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block: \(error)")
+            throw TouchLogError(code: .corrupt, message: "\(reader.location(of: location)): bad block: \(error)")
         }
     }
 
     /// Calls `body` with the time and profile id of each event of `group` up to time `upper`, in time order.
     /// `profiles` must have 8 bytes of room past its packed ids.
     @inline(__always)
-    private func scan(_ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
+    private static func scan(_ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
                       limit: Int, _ body: (Int64, Int) -> Void) throws(TouchLogError) {
         let width = summary.profileWidth
         let mask = width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1
