@@ -7,6 +7,7 @@ import Glibc
 /// STORE/
 ///   LOCK          held (flock) by the one writing process; holds its pid
 ///   log/          00000000000000000000.tlog, …: the log, named by first offset
+///   log-format1/  after `touchlog migrate`: the format-1 log it replaced, kept for audits
 ///   snapshots/    saved projection states (derived; safe to delete)
 ///   segments/     segment definitions, every version kept
 /// ```
@@ -25,6 +26,7 @@ struct StoreLayout {
     }
 
     func requireExisting() throws(TouchLogError) {
+        if !exists { StoreMigration.finishInterruptedMigration(self) }
         guard exists else {
             throw TouchLogError(code: .notFound, message: "no touchlog store at \(root) (create one with `touchlog append`)")
         }
@@ -33,6 +35,7 @@ struct StoreLayout {
     /// Creates the directories of a new store (the writer does this; existing ones are kept).
     /// New directories are synced with their parents, so a crash cannot lose the store's skeleton.
     func create() throws(TouchLogError) {
+        if !exists { StoreMigration.finishInterruptedMigration(self) }
         var created = false
         for path in [root, log, snapshots, segments] {
             if mkdir(path, 0o755) == 0 {

@@ -6,8 +6,11 @@ public struct StoreVerifyReport: Sendable {
     /// Problems outside the log (snapshots, segment definitions), each a sentence naming the file.
     public var otherProblems: [String] = []
     public var snapshotsChecked = 0
+    /// After `touchlog migrate`: the report on the replaced log kept in `STORE/log-format1/` (its chain is checked
+    /// like the log's, and the log's first commit must name its head and length).
+    public var archivedLog: VerifyReport?
 
-    public var isIntact: Bool { log.isIntact && otherProblems.isEmpty }
+    public var isIntact: Bool { log.isIntact && otherProblems.isEmpty && (archivedLog?.isIntact ?? true) }
 }
 
 public enum StoreVerifier {
@@ -28,31 +31,49 @@ public enum StoreVerifier {
         }
         let storeDictionary = dictionary
         var log = try storage { () throws(StorageError) in
-            try LogVerifier.verify(directory: layout.log, progress: progress) {
-                // One batch per thread, reused from block to block.
-                var events = EventBatch()
-                var scratch = GroupedBlockCodec.DecodeScratch()
-                return { header, payload in
-                    do {
-                        if header.version >= 2 {
-                            try GroupedBlockCodec.decodeStored(header, payload, dictionary: storeDictionary, into: &events, scratch: &scratch)
-                        } else {
-                            try EventBlockCodec.decode(payload, into: &events, strict: true)
-                        }
-                    } catch { return "bad block payload: \(error)" }
-                    if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
-                    if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
-                        return "event time \(Timestamp.format(t)) is outside the block's stated range"
-                    }
-                    return nil
-                }
-            }
+            try LogVerifier.verify(directory: layout.log, progress: progress) { payloadCheck(storeDictionary) }
         }
         if let dictionaryProblem { log.problems.append(StorageError(code: .corrupt, message: dictionaryProblem)) }
         var report = StoreVerifyReport(log: log)
         if log.isIntact, let reader = try? StoreReader(directory: directory) {
             (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()
         }
+        let archive = directory + "/" + StoreMigration.archivedLog
+        if SystemFile.isDirectory(archive) {
+            let archived = try storage { () throws(StorageError) in
+                try LogVerifier.verify(directory: archive, makePayloadCheck: { payloadCheck(StoreDictionary()) })
+            }
+            report.archivedLog = archived
+            let link = (try? LogReader(directory: layout.log)).flatMap { reader in
+                reader.blocks.first(where: \.header.isCommit).flatMap { try? reader.metadata(of: $0) }.flatMap { StoreMigration.Link($0) }
+            }
+            if link?.head != archived.head || link?.events != archived.records {
+                report.otherProblems.append(
+                    "\(StoreMigration.archivedLog): the log's first commit does not name this log (chain head \(archived.head), " +
+                    "\(archived.records) events) as the one it replaced")
+            }
+        }
         return report
+    }
+
+    /// The check of each block's events: strict decoding, the count and time range its header states.
+    private static func payloadCheck(_ dictionary: StoreDictionary) -> LogVerifier.PayloadCheck {
+        // One batch per thread, reused from block to block.
+        var events = EventBatch()
+        var scratch = GroupedBlockCodec.DecodeScratch()
+        return { header, payload in
+            do {
+                if header.version >= 2 {
+                    try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &scratch)
+                } else {
+                    try EventBlockCodec.decode(payload, into: &events, strict: true)
+                }
+            } catch { return "bad block payload: \(error)" }
+            if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
+            if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
+                return "event time \(Timestamp.format(t)) is outside the block's stated range"
+            }
+            return nil
+        }
     }
 }

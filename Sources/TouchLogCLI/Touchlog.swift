@@ -13,6 +13,7 @@ struct Touchlog: AsyncParsableCommand {
             (nothing appended); 66 no such store, segment or readable input; 75 store locked by another writer.
             """,
         subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
-                      SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self]
+                      SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self,
+                      MigrateCommand.self]
     )
 }

@@ -26,9 +26,13 @@ struct VerifyCommand: ParsableCommand {
             if log.uncommittedTailBytes > 0 && log.problems.isEmpty {
                 out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")
             }
+            if let archived = report.archivedLog {
+                out.write("checked the replaced format-1 log (\(StoreMigration.archivedLog)/): \(counted(archived.blocks, "block")), \(counted(archived.records, "event")), chain head \(archived.head)\n")
+                for problem in archived.problems { out.write("damage: \(StoreMigration.archivedLog)/\(problem)\n") }
+            }
             for problem in log.problems { out.write("damage: \(problem)\n") }
             for problem in report.otherProblems { out.write("damage: \(problem)\n") }
-            let count = log.problems.count + report.otherProblems.count
+            let count = log.problems.count + report.otherProblems.count + (report.archivedLog?.problems.count ?? 0)
             out.write(count == 0 ? "ok\n" : "FAILED: \(count) problem\(count == 1 ? "" : "s") found\n")
             out.flush()
             if count > 0 { throw ExitCode(ExitStatus.failure) }

@@ -13,6 +13,26 @@ public struct BlockHash: Hashable, Sendable, CustomStringConvertible {
         self.bytes = bytes
     }
 
+    /// The hash that `hex` (64 hexadecimal digits, as ``description`` writes them) names, or nil.
+    public init?(hex: String) {
+        let digits = Array(hex.utf8)
+        guard digits.count == 64 else { return nil }
+        func value(_ c: UInt8) -> UInt8? {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+        }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: 64, by: 2) {
+            guard let high = value(digits[i]), let low = value(digits[i + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+        }
+        self.init(bytes: bytes)
+    }
+
     /// Lowercase hexadecimal, as `verify` prints the chain head.
     public var description: String {
         let digits = Array("0123456789abcdef".utf8)

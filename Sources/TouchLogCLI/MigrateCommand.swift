@@ -1,0 +1,34 @@
+import ArgumentParser
+import TouchLog
+
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Rewrite the store's log into the newest format (2), keeping every event, offset and recorded time.",
+        discussion: """
+            The new log is a new hash chain whose first commit names the old chain's head; the old log is kept in \
+            STORE/log-format1, and verify checks both. Snapshots are removed (queries of format 2 do not need them). \
+            Takes the store's lock: no one may append meanwhile. A store already in format 2 is left as it is.
+            """
+    )
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let directory = try storeOptions.directory()
+        try reportingErrors {
+            let progress = Progress("migrate")
+            let report = try StoreMigration.migrate(directory: directory) { done, total in progress.update(Int64(done), of: Int64(total)) }
+            progress.finish()
+            var out = StandardOutput()
+            if let from = report.fromVersion {
+                out.write("migrated \(counted(report.events, "event")) in \(counted(report.commits, "commit")) from format \(from) to format 2\n")
+                out.write("previous chain head: \(report.previousHead) (that log is kept in \(StoreMigration.archivedLog)/)\n")
+                out.write("chain head: \(report.head)\n")
+            } else {
+                out.write("the store is already in format 2; nothing to do\n")
+            }
+            out.flush()
+        }
+    }
+}
