@@ -340,6 +340,8 @@ def main():
     parser.add_argument("--times", type=int, help="fresh past times per segment, way and kind (default 4; 2 with --quick)")
     parser.add_argument("--seed", type=int, help="seed of the query times (default: drawn from the clock, printed)")
     parser.add_argument("--no-sqlite", action="store_true", help="leave SQLite out (its load takes minutes at 10M events)")
+    parser.add_argument("--format", type=int, choices=(1, 2), default=2,
+                        help="the log format the queried store has (2: loaded, then `touchlog migrate`d; default 2)")
     parser.add_argument("--work", help="working directory (default /tmp/touchlog-bench-EVENTS)")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build", "bench-results.json"))
     for hidden in ("engine", "task", "db", "chunks", "queries"):
@@ -406,7 +408,14 @@ def main():
     json.dump(commits, open(chunk_file, "w"))
     for path in SEGMENTS:
         run([TOUCHLOG, "segment", "put", "--store", base, path])
-    run([TOUCHLOG, "snapshot", "create", "--store", base])
+    t["format"] = args.format
+    if args.format == 2:
+        # Format 2 answers from its (touchpoint, type) groups and needs no snapshots.
+        t["migrate"] = run([TOUCHLOG, "migrate", "--store", base])[:2]
+        t["bytesFormat2"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(base, "log", "*.tlog")))
+        shutil.rmtree(os.path.join(base, "log-format1"))
+    else:
+        run([TOUCHLOG, "snapshot", "create", "--store", base])
 
     # Fresh times: for each way, kind and segment its own. "Latest" is a moment in the day after the last event
     # (a user asking "now"); past times fall between day 30 and day 175 of the 180; known-at times are past times
@@ -525,7 +534,7 @@ def report(r, plan):
         return [a["seconds"] for q, a in zip(asked, queries) if q["kind"] == kind]
 
     print(f"\n{n:,} events, {r['config']['profiles']:,} profiles, {len(SEGMENTS)} segments; {r['machine']}; "
-          f"query times seed {r['seed']}")
+          f"query times seed {r['seed']}; queried store: format {tl['format']}")
     print("\nQueries at times never asked before in that store (p50 / p95 over every segment and time of the kind);")
     print("×: the faster peer's p50 over touchlog's (>1: touchlog is faster). Peers in-process, one connection each.")
     print("| query kind | touchlog library | touchlog serve (HTTP) | touchlog CLI (process per query) | "
@@ -579,6 +588,9 @@ def report(r, plan):
     row("ingest rate (events/s)", n / tl["ingest"][0], {p: n / engines[p]["ingest"][0] for p in others}, "", better_low=False)
     row("ingest as 20 commits, a process each (s)", tl["ingestCommits"], {}, "s")
     row("bytes on disk per event", tl["bytes"] / n, {p: engines[p]["bytes"] / n for p in others}, "B")
+    if "bytesFormat2" in tl:
+        row("bytes on disk per event, format 2 (after touchlog migrate)", tl["bytesFormat2"] / n, {}, "B")
+        row("touchlog migrate of the 20-commit store to format 2 (s)", tl["migrate"][0], {}, "s")
     row("full scan, every field (s; touchlog: median of 3)", tl["scan"][0], {p: engines[p]["scan"][0] for p in others}, "s")
     row("verify (s; touchlog: median of 3)", tl["verify"][0], {p: engines[p]["verify"][0] for p in others if "verify" in engines[p]}, "s")
     print(f"| verify rate (MB of log per s) | {tl['bytes'] / 1e6 / tl['verify'][0]:.0f} |" + " n/a |" * len(others))

@@ -26,6 +26,33 @@ import Testing
         #expect(produced == golden)
     }
 
+    @Test func aMigratedStoreGivesTheGoldenAnswersAndVerifiesBothChains() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        let before = try touchlog(["verify", "--store", scratch.store]).stdout
+        let oldHead = before.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst("chain head: ".count)
+        let migrate = try touchlog(["migrate", "--store", scratch.store])
+        #expect(migrate.status == 0, "\(migrate.stderr)")
+        #expect(migrate.stdout.hasPrefix("migrated 42 events in 1 commit from format 1 to format 2\n"))
+        #expect(migrate.stdout.contains("previous chain head: \(oldHead) (that log is kept in log-format1/)"))
+        let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
+        var produced = ""
+        for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
+            produced += line + "\n"
+            let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
+            produced += try touchlog(arguments + ["--store", scratch.store]).stdout
+        }
+        #expect(produced == golden)
+        let verify = try touchlog(["verify", "--store", scratch.store])
+        #expect(verify.status == 0)
+        #expect(verify.stdout.contains("checked the replaced format-1 log (log-format1/): 1 block, 42 events, chain head \(oldHead)"))
+        #expect(verify.stdout.hasSuffix("ok\n"))
+        #expect(try touchlog(["migrate", "--store", scratch.store]).stdout == "the store is already in format 2; nothing to do\n")
+        // Appends go on in format 2.
+        #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.csv")]).stdout == "appended 42 events, offsets 42–83\n")
+        #expect(try touchlog(["verify", "--store", scratch.store]).status == 0)
+    }
+
     @Test func queryFormatsCountAndRulesFile() throws {
         let scratch = Scratch()
         try sampleStore(scratch)
