@@ -36,6 +36,8 @@ public final class StoreReader {
     private var payload: [UInt8] = []
     private var scratch = EventBatch()
     private var summaryBytes: [UInt8] = []
+    /// Format-2 segment queries this reader has answered.
+    var groupedQueries = 0
     /// Format 2: the summaries read so far, by block index.
     private var summaries: [BlockSummary?] = []
     private var sectionBytes: [UInt8] = []

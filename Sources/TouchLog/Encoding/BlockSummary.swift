@@ -34,25 +34,47 @@ struct BlockSummary: Equatable {
         var check: UInt64
     }
 
-    /// The events of one (touchpoint, type), in ascending (time, position) order.
+    /// The events of one (touchpoint, type), in ascending (time, position) order. (Kept in 32-bit fields: a store's
+    /// summaries hold hundreds of thousands of groups, and a query reads them all.)
     struct Group: Equatable {
         /// Touchpoint id + 1, or 0 for none.
         var touchpoint: UInt32
         var type: UInt8
-        var count: Int
+        private var count32: UInt32
         var minTime: Int64
         var maxTime: Int64
+        private var firstEvent32: UInt32
+        private var timesStart: UInt32, timesEnd: UInt32
+        private var positionsStart: UInt32, positionsEnd: UInt32
+        private var valueCount32: UInt32, valuesBefore32: UInt32
+        private var valuesStart: UInt32, valuesEnd: UInt32
+
+        init(touchpoint: UInt32, type: UInt8, count: Int, minTime: Int64, maxTime: Int64, firstEvent: Int, times: Range<Int>,
+             positions: Range<Int>, valueCount: Int, valuesBefore: Int, values: Range<Int>) {
+            self.touchpoint = touchpoint
+            self.type = type
+            count32 = UInt32(count)
+            self.minTime = minTime
+            self.maxTime = maxTime
+            firstEvent32 = UInt32(firstEvent)
+            (timesStart, timesEnd) = (UInt32(times.lowerBound), UInt32(times.upperBound))
+            (positionsStart, positionsEnd) = (UInt32(positions.lowerBound), UInt32(positions.upperBound))
+            (valueCount32, valuesBefore32) = (UInt32(valueCount), UInt32(valuesBefore))
+            (valuesStart, valuesEnd) = (UInt32(values.lowerBound), UInt32(values.upperBound))
+        }
+
+        var count: Int { Int(count32) }
         /// The group's first event in the block's grouped order (its events are `firstEvent ..< firstEvent + count`).
-        var firstEvent: Int
+        var firstEvent: Int { Int(firstEvent32) }
         /// Its bytes in the (raw) times and positions sections.
-        var times: Range<Int>
-        var positions: Range<Int>
+        var times: Range<Int> { Int(timesStart)..<Int(timesEnd) }
+        var positions: Range<Int> { Int(positionsStart)..<Int(positionsEnd) }
         /// How many of its events carry a value, and how many valued events come before the group's.
-        var valueCount: Int
-        var valuesBefore: Int
+        var valueCount: Int { Int(valueCount32) }
+        var valuesBefore: Int { Int(valuesBefore32) }
         /// Its bytes in the (raw) values section: a bitmap of `count` bits unless every event or none has a value,
         /// then the values.
-        var values: Range<Int>
+        var values: Range<Int> { Int(valuesStart)..<Int(valuesEnd) }
 
         var key: UInt64 { UInt64(touchpoint) * 3 + UInt64(type) }
     }

@@ -33,6 +33,30 @@ struct StoreDictionary: Sendable {
         touchpointBlocks += 1
     }
 
+    /// Walks a new-profiles (or new-touchpoints) section whose entries have ids `entries`, appending to `strings`
+    /// those whose ids are in `wanted` (ascending) from index `from` on; returns the index of the first wanted id past
+    /// the section. Only the wanted strings are copied out; the others are only stepped over.
+    static func copy(_ section: UnsafeRawBufferPointer, entries: Range<Int>, wanted: [Int], from: Int,
+                     into strings: inout StringTable) throws(DecodeError) -> Int {
+        var input = PayloadCursor(section)
+        var previous = [UInt8](repeating: 0, count: EventLimits.maxIdentifierBytes)
+        var previousLength = 0
+        var next = from
+        for id in entries {
+            guard next < wanted.count, wanted[next] < entries.upperBound else { break }
+            let shared = try input.count(max: previousLength, "entry \(id - entries.lowerBound) shared prefix")
+            let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes - shared, "entry \(id - entries.lowerBound) length")
+            let suffix = try input.take(suffixLength)
+            previous.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: shared).update(from: suffix, count: suffixLength) }
+            previousLength = shared + suffixLength
+            if wanted[next] == id {
+                strings.append(previous[..<previousLength])
+                next += 1
+            }
+        }
+        return next
+    }
+
     private static func add(_ section: UnsafeRawBufferPointer, _ count: Int, to table: inout StringTable, strict: Bool,
                             _ what: String) throws(DecodeError) {
         var input = PayloadCursor(section)

@@ -62,8 +62,8 @@ extension CompiledSegment {
     }
 }
 
-/// What a format-2 query accumulates, per profile id, in zero-filled buffers of its own (`calloc`: pages a query
-/// never touches cost nothing), freed with it. Every column's zero means "nothing yet", so nothing is filled
+/// What a format-2 query accumulates, per profile id, in zero-filled columns of its own (``ZeroedMemory``: 2 MiB
+/// pages where the system allows, and pages a query never touches cost nothing), released with it. Every column's zero means "nothing yet", so nothing is filled
 /// before the scan, and the scan writes through raw pointers: one update per qualifying event, with no
 /// copy-on-write checks in between.
 final class GroupedQueryState: @unchecked Sendable {
@@ -84,25 +84,26 @@ final class GroupedQueryState: @unchecked Sendable {
     /// An order-keeping key of `t` (0 is earlier than any time but `Int64.min`, which no event has).
     @inline(__always) static func latestKey(_ t: Int64) -> UInt64 { UInt64(bitPattern: t) ^ (1 << 63) }
 
+    /// The memory behind the columns.
+    private var memory: [ZeroedMemory] = []
+
     init(_ plan: GroupedQueryPlan, profiles n: Int) {
         count = n
+        var memory: [ZeroedMemory] = []
         func zeroed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
-            // Large ones are fresh zero pages from the kernel: touched ones fault in, on huge pages where allowed.
-            let memory = calloc(max(1, n), MemoryLayout<T>.stride)!
-            adviseHugePages(UnsafeMutableRawBufferPointer(start: memory, count: n * MemoryLayout<T>.stride))
-            return memory.bindMemory(to: T.self, capacity: max(1, n))
+            let column = ZeroedMemory(bytes: n * MemoryLayout<T>.stride)
+            memory.append(column)
+            return column.base.bindMemory(to: T.self, capacity: max(1, n))
         }
         counts = plan.rules.map { _ in zeroed(UInt32.self) }
         firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
         lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self) }
         known = plan.needsUniverse ? zeroed(UInt8.self) : nil
+        self.memory = memory
     }
 
     deinit {
-        for buffer in counts { free(buffer) }
-        for buffer in firsts { free(buffer) }
-        free(lastConversion)
-        free(known)
+        for column in memory { column.release() }
     }
 
     /// Ids of the profiles for which the segment holds, ascending, from the findings of every worker's state
@@ -229,11 +230,48 @@ extension StoreReader {
         }
         if let error = failure.withLock({ $0 }) { throw error }
         report.eventsRead = read.withLock { $0 }
-        var ids = GroupedQueryState.members(states, plan, segment)
-        try loadDictionary(through: end - 1)
-        dictionary.profiles.sortByBytes(&ids)
+        let ids = GroupedQueryState.members(states, plan, segment)
+        groupedQueries += 1
         lastQuery = report
-        return ids.map { dictionary.profiles.string($0) }
+        if dictionary.profileBlocks >= end || groupedQueries > 1 {
+            // A reader that answers again (a store's pooled one) keeps the whole dictionary.
+            try loadDictionary(through: end - 1)
+            var sorted = ids
+            dictionary.profiles.sortByBytes(&sorted)
+            return sorted.map { dictionary.profiles.string($0) }
+        }
+        // One query (a CLI process): only the members' strings, copied out of the blocks that introduced them.
+        let strings = try profileStrings(ids, summaries: summaries)
+        var order = Array(0..<strings.count)
+        strings.sortByBytes(&order)
+        return order.map { strings.string($0) }
+    }
+
+    /// The strings of profiles `ids` (ascending), in that order, read from the new-profile sections of the blocks
+    /// that introduced them without building the rest.
+    func profileStrings(_ ids: [Int], summaries: [BlockSummary]) throws(TouchLogError) -> StringTable {
+        var strings = StringTable()
+        var next = 0
+        var stored: [UInt8] = []
+        var raw: [UInt8] = []
+        for (b, summary) in summaries.enumerated() where next < ids.count {
+            let first = Int(summary.firstNewProfile)
+            let end = first + summary.newProfiles
+            guard ids[next] < end else { continue }
+            let location = log.blocks[b]
+            let info = summary[.newProfiles]
+            try storage { () throws(StorageError) in try log.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
+            do {
+                try stored.withDecodedBytes { bytes throws(DecodeError) in try GroupedBlockCodec.section(.newProfiles, info, stored: bytes, into: &raw) }
+                try raw.withDecodedBytes { section throws(DecodeError) in
+                    next = try StoreDictionary.copy(section, entries: first..<end, wanted: ids, from: next, into: &strings)
+                }
+            } catch {
+                throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
+            }
+        }
+        guard next == ids.count else { throw TouchLogError(code: .corrupt, message: "profile id \(ids[next]) is introduced by no block") }
+        return strings
     }
 
     /// Threads a format-2 query scans on: the cores.

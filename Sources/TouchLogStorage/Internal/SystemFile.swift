@@ -198,3 +198,36 @@ package func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
     guard end > start else { return }
     _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE)
 }
+
+/// Zero-filled memory straight from the kernel, aligned to 2 MiB and advised to transparent huge pages, so that a
+/// column of millions of entries, touched at random, takes a page fault per 2 MiB instead of per 4 KiB, and pages
+/// never touched cost nothing. For a query's per-profile columns; ``release()`` returns it.
+package struct ZeroedMemory: @unchecked Sendable {
+    // @unchecked: a plain address range; who writes where is the owner's business.
+    package let base: UnsafeMutableRawPointer
+    private let mapping: UnsafeMutableRawPointer
+    private let length: Int
+
+    /// At least `bytes` zero bytes (one page for 0).
+    package init(bytes: Int) {
+        let huge = 2 << 20
+        let size = max(bytes, 1)
+        let length = size >= huge ? size + huge : size
+        guard let mapping = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapping != MAP_FAILED else {
+            fatalError("cannot map \(length) bytes of memory: \(String(cString: strerror(errno)))")
+        }
+        self.mapping = mapping
+        self.length = length
+        if size >= huge {
+            let aligned = (Int(bitPattern: mapping) + huge - 1) & ~(huge - 1)
+            base = UnsafeMutableRawPointer(bitPattern: aligned)!
+            _ = madvise(base, (size + huge - 1) & ~(huge - 1), MADV_HUGEPAGE)
+        } else {
+            base = mapping
+        }
+    }
+
+    package func release() {
+        _ = munmap(mapping, length)
+    }
+}
