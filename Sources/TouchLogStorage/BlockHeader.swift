@@ -183,6 +183,17 @@ public struct BlockHeader: Hashable, Sendable {
         return .success(header)
     }
 
+    /// The header a format-2 block with these contents would have, for decoding blocks that never were in a log
+    /// (fuzzing, tests); its hashes are zero.
+    package static func formatTwo(count: UInt32, storedLength: Int, summaryLength: Int, minTime: Int64, maxTime: Int64) -> BlockHeader {
+        var header = BlockHeader(
+            version: 2, codec: codecStored, isCommit: true, firstOffset: 0, count: count, storedLength: UInt32(storedLength),
+            rawLength: UInt32(storedLength), minTime: minTime, maxTime: maxTime, minRecorded: 0, maxRecorded: 0,
+            previousHash: .zero, hash: .zero)
+        header.summaryLength = UInt32(summaryLength)
+        return header
+    }
+
     /// Where the commit metadata lies in the summary bytes of a block with ``hasMetadata`` (they begin with its
     /// length, a varint); nil when the length runs past them. The block's own summary follows the metadata.
     package static func metadataRange(inSummary summary: ArraySlice<UInt8>) -> Range<Int>? {

@@ -59,3 +59,43 @@ import TouchLogTestSupport
         }
     }
 }
+
+/// The seeds of the `grouped-block` target: format-2 blocks of random events in the target's input layout. They
+/// are committed in `Fixtures/fuzz/grouped-block/`; `TOUCHLOG_WRITE_FUZZ_SEEDS=1` writes them again.
+@Suite struct GroupedBlockSeedTests {
+    static func seed(_ events: [Event]) throws -> [UInt8] {
+        var dictionary = StoreDictionary()
+        var scratch = EventBlockCodec.EncodeScratch()
+        let batch = try EventBatch(events)
+        let block = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: 0..<batch.count, scratch: &scratch), dictionary: &dictionary)
+        var bytes: [UInt8] = []
+        func append(_ value: UInt64, _ count: Int) { for k in 0..<count { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(k)))) } }
+        append(UInt64(block.count), 4)
+        append(UInt64(bitPattern: block.minTime), 8)
+        append(UInt64(bitPattern: block.maxTime), 8)
+        append(UInt64(block.summary!.count), 4)
+        return bytes + block.summary! + block.payload
+    }
+
+    @Test func theSeedsAreBlocksTheTargetAccepts() throws {
+        let seeds = try [(1, 1), (7, 2), (60, 3), (400, 4)].map { count, seed in try Self.seed(randomEvents(count, seed: UInt64(seed))) }
+        for seed in seeds {
+            #expect(seed.withUnsafeBytes { FuzzTarget.groupedBlock.run($0) } == nil)
+            let header = BlockHeader.formatTwo(count: UInt32(seed[0]) | UInt32(seed[1]) << 8, storedLength: seed.count - 24,
+                                               summaryLength: Int(seed[20]) | Int(seed[21]) << 8,
+                                               minTime: Int64(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(seed[4 + $1]) << (8 * UInt64($1)) }),
+                                               maxTime: Int64(bitPattern: (0..<8).reduce(UInt64(0)) { $0 | UInt64(seed[12 + $1]) << (8 * UInt64($1)) }))
+            #expect(FuzzTarget.decodeGrouped(header, Array(seed[24...])) != nil, "a seed the target does not accept")
+        }
+        if getenv("TOUCHLOG_WRITE_FUZZ_SEEDS") != nil {
+            let directory = fixturePath("fuzz", from: #filePath) + "/grouped-block"
+            _ = mkdir(directory, 0o755)
+            for (k, seed) in seeds.enumerated() {
+                let file = try SystemFile.open(directory + "/seed-\(k + 1)", .createReadWrite)
+                try file.truncate(to: 0)
+                try file.write(seed, at: 0)
+                file.close()
+            }
+        }
+    }
+}

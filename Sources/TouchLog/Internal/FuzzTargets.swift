@@ -24,6 +24,11 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case csv
     /// A segment definition file. Property: an accepted definition's canonical JSON parses to the same definition.
     case segmentDefinition = "segment-definition"
+    /// A format-2 event block: its event count (4 bytes, little-endian), min and max time (8 bytes each), summary
+    /// length (4 bytes), then its stored bytes (summary, body), decoded leniently and strictly with a dictionary of
+    /// just the strings it introduces. Property: a block the strict decoder accepts re-encodes (with a fresh
+    /// dictionary) to one that decodes strictly to the same events.
+    case groupedBlock = "grouped-block"
 
     /// Runs the target on `data`; nil when every property held.
     package func run(_ data: UnsafeRawBufferPointer) -> String? {
@@ -37,7 +42,54 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
         case .jsonl: return Self.ingest(data, format: .jsonl)
         case .csv: return Self.ingest(data, format: .csv)
         case .segmentDefinition: return Self.segmentDefinition(data)
+        case .groupedBlock: return Self.groupedBlock(Array(data))
         }
+    }
+
+    private static func groupedBlock(_ data: [UInt8]) -> String? {
+        guard data.count >= 24 else { return nil }
+        func integer(_ at: Int, _ bytes: Int) -> UInt64 { (0..<bytes).reduce(0) { $0 | UInt64(data[at + $1]) << (8 * UInt64($1)) } }
+        let count = UInt32(integer(0, 4))
+        let minTime = Int64(bitPattern: integer(4, 8))
+        let maxTime = Int64(bitPattern: integer(12, 8))
+        let summaryLength = Int(integer(20, 4))
+        let stored = Array(data[24...])
+        guard count > 0, minTime <= maxTime, summaryLength <= stored.count else { return nil }
+        let header = BlockHeader.formatTwo(count: count, storedLength: stored.count, summaryLength: summaryLength, minTime: minTime, maxTime: maxTime)
+        guard let decoded = decodeGrouped(header, stored) else { return nil }
+        var fresh = StoreDictionary()
+        var scratch = EventBlockCodec.EncodeScratch()
+        let block = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(decoded, range: 0..<decoded.count, scratch: &scratch), dictionary: &fresh)
+        let again = block.summary! + block.payload
+        let header2 = BlockHeader.formatTwo(count: UInt32(block.count), storedLength: again.count, summaryLength: block.summary!.count,
+                                            minTime: block.minTime, maxTime: block.maxTime)
+        guard let redecoded = decodeGrouped(header2, again) else { return "a block the strict decoder accepted re-encodes to one it refuses" }
+        return sameEvents(decoded, redecoded)
+    }
+
+    /// The events of a format-2 block that introduces every string it uses (leniently first, which must not crash;
+    /// then strictly), or nil when refused.
+    static func decodeGrouped(_ header: BlockHeader, _ stored: [UInt8]) -> EventBatch? {
+        let summaryLength = Int(header.summaryLength)
+        guard let summary = try? BlockSummary(Array(stored[..<summaryLength]), header: header) else { return nil }
+        var dictionary = StoreDictionary()
+        var events = EventBatch()
+        var scratch = GroupedBlockCodec.DecodeScratch()
+        do {
+            try stored.withDecodedBytes { bytes throws(DecodeError) in
+                let body = UnsafeRawBufferPointer(rebasing: bytes[summaryLength...])
+                var raw: [UInt8] = []
+                try GroupedBlockCodec.section(.newProfiles, of: summary, body: body, into: &raw)
+                try raw.withDecodedBytes { section throws(DecodeError) in try dictionary.addProfiles(summary, section: section, strict: true) }
+                try GroupedBlockCodec.section(.newTouchpoints, of: summary, body: body, into: &raw)
+                try raw.withDecodedBytes { section throws(DecodeError) in try dictionary.addTouchpoints(summary, section: section, strict: true) }
+                _ = try? GroupedBlockCodec.decode(summary, body: body, dictionary: dictionary, into: &events, scratch: &scratch, strict: false)
+            }
+            try GroupedBlockCodec.decodeStored(header, stored, dictionary: dictionary, into: &events, scratch: &scratch, strict: true)
+        } catch {
+            return nil
+        }
+        return events
     }
 
     private static func blockPayload(_ payload: [UInt8]) -> String? {
