@@ -96,9 +96,9 @@ public enum StoreMigration {
                 }
                 let block = try source.decode(location)
                 let prepared = GroupedBlockCodec.prepare(block.events, range: 0..<block.events.count, scratch: &scratch)
-                try storage { () throws(StorageError) in try writer.add(GroupedBlockCodec.encode(prepared, dictionary: &dictionary)) }
+                _ = try storage { () throws(StorageError) in try writer.add(GroupedBlockCodec.encode(prepared, dictionary: &dictionary)) }
                 if location.header.isCommit {
-                    try storage { () throws(StorageError) in try writer.commit() }
+                    _ = try storage { () throws(StorageError) in try writer.commit() }
                     open = false
                     report.commits += 1
                     progress(location.header.endOffset, report.events)

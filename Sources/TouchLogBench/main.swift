@@ -72,7 +72,9 @@ do {
         for kind in (getenv("TOUCHLOG_BENCH_ONLY").map { [String(cString: $0)] } ?? ["events", "batch"]) {
             let directory = arguments[3] + "-" + kind
             _ = system("rm -rf '\(directory)'")
-            let store = try TouchLogStore(directory: directory)
+            // TOUCHLOG_BENCH_FORMAT=2: into a format-2 store.
+            let version = getenv("TOUCHLOG_BENCH_FORMAT").flatMap { UInt16(String(cString: $0)) } ?? LogOptions.defaultFormatVersion
+            let store = try TouchLogStore(directory: directory, options: LogOptions(formatVersion: version))
             let chunks = stride(from: 0, to: events.count, by: chunk).map { Array(events[$0..<min($0 + chunk, events.count)]) }
             let batches = kind == "batch" ? try chunks.map { try EventBatch($0) } : []
             let start = monotonicSeconds()

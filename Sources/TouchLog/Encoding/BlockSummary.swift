@@ -194,15 +194,15 @@ extension BlockSummary {
             guard n > 0 else { throw input.fail("group \(g) is empty") }
             let low = try input.varint()
             let span = try input.varint()
-            guard low <= UInt64(header.maxTime &- header.minTime), span <= UInt64(header.maxTime &- header.minTime) - low else {
-                throw input.fail("group \(g) times lie outside the block's")
-            }
+            // max ≥ min, so the difference fits 64 unsigned bits even when it does not fit a signed one.
+            let blockSpan = UInt64(bitPattern: header.maxTime &- header.minTime)
+            guard low <= blockSpan, span <= blockSpan - low else { throw input.fail("group \(g) times lie outside the block's") }
             let timeBytes = try input.count(max: BlockHeader.maxPayloadLength, "group \(g) times length")
             let positionBytes = try input.count(max: BlockHeader.maxPayloadLength, "group \(g) positions length")
             let valueCount = try input.count(max: n, "group \(g) value count")
             let group = Group(
-                touchpoint: UInt32(key / 3), type: UInt8(key % 3), count: n, minTime: header.minTime + Int64(low),
-                maxTime: header.minTime + Int64(low) + Int64(span), firstEvent: event, times: times..<(times + timeBytes),
+                touchpoint: UInt32(key / 3), type: UInt8(key % 3), count: n, minTime: header.minTime &+ Int64(bitPattern: low),
+                maxTime: header.minTime &+ Int64(bitPattern: low) &+ Int64(bitPattern: span), firstEvent: event, times: times..<(times + timeBytes),
                 positions: positions..<(positions + positionBytes), valueCount: valueCount, valuesBefore: valued,
                 values: values..<(values + (valueCount == 0 || valueCount == n ? 0 : (n + 7) / 8) + 8 * valueCount))
             minTime = min(minTime, group.minTime)

@@ -83,12 +83,12 @@ enum EventBlockCodec {
         return (positions, sorted.count)
     }
 
-    /// Writes the strings of `table` (distinct, in ascending byte order) front-coded: for each, the bytes it shares
-    /// with the one before (varint), its suffix length (varint) and the suffix.
-    static func frontCode(_ table: StringTable, from first: Int = 0, into out: inout ByteWriter) {
+    /// Writes strings `ids` of `table` (distinct, in ascending byte order; all of them by default) front-coded: for
+    /// each, the bytes it shares with the one before (varint), its suffix length (varint) and the suffix.
+    static func frontCode(_ table: StringTable, ids: Range<Int>? = nil, into out: inout ByteWriter) {
         table.bytes.withUnsafeBytes { all in
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
-            for id in first..<table.count {
+            for id in ids ?? 0..<table.count {
                 let current = UnsafeRawBufferPointer(rebasing: all[table.range(id)])
                 let shared = commonPrefixLength(previous, current)
                 out.varint(shared)

@@ -50,17 +50,44 @@ enum GroupedBlockCodec {
         return block
     }
 
+    /// The store-wide ids a block's strings got (see ``assignIDs(_:dictionary:)``).
+    struct Assigned: Sendable {
+        /// For each of the block's own profiles (and touchpoints), its store-wide id.
+        var profileOf: [UInt32]
+        var touchpointOf: [UInt32]
+        /// The ids it introduced.
+        var newProfiles: Range<Int>
+        var newTouchpoints: Range<Int>
+    }
+
     /// Gives the block's profiles and touchpoints their store-wide ids (adding those new to the store to
     /// `dictionary`) and encodes it. Blocks must be encoded in log order: each may use the ids earlier ones introduced.
     static func encode(_ block: Prepared, dictionary: inout StoreDictionary) -> RawBlock {
-        let events = block.events
-        let n = events.count
+        let assigned = assignIDs(block, dictionary: &dictionary)
+        return build(block, assigned, dictionary: dictionary)
+    }
+
+    /// The part of encoding that must follow the log: the store-wide ids of the block's strings, new ones added to
+    /// `dictionary` (in ascending byte order, as the block's own dictionaries are sorted).
+    static func assignIDs(_ block: Prepared, dictionary: inout StoreDictionary) -> Assigned {
         let firstNewProfile = dictionary.profiles.count
         let firstNewTouchpoint = dictionary.touchpoints.count
-        let profileOf = dictionary.profiles.internAll(events.profiles)
-        let touchpointOf = dictionary.touchpoints.internAll(events.touchpoints)
+        let profileOf = dictionary.profiles.internAll(block.events.profiles)
+        let touchpointOf = dictionary.touchpoints.internAll(block.events.touchpoints)
         dictionary.profileBlocks += 1
         dictionary.touchpointBlocks += 1
+        return Assigned(profileOf: profileOf, touchpointOf: touchpointOf, newProfiles: firstNewProfile..<dictionary.profiles.count,
+                        newTouchpoints: firstNewTouchpoint..<dictionary.touchpoints.count)
+    }
+
+    /// The rest of encoding, on any thread: `dictionary` must hold the ids `assigned` names (it is only read).
+    static func build(_ block: Prepared, _ assigned: Assigned, dictionary: StoreDictionary) -> RawBlock {
+        let events = block.events
+        let n = events.count
+        let profileOf = assigned.profileOf
+        let touchpointOf = assigned.touchpointOf
+        let firstNewProfile = assigned.newProfiles.lowerBound
+        let firstNewTouchpoint = assigned.newTouchpoints.lowerBound
 
         // Grouped order: by key, then time, then position (two stable radix sorts: by time, then by key).
         var keys = [UInt64](unsafeUninitializedCapacity: n) { keys, initialized in
@@ -124,9 +151,9 @@ enum GroupedBlockCodec {
         profiles.bitPacked(order.lazy.map { profileOf[Int(events.profileIDs[$0])] - base }, width: width)
 
         var newProfiles = ByteWriter()
-        EventBlockCodec.frontCode(dictionary.profiles, from: firstNewProfile, into: &newProfiles)
+        EventBlockCodec.frontCode(dictionary.profiles, ids: assigned.newProfiles, into: &newProfiles)
         var newTouchpoints = ByteWriter()
-        EventBlockCodec.frontCode(dictionary.touchpoints, from: firstNewTouchpoint, into: &newTouchpoints)
+        EventBlockCodec.frontCode(dictionary.touchpoints, ids: assigned.newTouchpoints, into: &newTouchpoints)
 
         var body: [UInt8] = []
         var sections: [BlockSummary.Section] = []
@@ -145,8 +172,8 @@ enum GroupedBlockCodec {
             body.append(contentsOf: stored)
         }
         let summary = BlockSummary(
-            count: n, firstNewProfile: UInt32(firstNewProfile), newProfiles: dictionary.profiles.count - firstNewProfile,
-            firstNewTouchpoint: UInt32(firstNewTouchpoint), newTouchpoints: dictionary.touchpoints.count - firstNewTouchpoint,
+            count: n, firstNewProfile: UInt32(firstNewProfile), newProfiles: assigned.newProfiles.count,
+            firstNewTouchpoint: UInt32(firstNewTouchpoint), newTouchpoints: assigned.newTouchpoints.count,
             profileBase: base, profileWidth: width, sections: sections, groups: groups)
         return RawBlock(summary: summary.encoded(blockMinTime: block.minTime), body: body, count: n, minTime: block.minTime,
                         maxTime: block.maxTime)
@@ -262,8 +289,8 @@ enum GroupedBlockCodec {
                         for k in 0..<group.count {
                             if k > 0 {
                                 let delta = try times.varint()
-                                guard delta <= UInt64(group.maxTime &- time) else { throw times.fail("a time past its group's max") }
-                                time += Int64(delta)
+                                guard delta <= UInt64(bitPattern: group.maxTime &- time) else { throw times.fail("a time past its group's max") }
+                                time &+= Int64(bitPattern: delta)
                                 position += try positions.zigzag()
                                 guard (0..<Int64(n)).contains(position) else { throw positions.fail("position \(position) outside the block") }
                             }

@@ -70,7 +70,7 @@ struct StoreDictionary: Sendable {
         }
     }
 
-    /// Reads `count` front-coded strings (see ``EventBlockCodec/frontCode(_:from:into:)``) onto the end of `table`:
+    /// Reads `count` front-coded strings (see ``EventBlockCodec/frontCode(_:ids:into:)``) onto the end of `table`:
     /// one pass checks lengths and sums them, a second copies the bytes into place (a million profiles load in
     /// milliseconds this way, where building each string on its own took a hundred).
     private static func read(_ input: inout PayloadCursor, _ count: Int, into table: inout StringTable, strict: Bool,

@@ -1,3 +1,5 @@
+import Dispatch
+import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -46,24 +48,40 @@ final class BlockEncoder: Sendable {
         return .prepared(GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch))
     }
 
-    /// The second step, with the writer held, right before the blocks are written (in log order).
+    /// The second step, with the writer held, right before the blocks are written (in log order): the ids, one block
+    /// after the other, then the blocks' bytes on every core.
     func seal(_ blocks: [Pending]) throws(TouchLogError) -> [RawBlock] {
-        try state.withLock { (state: inout State) throws(TouchLogError) -> [RawBlock] in
-            var sealed: [RawBlock] = []
-            for pending in blocks {
-                switch pending {
-                case .ready(let block): sealed.append(block)
-                case .prepared(let prepared):
-                    if state.dictionary == nil {
-                        let dictionary = try loadDictionary()
-                        state.dictionary = dictionary
-                        state.committed = Self.size(dictionary)
-                    }
-                    sealed.append(GroupedBlockCodec.encode(prepared, dictionary: &state.dictionary!))
-                }
+        let (assigned, dictionary) = try state.withLock {
+            (state: inout State) throws(TouchLogError) -> ([GroupedBlockCodec.Assigned?], StoreDictionary?) in
+            guard blocks.contains(where: { if case .prepared = $0 { return true } else { return false } }) else { return ([], nil) }
+            if state.dictionary == nil {
+                let dictionary = try loadDictionary()
+                state.dictionary = dictionary
+                state.committed = Self.size(dictionary)
             }
-            return sealed
+            let assigned = blocks.map { pending -> GroupedBlockCodec.Assigned? in
+                guard case .prepared(let prepared) = pending else { return nil }
+                return GroupedBlockCodec.assignIDs(prepared, dictionary: &state.dictionary!)
+            }
+            return (assigned, state.dictionary)
         }
+        guard let dictionary else {
+            return blocks.map { if case .ready(let block) = $0 { return block } else { preconditionFailure("checked above") } }
+        }
+        // `dictionary` is a copy (its storage shared, never written meanwhile: the writer is held).
+        let sealed = Mutex([RawBlock?](repeating: nil, count: blocks.count))
+        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), blocks.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for k in stride(from: worker, to: blocks.count, by: workers) {
+                let block: RawBlock
+                switch blocks[k] {
+                case .ready(let ready): block = ready
+                case .prepared(let prepared): block = GroupedBlockCodec.build(prepared, assigned[k]!, dictionary: dictionary)
+                }
+                sealed.withLock { $0[k] = block }
+            }
+        }
+        return sealed.withLock { $0.map { $0! } }
     }
 
     /// After a commit (or its failure, or a rollback): the ids its blocks introduced are kept, or forgotten.
