@@ -128,6 +128,23 @@ import Foundation
         return QueryTime(asOf: asOf, knownAt: knownAt)
     }
 
+    /// Compares the engine's answer with SQL's (and every sixth time, `explain`'s verdict for a random profile with the
+    /// answer), counting the case; false when they differ.
+    static func check(_ engine: [String], _ definition: SegmentDefinition, _ time: QueryTime, _ reader: StoreReader,
+                      _ reference: SQLiteReference, _ data: Dataset, _ random: inout TestRandom, _ cases: inout Int,
+                      _ nonEmpty: inout Int) throws -> Bool {
+        let sql = reference.members(definition, at: time)
+        #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
+        cases += 1
+        if !sql.isEmpty { nonEmpty += 1 }
+        if cases % 6 == 0 {
+            let profile = data.events[random.below(data.events.count)].event.profile
+            let explanation = try reader.explain(definition, profile: profile, at: time)
+            #expect(explanation.isMember == engine.contains(profile), "explain disagrees for \(profile) in \(definition.json)")
+        }
+        return engine == sql
+    }
+
     /// Seeds 1–3 replay the log for every query; seeds 4–6 let queries save snapshots every 100 events, so most
     /// answers start from a snapshot taken at some earlier query's position and watermark; seeds 7–8 keep
     /// projections in memory across queries (as a ``TouchLogStore`` does), 8 with snapshots too.
@@ -157,16 +174,8 @@ import Foundation
                 let engine = try reader.members(of: definition, at: time)
                 if reader.lastQuery.snapshotOffset > 0 { fromSnapshot += 1 }
                 if reader.lastQuery.fromMemory { fromMemory += 1 }
-                let sql = reference.members(definition, at: time)
-                #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
-                cases += 1
-                if !sql.isEmpty { nonEmpty += 1 }
-                if cases % 6 == 0 {
-                    let profile = data.events[random.below(data.events.count)].event.profile
-                    let explanation = try reader.explain(definition, profile: profile, at: time)
-                    #expect(explanation.isMember == engine.contains(profile), "explain disagrees for \(profile) in \(definition.json)")
-                }
-                if engine != sql { return }  // one detailed failure per seed is enough
+                let agrees = try Self.check(engine, definition, time, reader, reference, data, &random, &cases, &nonEmpty)
+                if !agrees { return }  // one detailed failure per seed is enough
             }
         }
         #expect(cases == 1_800)
@@ -199,16 +208,7 @@ import Foundation
                 let time = Self.randomQueryTime(&random, data)
                 // Every fifth query on a fresh reader: its first answer copies out only the members' strings.
                 let engine = try (cases % 5 == 0 ? StoreReader(directory: dir.path + "/s") : reader).members(of: definition, at: time)
-                let sql = reference.members(definition, at: time)
-                #expect(engine == sql, "\(definition.json) as of \(time.asOf) known at \(String(describing: time.knownAt))")
-                cases += 1
-                if !sql.isEmpty { nonEmpty += 1 }
-                if cases % 6 == 0 {
-                    let profile = data.events[random.below(data.events.count)].event.profile
-                    let explanation = try reader.explain(definition, profile: profile, at: time)
-                    #expect(explanation.isMember == engine.contains(profile), "explain disagrees for \(profile) in \(definition.json)")
-                }
-                if engine != sql { return }
+                if try !Self.check(engine, definition, time, reader, reference, data, &random, &cases, &nonEmpty) { return }
             }
         }
         #expect(cases == 1_800)

@@ -272,11 +272,10 @@ enum EventBlockCodec {
         }
     }
 
-    /// Reads a front-coded dictionary into `table` (replacing its strings): one pass checks the lengths and sums
-    /// them, a second copies the bytes into place.
-    private static func readDictionary(_ input: inout PayloadCursor, into table: inout StringTable, strict: Bool, _ what: String) throws(DecodeError) {
-        let count = try input.count(max: input.size, "\(what) dictionary size")
-        let start = input
+    /// Steps over `count` front-coded strings and returns their total length (the first of two passes over them),
+    /// checking that each shares no more than the previous one has and, with `checkingLengths`, that each is 1–256
+    /// bytes.
+    static func frontCodedLength(_ input: inout PayloadCursor, count: Int, checkingLengths: Bool, _ what: String) throws(DecodeError) -> Int {
         var total = 0
         var previousLength = 0
         for index in 0..<count {
@@ -285,10 +284,19 @@ enum EventBlockCodec {
             _ = try input.take(suffixLength)
             previousLength = shared + suffixLength
             total += previousLength
-            if strict && (previousLength == 0 || previousLength > EventLimits.maxIdentifierBytes) {
+            if checkingLengths && (previousLength == 0 || previousLength > EventLimits.maxIdentifierBytes) {
                 throw input.fail("\(what) \(index) is \(previousLength) bytes")
             }
         }
+        return total
+    }
+
+    /// Reads a front-coded dictionary into `table` (replacing its strings): one pass checks the lengths and sums
+    /// them, a second copies the bytes into place.
+    private static func readDictionary(_ input: inout PayloadCursor, into table: inout StringTable, strict: Bool, _ what: String) throws(DecodeError) {
+        let count = try input.count(max: input.size, "\(what) dictionary size")
+        let start = input
+        let total = try frontCodedLength(&input, count: count, checkingLengths: strict, what)
         table.removeAll()
         table.ends.resize(to: count, filler: 0)
         table.bytes.resize(to: total, filler: 0)

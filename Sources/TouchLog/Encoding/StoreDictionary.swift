@@ -77,16 +77,7 @@ struct StoreDictionary: Sendable {
                              _ what: String) throws(DecodeError) {
         guard count > 0 else { return }
         let start = input
-        var total = 0
-        var previousLength = 0
-        for index in 0..<count {
-            let shared = try input.count(max: previousLength, "new \(what) \(index) shared prefix")
-            let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes, "new \(what) \(index) length")
-            _ = try input.take(suffixLength)
-            previousLength = shared + suffixLength
-            guard (1...EventLimits.maxIdentifierBytes).contains(previousLength) else { throw input.fail("new \(what) \(index) is \(previousLength) bytes") }
-            total += previousLength
-        }
+        let total = try EventBlockCodec.frontCodedLength(&input, count: count, checkingLengths: true, "new \(what)")
         let first = table.count
         let byteStart = table.bytes.count
         table.appendUninitialized(count: count, bytes: total) { bytes, ends in
