@@ -4,6 +4,8 @@ import Glibc
 /// What `touchlog stats` reports about a store.
 public struct StoreStats: Sendable {
     public var events: UInt64 = 0
+    /// The log's format version (1 or 2).
+    public var formatVersion: UInt16 = 1
     public var profiles = 0
     public var touchpoints = 0
     public var files = 0
@@ -52,6 +54,7 @@ extension StoreReader {
             stats.timeRange = minTime...maxTime
             stats.recordedRange = log.blocks.first!.header.minRecorded...log.blocks.last!.header.maxRecorded
         }
+        stats.formatVersion = formatVersion
         stats.files = log.files.count
         stats.logBytes = log.files.reduce(0) { $0 + fileSize(layout.log + "/" + $1.name) }
         stats.totalBytes = directorySize(layout.root)

@@ -25,7 +25,8 @@ struct StatsCommand: ParsableCommand {
                 fields += types.map { "\"\($0.0)s\":\($0.1)" }
                 fields += ["\"profiles\":\(stats.profiles)", "\"touchpoints\":\(stats.touchpoints)", "\"files\":\(stats.files)",
                            "\"blocks\":\(stats.blocks)", "\"logBytes\":\(stats.logBytes)", "\"storeBytes\":\(stats.totalBytes)",
-                           "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)", "\"segments\":\(stats.segments)"]
+                           "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)", "\"segments\":\(stats.segments)",
+                           "\"format\":\(stats.formatVersion)"]
                 if let range = stats.timeRange { fields.append("\"timeRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]") }
                 if let range = stats.recordedRange { fields.append("\"recordedRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]") }
                 out.write("{" + fields.joined(separator: ",") + "}\n")
@@ -35,7 +36,7 @@ struct StatsCommand: ParsableCommand {
                 for (name, count) in types { row("  \(name)s", "\(count)") }
                 row("profiles", "\(stats.profiles)")
                 row("touchpoints", "\(stats.touchpoints)")
-                row("log files", "\(stats.files) (\(counted(stats.blocks, "block")))")
+                row("log files", "\(stats.files) (\(counted(stats.blocks, "block")), format \(stats.formatVersion))")
                 row("log bytes", "\(stats.logBytes) (\(String(format1: stats.bytesPerEvent)) per event)")
                 row("store bytes", "\(stats.totalBytes)")
                 row("event times", stats.timeRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" } ?? "none")

@@ -51,6 +51,7 @@ import Testing
         // Appends go on in format 2.
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.csv")]).stdout == "appended 42 events, offsets 42–83\n")
         #expect(try touchlog(["verify", "--store", scratch.store]).status == 0)
+        #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (2 blocks, format 2)\n"))
     }
 
     @Test func queryFormatsCountAndRulesFile() throws {
