@@ -111,7 +111,7 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
 /// log and removes a torn tail left by a crash (see ``recovery``), and refuses to open a log that is damaged
 /// before its last commit.
 ///
-/// A commit is any number of blocks written between ``beginTransaction()`` and ``commit()``. Its last block carries
+/// A commit is any number of blocks written between ``beginTransaction(recorded:metadata:)`` and ``commit()``. Its last block carries
 /// the commit flag and is written only after every earlier block of the commit was synced, so after a crash the log
 /// holds each commit whole or not at all. ``commit()`` returns only once the commit is on stable storage.
 /// After any failed write or sync the writer refuses further work (``StorageError/Code-swift.struct/writerFailed``):
