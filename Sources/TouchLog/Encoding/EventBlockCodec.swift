@@ -291,54 +291,59 @@ enum EventBlockCodec {
         return total
     }
 
-    /// Reads a front-coded dictionary into `table` (replacing its strings): one pass checks the lengths and sums
-    /// them, a second copies the bytes into place.
+    /// Reads a front-coded dictionary (its size, then its strings) into `table`, replacing its strings.
     private static func readDictionary(_ input: inout PayloadCursor, into table: inout StringTable, strict: Bool, _ what: String) throws(DecodeError) {
         let count = try input.count(max: input.size, "\(what) dictionary size")
-        let start = input
-        let total = try frontCodedLength(&input, count: count, checkingLengths: strict, what)
         table.removeAll()
-        table.ends.resize(to: count, filler: 0)
-        table.bytes.resize(to: total, filler: 0)
+        try appendFrontCoded(&input, count: count, to: &table, checkingLengths: strict, strict: strict, what)
+    }
+
+    /// Reads `count` front-coded strings (see ``frontCode(_:ids:into:)``) onto the end of `table`: one pass checks the
+    /// lengths and sums them, a second copies the bytes into place, one copy per entry. `checkingLengths`: each string
+    /// is 1–256 bytes; `strict`: also strictly ascending and valid UTF-8 (as the encoder writes them).
+    static func appendFrontCoded(_ input: inout PayloadCursor, count: Int, to table: inout StringTable, checkingLengths: Bool,
+                                 strict: Bool, _ what: String) throws(DecodeError) {
+        guard count > 0 else { return }
+        let start = input
+        let total = try frontCodedLength(&input, count: count, checkingLengths: checkingLengths, what)
+        let first = table.count
+        let byteStart = table.bytes.count
         var replay = start
         var unordered: Int?
-        table.bytes.withUnsafeMutableBufferPointer { bytes in
-            table.ends.withUnsafeMutableBufferPointer { ends in
-                // The first pass checked every length and bound, so these reads cannot fail.
-                let out = bytes.baseAddress!
-                let payloadEnd = replay.base + replay.size
-                var end = 0
-                var previousStart = 0
-                for index in 0..<count {
-                    let shared = Int(try! replay.varint())
-                    let suffixLength = Int(try! replay.varint())
-                    let suffix = try! replay.take(suffixLength)
-                    let length = shared + suffixLength
-                    // Strictly ascending, given that the entry repeats the previous one's first `shared` bytes and the
-                    // encoder shares as much as it can: the entry extends the previous one, or its first own byte is
-                    // greater than the previous one's byte there.
-                    if strict && index > 0 && unordered == nil
-                        && (suffixLength == 0 || (shared < end - previousStart && suffix[0] <= out[previousStart + shared]))
-                    {
-                        unordered = index
-                    }
-                    // Copy in 16-byte chunks, which may run past the entry (the next entry overwrites that) but
-                    // never past either buffer; near an end, copy exactly.
-                    if shared <= 16 && suffixLength <= 16 && end + 32 <= total && payloadEnd - suffix >= 16 {
-                        copy16(from: out + previousStart, to: out + end)
-                        copy16(from: suffix, to: out + end + shared)
-                    } else {
-                        (out + end).update(from: out + previousStart, count: shared)
-                        (out + end + shared).update(from: suffix, count: suffixLength)
-                    }
-                    previousStart = end
-                    end += length
-                    ends[index] = UInt32(end)
+        table.appendUninitialized(count: count, bytes: total) { out, ends in
+            // The first pass checked every length and bound, so these reads cannot fail.
+            let payloadEnd = replay.base + replay.size
+            var end = 0
+            var previousStart = 0
+            for index in 0..<count {
+                let shared = Int(try! replay.varint())
+                let suffixLength = Int(try! replay.varint())
+                let suffix = try! replay.take(suffixLength)
+                let length = shared + suffixLength
+                // Strictly ascending, given that the entry repeats the previous one's first `shared` bytes and the
+                // encoder shares as much as it can: the entry extends the previous one, or its first own byte is
+                // greater than the previous one's byte there.
+                if strict && index > 0 && unordered == nil
+                    && (suffixLength == 0 || (shared < end - previousStart && suffix[0] <= out[previousStart + shared]))
+                {
+                    unordered = index
                 }
+                // Copy in 16-byte chunks, which may run past the entry (the next entry overwrites that) but
+                // never past either buffer; near an end, copy exactly.
+                if shared <= 16 && suffixLength <= 16 && end + 32 <= total && payloadEnd - suffix >= 16 {
+                    copy16(from: out + previousStart, to: out + end)
+                    copy16(from: suffix, to: out + end + shared)
+                } else {
+                    (out + end).update(from: out + previousStart, count: shared)
+                    (out + end + shared).update(from: suffix, count: suffixLength)
+                }
+                previousStart = end
+                end += length
+                ends[index] = UInt32(byteStart + end)
             }
         }
         if let unordered { throw input.fail("\(what) dictionary is not in ascending order at entry \(unordered)") }
-        if strict { try checkUTF8(table, &input, what) }
+        if strict { try checkUTF8(table, from: first, &input, what) }
     }
 
     /// Copies 16 bytes; the two ranges may overlap (all 16 are loaded before any is stored).
@@ -347,18 +352,19 @@ enum EventBlockCodec {
         UnsafeMutableRawPointer(target).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
     }
 
-    /// Checks that every dictionary entry is UTF-8: entry by entry only when some byte is not ASCII. (Lengths and
-    /// order are checked as the dictionary is read.)
-    private static func checkUTF8(_ table: StringTable, _ input: inout PayloadCursor, _ what: String) throws(DecodeError) {
+    /// Checks that every dictionary entry from `first` on is UTF-8: entry by entry only when some byte is not ASCII.
+    /// (Lengths and order are checked as the dictionary is read.)
+    private static func checkUTF8(_ table: StringTable, from first: Int, _ input: inout PayloadCursor, _ what: String) throws(DecodeError) {
         var problem: String?
+        let byteStart = first == 0 ? 0 : Int(table.ends[first - 1])
         table.bytes.withUnsafeBytes { all in
             table.ends.withUnsafeBufferPointer { ends in
-                if isASCII(all) { return }
-                var start = 0
-                for index in 0..<ends.count {
+                if isASCII(UnsafeRawBufferPointer(rebasing: all[byteStart...])) { return }
+                var start = byteStart
+                for index in first..<ends.count {
                     let end = Int(ends[index])
                     if !isValidUTF8(UnsafeRawBufferPointer(rebasing: all[start..<end])) {
-                        problem = "\(what) \(index) is not valid UTF-8"
+                        problem = "\(what) \(index - first) is not valid UTF-8"
                         return
                     }
                     start = end

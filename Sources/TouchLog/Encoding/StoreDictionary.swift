@@ -70,44 +70,15 @@ struct StoreDictionary: Sendable {
         }
     }
 
-    /// Reads `count` front-coded strings (see ``EventBlockCodec/frontCode(_:ids:into:)``) onto the end of `table`:
-    /// one pass checks lengths and sums them, a second copies the bytes into place (a million profiles load in
-    /// milliseconds this way, where building each string on its own took a hundred).
+    /// Reads `count` front-coded strings onto the end of `table` (see
+    /// ``EventBlockCodec/appendFrontCoded(_:count:to:checkingLengths:strict:_:)``); `strict` also checks that none was
+    /// introduced before (building a hash index over every string).
     private static func read(_ input: inout PayloadCursor, _ count: Int, into table: inout StringTable, strict: Bool,
                              _ what: String) throws(DecodeError) {
-        guard count > 0 else { return }
-        let start = input
-        let total = try EventBlockCodec.frontCodedLength(&input, count: count, checkingLengths: true, "new \(what)")
         let first = table.count
-        let byteStart = table.bytes.count
-        table.appendUninitialized(count: count, bytes: total) { bytes, ends in
-            // The first pass checked every length and bound, so these reads cannot fail.
-            var replay = start
-            var end = 0
-            var previousStart = 0
-            for index in 0..<count {
-                let shared = Int(try! replay.varint())
-                let suffixLength = Int(try! replay.varint())
-                let suffix = try! replay.take(suffixLength)
-                if index > 0 { (bytes + end).update(from: bytes + previousStart, count: shared) }
-                (bytes + end + shared).update(from: suffix, count: suffixLength)
-                previousStart = end
-                end += shared + suffixLength
-                ends[index] = UInt32(byteStart + end)
-            }
-        }
+        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: true, strict: strict, "new \(what)")
         guard strict else { return }
-        // Ascending (so distinct within the block), valid UTF-8, and new to the store.
         let added = table
-        for index in 0..<count {
-            let id = first + index
-            let string = added[id]
-            if index > 0 && !added[id - 1].lexicographicallyPrecedes(string) {
-                throw input.fail("new \(what)s are not in ascending order at \(index)")
-            }
-            let valid = string.withUnsafeBytes { isValidUTF8($0) }
-            guard valid else { throw input.fail("new \(what) \(index) is not valid UTF-8") }
-        }
         table.truncate(to: first)
         for index in 0..<count {
             let before = table.count
