@@ -86,12 +86,7 @@ extension TouchLogStore {
                     failure = TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended",
                                             problems: report.problems)
                 } else {
-                    if !batch.isEmpty {
-                        var scratch = EventBlockCodec.EncodeScratch()
-                        for block in try encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
-                            try writer.add(block)
-                        }
-                    }
+                    if !batch.isEmpty { try writer.add(encoder.block(of: batch)) }
                     report.offsets = try writer.commit()
                     committed = true
                     report.rejectedCount = invalid

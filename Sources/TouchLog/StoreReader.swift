@@ -115,19 +115,13 @@ public final class StoreReader {
     private func readDictionarySection(_ kind: BlockSummary.SectionKind, of index: Int,
                                        _ add: (BlockSummary, UnsafeRawBufferPointer) throws(DecodeError) -> Void) throws(TouchLogError) {
         let location = log.blocks[index]
+        let summary = try summary(of: index)
+        var raw: [UInt8] = []
+        try Self.readSection(kind, of: location, summary, reader: log, stored: &sectionBytes, into: &raw)
         do {
-            let summary = try summary(of: index)
-            let info = summary[kind]
-            try storage { () throws(StorageError) in try log.readBody(of: location, at: info.start, count: info.storedLength, into: &sectionBytes) }
-            var raw: [UInt8] = []
-            try sectionBytes.withDecodedBytes { stored throws(DecodeError) in try GroupedBlockCodec.section(kind, info, stored: stored, into: &raw) }
             try raw.withDecodedBytes { section throws(DecodeError) in try add(summary, section) }
-        } catch let error as DecodeError {
-            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
-        } catch let error as TouchLogError {
-            throw error
         } catch {
-            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): \(error)")
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
         }
     }
 

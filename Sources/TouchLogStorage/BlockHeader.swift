@@ -33,8 +33,12 @@ public struct BlockHeader: Hashable, Sendable {
     public static let codecStored: UInt8 = 0
     /// The largest raw payload a block may hold (64 MiB); larger claims are treated as damage.
     public static let maxPayloadLength = 64 << 20
-    /// The largest summary a version-2 block may have (1 MiB).
+    /// The largest summary a version-2 block may have (1 MiB), commit metadata included.
     public static let maxSummaryLength = 1 << 20
+    /// The largest commit metadata (64 KiB); with its length (a varint of at most 10 bytes) it takes part of the summary.
+    public static let maxMetadataLength = 64 << 10
+    /// The largest summary a block may bring of its own, leaving room for the commit metadata.
+    public static let maxOwnSummaryLength = maxSummaryLength - maxMetadataLength - 10
     static let commitFlag: UInt8 = 1
     static let metadataFlag: UInt8 = 2
 
@@ -104,7 +108,7 @@ public struct BlockHeader: Hashable, Sendable {
             minRecorded: recorded, maxRecorded: recorded, previousHash: previousHash, hash: .zero)
         if version >= 2 {
             header.summaryLength = UInt32(summaryLength)
-            header.summaryCheck = UInt32(truncatingIfNeeded: XXH3.hash(storedPayload[..<summaryLength]))
+            header.summaryCheck = summaryCheck(of: storedPayload[..<summaryLength])
         }
         var bytes = header.hashedPrefix()
         header.hash = BlockHash(bytes: Digest.sha256(bytes[...], storedPayload[...]))
@@ -209,6 +213,16 @@ public struct BlockHeader: Hashable, Sendable {
         }
         guard length >= 0, length <= summary.endIndex - i else { return nil }
         return i..<(i + length)
+    }
+
+    /// The summary check of `summary`: the low 32 bits of its XXH3-64.
+    static func summaryCheck(of summary: ArraySlice<UInt8>) -> UInt32 {
+        UInt32(truncatingIfNeeded: XXH3.hash(summary))
+    }
+
+    /// True when `summary` (a version-2 block's first ``summaryLength`` stored bytes) is the one it was sealed with.
+    func matches(summary: ArraySlice<UInt8>) -> Bool {
+        summary.count == Int(summaryLength) && Self.summaryCheck(of: summary) == summaryCheck
     }
 
     /// True when `storedPayload` is the payload this header was sealed with.

@@ -5,6 +5,14 @@ public struct LogFile: Hashable, Sendable {
     /// The offset of its first record, as its name says.
     public var firstOffset: UInt64
 
+    /// The damage a file of format `version` is among files of format `known` (every file of a log has one format),
+    /// or nil when they agree or either is unknown.
+    static func versionMismatch(_ version: UInt16?, among known: UInt16?, file: String) -> StorageError? {
+        guard let version, let known, version != known else { return nil }
+        return StorageError(code: .corrupt, message: "a log file of format \(version) among files of format \(known)",
+                            location: .init(file: file))
+    }
+
     /// The log files in `directory`, ordered by first offset. Other names are ignored.
     static func list(in directory: String) throws(SystemCallError) -> [LogFile] {
         try SystemFile.list(directory)

@@ -64,13 +64,8 @@ public final class LogReader {
                 throw StorageError(code: .corrupt, message: "a sealed log file ends with an unfinished commit",
                                    location: .init(file: name, byte: scan.committedEnd))
             }
-            if let version = scan.version {
-                if let known = formatVersion, known != version {
-                    throw StorageError(code: .corrupt, message: "a log file of format \(version) among files of format \(known)",
-                                       location: .init(file: name))
-                }
-                formatVersion = version
-            }
+            if let mismatch = LogFile.versionMismatch(scan.version, among: formatVersion, file: name) { throw mismatch }
+            formatVersion = formatVersion ?? scan.version
             blocks.append(contentsOf: scan.committed)
             uncommittedTailBytes = max(0, scan.size - scan.committedEnd)
             index += 1
@@ -140,8 +135,18 @@ public final class LogReader {
     }
 }
 
+/// What reads parts of format-2 block bodies: a ``LogReader``, or a ``BlockBodyReader`` of its for another thread.
+public protocol BlockBodyReading {
+    /// Reads `count` bytes at `start` of a block's body into `bytes` (reusing its storage), unchecked.
+    func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError)
+    /// The file, block and byte of `block`, for messages.
+    func location(of block: BlockLocation) -> StorageError.Location
+}
+
+extension LogReader: BlockBodyReading {}
+
 /// Reads parts of format-2 block bodies (see ``LogReader/bodyReader()``). Use each from one thread at a time.
-public final class BlockBodyReader: @unchecked Sendable {
+public final class BlockBodyReader: BlockBodyReading, @unchecked Sendable {
     // @unchecked: its file-handle cache is not synchronized; the documented contract is one thread at a time.
     private let files: BlockFileReader
 
@@ -218,7 +223,7 @@ final class BlockFileReader {
     func readSummary(_ block: BlockLocation, into summary: inout [UInt8]) throws(StorageError) -> [UInt8]? {
         precondition(block.header.version >= 2, "format-1 blocks have no summary")
         try readStored(block, at: 0, count: Int(block.header.summaryLength), into: &summary)
-        guard UInt32(truncatingIfNeeded: XXH3.hash(summary[...])) == block.header.summaryCheck else {
+        guard block.header.matches(summary: summary[...]) else {
             throw StorageError(code: .corrupt, message: "block summary checksum mismatch", location: location(of: block))
         }
         guard block.header.hasMetadata else { return nil }

@@ -67,13 +67,8 @@ public enum LogVerifier {
             // goes and so tells damage from a torn tail exactly as a reader and the writer do.
             let quick = try LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: false)
                 .scan(expectedOffset: expectedOffset, previousHash: previous)
-            if let fileVersion = quick.version {
-                if let version, version != fileVersion {
-                    report.problems.append(StorageError(code: .corrupt, message: "a log file of format \(fileVersion) among files of format \(version)",
-                                                        location: .init(file: name)))
-                }
-                version = version ?? fileVersion
-            }
+            if let mismatch = LogFile.versionMismatch(quick.version, among: version, file: name) { report.problems.append(mismatch) }
+            version = version ?? quick.version
             var quickProblems: [StorageError?]?
             if quick.stop == nil {
                 let problems = checkPayloads(quick.committed, directory: directory, files: files, hashes: true, makePayloadCheck)
@@ -146,10 +141,7 @@ public enum LogVerifier {
                 let block = blocks[k]
                 do throws(StorageError) {
                     try reader.readPayload(block, stored: &stored, into: &raw, checkingHash: hashes)
-                    let summaryLength = Int(block.header.summaryLength)
-                    if block.header.version >= 2
-                        && UInt32(truncatingIfNeeded: XXH3.hash(raw[..<summaryLength])) != block.header.summaryCheck
-                    {
+                    if block.header.version >= 2 && !block.header.matches(summary: raw[..<Int(block.header.summaryLength)]) {
                         throw StorageError(code: .corrupt, message: "block summary checksum mismatch", location: reader.location(of: block))
                     }
                     if let problem = checkPayload(block.header, raw) {

@@ -178,13 +178,8 @@ public final class LogWriter {
                 let isLast = index == files.count - 1
                 let scanner = LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: isLast)
                 let scan = try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
-                if let fileVersion = scan.version {
-                    if let version, version != fileVersion {
-                        throw StorageError(code: .corrupt, message: "a log file of format \(fileVersion) among files of format \(version)",
-                                           location: .init(file: "log/" + file.name))
-                    }
-                    version = fileVersion
-                }
+                if let mismatch = LogFile.versionMismatch(scan.version, among: version, file: "log/" + file.name) { throw mismatch }
+                version = version ?? scan.version
                 if let last = scan.committed.last {
                     expectedOffset = last.header.endOffset
                     previous = last.header.hash
@@ -273,7 +268,7 @@ public final class LogWriter {
             guard formatVersion >= 2 else {
                 throw StorageError(code: .invalidArgument, message: "commit metadata needs a log of format 2 (this one is format \(formatVersion))")
             }
-            guard metadata.count <= 64 << 10 else {
+            guard metadata.count <= BlockHeader.maxMetadataLength else {
                 throw StorageError(code: .invalidArgument, message: "commit metadata is at most 64 KiB, not \(metadata.count) bytes")
             }
         }
@@ -301,8 +296,8 @@ public final class LogWriter {
         guard block.payload.count <= BlockHeader.maxPayloadLength else {
             throw StorageError(code: .invalidArgument, message: "a block payload is at most \(BlockHeader.maxPayloadLength) bytes")
         }
-        guard (block.summary?.count ?? 0) + 65_546 <= BlockHeader.maxSummaryLength else {
-            throw StorageError(code: .invalidArgument, message: "a block summary is at most \(BlockHeader.maxSummaryLength - 65_546) bytes")
+        guard (block.summary?.count ?? 0) <= BlockHeader.maxOwnSummaryLength else {
+            throw StorageError(code: .invalidArgument, message: "a block summary is at most \(BlockHeader.maxOwnSummaryLength) bytes")
         }
         guard block.minTime <= block.maxTime else {
             throw StorageError(code: .invalidArgument, message: "a block's min time is after its max time")

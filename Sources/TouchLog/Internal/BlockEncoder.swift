@@ -84,6 +84,12 @@ final class BlockEncoder: Sendable {
         return sealed.withLock { $0.map { $0! } }
     }
 
+    /// Both steps for one batch, as one block, for a caller that holds the writer (bulk ingest).
+    func block(of batch: EventBatch) throws(TouchLogError) -> RawBlock {
+        var scratch = EventBlockCodec.EncodeScratch()
+        return try seal([prepare(batch, range: 0..<batch.count, scratch: &scratch)])[0]
+    }
+
     /// After a commit (or its failure, or a rollback): the ids its blocks introduced are kept, or forgotten.
     func finished(committed: Bool) {
         state.withLock { state in

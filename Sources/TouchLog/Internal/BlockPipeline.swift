@@ -35,10 +35,8 @@ final class BlockPipeline: @unchecked Sendable {
             defer { slots.signal() }
             guard state.withLock({ $0.failure == nil }) else { return }
             do throws(TouchLogError) {
-                var scratch = EventBlockCodec.EncodeScratch()
-                for block in try encoder.seal([encoder.prepare(batch, range: 0..<batch.count, scratch: &scratch)]) {
-                    _ = try storage { () throws(StorageError) in try writer.add(block) }
-                }
+                let block = try encoder.block(of: batch)
+                _ = try storage { () throws(StorageError) in try writer.add(block) }
             } catch {
                 state.withLock { $0.failure = $0.failure ?? error }
             }

@@ -259,10 +259,8 @@ extension StoreReader {
             let end = first + summary.newProfiles
             guard ids[next] < end else { continue }
             let location = log.blocks[b]
-            let info = summary[.newProfiles]
-            try storage { () throws(StorageError) in try log.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
+            try Self.readSection(.newProfiles, of: location, summary, reader: log, stored: &stored, into: &raw)
             do {
-                try stored.withDecodedBytes { bytes throws(DecodeError) in try GroupedBlockCodec.section(.newProfiles, info, stored: bytes, into: &raw) }
                 try raw.withDecodedBytes { section throws(DecodeError) in
                     next = try StoreDictionary.copy(section, entries: first..<end, wanted: ids, from: next, into: &strings)
                 }
@@ -335,9 +333,10 @@ extension StoreReader {
         return eventsRead
     }
 
-    /// Reads one section of a format-2 block (checked and decompressed) into `raw`.
-    private static func readSection(_ kind: BlockSummary.SectionKind, of location: BlockLocation, _ summary: BlockSummary,
-                                    reader: BlockBodyReader, stored: inout [UInt8], into raw: inout [UInt8]) throws(TouchLogError) {
+    /// Reads one section of a format-2 block (checked against its checksum, decompressed) into `raw`; `stored` is
+    /// scratch for its stored bytes.
+    static func readSection(_ kind: BlockSummary.SectionKind, of location: BlockLocation, _ summary: BlockSummary,
+                            reader: some BlockBodyReading, stored: inout [UInt8], into raw: inout [UInt8]) throws(TouchLogError) {
         let info = summary[kind]
         try storage { () throws(StorageError) in try reader.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
         do {

@@ -212,7 +212,9 @@ package struct ZeroedMemory: @unchecked Sendable {
     package init(bytes: Int) {
         let huge = 2 << 20
         let size = max(bytes, 1)
-        let length = size >= huge ? size + huge : size
+        // Large ones: whole huge pages, plus room to align the first of them.
+        let rounded = (size + huge - 1) & ~(huge - 1)
+        let length = size >= huge ? rounded + huge : size
         guard let mapping = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapping != MAP_FAILED else {
             fatalError("cannot map \(length) bytes of memory: \(String(cString: strerror(errno)))")
         }
@@ -221,7 +223,7 @@ package struct ZeroedMemory: @unchecked Sendable {
         if size >= huge {
             let aligned = (Int(bitPattern: mapping) + huge - 1) & ~(huge - 1)
             base = UnsafeMutableRawPointer(bitPattern: aligned)!
-            _ = madvise(base, (size + huge - 1) & ~(huge - 1), MADV_HUGEPAGE)
+            _ = madvise(base, rounded, MADV_HUGEPAGE)
         } else {
             base = mapping
         }
