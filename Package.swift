@@ -59,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "TouchLogCLI",
             dependencies: [
-                "TouchLog", "TouchLogServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TouchLog", "TouchLogStorage", "TouchLogServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

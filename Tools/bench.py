@@ -341,7 +341,7 @@ def main():
     parser.add_argument("--seed", type=int, help="seed of the query times (default: drawn from the clock, printed)")
     parser.add_argument("--no-sqlite", action="store_true", help="leave SQLite out (its load takes minutes at 10M events)")
     parser.add_argument("--format", type=int, choices=(1, 2), default=2,
-                        help="the log format the queried store has (2: loaded, then `touchlog migrate`d; default 2)")
+                        help="the log format of touchlog's stores (default 2, what new stores get; 1: what 0.1.0 wrote)")
     parser.add_argument("--work", help="working directory (default /tmp/touchlog-bench-EVENTS)")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build", "bench-results.json"))
     for hidden in ("engine", "task", "db", "chunks", "queries"):
@@ -384,20 +384,22 @@ def main():
     single = os.path.join(work, "touchlog-one-commit")
     shutil.rmtree(single, ignore_errors=True)
     t = {}
-    t["ingest"] = run([TOUCHLOG, "append", "--store", single, jsonl])[:2]
+    # The queried format is the one new stores get (2), or format 1 (what touchlog 0.1.0 wrote) with --format 1.
+    fmt = {"TOUCHLOG_NEW_STORE_FORMAT": str(args.format), "TOUCHLOG_BENCH_FORMAT": str(args.format)}
+    t["ingest"] = run([TOUCHLOG, "append", "--store", single, jsonl], env=fmt)[:2]
     t["bytes"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(single, "log", "*.tlog")))
     # Steps under a second vary by ±20% from run to run on a shared machine: take the median of three.
     t["scan"] = median_run([TOUCHLOG, "replay", "--store", single, "--profile", "nobody"])
     t["verify"] = median_run([TOUCHLOG, "verify", "--store", single])
     t["decode"] = sorted((json.loads(run([BENCH, "scan", single])[2]) for _ in range(3)), key=lambda d: d["seconds"])[1]
-    t["libraryAppend"] = json.loads(run([BENCH, "append", single, os.path.join(work, "library-append")])[2])
+    t["libraryAppend"] = json.loads(run([BENCH, "append", single, os.path.join(work, "library-append")], env=fmt)[2])
     shutil.rmtree(single, ignore_errors=True)
 
     # … and the store the queries ask: the same events in 20 commits, the 20 files in order, then the segments
     # and one `snapshot create`, as an operator would leave it.
     base = os.path.join(work, "touchlog-store")
     shutil.rmtree(base, ignore_errors=True)
-    t["ingestCommits"] = sum(run([TOUCHLOG, "append", "--store", base, path])[0] for path in chunks)
+    t["ingestCommits"] = sum(run([TOUCHLOG, "append", "--store", base, path], env=fmt)[0] for path in chunks)
     commits, offset = [], 0
     for path in chunks:
         first = json.loads(run([TOUCHLOG, "replay", "--store", base, "--from-offset", str(offset), "--to-offset", str(offset)])[2])
@@ -409,13 +411,7 @@ def main():
     for path in SEGMENTS:
         run([TOUCHLOG, "segment", "put", "--store", base, path])
     t["format"] = args.format
-    if args.format == 2:
-        # Format 2 answers from its (touchpoint, type) groups and needs no snapshots.
-        t["migrate"] = run([TOUCHLOG, "migrate", "--store", base])[:2]
-        t["bytesFormat2"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(base, "log", "*.tlog")))
-        shutil.rmtree(os.path.join(base, "log-format1"))
-    else:
-        run([TOUCHLOG, "snapshot", "create", "--store", base])
+    t["snapshotCreate"] = run([TOUCHLOG, "snapshot", "create", "--store", base])[0]
 
     # Fresh times: for each way, kind and segment its own. "Latest" is a moment in the day after the last event
     # (a user asking "now"); past times fall between day 30 and day 175 of the 180; known-at times are past times
@@ -588,9 +584,7 @@ def report(r, plan):
     row("ingest rate (events/s)", n / tl["ingest"][0], {p: n / engines[p]["ingest"][0] for p in others}, "", better_low=False)
     row("ingest as 20 commits, a process each (s)", tl["ingestCommits"], {}, "s")
     row("bytes on disk per event", tl["bytes"] / n, {p: engines[p]["bytes"] / n for p in others}, "B")
-    if "bytesFormat2" in tl:
-        row("bytes on disk per event, format 2 (after touchlog migrate)", tl["bytesFormat2"] / n, {}, "B")
-        row("touchlog migrate of the 20-commit store to format 2 (s)", tl["migrate"][0], {}, "s")
+    row("snapshot create of the five segments, 20-commit store (s)", tl["snapshotCreate"], {}, "s")
     row("full scan, every field (s; touchlog: median of 3)", tl["scan"][0], {p: engines[p]["scan"][0] for p in others}, "s")
     row("verify (s; touchlog: median of 3)", tl["verify"][0], {p: engines[p]["verify"][0] for p in others if "verify" in engines[p]}, "s")
     print(f"| verify rate (MB of log per s) | {tl['bytes'] / 1e6 / tl['verify'][0]:.0f} |" + " n/a |" * len(others))

@@ -1,3 +1,4 @@
+import Synchronization
 import TouchLogStorage
 
 /// What `touchlog verify` found.
@@ -9,6 +10,8 @@ public struct StoreVerifyReport: Sendable {
     /// After `touchlog migrate`: the report on the replaced log kept in `STORE/log-format1/` (its chain is checked
     /// like the log's, and the log's first commit must name its head and length).
     public var archivedLog: VerifyReport?
+    /// What could not be checked and why (not damage in itself), a sentence each.
+    public var notes: [String] = []
 
     public var isIntact: Bool { log.isIntact && otherProblems.isEmpty && (archivedLog?.isIntact ?? true) }
 }
@@ -30,11 +33,23 @@ public enum StoreVerifier {
             dictionary = reader.dictionary
         }
         let storeDictionary = dictionary
+        let partial = dictionaryProblem != nil
+        let unchecked = Mutex(0)
         var log = try storage { () throws(StorageError) in
-            try LogVerifier.verify(directory: layout.log, progress: progress) { payloadCheck(storeDictionary) }
+            try LogVerifier.verify(directory: layout.log, progress: progress) {
+                payloadCheck(storeDictionary, partial: partial) { unchecked.withLock { $0 += 1 } }
+            }
         }
-        if let dictionaryProblem { log.problems.append(StorageError(code: .corrupt, message: dictionaryProblem)) }
+        // The damage that stopped the dictionary is named once: the log's own checks usually name that block already.
+        if let dictionaryProblem, !log.problems.contains(where: { dictionaryProblem.hasPrefix("\($0.description.prefix { $0 != ":" }):") }) {
+            log.problems.append(StorageError(code: .corrupt, message: dictionaryProblem))
+        }
         var report = StoreVerifyReport(log: log)
+        let skipped = unchecked.withLock { $0 }
+        if skipped > 0 {
+            report.notes.append("\(skipped) block\(skipped == 1 ? "" : "s") after the damage checked by checksum and chain only: "
+                                + "their events name profiles or touchpoints by ids the damaged block introduced")
+        }
         if log.isIntact, let reader = try? StoreReader(directory: directory) {
             (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()
         }
@@ -57,14 +72,20 @@ public enum StoreVerifier {
     }
 
     /// The check of each block's events: strict decoding, the count and time range its header states.
-    private static func payloadCheck(_ dictionary: StoreDictionary) -> LogVerifier.PayloadCheck {
+    /// `partial`: the dictionary stops at a damaged block; blocks that need ids past it call `unchecked` instead.
+    private static func payloadCheck(_ dictionary: StoreDictionary, partial: Bool = false, unchecked: @escaping () -> Void = {}) -> LogVerifier.PayloadCheck {
         // One batch per thread, reused from block to block.
         var events = EventBatch()
         var scratch = GroupedBlockCodec.DecodeScratch()
         return { header, payload in
             do {
                 if header.version >= 2 {
-                    try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &scratch)
+                    guard try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &scratch,
+                                                             partialDictionary: partial)
+                    else {
+                        unchecked()
+                        return nil
+                    }
                 } else {
                     try EventBlockCodec.decode(payload, into: &events, strict: true)
                 }

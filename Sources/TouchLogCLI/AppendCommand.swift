@@ -47,7 +47,7 @@ struct AppendCommand: ParsableCommand {
                 rejectsFile = file
             }
             defer { if let rejectsFile { fclose(rejectsFile) } }
-            let store = try TouchLogStore(directory: directory)
+            let store = try writableStore(directory)
             if let recovery = store.recovery { printError("touchlog: \(recovery)") }
             let total = inputs.reduce(Int64(0)) { $0 + ($1 == "-" ? 0 : fileBytes($1)) }
             let progress = Progress("append")

@@ -18,7 +18,7 @@ struct SegmentCommand: ParsableCommand {
             let directory = try storeOptions.directory()
             try reportingErrors {
                 let definition = try loadDefinition(file)
-                let store = try TouchLogStore(directory: directory)
+                let store = try writableStore(directory)
                 let (version, changed) = try store.putSegment(definition)
                 var out = StandardOutput()
                 out.write(changed ? "stored segment \(definition.name) version \(version)\n" : "segment \(definition.name) unchanged (version \(version))\n")
@@ -72,7 +72,7 @@ struct SegmentCommand: ParsableCommand {
             try reportingErrors {
                 let reader = try StoreReader(directory: directory)
                 _ = try reader.segments.current(name)
-                let store = try TouchLogStore(directory: directory, create: false)
+                let store = try writableStore(directory, create: false)
                 let version = try store.removeSegment(name)
                 var out = StandardOutput()
                 out.write("removed segment \(name) (version \(version); earlier versions kept)\n")

@@ -40,7 +40,7 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         let directory = try storeOptions.directory()
         try await reportingErrors {
-            let store = readOnly ? try TouchLogStore(readingFrom: directory) : try TouchLogStore(directory: directory, create: true)
+            let store = readOnly ? try TouchLogStore(readingFrom: directory) : try writableStore(directory)
             defer { store.close() }
             let server = try TouchLogServer(store: store, options: serverOptions())
             var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })

@@ -29,6 +29,8 @@ struct SnapshotCommand: ParsableCommand {
                 for segment in segments {
                     if let info = try reader.createSnapshot(of: segment.definition) {
                         out.write("\(segment.name): snapshot at offset \(info.endOffset), watermark \(Timestamp.format(info.watermark)), \(info.bytes) bytes\n")
+                    } else if !reader.snapshotsHelp(segment.definition) {
+                        out.write("\(segment.name): nothing to snapshot (its rules all look back from T, and are read from the log)\n")
                     } else {
                         out.write("\(segment.name): already snapshotted at the end of the log\n")
                     }

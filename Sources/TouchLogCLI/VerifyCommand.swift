@@ -32,6 +32,7 @@ struct VerifyCommand: ParsableCommand {
             }
             for problem in log.problems { out.write("damage: \(problem)\n") }
             for problem in report.otherProblems { out.write("damage: \(problem)\n") }
+            for note in report.notes { out.write("note: \(note)\n") }
             let count = log.problems.count + report.otherProblems.count + (report.archivedLog?.problems.count ?? 0)
             out.write(count == 0 ? "ok\n" : "FAILED: \(count) problem\(count == 1 ? "" : "s") found\n")
             out.flush()

@@ -9,8 +9,8 @@ public struct LogOptions: Sendable {
     /// The format version of a log this writer creates; an existing log keeps the version it has.
     public var formatVersion: UInt16
 
-    /// The format new logs get unless asked otherwise: 1, until queries read format 2's groups directly.
-    public static let defaultFormatVersion: UInt16 = 1
+    /// The format new logs get unless asked otherwise (format 1 logs are still read and appended to).
+    public static let defaultFormatVersion: UInt16 = 2
 
     public init(rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock,
                 formatVersion: UInt16 = LogOptions.defaultFormatVersion) {

@@ -24,6 +24,23 @@ import TouchLog
         #expect(stats.stdout.contains("event times     2022-06-01T09:00:00.000Z – 2022-07-30T11:30:00.000Z\n"))
     }
 
+    /// New stores get log format 2; TOUCHLOG_NEW_STORE_FORMAT=1 creates one touchlog 0.1.0 can read, and an
+    /// existing store keeps its format whatever the variable says.
+    @Test func newStoresGetFormat2UnlessAskedForFormat1() throws {
+        let two = Scratch()
+        #expect(try touchlog(["append", "--store", two.store, fixture("events/sample.jsonl")]).status == 0)
+        #expect(try touchlog(["stats", "--store", two.store]).stdout.contains("(1 block, format 2)"))
+        let one = Scratch()
+        #expect(try touchlog(["append", "--store", one.store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]).status == 0)
+        #expect(try touchlog(["append", "--store", one.store, fixture("events/sample.csv")]).status == 0)
+        #expect(try touchlog(["stats", "--store", one.store]).stdout.contains("(2 blocks, format 1)"))
+        #expect(try touchlog(["append", "--store", two.store, fixture("events/sample.csv")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]).status == 0)
+        #expect(try touchlog(["stats", "--store", two.store]).stdout.contains("(2 blocks, format 2)"))
+        let bad = try touchlog(["append", "--store", Scratch().store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "3"])
+        #expect(bad.status == 64)
+        #expect(bad.stderr.contains("TOUCHLOG_NEW_STORE_FORMAT must be 1 or 2, not \"3\""))
+    }
+
     @Test func csvGivesTheSameEventsAsJSONLines() throws {
         let scratch = Scratch()
         let csv = try String(contentsOfFile: fixture("events/sample.csv"), encoding: .utf8)
@@ -139,8 +156,10 @@ import TouchLog
         _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
         let run = try touchlog(["verify", "--store", scratch.store])
         #expect(run.status == 1)
-        #expect(run.stdout.contains("damage: log/00000000000000000000.tlog block 0 at byte 32: block checksum mismatch"))
-        #expect(!run.stdout.contains("note:"))
+        #expect(run.stdout.contains("damage: log/00000000000000000000.tlog block 0 at byte 32: block checksum mismatch\n"))
+        #expect(!run.stdout.contains("the writer removes them"))
+        // The second commit's block is intact, but its events name profiles by ids the damaged block introduced.
+        #expect(run.stdout.contains("note: 1 block after the damage checked by checksum and chain only"))
         #expect(run.stdout.hasSuffix("FAILED: 1 problem found\n"))
         let replay = try touchlog(["replay", "--store", scratch.store])
         #expect(replay.status == 1)

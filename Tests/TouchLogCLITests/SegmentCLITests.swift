@@ -26,23 +26,31 @@ import Testing
         #expect(produced == golden)
     }
 
-    @Test func aMigratedStoreGivesTheGoldenAnswersAndVerifiesBothChains() throws {
+    /// A store written by touchlog 0.1.0 (format 1; `Fixtures/stores/sample-0.1.0`: the sample events, the three seed
+    /// segments, a snapshot of each) still answers, then migrates to format 2 with the same answers.
+    @Test func aStoreOf010AnswersAndMigratesWithTheGoldenAnswersAndBothChainsVerified() throws {
         let scratch = Scratch()
-        try sampleStore(scratch)
+        try FileManager.default.copyItem(atPath: fixture("stores/sample-0.1.0"), toPath: scratch.store)
         let before = try touchlog(["verify", "--store", scratch.store]).stdout
+        #expect(before.contains("checked 3 snapshots and the segment definitions\nok\n"), "\(before)")
+        #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (1 block, format 1)\n"))
+        let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
+        func answers() throws -> String {
+            var produced = ""
+            for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
+                produced += line + "\n"
+                let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
+                produced += try touchlog(arguments + ["--store", scratch.store]).stdout
+            }
+            return produced
+        }
+        #expect(try answers() == golden)
         let oldHead = before.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst("chain head: ".count)
         let migrate = try touchlog(["migrate", "--store", scratch.store])
         #expect(migrate.status == 0, "\(migrate.stderr)")
         #expect(migrate.stdout.hasPrefix("migrated 42 events in 1 commit from format 1 to format 2\n"))
         #expect(migrate.stdout.contains("previous chain head: \(oldHead) (that log is kept in log-format1/)"))
-        let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
-        var produced = ""
-        for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
-            produced += line + "\n"
-            let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
-            produced += try touchlog(arguments + ["--store", scratch.store]).stdout
-        }
-        #expect(produced == golden)
+        #expect(try answers() == golden)
         let verify = try touchlog(["verify", "--store", scratch.store])
         #expect(verify.status == 0)
         #expect(verify.stdout.contains("checked the replaced format-1 log (log-format1/): 1 block, 42 events, chain head \(oldHead)"))
@@ -133,15 +141,18 @@ import Testing
         for name in ["discount-clickers-not-converted", "iphone-interest", "summer-2022-clickers"] {
             #expect(try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")]).status == 0)
         }
-        let query = ["query", "discount-clickers-not-converted", "--as-of", "2022-07-31T00:00:00Z", "--store", scratch.store]
+        let query = ["query", "iphone-interest", "--as-of", "2022-07-31T00:00:00Z", "--store", scratch.store]
         let before = try touchlog(query).stdout
+        // (A format-2 snapshot keeps rules over all time or between fixed dates: the other two seed segments look
+        // back 30 days from T, which queries read from the log.)
         let create = try touchlog(["snapshot", "create", "--store", scratch.store])
-        #expect(create.stdout.contains("discount-clickers-not-converted: snapshot at offset 42, watermark 2022-07-30T11:30:00.000Z"))
-        #expect(try touchlog(["snapshot", "create", "--store", scratch.store]).stdout.contains("already snapshotted"))
+        #expect(create.stdout.contains("iphone-interest: snapshot at offset 42, watermark 2022-07-30T11:30:00.000Z"))
+        #expect(create.stdout.contains("summer-2022-clickers: nothing to snapshot"))
+        #expect(try touchlog(["snapshot", "create", "--store", scratch.store]).stdout.contains("iphone-interest: already snapshotted"))
         let list = try touchlog(["snapshot", "--store", scratch.store]).stdout.split(separator: "\n")
-        #expect(list.count == 3)
+        #expect(list.count == 1)
         #expect(try touchlog(query).stdout == before)
-        #expect(try touchlog(["verify", "--store", scratch.store]).stdout.contains("checked 3 snapshots and the segment definitions"))
+        #expect(try touchlog(["verify", "--store", scratch.store]).stdout.contains("checked 1 snapshot and the segment definitions"))
 
         // Damage one snapshot: verify names it and exits 1; the query still answers the same from the log.
         let path = scratch.store + "/" + String(list[0].split(separator: "\t").last!)
@@ -166,7 +177,7 @@ import Testing
         #expect(refused.stderr.contains("checksum mismatch"))
         text[text.count - 5] ^= 0x01
         _ = FileManager.default.createFile(atPath: definition, contents: Data(text))
-        #expect(try touchlog(["snapshot", "prune", "--keep", "0", "--store", scratch.store]).stdout == "deleted 3 snapshots, kept 0\n")
+        #expect(try touchlog(["snapshot", "prune", "--keep", "0", "--store", scratch.store]).stdout == "deleted 1 snapshot, kept 0\n")
         #expect(try touchlog(query).stdout == before)
         #expect(try touchlog(["snapshot", "prune", "--keep", "-1", "--store", scratch.store]).status == 64)
     }
@@ -174,9 +185,13 @@ import Testing
     @Test func queriesSaveSnapshotsByThemselves() throws {
         let scratch = Scratch()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
+        #expect(try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/iphone-interest.json")]).status == 0)
+        #expect(try touchlog(["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "10"]).status == 0)
+        #expect(try touchlog(["snapshot", "list", "--store", scratch.store]).stdout.contains("iphone-interest\toffset 42"))
+        #expect(try touchlog(["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "x"]).status == 64)
+        // A segment whose rules all look back from T has nothing a format-2 snapshot keeps.
         #expect(try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/summer-2022-clickers.json")]).status == 0)
-        #expect(try touchlog(["query", "summer-2022-clickers", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "10"]).status == 0)
-        #expect(try touchlog(["snapshot", "list", "--store", scratch.store]).stdout.contains("summer-2022-clickers\toffset 42"))
-        #expect(try touchlog(["query", "summer-2022-clickers", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "x"]).status == 64)
+        #expect(try touchlog(["snapshot", "create", "summer-2022-clickers", "--store", scratch.store]).stdout
+            == "summer-2022-clickers: nothing to snapshot (its rules all look back from T, and are read from the log)\n")
     }
 }

@@ -11,7 +11,7 @@ import Testing
 
     static func block(_ marker: UInt8) -> RawBlock {
         var random = TestRandom(seed: UInt64(marker))
-        return RawBlock(payload: [marker] + random.bytes(1_500), count: 10, minTime: 1_000, maxTime: 1_010)
+        return RawBlock(summary: [marker], body: random.bytes(1_500), count: 10, minTime: 1_000, maxTime: 1_010)
     }
 
     /// Runs the commits; returns how many were acknowledged, and whether any append reported success after one

@@ -49,12 +49,12 @@ func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawB
 
     @Test func aFormatOneLogStaysFormatOneAndTakesNoFormatTwoBlocks() throws {
         let dir = TemporaryDirectory()
-        try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(formatVersion: 1)).append([testBlock(1)])
+        try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(formatVersion: 1)).append([formatOneBlock(1)])
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: formatTwo)
         #expect(writer.formatVersion == 1)
         #expect(throws: StorageError.self) { try writer.append([summaryBlock(2)]) }
         #expect(throws: StorageError.self) { try writer.beginTransaction(metadata: [1]) }
-        try writer.append([testBlock(3)])
+        try writer.append([formatOneBlock(3)])
         #expect(try LogReader(directory: dir.log).blocks.map(\.header.version) == [1, 1])
     }
 

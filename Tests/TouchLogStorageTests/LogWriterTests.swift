@@ -10,7 +10,7 @@ import Testing
         let reader = try LogReader(directory: dir.log)
         #expect(reader.endOffset == 16)
         #expect(reader.blocks.map(\.header.firstOffset) == [0, 10, 15])
-        #expect(try reader.read(reader.blocks[1]) == testBlock(2, count: 5).payload)
+        #expect(try reader.read(reader.blocks[1]) == testBlock(2, count: 5).servedBytes)
         #expect(reader.blocks.map(\.header.isCommit) == [false, true, true])
         #expect(reader.headHash == writer.headHash)
     }

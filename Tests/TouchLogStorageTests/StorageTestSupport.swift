@@ -9,10 +9,22 @@ extension TemporaryDirectory {
     var lock: String { path + "/LOCK" }
 }
 
-/// A block whose payload is `count` copies of a marker, so tests can tell blocks apart.
+/// A block of the format new logs get (format 2): a summary naming a marker and a body of `count * 4` copies of it,
+/// so tests can tell blocks apart.
 func testBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawBlock {
+    RawBlock(summary: Array("block \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
+             minTime: time, maxTime: time + Int64(count))
+}
+
+/// A format-1 block: a payload of `count * 4` copies of a marker and its name, compressed when written.
+func formatOneBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawBlock {
     RawBlock(payload: [UInt8](repeating: marker, count: count * 4) + Array("block \(marker)".utf8), count: count,
              minTime: time, maxTime: time + Int64(count))
+}
+
+extension RawBlock {
+    /// The bytes a reader serves for this block: a format-2 block's summary and body, a format-1 block's payload.
+    var servedBytes: [UInt8] { (summary ?? []) + payload }
 }
 
 func fileBytes(_ path: String) -> [UInt8] {

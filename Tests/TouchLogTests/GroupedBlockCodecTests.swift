@@ -142,7 +142,7 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         let report = try StoreVerifier.verify(directory: dir.path + "/two")
         #expect(report.isIntact, "\(report.log.problems) \(report.otherProblems)")
         for path in ["one", "two"] {
-            try SegmentCatalog(layout: StoreLayout(root: dir.path + "/" + path)).put(try SegmentDefinition(json: """
+            _ = try SegmentCatalog(layout: StoreLayout(root: dir.path + "/" + path)).put(try SegmentDefinition(json: """
                 {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}},
                   {"interaction":"conversion","negate":true}]}
                 """))

@@ -191,33 +191,58 @@ import Foundation
         }
     }
 
-    /// Format 2 answers from its (touchpoint, type) groups, never from projections: the same random cases.
-    @Test(arguments: [UInt64(11), 12, 13, 14])
-    func formatTwoAnswersEqualThePlainSQLEvaluation(seed: UInt64) async throws {
+    /// Format 2 answers from its (touchpoint, type) groups: the same random cases. Seeds 11–12 read the log for every
+    /// query; seeds 13–15 let queries save format-2 snapshots (of rules over all time or between fixed dates) every
+    /// 1, 50 or 300 events, and now and then take one at the end of the log by hand, so answers start from snapshots
+    /// at every spacing, and often at T right at (or just after) a snapshot's watermark.
+    @Test(arguments: [(UInt64(11), UInt64?.none), (12, nil), (13, 1), (14, 50), (15, 300)])
+    func formatTwoAnswersEqualThePlainSQLEvaluation(seed: UInt64, snapshotEvery: UInt64?) async throws {
         let dir = TemporaryDirectory()
         let data = try await Self.dataset(seed: seed, store: dir.path + "/s", formatVersion: 2)
         let reference = SQLiteReference(events: data.events)
         let reader = try StoreReader(directory: dir.path + "/s")
+        reader.snapshotInterval = snapshotEvery
         #expect(reader.formatVersion == 2)
         var random = TestRandom(seed: seed &* 1_000_003)
         var cases = 0
         var nonEmpty = 0
+        var fromSnapshot = 0
+        var snapshotted = 0
         for index in 0..<60 {
             let definition = Self.randomDefinition(&random, index: index)
+            if reader.snapshotsHelp(definition) { snapshotted += 1 }
             for _ in 0..<30 {
-                let time = Self.randomQueryTime(&random, data)
+                var time = Self.randomQueryTime(&random, data)
+                if snapshotEvery != nil {
+                    if random.chance(0.02) { _ = try reader.createSnapshot(of: definition) }
+                    if random.chance(0.3), let snapshot = reader.snapshots().filter({ $0.key == SnapshotStore.key(definition) }).randomElement(using: &random) {
+                        time.asOf = snapshot.watermark + [0, 1, 3_600_000, 86_400_000][random.below(4)]
+                    }
+                }
                 // Every fifth query on a fresh reader: its first answer copies out only the members' strings.
-                let engine = try (cases % 5 == 0 ? StoreReader(directory: dir.path + "/s") : reader).members(of: definition, at: time)
+                let asking = cases % 5 == 0 ? try StoreReader(directory: dir.path + "/s") : reader
+                asking.snapshotInterval = snapshotEvery
+                let engine = try asking.members(of: definition, at: time)
+                if asking.lastQuery.snapshotOffset > 0 { fromSnapshot += 1 }
+                #expect(asking.lastQuery.snapshotsIgnored == 0)
                 if try !Self.check(engine, definition, time, reader, reference, data, &random, &cases, &nonEmpty) { return }
             }
         }
         #expect(cases == 1_800)
         #expect(nonEmpty > cases / 4, "random segments should often have members (\(nonEmpty) of \(cases))")
+        if snapshotEvery != nil {
+            #expect(fromSnapshot > cases / 10, "queries should often start from a snapshot (\(fromSnapshot) of \(cases), \(snapshotted) of 60 segments can)")
+            let report = try StoreVerifier.verify(directory: dir.path + "/s")
+            #expect(report.isIntact && report.snapshotsChecked > 0, "\(report.otherProblems)")
+        } else {
+            #expect(fromSnapshot == 0)
+        }
     }
 
-    @Test func deletingOrDamagingSnapshotsChangesNoAnswer() async throws {
+    @Test(arguments: [UInt16(1), 2])
+    func deletingOrDamagingSnapshotsChangesNoAnswer(format: UInt16) async throws {
         let dir = TemporaryDirectory()
-        let data = try await Self.dataset(seed: 9, store: dir.path + "/s")
+        let data = try await Self.dataset(seed: 9, store: dir.path + "/s", formatVersion: format)
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = 50
         var random = TestRandom(seed: 99)

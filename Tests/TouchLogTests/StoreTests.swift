@@ -193,16 +193,20 @@ func jsonLines(_ events: [Event]) -> String {
         #expect(stats.eventsByType[.click] == UInt64(events.filter { $0.type == .click }.count))
     }
 
-    @Test func verifyChecksPayloadContentsNotJustChecksums() async throws {
+    @Test(arguments: [UInt16(1), 2])
+    func verifyChecksPayloadContentsNotJustChecksums(format: UInt16) async throws {
         let dir = TemporaryDirectory()
-        let store = try TouchLogStore(directory: dir.path + "/s")
+        let store = try TouchLogStore(directory: dir.path + "/s", options: LogOptions(formatVersion: format))
         try await store.append(randomEvents(100, seed: 3))
         #expect(try StoreVerifier.verify(directory: dir.path + "/s").isIntact)
         // A block whose checksums are right but whose payload is not an event block (written below the domain layer).
         mkdir(dir.path + "/t", 0o755)
-        let writer = try LogWriter(directory: dir.path + "/t/log", lockPath: dir.path + "/t/LOCK")
-        try writer.append([RawBlock(payload: [1, 2, 3], count: 1, minTime: 0, maxTime: 0)])
+        let writer = try LogWriter(directory: dir.path + "/t/log", lockPath: dir.path + "/t/LOCK", options: LogOptions(formatVersion: format))
+        let block = format == 1 ? RawBlock(payload: [1, 2, 3], count: 1, minTime: 0, maxTime: 0)
+            : RawBlock(summary: [1, 2, 3], body: [], count: 1, minTime: 0, maxTime: 0)
+        try writer.append([block])
         let report = try StoreVerifier.verify(directory: dir.path + "/t")
-        #expect(report.log.problems.map(\.description) == ["log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 3: unexpected end"])
+        #expect(report.log.problems.map(\.description) == [format == 1 ? "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 3: unexpected end"
+                                                                       : "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 1: unknown summary layout 1"])
     }
 }

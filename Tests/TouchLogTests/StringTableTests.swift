@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import TouchLogStorage
 import TouchLogTestSupport
 @testable import TouchLog
 
@@ -94,11 +95,14 @@ import TouchLogTestSupport
 
 extension SnapshotRetentionTests {
     /// The snapshots directory is derived data: deleting it changes no answer and the next query recreates it.
-    @Test func aDeletedSnapshotsDirectoryIsRecreated() async throws {
+    @Test(arguments: [UInt16(1), 2])
+    func aDeletedSnapshotsDirectoryIsRecreated(format: UInt16) async throws {
         let dir = TemporaryDirectory()
-        let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 100)
+        let store = try TouchLogStore(directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
         _ = try await store.append(randomEvents(1_000, seed: 3))
-        let definition = try SegmentDefinition(json: #"{"name":"v","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}}]}"#)
+        store.close()
+        // (Format 2 keeps rules over all time, or between fixed dates, in snapshots.)
+        let definition = try SegmentDefinition(json: #"{"name":"v","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"conversion":"not_converted"}]}"#)
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = 100
         let time = QueryTime(asOf: .max)

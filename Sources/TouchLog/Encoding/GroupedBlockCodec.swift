@@ -211,8 +211,11 @@ enum GroupedBlockCodec {
 
     /// Decodes a whole block from its stored bytes (commit metadata, summary, body; checked against the block hash by
     /// the caller); see ``decode(_:body:dictionary:into:scratch:strict:)``. Strict by default: `verify` uses it.
+    /// With `partialDictionary` (the store's dictionary stops at a damaged block), a block that uses ids past it is
+    /// left undecoded and false returned: whether those ids are right cannot be known.
+    @discardableResult
     static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary, into batch: inout EventBatch,
-                             scratch: inout DecodeScratch, strict: Bool = true) throws(DecodeError) {
+                             scratch: inout DecodeScratch, strict: Bool = true, partialDictionary: Bool = false) throws(DecodeError) -> Bool {
         let summaryEnd = Int(header.summaryLength)
         guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
         var summaryStart = 0
@@ -223,6 +226,12 @@ enum GroupedBlockCodec {
             summaryStart = metadata.upperBound
         }
         let summary = try BlockSummary(Array(stored[summaryStart..<summaryEnd]), header: header)
+        if partialDictionary
+            && (UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles) > UInt64(dictionary.profiles.count)
+                || UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints) > UInt64(dictionary.touchpoints.count))
+        {
+            return false
+        }
         try stored.withDecodedBytes { bytes throws(DecodeError) in
             let body = UnsafeRawBufferPointer(rebasing: bytes[summaryEnd...])
             if strict {
@@ -232,6 +241,7 @@ enum GroupedBlockCodec {
             }
             try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict)
         }
+        return true
     }
 
     /// Decodes a whole block into `batch` in log order, with the block's own sorted dictionaries (the shape

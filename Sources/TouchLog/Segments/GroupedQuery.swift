@@ -18,6 +18,8 @@ struct GroupedQueryPlan {
         /// Index `touchpoint id + 1` (0: none): whether the rule's touchpoint matcher accepts it.
         let touchpoints: [Bool]
         let wantsFirst: Bool
+        /// Its window stays put as T moves, so snapshots keep its counts (``GroupedSnapshot``).
+        let kept: Bool
     }
 
     let rules: [Rule]
@@ -31,11 +33,17 @@ struct GroupedQueryPlan {
         rules = segment.leaves.map { leaf in
             var allowed = [leaf.rule.touchpoint == nil]
             for id in 0..<touchpoints.count { allowed.append(leaf.rule.touchpoint?.matches(touchpoints[id]) ?? true) }
-            return Rule(leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil)
+            return Rule(leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil, kept: GroupedSnapshot.isKept(leaf.rule))
         }
         let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
         conversionsFrom = starts.min()
         needsUniverse = segment.hasNegation
+    }
+
+    /// Whether a snapshot can be taken from this plan's scan: some rule is kept, and the latest conversions are
+    /// gathered whenever a rule asks about conversions.
+    var canSnapshot: Bool {
+        rules.contains(where: \.kept) && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
     }
 
     /// Whether rule `r` can count an event of `group`.
@@ -177,18 +185,14 @@ private struct GroupTarget {
 
 extension StoreReader {
     /// The members of `definition` at `time` in a format-2 store, sorted ascending by bytes (see ``GroupedQueryPlan``).
+    ///
+    /// Rules whose window stays put (all time, `from`/`to`) start from the newest usable snapshot (``GroupedSnapshot``);
+    /// when the blocks wholly at or before T reach ``snapshotInterval`` events past it, the query saves one where they
+    /// end, keeping at most ``maxSnapshotsPerSegment`` spread along the log.
     func groupedMembers(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
         let segment = CompiledSegment(definition, at: time)
         var report = QueryReport()
-        // The blocks recorded by K: a prefix of the log.
-        var end = log.blocks.count
-        if let knownAt = time.knownAt {
-            var low = 0
-            while low < end {
-                let mid = (low + end) / 2
-                if log.blocks[mid].header.maxRecorded <= knownAt { low = mid + 1 } else { end = mid }
-            }
-        }
+        let end = blocksRecorded(by: time.knownAt)
         guard end > 0 else {
             lastQuery = report
             return []
@@ -196,40 +200,7 @@ extension StoreReader {
         try loadTouchpoints(through: end - 1)
         let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
         let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
-        let last = summaries[end - 1]
-        let n = Int(last.firstNewProfile) + last.newProfiles
-        let asOf = time.asOf
-
-        // Known profiles: those introduced before the first block that reaches past T, and the events at or before T after it.
-        var straddle = end
-        var knownBefore = 0
-        if plan.needsUniverse {
-            straddle = log.blocks[..<end].firstIndex { $0.header.maxTime > asOf } ?? end
-            knownBefore = straddle == end ? n : Int(summaries[straddle].firstNewProfile)
-        }
-
-        // The blocks worth reading, shared out among the cores in turn (so each gets a share of every period).
-        let blocks = (0..<end).filter { log.blocks[$0].header.minTime <= asOf }
-        let workers = max(1, min(Self.queryThreads, blocks.count / 4))
-        let states = (0..<workers).map { _ in GroupedQueryState(plan, profiles: n) }
-        states[0].known?.update(repeating: 1, count: knownBefore)
-        let readers = (0..<workers).map { _ in log.bodyReader() }
-        let locations = log.blocks
-        let firstPastT = straddle
-        let failure = Mutex<TouchLogError?>(nil)
-        let read = Mutex(UInt64(0))
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            do throws(TouchLogError) {
-                let eventsRead = try Self.scan(blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
-                                               summaries: summaries, plan: plan, straddle: firstPastT, profiles: n, into: states[w],
-                                               reader: readers[w])
-                read.withLock { $0 += eventsRead }
-            } catch {
-                failure.withLock { $0 = $0 ?? error }
-            }
-        }
-        if let error = failure.withLock({ $0 }) { throw error }
-        report.eventsRead = read.withLock { $0 }
+        let states = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
         let ids = GroupedQueryState.members(states, plan, segment)
         groupedQueries += 1
         lastQuery = report
@@ -245,6 +216,83 @@ extension StoreReader {
         var order = Array(0..<strings.count)
         strings.sortByBytes(&order)
         return order.map { strings.string($0) }
+    }
+
+    /// The blocks recorded by `knownAt` (all when nil): a prefix of the log, as recorded times never decrease.
+    func blocksRecorded(by knownAt: Int64?) -> Int {
+        var end = log.blocks.count
+        if let knownAt {
+            var low = 0
+            while low < end {
+                let mid = (low + end) / 2
+                if log.blocks[mid].header.maxRecorded <= knownAt { low = mid + 1 } else { end = mid }
+            }
+        }
+        return end
+    }
+
+    /// Scans the first `end` blocks for `plan` on every core; returns the workers' states. Kept rules start from the
+    /// newest usable snapshot; one is saved where the blocks wholly at or before T end when that is at least
+    /// `interval` events past where the kept rules started (always, when `interval` is 0).
+    func groupedScan(_ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, summaries: [BlockSummary],
+                     saveEvery interval: UInt64?, report: inout QueryReport) throws(TouchLogError) -> [GroupedQueryState] {
+        let asOf = plan.time.asOf
+        let last = summaries[end - 1]
+        let n = Int(last.firstNewProfile) + last.newProfiles
+        let locations = log.blocks
+        // The first block that reaches past T: every block before it lies wholly at or before T.
+        let straddle = locations[..<end].firstIndex { $0.header.maxTime > asOf } ?? end
+        // Known profiles: those introduced before it, and the events at or before T after it.
+        let knownBefore = straddle == end ? n : Int(summaries[straddle].firstNewProfile)
+
+        let snapshot = plan.rules.contains(where: \.kept) ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report) : nil
+        let keptFrom = snapshot.map { log.blockIndex(containing: $0.endOffset - 1)! + 1 } ?? 0
+        report.snapshotOffset = snapshot?.endOffset ?? 0
+        func events(before b: Int) -> UInt64 { b == 0 ? 0 : locations[b - 1].header.endOffset }
+        let saveAt = interval.flatMap { interval in
+            plan.canSnapshot && straddle > keptFrom && events(before: straddle) - events(before: keptFrom) >= max(1, interval) ? straddle : nil
+        }
+
+        let reading = (0..<end).filter { locations[$0].header.minTime <= asOf }
+        let workers = max(1, min(Self.queryThreads, reading.count / 4))
+        let states = (0..<workers).map { _ in GroupedQueryState(plan, profiles: n) }
+        if let snapshot { snapshot.load(into: states[0]) }
+        if plan.needsUniverse { states[0].known?.update(repeating: 1, count: knownBefore) }
+        let readers = (0..<workers).map { _ in log.bodyReader() }
+        let failure = Mutex<TouchLogError?>(nil)
+        let read = Mutex(UInt64(0))
+        // Reads the blocks of `range` worth reading, shared out among the cores in turn (so each gets a share of every period).
+        func scan(_ range: Range<Int>, conversionsFrom: Int64?) throws(TouchLogError) {
+            let blocks = reading.filter { range.contains($0) }
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                do throws(TouchLogError) {
+                    let eventsRead = try Self.scan(blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
+                                                   summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
+                                                   conversionsFrom: conversionsFrom, profiles: n, into: states[w], reader: readers[w])
+                    read.withLock { $0 += eventsRead }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                }
+            }
+            if let error = failure.withLock({ $0 }) { throw error }
+        }
+        if let saveAt {
+            // The blocks before the save point first, with every conversion (a snapshot serves any later T), then the rest.
+            try scan(0..<saveAt, conversionsFrom: plan.conversionsFrom.map { _ in .min })
+            let through = summaries[saveAt - 1]
+            var taken = GroupedSnapshot.taking(states, plan, profiles: Int(through.firstNewProfile) + through.newProfiles)
+            let header = locations[saveAt - 1].header
+            taken.endOffset = header.endOffset
+            taken.anchor = header.hash
+            taken.watermark = locations[..<saveAt].lazy.map(\.header.maxTime).max()!
+            taken.recorded = header.maxRecorded
+            if saveGroupedSnapshot(taken, definition: definition) { report.snapshotsWritten += 1 }
+            try scan(saveAt..<end, conversionsFrom: plan.conversionsFrom)
+        } else {
+            try scan(0..<end, conversionsFrom: plan.conversionsFrom)
+        }
+        report.eventsRead = read.withLock { $0 }
+        return states
     }
 
     /// The strings of profiles `ids` (ascending), in that order, read from the new-profile sections of the blocks
@@ -276,8 +324,10 @@ extension StoreReader {
     static let queryThreads = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
     /// One worker's part of a format-2 query: scans `blocks` into `state`; returns the events of the blocks it read.
+    /// Kept rules and conversions count only from block `keptFrom` on (a snapshot holds what comes before it);
+    /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken).
     private static func scan(blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary], plan: GroupedQueryPlan,
-                             straddle: Int, profiles n: Int, into state: GroupedQueryState,
+                             straddle: Int, keptFrom: Int, conversionsFrom: Int64?, profiles n: Int, into state: GroupedQueryState,
                              reader: BlockBodyReader) throws(TouchLogError) -> UInt64 {
         let asOf = plan.time.asOf
         var targets: [GroupTarget] = []
@@ -291,12 +341,12 @@ extension StoreReader {
             for group in summary.groups {
                 targets.removeAll(keepingCapacity: true)
                 var upper = Int64.min
-                for r in plan.rules.indices where plan.wants(r, group) {
+                for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
                     let window = plan.rules[r].leaf.window!
                     targets.append(GroupTarget(counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound, high: window.upperBound))
                     upper = max(upper, window.upperBound)
                 }
-                let conversions = plan.conversionsFrom.map { from in
+                let conversions = b >= keptFrom && conversionsFrom.map { from in
                     group.type == EventType.conversion.rawValue && group.minTime <= asOf && group.maxTime >= from
                 } ?? false
                 let universe = plan.needsUniverse && b >= straddle && group.minTime <= asOf
@@ -309,7 +359,7 @@ extension StoreReader {
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
                 }
-                let conversionsFrom = conversions ? plan.conversionsFrom! : .max
+                let conversionsFrom = conversions ? conversionsFrom! : .max
                 let last = state.lastConversion
                 let known = universe ? state.known : nil
                 try targets.withUnsafeBufferPointer { targets throws(TouchLogError) in

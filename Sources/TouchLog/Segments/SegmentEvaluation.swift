@@ -252,10 +252,7 @@ extension StoreReader {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         guard store.save(projection, definition: definition) == nil else { return }
         report.snapshotsWritten += 1
-        let key = SnapshotStore.key(definition)
-        for info in SnapshotStore.thinned(store.all().filter { $0.key == key }, keep: Self.maxSnapshotsPerSegment) {
-            unlink(directory + "/" + info.path)
-        }
+        store.thin(definition, keep: Self.maxSnapshotsPerSegment)
     }
 
     /// Calls `body` with each block that holds events visible at `time`.

@@ -83,17 +83,28 @@ struct SnapshotStore {
     /// Writes a snapshot of `projection`. Failures are returned, not thrown: a snapshot is only an optimisation.
     @discardableResult
     func save(_ projection: SegmentProjection, definition: SegmentDefinition) -> TouchLogError? {
+        save(encode(projection, definition: definition), definition: definition,
+             name: Self.fileName(endOffset: projection.endOffset, watermark: projection.watermark, recorded: projection.recorded))
+    }
+
+    /// Writes a snapshot body of `definition` as `name`; failures are returned, not thrown.
+    func save(_ body: [UInt8], definition: SegmentDefinition, name: String) -> TouchLogError? {
         let folder = directory + "/" + Self.key(definition)
         // The snapshots directory itself is disposable too: recreate it when someone deleted it.
         if mkdir(directory, 0o755) == 0 { try? DurableFile.syncDirectory(root) }
         if mkdir(folder, 0o755) == 0 { try? DurableFile.syncDirectory(directory) }
-        let name = Self.fileName(endOffset: projection.endOffset, watermark: projection.watermark, recorded: projection.recorded)
         do {
-            try DurableFile.write(encode(projection, definition: definition), kind: "snapshot", to: folder + "/" + name)
+            try DurableFile.write(body, kind: "snapshot", to: folder + "/" + name)
             return nil
         } catch {
             return error
         }
+    }
+
+    /// Deletes the snapshots of `definition` beyond `keep`, keeping them spread along the log (``thinned(_:keep:)``).
+    func thin(_ definition: SegmentDefinition, keep: Int) {
+        let key = Self.key(definition)
+        for info in Self.thinned(all().filter { $0.key == key }, keep: keep) { unlink(root + "/" + info.path) }
     }
 
     /// Loads a snapshot; throws `corrupt` when its checksum, contents or definition are wrong.
@@ -278,6 +289,7 @@ extension StoreReader {
 
     /// Folds the whole log into `definition`'s projection and saves it as a snapshot; returns its info.
     public func createSnapshot(of definition: SegmentDefinition) throws -> SnapshotInfo? {
+        if formatVersion >= 2 { return try createGroupedSnapshot(of: definition) }
         var report = QueryReport()
         var projection = newestUsableSnapshot(definition, at: QueryTime(asOf: .max), report: &report) ?? SegmentProjection(definition: definition)
         guard projection.endOffset < endOffset else { return nil }
@@ -317,6 +329,24 @@ extension StoreReader {
         return deleted
     }
 
+    /// Where a snapshot of either layout (a format-1 projection, a format-2 ``GroupedSnapshot``) says it ends, and the
+    /// hash of the block there; throws `corrupt` when its contents are bad or disagree with its file name.
+    private func snapshotAnchor(_ info: SnapshotInfo, body: [UInt8], store: SnapshotStore) throws(TouchLogError) -> (UInt64, BlockHash) {
+        guard body.first == GroupedSnapshot.layoutVersion else {
+            let projection = try store.load(info, body: body, definition: nil)
+            return (projection.endOffset, projection.anchor)
+        }
+        do {
+            let snapshot = try GroupedSnapshot.decode(body, definition: nil)
+            guard snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded else {
+                throw DecodeError(byte: 0, reason: "contents disagree with the file name")
+            }
+            return (snapshot.endOffset, snapshot.anchor)
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(info.path): bad snapshot: \(error)")
+        }
+    }
+
     /// Checks every snapshot (checksum, contents, anchor in this log) and every stored definition version;
     /// returns a sentence per problem and how many snapshots were checked.
     func verifyDerivedFiles() -> (problems: [String], snapshotsChecked: Int) {
@@ -326,13 +356,13 @@ extension StoreReader {
         for info in snapshotFiles {
             do {
                 let body = try DurableFile.read(directory + "/" + info.path, kind: "snapshot")
-                let projection = try store.load(info, body: body, definition: nil)
-                if projection.endOffset > endOffset {
-                    problems.append("\(info.path): snapshot is at offset \(projection.endOffset), past the end of the log (\(endOffset))")
-                } else if let index = log.blockIndex(containing: projection.endOffset - 1),
-                    log.blocks[index].header.endOffset != projection.endOffset || log.blocks[index].header.hash != projection.anchor
+                let (end, anchor) = try snapshotAnchor(info, body: body, store: store)
+                if end > endOffset {
+                    problems.append("\(info.path): snapshot is at offset \(end), past the end of the log (\(endOffset))")
+                } else if let index = log.blockIndex(containing: end - 1),
+                    log.blocks[index].header.endOffset != end || log.blocks[index].header.hash != anchor
                 {
-                    problems.append("\(info.path): snapshot does not belong to this log (its anchor hash is not the log's block at offset \(projection.endOffset))")
+                    problems.append("\(info.path): snapshot does not belong to this log (its anchor hash is not the log's block at offset \(end))")
                 }
             } catch {
                 problems.append("\(error)".hasPrefix(info.path) || "\(error)".contains(info.path) ? "\(error)" : "\(info.path): \(error)")

@@ -1,0 +1,283 @@
+import TouchLogStorage
+
+/// A format-2 segment snapshot: for the segment's rules whose window does not move with T (all time, `from`/`to`),
+/// what a ``GroupedQueryState`` holds after the blocks before ``endOffset``: each profile's qualifying events and,
+/// for rules that ask about conversions, its first qualifying time; and each profile's latest conversion (of any
+/// time) when a rule asks about conversions. Rules over the last N days are never kept: their window moves with T.
+///
+/// It is usable at T when every event before ``endOffset`` is at or before T (``watermark`` ≤ T: then its counts
+/// are exactly what a scan of those blocks would count at T) and at K when they were recorded by K. A query that
+/// starts from it reads those rules' groups only in the blocks after it. Profiles are the store's dense ids.
+struct GroupedSnapshot: Equatable {
+    /// One kept rule's non-zero entries, ascending by profile id.
+    struct Entries: Equatable {
+        var ids: [UInt32] = []
+        var counts: [UInt32] = []
+        /// First qualifying times (only for rules with a conversion clause).
+        var firsts: [Int64] = []
+    }
+
+    var endOffset: UInt64 = 0
+    var anchor = BlockHash.zero
+    /// The latest event time in the blocks before ``endOffset``.
+    var watermark: Int64 = .min
+    var recorded: Int64 = .min
+    /// The profile ids the blocks before ``endOffset`` introduced: 0..<profiles.
+    var profiles = 0
+    /// Per leaf of the compiled definition (nil: a rule whose window moves with T).
+    var rules: [Entries?] = []
+    /// Latest conversion per profile (ids and times), when a rule asks about conversions.
+    var conversions: (ids: [UInt32], times: [Int64])?
+
+    static func == (a: GroupedSnapshot, b: GroupedSnapshot) -> Bool {
+        a.endOffset == b.endOffset && a.anchor == b.anchor && a.watermark == b.watermark && a.recorded == b.recorded
+            && a.profiles == b.profiles && a.rules == b.rules && a.conversions?.ids == b.conversions?.ids
+            && a.conversions?.times == b.conversions?.times
+    }
+
+    /// Snapshot body layout 3 (format-2 stores; after the ``DurableFile`` header). Integers are varints, times
+    /// zigzag varints; a column is (element count, stored length, LZ4 block of the little-endian elements) as in
+    /// layout 2; an id list is a column of bytes holding the ids' varint deltas (the first from 0):
+    /// 1. layout byte (3), definition JSON (length, bytes)
+    /// 2. end offset, anchor (32 bytes), watermark, recorded time
+    /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T), 1 (kept), 2 (kept, with
+    ///    first times)
+    /// 4. per kept leaf: its ids, their counts (UInt32 column), and for kind 2 their first times (Int64 column)
+    /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
+    static let layoutVersion: UInt8 = 3
+
+    /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts).
+    static func isKept(_ rule: InteractionRule) -> Bool {
+        if case .last = rule.timeframe { return false }
+        return true
+    }
+
+    /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times).
+    static func kinds(_ definition: SegmentDefinition) -> [UInt8] {
+        CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.map { !isKept($0.rule) ? 0 : $0.rule.conversion == nil ? 1 : 2 }
+    }
+
+    func encode(definition: SegmentDefinition) -> [UInt8] {
+        var out = ByteWriter()
+        out.byte(Self.layoutVersion)
+        let json = Array(definition.json.utf8)
+        out.varint(json.count)
+        out.raw(json)
+        out.varint(endOffset)
+        out.raw(anchor.bytes)
+        out.zigzag(watermark)
+        out.zigzag(recorded)
+        out.varint(profiles)
+        let kinds = Self.kinds(definition)
+        precondition(kinds.count == rules.count, "a snapshot of another definition")
+        out.varint(kinds.count)
+        for kind in kinds { out.byte(kind) }
+        for (kind, rule) in zip(kinds, rules) where kind != 0 {
+            out.ids(rule!.ids)
+            out.column(rule!.counts)
+            if kind == 2 { out.column(rule!.firsts) }
+        }
+        if let conversions {
+            out.byte(1)
+            out.ids(conversions.ids)
+            out.column(conversions.times)
+        } else {
+            out.byte(0)
+        }
+        return out.bytes
+    }
+
+    /// Decodes a checked body; `definition` nil: the one recorded in it (verify), else it must be that one.
+    static func decode(_ body: [UInt8], definition: SegmentDefinition?) throws(DecodeError) -> GroupedSnapshot {
+        try body.withDecodedBytes { raw throws(DecodeError) in
+            var input = PayloadCursor(raw)
+            guard try input.byte() == layoutVersion else { throw input.fail("not a format-2 snapshot") }
+            let jsonLength = try input.count(max: input.size, "definition length")
+            let json = String(decoding: UnsafeBufferPointer(start: try input.take(jsonLength), count: jsonLength), as: UTF8.self)
+            let recorded: SegmentDefinition
+            do { recorded = try SegmentDefinition(json: json) } catch { throw input.fail("bad definition: \(error)") }
+            if let definition, definition.json != json { throw input.fail("snapshot of another definition") }
+            var s = GroupedSnapshot()
+            s.endOffset = try input.varint()
+            s.anchor = BlockHash(bytes: Array(UnsafeBufferPointer(start: try input.take(32), count: 32)))
+            s.watermark = try input.zigzag()
+            s.recorded = try input.zigzag()
+            s.profiles = try input.count(max: Int(UInt32.max), "profile count")
+            let kinds = Self.kinds(recorded)
+            guard try input.varint() == UInt64(kinds.count) else { throw input.fail("rule count differs from the definition") }
+            for kind in kinds {
+                guard try input.byte() == kind else { throw input.fail("rule kinds differ from the definition") }
+            }
+            for kind in kinds {
+                guard kind != 0 else {
+                    s.rules.append(nil)
+                    continue
+                }
+                var entries = Entries()
+                entries.ids = try input.ids(below: s.profiles, "kept rule's profiles")
+                entries.counts = try input.column(count: entries.ids.count, "kept rule's counts")
+                guard !entries.counts.contains(0) else { throw input.fail("a kept rule's count is 0") }
+                if kind == 2 { entries.firsts = try input.column(count: entries.ids.count, "kept rule's first times") }
+                s.rules.append(entries)
+            }
+            if try input.byte() == 1 {
+                let ids = try input.ids(below: s.profiles, "converted profiles")
+                s.conversions = (ids, try input.column(count: ids.count, "latest conversions"))
+            }
+            guard input.isAtEnd else { throw input.fail("bytes after the last column") }
+            return s
+        }
+    }
+
+    /// Adds the snapshot's findings to `state` (a query's first worker's columns, all zero before).
+    func load(into state: GroupedQueryState) {
+        for (r, entries) in rules.enumerated() {
+            guard let entries else { continue }
+            let counts = state.counts[r]
+            for (i, id) in entries.ids.enumerated() { counts[Int(id)] = entries.counts[i] }
+            if let firsts = state.firsts[r] {
+                for (i, id) in entries.ids.enumerated() { firsts[Int(id)] = GroupedQueryState.earliestKey(entries.firsts[i]) }
+            }
+        }
+        if let conversions, let last = state.lastConversion {
+            for (i, id) in conversions.ids.enumerated() { last[Int(id)] = GroupedQueryState.latestKey(conversions.times[i]) }
+        }
+    }
+
+    /// The snapshot of the kept rules in `states` (the workers' columns after scanning every block before
+    /// `endOffset` with nothing past T among them), for the first `profiles` ids.
+    static func taking(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, profiles n: Int) -> GroupedSnapshot {
+        var s = GroupedSnapshot()
+        s.profiles = n
+        for (r, rule) in plan.rules.enumerated() {
+            guard rule.kept else {
+                s.rules.append(nil)
+                continue
+            }
+            var entries = Entries()
+            for p in 0..<n {
+                var count: UInt32 = 0
+                for state in states { count &+= state.counts[r][p] }
+                guard count > 0 else { continue }
+                entries.ids.append(UInt32(p))
+                entries.counts.append(count)
+                if rule.wantsFirst {
+                    var key: UInt64 = 0
+                    for state in states { key = max(key, state.firsts[r]![p]) }
+                    entries.firsts.append(Int64(bitPattern: ~key ^ (1 << 63)))
+                }
+            }
+            s.rules.append(entries)
+        }
+        if states[0].lastConversion != nil {
+            var ids: [UInt32] = []
+            var times: [Int64] = []
+            for p in 0..<n {
+                var key: UInt64 = 0
+                for state in states { key = max(key, state.lastConversion![p]) }
+                guard key != 0 else { continue }
+                ids.append(UInt32(p))
+                times.append(Int64(bitPattern: key ^ (1 << 63)))
+            }
+            s.conversions = (ids, times)
+        }
+        return s
+    }
+}
+
+extension ByteWriter {
+    /// Ascending ids as a column of their varint deltas.
+    mutating func ids(_ ids: [UInt32]) {
+        var deltas = ByteWriter()
+        var previous: UInt32 = 0
+        for id in ids {
+            deltas.varint(UInt64(id &- previous))
+            previous = id
+        }
+        column(deltas.bytes)
+    }
+}
+
+extension PayloadCursor {
+    /// Reads ids written by ``ByteWriter/ids(_:)``: strictly ascending (after the first) and below `limit`.
+    mutating func ids(below limit: Int, _ what: @autoclosure () -> String) throws(DecodeError) -> [UInt32] {
+        let deltas: [UInt8] = try column(count: nil, what())
+        var ids: [UInt32] = []
+        ids.reserveCapacity(deltas.count)
+        var next: UInt64 = 0
+        try deltas.withDecodedBytes { raw throws(DecodeError) in
+            var cursor = PayloadCursor(raw)
+            while !cursor.isAtEnd {
+                let delta = try cursor.varint()
+                guard ids.isEmpty || delta > 0 else { throw fail("\(what()): ids not ascending") }
+                next += delta
+                guard next < UInt64(limit) else { throw fail("\(what()): id \(next) out of range (\(limit) profiles)") }
+                ids.append(UInt32(next))
+            }
+        }
+        return ids
+    }
+}
+
+extension StoreReader {
+    /// The newest format-2 snapshot of `definition` usable at `time` within the first `end` blocks: watermark ≤ T,
+    /// recorded ≤ K, ending at a block boundary whose hash is its anchor, with that block's profile count. Damaged or
+    /// foreign ones are skipped and counted in the report.
+    func newestUsableGroupedSnapshot(_ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: [BlockSummary],
+                                     report: inout QueryReport) -> GroupedSnapshot? {
+        let store = SnapshotStore(layout: StoreLayout(root: directory))
+        let key = SnapshotStore.key(definition)
+        let limit = log.blocks[end - 1].header.endOffset
+        let candidates = store.all().filter { info in
+            info.key == key && info.endOffset > 0 && info.endOffset <= limit && info.watermark <= time.asOf && info.recorded <= (time.knownAt ?? .max)
+        }
+        for info in candidates.sorted(by: { $0.endOffset > $1.endOffset }) {
+            guard let index = log.blockIndex(containing: info.endOffset - 1), log.blocks[index].header.endOffset == info.endOffset,
+                let body = try? DurableFile.read(directory + "/" + info.path, kind: "snapshot"),
+                let snapshot = try? GroupedSnapshot.decode(body, definition: definition),
+                snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded,
+                snapshot.anchor == log.blocks[index].header.hash,
+                snapshot.profiles == Int(summaries[index].firstNewProfile) + summaries[index].newProfiles
+            else {
+                report.snapshotsIgnored += 1
+                continue
+            }
+            return snapshot
+        }
+        return nil
+    }
+
+    /// Saves `snapshot` and thins the segment's snapshots; false when it could not be written (it is only an optimisation).
+    func saveGroupedSnapshot(_ snapshot: GroupedSnapshot, definition: SegmentDefinition) -> Bool {
+        let store = SnapshotStore(layout: StoreLayout(root: directory))
+        let name = SnapshotStore.fileName(endOffset: snapshot.endOffset, watermark: snapshot.watermark, recorded: snapshot.recorded)
+        guard store.save(snapshot.encode(definition: definition), definition: definition, name: name) == nil else { return false }
+        store.thin(definition, keep: Self.maxSnapshotsPerSegment)
+        return true
+    }
+
+    /// Whether snapshots of `definition` can speed its queries: in format 2, only rules whose window stays put as T
+    /// moves (all time, `from`/`to`) are kept in them; rules over the last N days are read from the log.
+    public func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
+        formatVersion < 2 || CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.contains { GroupedSnapshot.isKept($0.rule) }
+    }
+
+    /// Format 2's `createSnapshot(of:)`: a snapshot at the end of the log, from the newest one before it.
+    func createGroupedSnapshot(of definition: SegmentDefinition) throws(TouchLogError) -> SnapshotInfo? {
+        let end = log.blocks.count
+        guard end > 0 else { return nil }
+        let key = SnapshotStore.key(definition)
+        let store = SnapshotStore(layout: StoreLayout(root: directory))
+        guard !store.all().contains(where: { $0.key == key && $0.endOffset == endOffset }) else { return nil }
+        try loadTouchpoints(through: end - 1)
+        let plan = GroupedQueryPlan(CompiledSegment(definition, at: QueryTime(asOf: .max)), touchpoints: dictionary.touchpoints)
+        guard plan.canSnapshot else { return nil }
+        let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
+        var report = QueryReport()
+        _ = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: 0, report: &report)
+        guard report.snapshotsWritten == 1 else {
+            throw TouchLogError(code: .io, message: "cannot write the snapshot of \(definition.name) under \(directory)/snapshots")
+        }
+        return store.all().first { $0.key == key && $0.endOffset == endOffset }
+    }
+}
