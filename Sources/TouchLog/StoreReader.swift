@@ -42,6 +42,8 @@ public final class StoreReader {
     private var summaries: [BlockSummary?] = []
     private var sectionBytes: [UInt8] = []
     private var groupedScratch = GroupedBlockCodec.DecodeScratch()
+    /// Format 2: the snapshots this reader loaded lately, by path (a snapshot file never changes once written).
+    var loadedSnapshots: [(path: String, snapshot: GroupedSnapshot)] = []
 
     /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
     public init(directory: String) throws(TouchLogError) {

@@ -57,12 +57,12 @@ struct AppendCommand: ParsableCommand {
                 if let rejectsFile {
                     var line: [UInt8] = []
                     line.append(contentsOf: "{\"line\":\(problem.line)".utf8)
-                    if let source = problem.source { line.append(contentsOf: ",\"file\":".utf8); EventJSON.appendString(Array(source.utf8), to: &line) }
+                    if let source = problem.source { line.append(contentsOf: ",\"file\":".utf8); EventJSON.appendString(source, to: &line) }
                     if let column = problem.column { line.append(contentsOf: ",\"column\":\(column)".utf8) }
                     line.append(contentsOf: ",\"reason\":".utf8)
-                    EventJSON.appendString(Array(problem.reason.utf8), to: &line)
+                    EventJSON.appendString(problem.reason, to: &line)
                     line.append(contentsOf: ",\"text\":".utf8)
-                    EventJSON.appendString(Array(String(decoding: text, as: UTF8.self).utf8), to: &line)
+                    EventJSON.appendString(String(decoding: text, as: UTF8.self), to: &line)
                     line.append(contentsOf: "}\n".utf8)
                     _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, rejectsFile) }
                 } else {

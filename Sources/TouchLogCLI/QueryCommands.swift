@@ -82,7 +82,7 @@ struct QueryCommand: ParsableCommand {
                     case .csv: out.write(csvField(profile) + "\n")
                     case .jsonl:
                         var line = Array("{\"profile\":".utf8)
-                        EventJSON.appendString(Array(profile.utf8), to: &line)
+                        EventJSON.appendString(profile, to: &line)
                         out.write(String(decoding: line, as: UTF8.self) + "}\n")
                     }
                 }

@@ -8,7 +8,7 @@ protocol JSONScalar {
 }
 
 extension String: JSONScalar {
-    func write(to out: inout [UInt8]) { EventJSON.appendString(utf8, to: &out) }
+    func write(to out: inout [UInt8]) { EventJSON.appendString(self, to: &out) }
 }
 
 extension Int: JSONScalar {
@@ -31,7 +31,7 @@ extension Double: JSONScalar {
 struct JSONTime: JSONScalar {
     var milliseconds: Int64
     init(_ milliseconds: Int64) { self.milliseconds = milliseconds }
-    func write(to out: inout [UInt8]) { EventJSON.appendString(Timestamp.format(milliseconds).utf8, to: &out) }
+    func write(to out: inout [UInt8]) { EventJSON.appendString(Timestamp.format(milliseconds), to: &out) }
 }
 
 /// Writes a JSON document front to back, without building a tree first: responses can hold a million members.
@@ -52,7 +52,7 @@ struct JSONWriter {
 
     private mutating func key(_ name: String) {
         separate()
-        EventJSON.appendString(name.utf8, to: &bytes)
+        EventJSON.appendString(name, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
     }
 
@@ -112,6 +112,10 @@ struct JSONWriter {
 
     /// The document as a `200 OK` (or `status`) response.
     func response(status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes + [0x0A])))
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(bytes.count + 1)
+        buffer.writeBytes(bytes)
+        buffer.writeInteger(UInt8(0x0A))
+        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: buffer))
     }
 }

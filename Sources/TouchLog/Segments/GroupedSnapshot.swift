@@ -233,8 +233,10 @@ extension StoreReader {
         }
         for info in candidates.sorted(by: { $0.endOffset > $1.endOffset }) {
             guard let index = log.blockIndex(containing: info.endOffset - 1), log.blocks[index].header.endOffset == info.endOffset,
-                let body = try? DurableFile.read(directory + "/" + info.path, kind: "snapshot"),
-                let snapshot = try? GroupedSnapshot.decode(body, definition: definition),
+                let snapshot = loadedSnapshots.first(where: { $0.path == info.path })?.snapshot ?? {
+                    let body = try? DurableFile.read(directory + "/" + info.path, kind: "snapshot")
+                    return body.flatMap { try? GroupedSnapshot.decode($0, definition: definition) }
+                }(),
                 snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded,
                 snapshot.anchor == log.blocks[index].header.hash,
                 snapshot.profiles == Int(summaries[index].firstNewProfile) + summaries[index].newProfiles
@@ -242,6 +244,11 @@ extension StoreReader {
                 report.snapshotsIgnored += 1
                 continue
             }
+            // A reader that answers again (a store's pooled one) keeps the last few it used (a sparse snapshot of a
+            // million profiles decodes to a few MB).
+            loadedSnapshots.removeAll { $0.path == info.path }
+            loadedSnapshots.append((info.path, snapshot))
+            if loadedSnapshots.count > 4 { loadedSnapshots.removeFirst() }
             return snapshot
         }
         return nil

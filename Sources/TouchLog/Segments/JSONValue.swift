@@ -54,7 +54,7 @@ indirect enum JSONValue: Equatable, Sendable {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
         case .number(let n): out.append(contentsOf: n.utf8)
-        case .string(let s): EventJSON.appendString(Array(s.utf8), to: &out)
+        case .string(let s): EventJSON.appendString(s, to: &out)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
@@ -66,7 +66,7 @@ indirect enum JSONValue: Equatable, Sendable {
             out.append(UInt8(ascii: "{"))
             for (i, member) in members.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
-                EventJSON.appendString(Array(member.key.utf8), to: &out)
+                EventJSON.appendString(member.key, to: &out)
                 out.append(UInt8(ascii: ":"))
                 member.value.write(to: &out)
             }
