@@ -95,6 +95,10 @@ public final class StoreReader {
     func loadDictionary(through last: Int? = nil, strict: Bool = false) throws(TouchLogError) {
         try loadTouchpoints(through: last, strict: strict)
         let last = last ?? log.blocks.count - 1
+        if strict, last >= 0, let summary = try? summary(of: last) {
+            // Every id is checked through the hash index: size it once for all of them.
+            dictionary.profiles.reserveIndex(for: Int(summary.firstNewProfile) + summary.newProfiles - dictionary.profiles.count)
+        }
         while dictionary.profileBlocks <= last {
             let index = dictionary.profileBlocks
             try readDictionarySection(.newProfiles, of: index) { summary, section throws(DecodeError) in

@@ -81,7 +81,7 @@ public enum StoreVerifier {
             do {
                 if header.version >= 2 {
                     guard try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &scratch,
-                                                             partialDictionary: partial)
+                                                             partialDictionary: partial, strings: false)
                     else {
                         unchecked()
                         return nil

@@ -215,7 +215,8 @@ enum GroupedBlockCodec {
     /// left undecoded and false returned: whether those ids are right cannot be known.
     @discardableResult
     static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary, into batch: inout EventBatch,
-                             scratch: inout DecodeScratch, strict: Bool = true, partialDictionary: Bool = false) throws(DecodeError) -> Bool {
+                             scratch: inout DecodeScratch, strict: Bool = true, partialDictionary: Bool = false,
+                             strings: Bool = true) throws(DecodeError) -> Bool {
         let summaryEnd = Int(header.summaryLength)
         guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
         var summaryStart = 0
@@ -239,7 +240,7 @@ enum GroupedBlockCodec {
                 try section(.newProfiles, of: summary, body: body, into: &raw)
                 try section(.newTouchpoints, of: summary, body: body, into: &raw)
             }
-            try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict)
+            try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict, strings: strings)
         }
         return true
     }
@@ -247,8 +248,9 @@ enum GroupedBlockCodec {
     /// Decodes a whole block into `batch` in log order, with the block's own sorted dictionaries (the shape
     /// format-1 blocks decode to), looking strings up in `dictionary` (which must hold the block's own). With
     /// `strict` (verify), also checks what the encoder guarantees.
+    /// Without `strings` (verify), the batch gets times, types and values only: the ids are checked, not looked up.
     static func decode(_ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary,
-                       into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false) throws(DecodeError) {
+                       into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false, strings: Bool = true) throws(DecodeError) {
         let n = summary.count
         for kind in [BlockSummary.SectionKind.times, .profiles, .positions, .values] {
             try section(kind, of: summary, body: body, into: &scratch.sections[kind.rawValue])
@@ -325,6 +327,7 @@ enum GroupedBlockCodec {
                 }
             }
         }
+        guard strings else { return }
         batch.profileIDs = EventBlockCodec.localDictionary(dictionary.profiles, ids: scratch.profiles[...], none: nil,
                                                            scratch: &scratch.encode, into: &batch.profiles)
         batch.touchpointIDs = EventBlockCodec.localDictionary(dictionary.touchpoints, ids: scratch.touchpoints[...], none: 0,

@@ -75,14 +75,17 @@ struct StoreDictionary: Sendable {
     /// introduced before (building a hash index over every string).
     private static func read(_ input: inout PayloadCursor, _ count: Int, into table: inout StringTable, strict: Bool,
                              _ what: String) throws(DecodeError) {
-        let first = table.count
-        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: true, strict: strict, "new \(what)")
-        guard strict else { return }
-        let added = table
-        table.truncate(to: first)
+        guard strict else {
+            try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: true, strict: false, "new \(what)")
+            return
+        }
+        // The block's strings apart first, then each interned into the table: appending them to it directly would
+        // drop its hash index (rebuilt over every string so far, for every block).
+        var added = StringTable()
+        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &added, checkingLengths: true, strict: true, "new \(what)")
         for index in 0..<count {
             let before = table.count
-            let id = added[first + index].withUnsafeBytes { table.intern($0) }
+            let id = added[index].withUnsafeBytes { table.intern($0) }
             guard Int(id) == before else { throw input.fail("new \(what) \(index) was introduced before, as id \(id)") }
         }
     }

@@ -138,6 +138,12 @@ public struct StringTable: Sendable {
         return intern(string, hash: Self.hash(string))
     }
 
+    /// Sizes the hash index for `more` strings to be interned, so that it is not rebuilt as they come.
+    mutating func reserveIndex(for more: Int) {
+        let hashed = count - sortedCount
+        if more > 0 && slots.count < (hashed + more) * 2 { rehash(capacity: (hashed + more) * 2) }
+    }
+
     /// Rebuilds the hash index when adding `more` strings could fill it past half.
     private mutating func reserveSlots(for more: Int) {
         let hashed = count - sortedCount
