@@ -39,6 +39,17 @@ extension TouchLogStore {
         try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
     }
 
+    /// How many members the segment `name` (its current definition) has at `time`: ``members(of:at:)-(String,_)``'s
+    /// count, without building the list.
+    public func count(of name: String, at time: QueryTime = .now) async throws(TouchLogError) -> Int {
+        try await count(of: try segments.current(name).definition, at: time)
+    }
+
+    /// How many members `definition` (stored or not) has at `time`.
+    public func count(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError) -> Int {
+        try await read("query \(definition.name)") { reader in try reader.count(of: definition, at: time) }
+    }
+
     /// Why `profile` is, or is not, in the segment `name` at `time`: each rule's verdict and the events that decided it.
     public func explain(_ name: String, profile: String, at time: QueryTime = .now) async throws(TouchLogError) -> Explanation {
         let definition = try segments.current(name).definition

@@ -70,11 +70,11 @@ struct QueryCommand: ParsableCommand {
         try reportingErrors {
             let reader = try queryReader(directory)
             let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
-            let members = try reader.members(of: definition, at: time.queryTime)
             var out = StandardOutput()
             if count {
-                out.write("\(members.count)\n")
+                out.write("\(try reader.count(of: definition, at: time.queryTime))\n")
             } else {
+                let members = try reader.members(of: definition, at: time.queryTime)
                 if format == .csv { out.write("profile\n") }
                 for profile in members {
                     switch format {

@@ -97,8 +97,10 @@ extension TouchLogServer {
             let name = try context.parameters.require("name")
             let time = try parameters.queryTime()
             let (version, definition) = try store.segments.current(name)
-            let members = try await store.members(of: definition, at: time)
-            return Self.membersResponse(name: name, version: version, time: time, members: members, countOnly: try parameters.bool("countOnly") ?? false)
+            let countOnly = try parameters.bool("countOnly") ?? false
+            let members = countOnly ? nil : try await store.members(of: definition, at: time)
+            let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
+            return Self.membersResponse(name: name, version: version, time: time, count: count, members: members)
         }
 
         // An ad-hoc definition, evaluated without being stored (`touchlog query --rules FILE`).
@@ -106,8 +108,10 @@ extension TouchLogServer {
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
             let time = try parameters.queryTime()
             let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            let members = try await store.members(of: definition, at: time)
-            return Self.membersResponse(name: definition.name, version: nil, time: time, members: members, countOnly: try parameters.bool("countOnly") ?? false)
+            let countOnly = try parameters.bool("countOnly") ?? false
+            let members = countOnly ? nil : try await store.members(of: definition, at: time)
+            let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
+            return Self.membersResponse(name: definition.name, version: nil, time: time, count: count, members: members)
         }
 
         router.get("/v1/segments/:name/explain") { request, context -> Response in
@@ -172,15 +176,16 @@ extension TouchLogServer {
         }
     }
 
-    static func membersResponse(name: String, version: Int?, time: QueryTime, members: [String], countOnly: Bool) -> Response {
+    /// `members` nil: a `countOnly` answer.
+    static func membersResponse(name: String, version: Int?, time: QueryTime, count: Int, members: [String]?) -> Response {
         var out = JSONWriter()
         out.object {
             $0.field("segment", name)
             $0.field("version", version)
             $0.field("asOf", JSONTime(time.asOf))
             $0.field("knownAt", time.knownAt.map(JSONTime.init))
-            $0.field("count", members.count)
-            if !countOnly { $0.field("members", strings: members) }
+            $0.field("count", count)
+            if let members { $0.field("members", strings: members) }
         }
         return out.response()
     }

@@ -72,6 +72,7 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         }
         #expect(Set(events.map(\.event.profile)).count == total)
         #expect(try await store.members(of: "promo-clickers", at: QueryTime(asOf: t0 + hour)).count == total)
+        #expect(try await store.count(of: "promo-clickers", at: QueryTime(asOf: t0 + hour)) == total)
     }
 
     @Test func aReadOnlyStoreAnswersQueriesAndRefusesChanges() async throws {

@@ -190,20 +190,9 @@ extension StoreReader {
     /// when the blocks wholly at or before T reach ``snapshotInterval`` events past it, the query saves one where they
     /// end, keeping at most ``maxSnapshotsPerSegment`` spread along the log.
     func groupedMembers(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
-        let segment = CompiledSegment(definition, at: time)
-        var report = QueryReport()
-        let end = blocksRecorded(by: time.knownAt)
-        guard end > 0 else {
-            lastQuery = report
-            return []
-        }
-        try loadTouchpoints(through: end - 1)
-        let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
-        let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
-        let states = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
-        let ids = GroupedQueryState.members(states, plan, segment)
-        groupedQueries += 1
-        lastQuery = report
+        let (ids, summaries) = try groupedMemberIDs(of: definition, at: time)
+        let end = summaries.count
+        guard end > 0 else { return [] }
         if dictionary.profileBlocks >= end || groupedQueries > 1 {
             // A reader that answers again (a store's pooled one) keeps the whole dictionary.
             try loadDictionary(through: end - 1)
@@ -216,6 +205,26 @@ extension StoreReader {
         var order = Array(0..<strings.count)
         strings.sortByBytes(&order)
         return order.map { strings.string($0) }
+    }
+
+    /// The store-wide ids of the members of `definition` at `time`, ascending, and the summaries of the blocks
+    /// recorded by K (see ``groupedMembers(of:at:)``).
+    func groupedMemberIDs(of definition: SegmentDefinition, at time: QueryTime) throws(TouchLogError) -> (ids: [Int], summaries: [BlockSummary]) {
+        let segment = CompiledSegment(definition, at: time)
+        var report = QueryReport()
+        let end = blocksRecorded(by: time.knownAt)
+        guard end > 0 else {
+            lastQuery = report
+            return ([], [])
+        }
+        try loadTouchpoints(through: end - 1)
+        let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
+        let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
+        let states = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
+        let ids = GroupedQueryState.members(states, plan, segment)
+        groupedQueries += 1
+        lastQuery = report
+        return (ids, summaries)
     }
 
     /// The blocks recorded by `knownAt` (all when nil): a prefix of the log, as recorded times never decrease.

@@ -218,6 +218,13 @@ extension StoreReader {
         return projection.memberIDs(segment).map { projection.profiles.string($0) }
     }
 
+    /// How many members `definition` has at `time`: the answer of ``members(of:at:)`` without its strings (a format-2
+    /// store never looks them up).
+    public func count(of definition: SegmentDefinition, at time: QueryTime) throws -> Int {
+        if formatVersion >= 2 { return try groupedMemberIDs(of: definition, at: time).ids.count }
+        return try members(of: definition, at: time).count
+    }
+
     /// The most snapshots kept per segment definition; beyond it, the ones closest to their neighbours go.
     static let maxSnapshotsPerSegment = 8
 
