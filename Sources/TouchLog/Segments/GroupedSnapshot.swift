@@ -8,9 +8,9 @@ import TouchLogStorage
 /// It is usable at T when every event before ``endOffset`` is at or before T (``watermark`` ≤ T: then its counts
 /// are exactly what a scan of those blocks would count at T) and at K when they were recorded by K. A query that
 /// starts from it reads those rules' groups only in the blocks after it. Profiles are the store's dense ids.
-struct GroupedSnapshot: Equatable {
+struct GroupedSnapshot {
     /// One kept rule's non-zero entries, ascending by profile id.
-    struct Entries: Equatable {
+    struct Entries {
         var ids: [UInt32] = []
         var counts: [UInt32] = []
         /// First qualifying times (only for rules with a conversion clause).
@@ -28,12 +28,6 @@ struct GroupedSnapshot: Equatable {
     var rules: [Entries?] = []
     /// Latest conversion per profile (ids and times), when a rule asks about conversions.
     var conversions: (ids: [UInt32], times: [Int64])?
-
-    static func == (a: GroupedSnapshot, b: GroupedSnapshot) -> Bool {
-        a.endOffset == b.endOffset && a.anchor == b.anchor && a.watermark == b.watermark && a.recorded == b.recorded
-            && a.profiles == b.profiles && a.rules == b.rules && a.conversions?.ids == b.conversions?.ids
-            && a.conversions?.times == b.conversions?.times
-    }
 
     /// Snapshot body layout 3 (format-2 stores; after the ``DurableFile`` header). Integers are varints, times
     /// zigzag varints; a column is (element count, stored length, LZ4 block of the little-endian elements) as in
