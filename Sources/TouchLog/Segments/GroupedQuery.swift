@@ -254,8 +254,9 @@ extension StoreReader {
         // Known profiles: those introduced before it, and the events at or before T after it.
         let knownBefore = straddle == end ? n : Int(summaries[straddle].firstNewProfile)
 
-        let snapshot = plan.rules.contains(where: \.kept) ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report) : nil
-        let keptFrom = snapshot.map { log.blockIndex(containing: $0.endOffset - 1)! + 1 } ?? 0
+        let start = plan.rules.contains(where: \.kept) ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report) : nil
+        let snapshot = start?.snapshot
+        let keptFrom = start?.blocks ?? 0
         report.snapshotOffset = snapshot?.endOffset ?? 0
         func events(before b: Int) -> UInt64 { b == 0 ? 0 : locations[b - 1].header.endOffset }
         let saveAt = interval.flatMap { interval in

@@ -214,25 +214,18 @@ extension PayloadCursor {
 }
 
 extension StoreReader {
-    /// The newest format-2 snapshot of `definition` usable at `time` within the first `end` blocks: watermark ≤ T,
-    /// recorded ≤ K, ending at a block boundary whose hash is its anchor, with that block's profile count. Damaged or
-    /// foreign ones are skipped and counted in the report.
+    /// The newest format-2 snapshot of `definition` usable at `time` within the first `end` blocks (watermark ≤ T,
+    /// recorded ≤ K, ending at a block boundary whose hash is its anchor, with that block's profile count), and how
+    /// many blocks lie before it. Damaged or foreign ones are skipped and counted in the report.
     func newestUsableGroupedSnapshot(_ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: [BlockSummary],
-                                     report: inout QueryReport) -> GroupedSnapshot? {
+                                     report: inout QueryReport) -> (snapshot: GroupedSnapshot, blocks: Int)? {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
-        let key = SnapshotStore.key(definition)
-        let limit = log.blocks[end - 1].header.endOffset
-        let candidates = store.all().filter { info in
-            info.key == key && info.endOffset > 0 && info.endOffset <= limit && info.watermark <= time.asOf && info.recorded <= (time.knownAt ?? .max)
-        }
-        for info in candidates.sorted(by: { $0.endOffset > $1.endOffset }) {
-            guard let index = log.blockIndex(containing: info.endOffset - 1), log.blocks[index].header.endOffset == info.endOffset,
-                let snapshot = loadedSnapshots.first(where: { $0.path == info.path })?.snapshot ?? {
-                    let body = try? DurableFile.read(directory + "/" + info.path, kind: "snapshot")
-                    return body.flatMap { try? GroupedSnapshot.decode($0, definition: definition) }
-                }(),
-                snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded,
-                snapshot.anchor == log.blocks[index].header.hash,
+        for info in store.candidates(of: definition, at: time, after: 0, through: log.blocks[end - 1].header.endOffset) {
+            let cached = loadedSnapshots.first { $0.path == info.path }?.snapshot
+            guard let snapshot = cached ?? (try? DurableFile.read(directory + "/" + info.path, kind: "snapshot")).flatMap({ body in
+                    try? store.loadGrouped(info, body: body, definition: definition)
+                }),
+                let index = anchoredBlock(endingAt: snapshot.endOffset, hash: snapshot.anchor),
                 snapshot.profiles == Int(summaries[index].firstNewProfile) + summaries[index].newProfiles
             else {
                 report.snapshotsIgnored += 1
@@ -243,7 +236,7 @@ extension StoreReader {
             loadedSnapshots.removeAll { $0.path == info.path }
             loadedSnapshots.append((info.path, snapshot))
             if loadedSnapshots.count > 4 { loadedSnapshots.removeFirst() }
-            return snapshot
+            return (snapshot, index + 1)
         }
         return nil
     }

@@ -233,8 +233,7 @@ extension StoreReader {
     func startingProjection(_ definition: SegmentDefinition, at time: QueryTime, report: inout QueryReport) -> SegmentProjection {
         var start = SegmentProjection(definition: definition)
         if let cached = projectionCache?.projection(of: definition, usableAt: time, within: endOffset),
-            let index = log.blockIndex(containing: cached.endOffset - 1), log.blocks[index].header.endOffset == cached.endOffset,
-            log.blocks[index].header.hash == cached.anchor
+            anchoredBlock(endingAt: cached.endOffset, hash: cached.anchor) != nil
         {
             start = cached
             report.fromMemory = true

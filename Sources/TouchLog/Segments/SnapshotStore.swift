@@ -107,6 +107,31 @@ struct SnapshotStore {
         for info in Self.thinned(all().filter { $0.key == key }, keep: keep) { unlink(root + "/" + info.path) }
     }
 
+    /// The snapshots of `definition` that may serve a query at `time` (watermark ≤ T, recorded ≤ K) and end after
+    /// offset `after` and at or before `through`, the newest first. (Whether they belong to the log is the reader's
+    /// to check: ``StoreReader/anchoredBlock(endingAt:hash:)``.)
+    func candidates(of definition: SegmentDefinition, at time: QueryTime, after: UInt64, through: UInt64) -> [SnapshotInfo] {
+        let key = Self.key(definition)
+        return all().filter { info in
+            info.key == key && info.endOffset > after && info.endOffset <= through && info.watermark <= time.asOf
+                && info.recorded <= (time.knownAt ?? .max)
+        }.sorted { $0.endOffset > $1.endOffset }
+    }
+
+    /// Decodes a format-2 snapshot's checked body (``GroupedSnapshot``); `definition` nil: the one recorded in it.
+    /// Throws `corrupt` when its contents are bad or disagree with its file name.
+    func loadGrouped(_ info: SnapshotInfo, body: [UInt8], definition: SegmentDefinition?) throws(TouchLogError) -> GroupedSnapshot {
+        do {
+            let snapshot = try GroupedSnapshot.decode(body, definition: definition)
+            guard snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded else {
+                throw DecodeError(byte: 0, reason: "contents disagree with the file name")
+            }
+            return snapshot
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(info.path): bad snapshot: \(error)")
+        }
+    }
+
     /// Loads a snapshot; throws `corrupt` when its checksum, contents or definition are wrong.
     func load(_ info: SnapshotInfo, definition: SegmentDefinition) throws(TouchLogError) -> SegmentProjection {
         try load(info, body: try DurableFile.read(root + "/" + info.path, kind: "snapshot"), definition: definition)
@@ -270,14 +295,9 @@ extension StoreReader {
     /// is past offset `after`.
     func newestUsableSnapshot(_ definition: SegmentDefinition, at time: QueryTime, after: UInt64 = 0, report: inout QueryReport) -> SegmentProjection? {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
-        let key = SnapshotStore.key(definition)
-        let candidates = store.all().filter { info in
-            info.key == key && info.endOffset > after && info.endOffset <= endOffset && info.watermark <= time.asOf
-                && info.recorded <= (time.knownAt ?? .max)
-        }
-        for info in candidates.sorted(by: { $0.endOffset > $1.endOffset }) {
-            guard let index = log.blockIndex(containing: info.endOffset - 1), log.blocks[index].header.endOffset == info.endOffset,
-                let projection = try? store.load(info, definition: definition), projection.anchor == log.blocks[index].header.hash
+        for info in store.candidates(of: definition, at: time, after: after, through: endOffset) {
+            guard let projection = try? store.load(info, definition: definition),
+                anchoredBlock(endingAt: projection.endOffset, hash: projection.anchor) != nil
             else {
                 report.snapshotsIgnored += 1
                 continue
@@ -329,22 +349,24 @@ extension StoreReader {
         return deleted
     }
 
+    /// The index of the block of this log that ends at `offset` and has hash `anchor` (where a snapshot or a
+    /// projection made from this log ends); nil when there is none.
+    func anchoredBlock(endingAt offset: UInt64, hash anchor: BlockHash) -> Int? {
+        guard offset > 0, let index = log.blockIndex(containing: offset - 1), log.blocks[index].header.endOffset == offset,
+            log.blocks[index].header.hash == anchor
+        else { return nil }
+        return index
+    }
+
     /// Where a snapshot of either layout (a format-1 projection, a format-2 ``GroupedSnapshot``) says it ends, and the
     /// hash of the block there; throws `corrupt` when its contents are bad or disagree with its file name.
     private func snapshotAnchor(_ info: SnapshotInfo, body: [UInt8], store: SnapshotStore) throws(TouchLogError) -> (UInt64, BlockHash) {
-        guard body.first == GroupedSnapshot.layoutVersion else {
-            let projection = try store.load(info, body: body, definition: nil)
-            return (projection.endOffset, projection.anchor)
-        }
-        do {
-            let snapshot = try GroupedSnapshot.decode(body, definition: nil)
-            guard snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded else {
-                throw DecodeError(byte: 0, reason: "contents disagree with the file name")
-            }
+        if body.first == GroupedSnapshot.layoutVersion {
+            let snapshot = try store.loadGrouped(info, body: body, definition: nil)
             return (snapshot.endOffset, snapshot.anchor)
-        } catch {
-            throw TouchLogError(code: .corrupt, message: "\(info.path): bad snapshot: \(error)")
         }
+        let projection = try store.load(info, body: body, definition: nil)
+        return (projection.endOffset, projection.anchor)
     }
 
     /// Checks every snapshot (checksum, contents, anchor in this log) and every stored definition version;
@@ -359,9 +381,7 @@ extension StoreReader {
                 let (end, anchor) = try snapshotAnchor(info, body: body, store: store)
                 if end > endOffset {
                     problems.append("\(info.path): snapshot is at offset \(end), past the end of the log (\(endOffset))")
-                } else if let index = log.blockIndex(containing: end - 1),
-                    log.blocks[index].header.endOffset != end || log.blocks[index].header.hash != anchor
-                {
+                } else if anchoredBlock(endingAt: end, hash: anchor) == nil {
                     problems.append("\(info.path): snapshot does not belong to this log (its anchor hash is not the log's block at offset \(end))")
                 }
             } catch {
