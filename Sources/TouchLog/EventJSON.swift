@@ -51,7 +51,7 @@ public enum EventJSON {
 
     /// Appends `bytes` (valid UTF-8) as a JSON string.
     public static func appendString<C: Collection>(_ bytes: C, to out: inout [UInt8]) where C.Element == UInt8 {
-        if let done: Void = bytes.withContiguousStorageIfAvailable({ appendString($0, to: &out) }) { return done }
+        if bytes.withContiguousStorageIfAvailable({ appendString($0, to: &out) }) != nil { return }
         appendString(Array(bytes), to: &out)
     }
 

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Glibc
 import TouchLog
-import TouchLogStorage
 
 /// `--as-of` and `--known-at`, shared by the query commands.
 struct TimeOptions: ParsableArguments {
@@ -23,19 +22,6 @@ func queryReader(_ directory: String) throws -> StoreReader {
         reader.snapshotInterval = every == 0 ? nil : every
     }
     return reader
-}
-
-/// How the CLI opens a store for writing; `TOUCHLOG_NEW_STORE_FORMAT=1` gives a store it creates log format 1
-/// (which touchlog 0.1.0 can read) instead of 2. An existing store keeps its format.
-func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogStore {
-    var options = LogOptions()
-    if let text = getenv("TOUCHLOG_NEW_STORE_FORMAT").map({ String(cString: $0) }) {
-        guard let version = UInt16(text), (1...LogOptions.defaultFormatVersion).contains(version) else {
-            throw ValidationError("TOUCHLOG_NEW_STORE_FORMAT must be 1 or 2, not \"\(text)\"")
-        }
-        options.formatVersion = version
-    }
-    return try TouchLogStore(directory: directory, create: create, options: options)
 }
 
 /// A segment named in the store, or a definition file given by `--rules`.

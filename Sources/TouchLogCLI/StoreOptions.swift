@@ -1,5 +1,7 @@
 import ArgumentParser
 import Glibc
+import TouchLog
+import TouchLogStorage
 
 /// `--store DIR`, falling back to `TOUCHLOG_STORE`.
 struct StoreOptions: ParsableArguments {
@@ -16,6 +18,19 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
+/// How the CLI opens a store for writing; `TOUCHLOG_NEW_STORE_FORMAT=1` gives a store it creates log format 1
+/// (which touchlog 0.1.0 can read) instead of 2. An existing store keeps its format.
+func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogStore {
+    var options = LogOptions()
+    if let text = getenv("TOUCHLOG_NEW_STORE_FORMAT").map({ String(cString: $0) }) {
+        guard let version = UInt16(text), (1...LogOptions.defaultFormatVersion).contains(version) else {
+            throw ValidationError("TOUCHLOG_NEW_STORE_FORMAT must be 1 or 2, not \"\(text)\"")
+        }
+        options.formatVersion = version
+    }
+    return try TouchLogStore(directory: directory, create: create, options: options)
+}
+
 /// A time argument: RFC 3339 or epoch milliseconds.
 struct TimeArgument: ExpressibleByArgument {
     var milliseconds: Int64
@@ -27,5 +42,3 @@ struct TimeArgument: ExpressibleByArgument {
 
     static var defaultCompletionKind: CompletionKind { .default }
 }
-
-import TouchLog
