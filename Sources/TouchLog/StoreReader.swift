@@ -90,30 +90,25 @@ public final class StoreReader {
     public var formatVersion: UInt16 { log.formatVersion ?? 1 }
 
     /// Format 2: reads the new-profile and new-touchpoint sections of the blocks up to and including `last` (default:
-    /// every block) that it has not read yet; `strict` (verify) checks each string as
-    /// ``StoreDictionary/addProfiles(_:section:strict:)`` says.
-    func loadDictionary(through last: Int? = nil, strict: Bool = false) throws(TouchLogError) {
-        try loadTouchpoints(through: last, strict: strict)
+    /// every block) that it has not read yet.
+    func loadDictionary(through last: Int? = nil) throws(TouchLogError) {
+        try loadTouchpoints(through: last)
         let last = last ?? log.blocks.count - 1
-        if strict, last >= 0, let summary = try? summary(of: last) {
-            // Every id is checked through the hash index: size it once for all of them.
-            dictionary.profiles.reserveIndex(for: Int(summary.firstNewProfile) + summary.newProfiles - dictionary.profiles.count)
-        }
         while dictionary.profileBlocks <= last {
             let index = dictionary.profileBlocks
             try readDictionarySection(.newProfiles, of: index) { summary, section throws(DecodeError) in
-                try dictionary.addProfiles(summary, section: section, strict: strict)
+                try dictionary.addProfiles(summary, section: section, strict: false)
             }
         }
     }
 
     /// Format 2: reads the new-touchpoint sections of the blocks up to and including `last` (default: every block).
-    func loadTouchpoints(through last: Int? = nil, strict: Bool = false) throws(TouchLogError) {
+    func loadTouchpoints(through last: Int? = nil) throws(TouchLogError) {
         let last = last ?? log.blocks.count - 1
         while dictionary.touchpointBlocks <= last {
             let index = dictionary.touchpointBlocks
             try readDictionarySection(.newTouchpoints, of: index) { summary, section throws(DecodeError) in
-                try dictionary.addTouchpoints(summary, section: section, strict: strict)
+                try dictionary.addTouchpoints(summary, section: section, strict: false)
             }
         }
     }

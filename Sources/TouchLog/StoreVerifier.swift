@@ -1,3 +1,5 @@
+import Dispatch
+import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -24,31 +26,33 @@ public enum StoreVerifier {
     public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }) throws(TouchLogError) -> StoreVerifyReport {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
-        // Format 2: the store-wide dictionary first, checked strictly (each string valid and introduced once), so
-        // that every block can then be decoded on its own, on every core.
-        var dictionary = StoreDictionary()
-        var dictionaryProblem: String?
-        if let reader = try? StoreReader(directory: directory), reader.formatVersion >= 2 {
-            do { try reader.loadDictionary(strict: true) } catch { dictionaryProblem = error.message }
-            dictionary = reader.dictionary
+        // Format 2: the summaries first, in log order (each block's new strings take the ids after the previous
+        // block's), so that every block can then be checked on its own, on every core.
+        var chain = Introductions.Chain()
+        var chainProblem: String?
+        let reader = try? StoreReader(directory: directory)
+        if let reader, reader.formatVersion >= 2 {
+            do { chain = try Introductions.Chain(reader) } catch { chainProblem = error.message }
         }
-        let storeDictionary = dictionary
-        let partial = dictionaryProblem != nil
+        let known = chain
+        let introductions = Introductions()
         let unchecked = Mutex(0)
         var log = try storage { () throws(StorageError) in
             try LogVerifier.verify(directory: layout.log, progress: progress) {
-                payloadCheck(storeDictionary, partial: partial) { unchecked.withLock { $0 += 1 } }
+                payloadCheck(known: known, introductions: introductions) { unchecked.withLock { $0 += 1 } }
             }
         }
-        // The damage that stopped the dictionary is named once: the log's own checks usually name that block already.
-        if let dictionaryProblem, !log.problems.contains(where: { dictionaryProblem.hasPrefix("\($0.description.prefix { $0 != ":" }):") }) {
-            log.problems.append(StorageError(code: .corrupt, message: dictionaryProblem))
+        // The damage that stopped the chain is named once: the log's own checks usually name that block already.
+        if let chainProblem, !log.problems.contains(where: { chainProblem.hasPrefix("\($0.description.prefix { $0 != ":" }):") }) {
+            log.problems.append(StorageError(code: .corrupt, message: chainProblem))
         }
+        if let reader { log.problems += introductions.repeated(reader, chain: known) }
         var report = StoreVerifyReport(log: log)
         let skipped = unchecked.withLock { $0 }
         if skipped > 0 {
-            report.notes.append("\(skipped) block\(skipped == 1 ? "" : "s") after the damage checked by checksum and chain only: "
-                                + "their events name profiles or touchpoints by ids the damaged block introduced")
+            let one = skipped == 1
+            report.notes.append("\(skipped) block\(one ? "" : "s") after the damage checked on \(one ? "its" : "their") own: "
+                                + "\(one ? "its" : "their") events name profiles or touchpoints by ids the damaged block introduced")
         }
         if log.isIntact, let reader = try? StoreReader(directory: directory) {
             (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()
@@ -56,7 +60,7 @@ public enum StoreVerifier {
         let archive = directory + "/" + StoreMigration.archivedLog
         if SystemFile.isDirectory(archive) {
             let archived = try storage { () throws(StorageError) in
-                try LogVerifier.verify(directory: archive, makePayloadCheck: { payloadCheck(StoreDictionary()) })
+                try LogVerifier.verify(directory: archive, makePayloadCheck: { payloadCheck() })
             }
             report.archivedLog = archived
             let link = (try? LogReader(directory: layout.log)).flatMap { reader in
@@ -71,24 +75,24 @@ public enum StoreVerifier {
         return report
     }
 
-    /// The check of each block's events: strict decoding, the count and time range its header states.
-    /// `partial`: the dictionary stops at a damaged block; blocks that need ids past it call `unchecked` instead.
-    private static func payloadCheck(_ dictionary: StoreDictionary, partial: Bool = false, unchecked: @escaping () -> Void = {}) -> LogVerifier.PayloadCheck {
+    /// The check of each block's events: strict decoding, the count and time range its header states. Format 2: the
+    /// strings each block introduces go to `introductions`; a block that uses ids past those the chain of summaries
+    /// `known` reached (it stops at a damaged block) calls `unchecked`.
+    private static func payloadCheck(known: Introductions.Chain = .init(), introductions: Introductions? = nil,
+                                     unchecked: @escaping () -> Void = {}) -> LogVerifier.PayloadCheck {
         // One batch per thread, reused from block to block.
         var events = EventBatch()
         var scratch = GroupedBlockCodec.DecodeScratch()
         return { header, payload in
             do {
                 if header.version >= 2 {
-                    guard try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &scratch,
-                                                             partialDictionary: partial, strings: false)
-                    else {
-                        unchecked()
-                        return nil
-                    }
-                } else {
-                    try EventBlockCodec.decode(payload, into: &events, strict: true)
+                    // Every event is read and checked; the count and times are those of the summary, checked against the header.
+                    let summary = try GroupedBlockCodec.decodeStored(header, payload, dictionary: nil, into: &events, scratch: &scratch)
+                    if !known.holds(summary) { unchecked() }
+                    introductions?.add(summary, profiles: scratch.newProfiles, touchpoints: scratch.newTouchpoints)
+                    return nil
                 }
+                try EventBlockCodec.decode(payload, into: &events, strict: true)
             } catch { return "bad block payload: \(error)" }
             if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
             if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
@@ -96,5 +100,109 @@ public enum StoreVerifier {
             }
             return nil
         }
+    }
+}
+
+/// The strings the blocks of a format-2 log introduce, gathered (as hashes) from every block as `verify` checks them
+/// on every core, to find one introduced twice: each profile and touchpoint string must be introduced once in the
+/// whole log. Sorting a hash per string finds equal ones faster than a hash index of every string would.
+private final class Introductions: Sendable {
+    /// Where each block's new strings start, read from the summaries in log order.
+    struct Chain {
+        /// The first new profile and touchpoint id of each block (as far as the summaries could be read).
+        var firstProfiles: [Int] = []
+        var firstTouchpoints: [Int] = []
+        var profiles = 0
+        var touchpoints = 0
+
+        init() {}
+
+        /// Reads every block's summary, checking that each introduces its strings from the ids after its predecessor's.
+        init(_ reader: StoreReader) throws(TouchLogError) {
+            for index in reader.log.blocks.indices {
+                let summary = try reader.summary(of: index)
+                guard Int(summary.firstNewProfile) == profiles, Int(summary.firstNewTouchpoint) == touchpoints else {
+                    throw TouchLogError(code: .corrupt, message: "\(reader.log.location(of: reader.log.blocks[index])): bad block summary: "
+                                        + "introduces profiles from id \(summary.firstNewProfile) and touchpoints from id "
+                                        + "\(summary.firstNewTouchpoint), the blocks before it \(profiles) and \(touchpoints)")
+                }
+                firstProfiles.append(profiles)
+                firstTouchpoints.append(touchpoints)
+                profiles += summary.newProfiles
+                touchpoints += summary.newTouchpoints
+            }
+        }
+
+        /// Whether the block of `summary` uses only ids the chain reached.
+        func holds(_ summary: BlockSummary) -> Bool {
+            Int(summary.firstNewProfile) + summary.newProfiles <= profiles
+                && Int(summary.firstNewTouchpoint) + summary.newTouchpoints <= touchpoints
+        }
+    }
+
+    /// The hashes of the strings seen so far, in buckets by their top bits (so that each bucket is sorted on its own,
+    /// in the cache).
+    private struct Hashes {
+        static let bucketBits = 10
+        var buckets = [[UInt64]](repeating: [], count: 1 << bucketBits)
+    }
+
+    private let profiles = Mutex(Hashes())
+    private let touchpoints = Mutex(Hashes())
+
+    func add(_ summary: BlockSummary, profiles: StringTable, touchpoints: StringTable) {
+        Self.add(profiles, to: self.profiles)
+        Self.add(touchpoints, to: self.touchpoints)
+    }
+
+    private static func add(_ strings: StringTable, to sink: borrowing Mutex<Hashes>) {
+        guard strings.count > 0 else { return }
+        let hashes = strings.hashes()
+        sink.withLock {
+            for hash in hashes { $0.buckets[Int(truncatingIfNeeded: hash >> UInt64(64 - Hashes.bucketBits))].append(hash) }
+        }
+    }
+
+    /// A problem for each string introduced again, naming the block that did and the id it had.
+    func repeated(_ reader: StoreReader, chain: Chain) -> [StorageError] {
+        let repeatedProfiles = profiles.withLock { Self.repeatedHashes(&$0) }
+        let repeatedTouchpoints = touchpoints.withLock { Self.repeatedHashes(&$0) }
+        guard !repeatedProfiles.isEmpty || !repeatedTouchpoints.isEmpty else { return [] }
+        // Equal hashes (rare): find the strings and compare them (loading them may fail past damage, which is then
+        // reported already).
+        guard (try? reader.loadDictionary()) != nil else { return [] }
+        var problems: [StorageError] = []
+        let kinds = [("profile", repeatedProfiles, reader.dictionary.profiles, chain.firstProfiles),
+                     ("touchpoint", repeatedTouchpoints, reader.dictionary.touchpoints, chain.firstTouchpoints)]
+        for (what, repeated, table, firsts) in kinds where !repeated.isEmpty {
+            var firstID: [[UInt8]: Int] = [:]
+            for (id, hash) in table.hashes().enumerated() where repeated.contains(hash) {
+                let string = Array(table[id])
+                guard let earlier = firstID[string] else {
+                    firstID[string] = id
+                    continue
+                }
+                // The block that introduced `id`: the last whose first new id is at or before it.
+                let block = firsts.lastIndex { $0 <= id } ?? 0
+                problems.append(StorageError(code: .corrupt, message: "bad block dictionary: new \(what) \(id - firsts[block]) "
+                                             + "was introduced before, as id \(earlier)",
+                                             location: reader.log.location(of: reader.log.blocks[block])))
+            }
+        }
+        return problems
+    }
+
+    /// The hashes that occur more than once, each bucket sorted on one of the cores.
+    private static func repeatedHashes(_ all: inout Hashes) -> Set<UInt64> {
+        let found = Mutex(Set<UInt64>())
+        let buckets = all.buckets
+        let workers = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for index in stride(from: worker, to: buckets.count, by: workers) {
+                let sorted = buckets[index].sorted()
+                for k in sorted.indices.dropFirst() where sorted[k] == sorted[k - 1] { _ = found.withLock { $0.insert(sorted[k]) } }
+            }
+        }
+        return found.withLock { $0 }
     }
 }

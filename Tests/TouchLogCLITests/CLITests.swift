@@ -159,7 +159,7 @@ import TouchLog
         #expect(run.stdout.contains("damage: log/00000000000000000000.tlog block 0 at byte 32: block checksum mismatch\n"))
         #expect(!run.stdout.contains("the writer removes them"))
         // The second commit's block is intact, but its events name profiles by ids the damaged block introduced.
-        #expect(run.stdout.contains("note: 1 block after the damage checked by checksum and chain only"))
+        #expect(run.stdout.contains("note: 1 block after the damage checked on its own: its events name profiles or touchpoints by ids the damaged block introduced"))
         #expect(run.stdout.hasSuffix("FAILED: 1 problem found\n"))
         let replay = try touchlog(["replay", "--store", scratch.store])
         #expect(replay.status == 1)

@@ -193,6 +193,33 @@ func jsonLines(_ events: [Event]) -> String {
         #expect(stats.eventsByType[.click] == UInt64(events.filter { $0.type == .click }.count))
     }
 
+    @Test func verifyFindsAStringThatTwoBlocksIntroduce() throws {
+        let dir = TemporaryDirectory()
+        // Each block is right in itself: the second takes the ids after the first's, but introduces "a" again (its
+        // encoder was given a dictionary holding other strings).
+        func batch(_ profiles: [String]) throws -> EventBatch {
+            try EventBatch(profiles.enumerated().map { Event(time: Int64($0.offset), profile: $0.element, type: .view, touchpoint: "t") })
+        }
+        var scratch = EventBlockCodec.EncodeScratch()
+        func encode(_ batch: EventBatch, _ dictionary: inout StoreDictionary) -> RawBlock {
+            GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: 0..<batch.count, scratch: &scratch), dictionary: &dictionary)
+        }
+        var real = StoreDictionary()
+        var other = StoreDictionary()
+        let first = encode(try batch(["a", "b"]), &real)
+        _ = encode(try batch(["x", "y"]), &other)
+        let second = encode(try batch(["c", "a"]), &other)
+        mkdir(dir.path + "/s", 0o755)
+        let writer = try LogWriter(directory: dir.path + "/s/log", lockPath: dir.path + "/s/LOCK", options: LogOptions(formatVersion: 2))
+        try writer.append([first])
+        try writer.append([second])
+        writer.close()
+        let secondAt = try LogReader(directory: dir.path + "/s/log").blocks[1].position
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.log.problems.map(\.description)
+                == ["log/00000000000000000000.tlog block 1 at byte \(secondAt): bad block dictionary: new profile 0 was introduced before, as id 0"])
+    }
+
     @Test(arguments: [UInt16(1), 2])
     func verifyChecksPayloadContentsNotJustChecksums(format: UInt16) async throws {
         let dir = TemporaryDirectory()

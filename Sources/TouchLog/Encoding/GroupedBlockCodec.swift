@@ -206,17 +206,24 @@ enum GroupedBlockCodec {
         var sections = [[UInt8]](repeating: [], count: BlockSummary.SectionKind.allCases.count)
         var profiles: [UInt32] = []
         var touchpoints: [UInt32] = []
+        /// Each event's profile id less the block's base, in group order.
+        var ids: [UInt32] = []
+        /// With strict decoding: a bit per position in the block, set when an event was decoded there.
+        var seen: [UInt64] = []
+        /// With strict decoding: the strings the block introduces.
+        var newProfiles = StringTable()
+        var newTouchpoints = StringTable()
         var encode = EventBlockCodec.EncodeScratch()
     }
 
     /// Decodes a whole block from its stored bytes (commit metadata, summary, body; checked against the block hash by
-    /// the caller); see ``decode(_:body:dictionary:into:scratch:strict:)``. Strict by default: `verify` uses it.
-    /// With `partialDictionary` (the store's dictionary stops at a damaged block), a block that uses ids past it is
-    /// left undecoded and false returned: whether those ids are right cannot be known.
+    /// the caller) and returns its summary; see ``decode(_:body:dictionary:into:scratch:strict:)``. Strict by default:
+    /// `verify` uses it, and then also reads the strings the block introduces into `scratch.newProfiles` and
+    /// `scratch.newTouchpoints`, checking each (1–256 bytes of UTF-8, ascending). Whether one of them was introduced
+    /// before is a question about the whole log, which `verify` answers.
     @discardableResult
-    static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary, into batch: inout EventBatch,
-                             scratch: inout DecodeScratch, strict: Bool = true, partialDictionary: Bool = false,
-                             strings: Bool = true) throws(DecodeError) -> Bool {
+    static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary?, into batch: inout EventBatch,
+                             scratch: inout DecodeScratch, strict: Bool = true) throws(DecodeError) -> BlockSummary {
         let summaryEnd = Int(header.summaryLength)
         guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
         var summaryStart = 0
@@ -227,59 +234,55 @@ enum GroupedBlockCodec {
             summaryStart = metadata.upperBound
         }
         let summary = try BlockSummary(Array(stored[summaryStart..<summaryEnd]), header: header)
-        if partialDictionary
-            && (UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles) > UInt64(dictionary.profiles.count)
-                || UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints) > UInt64(dictionary.touchpoints.count))
-        {
-            return false
-        }
         try stored.withDecodedBytes { bytes throws(DecodeError) in
             let body = UnsafeRawBufferPointer(rebasing: bytes[summaryEnd...])
             if strict {
                 var raw: [UInt8] = []
+                scratch.newProfiles.removeAll()
+                scratch.newTouchpoints.removeAll()
                 try section(.newProfiles, of: summary, body: body, into: &raw)
+                try raw.withDecodedBytes { section throws(DecodeError) in
+                    try StoreDictionary.read(section, summary.newProfiles, into: &scratch.newProfiles, strict: true, "profile")
+                }
                 try section(.newTouchpoints, of: summary, body: body, into: &raw)
+                try raw.withDecodedBytes { section throws(DecodeError) in
+                    try StoreDictionary.read(section, summary.newTouchpoints, into: &scratch.newTouchpoints, strict: true, "touchpoint")
+                }
             }
-            try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict, strings: strings)
+            try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict)
         }
-        return true
+        return summary
     }
 
     /// Decodes a whole block into `batch` in log order, with the block's own sorted dictionaries (the shape
     /// format-1 blocks decode to), looking strings up in `dictionary` (which must hold the block's own). With
     /// `strict` (verify), also checks what the encoder guarantees.
-    /// Without `strings` (verify), the batch gets times, types and values only: the ids are checked, not looked up.
-    static func decode(_ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary,
-                       into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false, strings: Bool = true) throws(DecodeError) {
+    /// Without a `dictionary` (verify), every event is read and checked as when decoding, but nothing is written to
+    /// `batch`: the events' count and times are those the summary states (checked against the header when it was
+    /// parsed), and their ids are checked against the ranges the summary states.
+    static func decode(_ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary?,
+                       into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false) throws(DecodeError) {
         let n = summary.count
         for kind in [BlockSummary.SectionKind.times, .profiles, .positions, .values] {
             try section(kind, of: summary, body: body, into: &scratch.sections[kind.rawValue])
         }
         let profileLimit = UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles)
-        guard profileLimit <= UInt64(dictionary.profiles.count),
-            UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints) <= UInt64(dictionary.touchpoints.count)
-        else { throw DecodeError(byte: 0, reason: "uses ids the store dictionary does not hold yet") }
+        if let dictionary {
+            guard profileLimit <= UInt64(dictionary.profiles.count),
+                UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints) <= UInt64(dictionary.touchpoints.count)
+            else { throw DecodeError(byte: 0, reason: "uses ids the store dictionary does not hold yet") }
+        }
 
-        batch.times.resize(to: n, filler: 0)
-        batch.types.resize(to: n, filler: 0)
-        batch.values.removeAll(keepingCapacity: true)
-        batch.values.append(contentsOf: repeatElement(.nan, count: n))
-        scratch.profiles.resize(to: n, filler: 0)
-        scratch.touchpoints.resize(to: n, filler: 0)
-        var ids = [UInt32](repeating: 0, count: n)
+        scratch.ids.resize(to: n, filler: 0)
         try scratch.sections[BlockSummary.SectionKind.profiles.rawValue].withDecodedBytes { raw throws(DecodeError) in
             var input = PayloadCursor(raw)
-            let largest = try ids.withUnsafeMutableBufferPointer { ids throws(DecodeError) in
+            let largest = try scratch.ids.withUnsafeMutableBufferPointer { ids throws(DecodeError) in
                 try input.unpack(n, width: summary.profileWidth, into: ids)
             }
             guard UInt64(summary.profileBase) + largest < profileLimit else {
                 throw input.fail("an event names profile \(UInt64(summary.profileBase) + largest) of \(profileLimit)")
             }
         }
-        var seen = strict ? [Bool](repeating: false, count: n) : []
-        let timesRaw = scratch.sections[BlockSummary.SectionKind.times.rawValue]
-        let positionsRaw = scratch.sections[BlockSummary.SectionKind.positions.rawValue]
-        let valuesRaw = scratch.sections[BlockSummary.SectionKind.values.rawValue]
         let touchpointLimit = Int(summary.firstNewTouchpoint) + summary.newTouchpoints
         for group in summary.groups {
             guard group.type <= 2 else { throw DecodeError(byte: 0, reason: "a group of unknown type \(group.type)") }
@@ -289,48 +292,113 @@ enum GroupedBlockCodec {
             if strict && group.touchpoint == 0 && group.type != EventType.conversion.rawValue {
                 throw DecodeError(byte: 0, reason: "a group of \(EventType(rawValue: group.type)!.name)s without a touchpoint")
             }
-            try timesRaw.withDecodedBytes { t throws(DecodeError) in
-                try positionsRaw.withDecodedBytes { p throws(DecodeError) in
-                    try valuesRaw.withDecodedBytes { v throws(DecodeError) in
-                        var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: t[group.times]))
-                        var positions = PayloadCursor(UnsafeRawBufferPointer(rebasing: p[group.positions]))
-                        var values = PayloadCursor(UnsafeRawBufferPointer(rebasing: v[group.values]))
-                        let flags = group.valueCount > 0 && group.valueCount < group.count ? try values.take((group.count + 7) / 8) : nil
-                        var time = group.minTime
-                        var position = Int64(try positions.count(max: n - 1, "a group's first position"))
-                        for k in 0..<group.count {
-                            if k > 0 {
-                                let delta = try times.varint()
-                                guard delta <= UInt64(bitPattern: group.maxTime &- time) else { throw times.fail("a time past its group's max") }
-                                time &+= Int64(bitPattern: delta)
-                                position += try positions.zigzag()
-                                guard (0..<Int64(n)).contains(position) else { throw positions.fail("position \(position) outside the block") }
-                            }
-                            let i = Int(position)
-                            if strict {
-                                guard !seen[i] else { throw positions.fail("position \(i) appears twice") }
-                                seen[i] = true
-                            }
-                            batch.times[i] = time
-                            batch.types[i] = group.type
-                            scratch.profiles[i] = summary.profileBase + ids[group.firstEvent + k]
-                            scratch.touchpoints[i] = group.touchpoint
-                            if group.valueCount == group.count || (flags.map { $0[k >> 3] & (1 << UInt8(k & 7)) != 0 } ?? false) {
-                                let value = try values.float64()
-                                if strict && !value.isFinite { throw values.fail("a value that is not finite") }
-                                batch.values[i] = value
+        }
+        guard n > 0 else { return }
+        if strict { scratch.seen = [UInt64](repeating: 0, count: (n + 63) / 64) }
+        guard let dictionary else {
+            try scratch.seen.withUnsafeMutableBufferPointer { seen throws(DecodeError) in
+                try decodeGroups(summary, sections: scratch.sections, ids: scratch.ids, into: nil, seen: strict ? seen.baseAddress! : nil,
+                                 strict: strict)
+            }
+            return
+        }
+        batch.times.resize(to: n, filler: 0)
+        batch.types.resize(to: n, filler: 0)
+        batch.values.removeAll(keepingCapacity: true)
+        batch.values.append(contentsOf: repeatElement(.nan, count: n))
+        scratch.profiles.resize(to: n, filler: 0)
+        scratch.touchpoints.resize(to: n, filler: 0)
+        // The columns are written through pointers: one event costs a few loads and stores, and the arrays' own
+        // checks (bounds, uniqueness) would cost more than that. Every position is checked to lie in 0..<n first.
+        let failure: DecodeError? = batch.times.withUnsafeMutableBufferPointer { times in
+            batch.types.withUnsafeMutableBufferPointer { types in
+                batch.values.withUnsafeMutableBufferPointer { values in
+                    scratch.profiles.withUnsafeMutableBufferPointer { profiles in
+                        scratch.touchpoints.withUnsafeMutableBufferPointer { touchpoints in
+                            scratch.seen.withUnsafeMutableBufferPointer { seen in
+                                let columns = DecodedColumns(times: times.baseAddress!, types: types.baseAddress!, values: values.baseAddress!,
+                                                             profiles: profiles.baseAddress!, touchpoints: touchpoints.baseAddress!)
+                                do throws(DecodeError) {
+                                    try decodeGroups(summary, sections: scratch.sections, ids: scratch.ids, into: columns,
+                                                     seen: strict ? seen.baseAddress! : nil, strict: strict)
+                                    return nil
+                                } catch { return error }
                             }
                         }
-                        guard time == group.maxTime else { throw times.fail("a group's times end before its max time") }
-                        guard times.isAtEnd, positions.isAtEnd, values.isAtEnd else { throw times.fail("a group's sections hold more than its events") }
                     }
                 }
             }
         }
-        guard strings else { return }
+        if let failure { throw failure }
         batch.profileIDs = EventBlockCodec.localDictionary(dictionary.profiles, ids: scratch.profiles[...], none: nil,
                                                            scratch: &scratch.encode, into: &batch.profiles)
         batch.touchpointIDs = EventBlockCodec.localDictionary(dictionary.touchpoints, ids: scratch.touchpoints[...], none: 0,
                                                               scratch: &scratch.encode, into: &batch.touchpoints)
+    }
+
+    /// Where ``decodeGroups(_:sections:ids:into:seen:strict:)`` writes each event, by its position in the block.
+    private struct DecodedColumns {
+        let times: UnsafeMutablePointer<Int64>
+        let types: UnsafeMutablePointer<UInt8>
+        let values: UnsafeMutablePointer<Double>
+        let profiles: UnsafeMutablePointer<UInt32>
+        let touchpoints: UnsafeMutablePointer<UInt32>
+    }
+
+    /// Decodes every group's events (times, positions, values; profile ids from `ids`) into `out` at their positions
+    /// in the block (nil: only checks them), checking each position lies in the block and each time in its group's
+    /// range; `seen` (strict decoding, all zero on entry: a bit per position) marks the positions written, so that none
+    /// is written twice.
+    private static func decodeGroups(_ summary: BlockSummary, sections: [[UInt8]], ids: [UInt32], into out: DecodedColumns?,
+                                     seen: UnsafeMutablePointer<UInt64>?, strict: Bool) throws(DecodeError) {
+        let n = summary.count
+        try sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
+            try sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes { p throws(DecodeError) in
+                try sections[BlockSummary.SectionKind.values.rawValue].withDecodedBytes { v throws(DecodeError) in
+                    try ids.withDecodedBuffer { ids throws(DecodeError) in
+                        for group in summary.groups {
+                            var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: t[group.times]))
+                            var positions = PayloadCursor(UnsafeRawBufferPointer(rebasing: p[group.positions]))
+                            var values = PayloadCursor(UnsafeRawBufferPointer(rebasing: v[group.values]))
+                            let flags = group.valueCount > 0 && group.valueCount < group.count ? try values.take((group.count + 7) / 8) : nil
+                            let allValued = group.valueCount == group.count
+                            let profileIDs = ids.baseAddress! + group.firstEvent
+                            var time = group.minTime
+                            var position = Int64(try positions.count(max: n - 1, "a group's first position"))
+                            for k in 0..<group.count {
+                                if k > 0 {
+                                    let delta = try times.varint()
+                                    guard delta <= UInt64(bitPattern: group.maxTime &- time) else { throw times.fail("a time past its group's max") }
+                                    time &+= Int64(bitPattern: delta)
+                                    position += try positions.zigzag()
+                                    guard position >= 0 && position < Int64(n) else { throw positions.fail("position \(position) outside the block") }
+                                }
+                                let i = Int(position)
+                                if let seen {
+                                    let bit: UInt64 = 1 << UInt64(i & 63)
+                                    guard seen[i >> 6] & bit == 0 else { throw positions.fail("position \(i) appears twice") }
+                                    seen[i >> 6] |= bit
+                                }
+                                if let out {
+                                    out.times[i] = time
+                                    out.types[i] = group.type
+                                    out.profiles[i] = summary.profileBase &+ profileIDs[k]
+                                    out.touchpoints[i] = group.touchpoint
+                                }
+                                if allValued || (flags.map { $0[k >> 3] & (1 << UInt8(k & 7)) != 0 } ?? false) {
+                                    let value = try values.float64()
+                                    if strict && !value.isFinite { throw values.fail("a value that is not finite") }
+                                    out?.values[i] = value
+                                }
+                            }
+                            guard time == group.maxTime else { throw times.fail("a group's times end before its max time") }
+                            guard times.isAtEnd, positions.isAtEnd, values.isAtEnd else {
+                                throw times.fail("a group's sections hold more than its events")
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -141,3 +141,13 @@ extension Array where Element == UInt8 {
         return try result.get()
     }
 }
+
+extension Array {
+    /// `withUnsafeBufferPointer` for a body that throws only ``DecodeError``.
+    func withDecodedBuffer<R>(_ body: (UnsafeBufferPointer<Element>) throws(DecodeError) -> R) throws(DecodeError) -> R {
+        let result: Result<R, DecodeError> = withUnsafeBufferPointer { buffer in
+            do throws(DecodeError) { return .success(try body(buffer)) } catch { return .failure(error) }
+        }
+        return try result.get()
+    }
+}

@@ -13,8 +13,8 @@ struct StoreDictionary: Sendable {
     var touchpointBlocks = 0
 
     /// Adds the profiles a block introduces, given its summary and its (checked, decompressed) new-profiles section.
-    /// With `strict` (verify), also checks what the writer guarantees: each string is 1–256 bytes of UTF-8, the
-    /// block's new strings ascend, and none was introduced before (this builds a hash index over all of them).
+    /// With `strict`, also checks what the writer guarantees of a block's new strings: each is 1–256 bytes of UTF-8,
+    /// and they ascend (see ``read(_:_:into:strict:_:)``).
     mutating func addProfiles(_ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool) throws(DecodeError) {
         guard summary.firstNewProfile == UInt32(profiles.count) else {
             throw DecodeError(byte: 0, reason: "introduces profiles from id \(summary.firstNewProfile), the store has \(profiles.count)")
@@ -59,34 +59,21 @@ struct StoreDictionary: Sendable {
 
     private static func add(_ section: UnsafeRawBufferPointer, _ count: Int, to table: inout StringTable, strict: Bool,
                             _ what: String) throws(DecodeError) {
-        var input = PayloadCursor(section)
         let before = table.count
-        do throws(DecodeError) {
-            try read(&input, count, into: &table, strict: strict, what)
-            guard input.isAtEnd else { throw input.fail("\(input.remaining) bytes after the new \(what)s") }
-        } catch {
+        do throws(DecodeError) { try read(section, count, into: &table, strict: strict, what) } catch {
             table.truncate(to: before)
             throw error
         }
     }
 
-    /// Reads `count` front-coded strings onto the end of `table` (see
-    /// ``EventBlockCodec/appendFrontCoded(_:count:to:checkingLengths:strict:_:)``); `strict` also checks that none was
-    /// introduced before (building a hash index over every string).
-    private static func read(_ input: inout PayloadCursor, _ count: Int, into table: inout StringTable, strict: Bool,
-                             _ what: String) throws(DecodeError) {
-        guard strict else {
-            try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: true, strict: false, "new \(what)")
-            return
-        }
-        // The block's strings apart first, then each interned into the table: appending them to it directly would
-        // drop its hash index (rebuilt over every string so far, for every block).
-        var added = StringTable()
-        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &added, checkingLengths: true, strict: true, "new \(what)")
-        for index in 0..<count {
-            let before = table.count
-            let id = added[index].withUnsafeBytes { table.intern($0) }
-            guard Int(id) == before else { throw input.fail("new \(what) \(index) was introduced before, as id \(id)") }
-        }
+    /// Reads the `count` front-coded strings of a new-profiles (or new-touchpoints) section onto the end of `table`
+    /// (see ``EventBlockCodec/appendFrontCoded(_:count:to:checkingLengths:strict:_:)``); `strict` also checks that each
+    /// is UTF-8 and that they ascend. (That none was introduced by an earlier block is checked by `verify`, over the
+    /// whole log at once.)
+    static func read(_ section: UnsafeRawBufferPointer, _ count: Int, into table: inout StringTable, strict: Bool,
+                     _ what: String) throws(DecodeError) {
+        var input = PayloadCursor(section)
+        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: true, strict: strict, "new \(what)")
+        guard input.isAtEnd else { throw input.fail("\(input.remaining) bytes after the new \(what)s") }
     }
 }

@@ -138,12 +138,6 @@ public struct StringTable: Sendable {
         return intern(string, hash: Self.hash(string))
     }
 
-    /// Sizes the hash index for `more` strings to be interned, so that it is not rebuilt as they come.
-    mutating func reserveIndex(for more: Int) {
-        let hashed = count - sortedCount
-        if more > 0 && slots.count < (hashed + more) * 2 { rehash(capacity: (hashed + more) * 2) }
-    }
-
     /// Rebuilds the hash index when adding `more` strings could fill it past half.
     private mutating func reserveSlots(for more: Int) {
         let hashed = count - sortedCount
@@ -346,6 +340,11 @@ public struct StringTable: Sendable {
         result.ends.reserveCapacity(order.count)
         for id in order { result.append(self[id]) }
         return result
+    }
+
+    /// The ``hash(_:)`` of every string, in order.
+    func hashes() -> [UInt64] {
+        bytes.withUnsafeBytes { all in (0..<count).map { Self.hash(UnsafeRawBufferPointer(rebasing: all[range($0)])) } }
     }
 
     /// A multiply-xorshift hash over 8-byte words (identifiers are short; this is not for hostile input
