@@ -70,3 +70,67 @@ public struct ReplayFilter: Sendable {
         return flags
     }
 }
+
+/// Format 2: a replay filter's string and type conditions as store-wide ids, so that a block can be passed over by
+/// its summary (which touchpoints and types it holds, the range of its profile ids) and, when a profile is asked for,
+/// by its profile ids alone, without decoding it.
+struct BlockPruning {
+    /// The store-wide ids of the filter's profiles, ascending (nil: no profile condition).
+    var profiles: [UInt32]?
+    /// The filter's touchpoints as group keys hold them, id + 1 (nil: no touchpoint condition).
+    var touchpoints: Set<UInt32>?
+    /// A bit per event type the filter lets through.
+    var typeMask: UInt8
+
+    /// True when no event can match: a profile or touchpoint condition names only strings the store never saw.
+    var matchesNothing: Bool { profiles?.isEmpty == true || touchpoints?.isEmpty == true }
+}
+
+extension StoreReader {
+    /// The pruning of `filter` for this store (nil for format 1, whose blocks carry their own dictionaries, and for a
+    /// filter without profile, touchpoint or type conditions).
+    func pruning(for filter: ReplayFilter) throws(TouchLogError) -> BlockPruning? {
+        guard formatVersion >= 2, !(filter.profiles.isEmpty && filter.touchpoints.isEmpty && filter.types.isEmpty) else { return nil }
+        var pruning = BlockPruning(typeMask: filter.types.isEmpty ? 7 : filter.types.reduce(0) { $0 | (1 << $1.rawValue) })
+        if !filter.touchpoints.isEmpty {
+            try loadTouchpoints()
+            pruning.touchpoints = Set(filter.touchpoints.compactMap { dictionary.touchpoints.firstIndex(of: Array($0.utf8)) }.map { UInt32($0 + 1) })
+        }
+        if !filter.profiles.isEmpty {
+            try loadDictionary()
+            pruning.profiles = Set(filter.profiles.compactMap { dictionary.profiles.firstIndex(of: Array($0.utf8)) }).map(UInt32.init).sorted()
+        }
+        return pruning
+    }
+
+    /// Whether format-2 block `index` may hold an event that `pruning` lets through: one of its groups has a wanted
+    /// type and touchpoint, and (with a profile condition) one of its events names a wanted profile.
+    func mayHold(_ pruning: BlockPruning, block index: Int) throws(TouchLogError) -> Bool {
+        let summary = try summary(of: index)
+        let groupMatches = summary.groups.contains { group in
+            pruning.typeMask & (1 << group.type) != 0 && (pruning.touchpoints?.contains(group.touchpoint) ?? true)
+        }
+        guard groupMatches else { return false }
+        guard let profiles = pruning.profiles else { return true }
+        // Ids the block can hold: introduced by it or before, and within its base and id width.
+        let base = UInt64(summary.profileBase)
+        let end = min(UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles), base + (UInt64(1) << UInt64(summary.profileWidth)))
+        let candidates = profiles.filter { UInt64($0) >= base && UInt64($0) < end }.map { $0 - UInt32(base) }
+        guard !candidates.isEmpty else { return false }
+        try Self.readSection(.profiles, of: log.blocks[index], summary, reader: log, stored: &sectionBytes, into: &pruningBytes)
+        pruningIDs.resize(to: summary.count, filler: 0)
+        do {
+            try pruningBytes.withDecodedBytes { raw throws(DecodeError) in
+                var input = PayloadCursor(raw)
+                _ = try pruningIDs.withUnsafeMutableBufferPointer { ids throws(DecodeError) in
+                    try input.unpack(summary.count, width: summary.profileWidth, into: ids)
+                }
+            }
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: log.blocks[index])): bad block: \(error)")
+        }
+        if candidates.count == 1 { return pruningIDs.contains(candidates[0]) }
+        let wanted = Set(candidates)
+        return pruningIDs.contains { wanted.contains($0) }
+    }
+}

@@ -40,7 +40,10 @@ public final class StoreReader {
     var groupedQueries = 0
     /// Format 2: the summaries read so far, by block index.
     private var summaries: [BlockSummary?] = []
-    private var sectionBytes: [UInt8] = []
+    var sectionBytes: [UInt8] = []
+    /// Format 2: buffers of ``mayHold(_:block:)``.
+    var pruningBytes: [UInt8] = []
+    var pruningIDs: [UInt32] = []
     private var groupedScratch = GroupedBlockCodec.DecodeScratch()
     /// Format 2: the snapshots this reader loaded lately, by path (a snapshot file never changes once written).
     var loadedSnapshots: [(path: String, snapshot: GroupedSnapshot)] = []
@@ -64,16 +67,20 @@ public final class StoreReader {
     /// The chain head: hash of the last committed block.
     public var headHash: BlockHash { log.headHash }
 
-    /// Calls `body` with each block that may hold events matching `filter`, in log order; blocks that cannot
-    /// (by their header's offset and time ranges) are skipped without being read.
+    /// Calls `body` with each block that may hold events matching `filter`, in log order; blocks that cannot (by their
+    /// header's offset and time ranges; in format 2 also by their summary's touchpoints and types and by their profile
+    /// ids) are skipped without being decoded.
     public func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void) throws {
+        let pruning = try pruning(for: filter)
+        if pruning?.matchesNothing == true { return }
         let start = filter.fromOffset.flatMap { log.blockIndex(containing: $0) } ?? 0
-        for location in log.blocks[start...] {
-            let header = location.header
+        for index in log.blocks.indices.dropFirst(start) {
+            let header = log.blocks[index].header
             if let to = filter.toOffset, header.firstOffset > to { break }
             guard filter.mayMatch(firstOffset: header.firstOffset, endOffset: header.endOffset,
                                   minTime: header.minTime, maxTime: header.maxTime) else { continue }
-            try body(try decode(location))
+            if let pruning, try !mayHold(pruning, block: index) { continue }
+            try body(try decode(log.blocks[index]))
         }
     }
 

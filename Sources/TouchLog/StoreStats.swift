@@ -27,29 +27,45 @@ public struct StoreStats: Sendable {
 }
 
 extension StoreReader {
-    /// Counts the store's events, distinct profiles and touchpoints, files and bytes. Reads the whole log.
+    /// Counts the store's events, distinct profiles and touchpoints, files and bytes. Reads the whole log (format 2:
+    /// only the block summaries).
     public func stats(progress: (_ done: UInt64, _ total: UInt64) -> Void = { _, _ in }) throws -> StoreStats {
         var stats = StoreStats()
         let layout = StoreLayout(root: directory)
-        var profiles = StringTable()
-        var touchpoints = StringTable()
         var minTime = Int64.max
         var maxTime = Int64.min
-        try forEachBlock { block in
-            let events = block.events
-            _ = profiles.internAll(events.profiles)
-            _ = touchpoints.internAll(events.touchpoints)
-            for raw in events.types { stats.eventsByType[EventType(rawValue: raw)!, default: 0] += 1 }
-            for t in events.times {
-                minTime = min(minTime, t)
-                maxTime = max(maxTime, t)
+        if formatVersion >= 2 {
+            // Read from the summaries: every string is introduced once, and groups count events by type.
+            for index in log.blocks.indices {
+                let summary = try summary(of: index)
+                for group in summary.groups { stats.eventsByType[EventType(rawValue: group.type)!, default: 0] += UInt64(group.count) }
+                minTime = min(minTime, log.blocks[index].header.minTime)
+                maxTime = max(maxTime, log.blocks[index].header.maxTime)
+                stats.profiles += summary.newProfiles
+                stats.touchpoints += summary.newTouchpoints
+                stats.events += UInt64(summary.count)
+                stats.blocks += 1
+                progress(stats.events, endOffset)
             }
-            stats.events += UInt64(events.count)
-            stats.blocks += 1
-            progress(stats.events, endOffset)
+        } else {
+            var profiles = StringTable()
+            var touchpoints = StringTable()
+            try forEachBlock { block in
+                let events = block.events
+                _ = profiles.internAll(events.profiles)
+                _ = touchpoints.internAll(events.touchpoints)
+                for raw in events.types { stats.eventsByType[EventType(rawValue: raw)!, default: 0] += 1 }
+                for t in events.times {
+                    minTime = min(minTime, t)
+                    maxTime = max(maxTime, t)
+                }
+                stats.events += UInt64(events.count)
+                stats.blocks += 1
+                progress(stats.events, endOffset)
+            }
+            stats.profiles = profiles.count
+            stats.touchpoints = touchpoints.count
         }
-        stats.profiles = profiles.count
-        stats.touchpoints = touchpoints.count
         if stats.events > 0 {
             stats.timeRange = minTime...maxTime
             stats.recordedRange = log.blocks.first!.header.minRecorded...log.blocks.last!.header.maxRecorded

@@ -123,6 +123,8 @@ func jsonLines(_ events: [Event]) -> String {
             if random.chance(0.4) { filter.since = events[random.below(events.count)].time }
             if random.chance(0.4) { filter.until = events[random.below(events.count)].time }
             if random.chance(0.3) { filter.profiles = [events[random.below(100)].profile, events[random.below(5000)].profile, "nobody"] }
+            // One profile: format 2 reads the profile ids of the blocks its summary leaves possible, and decodes only those holding it.
+            if random.chance(0.3) { filter.profiles = [events[random.below(5000)].profile] }
             if random.chance(0.3) { filter.touchpoints = [events[random.below(5000)].touchpoint ?? "none"] }
             if random.chance(0.3) { filter.types = [EventType(rawValue: UInt8(random.below(3)))!] }
             let expected = events.enumerated().filter { offset, e in

@@ -33,8 +33,9 @@ extension StoreReader {
         let segment = CompiledSegment(definition, at: time)
         var events: [StoredEvent] = []
         let filter = ReplayFilter(until: time.asOf, profiles: [profile])
-        // The filter resolves the profile once per block dictionary, so blocks without it cost only their decode.
-        try forEachCommittedBlock(at: time) { block in
+        // Format 2: only the blocks holding the profile are decoded. Format 1: the filter resolves the profile once
+        // per block dictionary, so blocks without it cost only their decode.
+        try forEachCommittedBlock(at: time, matching: filter) { block in
             for i in filter.matches(in: block) { events.append(block.storedEvent(at: i)) }
         }
         let lastConversion = events.filter { $0.event.type == .conversion }.map(\.event.time).max() ?? .min
