@@ -116,62 +116,78 @@ final class GroupedQueryState: @unchecked Sendable {
 
     /// Ids of the profiles for which the segment holds, ascending, from the findings of every worker's state
     /// (combined as they are read: counts add up, the earliest first time and the latest conversion win).
+    ///
+    /// A chunk of profiles at a time, so that everything but the columns themselves stays in the cache: each rule's
+    /// verdicts on the chunk, then the segment's tree over them, then the members appended.
     static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
         let n = states[0].count
-        var holds: [[Bool]] = []
-        for (r, rule) in plan.rules.enumerated() {
-            let low = UInt32(clamping: rule.leaf.rule.atLeast)
-            let high = UInt32(clamping: rule.leaf.rule.atMost ?? Int(UInt32.max))
-            let converted = rule.leaf.rule.conversion == .converted
-            holds.append([Bool](unsafeUninitializedCapacity: n) { out, initialized in
-                out.initialize(repeating: false)
-                initialized = n
-                var counts = [UInt32](repeating: 0, count: 4096)
-                var firsts = [UInt64](repeating: 0, count: 4096)
-                var last = [UInt64](repeating: 0, count: 4096)
-                // A chunk at a time: sum the states' counts (and combine first times and conversions) into small
-                // buffers, then decide.
-                for chunk in stride(from: 0, to: n, by: 4096) {
-                    let m = min(4096, n - chunk)
-                    for g in 0..<m { counts[g] = 0 }
-                    for state in states {
-                        let c = state.counts[r] + chunk
-                        for g in 0..<m { counts[g] &+= c[g] }
-                    }
-                    // (A rule whose window is empty at T counts nothing and has no conversions to compare.)
-                    guard plan.rules[r].wantsFirst, states[0].lastConversion != nil else {
-                        for g in 0..<m { out[chunk + g] = counts[g] >= low && counts[g] <= high }
-                        continue
-                    }
-                    for g in 0..<m {
-                        firsts[g] = 0
-                        last[g] = 0
-                    }
-                    for state in states {
-                        let f = state.firsts[r]! + chunk
-                        let l = state.lastConversion! + chunk
-                        for g in 0..<m {
-                            firsts[g] = max(firsts[g], f[g])
-                            last[g] = max(last[g], l[g])
+        let chunkSize = 4096
+        var holds = [[Bool]](repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count)
+        var counts = [UInt32](repeating: 0, count: chunkSize)
+        var firsts = [UInt64](repeating: 0, count: chunkSize)
+        var last = [UInt64](repeating: 0, count: chunkSize)
+        var result: [Int] = []
+        for chunk in stride(from: 0, to: n, by: chunkSize) {
+            let m = min(chunkSize, n - chunk)
+            for (r, rule) in plan.rules.enumerated() {
+                let low = UInt32(clamping: rule.leaf.rule.atLeast)
+                let high = UInt32(clamping: rule.leaf.rule.atMost ?? Int(UInt32.max))
+                let converted = rule.leaf.rule.conversion == .converted
+                // (A rule whose window is empty at T counts nothing and has no conversions to compare.)
+                let comparesConversions = rule.wantsFirst && states[0].lastConversion != nil
+                holds[r].withUnsafeMutableBufferPointer { out in
+                    counts.withUnsafeMutableBufferPointer { counts in
+                        firsts.withUnsafeMutableBufferPointer { firsts in
+                            last.withUnsafeMutableBufferPointer { last in
+                                // Sum the states' counts (and combine first times and conversions), then decide.
+                                counts.update(repeating: 0)
+                                for state in states {
+                                    let c = state.counts[r] + chunk
+                                    for g in 0..<m { counts[g] &+= c[g] }
+                                }
+                                guard comparesConversions else {
+                                    // low ≤ c ≤ high as one unsigned comparison (none holds when low > high).
+                                    let span = high &- low
+                                    if low > high { out.update(repeating: false) } else { for g in 0..<m { out[g] = counts[g] &- low <= span } }
+                                    return
+                                }
+                                firsts.update(repeating: 0)
+                                last.update(repeating: 0)
+                                for state in states {
+                                    let f = state.firsts[r]! + chunk
+                                    let l = state.lastConversion! + chunk
+                                    for g in 0..<m {
+                                        firsts[g] = max(firsts[g], f[g])
+                                        last[g] = max(last[g], l[g])
+                                    }
+                                }
+                                // Converted: a conversion at or after the first qualifying event (both keys in time order).
+                                for g in 0..<m {
+                                    let c = counts[g]
+                                    out[g] = c >= low && c <= high && (c > 0 && last[g] >= ~firsts[g]) == converted
+                                }
+                            }
                         }
                     }
-                    // Converted: a conversion at or after the first qualifying event (both keys in time order).
-                    for g in 0..<m {
-                        let c = counts[g]
-                        out[chunk + g] = c >= low && c <= high && (c > 0 && last[g] >= ~firsts[g]) == converted
-                    }
                 }
-            })
-        }
-        var result = segment.evaluate(holds, count: n)
-        if plan.needsUniverse {
-            result.withUnsafeMutableBufferPointer { result in
-                for g in 0..<n where result[g] {
-                    result[g] = states.contains { $0.known![g] != 0 }
+            }
+            let verdicts = segment.evaluate(holds, count: m)
+            verdicts.withUnsafeBufferPointer { verdicts in
+                let raw = UnsafeRawPointer(verdicts.baseAddress!)
+                var g = 0
+                while g < m {
+                    // Most profiles are not members: eight verdicts at once, skipped when all are false.
+                    if g + 8 <= m && raw.loadUnaligned(fromByteOffset: g, as: UInt64.self) == 0 {
+                        g += 8
+                        continue
+                    }
+                    // Where a rule is negated, members must be known profiles.
+                    if verdicts[g] && (!plan.needsUniverse || states.contains(where: { $0.known![chunk + g] != 0 })) { result.append(chunk + g) }
+                    g += 1
                 }
             }
         }
-        return result.indicesOfTrue()
+        return result
     }
 }
 
@@ -242,9 +258,10 @@ extension StoreReader {
 
     /// Scans the first `end` blocks for `plan` on every core; returns the workers' states. Kept rules start from the
     /// newest usable snapshot; one is saved where the blocks wholly at or before T end when that is at least
-    /// `interval` events past where the kept rules started (always, when `interval` is 0).
+    /// `interval` events past where the kept rules started. With `along` (`snapshot create`), one is also saved every
+    /// `interval` events before that point, and one always at it.
     func groupedScan(_ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, summaries: [BlockSummary],
-                     saveEvery interval: UInt64?, report: inout QueryReport) throws(TouchLogError) -> [GroupedQueryState] {
+                     saveEvery interval: UInt64?, along: Bool = false, report: inout QueryReport) throws(TouchLogError) -> [GroupedQueryState] {
         let asOf = plan.time.asOf
         let last = summaries[end - 1]
         let n = Int(last.firstNewProfile) + last.newProfiles
@@ -259,8 +276,15 @@ extension StoreReader {
         let keptFrom = start?.blocks ?? 0
         report.snapshotOffset = snapshot?.endOffset ?? 0
         func events(before b: Int) -> UInt64 { b == 0 ? 0 : locations[b - 1].header.endOffset }
-        let saveAt = interval.flatMap { interval in
-            plan.canSnapshot && straddle > keptFrom && events(before: straddle) - events(before: keptFrom) >= max(1, interval) ? straddle : nil
+        var saveAts: [Int] = []
+        if let interval, plan.canSnapshot, straddle > keptFrom {
+            let step = max(1, interval)
+            var last = events(before: keptFrom)
+            for b in (keptFrom + 1)..<straddle where along && events(before: b) - last >= step {
+                saveAts.append(b)
+                last = events(before: b)
+            }
+            if along || events(before: straddle) - last >= step { saveAts.append(straddle) }
         }
 
         let reading = (0..<end).filter { locations[$0].header.minTime <= asOf }
@@ -286,9 +310,10 @@ extension StoreReader {
             }
             if let error = failure.withLock({ $0 }) { throw error }
         }
-        if let saveAt {
-            // The blocks before the save point first, with every conversion (a snapshot serves any later T), then the rest.
-            try scan(0..<saveAt, conversionsFrom: plan.conversionsFrom.map { _ in .min })
+        // The blocks before each save point first, with every conversion (a snapshot serves any later T), then the rest.
+        var from = 0
+        for saveAt in saveAts {
+            try scan(from..<saveAt, conversionsFrom: plan.conversionsFrom.map { _ in .min })
             let through = summaries[saveAt - 1]
             var taken = GroupedSnapshot.taking(states, plan, profiles: Int(through.firstNewProfile) + through.newProfiles)
             let header = locations[saveAt - 1].header
@@ -297,36 +322,64 @@ extension StoreReader {
             taken.watermark = locations[..<saveAt].lazy.map(\.header.maxTime).max()!
             taken.recorded = header.maxRecorded
             if saveGroupedSnapshot(taken, definition: definition) { report.snapshotsWritten += 1 }
-            try scan(saveAt..<end, conversionsFrom: plan.conversionsFrom)
-        } else {
-            try scan(0..<end, conversionsFrom: plan.conversionsFrom)
+            from = saveAt
         }
+        try scan(from..<end, conversionsFrom: plan.conversionsFrom)
         report.eventsRead = read.withLock { $0 }
         return states
     }
 
     /// The strings of profiles `ids` (ascending), in that order, read from the new-profile sections of the blocks
-    /// that introduced them without building the rest.
+    /// that introduced them without building the rest. Each block's section is walked on its own, on every core.
     func profileStrings(_ ids: [Int], summaries: [BlockSummary]) throws(TouchLogError) -> StringTable {
-        var strings = StringTable()
+        // The blocks that introduced some of `ids`, each with the part of `ids` it did.
+        var found: [(block: Int, ids: Range<Int>)] = []
         var next = 0
-        var stored: [UInt8] = []
-        var raw: [UInt8] = []
         for (b, summary) in summaries.enumerated() where next < ids.count {
-            let first = Int(summary.firstNewProfile)
-            let end = first + summary.newProfiles
-            guard ids[next] < end else { continue }
-            let location = log.blocks[b]
-            try Self.readSection(.newProfiles, of: location, summary, reader: log, stored: &stored, into: &raw)
-            do {
-                try raw.withDecodedBytes { section throws(DecodeError) in
-                    next = try StoreDictionary.copy(section, entries: first..<end, wanted: ids, from: next, into: &strings)
+            let end = Int(summary.firstNewProfile) + summary.newProfiles
+            let first = next
+            while next < ids.count && ids[next] < end { next += 1 }
+            if next > first { found.append((b, first..<next)) }
+        }
+        let parts = found
+        guard next == ids.count else { throw TouchLogError(code: .corrupt, message: "profile id \(ids[next]) is introduced by no block") }
+        let workers = max(1, min(Self.queryThreads, parts.count / 4))
+        let tables = Mutex([StringTable](repeating: StringTable(), count: parts.count))
+        let failure = Mutex<TouchLogError?>(nil)
+        let blocks = log.blocks
+        let readers = (0..<workers).map { _ in log.bodyReader() }
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let reader = readers[w]
+            var stored: [UInt8] = []
+            var raw: [UInt8] = []
+            for k in stride(from: w, to: parts.count, by: workers) {
+                let (b, range) = parts[k]
+                let summary = summaries[b]
+                let first = Int(summary.firstNewProfile)
+                var strings = StringTable()
+                do throws(TouchLogError) {
+                    try Self.readSection(.newProfiles, of: blocks[b], summary, reader: reader, stored: &stored, into: &raw)
+                    do {
+                        try raw.withDecodedBytes { section throws(DecodeError) in
+                            _ = try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: Array(ids[range]),
+                                                         from: 0, into: &strings)
+                        }
+                    } catch {
+                        throw TouchLogError(code: .corrupt, message: "\(reader.location(of: blocks[b])): bad block dictionary: \(error)")
+                    }
+                } catch {
+                    failure.withLock { $0 = $0 ?? error }
+                    return
                 }
-            } catch {
-                throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
+                tables.withLock { $0[k] = strings }
             }
         }
-        guard next == ids.count else { throw TouchLogError(code: .corrupt, message: "profile id \(ids[next]) is introduced by no block") }
+        if let error = failure.withLock({ $0 }) { throw error }
+        var strings = StringTable()
+        for table in tables.withLock({ $0 }) {
+            for i in 0..<table.count { strings.append(table[i]) }
+        }
+        guard strings.count == ids.count else { throw TouchLogError(code: .corrupt, message: "a block's dictionary lacks profiles it introduced") }
         return strings
     }
 

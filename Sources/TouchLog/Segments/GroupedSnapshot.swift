@@ -256,7 +256,9 @@ extension StoreReader {
         formatVersion < 2 || CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.contains { GroupedSnapshot.isKept($0.rule) }
     }
 
-    /// Format 2's `createSnapshot(of:)`: a snapshot at the end of the log, from the newest one before it.
+    /// Format 2's `createSnapshot(of:)`: a snapshot at the end of the log, from the newest one before it, and on the way
+    /// one every ``snapshotInterval`` events (so that a query at any past T finds one near it; they are thinned to
+    /// ``maxSnapshotsPerSegment`` spread along the log). Returns the one at the end.
     func createGroupedSnapshot(of definition: SegmentDefinition) throws(TouchLogError) -> SnapshotInfo? {
         let end = log.blocks.count
         guard end > 0 else { return nil }
@@ -268,8 +270,9 @@ extension StoreReader {
         guard plan.canSnapshot else { return nil }
         let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
         var report = QueryReport()
-        _ = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: 0, report: &report)
-        guard report.snapshotsWritten == 1 else {
+        _ = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval ?? .max, along: true,
+                            report: &report)
+        guard report.snapshotsWritten >= 1 else {
             throw TouchLogError(code: .io, message: "cannot write the snapshot of \(definition.name) under \(directory)/snapshots")
         }
         return store.all().first { $0.key == key && $0.endOffset == endOffset }
