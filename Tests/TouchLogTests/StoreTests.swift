@@ -195,6 +195,32 @@ func jsonLines(_ events: [Event]) -> String {
         #expect(stats.eventsByType[.click] == UInt64(events.filter { $0.type == .click }.count))
     }
 
+    @Test func snapshotCreateLeavesSnapshotsAlongTheLogForPastQueries() async throws {
+        let dir = TemporaryDirectory()
+        let base: Int64 = 1_654_070_400_000
+        let events = (0..<6_000).map { i in
+            Event(time: base + Int64(i) * 1_000, profile: "p\(i % 700)", type: i % 3 == 0 ? .click : .view, touchpoint: "t\(i % 5)")
+        }
+        let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 500)
+        try await store.append(events)
+        let definition = try SegmentDefinition(json: #"{"name": "s", "match": "all", "rules": [{"interaction": "click", "touchpoint": {"startsWith": "t"}, "count": {"atLeast": 2}}]}"#)
+        let reader = try StoreReader(directory: dir.path + "/s")
+        reader.snapshotInterval = 1_000
+        let info = try #require(try reader.createSnapshot(of: definition))
+        #expect(info.endOffset == 6_000)
+        // One every 1,000 events on the way to the end, not only the one at the end.
+        #expect(reader.snapshots().map(\.endOffset).sorted() == [1_000, 2_000, 3_000, 4_000, 5_000, 6_000])
+        // A past query starts from the one before its time, and answers as from the log.
+        let past = QueryTime(asOf: base + 3_500 * 1_000)
+        let fromSnapshot = try reader.members(of: definition, at: past)
+        #expect(reader.lastQuery.snapshotOffset == 3_000)
+        let fresh = try StoreReader(directory: dir.path + "/s")
+        fresh.snapshotInterval = nil
+        _ = system("rm -rf '\(dir.path)/s/snapshots'/*")
+        #expect(try fresh.members(of: definition, at: past) == fromSnapshot)
+        #expect(fresh.lastQuery.snapshotOffset == 0)
+    }
+
     @Test func verifyFindsAStringThatTwoBlocksIntroduce() throws {
         let dir = TemporaryDirectory()
         // Each block is right in itself: the second takes the ids after the first's, but introduces "a" again (its

@@ -39,7 +39,11 @@ struct StoreDictionary: Sendable {
     static func copy(_ section: UnsafeRawBufferPointer, entries: Range<Int>, wanted: [Int], from: Int,
                      into strings: inout StringTable) throws(DecodeError) -> Int {
         var input = PayloadCursor(section)
-        var previous = [UInt8](repeating: 0, count: EventLimits.maxIdentifierBytes)
+        // The entry being rebuilt, with 16 bytes of room past the longest: a short suffix is copied as one 16-byte load
+        // and store (when 16 bytes can be read where it starts).
+        let previous = UnsafeMutableRawPointer.allocate(byteCount: EventLimits.maxIdentifierBytes + 16, alignment: 16)
+        defer { previous.deallocate() }
+        let sectionEnd = input.base + input.size
         var previousLength = 0
         var next = from
         for id in entries {
@@ -47,10 +51,14 @@ struct StoreDictionary: Sendable {
             let shared = try input.count(max: previousLength, "entry \(id - entries.lowerBound) shared prefix")
             let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes - shared, "entry \(id - entries.lowerBound) length")
             let suffix = try input.take(suffixLength)
-            previous.withUnsafeMutableBufferPointer { $0.baseAddress!.advanced(by: shared).update(from: suffix, count: suffixLength) }
+            if suffixLength <= 16 && sectionEnd - suffix >= 16 {
+                (previous + shared).storeBytes(of: UnsafeRawPointer(suffix).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
+            } else {
+                (previous + shared).copyMemory(from: suffix, byteCount: suffixLength)
+            }
             previousLength = shared + suffixLength
             if wanted[next] == id {
-                strings.append(previous[..<previousLength])
+                strings.append(UnsafeRawBufferPointer(start: previous, count: previousLength))
                 next += 1
             }
         }
