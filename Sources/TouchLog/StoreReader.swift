@@ -1,3 +1,5 @@
+import Dispatch
+import Synchronization
 import TouchLogStorage
 
 /// One decoded block of the log.
@@ -145,6 +147,31 @@ public final class StoreReader {
         if summaries.count < log.blocks.count { summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count)) }
         summaries[index] = summary
         return summary
+    }
+
+    /// The summaries of blocks `0..<end` (see ``summary(of:)``); those not read yet are read and parsed on every core.
+    func summaries(through end: Int) throws(TouchLogError) -> [BlockSummary] {
+        if summaries.count < log.blocks.count { summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count)) }
+        let missing = (0..<end).filter { summaries[$0] == nil }
+        let workers = max(1, min(StoreReader.queryThreads, missing.count / 16))
+        if workers > 1 {
+            let readers = (0..<workers).map { _ in log.bodyReader() }
+            let blocks = log.blocks
+            let parsed = Mutex([BlockSummary?](repeating: nil, count: missing.count))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var bytes: [UInt8] = []
+                for k in stride(from: w, to: missing.count, by: workers) {
+                    let location = blocks[missing[k]]
+                    // A summary that cannot be read is left to summary(of:) below, which names the damage.
+                    guard (try? readers[w].readSummary(of: location, into: &bytes)) != nil,
+                        let summary = try? BlockSummary(bytes, header: location.header)
+                    else { continue }
+                    parsed.withLock { $0[k] = summary }
+                }
+            }
+            for (k, summary) in parsed.withLock({ $0 }).enumerated() { summaries[missing[k]] = summary }
+        }
+        return try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
     }
 
     /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next

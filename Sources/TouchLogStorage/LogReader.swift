@@ -154,6 +154,11 @@ public final class BlockBodyReader: BlockBodyReading, @unchecked Sendable {
         self.files = files
     }
 
+    /// Reads a format-2 block's summary into `summary`, checked, as ``LogReader/readSummary(of:into:)``.
+    public func readSummary(of block: BlockLocation, into summary: inout [UInt8]) throws(StorageError) {
+        try files.readSummary(block, into: &summary)
+    }
+
     /// Reads `count` bytes at `start` of a block's body into `bytes`, unchecked, as ``LogReader/readBody(of:at:count:into:)``.
     public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
         try files.readBody(block, at: start, count: count, into: &bytes)

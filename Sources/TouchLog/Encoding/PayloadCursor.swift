@@ -76,6 +76,7 @@ struct PayloadCursor {
     }
 
     /// Skips `n` bytes and returns where they start.
+    @inline(__always)
     mutating func take(_ n: Int) throws(DecodeError) -> UnsafePointer<UInt8> {
         guard n >= 0, n <= remaining else { throw fail("needs \(n) bytes, \(remaining) left") }
         defer { position += n }

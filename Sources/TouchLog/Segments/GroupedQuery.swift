@@ -235,7 +235,7 @@ extension StoreReader {
         }
         try loadTouchpoints(through: end - 1)
         let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
-        let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
+        let summaries = try summaries(through: end)
         let states = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
         let ids = GroupedQueryState.members(states, plan, segment)
         groupedQueries += 1

@@ -268,7 +268,7 @@ extension StoreReader {
         try loadTouchpoints(through: end - 1)
         let plan = GroupedQueryPlan(CompiledSegment(definition, at: QueryTime(asOf: .max)), touchpoints: dictionary.touchpoints)
         guard plan.canSnapshot else { return nil }
-        let summaries = try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
+        let summaries = try summaries(through: end)
         var report = QueryReport()
         _ = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval ?? .max, along: true,
                             report: &report)
