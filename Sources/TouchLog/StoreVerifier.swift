@@ -28,13 +28,9 @@ public enum StoreVerifier {
         try layout.requireExisting()
         // Format 2: the summaries first, in log order (each block's new strings take the ids after the previous
         // block's), so that every block can then be checked on its own, on every core.
-        var chain = Introductions.Chain()
-        var chainProblem: String?
         let reader = try? StoreReader(directory: directory)
-        if let reader, reader.formatVersion >= 2 {
-            do { chain = try Introductions.Chain(reader) } catch { chainProblem = error.message }
-        }
-        let known = chain
+        let known = reader.map { $0.formatVersion >= 2 ? Introductions.Chain($0) : Introductions.Chain() } ?? Introductions.Chain()
+        let chainProblem = known.problem
         let introductions = Introductions()
         let unchecked = Mutex(0)
         var log = try storage { () throws(StorageError) in
@@ -114,17 +110,25 @@ private final class Introductions: Sendable {
         var firstTouchpoints: [Int] = []
         var profiles = 0
         var touchpoints = 0
+        /// What stopped the chain before the last block, naming the block.
+        var problem: String?
 
         init() {}
 
-        /// Reads every block's summary, checking that each introduces its strings from the ids after its predecessor's.
-        init(_ reader: StoreReader) throws(TouchLogError) {
+        /// Reads the blocks' summaries in log order, checking that each introduces its strings from the ids after its
+        /// predecessor's; stops at the first that cannot be read or does not.
+        init(_ reader: StoreReader) {
             for index in reader.log.blocks.indices {
-                let summary = try reader.summary(of: index)
+                let summary: BlockSummary
+                do { summary = try reader.summary(of: index) } catch {
+                    problem = error.message
+                    return
+                }
                 guard Int(summary.firstNewProfile) == profiles, Int(summary.firstNewTouchpoint) == touchpoints else {
-                    throw TouchLogError(code: .corrupt, message: "\(reader.log.location(of: reader.log.blocks[index])): bad block summary: "
-                                        + "introduces profiles from id \(summary.firstNewProfile) and touchpoints from id "
-                                        + "\(summary.firstNewTouchpoint), the blocks before it \(profiles) and \(touchpoints)")
+                    problem = "\(reader.log.location(of: reader.log.blocks[index])): bad block summary: introduces profiles from id "
+                        + "\(summary.firstNewProfile) and touchpoints from id \(summary.firstNewTouchpoint), the blocks before it "
+                        + "\(profiles) and \(touchpoints)"
+                    return
                 }
                 firstProfiles.append(profiles)
                 firstTouchpoints.append(touchpoints)
