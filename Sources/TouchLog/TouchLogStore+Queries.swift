@@ -94,7 +94,9 @@ extension TouchLogStore {
     // MARK: Snapshots, audit
 
     /// Folds the whole log into the segment's projection and saves it as a snapshot (nil: one is already at the end
-    /// of the log). Snapshots only make queries faster; deleting them never changes an answer.
+    /// of the log, or in format 2 the segment has nothing to snapshot); in format 2 also one every
+    /// ``StoreReader/snapshotInterval`` events on the way (see <doc:Snapshots>). Snapshots only make queries faster;
+    /// deleting them never changes an answer.
     public func createSnapshot(of name: String) async throws(TouchLogError) -> SnapshotInfo? {
         let definition = try segments.current(name).definition
         return try await read("snapshot \(name)") { reader in try reader.createSnapshot(of: definition) }

@@ -15,7 +15,9 @@ struct SnapshotCommand: ParsableCommand {
     )
 
     struct Create: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "create", abstract: "Snapshot every current segment (or one) at the end of the log.")
+        static let configuration = CommandConfiguration(
+            commandName: "create", abstract: "Snapshot every current segment (or one) at the end of the log.",
+            discussion: "In a format-2 store, also one every million events on the way (at most 8 are kept per segment, spread along the log), so that queries at past times start near them.")
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: "Only this segment.") var name: String?
 
