@@ -5,10 +5,10 @@
 public enum EventJSON {
     /// Appends the line for event `index` of `block` (with its newline) to `out`.
     public static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
-        let events = block.events
-        appendLine(offset: block.firstOffset + UInt64(index), recorded: block.recorded, time: events.times[index],
-                   profile: events.profileBytes(at: index), type: events.type(at: index), touchpoint: events.touchpointBytes(at: index),
-                   value: events.value(at: index), to: &out)
+        // (Read through `block.events` each time: a local copy of the batch would retain and release its arrays per line.)
+        appendLine(offset: block.firstOffset + UInt64(index), recorded: block.recorded, time: block.events.times[index],
+                   profile: block.events.profileBytes(at: index), type: block.events.type(at: index),
+                   touchpoint: block.events.touchpointBytes(at: index), value: block.events.value(at: index), to: &out)
     }
 
     /// Appends the line for `event` (with its newline) to `out`.
@@ -21,26 +21,48 @@ public enum EventJSON {
         offset: UInt64, recorded: Int64, time: Int64, profile: Profile, type: EventType, touchpoint: Touchpoint?, value: Double?,
         to out: inout [UInt8]
     ) {
-        out.append(contentsOf: #"{"offset":"#.utf8)
-        out.append(contentsOf: String(offset).utf8)
-        out.append(contentsOf: #","recorded":""#.utf8)
+        append(#"{"offset":"#, to: &out)
+        appendDecimal(offset, to: &out)
+        append(#","recorded":""#, to: &out)
         Timestamp.append(recorded, to: &out)
-        out.append(contentsOf: #"","time":""#.utf8)
+        append(#"","time":""#, to: &out)
         Timestamp.append(time, to: &out)
-        out.append(contentsOf: #"","profile":"#.utf8)
+        append(#"","profile":"#, to: &out)
         appendString(profile, to: &out)
-        out.append(contentsOf: #","type":""#.utf8)
-        out.append(contentsOf: type.name.utf8)
-        out.append(UInt8(ascii: "\""))
+        switch type {
+        case .view: append(#","type":"view""#, to: &out)
+        case .click: append(#","type":"click""#, to: &out)
+        case .conversion: append(#","type":"conversion""#, to: &out)
+        }
         if let touchpoint {
-            out.append(contentsOf: #","touchpoint":"#.utf8)
+            append(#","touchpoint":"#, to: &out)
             appendString(touchpoint, to: &out)
         }
         if let value {
-            out.append(contentsOf: #","value":"#.utf8)
+            append(#","value":"#, to: &out)
             out.append(contentsOf: formatNumber(value).utf8)
         }
-        out.append(contentsOf: "}\n".utf8)
+        append("}\n", to: &out)
+    }
+
+    /// Appends the bytes of a literal (a static string's bytes are copied, with no string or array in between).
+    @inline(__always)
+    private static func append(_ literal: StaticString, to out: inout [UInt8]) {
+        out.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+    }
+
+    /// Appends the decimal digits of `value` (without building a `String`).
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = value
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                v /= 10
+            } while v > 0
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
     }
 
     /// A JSON number for a finite double: integers without a fraction, others in Swift's shortest round-trip form.

@@ -95,28 +95,39 @@ public enum Timestamp {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends the RFC 3339 form of `ms` to `out` (24 bytes).
+    /// Appends the RFC 3339 form of `ms` to `out` (24 bytes), written into a buffer of its own first and appended once.
     static func append(_ ms: Int64, to out: inout [UInt8]) {
         let (daysSigned, msOfDay) = ms.quotientAndRemainder(dividingBy: 86_400_000)
         var days = daysSigned
         var rem = msOfDay
         if rem < 0 { rem += 86_400_000; days -= 1 }
         let (y, m, d) = civilFromDays(Int(days))
-        func put(_ v: Int, _ width: Int) {
-            var divisor = 1
-            for _ in 1..<width { divisor *= 10 }
-            var v = v
-            while divisor > 0 {
-                out.append(UInt8(48 + (v / divisor) % 10))
-                v %= divisor
-                divisor /= 10
-            }
-        }
         let r = Int(rem)
-        put(y, 4); out.append(UInt8(ascii: "-")); put(m, 2); out.append(UInt8(ascii: "-")); put(d, 2)
-        out.append(UInt8(ascii: "T"))
-        put(r / 3_600_000, 2); out.append(UInt8(ascii: ":")); put(r / 60_000 % 60, 2); out.append(UInt8(ascii: ":"))
-        put(r / 1000 % 60, 2); out.append(UInt8(ascii: ".")); put(r % 1000, 3); out.append(UInt8(ascii: "Z"))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in
+            // "YYYY-MM-DDTHH:MM:SS.mmmZ": each field's digits from the last, at a fixed place.
+            func put(_ value: Int, at end: Int, digits: Int) {
+                var v = value
+                for k in stride(from: end - 1, through: end - digits, by: -1) {
+                    text[k] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(y, at: 4, digits: 4)
+            text[4] = UInt8(ascii: "-")
+            put(m, at: 7, digits: 2)
+            text[7] = UInt8(ascii: "-")
+            put(d, at: 10, digits: 2)
+            text[10] = UInt8(ascii: "T")
+            put(r / 3_600_000, at: 13, digits: 2)
+            text[13] = UInt8(ascii: ":")
+            put(r / 60_000 % 60, at: 16, digits: 2)
+            text[16] = UInt8(ascii: ":")
+            put(r / 1000 % 60, at: 19, digits: 2)
+            text[19] = UInt8(ascii: ".")
+            put(r % 1000, at: 23, digits: 3)
+            text[23] = UInt8(ascii: "Z")
+            out.append(contentsOf: UnsafeBufferPointer(text))
+        }
     }
 
     static func daysIn(month: Int, year: Int) -> Int {
