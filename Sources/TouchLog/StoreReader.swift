@@ -42,6 +42,7 @@ public final class StoreReader {
     var groupedQueries = 0
     /// Format 2: the summaries read so far, by block index.
     private var summaries: [BlockSummary?] = []
+    /// Format 2: the stored bytes of the last section read (a buffer reused from one read to the next).
     var sectionBytes: [UInt8] = []
     /// Format 2: buffers of ``mayHold(_:block:)``.
     var pruningBytes: [UInt8] = []

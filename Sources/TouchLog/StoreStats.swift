@@ -36,8 +36,7 @@ extension StoreReader {
         var maxTime = Int64.min
         if formatVersion >= 2 {
             // Read from the summaries: every string is introduced once, and groups count events by type.
-            for index in log.blocks.indices {
-                let summary = try summary(of: index)
+            for (index, summary) in try summaries(through: log.blocks.count).enumerated() {
                 for group in summary.groups { stats.eventsByType[EventType(rawValue: group.type)!, default: 0] += UInt64(group.count) }
                 minTime = min(minTime, log.blocks[index].header.minTime)
                 maxTime = max(maxTime, log.blocks[index].header.maxTime)
