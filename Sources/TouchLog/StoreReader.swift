@@ -74,11 +74,17 @@ public final class StoreReader {
     /// header's offset and time ranges; in format 2 also by their summary's touchpoints and types and by their profile
     /// ids) are skipped without being decoded.
     public func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void) throws {
+        try forEachBlock(matching: filter, recordedBy: nil, body)
+    }
+
+    /// ``forEachBlock(matching:_:)`` over the blocks recorded by `knownAt` only (all when nil): what the store knew then.
+    func forEachBlock(matching filter: ReplayFilter, recordedBy knownAt: Int64?, _ body: (DecodedBlock) throws -> Void) throws {
         let pruning = try pruning(for: filter)
         if pruning?.matchesNothing == true { return }
         let start = filter.fromOffset.flatMap { log.blockIndex(containing: $0) } ?? 0
         for index in log.blocks.indices.dropFirst(start) {
             let header = log.blocks[index].header
+            if let knownAt, header.maxRecorded > knownAt { break }
             if let to = filter.toOffset, header.firstOffset > to { break }
             guard filter.mayMatch(firstOffset: header.firstOffset, endOffset: header.endOffset,
                                   minTime: header.minTime, maxTime: header.maxTime) else { continue }
@@ -156,15 +162,14 @@ public final class StoreReader {
         let missing = (0..<end).filter { summaries[$0] == nil }
         let workers = max(1, min(StoreReader.queryThreads, missing.count / 16))
         if workers > 1 {
-            let readers = (0..<workers).map { _ in log.bodyReader() }
             let blocks = log.blocks
             let parsed = Mutex([BlockSummary?](repeating: nil, count: missing.count))
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
+            try Self.onEveryWorker((0..<workers).map { _ in log.bodyReader() }) { w, reader in
                 var bytes: [UInt8] = []
                 for k in stride(from: w, to: missing.count, by: workers) {
                     let location = blocks[missing[k]]
                     // A summary that cannot be read is left to summary(of:) below, which names the damage.
-                    guard (try? readers[w].readSummary(of: location, into: &bytes)) != nil,
+                    guard (try? reader.readSummary(of: location, into: &bytes)) != nil,
                         let summary = try? BlockSummary(bytes, header: location.header)
                     else { continue }
                     parsed.withLock { $0[k] = summary }

@@ -33,11 +33,11 @@ struct StoreDictionary: Sendable {
         touchpointBlocks += 1
     }
 
-    /// Walks a new-profiles (or new-touchpoints) section whose entries have ids `entries`, appending to `strings`
-    /// those whose ids are in `wanted` (ascending) from index `from` on; returns the index of the first wanted id past
-    /// the section. Only the wanted strings are copied out; the others are only stepped over.
-    static func copy(_ section: UnsafeRawBufferPointer, entries: Range<Int>, wanted: [Int], from: Int,
-                     into strings: inout StringTable) throws(DecodeError) -> Int {
+    /// Walks a new-profiles (or new-touchpoints) section whose entries have ids `entries`, appending to `strings` those
+    /// whose ids are in `wanted` (ascending, all within `entries`), in order. Only the wanted strings are copied out;
+    /// the others are only stepped over.
+    static func copy(_ section: UnsafeRawBufferPointer, entries: Range<Int>, wanted: ArraySlice<Int>,
+                     into strings: inout StringTable) throws(DecodeError) {
         var input = PayloadCursor(section)
         // The entry being rebuilt, with 16 bytes of room past the longest: a short suffix is copied as one 16-byte load
         // and store (when 16 bytes can be read where it starts).
@@ -45,9 +45,9 @@ struct StoreDictionary: Sendable {
         defer { previous.deallocate() }
         let sectionEnd = input.base + input.size
         var previousLength = 0
-        var next = from
+        var next = wanted.startIndex
         for id in entries {
-            guard next < wanted.count, wanted[next] < entries.upperBound else { break }
+            guard next < wanted.endIndex else { break }
             let shared = try input.count(max: previousLength, "entry \(id - entries.lowerBound) shared prefix")
             let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes - shared, "entry \(id - entries.lowerBound) length")
             let suffix = try input.take(suffixLength)
@@ -62,7 +62,6 @@ struct StoreDictionary: Sendable {
                 next += 1
             }
         }
-        return next
     }
 
     private static func add(_ section: UnsafeRawBufferPointer, _ count: Int, to table: inout StringTable, strict: Bool,

@@ -123,9 +123,15 @@ final class GroupedQueryState: @unchecked Sendable {
         let n = states[0].count
         let chunkSize = 4096
         var holds = [[Bool]](repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count)
-        var counts = [UInt32](repeating: 0, count: chunkSize)
-        var firsts = [UInt64](repeating: 0, count: chunkSize)
-        var last = [UInt64](repeating: 0, count: chunkSize)
+        // Each chunk's combined counts, first times and latest conversions, summed across the states.
+        let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkSize)
+        let firsts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: chunkSize)
+        let last = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: chunkSize)
+        defer {
+            counts.deallocate()
+            firsts.deallocate()
+            last.deallocate()
+        }
         var result: [Int] = []
         for chunk in stride(from: 0, to: n, by: chunkSize) {
             let m = min(chunkSize, n - chunk)
@@ -135,39 +141,34 @@ final class GroupedQueryState: @unchecked Sendable {
                 let converted = rule.leaf.rule.conversion == .converted
                 // (A rule whose window is empty at T counts nothing and has no conversions to compare.)
                 let comparesConversions = rule.wantsFirst && states[0].lastConversion != nil
-                holds[r].withUnsafeMutableBufferPointer { out in
-                    counts.withUnsafeMutableBufferPointer { counts in
-                        firsts.withUnsafeMutableBufferPointer { firsts in
-                            last.withUnsafeMutableBufferPointer { last in
-                                // Sum the states' counts (and combine first times and conversions), then decide.
-                                counts.update(repeating: 0)
-                                for state in states {
-                                    let c = state.counts[r] + chunk
-                                    for g in 0..<m { counts[g] &+= c[g] }
-                                }
-                                guard comparesConversions else {
-                                    // low ≤ c ≤ high as one unsigned comparison (none holds when low > high).
-                                    let span = high &- low
-                                    if low > high { out.update(repeating: false) } else { for g in 0..<m { out[g] = counts[g] &- low <= span } }
-                                    return
-                                }
-                                firsts.update(repeating: 0)
-                                last.update(repeating: 0)
-                                for state in states {
-                                    let f = state.firsts[r]! + chunk
-                                    let l = state.lastConversion! + chunk
-                                    for g in 0..<m {
-                                        firsts[g] = max(firsts[g], f[g])
-                                        last[g] = max(last[g], l[g])
-                                    }
-                                }
-                                // Converted: a conversion at or after the first qualifying event (both keys in time order).
-                                for g in 0..<m {
-                                    let c = counts[g]
-                                    out[g] = c >= low && c <= high && (c > 0 && last[g] >= ~firsts[g]) == converted
-                                }
-                            }
+                counts.update(repeating: 0)
+                for state in states {
+                    let c = state.counts[r] + chunk
+                    for g in 0..<m { counts[g] &+= c[g] }
+                }
+                if comparesConversions {
+                    firsts.update(repeating: 0)
+                    last.update(repeating: 0)
+                    for state in states {
+                        let f = state.firsts[r]! + chunk
+                        let l = state.lastConversion! + chunk
+                        for g in 0..<m {
+                            firsts[g] = max(firsts[g], f[g])
+                            last[g] = max(last[g], l[g])
                         }
+                    }
+                }
+                holds[r].withUnsafeMutableBufferPointer { out in
+                    guard comparesConversions else {
+                        // low ≤ c ≤ high as one unsigned comparison (none holds when low > high).
+                        let span = high &- low
+                        if low > high { out.update(repeating: false) } else { for g in 0..<m { out[g] = counts[g] &- low <= span } }
+                        return
+                    }
+                    // Converted: a conversion at or after the first qualifying event (both keys in time order).
+                    for g in 0..<m {
+                        let c = counts[g]
+                        out[g] = c >= low && c <= high && (c > 0 && last[g] >= ~firsts[g]) == converted
                     }
                 }
             }
@@ -293,22 +294,16 @@ extension StoreReader {
         if let snapshot { snapshot.load(into: states[0]) }
         if plan.needsUniverse { states[0].known?.update(repeating: 1, count: knownBefore) }
         let readers = (0..<workers).map { _ in log.bodyReader() }
-        let failure = Mutex<TouchLogError?>(nil)
         let read = Mutex(UInt64(0))
         // Reads the blocks of `range` worth reading, shared out among the cores in turn (so each gets a share of every period).
         func scan(_ range: Range<Int>, conversionsFrom: Int64?) throws(TouchLogError) {
             let blocks = reading.filter { range.contains($0) }
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                do throws(TouchLogError) {
-                    let eventsRead = try Self.scan(blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
-                                                   summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
-                                                   conversionsFrom: conversionsFrom, profiles: n, into: states[w], reader: readers[w])
-                    read.withLock { $0 += eventsRead }
-                } catch {
-                    failure.withLock { $0 = $0 ?? error }
-                }
+            try Self.onEveryWorker(readers) { w, reader throws(TouchLogError) in
+                let eventsRead = try Self.scan(blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
+                                               summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
+                                               conversionsFrom: conversionsFrom, profiles: n, into: states[w], reader: reader)
+                read.withLock { $0 += eventsRead }
             }
-            if let error = failure.withLock({ $0 }) { throw error }
         }
         // The blocks before each save point first, with every conversion (a snapshot serves any later T), then the rest.
         var from = 0
@@ -345,11 +340,8 @@ extension StoreReader {
         guard next == ids.count else { throw TouchLogError(code: .corrupt, message: "profile id \(ids[next]) is introduced by no block") }
         let workers = max(1, min(Self.queryThreads, parts.count / 4))
         let tables = Mutex([StringTable](repeating: StringTable(), count: parts.count))
-        let failure = Mutex<TouchLogError?>(nil)
         let blocks = log.blocks
-        let readers = (0..<workers).map { _ in log.bodyReader() }
-        DispatchQueue.concurrentPerform(iterations: workers) { w in
-            let reader = readers[w]
+        try Self.onEveryWorker((0..<workers).map { _ in log.bodyReader() }) { w, reader throws(TouchLogError) in
             var stored: [UInt8] = []
             var raw: [UInt8] = []
             for k in stride(from: w, to: parts.count, by: workers) {
@@ -357,30 +349,33 @@ extension StoreReader {
                 let summary = summaries[b]
                 let first = Int(summary.firstNewProfile)
                 var strings = StringTable()
-                do throws(TouchLogError) {
-                    try Self.readSection(.newProfiles, of: blocks[b], summary, reader: reader, stored: &stored, into: &raw)
-                    do {
-                        try raw.withDecodedBytes { section throws(DecodeError) in
-                            _ = try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: Array(ids[range]),
-                                                         from: 0, into: &strings)
-                        }
-                    } catch {
-                        throw TouchLogError(code: .corrupt, message: "\(reader.location(of: blocks[b])): bad block dictionary: \(error)")
+                try Self.readSection(.newProfiles, of: blocks[b], summary, reader: reader, stored: &stored, into: &raw)
+                do {
+                    try raw.withDecodedBytes { section throws(DecodeError) in
+                        try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: ids[range], into: &strings)
                     }
                 } catch {
-                    failure.withLock { $0 = $0 ?? error }
-                    return
+                    throw TouchLogError(code: .corrupt, message: "\(reader.location(of: blocks[b])): bad block dictionary: \(error)")
                 }
                 tables.withLock { $0[k] = strings }
             }
         }
-        if let error = failure.withLock({ $0 }) { throw error }
         var strings = StringTable()
         for table in tables.withLock({ $0 }) {
             for i in 0..<table.count { strings.append(table[i]) }
         }
         guard strings.count == ids.count else { throw TouchLogError(code: .corrupt, message: "a block's dictionary lacks profiles it introduced") }
         return strings
+    }
+
+    /// Runs `body` once on each of as many threads as there are `readers`, with the worker's number and reader (a
+    /// reader is used by one thread only); throws the first error any of them threw, after all have returned.
+    static func onEveryWorker(_ readers: [BlockBodyReader], _ body: @Sendable (Int, BlockBodyReader) throws(TouchLogError) -> Void) throws(TouchLogError) {
+        let failure = Mutex<TouchLogError?>(nil)
+        DispatchQueue.concurrentPerform(iterations: readers.count) { w in
+            do throws(TouchLogError) { try body(w, readers[w]) } catch { failure.withLock { $0 = $0 ?? error } }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
     }
 
     /// Threads a format-2 query scans on: the cores.
