@@ -33,9 +33,9 @@ extension StoreReader {
         let segment = CompiledSegment(definition, at: time)
         var events: [StoredEvent] = []
         let filter = ReplayFilter(until: time.asOf, profiles: [profile])
-        // Format 2: only the blocks holding the profile are decoded. Format 1: the filter resolves the profile once
-        // per block dictionary, so blocks without it cost only their decode.
-        try forEachCommittedBlock(at: time, matching: filter) { block in
+        // The blocks recorded by K whose events start at or before T; in format 2 only those holding the profile are
+        // decoded, in format 1 the filter resolves the profile once per block dictionary.
+        try forEachBlock(matching: filter, recordedBy: time.knownAt) { block in
             for i in filter.matches(in: block) { events.append(block.storedEvent(at: i)) }
         }
         let lastConversion = events.filter { $0.event.type == .conversion }.map(\.event.time).max() ?? .min

@@ -260,17 +260,4 @@ extension StoreReader {
         report.snapshotsWritten += 1
         store.thin(definition, keep: Self.maxSnapshotsPerSegment)
     }
-
-    /// Calls `body` with each block that holds events visible at `time` (in format 2, only those that may hold events
-    /// `filter` lets through).
-    func forEachCommittedBlock(at time: QueryTime, matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void) throws {
-        let pruning = try pruning(for: filter)
-        if pruning?.matchesNothing == true { return }
-        for (index, location) in log.blocks.enumerated() {
-            if let knownAt = time.knownAt, location.header.maxRecorded > knownAt { break }
-            if location.header.minTime > time.asOf { continue }
-            if let pruning, try !mayHold(pruning, block: index) { continue }
-            try body(try decode(location))
-        }
-    }
 }
