@@ -97,10 +97,8 @@ extension TouchLogServer {
             let name = try context.parameters.require("name")
             let time = try parameters.queryTime()
             let (version, definition) = try store.segments.current(name)
-            let countOnly = try parameters.bool("countOnly") ?? false
-            let members = countOnly ? nil : try await store.members(of: definition, at: time)
-            let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
-            return Self.membersResponse(name: name, version: version, time: time, count: count, members: members)
+            return try await Self.membersResponse(store, definition, name: name, version: version, time: time,
+                                                   countOnly: try parameters.bool("countOnly") ?? false)
         }
 
         // An ad-hoc definition, evaluated without being stored (`touchlog query --rules FILE`).
@@ -108,10 +106,8 @@ extension TouchLogServer {
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
             let time = try parameters.queryTime()
             let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            let countOnly = try parameters.bool("countOnly") ?? false
-            let members = countOnly ? nil : try await store.members(of: definition, at: time)
-            let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
-            return Self.membersResponse(name: definition.name, version: nil, time: time, count: count, members: members)
+            return try await Self.membersResponse(store, definition, name: definition.name, version: nil, time: time,
+                                                   countOnly: try parameters.bool("countOnly") ?? false)
         }
 
         router.get("/v1/segments/:name/explain") { request, context -> Response in
@@ -176,8 +172,12 @@ extension TouchLogServer {
         }
     }
 
-    /// `members` nil: a `countOnly` answer.
-    static func membersResponse(name: String, version: Int?, time: QueryTime, count: Int, members: [String]?) -> Response {
+    /// The answer to a members query of `definition`: its members and their count, or with `countOnly` the count alone
+    /// (which never builds the list of strings).
+    static func membersResponse(_ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, time: QueryTime,
+                                countOnly: Bool) async throws(TouchLogError) -> Response {
+        let members = countOnly ? nil : try await store.members(of: definition, at: time)
+        let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
         var out = JSONWriter()
         out.object {
             $0.field("segment", name)
