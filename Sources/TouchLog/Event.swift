@@ -5,7 +5,10 @@ public enum EventType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConv
     case conversion = 2
 
     /// The name used in input, output and segment rules.
-    public var name: String {
+    public var name: String { staticName.description }
+
+    /// ``name`` as a static string (written into output without building a `String`).
+    var staticName: StaticString {
         switch self {
         case .view: return "view"
         case .click: return "click"

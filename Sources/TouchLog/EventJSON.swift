@@ -29,11 +29,9 @@ public enum EventJSON {
         Timestamp.append(time, to: &out)
         append(#"","profile":"#, to: &out)
         appendString(profile, to: &out)
-        switch type {
-        case .view: append(#","type":"view""#, to: &out)
-        case .click: append(#","type":"click""#, to: &out)
-        case .conversion: append(#","type":"conversion""#, to: &out)
-        }
+        append(#","type":""#, to: &out)
+        append(type.staticName, to: &out)
+        out.append(UInt8(ascii: "\""))
         if let touchpoint {
             append(#","touchpoint":"#, to: &out)
             appendString(touchpoint, to: &out)

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -85,7 +84,7 @@ public enum StoreVerifier {
                     // Every event is read and checked; the count and times are those of the summary, checked against the header.
                     let summary = try GroupedBlockCodec.decodeStored(header, payload, dictionary: nil, into: &events, scratch: &scratch)
                     if !known.holds(summary) { unchecked() }
-                    introductions?.add(summary, profiles: scratch.newProfiles, touchpoints: scratch.newTouchpoints)
+                    introductions?.add(profiles: scratch.newProfiles, touchpoints: scratch.newTouchpoints)
                     return nil
                 }
                 try EventBlockCodec.decode(payload, into: &events, strict: true)
@@ -154,7 +153,7 @@ private final class Introductions: Sendable {
     private let profiles = Mutex(Hashes())
     private let touchpoints = Mutex(Hashes())
 
-    func add(_ summary: BlockSummary, profiles: StringTable, touchpoints: StringTable) {
+    func add(profiles: StringTable, touchpoints: StringTable) {
         Self.add(profiles, to: self.profiles)
         Self.add(touchpoints, to: self.touchpoints)
     }
@@ -169,8 +168,8 @@ private final class Introductions: Sendable {
 
     /// A problem for each string introduced again, naming the block that did and the id it had.
     func repeated(_ reader: StoreReader, chain: Chain) -> [StorageError] {
-        let repeatedProfiles = profiles.withLock { Self.repeatedHashes(&$0) }
-        let repeatedTouchpoints = touchpoints.withLock { Self.repeatedHashes(&$0) }
+        let repeatedProfiles = profiles.withLock { Self.repeatedHashes($0) }
+        let repeatedTouchpoints = touchpoints.withLock { Self.repeatedHashes($0) }
         guard !repeatedProfiles.isEmpty || !repeatedTouchpoints.isEmpty else { return [] }
         // Equal hashes (rare): find the strings and compare them (loading them may fail past damage, which is then
         // reported already).
@@ -197,10 +196,10 @@ private final class Introductions: Sendable {
     }
 
     /// The hashes that occur more than once, each bucket sorted on one of the cores.
-    private static func repeatedHashes(_ all: inout Hashes) -> Set<UInt64> {
+    private static func repeatedHashes(_ all: Hashes) -> Set<UInt64> {
         let found = Mutex(Set<UInt64>())
         let buckets = all.buckets
-        let workers = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let workers = StoreReader.queryThreads
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             for index in stride(from: worker, to: buckets.count, by: workers) {
                 let sorted = buckets[index].sorted()
