@@ -49,6 +49,11 @@ WAYS = ("library", "server", "cli")
 PEERS = ("duckdb", "clickhouse")
 
 
+
+def segment_definitions():
+    """The benchmark's segment definitions by name, in file order."""
+    return {d["name"]: d for d in (json.load(open(p)) for p in SEGMENTS)}
+
 def run(cmd, env=None, stdin=None):
     """Runs cmd; returns (seconds, peak RSS in MB, stdout bytes). Raises on failure."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -260,7 +265,7 @@ def child(args):
 
 
 def run_queries(execute, dialect, args, open_seconds):
-    definitions = {json.load(open(p))["name"]: json.load(open(p)) for p in SEGMENTS}
+    definitions = segment_definitions()
     results = []
     for q in json.load(open(args.queries)):
         sql = sql_for(definitions[q["segment"]], q["asOf"], q["knownAt"], dialect)
@@ -419,7 +424,7 @@ def main():
     rng = random.Random(seed)
     start_ms = time_ms("2022-04-01T00:00:00.000Z")
     end_ms = start_ms + 180 * DAY
-    names = [json.load(open(p))["name"] for p in SEGMENTS]
+    names = list(segment_definitions())
     plan = {}
     for way in WAYS:
         queries = []
@@ -557,8 +562,7 @@ def report(r, plan):
     # The CLI target is for windowed segments (every rule looks back from T: nothing to fold from the log's start).
     def windowed(rules):
         return all(windowed(r["rules"]) if "rules" in r else "last" in r.get("timeframe", {}) for r in rules)
-    definitions = {json.load(open(p))["name"]: json.load(open(p)) for p in SEGMENTS}
-    narrow = sorted(name for name, d in definitions.items() if windowed(d["rules"]))
+    narrow = sorted(name for name, d in segment_definitions().items() if windowed(d["rules"]))
     cli_windowed = [a["seconds"] for q, a in zip(plan["cli"], tl["ways"]["cli"]["queries"]) if q["segment"] in narrow]
     if cli_windowed:
         r["summary"]["cliWindowedP50"] = percentile(cli_windowed, 0.5)
