@@ -153,6 +153,27 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         }
     }
 
+    /// The blocks of one commit look up their strings together, before any gets its ids: a profile new to the
+    /// store that several of them use is introduced by the first alone, and the later ones name it by that id.
+    @Test func aProfileNewInSeveralBlocksOfOneCommitIsIntroducedOnce() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 7)
+        try await store.append([Event(time: 1, profile: "known", type: .view, touchpoint: "t")])
+        var events: [Event] = []
+        for i in 0..<200 {
+            // Each profile recurs every 30 events (about four blocks later); every block also brings new ones.
+            events.append(Event(time: Int64(2 + i), profile: i % 3 == 0 ? "known" : "p\((i * 7) % 30)-\(i / 60)",
+                                type: .click, touchpoint: "t\(i % 4)"))
+        }
+        try await store.append(Array(events[..<100]))
+        try await store.append(try EventBatch(events[100...]))
+        store.close()
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact, "\(report.log.problems)")
+        #expect(try StoreReader(directory: dir.path + "/s").events().map(\.event) == [Event(time: 1, profile: "known", type: .view, touchpoint: "t")] + events)
+        #expect(try StoreReader(directory: dir.path + "/s").stats().profiles == Set(events.map(\.profile)).count)
+    }
+
     @Test func identifiersOfACommitThatNeverHappenedAreGivenAgainLater() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 100)

@@ -70,13 +70,35 @@ enum GroupedBlockCodec {
     /// The part of encoding that must follow the log: the store-wide ids of the block's strings, new ones added to
     /// `dictionary` (in ascending byte order, as the block's own dictionaries are sorted).
     static func assignIDs(_ block: Prepared, dictionary: inout StoreDictionary) -> Assigned {
+        dictionary.prepareLookups()
+        return assignIDs(block, lookUp(block, in: dictionary), dictionary: &dictionary)
+    }
+
+    /// The block's strings found in the store's dictionary, before any of them is added.
+    struct Lookups: Sendable {
+        var profiles: StringTable.Lookup
+        var touchpoints: StringTable.Lookup
+    }
+
+    /// Finds the block's strings in `dictionary` (readied by ``StoreDictionary/prepareLookups()``), changing
+    /// nothing: the blocks of a commit look up on every core, then get their ids one after the other.
+    static func lookUp(_ block: Prepared, in dictionary: StoreDictionary) -> Lookups {
+        Lookups(profiles: dictionary.profiles.lookUp(block.events.profiles),
+                touchpoints: dictionary.touchpoints.lookUp(block.events.touchpoints))
+    }
+
+    /// ``assignIDs(_:dictionary:)`` given the block's ``lookUp(_:in:)`` in `dictionary` as it was before this block
+    /// and the ones before it in the commit were given theirs (what they added is found again, not added twice).
+    static func assignIDs(_ block: Prepared, _ lookups: Lookups, dictionary: inout StoreDictionary) -> Assigned {
+        var lookups = lookups
         let firstNewProfile = dictionary.profiles.count
         let firstNewTouchpoint = dictionary.touchpoints.count
-        let profileOf = dictionary.profiles.internAll(block.events.profiles)
-        let touchpointOf = dictionary.touchpoints.internAll(block.events.touchpoints)
+        dictionary.profiles.internMissing(block.events.profiles, &lookups.profiles)
+        dictionary.touchpoints.internMissing(block.events.touchpoints, &lookups.touchpoints)
         dictionary.profileBlocks += 1
         dictionary.touchpointBlocks += 1
-        return Assigned(profileOf: profileOf, touchpointOf: touchpointOf, newProfiles: firstNewProfile..<dictionary.profiles.count,
+        return Assigned(profileOf: lookups.profiles.ids, touchpointOf: lookups.touchpoints.ids,
+                        newProfiles: firstNewProfile..<dictionary.profiles.count,
                         newTouchpoints: firstNewTouchpoint..<dictionary.touchpoints.count)
     }
 

@@ -12,6 +12,12 @@ struct StoreDictionary: Sendable {
     var profileBlocks = 0
     var touchpointBlocks = 0
 
+    /// Readies both tables for lookups from several threads (``StringTable/prepareLookups()``).
+    mutating func prepareLookups() {
+        profiles.prepareLookups()
+        touchpoints.prepareLookups()
+    }
+
     /// Adds the profiles a block introduces, given its summary and its (checked, decompressed) new-profiles section.
     /// With `strict`, also checks what the writer guarantees of a block's new strings: each is 1–256 bytes of UTF-8,
     /// and they ascend (see ``read(_:_:into:strict:_:)``).

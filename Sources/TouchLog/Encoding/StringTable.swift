@@ -193,20 +193,43 @@ public struct StringTable: Sendable {
     }
 
     /// Interns every string of `other` (a block's dictionary, sorted by bytes) and returns, for each of its ids,
-    /// the id here.
+    /// the id here. With `only`, interns just the strings it marks; the others map to `UInt32.max`.
+    mutating func internAll(_ other: StringTable, only: [Bool]? = nil) -> [UInt32] {
+        prepareLookups()
+        var lookup = lookUp(other, only: only)
+        internMissing(other, &lookup)
+        return lookup.ids
+    }
+
+    /// What ``lookUp(_:only:)`` found of another table's strings: each one's id here (`UInt32.max` where this
+    /// table does not hold it, or it was not asked for), and those not found, with their hashes, for
+    /// ``internMissing(_:_:)``.
+    struct Lookup: Sendable {
+        var ids: [UInt32]
+        var missing: [Int] = []
+        var hashes: [UInt64] = []
+    }
+
+    /// Readies the index for ``lookUp(_:only:)``: the sorted strings' keys, and the hash index over the others.
+    mutating func prepareLookups() {
+        if sortedCount > 0 { prepareSortedKeys() }
+        reserveSlots(for: 0)
+    }
+
+    /// Finds the strings of `other` (ideally sorted by bytes) here, changing nothing, so that several threads may
+    /// look up in one table at once (after ``prepareLookups()``, before any change). With `only`, just the
+    /// strings it marks.
     ///
     /// Strings in the sorted run are found by one forward walk. The rest go to the hash index in groups: first
-    /// every slot of the group is read, so that their cache misses overlap, then the group is interned. With a
+    /// every slot of the group is read, so that their cache misses overlap, then each string is probed for. With a
     /// million profiles the index is far bigger than the cache and each lookup is a miss; one at a time they
     /// would wait for memory in turn.
-    ///
-    /// With `only`, interns just the strings it marks; the others map to `UInt32.max`.
-    mutating func internAll(_ other: StringTable, only: [Bool]? = nil) -> [UInt32] {
-        var ids = [UInt32](repeating: .max, count: other.count)
+    func lookUp(_ other: StringTable, only: [Bool]? = nil) -> Lookup {
+        var lookup = Lookup(ids: [UInt32](repeating: .max, count: other.count))
         var pending: [Int] = []
         let wanted = only.map { only in (0..<other.count).filter { only[$0] } } ?? Array(0..<other.count)
         if sortedCount > 0 {
-            prepareSortedKeys()
+            precondition(sortedKeys.count == sortedCount, "prepareLookups() readies the sorted run")
             var cursor = 0
             bytes.withUnsafeBytes { mine in
                 other.bytes.withUnsafeBytes { theirs in
@@ -216,7 +239,7 @@ public struct StringTable: Sendable {
                         if cursor > 0 && !bytesPrecede(UnsafeRawBufferPointer(rebasing: mine[range(cursor - 1)]), string) { cursor = 0 }
                         cursor = lowerBound(string, from: cursor, all: mine)
                         if cursor < sortedCount && equals(cursor, string) {
-                            ids[id] = UInt32(cursor)
+                            lookup.ids[id] = UInt32(cursor)
                             cursor += 1
                         } else {
                             pending.append(id)
@@ -227,35 +250,63 @@ public struct StringTable: Sendable {
         } else {
             pending = wanted
         }
+        lookup.missing.reserveCapacity(pending.count)
+        lookup.hashes.reserveCapacity(pending.count)
         let group = 16
         var hashes = [UInt64](repeating: 0, count: group)
         var firstSlots = [Slot](repeating: Slot(), count: group)
         other.bytes.withUnsafeBytes { all in
-            var start = 0
-            while start < pending.count {
-                let end = min(start + group, pending.count)
-                // No rehash inside the group, so a filled slot read in the first pass stays as it was.
-                reserveSlots(for: end - start)
+            slots.withUnsafeBufferPointer { slots in
                 let mask = slots.count - 1
-                for k in start..<end {
-                    let hash = Self.hash(UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])]))
-                    hashes[k - start] = hash
-                    firstSlots[k - start] = slots[Int(truncatingIfNeeded: hash) & mask]
-                }
-                for k in start..<end {
-                    let string = UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])])
-                    let hash = hashes[k - start]
-                    let first = firstSlots[k - start]
-                    if first.id1 != 0 && holds(first, string, tag: Self.tag(hash, length: string.count), prefix: Self.sortKey(string)) {
-                        ids[pending[k]] = first.id1 - 1
-                    } else {
-                        ids[pending[k]] = intern(string, hash: hash)
+                var start = 0
+                while start < pending.count {
+                    let end = min(start + group, pending.count)
+                    for k in start..<end {
+                        let hash = Self.hash(UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])]))
+                        hashes[k - start] = hash
+                        if !slots.isEmpty { firstSlots[k - start] = slots[Int(truncatingIfNeeded: hash) & mask] }
                     }
+                    for k in start..<end {
+                        let string = UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])])
+                        let hash = hashes[k - start]
+                        let tag = Self.tag(hash, length: string.count)
+                        let prefix = Self.sortKey(string)
+                        var found: UInt32?
+                        if !slots.isEmpty {
+                            var entry = firstSlots[k - start]
+                            var slot = Int(truncatingIfNeeded: hash) & mask
+                            while entry.id1 != 0 {
+                                if holds(entry, string, tag: tag, prefix: prefix) {
+                                    found = entry.id1 - 1
+                                    break
+                                }
+                                slot = (slot + 1) & mask
+                                entry = slots[slot]
+                            }
+                        }
+                        if let found {
+                            lookup.ids[pending[k]] = found
+                        } else {
+                            lookup.missing.append(pending[k])
+                            lookup.hashes.append(hash)
+                        }
+                    }
+                    start = end
                 }
-                start = end
             }
         }
-        return ids
+        return lookup
+    }
+
+    /// Interns the strings `lookup` did not find, in its order, completing its ids. Another string of the same
+    /// bytes interned since the lookup is found, not added twice.
+    mutating func internMissing(_ other: StringTable, _ lookup: inout Lookup) {
+        reserveSlots(for: lookup.missing.count)
+        other.bytes.withUnsafeBytes { all in
+            for (k, id) in lookup.missing.enumerated() {
+                lookup.ids[id] = intern(UnsafeRawBufferPointer(rebasing: all[other.range(id)]), hash: lookup.hashes[k])
+            }
+        }
     }
 
     /// The id of `string`, or nil when the table does not hold it (a linear search when there is no hash index).

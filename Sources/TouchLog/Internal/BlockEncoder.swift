@@ -48,8 +48,9 @@ final class BlockEncoder: Sendable {
         return .prepared(GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch))
     }
 
-    /// The second step, with the writer held, right before the blocks are written (in log order): the ids, one block
-    /// after the other, then the blocks' bytes on every core.
+    /// The second step, with the writer held, right before the blocks are written (in log order): the blocks'
+    /// strings looked up in the store's dictionary on every core, the ids of those it lacks given one block after
+    /// the other, then the blocks' bytes on every core.
     func seal(_ blocks: [Pending]) throws(TouchLogError) -> [RawBlock] {
         let (assigned, dictionary) = try state.withLock {
             (state: inout State) throws(TouchLogError) -> ([GroupedBlockCodec.Assigned?], StoreDictionary?) in
@@ -59,29 +60,43 @@ final class BlockEncoder: Sendable {
                 state.dictionary = dictionary
                 state.committed = Self.size(dictionary)
             }
-            let assigned = blocks.map { pending -> GroupedBlockCodec.Assigned? in
-                guard case .prepared(let prepared) = pending else { return nil }
-                return GroupedBlockCodec.assignIDs(prepared, dictionary: &state.dictionary!)
+            // Taken out of the state, so that once the lookups (which share it) are done it is changed in place.
+            var dictionary = state.dictionary.take()!
+            dictionary.prepareLookups()
+            let lookups = Self.onEveryCore(blocks.count) { [dictionary] k -> GroupedBlockCodec.Lookups? in
+                guard case .prepared(let prepared) = blocks[k] else { return nil }
+                return GroupedBlockCodec.lookUp(prepared, in: dictionary)
             }
-            return (assigned, state.dictionary)
+            let assigned = blocks.indices.map { k -> GroupedBlockCodec.Assigned? in
+                guard case .prepared(let prepared) = blocks[k] else { return nil }
+                return GroupedBlockCodec.assignIDs(prepared, lookups[k]!, dictionary: &dictionary)
+            }
+            state.dictionary = dictionary
+            return (assigned, dictionary)
         }
         guard let dictionary else {
             return blocks.map { if case .ready(let block) = $0 { return block } else { preconditionFailure("checked above") } }
         }
         // `dictionary` is a copy (its storage shared, never written meanwhile: the writer is held).
-        let sealed = Mutex([RawBlock?](repeating: nil, count: blocks.count))
-        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), blocks.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            for k in stride(from: worker, to: blocks.count, by: workers) {
-                let block: RawBlock
-                switch blocks[k] {
-                case .ready(let ready): block = ready
-                case .prepared(let prepared): block = GroupedBlockCodec.build(prepared, assigned[k]!, dictionary: dictionary)
-                }
-                sealed.withLock { $0[k] = block }
+        return Self.onEveryCore(blocks.count) { k in
+            switch blocks[k] {
+            case .ready(let ready): ready
+            case .prepared(let prepared): GroupedBlockCodec.build(prepared, assigned[k]!, dictionary: dictionary)
             }
         }
-        return sealed.withLock { $0.map { $0! } }
+    }
+
+    /// `body(k)` for each `k` in `0..<count`, spread over the cores; the results in order of `k`.
+    private static func onEveryCore<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
+        let results = Mutex([T?](repeating: nil, count: count))
+        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for k in stride(from: worker, to: count, by: workers) {
+                let result = body(k)
+                results.withLock { $0[k] = result }
+            }
+        }
+        return results.withLock { $0.map { $0! } }
     }
 
     /// Both steps for one batch, as one block, for a caller that holds the writer (bulk ingest).
