@@ -345,8 +345,9 @@ def main():
     parser.add_argument("--times", type=int, help="fresh past times per segment, way and kind (default 4; 2 with --quick)")
     parser.add_argument("--seed", type=int, help="seed of the query times (default: drawn from the clock, printed)")
     parser.add_argument("--no-sqlite", action="store_true", help="leave SQLite out (its load takes minutes at 10M events)")
-    parser.add_argument("--format", type=int, choices=(1, 2), default=2,
-                        help="the log format of touchlog's stores (default 2, what new stores get; 1: what 0.1.0 wrote)")
+    parser.add_argument("--format", type=int, choices=(1, 2, 3), default=3,
+                        help="the log format of touchlog's stores (default 3, what new stores get: identifiers sealed, "
+                             "erasable; 2: in plain text; 1: what 0.1.0 wrote)")
     parser.add_argument("--work", help="working directory (default /tmp/touchlog-bench-EVENTS)")
     parser.add_argument("--out", default=os.path.join(ROOT, ".build", "bench-results.json"))
     for hidden in ("engine", "task", "db", "chunks", "queries"):
@@ -389,10 +390,12 @@ def main():
     single = os.path.join(work, "touchlog-one-commit")
     shutil.rmtree(single, ignore_errors=True)
     t = {}
-    # The queried format is the one new stores get (2), or format 1 (what touchlog 0.1.0 wrote) with --format 1.
+    # The queried format is the one new stores get (3), or an older one with --format 2 or 1.
     fmt = {"TOUCHLOG_NEW_STORE_FORMAT": str(args.format), "TOUCHLOG_BENCH_FORMAT": str(args.format)}
     t["ingest"] = run([TOUCHLOG, "append", "--store", single, jsonl], env=fmt)[:2]
-    t["bytes"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(single, "log", "*.tlog")))
+    # Format 3: the key file (the pads that seal the identifiers) counts as the store's too.
+    t["keyBytes"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(single, "keys", "*")))
+    t["bytes"] = sum(os.path.getsize(p) for p in glob.glob(os.path.join(single, "log", "*.tlog"))) + t["keyBytes"]
     # Steps under a second vary by ±20% from run to run on a shared machine: take the median of three.
     t["scan"] = median_run([TOUCHLOG, "replay", "--store", single, "--profile", "nobody"])
     t["verify"] = median_run([TOUCHLOG, "verify", "--store", single])
@@ -597,7 +600,10 @@ def report(r, plan):
     row("ingest JSONL (s)", tl["ingest"][0], {p: engines[p]["ingest"][0] for p in others}, "s")
     row("ingest rate (events/s)", n / tl["ingest"][0], {p: n / engines[p]["ingest"][0] for p in others}, "", better_low=False)
     row("ingest as 20 commits, a process each (s)", tl["ingestCommits"], {}, "s")
-    row("bytes on disk per event", tl["bytes"] / n, {p: engines[p]["bytes"] / n for p in others}, "B")
+    row("bytes on disk per event" + (" (touchlog: log and key file)" if tl.get("keyBytes") else ""), tl["bytes"] / n,
+        {p: engines[p]["bytes"] / n for p in others}, "B")
+    if tl.get("keyBytes"):
+        row("of which the key file (pads of the sealed identifiers)", tl["keyBytes"] / n, {}, "B")
     row("snapshot create of the five segments, 20-commit store (s)", tl["snapshotCreate"], {}, "s")
     row("full scan, every field (s; touchlog: in-process decode on one thread, median of 3)", tl["decode"]["seconds"],
         {p: engines[p]["scan"][0] for p in others}, "s")

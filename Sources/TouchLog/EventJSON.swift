@@ -1,7 +1,8 @@
 /// Writes events as JSON Lines, the output of `replay` (valid `append` input).
 ///
 /// `{"offset":0,"recorded":"…","time":"…","profile":"…","type":"click","touchpoint":"…","value":59.9}`; strings are
-/// escaped per RFC 8259 (`"`, `\`, control characters), other characters written as UTF-8.
+/// escaped per RFC 8259 (`"`, `\`, control characters), other characters written as UTF-8. An erased profile's event
+/// (format 3; an empty profile) has `"profile":null,"erased":true`: such a line is not valid `append` input.
 public enum EventJSON {
     /// Appends the line for event `index` of `block` (with its newline) to `out`.
     public static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
@@ -27,8 +28,12 @@ public enum EventJSON {
         Timestamp.append(recorded, to: &out)
         append(#"","time":""#, to: &out)
         Timestamp.append(time, to: &out)
-        append(#"","profile":"#, to: &out)
-        appendString(profile, to: &out)
+        if profile.isEmpty {
+            append(#"","profile":null,"erased":true"#, to: &out)
+        } else {
+            append(#"","profile":"#, to: &out)
+            appendString(profile, to: &out)
+        }
         append(#","type":""#, to: &out)
         append(type.staticName, to: &out)
         out.append(UInt8(ascii: "\""))

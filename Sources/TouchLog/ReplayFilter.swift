@@ -12,9 +12,12 @@ public struct ReplayFilter: Sendable {
     public var profiles: [String] = []
     public var touchpoints: [String] = []
     public var types: Set<EventType> = []
+    /// Also the events of erased profiles (format 3), whose profile is empty (left out by default).
+    public var includeErased = false
 
     public init(fromOffset: UInt64? = nil, toOffset: UInt64? = nil, since: Int64? = nil, until: Int64? = nil,
-                profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = []) {
+                profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = [], includeErased: Bool = false) {
+        self.includeErased = includeErased
         self.fromOffset = fromOffset
         self.toOffset = toOffset
         self.since = since
@@ -37,7 +40,16 @@ public struct ReplayFilter: Sendable {
     public func matches(in block: DecodedBlock) -> [Int] {
         let events = block.events
         // String conditions are resolved once per dictionary entry, not per event.
-        let profileAllowed = allowed(profiles, in: events.profiles)
+        var profileAllowed = allowed(profiles, in: events.profiles)
+        if !includeErased {
+            // An erased profile (format 3) is an empty entry of the block's dictionary.
+            let erased = (0..<events.profiles.count).filter { events.profiles.range($0).isEmpty }
+            if !erased.isEmpty {
+                var allowed = profileAllowed ?? [Bool](repeating: true, count: events.profiles.count)
+                for id in erased { allowed[id] = false }
+                profileAllowed = allowed
+            }
+        }
         let touchpointAllowed = allowed(touchpoints, in: events.touchpoints)
         if profileAllowed?.contains(true) == false || touchpointAllowed?.contains(true) == false { return [] }
         let typeMask = types.isEmpty ? UInt8(7) : types.reduce(UInt8(0)) { $0 | (1 << $1.rawValue) }

@@ -7,7 +7,8 @@ import Glibc
 /// STORE/
 ///   LOCK          held (flock) by the one writing process; holds its pid
 ///   log/          00000000000000000000.tlog, …: the log, named by first offset
-///   log-format1/  after `touchlog migrate`: the format-1 log it replaced, kept for audits
+///   log-format1/  after `touchlog migrate`: the format-1 (or log-format2/: format-2) log it replaced, kept for audits
+///   keys/         format 3: profiles.tlk, the pads that seal profile identifiers (``ProfileKeyFile``)
 ///   snapshots/    saved projection states (derived; safe to delete)
 ///   segments/     segment definitions, every version kept
 /// ```
@@ -17,6 +18,8 @@ struct StoreLayout {
     var log: String { root + "/log" }
     var lock: String { root + "/LOCK" }
     var snapshots: String { root + "/snapshots" }
+    /// Format 3: the key file (``ProfileKeyFile``).
+    var profileKeys: String { root + "/keys/profiles.tlk" }
     var segments: String { root + "/segments" }
 
     /// True when `root` holds a store (its `log/` directory exists).

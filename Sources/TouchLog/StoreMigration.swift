@@ -7,7 +7,7 @@ public struct MigrationReport: Sendable {
     public var fromVersion: UInt16?
     public var events: UInt64 = 0
     public var commits = 0
-    /// The chain head of the log that was replaced (kept in `STORE/log-format1/`), and of the new one.
+    /// The chain head of the log that was replaced (kept in `STORE/log-format1/` or `log-format2/`), and of the new one.
     public var previousHead = BlockHash.zero
     public var head = BlockHash.zero
 }
@@ -16,7 +16,7 @@ public struct MigrationReport: Sendable {
 ///
 /// Every event keeps its offset, and every commit its boundaries and recorded time, so every answer (as of any T, by
 /// what was known at any K) stays the same. The new log is a new hash chain: its first commit carries metadata naming
-/// the old chain's head and length, and the old log is kept, untouched, in `STORE/log-format1/`, so that `verify`
+/// the old chain's head and length, and the old log is kept, untouched, in `STORE/log-formatN/`, so that `verify`
 /// checks both and the link between them (an auditor's old chain head still verifies there). Snapshots, which name
 /// blocks of the old chain, are removed; queries recreate what they need.
 ///
@@ -24,8 +24,15 @@ public struct MigrationReport: Sendable {
 /// is renamed; the switch is two renames, and a store left between them (a crash) is completed the next time it is
 /// opened. The store's lock is held throughout: no other writer can append meanwhile.
 public enum StoreMigration {
-    /// Where the replaced format-1 log is kept, under the store.
-    public static let archivedLog = "log-format1"
+    /// Where the log a migration replaced is kept, under the store: `log-format1` or `log-format2`.
+    public static func archivedLog(from version: UInt16) -> String { "log-format\(version)" }
+    /// The replaced log kept under the store in `directory`, if any (its directory name and format).
+    public static func archivedLog(in directory: String) -> (name: String, version: UInt16)? {
+        for version in UInt16(1)..<BlockHeader.formatVersion where SystemFile.isDirectory(directory + "/" + archivedLog(from: version)) {
+            return (archivedLog(from: version), version)
+        }
+        return nil
+    }
     static let workDirectory = "migrating"
 
     /// The commit metadata that links a migrated log to the one it replaced.
@@ -70,9 +77,10 @@ public enum StoreMigration {
         guard old.formatVersion < BlockHeader.formatVersion else { return report }
         report.fromVersion = old.formatVersion
         let work = directory + "/" + workDirectory
-        let archive = directory + "/" + archivedLog
-        guard !SystemFile.isDirectory(archive) else {
-            throw TouchLogError(code: .invalidArgument, message: "\(archive) already exists: move it away before migrating again")
+        let archive = directory + "/" + archivedLog(from: old.formatVersion)
+        if let kept = archivedLog(in: directory) {
+            throw TouchLogError(code: .invalidArgument, message: "\(directory)/\(kept.name) already exists (an earlier migration's log): "
+                                + "move it out of the store before migrating again")
         }
         removeTree(work)  // a migration that never finished
         let source = try StoreReader(directory: directory)
@@ -85,8 +93,9 @@ public enum StoreMigration {
             let writer = try storage { () throws(StorageError) in
                 try LogWriter(directory: work + "/log", lockPath: work + "/LOCK", options: LogOptions(formatVersion: BlockHeader.formatVersion))
             }
-            var dictionary = StoreDictionary()
-            var scratch = EventBlockCodec.EncodeScratch()
+            let keys = try ProfileKeyFile(path: StoreLayout(root: work).profileKeys, writable: true)
+            writer.beforeCommit = { try keys.sync() }
+            let encoder = BlockEncoder(formatVersion: BlockHeader.formatVersion, keys: keys)
             var open = false
             for location in source.log.blocks {
                 if !open {
@@ -94,11 +103,11 @@ public enum StoreMigration {
                     try storage { () throws(StorageError) in try writer.beginTransaction(recorded: location.header.maxRecorded, metadata: metadata) }
                     open = true
                 }
-                let block = try source.decode(location)
-                let prepared = GroupedBlockCodec.prepare(block.events, range: 0..<block.events.count, scratch: &scratch)
-                _ = try storage { () throws(StorageError) in try writer.add(GroupedBlockCodec.encode(prepared, dictionary: &dictionary)) }
+                let block = try encoder.block(of: try source.decode(location).events)
+                _ = try storage { () throws(StorageError) in try writer.add(block) }
                 if location.header.isCommit {
                     _ = try storage { () throws(StorageError) in try writer.commit() }
+                    encoder.finished(committed: true)
                     open = false
                     report.commits += 1
                     progress(location.header.endOffset, report.events)
@@ -119,17 +128,20 @@ public enum StoreMigration {
         return report
     }
 
-    /// Completes a migration that stopped between its two renames (no `log/`, the archive and the new log present).
+    /// Completes a migration that stopped between its renames (no `log/`, the archive and the new log present).
     static func finishInterruptedMigration(_ layout: StoreLayout) {
         let work = layout.root + "/" + workDirectory
-        guard !SystemFile.isDirectory(layout.log), SystemFile.isDirectory(layout.root + "/" + archivedLog),
-            SystemFile.isDirectory(work + "/log")
-        else { return }
+        guard !SystemFile.isDirectory(layout.log), archivedLog(in: layout.root) != nil, SystemFile.isDirectory(work + "/log") else { return }
         try? finishSwitch(layout)
     }
 
+    /// Moves the new key file, then the new log, into place (the old log was archived before).
     private static func finishSwitch(_ layout: StoreLayout) throws(TouchLogError) {
         let work = layout.root + "/" + workDirectory
+        if SystemFile.isDirectory(work + "/keys") {
+            removeTree(layout.root + "/keys")  // a plain-text store has none; anything there belongs to no log
+            guard rename(work + "/keys", layout.root + "/keys") == 0 else { throw errnoError("cannot move the migrated key file into place") }
+        }
         guard rename(work + "/log", layout.log) == 0 else { throw errnoError("cannot move the migrated log into \(layout.log)") }
         try? SystemFile.syncDirectory(layout.root)
         removeTree(work)

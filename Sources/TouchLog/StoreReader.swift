@@ -50,6 +50,10 @@ public final class StoreReader {
     private var groupedScratch = GroupedBlockCodec.DecodeScratch()
     /// Format 2: the snapshots this reader loaded lately, by path (a snapshot file never changes once written).
     var loadedSnapshots: [(path: String, snapshot: GroupedSnapshot)] = []
+    /// Format 3: the key file, opened when first needed.
+    var keyFile: ProfileKeyFile?
+    /// Format 3: the erasures the log records, as of the last refresh.
+    var erasures = Erasures()
 
     /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
     public init(directory: String) throws(TouchLogError) {
@@ -57,11 +61,13 @@ public final class StoreReader {
         try layout.requireExisting()
         self.directory = directory
         self.log = try storage { () throws(StorageError) in try LogReader(directory: layout.log) }
+        try readErasures()
     }
 
     /// Picks up commits made since opening.
     public func refresh() throws(TouchLogError) {
         try storage { () throws(StorageError) in try log.refresh() }
+        try readErasures()
     }
 
     /// The offset after the last committed event (the number of events in the store).
@@ -112,8 +118,9 @@ public final class StoreReader {
         let last = last ?? log.blocks.count - 1
         while dictionary.profileBlocks <= last {
             let index = dictionary.profileBlocks
+            let sealed = log.blocks[index].header.version >= 3
             try readDictionarySection(.newProfiles, of: index) { summary, section throws(DecodeError) in
-                try dictionary.addProfiles(summary, section: section, strict: false)
+                try dictionary.addProfiles(summary, section: section, strict: false, sealed: sealed)
             }
         }
     }
@@ -135,6 +142,7 @@ public final class StoreReader {
         let summary = try summary(of: index)
         var raw: [UInt8] = []
         try Self.readSection(kind, of: location, summary, reader: log, stored: &sectionBytes, into: &raw)
+        if kind == .newProfiles { try openProfiles(&raw, of: location, summary) }
         do {
             try raw.withDecodedBytes { section throws(DecodeError) in try add(summary, section) }
         } catch {

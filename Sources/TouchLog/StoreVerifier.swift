@@ -8,11 +8,15 @@ public struct StoreVerifyReport: Sendable {
     /// Problems outside the log (snapshots, segment definitions), each a sentence naming the file.
     public var otherProblems: [String] = []
     public var snapshotsChecked = 0
-    /// After `touchlog migrate`: the report on the replaced log kept in `STORE/log-format1/` (its chain is checked
+    /// After `touchlog migrate`: the report on the replaced log kept in `STORE/log-format1/` or `log-format2/` (its chain is checked
     /// like the log's, and the log's first commit must name its head and length).
     public var archivedLog: VerifyReport?
     /// What could not be checked and why (not damage in itself), a sentence each.
     public var notes: [String] = []
+    /// The format of the replaced log kept under the store (see ``archivedLog``).
+    public var archivedFormat: UInt16?
+    /// Format 3: the erasures the log records, each with the chain head just before it.
+    public var erasures: [ErasureInfo] = []
 
     public var isIntact: Bool { log.isIntact && otherProblems.isEmpty && (archivedLog?.isIntact ?? true) }
 }
@@ -32,9 +36,18 @@ public enum StoreVerifier {
         let chainProblem = known.problem
         let introductions = Introductions()
         let unchecked = Mutex(0)
+        // Format 3: the key file's pads open the sealed profiles of every block (the erased ones stay empty).
+        var keyProblems: [String] = []
+        var sealing: KeyFileCheck?
+        if let reader, reader.formatVersion >= 3 {
+            do { sealing = KeyFileCheck(keys: try reader.profileKeys(), erased: reader.erasures.profiles, profiles: known.profiles) } catch {
+                keyProblems.append(error.message)
+            }
+        }
+        let opener = sealing
         var log = try storage { () throws(StorageError) in
             try LogVerifier.verify(directory: layout.log, progress: progress) {
-                payloadCheck(known: known, introductions: introductions) { unchecked.withLock { $0 += 1 } }
+                payloadCheck(known: known, introductions: introductions, sealing: opener) { unchecked.withLock { $0 += 1 } }
             }
         }
         // The damage that stopped the chain is named once: the log's own checks usually name that block already.
@@ -43,6 +56,7 @@ public enum StoreVerifier {
         }
         if let reader { log.problems += introductions.repeated(reader, chain: known) }
         var report = StoreVerifyReport(log: log)
+        report.erasures = reader?.erasures.records ?? []
         let skipped = unchecked.withLock { $0 }
         if skipped > 0 {
             let one = skipped == 1
@@ -52,18 +66,24 @@ public enum StoreVerifier {
         if log.isIntact, let reader = try? StoreReader(directory: directory) {
             (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()
         }
-        let archive = directory + "/" + StoreMigration.archivedLog
-        if SystemFile.isDirectory(archive) {
+        if let sealing, known.problem == nil {
+            keyProblems += sealing.problems()
+            report.notes += sealing.notes()
+        }
+        report.otherProblems += keyProblems
+        if let kept = StoreMigration.archivedLog(in: directory) {
+            let archive = directory + "/" + kept.name
             let archived = try storage { () throws(StorageError) in
                 try LogVerifier.verify(directory: archive, makePayloadCheck: { payloadCheck() })
             }
             report.archivedLog = archived
+            report.archivedFormat = kept.version
             let link = (try? LogReader(directory: layout.log)).flatMap { reader in
                 reader.blocks.first(where: \.header.isCommit).flatMap { try? reader.metadata(of: $0) }.flatMap { StoreMigration.Link($0) }
             }
             if link?.head != archived.head || link?.events != archived.records {
                 report.otherProblems.append(
-                    "\(StoreMigration.archivedLog): the log's first commit does not name this log (chain head \(archived.head), " +
+                    "\(kept.name): the log's first commit does not name this log (chain head \(archived.head), " +
                     "\(archived.records) events) as the one it replaced")
             }
         }
@@ -74,15 +94,20 @@ public enum StoreVerifier {
     /// strings each block introduces go to `introductions`; a block that uses ids past those the chain of summaries
     /// `known` reached (it stops at a damaged block) calls `unchecked`.
     private static func payloadCheck(known: Introductions.Chain = .init(), introductions: Introductions? = nil,
-                                     unchecked: @escaping () -> Void = {}) -> LogVerifier.PayloadCheck {
+                                     sealing: KeyFileCheck? = nil, unchecked: @escaping () -> Void = {}) -> LogVerifier.PayloadCheck {
         // One batch per thread, reused from block to block.
         var events = EventBatch()
         var scratch = GroupedBlockCodec.DecodeScratch()
         return { header, payload in
             do {
+                if header.isMarker { return sealing?.markerProblem(header, payload) }
                 if header.version >= 2 {
                     // Every event is read and checked; the count and times are those of the summary, checked against the header.
-                    let summary = try GroupedBlockCodec.decodeStored(header, payload, dictionary: nil, into: &events, scratch: &scratch)
+                    let summary = try GroupedBlockCodec.decodeStored(header, payload, dictionary: nil, into: &events, scratch: &scratch) {
+                        summary, raw throws(DecodeError) in
+                        guard let sealing else { throw DecodeError(byte: 0, reason: "sealed profiles, and no key file to open them") }
+                        try sealing.open(summary, &raw)
+                    }
                     if !known.holds(summary) { unchecked() }
                     introductions?.add(profiles: scratch.newProfiles, touchpoints: scratch.newTouchpoints)
                     return nil
@@ -160,7 +185,8 @@ private final class Introductions: Sendable {
 
     private static func add(_ strings: StringTable, to sink: borrowing Mutex<Hashes>) {
         guard strings.count > 0 else { return }
-        let hashes = strings.hashes()
+        // An erased profile (format 3) is empty: it is no string any more, so it repeats none.
+        let hashes = strings.hashes(skippingEmpty: true)
         sink.withLock {
             for hash in hashes { $0.buckets[Int(truncatingIfNeeded: hash >> UInt64(64 - Hashes.bucketBits))].append(hash) }
         }
@@ -179,7 +205,7 @@ private final class Introductions: Sendable {
                      ("touchpoint", repeatedTouchpoints, reader.dictionary.touchpoints, chain.firstTouchpoints)]
         for (what, repeated, table, firsts) in kinds where !repeated.isEmpty {
             var firstID: [[UInt8]: Int] = [:]
-            for (id, hash) in table.hashes().enumerated() where repeated.contains(hash) {
+            for (id, hash) in table.hashes().enumerated() where repeated.contains(hash) && !table[id].isEmpty {
                 let string = Array(table[id])
                 guard let earlier = firstID[string] else {
                     firstID[string] = id
@@ -207,5 +233,97 @@ private final class Introductions: Sendable {
             }
         }
         return found.withLock { $0 }
+    }
+}
+
+/// `verify`'s checks of a format-3 store's key file: each block's sealed profiles open with the pads of its record
+/// (the record bound to that block's section), every pad check holds, every profile the log introduced has a pad
+/// (or an erasure), no pad is left of an erased profile, and every erasure record names profiles the log has.
+private final class KeyFileCheck: Sendable {
+    let keys: ProfileKeyFile
+    let erased: Set<Int>
+    /// The profiles the log introduced (as far as its summaries could be read).
+    let profiles: Int
+    /// Erased profiles whose pads are still there, found as blocks are opened.
+    private let unfinished = Mutex<[Int]>([])
+
+    init(keys: ProfileKeyFile, erased: Set<Int>, profiles: Int) {
+        self.keys = keys
+        self.erased = erased
+        self.profiles = profiles
+    }
+
+    func open(_ summary: BlockSummary, _ raw: inout [UInt8]) throws(DecodeError) {
+        guard summary.newProfiles > 0 else { return }
+        let first = Int(summary.firstNewProfile)
+        let found: (record: ProfileKeyFile.Record, pads: [UInt8])?
+        do { found = try keys.pads(from: first) } catch { throw DecodeError(byte: 0, reason: error.message) }
+        guard let (record, pads) = found, record.count == summary.newProfiles else {
+            throw DecodeError(byte: 0, reason: "no key record for the profiles it introduces (ids \(first)..<\(first + summary.newProfiles))")
+        }
+        guard record.binding == XXH3.hash(raw[...]) else {
+            throw DecodeError(byte: 0, reason: "the key record of profiles \(first)..<\(first + summary.newProfiles) is bound to other sealed bytes")
+        }
+        let erased = self.erased
+        let ranges = try raw.withDecodedBytes { section throws(DecodeError) in
+            try ProfileSealing.padRanges(section, count: summary.newProfiles)
+        }
+        let left = ranges.indices.filter { erased.contains(first + $0) && pads[ranges[$0]].contains { $0 != 0 } }
+        if !left.isEmpty { unfinished.withLock { $0 += left.map { first + $0 } } }
+        raw = try raw.withDecodedBytes { section throws(DecodeError) in
+            try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: first, pads: pads) { erased.contains($0) }
+        }
+    }
+
+    func markerProblem(_ header: BlockHeader, _ payload: [UInt8]) -> String? {
+        guard let range = BlockHeader.metadataRange(inSummary: payload[...]) else { return "marker metadata runs past its block" }
+        do {
+            guard let record = try ErasureRecord(metadata: Array(payload[range])) else { return nil }
+            if let last = record.profiles.last, last >= profiles { return "erasure of profile \(last), which the log never introduced" }
+        } catch { return "bad erasure record: \(error)" }
+        return nil
+    }
+
+    /// What is past the log in the key file: pads written for a commit in progress, or for one a crash cut short (not
+    /// damage: the writer removes them when it opens the store).
+    func notes() -> [String] {
+        let covered = keys.records.last?.profiles.upperBound ?? 0
+        var notes: [String] = []
+        if covered > profiles {
+            notes.append("\(keys.path): keys for profiles \(profiles)..<\(covered), which no commit introduced yet (a commit in progress, "
+                         + "or one that did not finish; the writer removes them when it opens the store)")
+        }
+        if keys.tornTail > 0 {
+            notes.append("\(keys.path): \(keys.tornTail) bytes after its last whole record (the same)")
+        }
+        return notes
+    }
+
+    /// What is wrong with the key file as a whole (each record's pad check, coverage, finished erasures).
+    func problems() -> [String] {
+        var problems: [String] = []
+        let records = keys.records
+        let covered = records.last?.profiles.upperBound ?? 0
+        if covered < profiles {
+            problems.append("\(keys.path): no keys for profiles \(covered)..<\(profiles), which the log introduced: their identifiers cannot be read")
+        }
+        let unfinished = self.unfinished.withLock { $0.sorted() }
+        if !unfinished.isEmpty {
+            let one = unfinished.count == 1
+            problems.append("\(keys.path): the log records \(one ? "profile \(unfinished[0])" : "\(unfinished.count) profiles") as erased, and "
+                            + "\(one ? "its key is" : "their keys are") still there (an erasure did not finish: opening the store for writing finishes it)")
+        }
+        for record in records {
+            guard let pads = try? keys.pads(from: record.firstProfile)?.pads else {
+                problems.append("\(keys.path): the record of profiles \(record.profiles) cannot be read")
+                continue
+            }
+            if XXH3.hash(pads[...]) != record.padCheck {
+                let pending = record.profiles.contains { erased.contains($0) }
+                problems.append("\(keys.path): the pads of profiles \(record.profiles) do not match their check"
+                                + (pending ? " (an erasure among them may not have finished: opening the store for writing finishes it)" : ""))
+            }
+        }
+        return problems
     }
 }

@@ -26,6 +26,8 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
         public static let writerFailed = Code("writerFailed")
         /// A change was asked of a store opened read-only.
         public static let readOnly = Code("readOnly")
+        /// The store's format cannot do what was asked (erasure needs format 3).
+        public static let unsupported = Code("unsupported")
     }
 
     public var code: Code

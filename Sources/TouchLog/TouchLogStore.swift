@@ -41,9 +41,12 @@ public final class TouchLogStore: Sendable {
         let layout = StoreLayout(root: directory)
         if create { try layout.create() } else { try layout.requireExisting() }
         let log = try storage { () throws(StorageError) in try LogWriter(directory: layout.log, lockPath: layout.lock, options: options) }
+        // Format 3: the pads of new profiles are synced with each commit, before its commit block.
+        let keys = log.formatVersion >= 3 ? try ProfileKeyFile(path: layout.profileKeys, writable: true) : nil
+        if let keys { log.beforeCommit = { try keys.sync() } }
         // Format 2: the store-wide ids so far come from the log itself (read after the writer removed any unfinished
         // commit, and only before the first append).
-        let encoder = BlockEncoder(formatVersion: log.formatVersion) { () throws(TouchLogError) -> StoreDictionary in
+        let encoder = BlockEncoder(formatVersion: log.formatVersion, keys: keys) { () throws(TouchLogError) -> StoreDictionary in
             let reader = try StoreReader(directory: directory)
             try reader.loadDictionary()
             return reader.dictionary
@@ -54,6 +57,8 @@ public final class TouchLogStore: Sendable {
         self.encoder = encoder
         self.writer = GroupCommitWriter(log, committed: { encoder.finished(committed: $0) })
         self.readers = ReaderPool(directory: directory)
+        // Pads of a commit a crash cut short go, and an erasure committed before a crash is finished.
+        if let keys { try Self.recoverKeys(directory: directory, keys: keys) }
     }
 
     /// Opens the store in `directory` for reading only: no lock is taken, so another process may be writing to it.

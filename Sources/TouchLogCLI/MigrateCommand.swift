@@ -4,11 +4,13 @@ import TouchLog
 struct MigrateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
-        abstract: "Rewrite the store's log into the newest format (2), keeping every event, offset and recorded time.",
+        abstract: "Rewrite the store's log into the newest format (3), keeping every event, offset and recorded time.",
         discussion: """
             The new log is a new hash chain whose first commit names the old chain's head; the old log is kept in \
-            STORE/log-format1, and verify checks both. Snapshots are removed (queries of format 2 do not need them). \
-            Takes the store's lock: no one may append meanwhile. A store already in format 2 is left as it is.
+            STORE/log-format1 (or log-format2), and verify checks both. Format 3 seals each profile identifier with a \
+            key of its own, so that profiles can be erased; the old log still holds them in plain text, so erasure \
+            refuses to run until it is moved out of the store. Snapshots are removed (queries recreate what they \
+            need). Takes the store's lock: no one may append meanwhile. A store already in format 3 is left as it is.
             """
     )
 
@@ -22,11 +24,11 @@ struct MigrateCommand: ParsableCommand {
             progress.finish()
             var out = StandardOutput()
             if let from = report.fromVersion {
-                out.write("migrated \(counted(report.events, "event")) in \(counted(report.commits, "commit")) from format \(from) to format 2\n")
-                out.write("previous chain head: \(report.previousHead) (that log is kept in \(StoreMigration.archivedLog)/)\n")
+                out.write("migrated \(counted(report.events, "event")) in \(counted(report.commits, "commit")) from format \(from) to format 3\n")
+                out.write("previous chain head: \(report.previousHead) (that log is kept in \(StoreMigration.archivedLog(from: from))/)\n")
                 out.write("chain head: \(report.head)\n")
             } else {
-                out.write("the store is already in format 2; nothing to do\n")
+                out.write("the store is already in format 3; nothing to do\n")
             }
             out.flush()
         }

@@ -5,7 +5,10 @@ struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Print events in log order as JSON Lines, with their offset and recorded time.",
-        discussion: "The output is valid `append` input: appending it to an empty store rebuilds the same events at the same offsets."
+        discussion: """
+            The output is valid `append` input: appending it to an empty store rebuilds the same events at the same \
+            offsets. Events of erased profiles are left out (so their offsets are missing) unless --include-erased.
+            """
     )
 
     @OptionGroup var storeOptions: StoreOptions
@@ -17,6 +20,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only this profile (repeat for several).", valueName: "profile")) var profile: [String] = []
     @Option(help: ArgumentHelp("Only this touchpoint (repeat for several).", valueName: "touchpoint")) var touchpoint: [String] = []
     @Option(help: ArgumentHelp("Only this type: view, click or conversion (repeat for several).", valueName: "type")) var type: [EventTypeArgument] = []
+    @Flag(help: "Also the events of erased profiles, with \"profile\":null,\"erased\":true (not valid append input).") var includeErased = false
 
     func validate() throws {
         if let fromOffset, let toOffset, fromOffset > toOffset { throw ValidationError("--from-offset is after --to-offset") }
@@ -29,7 +33,7 @@ struct ReplayCommand: ParsableCommand {
             let reader = try StoreReader(directory: directory)
             let filter = ReplayFilter(
                 fromOffset: fromOffset, toOffset: toOffset, since: since?.milliseconds, until: until?.milliseconds,
-                profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)))
+                profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)), includeErased: includeErased)
             let progress = Progress("replay", sharesTerminalWithOutput: true)
             var out = StandardOutput()
             try reader.forEachBlock(matching: filter) { block in

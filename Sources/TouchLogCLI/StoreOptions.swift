@@ -23,8 +23,8 @@ struct StoreOptions: ParsableArguments {
 func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogStore {
     var options = LogOptions()
     if let text = getenv("TOUCHLOG_NEW_STORE_FORMAT").map({ String(cString: $0) }) {
-        guard let version = UInt16(text), (1...LogOptions.defaultFormatVersion).contains(version) else {
-            throw ValidationError("TOUCHLOG_NEW_STORE_FORMAT must be 1 or 2, not \"\(text)\"")
+        guard let version = UInt16(text), BlockHeader.supportedVersions.contains(version) else {
+            throw ValidationError("TOUCHLOG_NEW_STORE_FORMAT must be 1, 2 or 3, not \"\(text)\"")
         }
         options.formatVersion = version
     }

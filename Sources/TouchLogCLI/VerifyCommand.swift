@@ -26,9 +26,15 @@ struct VerifyCommand: ParsableCommand {
             if log.uncommittedTailBytes > 0 && log.problems.isEmpty {
                 out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")
             }
-            if let archived = report.archivedLog {
-                out.write("checked the replaced format-1 log (\(StoreMigration.archivedLog)/): \(counted(archived.blocks, "block")), \(counted(archived.records, "event")), chain head \(archived.head)\n")
-                for problem in archived.problems { out.write("damage: \(StoreMigration.archivedLog)/\(problem)\n") }
+            for erasure in report.erasures {
+                let why = erasure.reason.isEmpty ? "" : " (\(erasure.reason))"
+                out.write("erasure of \(counted(erasure.profiles.count, "profile")) at \(Timestamp.format(erasure.recorded))\(why); "
+                          + "the chain before it ends at \(erasure.headBefore)\n")
+            }
+            if let archived = report.archivedLog, let version = report.archivedFormat {
+                let name = StoreMigration.archivedLog(from: version)
+                out.write("checked the replaced format-\(version) log (\(name)/): \(counted(archived.blocks, "block")), \(counted(archived.records, "event")), chain head \(archived.head)\n")
+                for problem in archived.problems { out.write("damage: \(name)/\(problem)\n") }
             }
             for problem in log.problems { out.write("damage: \(problem)\n") }
             for problem in report.otherProblems { out.write("damage: \(problem)\n") }

@@ -35,6 +35,7 @@ struct APIError: Error, HTTPResponseError {
         case .readOnly: status = .forbidden
         case .locked: status = .conflict
         case .writerFailed: status = .serviceUnavailable
+        case .unsupported: status = .conflict
         default: status = .internalServerError
         }
         self.init(status: status, code: error.code.name, message: error.message, problems: error.problems)

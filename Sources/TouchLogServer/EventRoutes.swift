@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -25,8 +26,10 @@ extension TouchLogServer {
 
         // Replay: the events matching the filter, as JSON Lines (what `touchlog replay` prints), streamed.
         router.get("/v1/events") { request, _ -> Response in
-            let parameters = try RequestParameters(request, allowed: ["fromOffset", "toOffset", "since", "until"], repeatable: ["profile", "touchpoint", "type"])
-            let filter = try Self.replayFilter(parameters)
+            let parameters = try RequestParameters(request, allowed: ["fromOffset", "toOffset", "since", "until", "includeErased"],
+                                                   repeatable: ["profile", "touchpoint", "type"])
+            var filter = try Self.replayFilter(parameters)
+            filter.includeErased = try parameters.bool("includeErased") ?? false
             let events = store.replay(matching: filter)
             let body = ResponseBody { writer in
                 var out: [UInt8] = []
@@ -41,6 +44,22 @@ extension TouchLogServer {
                 try await writer.finish(nil)
             }
             return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: body)
+        }
+
+        // Erase a profile (format 3): durable on return; the identifier can never be read again.
+        router.delete("/v1/profiles/:id") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["reason"])
+            // A profile identifier may hold any character: the path carries it percent-encoded.
+            guard let id = try context.parameters.require("id").removingPercentEncoding else {
+                throw APIError.badRequest("the profile in the path is not valid percent-encoded UTF-8")
+            }
+            let report = try await store.erase(profiles: [id], reason: parameters.string("reason") ?? "")
+            var out = JSONWriter()
+            out.object {
+                $0.field("erased", true)
+                $0.field("head", report.head.description)
+            }
+            return out.response()
         }
 
         // Tail: server-sent events, one per committed event (id = offset); `Last-Event-ID` resumes after that offset.

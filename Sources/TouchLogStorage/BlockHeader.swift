@@ -27,8 +27,8 @@ public struct BlockHeader: Hashable, Sendable {
     public static let size = 136
     public static let magic: [UInt8] = Array("TLBK".utf8)
     /// The newest format version this touchlog reads and writes; it reads every version from 1 on.
-    public static let formatVersion: UInt16 = 2
-    public static let supportedVersions: ClosedRange<UInt16> = 1...2
+    public static let formatVersion: UInt16 = 3
+    public static let supportedVersions: ClosedRange<UInt16> = 1...3
     public static let codecLZ4: UInt8 = 1
     public static let codecStored: UInt8 = 0
     /// The largest raw payload a block may hold (64 MiB); larger claims are treated as damage.
@@ -37,6 +37,8 @@ public struct BlockHeader: Hashable, Sendable {
     public static let maxSummaryLength = 1 << 20
     /// The largest commit metadata (64 KiB); with its length (a varint of at most 10 bytes) it takes part of the summary.
     public static let maxMetadataLength = 64 << 10
+    /// The largest commit metadata of a marker (format 3), which has no summary of its own.
+    public static let maxMarkerMetadataLength = maxSummaryLength - 10
     /// The largest summary a block may bring of its own, leaving room for the commit metadata.
     public static let maxOwnSummaryLength = maxSummaryLength - maxMetadataLength - 10
     static let commitFlag: UInt8 = 1
@@ -68,6 +70,11 @@ public struct BlockHeader: Hashable, Sendable {
 
     /// The offset after this block's last record.
     public var endOffset: UInt64 { firstOffset + UInt64(count) }
+
+    /// A *marker* (format 3): a commit of one block with no records, whose stored bytes are only its commit metadata.
+    public var isMarker: Bool {
+        version >= 3 && count == 0 && isCommit && hasMetadata && summaryLength == storedLength
+    }
 
     /// The header bytes 0..<96, which the block hash covers together with the payload.
     func hashedPrefix() -> [UInt8] {
@@ -180,7 +187,8 @@ public struct BlockHeader: Hashable, Sendable {
             if Int(header.summaryLength) > maxSummaryLength { return .failure(.implausible("a summary of \(header.summaryLength) bytes")) }
             if header.hasMetadata && !header.isCommit { return .failure(.implausible("commit metadata on a block that ends no commit")) }
         }
-        if header.count == 0 { return .failure(.implausible("zero records")) }
+        // Format 3: a commit may be a single block of no records that carries only its metadata (an erasure).
+        if header.count == 0 && !header.isMarker { return .failure(.implausible("zero records")) }
         if Int(header.rawLength) > maxPayloadLength { return .failure(.implausible("payload of \(header.rawLength) bytes")) }
         if header.minTime > header.maxTime { return .failure(.implausible("min time after max time")) }
         if header.minRecorded > header.maxRecorded { return .failure(.implausible("min recorded after max recorded")) }

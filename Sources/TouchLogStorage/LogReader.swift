@@ -10,8 +10,13 @@ public final class LogReader {
     public let directory: String
     /// The log files, ordered by first offset.
     public private(set) var files: [LogFile] = []
-    /// Every committed block, in log order.
+    /// Every committed block that holds records, in log order.
     public private(set) var blocks: [BlockLocation] = []
+    /// The committed markers (format 3: commits of one block without records, only metadata, such as erasures), in
+    /// log order. They are links of the hash chain like any block, but hold no records, so ``blocks`` leaves them out.
+    public private(set) var markers: [BlockLocation] = []
+    /// The last committed block, a marker or not.
+    public private(set) var lastBlock: BlockLocation?
     /// The offset after the last committed record.
     public private(set) var endOffset: UInt64 = 0
     /// Bytes past the last commit of the last file, not served.
@@ -33,8 +38,8 @@ public final class LogReader {
         try refresh()
     }
 
-    /// The chain head: the hash of the last committed block.
-    public var headHash: BlockHash { blocks.last?.header.hash ?? .zero }
+    /// The chain head: the hash of the last committed block (which may be a marker).
+    public var headHash: BlockHash { lastBlock?.header.hash ?? .zero }
 
     /// Picks up commits made since the last refresh.
     public func refresh() throws(StorageError) {
@@ -45,12 +50,12 @@ public final class LogReader {
         files = listed
         blockFiles.files = listed
         // Resume in the file of the last committed block, just after it; later files are walked whole.
-        var index = blocks.last?.fileIndex ?? 0
+        var index = lastBlock?.fileIndex ?? 0
         while index < files.count {
             let isLast = index == files.count - 1
             var scanner = LogFileScanner(directory: directory, file: files[index], fileIndex: index, checkPayloads: false)
             scanner.checkLastCommit = isLast
-            let previous = blocks.last
+            let previous = lastBlock
             if let previous, previous.fileIndex == index {
                 scanner.resume = (previous.position + previous.length, previous.blockIndex + 1, previous.header.endOffset, previous.header.hash)
                 scanner.resumeVersion = previous.header.version
@@ -66,11 +71,14 @@ public final class LogReader {
             }
             if let mismatch = LogFile.versionMismatch(scan.version, among: formatVersion, file: name) { throw mismatch }
             formatVersion = formatVersion ?? scan.version
-            blocks.append(contentsOf: scan.committed)
+            for block in scan.committed {
+                if block.header.isMarker { markers.append(block) } else { blocks.append(block) }
+            }
+            lastBlock = scan.committed.last ?? lastBlock
             uncommittedTailBytes = max(0, scan.size - scan.committedEnd)
             index += 1
         }
-        endOffset = blocks.last?.header.endOffset ?? 0
+        endOffset = lastBlock?.header.endOffset ?? 0
     }
 
     /// The index in ``blocks`` of the block holding `offset`, or nil when it is not committed.

@@ -10,7 +10,7 @@ public struct LogOptions: Sendable {
     public var formatVersion: UInt16
 
     /// The format new logs get unless asked otherwise (format 1 logs are still read and appended to).
-    public static let defaultFormatVersion: UInt16 = 2
+    public static let defaultFormatVersion: UInt16 = 3
 
     public init(rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock,
                 formatVersion: UInt16 = LogOptions.defaultFormatVersion) {
@@ -48,17 +48,21 @@ public struct RawBlock: Sendable {
         self.maxTime = maxTime
     }
 
-    /// A format-2 block: `summary` and `body` are stored as they are.
-    public init(summary: [UInt8], body: [UInt8], count: Int, minTime: Int64, maxTime: Int64) {
+    /// A block of format 2 or later (`version`, by default the one new logs get): `summary` and `body` are stored as
+    /// they are.
+    public init(summary: [UInt8], body: [UInt8], count: Int, minTime: Int64, maxTime: Int64,
+                version: UInt16 = LogOptions.defaultFormatVersion) {
+        precondition(version >= 2, "a block with a summary is of format 2 or later")
         self.payload = body
         self.summary = summary
         self.count = count
         self.minTime = minTime
         self.maxTime = maxTime
+        self.version = version
     }
 
     /// The format version of the block.
-    public var version: UInt16 { summary == nil ? 1 : 2 }
+    public private(set) var version: UInt16 = 1
 
     /// Compresses a format-1 payload now (a format-2 block needs nothing).
     public mutating func compress() {
@@ -133,6 +137,10 @@ public final class LogWriter {
     public let formatVersion: UInt16
     /// How many times the writer has called fsync on a log file.
     public private(set) var syncCount = 0
+    /// Called at the start of every commit that writes blocks, before any of them is synced: what the commit's blocks
+    /// depend on outside the log (format 3: the pads of the profiles they introduce) is made durable here, so that it
+    /// is on disk before the commit is. A failure stops the writer, as a failed sync of the log does.
+    public var beforeCommit: (() throws -> Void)?
 
     private var lock: SystemFile?
     private var activeFile: SystemFile
@@ -268,8 +276,9 @@ public final class LogWriter {
             guard formatVersion >= 2 else {
                 throw StorageError(code: .invalidArgument, message: "commit metadata needs a log of format 2 (this one is format \(formatVersion))")
             }
-            guard metadata.count <= BlockHeader.maxMetadataLength else {
-                throw StorageError(code: .invalidArgument, message: "commit metadata is at most 64 KiB, not \(metadata.count) bytes")
+            let limit = formatVersion >= 3 ? BlockHeader.maxMarkerMetadataLength : BlockHeader.maxMetadataLength
+            guard metadata.count <= limit else {
+                throw StorageError(code: .invalidArgument, message: "commit metadata is at most \(limit >> 10) KiB, not \(metadata.count) bytes")
             }
         }
         if activeSize >= options.rollSize && activeSize > Int64(LogFileHeader.size) {
@@ -296,6 +305,10 @@ public final class LogWriter {
         guard block.payload.count <= BlockHeader.maxPayloadLength else {
             throw StorageError(code: .invalidArgument, message: "a block payload is at most \(BlockHeader.maxPayloadLength) bytes")
         }
+        if let metadata = tx.metadata, metadata.count > BlockHeader.maxMetadataLength {
+            throw StorageError(code: .invalidArgument,
+                               message: "commit metadata over 64 KiB is kept only by a commit without records (a marker)")
+        }
         guard (block.summary?.count ?? 0) <= BlockHeader.maxOwnSummaryLength else {
             throw StorageError(code: .invalidArgument, message: "a block summary is at most \(BlockHeader.maxOwnSummaryLength) bytes")
         }
@@ -317,14 +330,24 @@ public final class LogWriter {
     /// Makes the open commit durable and visible, and returns the offsets of all its records.
     ///
     /// Blocks written before the last one are synced first, then the last block (with the commit flag) is written
-    /// and synced. A commit with no blocks is a no-op and returns an empty range.
+    /// and synced. A commit with no blocks is a no-op and returns an empty range, except in format 3 when it has
+    /// metadata: then it is a *marker*, one block of no records holding only the metadata (an erasure is recorded so).
     @discardableResult
     public func commit() throws(StorageError) -> Range<UInt64> {
         try checkUsable()
         guard var tx = transaction else { preconditionFailure("commit() outside a transaction") }
+        if tx.held == nil && tx.metadata != nil && formatVersion >= 3 {
+            tx.held = RawBlock(summary: [], body: [], count: 0, minTime: tx.recorded, maxTime: tx.recorded, version: formatVersion)
+        }
         guard let held = tx.held else {
             transaction = nil
             return endOffset..<endOffset
+        }
+        if let beforeCommit {
+            do { try beforeCommit() } catch {
+                throw fail(StorageError(code: .io, message: "\(error); nothing more will be written until the store is reopened",
+                                        cause: error as? SystemCallError))
+            }
         }
         if tx.written > 0 { try sync() }
         try write(held, commit: true, into: &tx)

@@ -24,21 +24,24 @@ import TouchLog
         #expect(stats.stdout.contains("event times     2022-06-01T09:00:00.000Z – 2022-07-30T11:30:00.000Z\n"))
     }
 
-    /// New stores get log format 2; TOUCHLOG_NEW_STORE_FORMAT=1 creates one touchlog 0.1.0 can read, and an
-    /// existing store keeps its format whatever the variable says.
-    @Test func newStoresGetFormat2UnlessAskedForFormat1() throws {
-        let two = Scratch()
-        #expect(try touchlog(["append", "--store", two.store, fixture("events/sample.jsonl")]).status == 0)
-        #expect(try touchlog(["stats", "--store", two.store]).stdout.contains("(1 block, format 2)"))
-        let one = Scratch()
-        #expect(try touchlog(["append", "--store", one.store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]).status == 0)
-        #expect(try touchlog(["append", "--store", one.store, fixture("events/sample.csv")]).status == 0)
-        #expect(try touchlog(["stats", "--store", one.store]).stdout.contains("(2 blocks, format 1)"))
-        #expect(try touchlog(["append", "--store", two.store, fixture("events/sample.csv")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]).status == 0)
-        #expect(try touchlog(["stats", "--store", two.store]).stdout.contains("(2 blocks, format 2)"))
-        let bad = try touchlog(["append", "--store", Scratch().store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "3"])
+    /// New stores get log format 3; TOUCHLOG_NEW_STORE_FORMAT=1 or 2 creates one an older touchlog can read (format 1:
+    /// 0.1.0), and an existing store keeps its format whatever the variable says.
+    @Test func newStoresGetFormat3UnlessAskedForAnOlderOne() throws {
+        let three = Scratch()
+        #expect(try touchlog(["append", "--store", three.store, fixture("events/sample.jsonl")]).status == 0)
+        #expect(try touchlog(["stats", "--store", three.store]).stdout.contains("(1 block, format 3)"))
+        for version in [1, 2] {
+            let older = Scratch()
+            #expect(try touchlog(["append", "--store", older.store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "\(version)"]).status == 0)
+            #expect(try touchlog(["append", "--store", older.store, fixture("events/sample.csv")]).status == 0)
+            #expect(try touchlog(["stats", "--store", older.store]).stdout.contains("(2 blocks, format \(version))"))
+        }
+        #expect(try touchlog(["append", "--store", three.store, fixture("events/sample.csv")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]).status == 0)
+        #expect(try touchlog(["stats", "--store", three.store]).stdout.contains("(2 blocks, format 3)"))
+        let scratch = Scratch()
+        let bad = try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "4"])
         #expect(bad.status == 64)
-        #expect(bad.stderr.contains("TOUCHLOG_NEW_STORE_FORMAT must be 1 or 2, not \"3\""))
+        #expect(bad.stderr.contains("TOUCHLOG_NEW_STORE_FORMAT must be 1, 2 or 3, not \"4\""))
     }
 
     @Test func csvGivesTheSameEventsAsJSONLines() throws {

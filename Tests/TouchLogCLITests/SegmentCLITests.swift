@@ -48,18 +48,21 @@ import Testing
         let oldHead = before.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst("chain head: ".count)
         let migrate = try touchlog(["migrate", "--store", scratch.store])
         #expect(migrate.status == 0, "\(migrate.stderr)")
-        #expect(migrate.stdout.hasPrefix("migrated 42 events in 1 commit from format 1 to format 2\n"))
+        #expect(migrate.stdout.hasPrefix("migrated 42 events in 1 commit from format 1 to format 3\n"))
         #expect(migrate.stdout.contains("previous chain head: \(oldHead) (that log is kept in log-format1/)"))
         #expect(try answers() == golden)
         let verify = try touchlog(["verify", "--store", scratch.store])
         #expect(verify.status == 0)
         #expect(verify.stdout.contains("checked the replaced format-1 log (log-format1/): 1 block, 42 events, chain head \(oldHead)"))
         #expect(verify.stdout.hasSuffix("ok\n"))
-        #expect(try touchlog(["migrate", "--store", scratch.store]).stdout == "the store is already in format 2; nothing to do\n")
-        // Appends go on in format 2.
+        #expect(try touchlog(["migrate", "--store", scratch.store]).stdout == "the store is already in format 3; nothing to do\n")
+        // Erasure waits until the plain-text log the migration kept is moved out of the store.
+        let refused = try touchlog(["erase", "--store", scratch.store, "alice"])
+        #expect(refused.status == 1 && refused.stderr.contains("move it out of the store"))
+        // Appends go on in format 3.
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.csv")]).stdout == "appended 42 events, offsets 42–83\n")
         #expect(try touchlog(["verify", "--store", scratch.store]).status == 0)
-        #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (2 blocks, format 2)\n"))
+        #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (2 blocks, format 3)\n"))
     }
 
     @Test func queryFormatsCountAndRulesFile() throws {

@@ -254,7 +254,30 @@ private let promoClickers = """
         }
         let served = Set(try TouchLogServer(store: server.store, options: ServerOptions()).router().routes.map { "\($0.method) \($0.path)" })
         #expect(documented == served)
-        #expect(documented.count == 19)
+        #expect(documented.count == 20)
+        await server.stop()
+    }
+
+    /// `DELETE /v1/profiles/{id}` erases a profile: members and replay over HTTP no longer show it, and a second
+    /// erasure of it, or of a profile never seen, is a 404 that changes nothing.
+    @Test func aProfileErasedOverHTTPLeavesEveryAnswer() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        let server = try await RunningServer.start(store)
+        _ = try await server.request(.PUT, "/v1/segments/promo-clickers", body: Array(promoClickers.utf8))
+        _ = try await server.post("/v1/events", jsonLines([click("a b", at: t0), click("c", at: t0 + hour)]))
+        let erased = try await server.request(.DELETE, "/v1/profiles/a%20b?reason=request%2017")
+        #expect(erased.status == 200 && erased.json["erased"] as? Bool == true, "\(erased.status) \(erased.text)")
+        #expect(erased.json["head"] as? String == (try store.headHash()).description)
+        let members = try await server.get("/v1/segments/promo-clickers/members?asOf=\(t0 + 2 * hour)")
+        #expect(members.json["members"] as? [String] == ["c"])
+        #expect(try await server.get("/v1/events").text.split(separator: "\n").count == 1)
+        let all = try await server.get("/v1/events?includeErased=true")
+        #expect(all.text.hasPrefix(#"{"offset":0,"#) && all.text.contains(#""profile":null,"erased":true"#))
+        for path in ["/v1/profiles/a%20b", "/v1/profiles/nobody"] {
+            let again = try await server.request(.DELETE, path)
+            #expect(again.status == 404 && again.errorCode == "notFound")
+        }
         await server.stop()
     }
 }

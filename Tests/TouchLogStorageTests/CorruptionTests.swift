@@ -6,7 +6,7 @@ import Testing
     private func fiveCommits(_ dir: TemporaryDirectory, rollSize: Int64 = 64 << 20, version: UInt16 = 2) throws -> (path: String, starts: [Int]) {
         let options = LogOptions(rollSize: rollSize, clock: fixedClock, formatVersion: version)
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: options)
-        for marker in 1...5 { try writer.append([version == 1 ? formatOneBlock(UInt8(marker)) : testBlock(UInt8(marker))]) }
+        for marker in 1...5 { try writer.append([version == 1 ? formatOneBlock(UInt8(marker)) : testBlock(UInt8(marker), version: version)]) }
         writer.close()
         let reader = try LogReader(directory: dir.log)
         return (logFilePaths(dir.log)[0], reader.blocks.map { Int($0.position) })
@@ -116,8 +116,8 @@ import Testing
         try expectDamageNamed(dir, path, misdirected, block: 1, start: starts[1], "block 3 written over block 1")
 
         let other = TemporaryDirectory()
-        let writer = try LogWriter(directory: other.log, lockPath: other.lock, options: LogOptions(clock: { 2_000 }))
-        for marker in 1...5 { try writer.append([testBlock(UInt8(marker) &+ 100)]) }
+        let writer = try LogWriter(directory: other.log, lockPath: other.lock, options: LogOptions(clock: { 2_000 }, formatVersion: 2))
+        for marker in 1...5 { try writer.append([testBlock(UInt8(marker) &+ 100, version: 2)]) }
         writer.close()
         let foreign = fileBytes(logFilePaths(other.log)[0])
         var mixed = whole
@@ -193,7 +193,8 @@ import Testing
         let golden = fixturePath(file)
         let dir = TemporaryDirectory()
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: version))
-        let blocks = version == 1 ? [formatOneBlock(1, count: 3), formatOneBlock(2, count: 2)] : [testBlock(1, count: 3), testBlock(2, count: 2)]
+        let blocks = version == 1 ? [formatOneBlock(1, count: 3), formatOneBlock(2, count: 2)]
+            : [testBlock(1, count: 3, version: version), testBlock(2, count: 2, version: version)]
         try writer.append(blocks)
         writer.close()
         let produced = fileBytes(logFilePaths(dir.log)[0])

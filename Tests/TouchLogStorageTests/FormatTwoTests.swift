@@ -4,7 +4,7 @@ import Testing
 /// A format-2 block: a summary naming the marker, and a body of `count` copies of it.
 func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawBlock {
     RawBlock(summary: Array("summary \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
-             minTime: time, maxTime: time + Int64(count))
+             minTime: time, maxTime: time + Int64(count), version: 2)
 }
 
 @Suite struct FormatTwoTests {
@@ -89,5 +89,41 @@ func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawB
             #expect(parsed.rawLength == (version == 2 ? 40 : 99))
             #expect(parsed.matches(storedPayload: stored[...]))
         }
+    }
+
+    /// Format 3: a commit of metadata alone is a marker, one block of no records that links the chain; a reader lists
+    /// it apart from the blocks that hold records. In format 2 such a commit is nothing.
+    @Test func aCommitOfMetadataAloneIsAMarkerInFormatThree() throws {
+        let dir = TemporaryDirectory()
+        let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: 3))
+        try writer.append([summaryBlock(1).withVersion(3)])
+        let before = writer.headHash
+        try writer.beginTransaction(metadata: Array("erased".utf8))
+        #expect(try writer.commit() == 10..<10)
+        #expect(writer.headHash != before && writer.endOffset == 10)
+        try writer.append([summaryBlock(2).withVersion(3)])
+        writer.close()
+        let reader = try LogReader(directory: dir.log)
+        #expect(reader.blocks.count == 2 && reader.markers.count == 1 && reader.endOffset == 20)
+        let marker = reader.markers[0]
+        #expect(marker.header.isMarker && marker.header.previousHash == before && marker.header.firstOffset == 10)
+        #expect(try reader.metadata(of: marker) == Array("erased".utf8))
+        #expect(reader.blocks[1].header.previousHash == marker.header.hash)
+        #expect(try LogVerifier.verify(directory: dir.log).isIntact)
+        // Reopened, the writer continues the chain after the marker.
+        let again = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: 3))
+        #expect(again.headHash == reader.headHash && again.endOffset == 20)
+
+        let two = TemporaryDirectory()
+        let formatTwoWriter = try LogWriter(directory: two.log, lockPath: two.lock, options: formatTwo)
+        try formatTwoWriter.beginTransaction(metadata: Array("erased".utf8))
+        #expect(try formatTwoWriter.commit() == 0..<0)
+        #expect(try LogReader(directory: two.log).markers.isEmpty)
+    }
+}
+
+extension RawBlock {
+    func withVersion(_ version: UInt16) -> RawBlock {
+        RawBlock(summary: summary!, body: payload, count: count, minTime: minTime, maxTime: maxTime, version: version)
     }
 }

@@ -9,11 +9,11 @@ extension TemporaryDirectory {
     var lock: String { path + "/LOCK" }
 }
 
-/// A block of the format new logs get (format 2): a summary naming a marker and a body of `count * 4` copies of it,
-/// so tests can tell blocks apart.
-func testBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawBlock {
+/// A block with a summary, of format `version` (by default the one new logs get): a summary naming a marker and a
+/// body of `count * 4` copies of it, so tests can tell blocks apart.
+func testBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000, version: UInt16 = LogOptions.defaultFormatVersion) -> RawBlock {
     RawBlock(summary: Array("block \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
-             minTime: time, maxTime: time + Int64(count))
+             minTime: time, maxTime: time + Int64(count), version: version)
 }
 
 /// A format-1 block: a payload of `count * 4` copies of a marker and its name, compressed when written.

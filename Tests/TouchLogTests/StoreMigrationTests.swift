@@ -36,7 +36,7 @@ import Testing
         #expect(report.previousHead == oldHead)
 
         let after = try StoreReader(directory: path)
-        #expect(after.formatVersion == 2)
+        #expect(after.formatVersion == 3)
         #expect(try after.events() == events)
         #expect(try times.map { try after.members(of: definition, at: $0) } == answers)
         #expect(after.snapshots().isEmpty)
@@ -52,7 +52,7 @@ import Testing
         #expect(verified.isIntact, "\(verified.log.problems) \(verified.otherProblems)")
         #expect(verified.archivedLog?.head == oldHead)
 
-        // Already migrated: nothing to do. And the store takes appends in format 2.
+        // Already migrated: nothing to do. And the store takes appends in format 3.
         #expect(try StoreMigration.migrate(directory: path).fromVersion == nil)
         let store = try TouchLogStore(directory: path)
         try await store.append([Event(time: 1_700_000_000_000, profile: "p-new", type: .view, touchpoint: "store")])

@@ -248,7 +248,7 @@ func jsonLines(_ events: [Event]) -> String {
                 == ["log/00000000000000000000.tlog block 1 at byte \(secondAt): bad block dictionary: new profile 0 was introduced before, as id 0"])
     }
 
-    @Test(arguments: [UInt16(1), 2])
+    @Test(arguments: [UInt16(1), 2, 3])
     func verifyChecksPayloadContentsNotJustChecksums(format: UInt16) async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s", options: LogOptions(formatVersion: format))
@@ -258,7 +258,7 @@ func jsonLines(_ events: [Event]) -> String {
         mkdir(dir.path + "/t", 0o755)
         let writer = try LogWriter(directory: dir.path + "/t/log", lockPath: dir.path + "/t/LOCK", options: LogOptions(formatVersion: format))
         let block = format == 1 ? RawBlock(payload: [1, 2, 3], count: 1, minTime: 0, maxTime: 0)
-            : RawBlock(summary: [1, 2, 3], body: [], count: 1, minTime: 0, maxTime: 0)
+            : RawBlock(summary: [1, 2, 3], body: [], count: 1, minTime: 0, maxTime: 0, version: format)
         try writer.append([block])
         let report = try StoreVerifier.verify(directory: dir.path + "/t")
         #expect(report.log.problems.map(\.description) == [format == 1 ? "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 3: unexpected end"

@@ -302,7 +302,7 @@ enum EventBlockCodec {
     /// lengths and sums them, a second copies the bytes into place, one copy per entry. `checkingLengths`: each string
     /// is 1–256 bytes; `strict`: also strictly ascending and valid UTF-8 (as the encoder writes them).
     static func appendFrontCoded(_ input: inout PayloadCursor, count: Int, to table: inout StringTable, checkingLengths: Bool,
-                                 strict: Bool, _ what: String) throws(DecodeError) {
+                                 strict: Bool, ordered: Bool = true, _ what: String) throws(DecodeError) {
         guard count > 0 else { return }
         let start = input
         let total = try frontCodedLength(&input, count: count, checkingLengths: checkingLengths, what)
@@ -323,7 +323,7 @@ enum EventBlockCodec {
                 // Strictly ascending, given that the entry repeats the previous one's first `shared` bytes and the
                 // encoder shares as much as it can: the entry extends the previous one, or its first own byte is
                 // greater than the previous one's byte there.
-                if strict && index > 0 && unordered == nil
+                if strict && ordered && index > 0 && unordered == nil
                     && (suffixLength == 0 || (shared < end - previousStart && suffix[0] <= out[previousStart + shared]))
                 {
                     unordered = index

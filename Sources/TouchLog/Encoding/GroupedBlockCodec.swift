@@ -29,11 +29,15 @@ enum GroupedBlockCodec {
         var events = EventBatch()
         var minTime: Int64 = .max
         var maxTime: Int64 = .min
+        /// Format 3: for each of the block's own profiles, the position of its first event. New profiles get their
+        /// ids in this order, not in byte order, so that an id says nothing of its string's neighbours.
+        var firstSeen: [UInt32]?
     }
 
     /// Builds the dictionaries of events `range` of `batch` (the part of encoding that needs no store state, so it
     /// can run on any thread).
-    static func prepare(_ batch: EventBatch, range: Range<Int>, scratch: inout EventBlockCodec.EncodeScratch) -> Prepared {
+    static func prepare(_ batch: EventBatch, range: Range<Int>, scratch: inout EventBlockCodec.EncodeScratch,
+                        sealed: Bool = false) -> Prepared {
         precondition(!range.isEmpty, "a block holds at least one event")
         var block = Prepared()
         block.events.times = Array(batch.times[range])
@@ -47,6 +51,11 @@ enum GroupedBlockCodec {
             block.minTime = min(block.minTime, t)
             block.maxTime = max(block.maxTime, t)
         }
+        if sealed {
+            var firstSeen = [UInt32](repeating: .max, count: block.events.profiles.count)
+            for (position, id) in block.events.profileIDs.enumerated().reversed() { firstSeen[Int(id)] = UInt32(position) }
+            block.firstSeen = firstSeen
+        }
         return block
     }
 
@@ -58,13 +67,15 @@ enum GroupedBlockCodec {
         /// The ids it introduced.
         var newProfiles: Range<Int>
         var newTouchpoints: Range<Int>
+        /// Format 3: the one-time pads of the profiles it introduced, back to back in id order (see ``ProfileSealing``).
+        var pads: [UInt8]?
     }
 
     /// Gives the block's profiles and touchpoints their store-wide ids (adding those new to the store to
     /// `dictionary`) and encodes it. Blocks must be encoded in log order: each may use the ids earlier ones introduced.
     static func encode(_ block: Prepared, dictionary: inout StoreDictionary) -> RawBlock {
         let assigned = assignIDs(block, dictionary: &dictionary)
-        return build(block, assigned, dictionary: dictionary)
+        return build(block, assigned, dictionary: dictionary).block
     }
 
     /// The part of encoding that must follow the log: the store-wide ids of the block's strings, new ones added to
@@ -83,8 +94,13 @@ enum GroupedBlockCodec {
     /// Finds the block's strings in `dictionary` (readied by ``StoreDictionary/prepareLookups()``), changing
     /// nothing: the blocks of a commit look up on every core, then get their ids one after the other.
     static func lookUp(_ block: Prepared, in dictionary: StoreDictionary) -> Lookups {
-        Lookups(profiles: dictionary.profiles.lookUp(block.events.profiles),
-                touchpoints: dictionary.touchpoints.lookUp(block.events.touchpoints))
+        var profiles = dictionary.profiles.lookUp(block.events.profiles)
+        if let firstSeen = block.firstSeen {
+            let order = profiles.missing.indices.sorted { firstSeen[profiles.missing[$0]] < firstSeen[profiles.missing[$1]] }
+            profiles.missing = order.map { profiles.missing[$0] }
+            profiles.hashes = order.map { profiles.hashes[$0] }
+        }
+        return Lookups(profiles: profiles, touchpoints: dictionary.touchpoints.lookUp(block.events.touchpoints))
     }
 
     /// ``assignIDs(_:dictionary:)`` given the block's ``lookUp(_:in:)`` in `dictionary` as it was before this block
@@ -103,7 +119,8 @@ enum GroupedBlockCodec {
     }
 
     /// The rest of encoding, on any thread: `dictionary` must hold the ids `assigned` names (it is only read).
-    static func build(_ block: Prepared, _ assigned: Assigned, dictionary: StoreDictionary) -> RawBlock {
+    /// Format 3 also gives the *binding* of the pads to the block: the XXH3-64 of its raw new-profiles section.
+    static func build(_ block: Prepared, _ assigned: Assigned, dictionary: StoreDictionary) -> (block: RawBlock, binding: UInt64?) {
         let events = block.events
         let n = events.count
         let profileOf = assigned.profileOf
@@ -173,7 +190,11 @@ enum GroupedBlockCodec {
         profiles.bitPacked(order.lazy.map { profileOf[Int(events.profileIDs[$0])] - base }, width: width)
 
         var newProfiles = ByteWriter()
-        EventBlockCodec.frontCode(dictionary.profiles, ids: assigned.newProfiles, into: &newProfiles)
+        if let pads = assigned.pads {
+            ProfileSealing.seal(dictionary.profiles, ids: assigned.newProfiles, pads: pads, into: &newProfiles)
+        } else {
+            EventBlockCodec.frontCode(dictionary.profiles, ids: assigned.newProfiles, into: &newProfiles)
+        }
         var newTouchpoints = ByteWriter()
         EventBlockCodec.frontCode(dictionary.touchpoints, ids: assigned.newTouchpoints, into: &newTouchpoints)
 
@@ -197,8 +218,9 @@ enum GroupedBlockCodec {
             count: n, firstNewProfile: UInt32(firstNewProfile), newProfiles: assigned.newProfiles.count,
             firstNewTouchpoint: UInt32(firstNewTouchpoint), newTouchpoints: assigned.newTouchpoints.count,
             profileBase: base, profileWidth: width, sections: sections, groups: groups)
-        return RawBlock(summary: summary.encoded(blockMinTime: block.minTime), body: body, count: n, minTime: block.minTime,
-                        maxTime: block.maxTime)
+        let raw = RawBlock(summary: summary.encoded(blockMinTime: block.minTime), body: body, count: n, minTime: block.minTime,
+                           maxTime: block.maxTime, version: assigned.pads == nil ? 2 : 3)
+        return (raw, assigned.pads == nil ? nil : XXH3.hash(newProfiles.bytes[...]))
     }
 
     /// The raw bytes of one section of a block's body (`body` is the whole body), checked against its checksum
@@ -244,8 +266,11 @@ enum GroupedBlockCodec {
     /// `scratch.newTouchpoints`, checking each (1–256 bytes of UTF-8, ascending). Whether one of them was introduced
     /// before is a question about the whole log, which `verify` answers.
     @discardableResult
+    ///
+    /// A format-3 block's sealed profiles are opened by `openProfiles` (given the summary and the raw section).
     static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary?, into batch: inout EventBatch,
-                             scratch: inout DecodeScratch, strict: Bool = true) throws(DecodeError) -> BlockSummary {
+                             scratch: inout DecodeScratch, strict: Bool = true,
+                             openProfiles: ((BlockSummary, inout [UInt8]) throws(DecodeError) -> Void)? = nil) throws(DecodeError) -> BlockSummary {
         let summaryEnd = Int(header.summaryLength)
         guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
         var summaryStart = 0
@@ -263,8 +288,13 @@ enum GroupedBlockCodec {
                 scratch.newProfiles.removeAll()
                 scratch.newTouchpoints.removeAll()
                 try section(.newProfiles, of: summary, body: body, into: &raw)
+                let sealed = header.version >= 3
+                if sealed {
+                    guard let openProfiles else { throw DecodeError(byte: 0, reason: "sealed profiles, and no key file to open them") }
+                    try openProfiles(summary, &raw)
+                }
                 try raw.withDecodedBytes { section throws(DecodeError) in
-                    try StoreDictionary.read(section, summary.newProfiles, into: &scratch.newProfiles, strict: true, "profile")
+                    try StoreDictionary.read(section, summary.newProfiles, into: &scratch.newProfiles, strict: true, sealed: sealed, "profile")
                 }
                 try section(.newTouchpoints, of: summary, body: body, into: &raw)
                 try raw.withDecodedBytes { section throws(DecodeError) in

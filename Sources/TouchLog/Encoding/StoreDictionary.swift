@@ -21,11 +21,13 @@ struct StoreDictionary: Sendable {
     /// Adds the profiles a block introduces, given its summary and its (checked, decompressed) new-profiles section.
     /// With `strict`, also checks what the writer guarantees of a block's new strings: each is 1–256 bytes of UTF-8,
     /// and they ascend (see ``read(_:_:into:strict:_:)``).
-    mutating func addProfiles(_ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool) throws(DecodeError) {
+    ///
+    /// `sealed`: the section of a format-3 block, opened (``ProfileSealing``): in no order, an erased profile empty.
+    mutating func addProfiles(_ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool, sealed: Bool = false) throws(DecodeError) {
         guard summary.firstNewProfile == UInt32(profiles.count) else {
             throw DecodeError(byte: 0, reason: "introduces profiles from id \(summary.firstNewProfile), the store has \(profiles.count)")
         }
-        try Self.add(section, summary.newProfiles, to: &profiles, strict: strict, "profile")
+        try Self.add(section, summary.newProfiles, to: &profiles, strict: strict, sealed: sealed, "profile")
         profileBlocks += 1
     }
 
@@ -71,9 +73,9 @@ struct StoreDictionary: Sendable {
     }
 
     private static func add(_ section: UnsafeRawBufferPointer, _ count: Int, to table: inout StringTable, strict: Bool,
-                            _ what: String) throws(DecodeError) {
+                            sealed: Bool = false, _ what: String) throws(DecodeError) {
         let before = table.count
-        do throws(DecodeError) { try read(section, count, into: &table, strict: strict, what) } catch {
+        do throws(DecodeError) { try read(section, count, into: &table, strict: strict, sealed: sealed, what) } catch {
             table.truncate(to: before)
             throw error
         }
@@ -83,10 +85,12 @@ struct StoreDictionary: Sendable {
     /// (see ``EventBlockCodec/appendFrontCoded(_:count:to:checkingLengths:strict:_:)``); `strict` also checks that each
     /// is UTF-8 and that they ascend. (That none was introduced by an earlier block is checked by `verify`, over the
     /// whole log at once.)
+    /// `sealed`: an opened format-3 section, whose strings are in no order and empty where erased.
     static func read(_ section: UnsafeRawBufferPointer, _ count: Int, into table: inout StringTable, strict: Bool,
-                     _ what: String) throws(DecodeError) {
+                     sealed: Bool = false, _ what: String) throws(DecodeError) {
         var input = PayloadCursor(section)
-        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: true, strict: strict, "new \(what)")
+        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: !sealed, strict: strict,
+                                             ordered: !sealed, "new \(what)")
         guard input.isAtEnd else { throw input.fail("\(input.remaining) bytes after the new \(what)s") }
     }
 }

@@ -333,6 +333,8 @@ public struct StringTable: Sendable {
         bytes.withUnsafeBytes { all in
             for id in sortedCount..<count {
                 let string = UnsafeRawBufferPointer(rebasing: all[range(id)])
+                // No identifier is empty: an empty string stands for an erased one, never looked for.
+                if string.isEmpty { continue }
                 let hash = Self.hash(string)
                 var slot = Int(truncatingIfNeeded: hash) & mask
                 while fresh[slot].id1 != 0 { slot = (slot + 1) & mask }
@@ -393,9 +395,14 @@ public struct StringTable: Sendable {
         return result
     }
 
-    /// The ``hash(_:)`` of every string, in order.
-    func hashes() -> [UInt64] {
-        bytes.withUnsafeBytes { all in (0..<count).map { Self.hash(UnsafeRawBufferPointer(rebasing: all[range($0)])) } }
+    /// The ``hash(_:)`` of every string, in order (with `skippingEmpty`, of every string that is not empty).
+    func hashes(skippingEmpty: Bool = false) -> [UInt64] {
+        bytes.withUnsafeBytes { all in
+            (0..<count).compactMap { id in
+                let string = UnsafeRawBufferPointer(rebasing: all[range(id)])
+                return skippingEmpty && string.isEmpty ? nil : Self.hash(string)
+            }
+        }
     }
 
     /// A multiply-xorshift hash over 8-byte words (identifiers are short; this is not for hostile input

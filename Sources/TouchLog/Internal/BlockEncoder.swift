@@ -12,6 +12,8 @@ import TouchLogStorage
 /// opened only to be queried never needs it.
 final class BlockEncoder: Sendable {
     let formatVersion: UInt16
+    /// Format 3: the key file the pads of new profiles go to (see ``ProfileSealing``).
+    let keys: ProfileKeyFile?
     private let state: Mutex<State>
     private let loadDictionary: @Sendable () throws(TouchLogError) -> StoreDictionary
 
@@ -28,8 +30,11 @@ final class BlockEncoder: Sendable {
     }
 
     /// For a log of `formatVersion`; format 2 reads the store's dictionary with `loadDictionary` when it first needs it.
-    init(formatVersion: UInt16, loadDictionary: @escaping @Sendable () throws(TouchLogError) -> StoreDictionary = { StoreDictionary() }) {
+    init(formatVersion: UInt16, keys: ProfileKeyFile? = nil,
+         loadDictionary: @escaping @Sendable () throws(TouchLogError) -> StoreDictionary = { StoreDictionary() }) {
+        precondition((formatVersion >= 3) == (keys != nil), "format 3, and only format 3, seals profiles with a key file")
         self.formatVersion = formatVersion
+        self.keys = keys
         self.loadDictionary = loadDictionary
         state = Mutex(State())
     }
@@ -45,7 +50,7 @@ final class BlockEncoder: Sendable {
             block.compress()
             return .ready(block)
         }
-        return .prepared(GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch))
+        return .prepared(GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch, sealed: keys != nil))
     }
 
     /// The second step, with the writer held, right before the blocks are written (in log order): the blocks'
@@ -55,11 +60,7 @@ final class BlockEncoder: Sendable {
         let (assigned, dictionary) = try state.withLock {
             (state: inout State) throws(TouchLogError) -> ([GroupedBlockCodec.Assigned?], StoreDictionary?) in
             guard blocks.contains(where: { if case .prepared = $0 { return true } else { return false } }) else { return ([], nil) }
-            if state.dictionary == nil {
-                let dictionary = try loadDictionary()
-                state.dictionary = dictionary
-                state.committed = Self.size(dictionary)
-            }
+            try load(&state)
             // Taken out of the state, so that once the lookups (which share it) are done it is changed in place.
             var dictionary = state.dictionary.take()!
             dictionary.prepareLookups()
@@ -67,23 +68,41 @@ final class BlockEncoder: Sendable {
                 guard case .prepared(let prepared) = blocks[k] else { return nil }
                 return GroupedBlockCodec.lookUp(prepared, in: dictionary)
             }
-            let assigned = blocks.indices.map { k -> GroupedBlockCodec.Assigned? in
-                guard case .prepared(let prepared) = blocks[k] else { return nil }
-                return GroupedBlockCodec.assignIDs(prepared, lookups[k]!, dictionary: &dictionary)
+            var assigned: [GroupedBlockCodec.Assigned?] = []
+            for k in blocks.indices {
+                guard case .prepared(let prepared) = blocks[k] else {
+                    assigned.append(nil)
+                    continue
+                }
+                assigned.append(GroupedBlockCodec.assignIDs(prepared, lookups[k]!, dictionary: &dictionary))
             }
             state.dictionary = dictionary
+            if keys != nil {
+                for k in assigned.indices where assigned[k] != nil {
+                    assigned[k]!.pads = try ProfileSealing.pads(for: dictionary.profiles, ids: assigned[k]!.newProfiles)
+                }
+            }
             return (assigned, dictionary)
         }
         guard let dictionary else {
             return blocks.map { if case .ready(let block) = $0 { return block } else { preconditionFailure("checked above") } }
         }
         // `dictionary` is a copy (its storage shared, never written meanwhile: the writer is held).
-        return Self.onEveryCore(blocks.count) { k in
+        let built = Self.onEveryCore(blocks.count) { k -> (block: RawBlock, binding: UInt64?) in
             switch blocks[k] {
-            case .ready(let ready): ready
+            case .ready(let ready): (ready, nil)
             case .prepared(let prepared): GroupedBlockCodec.build(prepared, assigned[k]!, dictionary: dictionary)
             }
         }
+        if let keys {
+            // The pads go to the key file before the blocks go to the log (the log writer syncs both before the commit).
+            for (k, block) in built.enumerated() {
+                guard let assigned = assigned[k], !assigned.newProfiles.isEmpty, let binding = block.binding else { continue }
+                try keys.append(firstProfile: assigned.newProfiles.lowerBound, count: assigned.newProfiles.count, binding: binding,
+                                pads: assigned.pads!)
+            }
+        }
+        return built.map(\.block)
     }
 
     /// `body(k)` for each `k` in `0..<count`, spread over the cores; the results in order of `k`.
@@ -105,6 +124,32 @@ final class BlockEncoder: Sendable {
         return try seal([prepare(batch, range: 0..<batch.count, scratch: &scratch)])[0]
     }
 
+    /// Reads the store's dictionary from the log if it is not in memory.
+    private func load(_ state: inout State) throws(TouchLogError) {
+        guard state.dictionary == nil else { return }
+        let dictionary = try loadDictionary()
+        state.dictionary = dictionary
+        state.committed = Self.size(dictionary)
+    }
+
+    /// The store-wide ids of `profiles` (nil for each the store does not hold, an erased one included); with the
+    /// writer held.
+    func profileIDs(of profiles: [String]) throws(TouchLogError) -> [Int?] {
+        try state.withLock { state throws(TouchLogError) -> [Int?] in
+            try load(&state)
+            var wanted = StringTable()
+            for profile in profiles { wanted.append(Array(profile.utf8)) }
+            state.dictionary!.prepareLookups()
+            return state.dictionary!.profiles.lookUp(wanted).ids.map { $0 == .max ? nil : Int($0) }
+        }
+    }
+
+    /// Forgets the store's dictionary, to be read again from the log at the next seal (after an erasure: the erased
+    /// profiles' strings are gone from it, so that the same identifier appended later is a new profile).
+    func forgetDictionary() {
+        state.withLock { $0.dictionary = nil }
+    }
+
     /// After a commit (or its failure, or a rollback): the ids its blocks introduced are kept, or forgotten.
     func finished(committed: Bool) {
         state.withLock { state in
@@ -112,6 +157,8 @@ final class BlockEncoder: Sendable {
             if committed {
                 state.committed = Self.size(state.dictionary!)
             } else {
+                // A pad left behind would only cost space; a later open removes it too.
+                try? keys?.truncate(profiles: state.committed.profiles)
                 state.dictionary!.profiles.truncate(to: state.committed.profiles)
                 state.dictionary!.touchpoints.truncate(to: state.committed.touchpoints)
                 state.dictionary!.profileBlocks = state.committed.blocks

@@ -238,7 +238,8 @@ extension StoreReader {
         let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
         let summaries = try summaries(through: end)
         let states = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
-        let ids = GroupedQueryState.members(states, plan, segment)
+        var ids = GroupedQueryState.members(states, plan, segment)
+        if !erasures.profiles.isEmpty { ids.removeAll { erasures.profiles.contains($0) } }
         groupedQueries += 1
         lastQuery = report
         return (ids, summaries)
@@ -341,6 +342,8 @@ extension StoreReader {
         let workers = max(1, min(Self.queryThreads, parts.count / 4))
         let tables = Mutex([StringTable](repeating: StringTable(), count: parts.count))
         let blocks = log.blocks
+        let keys = formatVersion >= 3 ? try profileKeys() : nil
+        let erased = erasures.profiles
         try Self.onEveryWorker((0..<workers).map { _ in log.bodyReader() }) { w, reader throws(TouchLogError) in
             var stored: [UInt8] = []
             var raw: [UInt8] = []
@@ -350,6 +353,9 @@ extension StoreReader {
                 let first = Int(summary.firstNewProfile)
                 var strings = StringTable()
                 try Self.readSection(.newProfiles, of: blocks[b], summary, reader: reader, stored: &stored, into: &raw)
+                if let keys {
+                    try Self.openProfiles(&raw, of: blocks[b], summary, keys: keys, erased: erased, at: "\(reader.location(of: blocks[b]))")
+                }
                 do {
                     try raw.withDecodedBytes { section throws(DecodeError) in
                         try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: ids[range], into: &strings)

@@ -1,0 +1,269 @@
+import Glibc
+import Synchronization
+import TouchLogStorage
+
+/// The key file of a format-3 store (`STORE/keys/profiles.tlk`): the one-time pads its profile identifiers are
+/// sealed with in the log (see ``ProfileSealing``). Erasing a profile overwrites its pad with zeros; without the
+/// pad, the bytes in the log can never be turned back into the identifier, and the log itself is never changed.
+///
+/// Layout (all integers little-endian): a 32-byte file header — `TLKY`, version 1 (2 bytes), 18 zero bytes, the
+/// first 8 bytes of SHA-256 of bytes 0..<24 — then one record per block that introduced profiles, in log order: a
+/// 40-byte record header — `TLKR`; the id of the first profile (4 bytes); how many (4 bytes, at least 1); the pad
+/// bytes that follow (4 bytes: the sum of the profiles' lengths); the *binding*, the XXH3-64 of the block's stored
+/// new-profiles section, as the block's summary gives it (8 bytes); the *pad check*, the XXH3-64 of the pad bytes
+/// as they are now, erased pads zero (8 bytes); the XXH3-64 of record header bytes 0..<32 (8 bytes) — then the
+/// pads, one per profile, in id order, each as long as the profile's identifier.
+///
+/// Records are written before the commit that uses them (and synced with it, before its commit block); a record
+/// past the log's last commit is left by a commit that never happened, and the writer removes it. An erasure is
+/// first committed to the log; then its pads are zeroed and their records' checks rewritten, and synced. A crash
+/// in between leaves the log saying "erased" and the writer finishes the zeroing when it next opens the store.
+final class ProfileKeyFile: Sendable {
+    static let fileHeaderSize = 32
+    static let recordHeaderSize = 40
+    static let fileMagic = Array("TLKY".utf8)
+    static let recordMagic = Array("TLKR".utf8)
+
+    let path: String
+    let writable: Bool
+    private let state: Mutex<State>
+
+    /// Where each record lies, and what its header says.
+    struct Record: Sendable {
+        var position: Int64
+        var firstProfile: Int
+        var count: Int
+        var padBytes: Int
+        var binding: UInt64
+        var padCheck: UInt64
+        var profiles: Range<Int> { firstProfile..<(firstProfile + count) }
+        var end: Int64 { position + Int64(ProfileKeyFile.recordHeaderSize + padBytes) }
+    }
+
+    private struct State: ~Copyable {
+        var file: SystemFile?
+        var records: [Record] = []
+        var end = Int64(ProfileKeyFile.fileHeaderSize)
+        /// Bytes after the last whole record (a record being written, or cut short by a crash).
+        var tornTail: Int64 = 0
+    }
+
+    /// Opens the key file at `path`. A writer creates it when missing and cuts a torn last record; a reader of a
+    /// store without one sees no keys.
+    init(path: String, writable: Bool) throws(TouchLogError) {
+        self.path = path
+        self.writable = writable
+        var state = State()
+        do {
+            if !SystemFile.exists(path) {
+                if writable { try Self.create(path) }
+            }
+            if SystemFile.exists(path) {
+                let file = try SystemFile.open(path, writable ? .readWrite : .readOnly)
+                state.file = file
+                let size = try file.size()
+                let header = try file.read(at: 0, count: Self.fileHeaderSize)
+                guard header.count == Self.fileHeaderSize, header.prefix(4).elementsEqual(Self.fileMagic),
+                    header[4] == 1, header[5] == 0,
+                    header[24..<32].elementsEqual(Self.headerCheck(header[0..<24]))
+                else {
+                    file.close()
+                    throw TouchLogError(code: .corrupt, message: "\(path): not a touchlog key file, or its header is damaged")
+                }
+                try Self.scan(&state, size: size)
+                if writable && state.tornTail > 0 {
+                    let position = state.end
+                    try file.truncate(to: position)
+                    try file.sync()
+                    state.tornTail = 0
+                }
+            }
+        } catch let error as TouchLogError {
+            throw error
+        } catch {
+            throw TouchLogError(code: .io, message: "cannot open the key file \(path): \(error)")
+        }
+        self.state = Mutex(state)
+    }
+
+    deinit {
+        state.withLock { $0.file?.close() }
+    }
+
+    /// Reads the record headers from `state.end` to `size`, up to the first that is not whole and valid.
+    private static func scan(_ state: inout State, size: Int64) throws(SystemCallError) {
+        var position = state.end
+        while position < size {
+            guard let record = try readRecordHeader(state.file!, at: position), record.end <= size,
+                record.firstProfile == (state.records.last.map { $0.profiles.upperBound } ?? 0)
+            else { break }
+            state.records.append(record)
+            position = record.end
+        }
+        state.end = position
+        state.tornTail = size - position
+    }
+
+    /// A reader's look for records the writer appended since it opened (or since the last look).
+    private func refresh(_ state: inout State) throws(SystemCallError) {
+        if state.file == nil {
+            guard SystemFile.exists(path) else { return }
+            state.file = try SystemFile.open(path, .readOnly)
+        }
+        try Self.scan(&state, size: try state.file!.size())
+    }
+
+    private static func create(_ path: String) throws(SystemCallError) {
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        try SystemFile.makeDirectory(directory)
+        var header = fileMagic + [1, 0] + [UInt8](repeating: 0, count: 18)
+        header += headerCheck(header[...])
+        let temporary = path + ".new"
+        let file = try SystemFile.open(temporary, .createReadWrite)
+        defer { file.close() }
+        try file.truncate(to: 0)
+        try file.write(header, at: 0)
+        try file.sync()
+        try SystemFile.rename(temporary, path)
+        try SystemFile.syncDirectory(directory)
+    }
+
+    private static func readRecordHeader(_ file: SystemFile, at position: Int64) throws(SystemCallError) -> Record? {
+        let bytes = try file.read(at: position, count: recordHeaderSize)
+        guard bytes.count == recordHeaderSize, bytes.prefix(4).elementsEqual(recordMagic),
+            le64(bytes, 32) == XXH3.hash(bytes[0..<32])
+        else { return nil }
+        let count = Int(le32(bytes, 8))
+        guard count > 0 else { return nil }
+        return Record(position: position, firstProfile: Int(le32(bytes, 4)), count: count,
+                      padBytes: Int(le32(bytes, 12)), binding: le64(bytes, 16),
+                      padCheck: le64(bytes, 24))
+    }
+
+    private static func recordHeader(_ record: Record) -> [UInt8] {
+        var bytes = recordMagic
+        for (value, width) in [(UInt64(record.firstProfile), 4), (UInt64(record.count), 4), (UInt64(record.padBytes), 4),
+                               (record.binding, 8), (record.padCheck, 8)] {
+            for i in 0..<width { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+        }
+        let check = XXH3.hash(bytes[...])
+        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: check >> (8 * UInt64(i)))) }
+        return bytes
+    }
+
+    /// The file header's check: the first 8 bytes of the SHA-256 of its first 24 bytes.
+    private static func headerCheck(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        Array(BlockHash.sha256(of: Array(bytes)).bytes.prefix(8))
+    }
+
+    /// The records, in order.
+    var records: [Record] { state.withLock { $0.records } }
+
+    /// How many profiles have pads (the next record's first profile).
+    var profileCount: Int { state.withLock { $0.records.last?.profiles.upperBound ?? 0 } }
+
+    /// Bytes after the last whole record, which a writer will remove.
+    var tornTail: Int64 { state.withLock { $0.tornTail } }
+
+    /// The record of the block that introduced profiles from `firstProfile` on, and its pads.
+    func pads(from firstProfile: Int) throws(TouchLogError) -> (record: Record, pads: [UInt8])? {
+        try state.withLock { state throws(TouchLogError) -> (record: Record, pads: [UInt8])? in
+            do {
+                if !writable && Self.index(of: firstProfile, in: state.records) == nil { try refresh(&state) }
+                guard let k = Self.index(of: firstProfile, in: state.records), let file = state.file else { return nil }
+                let record = state.records[k]
+                let pads = try file.read(at: record.position + Int64(Self.recordHeaderSize), count: record.padBytes)
+                guard pads.count == record.padBytes else { throw TouchLogError(code: .corrupt, message: "\(path): a record cut short") }
+                return (record, pads)
+            } catch let error as TouchLogError {
+                throw error
+            } catch {
+                throw TouchLogError(code: .io, message: "cannot read \(path): \(error)")
+            }
+        }
+    }
+
+    private static func index(of firstProfile: Int, in records: [Record]) -> Int? {
+        var low = 0
+        var high = records.count
+        while low < high {
+            let mid = (low + high) / 2
+            if records[mid].firstProfile < firstProfile { low = mid + 1 } else { high = mid }
+        }
+        return low < records.count && records[low].firstProfile == firstProfile ? low : nil
+    }
+
+    /// Appends the pads of the profiles one block introduces (ids from `firstProfile` on, `count` of them, the pads
+    /// back to back), bound to the block's sealed section by `binding`. Not synced: see ``sync()``.
+    func append(firstProfile: Int, count: Int, binding: UInt64, pads: [UInt8]) throws(TouchLogError) {
+        precondition(writable && count > 0, "a writer appends records of at least one profile")
+        try state.withLock { state throws(TouchLogError) in
+            precondition(firstProfile == (state.records.last?.profiles.upperBound ?? 0), "records follow each other")
+            let record = Record(position: state.end, firstProfile: firstProfile, count: count, padBytes: pads.count, binding: binding,
+                                padCheck: XXH3.hash(pads[...]))
+            do { try state.file!.write(Self.recordHeader(record) + pads, at: record.position) } catch {
+                throw TouchLogError(code: .io, message: "cannot write the key file \(path): \(error)")
+            }
+            state.records.append(record)
+            state.end = record.end
+        }
+    }
+
+    /// Makes what was appended or erased durable.
+    func sync() throws(TouchLogError) {
+        try state.withLock { state throws(TouchLogError) in
+            do { try state.file?.sync() } catch { throw TouchLogError(code: .io, message: "cannot sync the key file \(path): \(error)") }
+        }
+    }
+
+    /// Removes the records of profiles `count` and later (a commit that did not happen, or that the log lost).
+    func truncate(profiles count: Int) throws(TouchLogError) {
+        try state.withLock { state throws(TouchLogError) in
+            guard let k = state.records.firstIndex(where: { $0.profiles.upperBound > count }) else { return }
+            guard state.records[k].firstProfile == count else {
+                throw TouchLogError(code: .corrupt, message: "\(path): the log ends inside the key record of profiles \(state.records[k].profiles)")
+            }
+            state.end = state.records[k].position
+            state.records.removeSubrange(k...)
+            do {
+                try state.file!.truncate(to: state.end)
+                try state.file!.sync()
+            } catch {
+                throw TouchLogError(code: .io, message: "cannot cut the key file \(path): \(error)")
+            }
+        }
+    }
+
+    /// Overwrites with zeros the pads at byte ranges `ranges` (within the pads) of the record of profiles from
+    /// `firstProfile` on, and rewrites its pad check. Not synced: see ``sync()``.
+    func zero(_ ranges: [Range<Int>], inRecordFrom firstProfile: Int) throws(TouchLogError) {
+        try state.withLock { state throws(TouchLogError) in
+            guard let k = Self.index(of: firstProfile, in: state.records), let file = state.file else {
+                throw TouchLogError(code: .corrupt, message: "\(path): no key record for profiles from \(firstProfile)")
+            }
+            var record = state.records[k]
+            let padStart = record.position + Int64(Self.recordHeaderSize)
+            do {
+                var pads = try file.read(at: padStart, count: record.padBytes)
+                for range in ranges {
+                    precondition(range.upperBound <= pads.count, "a pad inside its record")
+                    for i in range { pads[i] = 0 }
+                    try file.write([UInt8](repeating: 0, count: range.count), at: padStart + Int64(range.lowerBound))
+                }
+                record.padCheck = XXH3.hash(pads[...])
+                try file.write(Self.recordHeader(record), at: record.position)
+            } catch {
+                throw TouchLogError(code: .io, message: "cannot erase keys in \(path): \(error)")
+            }
+            state.records[k] = record
+        }
+    }
+}
+
+private func le32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
+    (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) }
+}
+
+private func le64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
+    (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+}

@@ -1,0 +1,85 @@
+import TouchLogStorage
+
+/// An erasure the log records (format 3).
+public struct ErasureInfo: Sendable, Equatable {
+    /// When it was committed (its recorded time).
+    public var recorded: Int64
+    /// The internal ids of the profiles it erased, ascending.
+    public var profiles: [Int]
+    public var reason: String
+    /// The chain head just before it: what `verify` printed before the erasure.
+    public var headBefore: BlockHash
+}
+
+/// The profiles a format-3 log records as erased, read from its markers.
+struct Erasures: Sendable {
+    /// How many of the log's markers have been read.
+    var markersRead = 0
+    var profiles = Set<Int>()
+    /// Each erasure, in log order.
+    var records: [ErasureInfo] = []
+}
+
+extension StoreReader {
+    /// Reads the erasure records of markers committed since the last call. When there are new ones, the profile
+    /// strings this reader holds are dropped (read again, the erased ones are empty).
+    func readErasures() throws(TouchLogError) {
+        let markers = log.markers
+        guard erasures.markersRead < markers.count else { return }
+        var found = false
+        for marker in markers[erasures.markersRead...] {
+            let metadata = try storage { () throws(StorageError) in try log.metadata(of: marker) } ?? []
+            let record: ErasureRecord?
+            do { record = try ErasureRecord(metadata: metadata) } catch {
+                throw TouchLogError(code: .corrupt, message: "\(log.location(of: marker)): bad erasure record: \(error)")
+            }
+            guard let record else { continue }
+            erasures.records.append(ErasureInfo(recorded: marker.header.maxRecorded, profiles: record.profiles, reason: record.reason,
+                                                headBefore: marker.header.previousHash))
+            erasures.profiles.formUnion(record.profiles)
+            found = true
+        }
+        erasures.markersRead = markers.count
+        if found && dictionary.profiles.count > 0 {
+            dictionary.profiles = StringTable()
+            dictionary.profileBlocks = 0
+        }
+    }
+
+    /// The store's key file (format 3), opened at the first call.
+    func profileKeys() throws(TouchLogError) -> ProfileKeyFile {
+        if let keyFile { return keyFile }
+        let keys = try ProfileKeyFile(path: StoreLayout(root: directory).profileKeys, writable: false)
+        keyFile = keys
+        return keys
+    }
+
+    /// Format 3: turns the raw new-profiles section of `location` (sealed) into the plain front-coded shape of
+    /// format 2, erased profiles empty. Format 2: leaves it as it is.
+    func openProfiles(_ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary) throws(TouchLogError) {
+        guard location.header.version >= 3 else { return }
+        try Self.openProfiles(&raw, of: location, summary, keys: try profileKeys(), erased: erasures.profiles, at: "\(log.location(of: location))")
+    }
+
+    /// ``openProfiles(_:of:_:)`` for a worker thread, given the key file and the erased profiles.
+    static func openProfiles(_ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary, keys: ProfileKeyFile,
+                             erased: Set<Int>, at place: @autoclosure () -> String) throws(TouchLogError) {
+        guard location.header.version >= 3, summary.newProfiles > 0 else { return }
+        let first = Int(summary.firstNewProfile)
+        guard let (record, pads) = try keys.pads(from: first), record.count == summary.newProfiles else {
+            throw TouchLogError(code: .corrupt, message: "\(place()): no key for the profiles it introduces (ids \(first)..<\(first + summary.newProfiles)): "
+                                + "the key file \(keys.path) is missing or damaged")
+        }
+        guard record.binding == XXH3.hash(raw[...]) else {
+            throw TouchLogError(code: .corrupt, message: "\(place()): the key file's record for profiles \(first)..<\(first + summary.newProfiles) "
+                                + "belongs to other blocks (\(keys.path) is not this store's key file, or it is damaged)")
+        }
+        do {
+            raw = try raw.withDecodedBytes { section throws(DecodeError) in
+                try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: first, pads: pads) { erased.contains($0) }
+            }
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(place()): bad sealed profiles: \(error)")
+        }
+    }
+}
