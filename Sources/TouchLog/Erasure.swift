@@ -116,7 +116,7 @@ extension TouchLogStore {
                 k += 1
             }
             guard !mine.isEmpty else { continue }
-            guard let (_, pads) = try keys.pads(from: first) else {
+            guard let (record, pads) = try keys.pads(from: first) else {
                 throw TouchLogError(code: .corrupt, message: "\(keys.path): no key record for profiles \(first)..<\(end)")
             }
             let location = reader.log.blocks[index]
@@ -125,9 +125,12 @@ extension TouchLogStore {
             do { ranges = try raw.withDecodedBytes { section throws(DecodeError) in try ProfileSealing.padRanges(section, count: summary.newProfiles) } } catch {
                 throw TouchLogError(code: .corrupt, message: "\(reader.log.location(of: location)): bad sealed profiles: \(error)")
             }
-            let pending = mine.map { ranges[$0 - first] }.filter { range in pads[range].contains { $0 != 0 } }
-            guard !pending.isEmpty else { continue }
-            try keys.zero(pending, inRecordFrom: first)
+            // Zeroed already and checked as such: done. Otherwise (not begun, or cut short) the zeroing is done again.
+            let erasedRanges = mine.map { ranges[$0 - first] }
+            var zeroed = pads
+            for range in erasedRanges { zeroed.replaceSubrange(range, with: repeatElement(0, count: range.count)) }
+            guard zeroed != pads || record.padCheck != XXH3.hash(zeroed[...]) else { continue }
+            try keys.zero(erasedRanges, inRecordFrom: first)
             changed = true
         }
         if changed { try keys.sync() }

@@ -9,10 +9,10 @@ import TouchLogStorage
 /// Layout (all integers little-endian): a 32-byte file header — `TLKY`, version 1 (2 bytes), 18 zero bytes, the
 /// first 8 bytes of SHA-256 of bytes 0..<24 — then one record per block that introduced profiles, in log order: a
 /// 40-byte record header — `TLKR`; the id of the first profile (4 bytes); how many (4 bytes, at least 1); the pad
-/// bytes that follow (4 bytes: the sum of the profiles' lengths); the *binding*, the XXH3-64 of the block's stored
-/// new-profiles section, as the block's summary gives it (8 bytes); the *pad check*, the XXH3-64 of the pad bytes
-/// as they are now, erased pads zero (8 bytes); the XXH3-64 of record header bytes 0..<32 (8 bytes) — then the
-/// pads, one per profile, in id order, each as long as the profile's identifier.
+/// bytes that follow (4 bytes: the sum of the profiles' lengths); the *binding*, the XXH3-64 of the block's raw
+/// new-profiles section (8 bytes); the XXH3-64 of record header bytes 0..<24 (8 bytes); the *pad check*, the
+/// XXH3-64 of the pad bytes as they are now, erased pads zero (8 bytes, the one field an erasure rewrites, so it is
+/// outside the header's own check) — then the pads, one per profile, in id order, each as long as its identifier.
 ///
 /// Records are written before the commit that uses them (and synced with it, before its commit block); a record
 /// past the log's last commit is left by a commit that never happened, and the writer removes it. An erasure is
@@ -46,6 +46,8 @@ final class ProfileKeyFile: Sendable {
         var end = Int64(ProfileKeyFile.fileHeaderSize)
         /// Bytes after the last whole record (a record being written, or cut short by a crash).
         var tornTail: Int64 = 0
+        /// Where a damaged record lies that later whole records follow (so it is not a torn tail), if one does.
+        var damagedAt: Int64?
     }
 
     /// Opens the key file at `path`. A writer creates it when missing and cuts a torn last record; a reader of a
@@ -71,6 +73,11 @@ final class ProfileKeyFile: Sendable {
                     throw TouchLogError(code: .corrupt, message: "\(path): not a touchlog key file, or its header is damaged")
                 }
                 try Self.scan(&state, size: size)
+                if writable, let damaged = state.damagedAt {
+                    file.close()
+                    throw TouchLogError(code: .corrupt, message: "\(path): damaged record at byte \(damaged), with whole records after it; "
+                                        + "run `touchlog verify` for a full report")
+                }
                 if writable && state.tornTail > 0 {
                     let position = state.end
                     try file.truncate(to: position)
@@ -90,7 +97,8 @@ final class ProfileKeyFile: Sendable {
         state.withLock { $0.file?.close() }
     }
 
-    /// Reads the record headers from `state.end` to `size`, up to the first that is not whole and valid.
+    /// Reads the record headers from `state.end` to `size`, up to the first that is not whole and valid; notes
+    /// whether a whole record follows that one (damage, not a torn tail left by an unfinished append).
     private static func scan(_ state: inout State, size: Int64) throws(SystemCallError) {
         var position = state.end
         while position < size {
@@ -102,6 +110,21 @@ final class ProfileKeyFile: Sendable {
         }
         state.end = position
         state.tornTail = size - position
+        state.damagedAt = nil
+        if state.tornTail > Int64(recordHeaderSize) {
+            // Look for a whole record header after the bad one (only an append in progress or a crash leaves a tail).
+            let rest = try state.file!.read(at: position + 1, count: Int(size - position - 1))
+            var k = 0
+            while k + recordHeaderSize <= rest.count {
+                if rest[k] == recordMagic[0], rest[k..<(k + 4)].elementsEqual(recordMagic),
+                    le64(Array(rest[(k + 24)..<(k + 32)]), 0) == XXH3.hash(rest[k..<(k + 24)])
+                {
+                    state.damagedAt = position
+                    break
+                }
+                k += 1
+            }
+        }
     }
 
     /// A reader's look for records the writer appended since it opened (or since the last look).
@@ -131,24 +154,22 @@ final class ProfileKeyFile: Sendable {
     private static func readRecordHeader(_ file: SystemFile, at position: Int64) throws(SystemCallError) -> Record? {
         let bytes = try file.read(at: position, count: recordHeaderSize)
         guard bytes.count == recordHeaderSize, bytes.prefix(4).elementsEqual(recordMagic),
-            le64(bytes, 32) == XXH3.hash(bytes[0..<32])
+            le64(bytes, 24) == XXH3.hash(bytes[0..<24])
         else { return nil }
         let count = Int(le32(bytes, 8))
         guard count > 0 else { return nil }
         return Record(position: position, firstProfile: Int(le32(bytes, 4)), count: count,
                       padBytes: Int(le32(bytes, 12)), binding: le64(bytes, 16),
-                      padCheck: le64(bytes, 24))
+                      padCheck: le64(bytes, 32))
     }
 
     private static func recordHeader(_ record: Record) -> [UInt8] {
         var bytes = recordMagic
-        for (value, width) in [(UInt64(record.firstProfile), 4), (UInt64(record.count), 4), (UInt64(record.padBytes), 4),
-                               (record.binding, 8), (record.padCheck, 8)] {
-            for i in 0..<width { bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+        for (value, width) in [(UInt64(record.firstProfile), 4), (UInt64(record.count), 4), (UInt64(record.padBytes), 4), (record.binding, 8)] {
+            bytes += littleEndian(value, width)
         }
-        let check = XXH3.hash(bytes[...])
-        for i in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: check >> (8 * UInt64(i)))) }
-        return bytes
+        bytes += littleEndian(XXH3.hash(bytes[...]), 8)
+        return bytes + littleEndian(record.padCheck, 8)
     }
 
     /// The file header's check: the first 8 bytes of the SHA-256 of its first 24 bytes.
@@ -164,6 +185,9 @@ final class ProfileKeyFile: Sendable {
 
     /// Bytes after the last whole record, which a writer will remove.
     var tornTail: Int64 { state.withLock { $0.tornTail } }
+
+    /// Where a damaged record lies that whole records follow, if one does.
+    var damagedAt: Int64? { state.withLock { $0.damagedAt } }
 
     /// The record of the block that introduced profiles from `firstProfile` on, and its pads.
     func pads(from firstProfile: Int) throws(TouchLogError) -> (record: Record, pads: [UInt8])? {
@@ -235,7 +259,7 @@ final class ProfileKeyFile: Sendable {
     }
 
     /// Overwrites with zeros the pads at byte ranges `ranges` (within the pads) of the record of profiles from
-    /// `firstProfile` on, and rewrites its pad check. Not synced: see ``sync()``.
+    /// `firstProfile` on, and rewrites its pad check (the check of the pads as they then are). Not synced: see ``sync()``.
     func zero(_ ranges: [Range<Int>], inRecordFrom firstProfile: Int) throws(TouchLogError) {
         try state.withLock { state throws(TouchLogError) in
             guard let k = Self.index(of: firstProfile, in: state.records), let file = state.file else {
@@ -251,7 +275,7 @@ final class ProfileKeyFile: Sendable {
                     try file.write([UInt8](repeating: 0, count: range.count), at: padStart + Int64(range.lowerBound))
                 }
                 record.padCheck = XXH3.hash(pads[...])
-                try file.write(Self.recordHeader(record), at: record.position)
+                try file.write(littleEndian(record.padCheck, 8), at: record.position + 32)
             } catch {
                 throw TouchLogError(code: .io, message: "cannot erase keys in \(path): \(error)")
             }
@@ -266,4 +290,8 @@ private func le32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
 
 private func le64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
     (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+}
+
+private func littleEndian(_ value: UInt64, _ width: Int) -> [UInt8] {
+    (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
 }

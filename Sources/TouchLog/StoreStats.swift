@@ -4,9 +4,12 @@ import Glibc
 /// What `touchlog stats` reports about a store.
 public struct StoreStats: Sendable {
     public var events: UInt64 = 0
-    /// The log's format version (1 or 2).
+    /// The log's format version (1, 2 or 3).
     public var formatVersion: UInt16 = 1
+    /// Distinct profiles whose identifiers the store holds (format 3: erased ones not counted).
     public var profiles = 0
+    /// Format 3: profiles erased (their events stay, anonymous).
+    public var erasedProfiles = 0
     public var touchpoints = 0
     public var files = 0
     public var blocks = 0
@@ -27,8 +30,8 @@ public struct StoreStats: Sendable {
 }
 
 extension StoreReader {
-    /// Counts the store's events, distinct profiles and touchpoints, files and bytes. Reads the whole log (format 2:
-    /// only the block summaries).
+    /// Counts the store's events, distinct profiles and touchpoints, files and bytes. Reads the whole log (formats 2
+    /// and 3: only the block summaries).
     public func stats(progress: (_ done: UInt64, _ total: UInt64) -> Void = { _, _ in }) throws -> StoreStats {
         var stats = StoreStats()
         let layout = StoreLayout(root: directory)
@@ -69,6 +72,8 @@ extension StoreReader {
             stats.timeRange = minTime...maxTime
             stats.recordedRange = log.blocks.first!.header.minRecorded...log.blocks.last!.header.maxRecorded
         }
+        stats.erasedProfiles = erasures.profiles.count
+        stats.profiles -= stats.erasedProfiles
         stats.formatVersion = formatVersion
         stats.files = log.files.count
         stats.logBytes = log.files.reduce(0) { $0 + fileSize(layout.log + "/" + $1.name) }

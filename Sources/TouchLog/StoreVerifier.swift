@@ -293,7 +293,7 @@ private final class KeyFileCheck: Sendable {
             notes.append("\(keys.path): keys for profiles \(profiles)..<\(covered), which no commit introduced yet (a commit in progress, "
                          + "or one that did not finish; the writer removes them when it opens the store)")
         }
-        if keys.tornTail > 0 {
+        if keys.tornTail > 0 && keys.damagedAt == nil {
             notes.append("\(keys.path): \(keys.tornTail) bytes after its last whole record (the same)")
         }
         return notes
@@ -306,6 +306,9 @@ private final class KeyFileCheck: Sendable {
         let covered = records.last?.profiles.upperBound ?? 0
         if covered < profiles {
             problems.append("\(keys.path): no keys for profiles \(covered)..<\(profiles), which the log introduced: their identifiers cannot be read")
+        }
+        if let damaged = keys.damagedAt {
+            problems.append("\(keys.path): a damaged record at byte \(damaged), with whole records after it: the keys from there on cannot be read")
         }
         let unfinished = self.unfinished.withLock { $0.sorted() }
         if !unfinished.isEmpty {

@@ -23,7 +23,8 @@ struct StatsCommand: ParsableCommand {
             if json {
                 var fields = ["\"events\":\(stats.events)"]
                 fields += types.map { "\"\($0.0)s\":\($0.1)" }
-                fields += ["\"profiles\":\(stats.profiles)", "\"touchpoints\":\(stats.touchpoints)", "\"files\":\(stats.files)",
+                fields += ["\"profiles\":\(stats.profiles)", "\"erasedProfiles\":\(stats.erasedProfiles)", "\"touchpoints\":\(stats.touchpoints)",
+                           "\"files\":\(stats.files)",
                            "\"blocks\":\(stats.blocks)", "\"logBytes\":\(stats.logBytes)", "\"storeBytes\":\(stats.totalBytes)",
                            "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)", "\"segments\":\(stats.segments)",
                            "\"format\":\(stats.formatVersion)"]
@@ -34,7 +35,7 @@ struct StatsCommand: ParsableCommand {
                 func row(_ name: String, _ value: String) { out.write(name.padding(16) + value + "\n") }
                 row("events", "\(stats.events)")
                 for (name, count) in types { row("  \(name)s", "\(count)") }
-                row("profiles", "\(stats.profiles)")
+                row("profiles", "\(stats.profiles)" + (stats.erasedProfiles > 0 ? " (and \(stats.erasedProfiles) erased)" : ""))
                 row("touchpoints", "\(stats.touchpoints)")
                 row("log files", "\(stats.files) (\(counted(stats.blocks, "block")), format \(stats.formatVersion))")
                 row("log bytes", "\(stats.logBytes) (\(String(format1: stats.bytesPerEvent)) per event)")

@@ -7,11 +7,15 @@
 // 256, into log files that roll at 256 KiB, so kills land in single- and multi-block commits, in shared fsyncs, in
 // file rolls, and (for the shortest delays) in the store's open and recovery. Each event names its batch: profile
 // `BATCH/i/n` is event i of n of batch BATCH. Only after `append` returns does the writer print `ack BATCH FROM END`.
+// A fourth task appends one-event batches (`…v…`) and erases each profile right after, printing `erased BATCH` once
+// `erase` returns, so kills also land inside erasures (their commit, the zeroing of the pads, its sync).
 //
 // After each kill `run` opens the store as a writer would (recovering it), then checks:
 // - every acknowledged batch is there, whole, at the offsets its acknowledgement gave;
 // - every batch in the log is whole and in order (no partial commit, no event from nowhere), offsets have no gaps;
-// - `verify` finds the log, snapshots and definitions intact.
+//   an erased event (its profile gone) is the one event of an acknowledged erasable batch;
+// - every acknowledged erasure holds: its event is erased;
+// - `verify` finds the log, key file, snapshots and definitions intact (so no erased profile has a pad left).
 // Exit 0 when every check passed after every kill, 1 at the first failure (with the store left for inspection).
 import Glibc
 import TouchLog
@@ -69,6 +73,21 @@ func runWriter(directory: String, seed: UInt64) async -> Never {
                 }
             }
         }
+        group.addTask {
+            var number = 0
+            while true {
+                let batch = "s\(session).v\(number)"
+                do {
+                    let offsets = try await store.append([event(batch, 0, 1)])
+                    say("ack \(batch) \(offsets.lowerBound) \(offsets.upperBound)")
+                    try await store.erase(profiles: [event(batch, 0, 1).profile], reason: "crash test")
+                    say("erased \(batch)")
+                } catch {
+                    fail("writer: append or erase failed: \(error)", code: 2)
+                }
+                number += 1
+            }
+        }
     }
     exit(0)
 }
@@ -81,6 +100,8 @@ struct Acknowledged {
     var offsets: [String: Range<UInt64>] = [:]
     /// Every whole batch found in the log so far, and where.
     var seen: [String: Range<UInt64>] = [:]
+    /// Every acknowledged erasure: the batch whose one event's profile was erased.
+    var erased: Set<String> = []
     /// The log up to here was checked event by event after an earlier kill; the block ending there had this hash.
     var checkedEnd: UInt64 = 0
     var checkedHash = BlockHash.zero
@@ -122,6 +143,10 @@ func readAcknowledgements(_ fd: Int32, into acked: inout Acknowledged) -> Int {
     for line in data.split(separator: 0x0A) {
         let parts = String(decoding: line, as: UTF8.self).split(separator: " ")
         // A line cut by the kill has no newline yet only if it is the last; its ack was never complete.
+        if parts.count == 2 && parts[0] == "erased" {
+            acked.erased.insert(String(parts[1]))
+            continue
+        }
         guard parts.count == 4, parts[0] == "ack", let from = UInt64(parts[2]), let end = UInt64(parts[3]) else { continue }
         acked.offsets[String(parts[1])] = from..<end
         count += 1
@@ -144,7 +169,7 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
     let blocks: [BlockLocation]
     do {
         blocks = try LogReader(directory: directory + "/log").blocks
-        events = try StoreReader(directory: directory).events(matching: ReplayFilter(fromOffset: acked.checkedEnd))
+        events = try StoreReader(directory: directory).events(matching: ReplayFilter(fromOffset: acked.checkedEnd, includeErased: true))
     } catch {
         fail("after kill \(kill): the store cannot be read: \(error)")
     }
@@ -157,6 +182,17 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
     for (position, stored) in events.enumerated() {
         guard stored.offset == acked.checkedEnd + UInt64(position) else {
             fail("after kill \(kill): offset \(stored.offset) at position \(acked.checkedEnd + UInt64(position))")
+        }
+        if stored.event.profile.isEmpty {
+            // Erased: the one event of an acknowledged erasable batch (its erasure is only asked after its ack).
+            guard current == nil, let batch = acked.offsets.first(where: { $0.key.contains(".v") && $0.value == stored.offset..<(stored.offset + 1) })?.key,
+                stored.event == Event(time: event(batch, 0, 1).time, profile: "", type: event(batch, 0, 1).type,
+                                      touchpoint: event(batch, 0, 1).touchpoint, value: event(batch, 0, 1).value)
+            else {
+                fail("after kill \(kill): offset \(stored.offset) holds an erased event of no acknowledged erasable batch")
+            }
+            acked.seen[batch] = stored.offset..<(stored.offset + 1)
+            continue
         }
         let parts = stored.event.profile.split(separator: "/")
         guard parts.count == 3, let i = Int(parts[1]), let n = Int(parts[2]), stored.event == event(String(parts[0]), i, n) else {
@@ -181,6 +217,12 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
     if let c = current { fail("after kill \(kill): the log ends inside batch \(c.batch) (\(c.next) of \(c.n) events)") }
     for (batch, offsets) in acked.offsets where acked.seen[batch] != offsets {
         fail("after kill \(kill): acknowledged batch \(batch) at \(offsets) is \(acked.seen[batch].map { "at \($0)" } ?? "missing")")
+    }
+    for batch in acked.erased {
+        guard let offsets = acked.offsets[batch], let events = try? StoreReader(directory: directory).events(
+            matching: ReplayFilter(fromOffset: offsets.lowerBound, toOffset: offsets.lowerBound, includeErased: true)),
+            events.map(\.event.profile) == [""]
+        else { fail("after kill \(kill): the acknowledged erasure of batch \(batch) does not hold") }
     }
     do {
         let report = try StoreVerifier.verify(directory: directory)
@@ -213,12 +255,13 @@ func runHarness(_ options: [String: String]) -> Never {
     var random = SplitMix64(seed: seed)
     say("crash test: \(kills) kills, seed \(seed), store \(store)")
     var acked = Acknowledged()
-    var totals = (acks: 0, events: 0 as UInt64, recoveries: 0, cutBytes: 0 as Int64, early: 0, stores: 0)
+    var totals = (acks: 0, events: 0 as UInt64, recoveries: 0, cutBytes: 0 as Int64, early: 0, stores: 0, erasures: 0)
     var storeIndex = -1
     var directory = ""
     let started = nowMs()
     for round in 1...kills {
         if (round - 1) % freshEvery == 0 {
+            totals.erasures += acked.erased.count
             storeIndex += 1
             directory = "\(store)/store-\(storeIndex)"
             acked = Acknowledged()
@@ -246,11 +289,13 @@ func runHarness(_ options: [String: String]) -> Never {
             + (recovery.map { ", recovery cut \($0.bytesRemoved) bytes (\($0.uncommittedBlocks) whole blocks of an unfinished commit)" } ?? ""))
         totals.events = max(totals.events, end)
     }
+    totals.erasures += acked.erased.count
     let seconds = Double(nowMs() - started) / 1000
     say("""
         \(kills) kills in \(Double(Int(seconds * 10)) / 10) s over \(totals.stores) stores: every check passed. \
-        \(totals.acks) acknowledged commits, all found whole; \(totals.recoveries) recoveries cut \(totals.cutBytes) bytes \
-        of unfinished commits; \(totals.early) kills before the first acknowledgement.
+        \(totals.acks) acknowledged commits, all found whole; \(totals.erasures) acknowledged erasures, all holding; \
+        \(totals.recoveries) recoveries cut \(totals.cutBytes) bytes of unfinished commits; \(totals.early) kills before the \
+        first acknowledgement.
         """)
     exit(0)
 }

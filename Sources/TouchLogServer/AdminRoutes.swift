@@ -22,6 +22,7 @@ extension TouchLogServer {
             out.object {
                 $0.field("events", stats.events)
                 $0.field("profiles", stats.profiles)
+                $0.field("erasedProfiles", stats.erasedProfiles)
                 $0.field("touchpoints", stats.touchpoints)
                 $0.field("files", stats.files)
                 $0.field("blocks", stats.blocks)

@@ -85,6 +85,8 @@ import Testing
         #expect(reader.log.markers.count == 1)
         #expect(reader.erasures.records.map { [$0.profiles.description, $0.reason, $0.headBefore.description] }
                 == [["[1]", "request 17", headBefore.description]])
+        let stats = try reader.stats()
+        #expect(stats.profiles == 2 && stats.erasedProfiles == 1)
         let verified = try StoreVerifier.verify(directory: path)
         #expect(verified.isIntact, "\(verified.log.problems) \(verified.otherProblems)")
         #expect(!Self.readable(target, under: path))
