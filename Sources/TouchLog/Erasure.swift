@@ -17,7 +17,7 @@ extension TouchLogStore {
     /// recorded in the log (when, `reason`, the profiles' internal ids; no identifier), and the blocks already in
     /// the log are not changed, so every hash of the chain stays as it was.
     ///
-    /// Needs a store of format 3, whose identifiers are sealed with a key of their own (``ProfileSealing``). Throws
+    /// Needs a store of format 3, whose identifiers are sealed with a key of their own (<doc:Erasing>). Throws
     /// ``TouchLogError/Code-swift.struct/invalidInput`` for an empty or over-long identifier or reason, and
     /// ``TouchLogError/Code-swift.struct/notFound`` naming every identifier the store does not hold (erasing none)
     /// unless `skipUnknown`. Erasing many identifiers at once is one durable step.

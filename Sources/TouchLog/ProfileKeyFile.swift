@@ -48,6 +48,8 @@ final class ProfileKeyFile: Sendable {
         var tornTail: Int64 = 0
         /// Where a damaged record lies that later whole records follow (so it is not a torn tail), if one does.
         var damagedAt: Int64?
+        /// Written to since the last sync.
+        var dirty = false
     }
 
     /// Opens the key file at `path`. A writer creates it when missing and cuts a torn last record; a reader of a
@@ -230,13 +232,16 @@ final class ProfileKeyFile: Sendable {
             }
             state.records.append(record)
             state.end = record.end
+            state.dirty = true
         }
     }
 
-    /// Makes what was appended or erased durable.
+    /// Makes what was appended or erased durable (nothing to do when nothing was: most commits introduce no profile).
     func sync() throws(TouchLogError) {
         try state.withLock { state throws(TouchLogError) in
+            guard state.dirty else { return }
             do { try state.file?.sync() } catch { throw TouchLogError(code: .io, message: "cannot sync the key file \(path): \(error)") }
+            state.dirty = false
         }
     }
 
@@ -276,6 +281,7 @@ final class ProfileKeyFile: Sendable {
                 }
                 record.padCheck = XXH3.hash(pads[...])
                 try file.write(littleEndian(record.padCheck, 8), at: record.position + 32)
+                state.dirty = true
             } catch {
                 throw TouchLogError(code: .io, message: "cannot erase keys in \(path): \(error)")
             }

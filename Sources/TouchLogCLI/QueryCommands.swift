@@ -103,7 +103,8 @@ struct ExplainCommand: ParsableCommand {
             var out = StandardOutput()
             let when = "as of \(Timestamp.format(explanation.time.asOf))" + (explanation.time.knownAt.map { ", known at \(Timestamp.format($0))" } ?? "")
             if !explanation.isKnown {
-                out.write("\(profile) is NOT a member of \(name) (version \(version)) \(when): no events of this profile are visible then\n")
+                out.write("\(profile) is NOT a member of \(name) (version \(version)) \(when): the store knows no events of this profile then "
+                          + "(unknown: never appended by then, or erased)\n")
             } else {
                 out.write("\(profile) is \(explanation.isMember ? "a member" : "NOT a member") of \(name) (version \(version)) \(when)\n")
                 out.write("match \(definition.match.rawValue) of \(definition.rules.count) rule\(definition.rules.count == 1 ? "" : "s"):\n")

@@ -44,6 +44,36 @@ import TouchLog
         #expect(bad.stderr.contains("TOUCHLOG_NEW_STORE_FORMAT must be 1, 2 or 3, not \"4\""))
     }
 
+    /// `touchlog erase`: the profile leaves segments and replay, verify still passes and names the chain head it
+    /// printed before; unknown identifiers exit 66 and change nothing (or are listed with --skip-unknown), an
+    /// empty one exits 65; --from reads identifiers from a file.
+    @Test func eraseForgetsAProfileAndVerifyNamesTheHeadBeforeIt() throws {
+        let scratch = Scratch()
+        let store = ["--store", scratch.store]
+        #expect(try touchlog(["append", fixture("events/sample.jsonl")] + store).status == 0)
+        #expect(try touchlog(["segment", "put", fixture("segments/summer-2022-clickers.json")] + store).status == 0)
+        let query = ["query", "summer-2022-clickers", "--as-of", "2022-07-03T00:00:00Z"] + store
+        #expect(try touchlog(query).stdout == "bob\ngrace\n")
+        let head = try touchlog(["verify"] + store).stdout.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst(12)
+
+        let unknown = try touchlog(["erase", "grace", "nobody"] + store)
+        #expect(unknown.status == 66 && unknown.stderr.contains(#"the store holds no profile "nobody"; nothing erased"#))
+        #expect(try touchlog(query).stdout == "bob\ngrace\n")
+        #expect(try touchlog(["erase", ""] + store).status == 65)
+        let erased = try touchlog(["erase", "grace", "nobody", "--skip-unknown", "--reason", "request 17"] + store)
+        #expect(erased.status == 0 && erased.stdout.hasPrefix("erased 1 profile\nunknown, not erased: nobody\nchain head: "), "\(erased.stderr)")
+        #expect(try touchlog(query).stdout == "bob\n")
+        #expect(try touchlog(["replay", "--profile", "grace"] + store).stdout.isEmpty)
+        #expect(try touchlog(["replay", "--include-erased"] + store).stdout.contains(#""profile":null,"erased":true"#))
+        let verify = try touchlog(["verify"] + store)
+        #expect(verify.status == 0 && verify.stdout.contains("(request 17); the chain before it ends at \(head)\n"), "\(verify.stdout)")
+        #expect(try touchlog(["stats"] + store).stdout.contains("profiles        10 (and 1 erased)\n"))
+
+        let list = scratch.write("erase.txt", "bob\n\nalice\n")
+        #expect(try touchlog(["erase", "--from", list] + store).stdout.hasPrefix("erased 2 profiles\n"))
+        #expect(try touchlog(query).stdout.isEmpty)
+    }
+
     @Test func csvGivesTheSameEventsAsJSONLines() throws {
         let scratch = Scratch()
         let csv = try String(contentsOfFile: fixture("events/sample.csv"), encoding: .utf8)

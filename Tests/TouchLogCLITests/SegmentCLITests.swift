@@ -89,7 +89,7 @@ import Testing
         #expect(try touchlog(["query"] + asOf + ["--known-at", between]).stdout == "alice\ncarol\nheidi\nivan\n")
         let explain = try touchlog(["explain", "discount-clickers-not-converted", "zoe", "--as-of", "2022-07-03T00:00:00Z", "--known-at", between, "--store", scratch.store])
         #expect(explain.stdout.contains("zoe is NOT a member"))
-        #expect(explain.stdout.contains("no events of this profile are visible then"))
+        #expect(explain.stdout.contains("the store knows no events of this profile then (unknown: never appended by then, or erased)"))
     }
 
     @Test func explainNamesTheDecidingEvents() throws {
