@@ -78,7 +78,8 @@ extension TouchLogStore {
             }
             report.head = log.headHash
             encoder.forgetDictionary()
-            try Self.finishErasures(directory: directory, keys: encoder.keys!)
+            let reader = try StoreReader(directory: directory)
+            try Self.finishErasures(reader, of: Set(erasing), summaries: try reader.summaries(through: reader.log.blocks.count), keys: encoder.keys!)
             return report
         }
         return report
@@ -93,16 +94,13 @@ extension TouchLogStore {
         try finishErasures(reader, summaries: summaries, keys: keys)
     }
 
-    /// Zeroes the pads of every profile the log records as erased whose pad is not zero yet, and syncs the key file:
-    /// the second half of an erasure, also run when a writer opens a format-3 store (a crash may have come between
-    /// the erasure's commit and the end of its zeroing).
-    static func finishErasures(directory: String, keys: ProfileKeyFile) throws(TouchLogError) {
-        let reader = try StoreReader(directory: directory)
-        try finishErasures(reader, summaries: try reader.summaries(through: reader.log.blocks.count), keys: keys)
-    }
-
-    private static func finishErasures(_ reader: StoreReader, summaries: [BlockSummary], keys: ProfileKeyFile) throws(TouchLogError) {
-        let erased = reader.erasures.profiles.sorted()
+    /// Zeroes the pads of the profiles `of` (default: every profile the log records as erased) whose pads are not
+    /// zero yet, or whose record's check is stale, and syncs the key file: the second half of an erasure, also run
+    /// when a writer opens a format-3 store (a crash may have come between the erasure's commit and the end of its
+    /// zeroing).
+    private static func finishErasures(_ reader: StoreReader, of profiles: Set<Int>? = nil, summaries: [BlockSummary],
+                                       keys: ProfileKeyFile) throws(TouchLogError) {
+        let erased = (profiles ?? reader.erasures.profiles).sorted()
         guard !erased.isEmpty else { return }
         var changed = false
         var k = 0

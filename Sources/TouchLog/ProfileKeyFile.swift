@@ -209,6 +209,29 @@ final class ProfileKeyFile: Sendable {
         }
     }
 
+    /// Opens the raw sealed new-profiles section of the block `summary` describes with its record's pads (checking
+    /// that the record is this block's), erased profiles left empty (see ``ProfileSealing/open(_:count:firstProfile:pads:erased:)``);
+    /// returns the pads and where each profile's lies, for what `verify` checks of erased ones.
+    func open(_ raw: inout [UInt8], _ summary: BlockSummary, erased: Set<Int>) throws(DecodeError) -> (pads: [UInt8], ranges: [Range<Int>]) {
+        guard summary.newProfiles > 0 else { return ([], []) }
+        let first = Int(summary.firstNewProfile)
+        let profiles = first..<(first + summary.newProfiles)
+        let found: (record: Record, pads: [UInt8])?
+        do { found = try pads(from: first) } catch { throw DecodeError(byte: 0, reason: error.message) }
+        guard let (record, pads) = found, record.count == summary.newProfiles else {
+            throw DecodeError(byte: 0, reason: "no key for the profiles it introduces (ids \(profiles)): the key file \(path) is missing or damaged")
+        }
+        guard record.binding == XXH3.hash(raw[...]) else {
+            throw DecodeError(byte: 0, reason: "the key file's record for profiles \(profiles) belongs to other sealed bytes (\(path) is not this "
+                              + "store's key file, or it is damaged)")
+        }
+        let (opened, ranges) = try raw.withDecodedBytes { section throws(DecodeError) in
+            try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: first, pads: pads) { erased.contains($0) }
+        }
+        raw = opened
+        return (pads, ranges)
+    }
+
     private static func index(of firstProfile: Int, in records: [Record]) -> Int? {
         var low = 0
         var high = records.count

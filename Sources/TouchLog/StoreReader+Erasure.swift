@@ -64,21 +64,8 @@ extension StoreReader {
     /// ``openProfiles(_:of:_:)`` for a worker thread, given the key file and the erased profiles.
     static func openProfiles(_ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary, keys: ProfileKeyFile,
                              erased: Set<Int>, at place: @autoclosure () -> String) throws(TouchLogError) {
-        guard location.header.version >= 3, summary.newProfiles > 0 else { return }
-        let first = Int(summary.firstNewProfile)
-        guard let (record, pads) = try keys.pads(from: first), record.count == summary.newProfiles else {
-            throw TouchLogError(code: .corrupt, message: "\(place()): no key for the profiles it introduces (ids \(first)..<\(first + summary.newProfiles)): "
-                                + "the key file \(keys.path) is missing or damaged")
-        }
-        guard record.binding == XXH3.hash(raw[...]) else {
-            throw TouchLogError(code: .corrupt, message: "\(place()): the key file's record for profiles \(first)..<\(first + summary.newProfiles) "
-                                + "belongs to other blocks (\(keys.path) is not this store's key file, or it is damaged)")
-        }
-        do {
-            raw = try raw.withDecodedBytes { section throws(DecodeError) in
-                try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: first, pads: pads) { erased.contains($0) }
-            }
-        } catch {
+        guard location.header.version >= 3 else { return }
+        do { _ = try keys.open(&raw, summary, erased: erased) } catch {
             throw TouchLogError(code: .corrupt, message: "\(place()): bad sealed profiles: \(error)")
         }
     }

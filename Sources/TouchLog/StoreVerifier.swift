@@ -253,26 +253,12 @@ private final class KeyFileCheck: Sendable {
         self.profiles = profiles
     }
 
+    /// Opens a block's sealed profiles, noting each erased profile whose pad is still there.
     func open(_ summary: BlockSummary, _ raw: inout [UInt8]) throws(DecodeError) {
-        guard summary.newProfiles > 0 else { return }
+        let (pads, ranges) = try keys.open(&raw, summary, erased: erased)
         let first = Int(summary.firstNewProfile)
-        let found: (record: ProfileKeyFile.Record, pads: [UInt8])?
-        do { found = try keys.pads(from: first) } catch { throw DecodeError(byte: 0, reason: error.message) }
-        guard let (record, pads) = found, record.count == summary.newProfiles else {
-            throw DecodeError(byte: 0, reason: "no key record for the profiles it introduces (ids \(first)..<\(first + summary.newProfiles))")
-        }
-        guard record.binding == XXH3.hash(raw[...]) else {
-            throw DecodeError(byte: 0, reason: "the key record of profiles \(first)..<\(first + summary.newProfiles) is bound to other sealed bytes")
-        }
-        let erased = self.erased
-        let ranges = try raw.withDecodedBytes { section throws(DecodeError) in
-            try ProfileSealing.padRanges(section, count: summary.newProfiles)
-        }
         let left = ranges.indices.filter { erased.contains(first + $0) && pads[ranges[$0]].contains { $0 != 0 } }
         if !left.isEmpty { unfinished.withLock { $0 += left.map { first + $0 } } }
-        raw = try raw.withDecodedBytes { section throws(DecodeError) in
-            try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: first, pads: pads) { erased.contains($0) }
-        }
     }
 
     func markerProblem(_ header: BlockHeader, _ payload: [UInt8]) -> String? {

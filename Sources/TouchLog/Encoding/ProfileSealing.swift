@@ -73,9 +73,10 @@ enum ProfileSealing {
     }
 
     /// Opens a sealed section of `count` profiles (ids from `firstProfile` on) with the block's `pads`: the same
-    /// shape with the identifiers in clear, the entry of each profile `erased` says is erased left empty.
+    /// shape with the identifiers in clear, the entry of each profile `erased` says is erased left empty; and where
+    /// each profile's pad lies among the pads.
     static func open(_ section: UnsafeRawBufferPointer, count: Int, firstProfile: Int, pads: [UInt8],
-                     erased: (Int) -> Bool) throws(DecodeError) -> [UInt8] {
+                     erased: (Int) -> Bool) throws(DecodeError) -> (opened: [UInt8], padRanges: [Range<Int>]) {
         let ranges = try padRanges(section, count: count)
         guard ranges.last?.upperBound ?? 0 == pads.count else {
             throw DecodeError(byte: 0, reason: "the key record holds \(pads.count) pad bytes, the sealed profiles need \(ranges.last?.upperBound ?? 0)")
@@ -95,6 +96,6 @@ enum ProfileSealing {
             out.varint(range.count)
             for i in 0..<range.count { out.byte(sealed[i] ^ pads[range.lowerBound + i]) }
         }
-        return out.bytes
+        return (out.bytes, ranges)
     }
 }
