@@ -214,6 +214,28 @@ final class ProfileKeyFile: Sendable {
     /// returns the pads and where each profile's lies, for what `verify` checks of erased ones.
     func open(_ raw: inout [UInt8], _ summary: BlockSummary, erased: Set<Int>) throws(DecodeError) -> (pads: [UInt8], ranges: [Range<Int>]) {
         guard summary.newProfiles > 0 else { return ([], []) }
+        let pads = try pads(of: raw, summary)
+        let (opened, ranges) = try raw.withDecodedBytes { section throws(DecodeError) in
+            try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: Int(summary.firstNewProfile), pads: pads) { erased.contains($0) }
+        }
+        raw = opened
+        return (pads, ranges)
+    }
+
+    /// Appends to `strings` the identifiers of profiles `wanted` (ascending, all introduced by the block `summary`
+    /// describes) read from its raw sealed section with its record's pads, without opening the others; an erased
+    /// one is empty.
+    func copy(_ raw: [UInt8], _ summary: BlockSummary, wanted: ArraySlice<Int>, erased: Set<Int>, into strings: inout StringTable) throws(DecodeError) {
+        guard !wanted.isEmpty else { return }
+        let pads = try pads(of: raw, summary)
+        try raw.withDecodedBytes { section throws(DecodeError) in
+            try ProfileSealing.copy(section, firstProfile: Int(summary.firstNewProfile), pads: pads, wanted: wanted, erased: erased, into: &strings)
+        }
+    }
+
+    /// The pads of the block `summary` describes, whose raw sealed section is `raw`: its record's, checked to be bound
+    /// to that section.
+    private func pads(of raw: [UInt8], _ summary: BlockSummary) throws(DecodeError) -> [UInt8] {
         let first = Int(summary.firstNewProfile)
         let profiles = first..<(first + summary.newProfiles)
         let found: (record: Record, pads: [UInt8])?
@@ -225,11 +247,7 @@ final class ProfileKeyFile: Sendable {
             throw DecodeError(byte: 0, reason: "the key file's record for profiles \(profiles) belongs to other sealed bytes (\(path) is not this "
                               + "store's key file, or it is damaged)")
         }
-        let (opened, ranges) = try raw.withDecodedBytes { section throws(DecodeError) in
-            try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: first, pads: pads) { erased.contains($0) }
-        }
-        raw = opened
-        return (pads, ranges)
+        return pads
     }
 
     private static func index(of firstProfile: Int, in records: [Record]) -> Int? {

@@ -81,21 +81,67 @@ enum ProfileSealing {
         guard ranges.last?.upperBound ?? 0 == pads.count else {
             throw DecodeError(byte: 0, reason: "the key record holds \(pads.count) pad bytes, the sealed profiles need \(ranges.last?.upperBound ?? 0)")
         }
-        var out = ByteWriter()
-        out.bytes.reserveCapacity(section.count)
+        // The same shape, the sealed bytes XORed in place in a copy (an erased entry's length becomes 0, its bytes go).
+        var opened = [UInt8](repeating: 0, count: section.count)
+        var end = 0
         var input = PayloadCursor(section)
-        for (k, range) in ranges.enumerated() {
-            _ = try input.varint()
-            _ = try input.varint()
-            let sealed = try input.take(range.count)
-            out.varint(0)
-            if erased(firstProfile + k) {
-                out.varint(0)
-                continue
+        try opened.withUnsafeMutableBufferPointer { out throws(DecodeError) in
+            try pads.withUnsafeBufferPointer { pads throws(DecodeError) in
+                for (k, range) in ranges.enumerated() {
+                    _ = try input.varint()
+                    _ = try input.varint()
+                    let sealed = try input.take(range.count)
+                    out[end] = 0
+                    end += 1
+                    if erased(firstProfile + k) {
+                        out[end] = 0
+                        end += 1
+                        continue
+                    }
+                    // A length of 1–256 is one or two varint bytes.
+                    if range.count < 0x80 {
+                        out[end] = UInt8(range.count)
+                        end += 1
+                    } else {
+                        out[end] = UInt8(truncatingIfNeeded: range.count) | 0x80
+                        out[end + 1] = UInt8(range.count >> 7)
+                        end += 2
+                    }
+                    for i in 0..<range.count { out[end + i] = sealed[i] ^ pads[range.lowerBound + i] }
+                    end += range.count
+                }
             }
-            out.varint(range.count)
-            for i in 0..<range.count { out.byte(sealed[i] ^ pads[range.lowerBound + i]) }
         }
-        return (out.bytes, ranges)
+        opened.removeSubrange(end...)
+        return (opened, ranges)
+    }
+
+    /// Appends to `strings` the identifiers of profiles `wanted` (ascending ids, all in the section) of a sealed
+    /// section whose first profile is `firstProfile`, opened with `pads`; an erased one (in `erased`) is empty. The
+    /// others are only stepped over.
+    static func copy(_ section: UnsafeRawBufferPointer, firstProfile: Int, pads: [UInt8], wanted: ArraySlice<Int>,
+                     erased: Set<Int>, into strings: inout StringTable) throws(DecodeError) {
+        var input = PayloadCursor(section)
+        var padStart = 0
+        var next = wanted.startIndex
+        var id = firstProfile
+        var opened = [UInt8](repeating: 0, count: EventLimits.maxIdentifierBytes)
+        while next < wanted.endIndex {
+            guard try input.varint() == 0 else { throw input.fail("sealed profile \(id - firstProfile) shares a prefix") }
+            let length = try input.count(max: EventLimits.maxIdentifierBytes, "sealed profile \(id - firstProfile) length")
+            let sealed = try input.take(length)
+            guard padStart + length <= pads.count else { throw input.fail("the key record holds \(pads.count) pad bytes, too few") }
+            if wanted[next] == id {
+                if erased.contains(id) {
+                    strings.append(UnsafeRawBufferPointer(start: nil, count: 0))
+                } else {
+                    for i in 0..<length { opened[i] = sealed[i] ^ pads[padStart + i] }
+                    opened.withUnsafeBytes { strings.append(UnsafeRawBufferPointer(rebasing: $0[..<length])) }
+                }
+                next += 1
+            }
+            padStart += length
+            id += 1
+        }
     }
 }

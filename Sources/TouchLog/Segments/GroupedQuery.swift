@@ -353,12 +353,14 @@ extension StoreReader {
                 let first = Int(summary.firstNewProfile)
                 var strings = StringTable()
                 try Self.readSection(.newProfiles, of: blocks[b], summary, reader: reader, stored: &stored, into: &raw)
-                if let keys {
-                    try Self.openProfiles(&raw, of: blocks[b], summary, keys: keys, erased: erased, at: "\(reader.location(of: blocks[b]))")
-                }
                 do {
-                    try raw.withDecodedBytes { section throws(DecodeError) in
-                        try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: ids[range], into: &strings)
+                    if let keys, blocks[b].header.version >= 3 {
+                        // Sealed: only the wanted identifiers are opened.
+                        try keys.copy(raw, summary, wanted: ids[range], erased: erased, into: &strings)
+                    } else {
+                        try raw.withDecodedBytes { section throws(DecodeError) in
+                            try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: ids[range], into: &strings)
+                        }
                     }
                 } catch {
                     throw TouchLogError(code: .corrupt, message: "\(reader.location(of: blocks[b])): bad block dictionary: \(error)")
