@@ -265,7 +265,17 @@ final class ProfileKeyFile: Sendable {
     func append(firstProfile: Int, count: Int, binding: UInt64, pads: [UInt8]) throws(TouchLogError) {
         precondition(writable && count > 0, "a writer appends records of at least one profile")
         try state.withLock { state throws(TouchLogError) in
-            precondition(firstProfile == (state.records.last?.profiles.upperBound ?? 0), "records follow each other")
+            // Records of a commit that did not happen (when removing them failed then) go now.
+            if let k = state.records.firstIndex(where: { $0.profiles.upperBound > firstProfile }), state.records[k].firstProfile == firstProfile {
+                state.end = state.records[k].position
+                state.records.removeSubrange(k...)
+                do { try state.file!.truncate(to: state.end) } catch {
+                    throw TouchLogError(code: .io, message: "cannot cut the key file \(path): \(error)")
+                }
+            }
+            guard firstProfile == (state.records.last?.profiles.upperBound ?? 0) else {
+                throw TouchLogError(code: .corrupt, message: "\(path): keys for profiles from \(firstProfile) cannot follow the records it holds")
+            }
             let record = Record(position: state.end, firstProfile: firstProfile, count: count, padBytes: pads.count, binding: binding,
                                 padCheck: XXH3.hash(pads[...]))
             do { try state.file!.write(Self.recordHeader(record) + pads, at: record.position) } catch {

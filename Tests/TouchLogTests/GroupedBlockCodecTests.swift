@@ -174,9 +174,10 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         #expect(try StoreReader(directory: dir.path + "/s").stats().profiles == Set(events.map(\.profile)).count)
     }
 
-    @Test func identifiersOfACommitThatNeverHappenedAreGivenAgainLater() async throws {
+    @Test(arguments: [UInt16(2), 3])
+    func identifiersOfACommitThatNeverHappenedAreGivenAgainLater(format: UInt16) async throws {
         let dir = TemporaryDirectory()
-        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 100)
+        let store = try TouchLogStore(directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
         try await store.append([Event(time: 1, profile: "old", type: .view, touchpoint: "t")])
         // Refused input: its new profiles must not keep ids that no block of the log introduces.
         let bad = dir.file("bad.jsonl", """

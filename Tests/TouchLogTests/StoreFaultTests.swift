@@ -30,6 +30,16 @@ import TouchLogStorage
         _ = try? store.putSegment(definitionV2)
     }
 
+    /// How many file operations `steps` makes under `root` when nothing fails: the crash points to try.
+    static func fileOperations(under root: String, _ steps: () async -> Void) async -> Int {
+        let counter = FaultInjector.install(root: root)
+        await steps()
+        let count = counter.operations
+        counter.uninstall()
+        #expect(count > 10, "the steps make \(count) file operations")
+        return count
+    }
+
     static func answers(_ directory: String) throws -> [[String]] {
         let reader = try StoreReader(directory: directory)
         reader.snapshotInterval = nil
@@ -42,12 +52,10 @@ import TouchLogStorage
         let referenceStore = try TouchLogStore(directory: reference.path + "/s", blockEvents: 256)
         try await referenceStore.append(events)
         let expected = try Self.answers(reference.path + "/s")
-        let counter = FaultInjector.install(root: reference.path + "/s")
-        Self.faultedSteps(referenceStore)
-        referenceStore.close()
-        let count = counter.operations
-        counter.uninstall()
-        #expect(count > 10, "the steps make \(count) file operations")
+        let count = await Self.fileOperations(under: reference.path + "/s") {
+            Self.faultedSteps(referenceStore)
+            referenceStore.close()
+        }
 
         var runs = 0
         for point in 0..<count {
@@ -106,12 +114,10 @@ import TouchLogStorage
         }
         let reference = TemporaryDirectory()
         let referenceStore = try await fresh(reference.path + "/s")
-        let counter = FaultInjector.install(root: reference.path + "/s")
-        #expect(await steps(referenceStore) == [true, true])
-        referenceStore.close()
-        let count = counter.operations
-        counter.uninstall()
-        #expect(count > 10, "the steps make \(count) file operations")
+        let count = await Self.fileOperations(under: reference.path + "/s") {
+            #expect(await steps(referenceStore) == [true, true])
+            referenceStore.close()
+        }
 
         var runs = 0
         for point in 0..<count {
