@@ -77,7 +77,7 @@ extension TouchLogStore {
                 try log.commit()
             }
             report.head = log.headHash
-            encoder.forgetDictionary()
+            encoder.forget(profiles: erasing)
             let reader = try StoreReader(directory: directory)
             try Self.finishErasures(reader, of: Set(erasing), summaries: try reader.summaries(through: reader.log.blocks.count), keys: encoder.keys!)
             return report

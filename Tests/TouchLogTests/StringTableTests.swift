@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Testing
 import TouchLogStorage
@@ -58,6 +59,23 @@ import TouchLogTestSupport
             for (i, s) in t.internAll(table(shuffled)).enumerated() { check(shuffled[i], s) }
             #expect(t.count == expected.count)
         }
+    }
+
+    /// A forgotten string is found by no lookup, in the sorted run or the hash index, before or after a rehash; the
+    /// same bytes interned again get a new id.
+    @Test func aForgottenStringIsFoundNoMoreAndComesBackUnderANewID() {
+        var t = StringTable()
+        for s in ["a", "b", "c"] { t.append(Array(s.utf8)) }
+        t.markSorted()
+        let long = Array(String(repeating: "x", count: 40).utf8)
+        #expect(intern(long, into: &t) == 3)
+        #expect(intern(Array("d".utf8), into: &t) == 4)
+        t.forget([1, 3])
+        #expect(intern(Array("b".utf8), into: &t) == 5)
+        #expect(intern(long, into: &t) == 6)
+        for _ in 0..<100 { _ = intern(Array(UUID().uuidString.utf8), into: &t) }  // rehashes
+        #expect(t.internAll(table([Array("b".utf8), long, Array("c".utf8)])) == [5, 6, 2])
+        #expect(t[1].allSatisfy { $0 == 0 } && t[3].allSatisfy { $0 == 0 })
     }
 
     @Test func sortingByBytesMatchesLexicographicOrder() {

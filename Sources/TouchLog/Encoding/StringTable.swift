@@ -25,6 +25,8 @@ public struct StringTable: Sendable {
         var tag: UInt32 = 0
         var prefix: UInt64 = 0
     }
+    /// Strings no lookup may find any more (erased profiles, see ``forget(_:)``): their ids stay taken.
+    private var forgotten = Set<Int>()
     /// Strings `0..<sortedCount` are distinct and in ascending byte order; see ``markSorted()``.
     private(set) var sortedCount = 0
     /// The first 8 bytes of each sorted string as a big-endian number (zero-padded), so that bisection compares
@@ -57,6 +59,7 @@ public struct StringTable: Sendable {
             slots.removeAll()
         }
         sortedCount = 0
+        forgotten.removeAll()
         sortedKeys.removeAll()
     }
 
@@ -120,6 +123,7 @@ public struct StringTable: Sendable {
         guard count < self.count else { return }
         ends.removeSubrange(count...)
         bytes.removeSubrange((ends.last.map(Int.init) ?? 0)...)
+        forgotten = forgotten.filter { $0 < count }
         slots = []
         if sortedCount > count {
             sortedCount = count
@@ -132,7 +136,7 @@ public struct StringTable: Sendable {
         if sortedCount > 0 {
             prepareSortedKeys()
             let at = bytes.withUnsafeBytes { lowerBound(string, from: 0, all: $0) }
-            if at < sortedCount && equals(at, string) { return UInt32(at) }
+            if at < sortedCount && equals(at, string) && !forgotten.contains(at) { return UInt32(at) }
         }
         reserveSlots(for: 1)
         return intern(string, hash: Self.hash(string))
@@ -167,6 +171,7 @@ public struct StringTable: Sendable {
     @inline(__always)
     private func holds(_ entry: Slot, _ string: UnsafeRawBufferPointer, tag: UInt32, prefix: UInt64) -> Bool {
         entry.tag == tag && entry.prefix == prefix && (string.count <= 8 || equals(Int(entry.id1 - 1), string))
+            && (forgotten.isEmpty || !forgotten.contains(Int(entry.id1 - 1)))
     }
 
     /// The first position in `from..<sortedCount` whose string is not below `string` (galloping forward from
@@ -238,7 +243,7 @@ public struct StringTable: Sendable {
                         // Out-of-order input only costs a restart from the beginning.
                         if cursor > 0 && !bytesPrecede(UnsafeRawBufferPointer(rebasing: mine[range(cursor - 1)]), string) { cursor = 0 }
                         cursor = lowerBound(string, from: cursor, all: mine)
-                        if cursor < sortedCount && equals(cursor, string) {
+                        if cursor < sortedCount && equals(cursor, string) && !forgotten.contains(cursor) {
                             lookup.ids[id] = UInt32(cursor)
                             cursor += 1
                         } else {
@@ -309,6 +314,16 @@ public struct StringTable: Sendable {
         }
     }
 
+    /// Makes strings `ids` unfindable (their bytes are overwritten with zeros; their ids stay taken): the same bytes
+    /// interned later get a new id. For erased profiles in the writer's dictionary.
+    mutating func forget(_ ids: some Sequence<Int>) {
+        for id in ids where id < count {
+            forgotten.insert(id)
+            let r = range(id)
+            bytes.replaceSubrange(r, with: repeatElement(0, count: r.count))
+        }
+    }
+
     /// The id of `string`, or nil when the table does not hold it (a linear search when there is no hash index).
     public func firstIndex(of string: [UInt8]) -> Int? {
         string.withUnsafeBytes { raw in
@@ -334,7 +349,7 @@ public struct StringTable: Sendable {
             for id in sortedCount..<count {
                 let string = UnsafeRawBufferPointer(rebasing: all[range(id)])
                 // No identifier is empty: an empty string stands for an erased one, never looked for.
-                if string.isEmpty { continue }
+                if string.isEmpty || forgotten.contains(id) { continue }
                 let hash = Self.hash(string)
                 var slot = Int(truncatingIfNeeded: hash) & mask
                 while fresh[slot].id1 != 0 { slot = (slot + 1) & mask }

@@ -144,10 +144,11 @@ final class BlockEncoder: Sendable {
         }
     }
 
-    /// Forgets the store's dictionary, to be read again from the log at the next seal (after an erasure: the erased
-    /// profiles' strings are gone from it, so that the same identifier appended later is a new profile).
-    func forgetDictionary() {
-        state.withLock { $0.dictionary = nil }
+    /// After an erasure: `profiles` can no longer be found in the store's dictionary (their strings are overwritten
+    /// in memory), so the same identifier appended later is a new profile. A dictionary not read yet will read them
+    /// from the log as erased.
+    func forget(profiles: [Int]) {
+        state.withLock { state in state.dictionary?.profiles.forget(profiles) }
     }
 
     /// After a commit (or its failure, or a rollback): the ids its blocks introduced are kept, or forgotten.
