@@ -118,9 +118,7 @@ final class ProfileKeyFile: Sendable {
             let rest = try state.file!.read(at: position + 1, count: Int(size - position - 1))
             var k = 0
             while k + recordHeaderSize <= rest.count {
-                if rest[k] == recordMagic[0], rest[k..<(k + 4)].elementsEqual(recordMagic),
-                    le64(Array(rest[(k + 24)..<(k + 32)]), 0) == XXH3.hash(rest[k..<(k + 24)])
-                {
+                if rest[k] == recordMagic[0] && isRecordHeader(rest[k..<(k + recordHeaderSize)]) {
                     state.damagedAt = position
                     break
                 }
@@ -153,25 +151,31 @@ final class ProfileKeyFile: Sendable {
         try SystemFile.syncDirectory(directory)
     }
 
+    /// Whether `bytes` (a record header's worth) begin with the record magic and carry their own check.
+    private static func isRecordHeader(_ bytes: ArraySlice<UInt8>) -> Bool {
+        bytes.count == recordHeaderSize && bytes.prefix(4).elementsEqual(recordMagic)
+            && bytes.littleEndian(at: 24, as: UInt64.self) == XXH3.hash(bytes.prefix(24))
+    }
+
     private static func readRecordHeader(_ file: SystemFile, at position: Int64) throws(SystemCallError) -> Record? {
         let bytes = try file.read(at: position, count: recordHeaderSize)
-        guard bytes.count == recordHeaderSize, bytes.prefix(4).elementsEqual(recordMagic),
-            le64(bytes, 24) == XXH3.hash(bytes[0..<24])
-        else { return nil }
-        let count = Int(le32(bytes, 8))
+        guard isRecordHeader(bytes[...]) else { return nil }
+        let count = Int(bytes.littleEndian(at: 8, as: UInt32.self))
         guard count > 0 else { return nil }
-        return Record(position: position, firstProfile: Int(le32(bytes, 4)), count: count,
-                      padBytes: Int(le32(bytes, 12)), binding: le64(bytes, 16),
-                      padCheck: le64(bytes, 32))
+        return Record(position: position, firstProfile: Int(bytes.littleEndian(at: 4, as: UInt32.self)), count: count,
+                      padBytes: Int(bytes.littleEndian(at: 12, as: UInt32.self)), binding: bytes.littleEndian(at: 16),
+                      padCheck: bytes.littleEndian(at: 32))
     }
 
     private static func recordHeader(_ record: Record) -> [UInt8] {
         var bytes = recordMagic
-        for (value, width) in [(UInt64(record.firstProfile), 4), (UInt64(record.count), 4), (UInt64(record.padBytes), 4), (record.binding, 8)] {
-            bytes += littleEndian(value, width)
-        }
-        bytes += littleEndian(XXH3.hash(bytes[...]), 8)
-        return bytes + littleEndian(record.padCheck, 8)
+        bytes.appendLittleEndian(UInt32(record.firstProfile))
+        bytes.appendLittleEndian(UInt32(record.count))
+        bytes.appendLittleEndian(UInt32(record.padBytes))
+        bytes.appendLittleEndian(record.binding)
+        bytes.appendLittleEndian(XXH3.hash(bytes[...]))
+        bytes.appendLittleEndian(record.padCheck)
+        return bytes
     }
 
     /// The file header's check: the first 8 bytes of the SHA-256 of its first 24 bytes.
@@ -181,9 +185,6 @@ final class ProfileKeyFile: Sendable {
 
     /// The records, in order.
     var records: [Record] { state.withLock { $0.records } }
-
-    /// How many profiles have pads (the next record's first profile).
-    var profileCount: Int { state.withLock { $0.records.last?.profiles.upperBound ?? 0 } }
 
     /// Bytes after the last whole record, which a writer will remove.
     var tornTail: Int64 { state.withLock { $0.tornTail } }
@@ -266,12 +267,8 @@ final class ProfileKeyFile: Sendable {
         precondition(writable && count > 0, "a writer appends records of at least one profile")
         try state.withLock { state throws(TouchLogError) in
             // Records of a commit that did not happen (when removing them failed then) go now.
-            if let k = state.records.firstIndex(where: { $0.profiles.upperBound > firstProfile }), state.records[k].firstProfile == firstProfile {
-                state.end = state.records[k].position
-                state.records.removeSubrange(k...)
-                do { try state.file!.truncate(to: state.end) } catch {
-                    throw TouchLogError(code: .io, message: "cannot cut the key file \(path): \(error)")
-                }
+            if state.records.last.map({ $0.profiles.upperBound > firstProfile }) == true {
+                try cut(&state, profiles: firstProfile, syncing: false)
             }
             guard firstProfile == (state.records.last?.profiles.upperBound ?? 0) else {
                 throw TouchLogError(code: .corrupt, message: "\(path): keys for profiles from \(firstProfile) cannot follow the records it holds")
@@ -298,19 +295,22 @@ final class ProfileKeyFile: Sendable {
 
     /// Removes the records of profiles `count` and later (a commit that did not happen, or that the log lost).
     func truncate(profiles count: Int) throws(TouchLogError) {
-        try state.withLock { state throws(TouchLogError) in
-            guard let k = state.records.firstIndex(where: { $0.profiles.upperBound > count }) else { return }
-            guard state.records[k].firstProfile == count else {
-                throw TouchLogError(code: .corrupt, message: "\(path): the log ends inside the key record of profiles \(state.records[k].profiles)")
-            }
-            state.end = state.records[k].position
-            state.records.removeSubrange(k...)
-            do {
-                try state.file!.truncate(to: state.end)
-                try state.file!.sync()
-            } catch {
-                throw TouchLogError(code: .io, message: "cannot cut the key file \(path): \(error)")
-            }
+        try state.withLock { state throws(TouchLogError) in try cut(&state, profiles: count, syncing: true) }
+    }
+
+    /// Removes the records of profiles `count` and later from the file (synced when `syncing`) and the index.
+    private func cut(_ state: inout State, profiles count: Int, syncing: Bool) throws(TouchLogError) {
+        guard let k = state.records.firstIndex(where: { $0.profiles.upperBound > count }) else { return }
+        guard state.records[k].firstProfile == count else {
+            throw TouchLogError(code: .corrupt, message: "\(path): the log ends inside the key record of profiles \(state.records[k].profiles)")
+        }
+        state.end = state.records[k].position
+        state.records.removeSubrange(k...)
+        do {
+            try state.file!.truncate(to: state.end)
+            if syncing { try state.file!.sync() }
+        } catch {
+            throw TouchLogError(code: .io, message: "cannot cut the key file \(path): \(error)")
         }
     }
 
@@ -331,7 +331,9 @@ final class ProfileKeyFile: Sendable {
                     try file.write([UInt8](repeating: 0, count: range.count), at: padStart + Int64(range.lowerBound))
                 }
                 record.padCheck = XXH3.hash(pads[...])
-                try file.write(littleEndian(record.padCheck, 8), at: record.position + 32)
+                var check: [UInt8] = []
+                check.appendLittleEndian(record.padCheck)
+                try file.write(check, at: record.position + 32)
                 state.dirty = true
             } catch {
                 throw TouchLogError(code: .io, message: "cannot erase keys in \(path): \(error)")
@@ -339,16 +341,4 @@ final class ProfileKeyFile: Sendable {
             state.records[k] = record
         }
     }
-}
-
-private func le32(_ bytes: [UInt8], _ at: Int) -> UInt32 {
-    (0..<4).reduce(UInt32(0)) { $0 | UInt32(bytes[at + $1]) << (8 * UInt32($1)) }
-}
-
-private func le64(_ bytes: [UInt8], _ at: Int) -> UInt64 {
-    (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
-}
-
-private func littleEndian(_ value: UInt64, _ width: Int) -> [UInt8] {
-    (0..<width).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
 }

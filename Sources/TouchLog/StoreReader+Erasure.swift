@@ -58,15 +58,9 @@ extension StoreReader {
     /// format 2, erased profiles empty. Format 2: leaves it as it is.
     func openProfiles(_ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary) throws(TouchLogError) {
         guard location.header.version >= 3 else { return }
-        try Self.openProfiles(&raw, of: location, summary, keys: try profileKeys(), erased: erasures.profiles, at: "\(log.location(of: location))")
-    }
-
-    /// ``openProfiles(_:of:_:)`` for a worker thread, given the key file and the erased profiles.
-    static func openProfiles(_ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary, keys: ProfileKeyFile,
-                             erased: Set<Int>, at place: @autoclosure () -> String) throws(TouchLogError) {
-        guard location.header.version >= 3 else { return }
-        do { _ = try keys.open(&raw, summary, erased: erased) } catch {
-            throw TouchLogError(code: .corrupt, message: "\(place()): bad sealed profiles: \(error)")
+        let keys = try profileKeys()
+        do { _ = try keys.open(&raw, summary, erased: erasures.profiles) } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad sealed profiles: \(error)")
         }
     }
 }

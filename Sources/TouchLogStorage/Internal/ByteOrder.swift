@@ -1,10 +1,11 @@
-/// Little-endian fixed-width integers in byte arrays, used by the header formats.
+/// Little-endian fixed-width integers in byte arrays, used by the header formats (the log's here, the key file's in
+/// the TouchLog module).
 extension Array where Element == UInt8 {
-    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+    package mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
         Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
     }
 
-    func littleEndian<T: FixedWidthInteger>(at index: Int, as: T.Type = T.self) -> T {
+    package func littleEndian<T: FixedWidthInteger>(at index: Int, as: T.Type = T.self) -> T {
         var value = T.zero
         for i in 0..<MemoryLayout<T>.size {
             value |= T(truncatingIfNeeded: self[index + i]) << (8 * i)
@@ -14,7 +15,7 @@ extension Array where Element == UInt8 {
 }
 
 extension ArraySlice where Element == UInt8 {
-    func littleEndian<T: FixedWidthInteger>(at index: Int, as: T.Type = T.self) -> T {
+    package func littleEndian<T: FixedWidthInteger>(at index: Int, as: T.Type = T.self) -> T {
         var value = T.zero
         let base = startIndex + index
         for i in 0..<MemoryLayout<T>.size {
