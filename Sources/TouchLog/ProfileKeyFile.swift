@@ -212,15 +212,18 @@ final class ProfileKeyFile: Sendable {
 
     /// Opens the raw sealed new-profiles section of the block `summary` describes with its record's pads (checking
     /// that the record is this block's), erased profiles left empty (see ``ProfileSealing/open(_:count:firstProfile:pads:erased:)``);
-    /// returns the pads and where each profile's lies, for what `verify` checks of erased ones.
-    func open(_ raw: inout [UInt8], _ summary: BlockSummary, erased: Set<Int>) throws(DecodeError) -> (pads: [UInt8], ranges: [Range<Int>]) {
-        guard summary.newProfiles > 0 else { return ([], []) }
-        let pads = try pads(of: raw, summary)
+    /// returns the record, its pads and where each profile's lies, for what `verify` checks of them (nil record:
+    /// the block introduces no profile).
+    func open(_ raw: inout [UInt8], _ summary: BlockSummary, erased: Set<Int>) throws(DecodeError)
+        -> (record: Record?, pads: [UInt8], ranges: [Range<Int>])
+    {
+        guard summary.newProfiles > 0 else { return (nil, [], []) }
+        let (record, pads) = try pads(of: raw, summary)
         let (opened, ranges) = try raw.withDecodedBytes { section throws(DecodeError) in
             try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: Int(summary.firstNewProfile), pads: pads) { erased.contains($0) }
         }
         raw = opened
-        return (pads, ranges)
+        return (record, pads, ranges)
     }
 
     /// Appends to `strings` the identifiers of profiles `wanted` (ascending, all introduced by the block `summary`
@@ -228,15 +231,15 @@ final class ProfileKeyFile: Sendable {
     /// one is empty.
     func copy(_ raw: [UInt8], _ summary: BlockSummary, wanted: ArraySlice<Int>, erased: Set<Int>, into strings: inout StringTable) throws(DecodeError) {
         guard !wanted.isEmpty else { return }
-        let pads = try pads(of: raw, summary)
+        let (_, pads) = try pads(of: raw, summary)
         try raw.withDecodedBytes { section throws(DecodeError) in
             try ProfileSealing.copy(section, firstProfile: Int(summary.firstNewProfile), pads: pads, wanted: wanted, erased: erased, into: &strings)
         }
     }
 
-    /// The pads of the block `summary` describes, whose raw sealed section is `raw`: its record's, checked to be bound
-    /// to that section.
-    private func pads(of raw: [UInt8], _ summary: BlockSummary) throws(DecodeError) -> [UInt8] {
+    /// The record and pads of the block `summary` describes, whose raw sealed section is `raw`, checked to be bound to
+    /// that section.
+    private func pads(of raw: [UInt8], _ summary: BlockSummary) throws(DecodeError) -> (record: Record, pads: [UInt8]) {
         let first = Int(summary.firstNewProfile)
         let profiles = first..<(first + summary.newProfiles)
         let found: (record: Record, pads: [UInt8])?
@@ -248,7 +251,7 @@ final class ProfileKeyFile: Sendable {
             throw DecodeError(byte: 0, reason: "the key file's record for profiles \(profiles) belongs to other sealed bytes (\(path) is not this "
                               + "store's key file, or it is damaged)")
         }
-        return pads
+        return (record, pads)
     }
 
     private static func index(of firstProfile: Int, in records: [Record]) -> Int? {

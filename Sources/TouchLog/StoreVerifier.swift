@@ -244,8 +244,10 @@ private final class KeyFileCheck: Sendable {
     let erased: Set<Int>
     /// The profiles the log introduced (as far as its summaries could be read).
     let profiles: Int
-    /// Erased profiles whose pads are still there, found as blocks are opened.
+    /// Erased profiles whose pads are still there, and records whose pads do not match their check, found as blocks
+    /// are opened (each record's pads are read there, once).
     private let unfinished = Mutex<[Int]>([])
+    private let mismatched = Mutex<[ProfileKeyFile.Record]>([])
 
     init(keys: ProfileKeyFile, erased: Set<Int>, profiles: Int) {
         self.keys = keys
@@ -253,9 +255,11 @@ private final class KeyFileCheck: Sendable {
         self.profiles = profiles
     }
 
-    /// Opens a block's sealed profiles, noting each erased profile whose pad is still there.
+    /// Opens a block's sealed profiles, noting each erased profile whose pad is still there, and a record whose pads
+    /// do not match their check.
     func open(_ summary: BlockSummary, _ raw: inout [UInt8]) throws(DecodeError) {
-        let (pads, ranges) = try keys.open(&raw, summary, erased: erased)
+        let (record, pads, ranges) = try keys.open(&raw, summary, erased: erased)
+        if let record, XXH3.hash(pads[...]) != record.padCheck { mismatched.withLock { $0.append(record) } }
         let first = Int(summary.firstNewProfile)
         let left = ranges.indices.filter { erased.contains(first + $0) && pads[ranges[$0]].contains { $0 != 0 } }
         if !left.isEmpty { unfinished.withLock { $0 += left.map { first + $0 } } }
@@ -285,7 +289,8 @@ private final class KeyFileCheck: Sendable {
         return notes
     }
 
-    /// What is wrong with the key file as a whole (each record's pad check, coverage, finished erasures).
+    /// What is wrong with the key file as a whole (coverage, damage) and what opening the blocks found (pad checks,
+    /// unfinished erasures).
     func problems() -> [String] {
         var problems: [String] = []
         let records = keys.records
@@ -302,16 +307,10 @@ private final class KeyFileCheck: Sendable {
             problems.append("\(keys.path): the log records \(one ? "profile \(unfinished[0])" : "\(unfinished.count) profiles") as erased, and "
                             + "\(one ? "its key is" : "their keys are") still there (an erasure did not finish: opening the store for writing finishes it)")
         }
-        for record in records {
-            guard let pads = try? keys.pads(from: record.firstProfile)?.pads else {
-                problems.append("\(keys.path): the record of profiles \(record.profiles) cannot be read")
-                continue
-            }
-            if XXH3.hash(pads[...]) != record.padCheck {
-                let pending = record.profiles.contains { erased.contains($0) }
-                problems.append("\(keys.path): the pads of profiles \(record.profiles) do not match their check"
-                                + (pending ? " (an erasure among them may not have finished: opening the store for writing finishes it)" : ""))
-            }
+        for record in mismatched.withLock({ $0.sorted { $0.firstProfile < $1.firstProfile } }) {
+            let pending = record.profiles.contains { erased.contains($0) }
+            problems.append("\(keys.path): the pads of profiles \(record.profiles) do not match their check"
+                            + (pending ? " (an erasure among them may not have finished: opening the store for writing finishes it)" : ""))
         }
         return problems
     }
