@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "TouchLog", targets: ["TouchLog"]),
         .library(name: "TouchLogStorage", targets: ["TouchLogStorage"]),
         .library(name: "TouchLogServer", targets: ["TouchLogServer"]),
+        .library(name: "TouchLogCluster", targets: ["TouchLogCluster"]),
         .executable(name: "touchlog", targets: ["TouchLogCLI"]),
         .executable(name: "touchlog-generate", targets: ["TouchLogGenerate"]),
         .executable(name: "touchlog-bench", targets: ["TouchLogBench"]),
@@ -36,6 +37,12 @@ let package = Package(
             pkgConfig: "libxxhash",
             providers: [.apt(["libxxhash-dev"]), .brew(["xxhash"])]
         ),
+        // The NATS C client (Debian: libnats-dev): JetStream is the cluster's replicated log of record.
+        .systemLibrary(
+            name: "CTouchLogNATS",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"]), .brew(["cnats"])]
+        ),
         // Test-only: SQLite is the independent reference the segment engine is checked against.
         .systemLibrary(
             name: "CTouchLogSQLite",
@@ -56,10 +63,15 @@ let package = Package(
             ],
             resources: [.copy("openapi.yaml")]
         ),
+        // Past one machine: partitions on NATS JetStream, nodes that apply them to local stores, scatter-gather queries.
+        .target(
+            name: "TouchLogCluster",
+            dependencies: ["TouchLog", "TouchLogStorage", "CTouchLogNATS", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .executableTarget(
             name: "TouchLogCLI",
             dependencies: [
-                "TouchLog", "TouchLogStorage", "TouchLogServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TouchLog", "TouchLogStorage", "TouchLogServer", "TouchLogCluster", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -80,6 +92,7 @@ let package = Package(
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),
         .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
+        .testTarget(name: "TouchLogClusterTests", dependencies: ["TouchLogCluster", "TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
         .testTarget(
             name: "TouchLogServerTests",
             dependencies: ["TouchLogServer", "TouchLog", "TouchLogTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]

@@ -8,6 +8,11 @@ public struct ErasureReport: Sendable, Equatable {
     public var unknown: [String] = []
     /// The chain head after the erasure's record (unchanged when nothing was erased).
     public var head: BlockHash = .zero
+
+    package init(erased: [String] = [], unknown: [String] = []) {
+        self.erased = erased
+        self.unknown = unknown
+    }
 }
 
 extension TouchLogStore {

@@ -18,15 +18,26 @@ public enum EventJSON {
                    type: event.event.type, touchpoint: event.event.touchpoint?.utf8, value: event.event.value, to: &out)
     }
 
+    /// Appends event `index` of `batch` as a line of `append` input: no offset or recorded time, which the store
+    /// that appends it gives.
+    package static func appendInputLine(_ batch: EventBatch, _ index: Int, to out: inout [UInt8]) {
+        appendLine(offset: nil, recorded: nil, time: batch.times[index], profile: batch.profileBytes(at: index), type: batch.type(at: index),
+                   touchpoint: batch.touchpointBytes(at: index), value: batch.value(at: index), to: &out)
+    }
+
     private static func appendLine<Profile: Collection<UInt8>, Touchpoint: Collection<UInt8>>(
-        offset: UInt64, recorded: Int64, time: Int64, profile: Profile, type: EventType, touchpoint: Touchpoint?, value: Double?,
+        offset: UInt64?, recorded: Int64?, time: Int64, profile: Profile, type: EventType, touchpoint: Touchpoint?, value: Double?,
         to out: inout [UInt8]
     ) {
-        append(#"{"offset":"#, to: &out)
-        appendDecimal(offset, to: &out)
-        append(#","recorded":""#, to: &out)
-        Timestamp.append(recorded, to: &out)
-        append(#"","time":""#, to: &out)
+        if let offset, let recorded {
+            append(#"{"offset":"#, to: &out)
+            appendDecimal(offset, to: &out)
+            append(#","recorded":""#, to: &out)
+            Timestamp.append(recorded, to: &out)
+            append(#"","time":""#, to: &out)
+        } else {
+            append(#"{"time":""#, to: &out)
+        }
         Timestamp.append(time, to: &out)
         if profile.isEmpty {
             append(#"","profile":null,"erased":true"#, to: &out)

@@ -28,6 +28,13 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
         public static let readOnly = Code("readOnly")
         /// The store's format cannot do what was asked (erasure needs format 3).
         public static let unsupported = Code("unsupported")
+
+        /// The code with this ``name`` (one process telling another what failed), or nil for a name it does not know.
+        package init?(named name: String) {
+            let known: [Code] = [.io, .corrupt, .locked, .notFound, .invalidInput, .invalidArgument, .writerFailed, .readOnly, .unsupported]
+            guard let code = known.first(where: { $0.name == name }) else { return nil }
+            self = code
+        }
     }
 
     public var code: Code

@@ -14,6 +14,7 @@ struct AppendCommand: ParsableCommand {
     )
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var cluster: ClusterOptions
 
     @Argument(help: ArgumentHelp("Input files; - or none for standard input.", valueName: "file"))
     var files: [String] = []
@@ -33,8 +34,9 @@ struct AppendCommand: ParsableCommand {
     }
 
     func run() throws {
-        let directory = try storeOptions.directory()
         let inputs = files.isEmpty ? ["-"] : files
+        if let urls = cluster.urls(unless: storeOptions) { return try appendToCluster(urls, inputs) }
+        let directory = try storeOptions.directory()
         try reportingErrors {
             for input in inputs where input != "-" && access(input, R_OK) != 0 {
                 throw TouchLogError(code: .notFound, message: "cannot read \(input): \(String(cString: strerror(errno))); nothing appended")
@@ -97,4 +99,32 @@ struct InputFormatArgument: ExpressibleByArgument {
 func fileBytes(_ path: String) -> Int64 {
     var info = stat()
     return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+}
+
+extension AppendCommand {
+    /// `append --nats`: every input is checked before anything is published; returns once JetStream has
+    /// acknowledged every event.
+    func appendToCluster(_ urls: [String], _ inputs: [String]) throws {
+        if skipInvalid { throw ValidationError("--skip-invalid is not available with --nats: a cluster append publishes all lines or none") }
+        try withCluster(urls) { client in
+            var batches: [EventBatch] = []
+            var problems: [InputProblem] = []
+            for input in inputs {
+                let bytes = try readWholeInput(input)
+                do {
+                    batches.append(try EventBatch.parse(bytes, format: format?.format, source: inputs.count > 1 ? input : nil))
+                } catch let error as TouchLogError where error.code == .invalidInput {
+                    problems += error.problems
+                }
+            }
+            if !problems.isEmpty {
+                throw TouchLogError(code: .invalidInput, message: "\(problems.count == 1 ? "an invalid line" : "invalid lines"); nothing published", problems: problems)
+            }
+            var total = 0
+            for batch in batches { total += try client.append(batch) }
+            var out = StandardOutput()
+            out.write("appended \(total) event\(total == 1 ? "" : "s") to cluster \(client.config.id) (acknowledged by JetStream)\n")
+            out.flush()
+        }
+    }
 }

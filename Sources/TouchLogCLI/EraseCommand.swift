@@ -33,7 +33,21 @@ struct EraseCommand: AsyncParsableCommand {
     @Flag(help: "Erase the identifiers the store holds and list the others, instead of failing.")
     var skipUnknown = false
 
+    @OptionGroup var cluster: ClusterOptions
+
     func run() async throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            return try withCluster(urls) { client in
+                var wanted = profiles
+                if let file { wanted += try Self.lines(of: file) }
+                guard !wanted.isEmpty else { throw ValidationError("no profile to erase: name one or more, or pass --from FILE") }
+                let report = try client.erase(profiles: wanted, reason: reason, skipUnknown: skipUnknown)
+                var out = StandardOutput()
+                out.write("erased \(counted(report.erased.count, "profile")) in cluster \(client.config.id) (applied by the partition owners)\n")
+                for profile in report.unknown { out.write("unknown, not erased: \(profile)\n") }
+                out.flush()
+            }
+        }
         let directory = try storeOptions.directory()
         try await reportingErrors {
             var wanted = profiles

@@ -44,6 +44,8 @@ struct QueryCommand: ParsableCommand {
     @OptionGroup var time: TimeOptions
     @Option(help: "text (one profile per line), csv (with a header) or jsonl.") var format: OutputFormat = .text
     @Flag(help: "Print only the number of members.") var count = false
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var gather: GatherOptions
 
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, csv, jsonl }
 
@@ -52,29 +54,58 @@ struct QueryCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let urls = cluster.urls(unless: storeOptions) { return try queryCluster(urls) }
         let directory = try storeOptions.directory()
         try reportingErrors {
             let reader = try queryReader(directory)
             let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
-            var out = StandardOutput()
             if count {
+                var out = StandardOutput()
                 out.write("\(try reader.count(of: definition, at: time.queryTime))\n")
+                out.flush()
             } else {
-                let members = try reader.members(of: definition, at: time.queryTime)
-                if format == .csv { out.write("profile\n") }
-                for profile in members {
-                    switch format {
-                    case .text: out.write(profile + "\n")
-                    case .csv: out.write(csvField(profile) + "\n")
-                    case .jsonl:
-                        var line = Array("{\"profile\":".utf8)
-                        EventJSON.appendString(profile, to: &line)
-                        out.write(String(decoding: line, as: UTF8.self) + "}\n")
-                    }
-                }
+                print(try reader.members(of: definition, at: time.queryTime))
             }
-            out.flush()
         }
+    }
+
+    /// `query --nats`: every partition's owner answers for its profiles; the union is the answer.
+    func queryCluster(_ urls: [String]) throws {
+        try withCluster(urls) { client in
+            let definition = try rules.map(loadDefinition) ?? client.segment(name ?? "").definition
+            let missing: [Int]
+            if count {
+                let answer = try client.count(of: definition, at: time.queryTime, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                var out = StandardOutput()
+                out.write("\(answer.count)\n")
+                out.flush()
+                missing = answer.missing
+            } else {
+                let answer = try client.members(of: definition, at: time.queryTime, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                print(answer.members)
+                missing = answer.missing
+            }
+            if !missing.isEmpty {
+                printError("touchlog: partial answer: partition\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) missing")
+            }
+        }
+    }
+
+    /// Writes the members in the chosen format.
+    func print(_ members: [String]) {
+        var out = StandardOutput()
+        if format == .csv { out.write("profile\n") }
+        for profile in members {
+            switch format {
+            case .text: out.write(profile + "\n")
+            case .csv: out.write(csvField(profile) + "\n")
+            case .jsonl:
+                var line = Array("{\"profile\":".utf8)
+                EventJSON.appendString(profile, to: &line)
+                out.write(String(decoding: line, as: UTF8.self) + "}\n")
+            }
+        }
+        out.flush()
     }
 
     func csvField(_ text: String) -> String {

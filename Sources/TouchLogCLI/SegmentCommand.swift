@@ -12,9 +12,19 @@ struct SegmentCommand: ParsableCommand {
     struct Put: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "put", abstract: "Store a definition from a JSON file (- for standard input) as its name's next version.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var cluster: ClusterOptions
         @Argument(help: ArgumentHelp("The definition.", valueName: "file.json")) var file: String
 
         func run() throws {
+            if let urls = cluster.urls(unless: storeOptions) {
+                return try withCluster(urls) { client in
+                    let definition = try loadDefinition(file)
+                    let revision = try client.putSegment(definition)
+                    var out = StandardOutput()
+                    out.write("stored segment \(definition.name) in cluster \(client.config.id) (revision \(revision))\n")
+                    out.flush()
+                }
+            }
             let directory = try storeOptions.directory()
             try reportingErrors {
                 let definition = try loadDefinition(file)
@@ -30,8 +40,18 @@ struct SegmentCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "The current segments: name, version, description.")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var cluster: ClusterOptions
 
         func run() throws {
+            if let urls = cluster.urls(unless: storeOptions) {
+                return try withCluster(urls) { client in
+                    var out = StandardOutput()
+                    for (name, revision, definition) in try client.segments() {
+                        out.write("\(name)\tr\(revision)\(definition.description.map { "\t" + $0 } ?? "")\n")
+                    }
+                    out.flush()
+                }
+            }
             let directory = try storeOptions.directory()
             try reportingErrors {
                 let reader = try StoreReader(directory: directory)
@@ -47,10 +67,19 @@ struct SegmentCommand: ParsableCommand {
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a segment's definition (the current version, or --version N).")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var cluster: ClusterOptions
         @Argument(help: "The segment's name.") var name: String
         @Option(help: "A past version.") var version: Int?
 
         func run() throws {
+            if let urls = cluster.urls(unless: storeOptions) {
+                if version != nil { throw ValidationError("--version is not available with --nats: a cluster keeps the current definition") }
+                return try withCluster(urls) { client in
+                    var out = StandardOutput()
+                    out.write(try client.segment(name).definition.json + "\n")
+                    out.flush()
+                }
+            }
             let directory = try storeOptions.directory()
             try reportingErrors {
                 let reader = try StoreReader(directory: directory)
@@ -65,9 +94,18 @@ struct SegmentCommand: ParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a segment (its versions are kept for audit).")
         @OptionGroup var storeOptions: StoreOptions
+        @OptionGroup var cluster: ClusterOptions
         @Argument(help: "The segment's name.") var name: String
 
         func run() throws {
+            if let urls = cluster.urls(unless: storeOptions) {
+                return try withCluster(urls) { client in
+                    try client.removeSegment(name)
+                    var out = StandardOutput()
+                    out.write("removed segment \(name) from cluster \(client.config.id)\n")
+                    out.flush()
+                }
+            }
             let directory = try storeOptions.directory()
             try reportingErrors {
                 let reader = try StoreReader(directory: directory)

@@ -10,8 +10,26 @@ struct StatsCommand: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var gather: GatherOptions
 
     func run() throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            return try withCluster(urls) { client in
+                let stats = try client.stats(timeout: gather.deadline, allowPartial: gather.allowPartial)
+                var out = StandardOutput()
+                if json {
+                    out.write("{\"events\":\(stats.events),\"profiles\":\(stats.profiles),\"erasedProfiles\":\(stats.erased),\"storeBytes\":\(stats.bytes),"
+                              + "\"partitions\":\(client.config.partitions),\"missingPartitions\":[\(stats.missing.map(String.init).joined(separator: ","))]}\n")
+                } else {
+                    out.write("events          \(stats.events)\nprofiles        \(stats.profiles)"
+                              + (stats.erased > 0 ? " (and \(stats.erased) erased)" : "") + "\n"
+                              + "store bytes     \(stats.bytes) (each partition's owner, one copy)\npartitions      \(client.config.partitions)"
+                              + (stats.missing.isEmpty ? "" : " (missing: \(stats.missing.map(String.init).joined(separator: ", ")))") + "\n")
+                }
+                out.flush()
+            }
+        }
         let directory = try storeOptions.directory()
         try reportingErrors {
             let reader = try StoreReader(directory: directory)

@@ -14,6 +14,6 @@ struct Touchlog: AsyncParsableCommand {
             """,
         subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
                       SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self,
-                      MigrateCommand.self, EraseCommand.self]
+                      MigrateCommand.self, EraseCommand.self, ClusterCommand.self, NodeCommand.self]
     )
 }

@@ -9,8 +9,21 @@ struct VerifyCommand: ParsableCommand {
     )
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var gather: GatherOptions
 
     func run() throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            return try withCluster(urls) { client in
+                var gather = gather
+                if gather.timeout == 10 { gather.timeout = 600 }
+                let reports = try client.verify(timeout: gather.deadline, allowPartial: gather.allowPartial)
+                var out = StandardOutput()
+                for report in reports { out.write("partition \(report.partition): \(report.summary)\n") }
+                out.flush()
+                if reports.contains(where: { !$0.ok }) { throw ExitCode(ExitStatus.failure) }
+            }
+        }
         let directory = try storeOptions.directory()
         try reportingErrors {
             let progress = Progress("verify")

@@ -1,7 +1,7 @@
 /// A parsed JSON document, for segment definitions (small, read rarely; events use their own parser).
 ///
 /// Objects keep their members in order; numbers keep their text, so integers are exact.
-indirect enum JSONValue: Equatable, Sendable {
+package indirect enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case number(String)
@@ -9,7 +9,7 @@ indirect enum JSONValue: Equatable, Sendable {
     case array([JSONValue])
     case object([(key: String, value: JSONValue)])
 
-    static func == (a: JSONValue, b: JSONValue) -> Bool {
+    package static func == (a: JSONValue, b: JSONValue) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
         case (.bool(let x), .bool(let y)): return x == y
@@ -19,6 +19,24 @@ indirect enum JSONValue: Equatable, Sendable {
         case (.object(let x), .object(let y)): return x.count == y.count && zip(x, y).allSatisfy { $0.key == $1.key && $0.value == $1.value }
         default: return false
         }
+    }
+
+    /// The member `key` of an object (nil for anything else, or when it has none).
+    package subscript(key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.first { $0.key == key }?.value
+    }
+
+    /// The string, or nil when this is not one.
+    package var string: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    /// The number as a whole number, or nil when this is not one.
+    package var integer: Int64? {
+        if case .number(let n) = self { return Int64(n) }
+        return nil
     }
 
     /// What kind of value this is, for messages ("expected a string, found a number").
@@ -34,7 +52,7 @@ indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// Parses a whole document. Errors name the line and column.
-    static func parse(_ text: String) throws(DefinitionError) -> JSONValue {
+    package static func parse(_ text: String) throws(DefinitionError) -> JSONValue {
         var parser = JSONDocumentParser(bytes: Array(text.utf8))
         let value = try parser.value(depth: 0)
         parser.skipSpace()
@@ -43,7 +61,7 @@ indirect enum JSONValue: Equatable, Sendable {
     }
 
     /// Compact JSON text of the value.
-    var text: String {
+    package var text: String {
         var out: [UInt8] = []
         write(to: &out)
         return String(decoding: out, as: UTF8.self)

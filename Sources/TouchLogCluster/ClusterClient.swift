@@ -1,0 +1,358 @@
+import Synchronization
+import TouchLog
+
+/// What the store commands do against a cluster: publish events to the partition streams, keep segment definitions in
+/// the cluster's bucket, and ask partition owners (scatter) and combine their answers (gather).
+public final class ClusterClient: Sendable {
+    public let nats: NATSConnection
+    public let config: ClusterConfig
+    let leases: NATSKeyValue
+    let segmentBucket: NATSKeyValue
+
+    /// Connects and reads the cluster's settings; fails with ``ClusterError/Kind/notInitialised`` when `cluster init`
+    /// has not been run on this NATS system.
+    public init(urls: [String], name: String = "touchlog") throws(ClusterError) {
+        let nats = try wrap { () throws(NATSError) in try NATSConnection(urls: urls, name: name) }
+        let where_ = urls.joined(separator: ",")
+        guard let configBucket = try wrap({ () throws(NATSError) in try nats.keyValue(ClusterConfig.configBucket) }),
+              let entry = try wrap({ () throws(NATSError) in try configBucket.get("config") })
+        else {
+            throw ClusterError(.notInitialised, "no touchlog cluster at \(where_): run `touchlog cluster init --nats \(where_) --partitions P` first")
+        }
+        let config = try ClusterConfig(json: entry.value)
+        guard let leases = try wrap({ () throws(NATSError) in try nats.keyValue(ClusterConfig.leaseBucket) }),
+              let segments = try wrap({ () throws(NATSError) in try nats.keyValue(ClusterConfig.segmentBucket) })
+        else {
+            throw ClusterError(.notInitialised, "the touchlog cluster at \(where_) is missing its buckets: run `touchlog cluster init` again")
+        }
+        self.nats = nats
+        self.config = config
+        self.leases = leases
+        self.segmentBucket = segments
+    }
+
+    // MARK: Setting up
+
+    /// Creates the cluster: a stream per partition and the buckets, then the settings (the commit point, so an
+    /// interrupted init is finished by running it again). On a cluster that exists with the same partition count it
+    /// only creates what is missing; with another count it fails, changing nothing.
+    @discardableResult
+    public static func initialise(urls: [String], partitions: Int, replicas: Int = 1, leaseMilliseconds: Int64 = 10_000) throws(ClusterError) -> (config: ClusterConfig, created: Bool) {
+        guard (1...4096).contains(partitions) else { throw ClusterError(.conflict, "--partitions must be 1 to 4096, not \(partitions)") }
+        guard (1...5).contains(replicas) else { throw ClusterError(.conflict, "--replicas must be 1 to 5 (JetStream's limit), not \(replicas)") }
+        let nats = try wrap { () throws(NATSError) in try NATSConnection(urls: urls, name: "touchlog-init") }
+        defer { nats.close() }
+        return try wrap { () throws(NATSError) -> (config: ClusterConfig, created: Bool) in
+            let configBucket = try nats.createKeyValue(ClusterConfig.configBucket, history: 1, replicas: replicas)
+            var config = ClusterConfig(id: randomID(), partitions: partitions, replicas: replicas, leaseMilliseconds: leaseMilliseconds)
+            var created = true
+            if let existing = try configBucket.get("config") {
+                let found: ClusterConfig
+                do throws(ClusterError) { found = try ClusterConfig(json: existing.value) } catch { throw NATSError(message: error.message) }
+                guard found.partitions == partitions else {
+                    throw NATSError(message: "the cluster at \(urls.joined(separator: ",")) has \(found.partitions) partitions, not \(partitions); "
+                                    + "a cluster keeps its partition count for life (nothing changed)")
+                }
+                config = found
+                created = false
+            }
+            for partition in 0..<partitions where try nats.streamState(ClusterConfig.stream(partition)) == nil {
+                try nats.addStream(name: ClusterConfig.stream(partition), subjects: [ClusterConfig.eventSubject(partition), ClusterConfig.eraseSubject(partition)],
+                                   replicas: config.replicas, maxMessageBytes: Int32(ClusterConfig.maxMessageBytes * 2))
+            }
+            _ = try nats.createKeyValue(ClusterConfig.leaseBucket, history: 1, ttl: .milliseconds(config.leaseMilliseconds), replicas: config.replicas)
+            _ = try nats.createKeyValue(ClusterConfig.nodeBucket, history: 1, ttl: .milliseconds(config.leaseMilliseconds), replicas: config.replicas)
+            _ = try nats.createKeyValue(ClusterConfig.segmentBucket, history: 64, replicas: config.replicas)
+            if created, try configBucket.create("config", config.json) == nil {
+                // Another init won the race: its settings stand if they agree.
+                guard let winner = try configBucket.get("config") else { throw NATSError(message: "the cluster settings vanished during init") }
+                let found: ClusterConfig
+                do throws(ClusterError) { found = try ClusterConfig(json: winner.value) } catch { throw NATSError(message: error.message) }
+                guard found.partitions == partitions else { throw NATSError(message: "another init created the cluster with \(found.partitions) partitions") }
+                return (found, false)
+            }
+            return (config, created)
+        }
+    }
+
+    static func randomID() -> String {
+        var bytes: [UInt8] = []
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<16 { bytes.append(UInt8.random(in: 0...255, using: &generator)) }
+        return bytes.hex
+    }
+
+    // MARK: Appending
+
+    /// Publishes every event of `batch` to its partition's stream and returns once JetStream has acknowledged all of
+    /// them. Each message is applied atomically by its partition's owner; a failure part way leaves the messages
+    /// acknowledged so far in the streams (the error says how many events those held).
+    @discardableResult
+    public func append(_ batch: EventBatch) throws(ClusterError) -> Int {
+        var buffers = [[UInt8]](repeating: [], count: config.partitions)
+        var pending: [(partition: Int, payload: [UInt8], events: Int)] = []
+        var counts = [Int](repeating: 0, count: config.partitions)
+        for i in 0..<batch.count {
+            let partition = ClusterConfig.partition(of: batch.profileBytes(at: i), partitions: config.partitions)
+            EventJSON.appendInputLine(batch, i, to: &buffers[partition])
+            counts[partition] += 1
+            if buffers[partition].count >= ClusterConfig.maxMessageBytes {
+                pending.append((partition, buffers[partition], counts[partition]))
+                buffers[partition] = []
+                counts[partition] = 0
+            }
+        }
+        for partition in 0..<config.partitions where !buffers[partition].isEmpty {
+            pending.append((partition, buffers[partition], counts[partition]))
+        }
+        var acknowledged = 0
+        for message in pending {
+            do throws(NATSError) {
+                try nats.publishDurably(ClusterConfig.eventSubject(message.partition), message.payload)
+            } catch {
+                throw ClusterError(.unavailable, "\(error.message) (\(acknowledged) of \(batch.count) events were acknowledged before it)")
+            }
+            acknowledged += message.events
+        }
+        return acknowledged
+    }
+
+    /// Parses JSON Lines or CSV and publishes it; an invalid line publishes nothing (the error names every line).
+    @discardableResult
+    public func append(contentsOf input: [UInt8], source: String? = nil) throws(ClusterError) -> Int {
+        let batch: EventBatch
+        do { batch = try EventBatch.parse(input, source: source) } catch { throw ClusterError(.store(error), error.message) }
+        return try append(batch)
+    }
+
+    // MARK: Segments
+
+    /// Saves a definition for every node; returns its revision in the bucket (the cluster's version of it).
+    @discardableResult
+    public func putSegment(_ definition: SegmentDefinition) throws(ClusterError) -> UInt64 {
+        let name = definition.name
+        guard !name.hasPrefix("."), !name.hasSuffix("."), !name.contains("..") else {
+            throw ClusterError(.store(TouchLogError(code: .invalidArgument, message: "")),
+                               "a cluster's segment name cannot begin or end with \".\" or hold \"..\" (NATS keys cannot), as \"\(name)\" does")
+        }
+        return try wrap { () throws(NATSError) in try segmentBucket.put(name, Array(definition.json.utf8)) }
+    }
+
+    /// The current definition of a segment.
+    public func segment(_ name: String) throws(ClusterError) -> (revision: UInt64, definition: SegmentDefinition) {
+        guard SegmentDefinition.isValidName(name), let entry = try wrap({ () throws(NATSError) in try segmentBucket.get(name) }) else {
+            throw ClusterError(.store(TouchLogError(code: .notFound, message: "")), "no segment named \"\(name)\" in the cluster (see `touchlog segment list --nats …`)")
+        }
+        do {
+            return (entry.revision, try SegmentDefinition(json: String(decoding: entry.value, as: UTF8.self)))
+        } catch {
+            throw ClusterError(.corrupt, "the cluster's definition of \"\(name)\" is not valid: \(error)")
+        }
+    }
+
+    /// Every segment, by name.
+    public func segments() throws(ClusterError) -> [(name: String, revision: UInt64, definition: SegmentDefinition)] {
+        try wrap { () throws(NATSError) in try segmentBucket.keys() }.sorted().map { name throws(ClusterError) in
+            let (revision, definition) = try segment(name)
+            return (name, revision, definition)
+        }
+    }
+
+    public func removeSegment(_ name: String) throws(ClusterError) {
+        _ = try segment(name)
+        try wrap { () throws(NATSError) in try segmentBucket.delete(name) }
+    }
+
+    // MARK: Scatter and gather
+
+    /// The owner of each partition that has one (from the lease bucket).
+    public func owners() throws(ClusterError) -> [Int: String] {
+        var owners: [Int: String] = [:]
+        for partition in 0..<config.partitions {
+            if let entry = try wrap({ () throws(NATSError) in try leases.get(ClusterConfig.leaseKey(partition)) }),
+               let node = ClusterRequest.decode(entry.value)?["node"]?.string {
+                owners[partition] = node
+            }
+        }
+        return owners
+    }
+
+    /// Sends `fields` to the owner of each of `partitions` and gathers the reply bodies within `timeout`. A partition
+    /// without an owner, or whose owner did not answer in time, fails the request naming it, unless `allowPartial`
+    /// (then it is listed in `missing`).
+    func scatter(_ fields: [(key: String, value: JSONValue)], partitions: [Int]? = nil, timeout: Duration, allowPartial: Bool,
+                 sync: Bool = true) throws(ClusterError) -> (bodies: [Int: [UInt8]], missing: [Int]) {
+        let partitions = partitions ?? Array(0..<config.partitions)
+        let owners = try owners()
+        var missing = partitions.filter { owners[$0] == nil }
+        let asked = partitions.filter { owners[$0] != nil }
+        var fields = fields
+        if sync { fields += [("sync", .bool(true)), ("timeoutMs", .number(String(milliseconds(timeout))))] }
+        let request = ClusterRequest.encode(fields)
+        let inbox = nats.newInbox()
+        let subscription = try wrap { () throws(NATSError) in try nats.subscribe(inbox + ".*") }
+        defer { subscription.unsubscribe() }
+        for partition in asked {
+            try wrap { () throws(NATSError) in try nats.publish(config.requestSubject(partition), reply: "\(inbox).\(partition)", request) }
+        }
+        try wrap { () throws(NATSError) in try nats.flush() }
+        var bodies: [Int: [UInt8]] = [:]
+        var done = Set<Int>()
+        let deadline = ContinuousClock.now + timeout
+        // A request to a partition whose owner is gone comes back as "no responders", without saying which partition:
+        // once every other partition answered, the rest are those.
+        var unanswered = 0
+        while done.count + unanswered < asked.count {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { break }
+            let received: NATSMessage?
+            do throws(NATSError) { received = try subscription.next(timeout: left) } catch {
+                if error.isNoResponders {
+                    unanswered += 1
+                    continue
+                }
+                throw ClusterError(error)
+            }
+            guard let message = received else { break }
+            guard let partition = message.subject.split(separator: ".").last.flatMap({ Int($0) }),
+                  let reply = ClusterReply.parse(message.data), !done.contains(partition) else { continue }
+            if let error = reply.error { throw ClusterError(.store(error), "partition \(partition): \(error.message)") }
+            bodies[partition, default: []] += reply.body
+            if reply.last { done.insert(partition) }
+        }
+        let late = asked.filter { !done.contains($0) }
+        missing = (missing + late).sorted()
+        if !missing.isEmpty && !allowPartial {
+            let named = missing.map { partition in
+                guard let owner = owners[partition] else { return "\(partition) (no owner)" }
+                return unanswered > 0 && done.count + unanswered == asked.count ? "\(partition) (its owner \(owner) is not running; another node takes it over when the lease lapses)"
+                    : "\(partition) (owner \(owner) did not answer within \(timeout))"
+            }
+            var error = ClusterError(.partitionMissing, "partition\(missing.count == 1 ? "" : "s") \(named.joined(separator: ", ")) missing; "
+                                     + "nothing answered (--allow-partial answers from the rest)")
+            error.missing = missing
+            throw error
+        }
+        for partition in missing { bodies[partition] = nil }
+        return (bodies, missing)
+    }
+
+    /// The members of a segment at `time`, sorted by bytes, and the partitions left out (only with `allowPartial`).
+    public func members(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
+                        allowPartial: Bool = false) throws(ClusterError) -> (members: [String], missing: [Int]) {
+        let (bodies, missing) = try scatter([("op", .string("members")), ("definition", try definitionValue(definition))] + ClusterRequest.time(time),
+                                            timeout: timeout, allowPartial: allowPartial)
+        var members: [String] = []
+        for body in bodies.values { members += try Self.stringLines(body) }
+        members.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+        return (members, missing)
+    }
+
+    /// The member count of a segment at `time`.
+    public func count(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
+                      allowPartial: Bool = false) throws(ClusterError) -> (count: Int, missing: [Int]) {
+        let (bodies, missing) = try scatter([("op", .string("count")), ("definition", try definitionValue(definition))] + ClusterRequest.time(time),
+                                            timeout: timeout, allowPartial: allowPartial)
+        var total = 0
+        for body in bodies.values { total += Int(ClusterRequest.decode(body)?["count"]?.integer ?? 0) }
+        return (total, missing)
+    }
+
+    private func definitionValue(_ definition: SegmentDefinition) throws(ClusterError) -> JSONValue {
+        do { return try JSONValue.parse(definition.json) } catch { throw ClusterError(.corrupt, "\(error)") }
+    }
+
+    static func stringLines(_ body: [UInt8]) throws(ClusterError) -> [String] {
+        var out: [String] = []
+        for line in body.split(separator: 0x0A) {
+            guard let value = try? JSONValue.parse(String(decoding: line, as: UTF8.self)), let string = value.string else {
+                throw ClusterError(.corrupt, "a partition owner sent a reply touchlog cannot read")
+            }
+            out.append(string)
+        }
+        return out
+    }
+
+    // MARK: Erasure
+
+    /// Erases profiles everywhere: each erasure is published to its partition's stream, so every replica (and every
+    /// rebuild) applies it, and this returns once the owners have applied it. Unknown profiles fail it, erasing
+    /// nothing, unless `skipUnknown`.
+    public func erase(profiles: [String], reason: String = "", skipUnknown: Bool = false, timeout: Duration = .seconds(10)) throws(ClusterError) -> ErasureReport {
+        var seen = Set<String>()
+        let wanted = profiles.filter { seen.insert($0).inserted }
+        var byPartition: [Int: [String]] = [:]
+        for profile in wanted { byPartition[config.partition(of: profile), default: []].append(profile) }
+        var held = Set<String>()
+        for (partition, list) in byPartition {
+            let (bodies, _) = try scatter([("op", .string("holds")), ("profiles", .array(list.map { .string($0) }))], partitions: [partition],
+                                          timeout: timeout, allowPartial: false)
+            held.formUnion(try Self.stringLines(bodies[partition] ?? []))
+        }
+        let report = ErasureReport(erased: wanted.filter { held.contains($0) }, unknown: wanted.filter { !held.contains($0) })
+        if !report.unknown.isEmpty && !skipUnknown {
+            let shown = report.unknown.prefix(10).map { "\"\($0)\"" }.joined(separator: ", ")
+            let more = report.unknown.count > 10 ? " and \(report.unknown.count - 10) more" : ""
+            throw ClusterError(.store(TouchLogError(code: .notFound, message: "")), "the cluster holds no profile \(shown)\(more); nothing erased")
+        }
+        for (partition, list) in byPartition.sorted(by: { $0.key < $1.key }) {
+            let erasing = list.filter { held.contains($0) }
+            guard !erasing.isEmpty else { continue }
+            let payload = ClusterRequest.encode([("profiles", .array(erasing.map { .string($0) })), ("reason", .string(reason))])
+            _ = try wrap { () throws(NATSError) in try nats.publishDurably(ClusterConfig.eraseSubject(partition), payload) }
+        }
+        // Wait for the owners to apply it (a request that syncs does).
+        _ = try scatter([("op", .string("status"))], partitions: byPartition.keys.sorted(), timeout: timeout, allowPartial: false)
+        return report
+    }
+
+    // MARK: Status
+
+    /// One partition as `cluster status` shows it.
+    public struct PartitionStatus: Sendable {
+        public var partition: Int
+        public var owner: String?
+        public var streamSequence: UInt64
+        public var appliedSequence: UInt64?
+        public var digest: String?
+        public var head: String?
+        public var events: UInt64?
+        public var leader: String?
+    }
+
+    /// Every partition: owner, stream vs applied sequence, the applied digest and the local chain head.
+    public func status(timeout: Duration = .seconds(5)) throws(ClusterError) -> [PartitionStatus] {
+        let (bodies, _) = try scatter([("op", .string("status"))], timeout: timeout, allowPartial: true, sync: false)
+        let owners = try owners()
+        return try (0..<config.partitions).map { partition throws(ClusterError) in
+            let stream = try wrap { () throws(NATSError) in try nats.streamState(ClusterConfig.stream(partition)) }
+            let body = bodies[partition].flatMap(ClusterRequest.decode)
+            return PartitionStatus(partition: partition, owner: owners[partition], streamSequence: stream?.lastSequence ?? 0,
+                                   appliedSequence: body?["applied"]?.integer.map { UInt64($0) }, digest: body?["digest"]?.string,
+                                   head: body?["head"]?.string, events: body?["events"]?.integer.map { UInt64($0) }, leader: stream?.leader)
+        }
+    }
+
+    /// Sums of the partitions' stats: events, profiles, erased profiles and bytes on disk.
+    public func stats(timeout: Duration = .seconds(10), allowPartial: Bool = false) throws(ClusterError) -> (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) {
+        let (bodies, missing) = try scatter([("op", .string("status"))], timeout: timeout, allowPartial: allowPartial)
+        var result: (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) = (0, 0, 0, 0, missing)
+        for body in bodies.values {
+            guard let value = ClusterRequest.decode(body) else { continue }
+            result.events += UInt64(value["events"]?.integer ?? 0)
+            result.profiles += Int(value["profiles"]?.integer ?? 0)
+            result.erased += Int(value["erasedProfiles"]?.integer ?? 0)
+            result.bytes += value["bytes"]?.integer ?? 0
+        }
+        return result
+    }
+
+    /// Each partition's verify report (`ok`, and the store's summary).
+    public func verify(timeout: Duration = .seconds(60), allowPartial: Bool = false) throws(ClusterError) -> [(partition: Int, ok: Bool, summary: String)] {
+        let (bodies, _) = try scatter([("op", .string("verify"))], timeout: timeout, allowPartial: allowPartial)
+        return bodies.keys.sorted().map { partition in
+            let value = ClusterRequest.decode(bodies[partition]!)
+            return (partition, value?["ok"] == .bool(true), value?["summary"]?.string ?? "")
+        }
+    }
+}

@@ -1,0 +1,449 @@
+import Dispatch
+import Glibc
+import Synchronization
+import TouchLog
+
+/// A cluster node: claims partitions by lease, applies each partition's stream to a local store under its data
+/// directory (`DIR/p<N>`, an ordinary touchlog store), and answers requests for the partitions it owns.
+///
+/// Each stream message becomes one local commit, recorded at the message's JetStream time and carrying an
+/// ``AppliedRecord`` (the stream sequence), and is acknowledged only after that commit is durable; a node that
+/// restarts resumes after the last sequence its store records, so no message is applied twice or skipped.
+public final class ClusterNode: Sendable {
+    public let name: String
+    public let dataDirectory: String
+    public let config: ClusterConfig
+    let nats: NATSConnection
+    let leases: NATSKeyValue
+    let nodes: NATSKeyValue
+    let report: @Sendable (String) -> Void
+    private let state = Mutex(State())
+
+    private struct State {
+        var owned: [Int: OwnedPartition] = [:]
+        var stopping = false
+        var roundsOverShare = 0
+    }
+
+    /// Connects, checks the data directory belongs to this cluster, and registers the node; `report` gets one line per
+    /// thing worth knowing (claims, releases, failures).
+    public init(urls: [String], dataDirectory: String, name: String? = nil, report: @escaping @Sendable (String) -> Void = { _ in }) throws(ClusterError) {
+        let client = try ClusterClient(urls: urls, name: "touchlog-node")
+        self.nats = client.nats
+        self.config = client.config
+        self.leases = client.leases
+        guard let nodes = try wrap({ () throws(NATSError) in try client.nats.keyValue(ClusterConfig.nodeBucket) }) else {
+            throw ClusterError(.notInitialised, "the cluster at \(urls.joined(separator: ",")) has no bucket \(ClusterConfig.nodeBucket); run `touchlog cluster init` again")
+        }
+        self.nodes = nodes
+        self.dataDirectory = dataDirectory
+        self.name = Self.sanitized(name ?? Self.defaultName())
+        self.report = report
+        try Self.claimDirectory(dataDirectory, config: config)
+    }
+
+    /// `hostname-pid`, the default node name.
+    static func defaultName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(host.isEmpty ? "node" : host)-\(getpid())"
+    }
+
+    /// A name usable in consumer names and keys: letters, digits, `-` and `_`.
+    static func sanitized(_ name: String) -> String {
+        let bytes = name.utf8.map { b -> UInt8 in
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F ? b : 0x5F
+        }
+        return String(decoding: bytes.prefix(64), as: UTF8.self)
+    }
+
+    /// The data directory records the cluster it serves (`DIR/cluster-id`); one of another cluster is refused, as is a
+    /// partition store that records another cluster or partition.
+    static func claimDirectory(_ directory: String, config: ClusterConfig) throws(ClusterError) {
+        mkdir(directory, 0o755)
+        let path = directory + "/cluster-id"
+        if let existing = readSmallFile(path) {
+            let id = String(decoding: existing, as: UTF8.self).trimmingSpaces
+            guard id == config.id else {
+                throw ClusterError(.conflict, "\(directory) holds the partitions of cluster \(id), not of this cluster (\(config.id)); give the node another --data directory")
+            }
+        } else {
+            guard writeSmallFile(path, Array((config.id + "\n").utf8)) else {
+                throw ClusterError(.store(TouchLogError(code: .io, message: "cannot write \(path)")), "cannot write \(path): \(String(cString: strerror(errno)))")
+            }
+        }
+        for partition in 0..<config.partitions {
+            let store = directory + "/p\(partition)"
+            guard access(store, F_OK) == 0 else { continue }
+            guard let opened = try? TouchLogStore(readingFrom: store), let metadata = try? opened.lastCommitMetadata() else { continue }
+            if let record = AppliedRecord(metadata: metadata), record.clusterID != config.id || record.partition != partition {
+                throw ClusterError(.conflict, "\(store) holds partition \(record.partition) of cluster \(record.clusterID), not partition \(partition) of \(config.id)")
+            }
+        }
+    }
+
+    /// The partitions this node owns now.
+    public var ownedPartitions: [Int] { state.withLock { $0.owned.keys.sorted() } }
+
+    /// Runs lease rounds until ``stop()``: renews what it owns, claims free partitions up to its share, gives one back
+    /// when it holds more than its share for two rounds running (so partitions spread as nodes join).
+    public func run() async {
+        let round = UInt32(max(50, config.leaseMilliseconds / 3) * 1000)
+        // On a thread of its own: a round waits on NATS, which must not hold a thread of the pools queries run on.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = startThread {
+                while !self.state.withLock({ $0.stopping }) {
+                    self.leaseRound()
+                    var slept: UInt32 = 0
+                    while slept < round && !self.state.withLock({ $0.stopping }) {
+                        usleep(min(50_000, round - slept))
+                        slept += min(50_000, round - slept)
+                    }
+                }
+                self.releaseAll()
+                done.resume()
+            }
+            pthread_detach(thread)
+        }
+    }
+
+    /// Stops claiming, releases every lease (so other nodes take over at once) and closes the local stores.
+    public func stop() {
+        state.withLock { $0.stopping = true }
+    }
+
+    private func leaseRound() {
+        do throws(NATSError) {
+            try nodes.put(name, Array(String(Timestamp.now()).utf8))
+            // Nodes seen within a lease period (from the bucket's stream: listing keys would take a watcher per round).
+            let live = max(1, try nats.streamState("KV_" + ClusterConfig.nodeBucket)?.subjects ?? 1)
+            let share = (config.partitions + live - 1) / live
+            // Renew what is held; a lease that changed under us (it lapsed and someone claimed it) is lost.
+            for (partition, owned) in state.withLock({ $0.owned }) {
+                if let revision = try leases.update(ClusterConfig.leaseKey(partition), leaseValue, last: owned.leaseRevision) {
+                    owned.leaseRevision = revision
+                } else {
+                    report("lost the lease of partition \(partition); stopped serving it")
+                    drop(partition, releaseLease: false)
+                }
+            }
+            var held = state.withLock { $0.owned.count }
+            if held < share {
+                let start = ClusterConfig.partition(of: name.utf8, partitions: config.partitions)
+                for k in 0..<config.partitions where held < share {
+                    let partition = (start + k) % config.partitions
+                    guard !state.withLock({ $0.stopping || $0.owned[partition] != nil }),
+                          try leases.get(ClusterConfig.leaseKey(partition)) == nil else { continue }
+                    guard let revision = try leases.create(ClusterConfig.leaseKey(partition), leaseValue) else { continue }
+                    do throws(ClusterError) {
+                        try takeOver(partition, leaseRevision: revision)
+                        held += 1
+                    } catch {
+                        report("cannot serve partition \(partition): \(error.message)")
+                        try? leases.delete(ClusterConfig.leaseKey(partition))
+                    }
+                }
+            }
+            let over = state.withLock { state -> Bool in
+                state.roundsOverShare = state.owned.count > share ? state.roundsOverShare + 1 : 0
+                return state.roundsOverShare >= 2
+            }
+            if over, let partition = state.withLock({ $0.owned.keys.max() }) {
+                report("gave back partition \(partition) (holding more than a share of \(share))")
+                drop(partition, releaseLease: true)
+                state.withLock { $0.roundsOverShare = 0 }
+            }
+        } catch {
+            report("lease round failed: \(error.message)")
+        }
+    }
+
+    private var leaseValue: [UInt8] { Array("{\"node\":\"\(name)\",\"since\":\(Timestamp.now())}".utf8) }
+
+    private func takeOver(_ partition: Int, leaseRevision: UInt64) throws(ClusterError) {
+        let owned = try OwnedPartition(partition, node: self, leaseRevision: leaseRevision)
+        state.withLock { $0.owned[partition] = owned }
+        owned.start()
+        report("serving partition \(partition) from stream sequence \(owned.applied.withLock { $0.sequence } + 1)")
+    }
+
+    func drop(_ partition: Int, releaseLease: Bool) {
+        guard let owned = state.withLock({ $0.owned.removeValue(forKey: partition) }) else { return }
+        owned.stop()
+        if releaseLease { try? leases.delete(ClusterConfig.leaseKey(partition)) }
+    }
+
+    private func releaseAll() {
+        for partition in state.withLock({ Array($0.owned.keys) }) { drop(partition, releaseLease: true) }
+        try? nodes.delete(name)
+        try? nats.flush(timeout: .seconds(2))
+    }
+}
+
+/// A partition this node owns: its store, the stream consumer that feeds it, and the subscription answering requests.
+final class OwnedPartition: @unchecked Sendable {
+    // Unchecked: the store, consumer and subscription are thread-safe; `leaseRevision` is touched by lease rounds only.
+    let index: Int
+    let store: TouchLogStore
+    let node: ClusterNode
+    var leaseRevision: UInt64
+    let applied: Mutex<(sequence: UInt64, digest: [UInt8])>
+    private let stopped = Atomic<Bool>(false)
+    private let consumer: NATSPullConsumer
+    private let requests: NATSSubscription
+    private let threads = Mutex<[pthread_t]>([])
+
+    init(_ index: Int, node: ClusterNode, leaseRevision: UInt64) throws(ClusterError) {
+        self.index = index
+        self.node = node
+        self.leaseRevision = leaseRevision
+        let directory = node.dataDirectory + "/p\(index)"
+        do throws(TouchLogError) {
+            store = try TouchLogStore(directory: directory)
+            if let metadata = try store.lastCommitMetadata(), let record = AppliedRecord(metadata: metadata) {
+                guard record.clusterID == node.config.id, record.partition == index else {
+                    throw TouchLogError(code: .invalidArgument, message: "\(directory) holds partition \(record.partition) of cluster \(record.clusterID)")
+                }
+                applied = Mutex((record.sequence, record.digest))
+            } else {
+                applied = Mutex((0, AppliedRecord.zeroDigest))
+            }
+        } catch {
+            throw ClusterError(.store(error), error.message)
+        }
+        let next = applied.withLock { $0.sequence } + 1
+        do throws(NATSError) {
+            consumer = try node.nats.pullConsumer(stream: ClusterConfig.stream(index), durable: "touchlog-\(node.name)-p\(index)",
+                                                  startSequence: next, ackWait: .seconds(30))
+            requests = try node.nats.subscribe(node.config.requestSubject(index), queue: ClusterConfig.ownerQueue)
+            try node.nats.flush()
+        } catch {
+            store.close()
+            throw ClusterError(error)
+        }
+    }
+
+    /// Starts the loops that apply the stream and take requests, each on a thread of its own (both wait on NATS).
+    func start() {
+        threads.withLock { $0 = [startThread { self.applyLoop() }, startThread { self.requestLoop() }] }
+    }
+
+    /// Stops applying and answering, waits for both loops, and closes the store.
+    func stop() {
+        stopped.store(true, ordering: .sequentiallyConsistent)
+        requests.unsubscribe()
+        for thread in threads.withLock({ $0 }) where !pthread_equal(thread, pthread_self()).isTrue { pthread_join(thread, nil) }
+        consumer.unsubscribe()
+        node.nats.deleteConsumer(stream: ClusterConfig.stream(index), durable: "touchlog-\(node.name)-p\(index)")
+        store.close()
+    }
+
+    var isStopped: Bool { stopped.load(ordering: .sequentiallyConsistent) }
+
+    private func applyLoop() {
+        while !isStopped {
+            let messages: [NATSMessage]
+            do throws(NATSError) {
+                messages = try consumer.fetch(batch: 256, timeout: .milliseconds(200))
+            } catch {
+                if !isStopped { node.report("partition \(index): \(error.message)") }
+                usleep(200_000)
+                continue
+            }
+            for message in messages where !isStopped {
+                do throws(ClusterError) {
+                    try apply(message)
+                } catch {
+                    // The store refused the commit (a full disk, a damaged log): stop serving the partition and give
+                    // the lease back, so a healthy node takes it over rather than this one answering from a stale store.
+                    node.report("partition \(index): cannot apply a message, giving the partition up: \(error.message)")
+                    stopped.store(true, ordering: .sequentiallyConsistent)
+                    pthread_detach(startThread { self.node.drop(self.index, releaseLease: true) })
+                    return
+                }
+            }
+        }
+    }
+
+    /// Applies one stream message as one commit, then acknowledges it. A message at or before the applied sequence (a
+    /// redelivery) is only acknowledged.
+    func apply(_ message: NATSMessage) throws(ClusterError) {
+        let position: (sequence: UInt64, timestamp: Int64)
+        do throws(NATSError) { position = try message.jetStreamPosition() } catch { throw ClusterError(error) }
+        let (last, digest) = applied.withLock { $0 }
+        guard position.sequence > last else {
+            try? message.acknowledge()
+            return
+        }
+        let payload = message.data
+        let isErasure = message.subject.hasSuffix(".erase")
+        let next = AppliedRecord.chain(digest, sequence: position.sequence, recorded: position.timestamp, kind: isErasure ? 1 : 0, payload: payload)
+        let record = AppliedRecord(clusterID: node.config.id, partition: index, sequence: position.sequence, digest: next)
+        do throws(TouchLogError) {
+            var batch = EventBatch()
+            if isErasure {
+                if let request = ClusterRequest.decode(payload), case .array(let items)? = request["profiles"] {
+                    let profiles = items.compactMap(\.string)
+                    if !profiles.isEmpty { try store.eraseApplied(profiles: profiles, reason: request["reason"]?.string ?? "") }
+                } else {
+                    node.report("partition \(index): sequence \(position.sequence) is not an erasure touchlog wrote; recorded as applied, nothing erased")
+                }
+            } else {
+                do throws(TouchLogError) { batch = try EventBatch.parse(payload) } catch {
+                    node.report("partition \(index): sequence \(position.sequence) holds events touchlog cannot read (\(error.message)); recorded as applied, nothing appended")
+                }
+            }
+            try store.appendApplied(batch, recorded: position.timestamp, metadata: record.encoded)
+        } catch {
+            throw ClusterError(.store(error), error.message)
+        }
+        applied.withLock { $0 = (position.sequence, next) }
+        try? message.acknowledge()
+    }
+
+    /// Waits until the partition has applied `sequence` (false when `deadline` passed first or it stopped).
+    func waitApplied(_ sequence: UInt64, deadline: ContinuousClock.Instant) async -> Bool {
+        while applied.withLock({ $0.sequence }) < sequence {
+            if isStopped || ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        return true
+    }
+
+    private func requestLoop() {
+        while !isStopped {
+            guard let message = try? requests.next(timeout: .milliseconds(200)) else { continue }
+            guard let reply = message.reply else { continue }
+            let request = message.data
+            Task {
+                let chunks = await self.answer(request)
+                for chunk in chunks { try? self.node.nats.publish(reply, chunk) }
+                try? self.node.nats.flush()
+            }
+        }
+    }
+
+    /// Answers one request (see ``ClusterRequest``) with reply chunks.
+    func answer(_ bytes: [UInt8]) async -> [[UInt8]] {
+        do throws(TouchLogError) {
+            guard let request = ClusterRequest.decode(bytes), let op = request["op"]?.string else {
+                throw TouchLogError(code: .invalidArgument, message: "a request touchlog cannot read")
+            }
+            // Every event whose append returned before the request was sent is applied before answering.
+            if request["sync"] != nil && request["sync"] != .bool(false) {
+                let deadline = ContinuousClock.now + .milliseconds(request["timeoutMs"]?.integer ?? 10_000)
+                let last: UInt64
+                do throws(NATSError) { last = try node.nats.streamState(ClusterConfig.stream(index))?.lastSequence ?? 0 } catch {
+                    throw TouchLogError(code: .io, message: error.message)
+                }
+                guard await waitApplied(last, deadline: deadline) else {
+                    throw TouchLogError(code: .io, message: "partition \(index) did not catch up with its stream (sequence \(last)) in time")
+                }
+            }
+            return ClusterReply.chunks(try await perform(op, request))
+        } catch {
+            return ClusterReply.chunks([], error: error)
+        }
+    }
+
+    private func perform(_ op: String, _ request: JSONValue) async throws(TouchLogError) -> [UInt8] {
+        var out: [UInt8] = []
+        switch op {
+        case "members", "count":
+            guard let definitionJSON = request["definition"], let time = ClusterRequest.time(from: request) else {
+                throw TouchLogError(code: .invalidArgument, message: "a query needs a definition and a time")
+            }
+            let definition: SegmentDefinition
+            do { definition = try SegmentDefinition(json: definitionJSON.text) } catch {
+                throw TouchLogError(code: .invalidInput, message: "\(error)")
+            }
+            // Kept as a local segment, so the store's snapshots serve the next query of it.
+            try store.putSegment(definition)
+            if op == "count" {
+                out += Array("{\"count\":\(try await store.count(of: definition.name, at: time))}\n".utf8)
+            } else {
+                for member in try await store.members(of: definition.name, at: time) {
+                    EventJSON.appendString(member, to: &out)
+                    out.append(0x0A)
+                }
+            }
+        case "holds":
+            guard case .array(let items)? = request["profiles"] else { throw TouchLogError(code: .invalidArgument, message: "holds needs profiles") }
+            let profiles = items.compactMap(\.string)
+            for (profile, held) in zip(profiles, try store.holds(profiles: profiles)) where held {
+                EventJSON.appendString(profile, to: &out)
+                out.append(0x0A)
+            }
+        case "status":
+            let (sequence, digest) = applied.withLock { $0 }
+            let stats = try await store.stats()
+            let status = JSONValue.object([
+                ("partition", .number(String(index))), ("node", .string(node.name)), ("applied", .number(String(sequence))),
+                ("digest", .string(digest.hex)), ("head", .string(try store.headHash().description)),
+                ("events", .number(String(stats.events))), ("profiles", .number(String(stats.profiles))),
+                ("erasedProfiles", .number(String(stats.erasedProfiles))), ("bytes", .number(String(stats.totalBytes))),
+            ])
+            out += Array(status.text.utf8)
+        case "verify":
+            let report = try await store.verify()
+            let problems = report.log.problems.map(\.description) + report.otherProblems
+            out += Array(JSONValue.object([("ok", .bool(report.isIntact)), ("summary", .string(problems.isEmpty ? "ok" : problems.joined(separator: "; ")))]).text.utf8)
+        default:
+            throw TouchLogError(code: .invalidArgument, message: "unknown request \"\(op)\"")
+        }
+        return out
+    }
+}
+
+/// Runs `body` on a new thread (joinable: pass it to `pthread_join` or `pthread_detach`).
+func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Body {
+        let run: @Sendable () -> Void
+        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
+    }
+    let context = Unmanaged.passRetained(Body(body)).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { context in
+        Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+        return nil
+    }, context)
+    precondition(status == 0, "cannot start a thread: \(String(cString: strerror(status)))")
+    return thread
+}
+
+extension Int32 {
+    var isTrue: Bool { self != 0 }
+}
+
+func wrap<T>(_ body: () throws(NATSError) -> T) throws(ClusterError) -> T {
+    do { return try body() } catch { throw ClusterError(error) }
+}
+
+func readSmallFile(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(fd, &buffer, buffer.count)
+        if n <= 0 { break }
+        out += buffer[0..<n]
+    }
+    return out
+}
+
+func writeSmallFile(_ path: String, _ bytes: [UInt8]) -> Bool {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
+    return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
+}
+
+extension String {
+    var trimmingSpaces: String {
+        String(decoding: Array(utf8).drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.reversed()
+            .drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.reversed(), as: UTF8.self)
+    }
+}

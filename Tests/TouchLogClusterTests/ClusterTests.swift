@@ -1,0 +1,277 @@
+import Foundation
+import Testing
+@testable import TouchLog
+@testable import TouchLogCluster
+import TouchLogTestSupport
+
+/// The stream messages of every partition, in the order a single store would have recorded them.
+func streamMessages(_ nats: NATSConnection, partitions: Int) throws -> [(timestamp: Int64, partition: Int, sequence: UInt64, erase: Bool, payload: [UInt8])] {
+    var all: [(timestamp: Int64, partition: Int, sequence: UInt64, erase: Bool, payload: [UInt8])] = []
+    for partition in 0..<partitions {
+        guard let last = try nats.streamState(ClusterConfig.stream(partition))?.lastSequence, last > 0 else { continue }
+        let consumer = try nats.pullConsumer(stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)", startSequence: 1, ackWait: .seconds(30))
+        var seen: UInt64 = 0
+        while seen < last {
+            for message in try consumer.fetch(batch: 256, timeout: .seconds(2)) {
+                let position = try message.jetStreamPosition()
+                all.append((position.timestamp, partition, position.sequence, message.subject.hasSuffix(".erase"), message.data))
+                seen = position.sequence
+                try message.acknowledge()
+            }
+        }
+        consumer.unsubscribe()
+        nats.deleteConsumer(stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)")
+    }
+    return all.sorted { ($0.timestamp, $0.partition, $0.sequence) < ($1.timestamp, $1.partition, $1.sequence) }
+}
+
+/// One store holding the same events as the cluster, each message a commit recorded at its JetStream time.
+func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) throws -> TouchLogStore {
+    let store = try TouchLogStore(directory: directory, blockEvents: 64)
+    for message in try streamMessages(nats, partitions: partitions) {
+        if message.erase {
+            let request = try #require(ClusterRequest.decode(message.payload))
+            guard case .array(let items)? = request["profiles"] else { continue }
+            try store.eraseApplied(profiles: items.compactMap(\.string), reason: "")
+            try store.appendApplied(EventBatch(), recorded: message.timestamp, metadata: [1])
+        } else {
+            try store.appendApplied(try EventBatch.parse(message.payload), recorded: message.timestamp, metadata: [0])
+        }
+    }
+    return store
+}
+
+@Suite(.serialized) struct ClusterTests {
+    static let start: Int64 = 1_654_041_600_000  // 2022-06-01T00:00:00Z
+    static let span: Int64 = 60 * 86_400_000
+    static let touchpoints = ["summer-2022-collection", "summer-2022-sale", "discount-notification", "iphone-13", "store-location", "é-vente"]
+
+    static func randomEvents(_ random: inout SplitMix64, count: Int, profiles: [String]) -> [Event] {
+        (0..<count).map { _ in
+            let roll = random.below(100)
+            let type: EventType = roll < 50 ? .view : roll < 85 ? .click : .conversion
+            var time = start + Int64(random.below(Int(span)))
+            if random.chance(0.6) { time -= (time - start) % 21_600_000 }
+            return Event(time: time, profile: profiles[random.below(profiles.count)], type: type,
+                         touchpoint: type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)],
+                         value: type == .conversion ? Double(random.below(10_000)) / 100 : nil)
+        }
+    }
+
+    static func randomDefinition(_ random: inout SplitMix64, index: Int) -> SegmentDefinition {
+        func rule(_ depth: Int) -> SegmentDefinition.Rule {
+            if depth < 2 && random.chance(0.25) {
+                return .group(random.chance(0.5) ? .all : .any, (0..<(1 + random.below(3))).map { _ in rule(depth + 1) }, negate: random.chance(0.2))
+            }
+            var interaction = InteractionRule(interaction: [.view, .click, .any, .conversion][random.below(4)])
+            if interaction.interaction != .conversion || random.chance(0.5) {
+                let touchpoint = touchpoints[random.below(touchpoints.count)]
+                interaction.touchpoint = random.chance(0.5) ? .exactly(Array(touchpoint.utf8)) : .startsWith(Array(touchpoint.utf8.prefix(3)))
+            }
+            switch random.below(3) {
+            case 0: interaction.timeframe = .last(milliseconds: [86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(3)])
+            case 1: interaction.timeframe = .between(from: start + Int64(random.below(Int(span))), to: nil)
+            default: break
+            }
+            if random.chance(0.3) { interaction.atLeast = 1 + random.below(3) }
+            if interaction.interaction != .conversion && random.chance(0.3) { interaction.conversion = random.chance(0.5) ? .converted : .notConverted }
+            return .interaction(interaction, negate: random.chance(0.2))
+        }
+        return SegmentDefinition(name: "random-\(index)", match: random.chance(0.5) ? .all : .any, rules: (0..<(1 + random.below(3))).map { _ in rule(1) })
+    }
+
+    @Test func clusterAnswersEqualOneStoreWithTheSameEvents() async throws {
+        let servers = try NATSServers()
+        let config = try servers.initialise(partitions: 4)
+        let directory = TemporaryDirectory()
+        let nodes = try RunningNodes(urls: servers.urls, directory: directory, names: ["a", "b"])
+        #expect(nodes.waitForOwners(4))
+        let client = try ClusterClient(urls: servers.urls)
+        var random = SplitMix64(seed: 1)
+        let profiles = (0..<60).map { "p-\($0)" } + ["é-1", "Z"]
+        // Several appends, so that recorded times (the messages' JetStream times) differ and known-at matters.
+        var commitTimes: [Int64] = []
+        for _ in 0..<6 {
+            try client.append(EventBatch(Self.randomEvents(&random, count: 80 + random.below(60), profiles: profiles)))
+            commitTimes.append(Timestamp.now())
+            usleep(20_000)
+        }
+        _ = try client.erase(profiles: ["p-3", "p-4"], reason: "test")
+        try client.append(EventBatch(Self.randomEvents(&random, count: 50, profiles: profiles + ["p-3"])))
+        let reference = try referenceStore(client.nats, partitions: config.partitions, directory: directory.path + "/reference")
+        var cases = 0
+        var nonEmpty = 0
+        var knownAtMattered = 0
+        for index in 0..<30 {
+            let definition = Self.randomDefinition(&random, index: index)
+            try client.putSegment(definition)
+            for _ in 0..<3 {
+                let asOf = Self.start + Int64(random.below(Int(Self.span + 86_400_000)))
+                let knownAt: Int64? = random.chance(0.5) ? commitTimes[random.below(commitTimes.count)] + Int64(random.below(3)) - 1 : nil
+                let time = QueryTime(asOf: asOf, knownAt: knownAt)
+                let expected = try await reference.members(of: definition, at: time)
+                let answer = try client.members(of: definition, at: time)
+                #expect(answer.members == expected, "\(definition.json) at \(time)")
+                #expect(!answer.members.contains("p-4"))
+                #expect(try client.count(of: definition, at: time).count == expected.count)
+                cases += 1
+                if !expected.isEmpty { nonEmpty += 1 }
+                if knownAt != nil, try await reference.members(of: definition, at: QueryTime(asOf: asOf)) != expected { knownAtMattered += 1 }
+            }
+        }
+        #expect(cases == 90)
+        // The cases tell answers apart: most have members, and known-at changes some.
+        #expect(nonEmpty >= 30 && knownAtMattered >= 3, "\(nonEmpty) non-empty answers, known-at mattered \(knownAtMattered) times")
+        // Every replica agrees on what it applied: the status digests are those of the stream.
+        let status = try client.status()
+        #expect(status.allSatisfy { $0.appliedSequence == $0.streamSequence && $0.digest != nil })
+        await nodes.stop()
+    }
+
+    @Test func wrongSetupsGetOneClearLineAndChangeNothing() throws {
+        let servers = try NATSServers()
+        // NATS unreachable: the URLs tried, within seconds.
+        let deadPort = freePort()
+        let began = ContinuousClock.now
+        let unreachable = try touchlog(["query", "--nats", "nats://127.0.0.1:\(deadPort)", "x"])
+        #expect(unreachable.status == 1)
+        #expect(unreachable.stderr.contains("cannot reach NATS at nats://127.0.0.1:\(deadPort)"))
+        #expect(ContinuousClock.now - began < .seconds(10))
+        // Not initialised.
+        let bare = try touchlog(["query", "--nats", servers.urlList, "x"])
+        #expect(bare.status == 66)
+        #expect(bare.stderr.contains("no touchlog cluster at"))
+        // Init twice with another partition count.
+        #expect(try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3", "--lease", "2"]).status == 0)
+        let again = try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "5"])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("has 3 partitions, not 5"))
+        #expect(try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3"]).stdout.contains("exists: 3 partitions"))
+        // An invalid event: nothing published, the line named.
+        let directory = TemporaryDirectory()
+        let input = directory.file("in.jsonl", """
+            {"time":"2022-06-01T09:00:00Z","profile":"alice","type":"view","touchpoint":"a"}
+            {"time":"2022-06-01T09:00:00Z","profile":"","type":"view","touchpoint":"a"}
+
+            """)
+        let refused = try touchlog(["append", "--nats", servers.urlList, input])
+        #expect(refused.status == 65)
+        #expect(refused.stderr.hasPrefix("2 profile is empty"), "\(refused.stderr)")
+        #expect(refused.stderr.contains("nothing published"))
+        let client = try ClusterClient(urls: servers.urls)
+        for partition in 0..<3 { #expect(try client.nats.streamState(ClusterConfig.stream(partition))?.lastSequence == 0) }
+        // A node whose data directory belongs to another cluster.
+        let data = directory.path + "/node"
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        directory.file("node/cluster-id", "0123456789abcdef\n")
+        let foreign = try touchlog(["node", "--nats", servers.urlList, "--data", data])
+        #expect(foreign.status == 1)
+        #expect(foreign.stderr.contains("holds the partitions of cluster 0123456789abcdef"))
+        // No owner: the query fails naming the partitions, or answers from the rest with --allow-partial.
+        #expect(try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
+        #expect(try touchlog(["segment", "put", "--nats", servers.urlList, fixturePath("segments/summer-2022-clickers.json", from: #filePath)]).status == 0)
+        let unowned = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers"])
+        #expect(unowned.status == 1)
+        #expect(unowned.stderr.contains("partitions 0 (no owner), 1 (no owner), 2 (no owner) missing"))
+        let partial = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers", "--allow-partial"])
+        #expect(partial.status == 0)
+        #expect(partial.stderr.contains("partial answer: partitions 0, 1, 2 missing"))
+    }
+
+    @Test func aKilledNodeResumesWithoutApplyingAnythingTwice() throws {
+        let servers = try NATSServers()
+        _ = try servers.initialise(partitions: 2)
+        let directory = TemporaryDirectory()
+        let client = try ClusterClient(urls: servers.urls)
+        var random = SplitMix64(seed: 7)
+        var node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        var published = 0
+        for round in 0..<6 {
+            for _ in 0..<40 {
+                published += try client.append(EventBatch(Self.randomEvents(&random, count: 30, profiles: (0..<40).map { "p-\($0)" })))
+            }
+            // Killed while it applies what was just published; the next one resumes from its store's last sequence.
+            usleep(UInt32(20_000 + random.below(100_000)))
+            node.kill()
+            if round < 5 {
+                usleep(2_200_000)  // the dead node's leases lapse
+                node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+            }
+        }
+        node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        #expect(eventually(.seconds(30)) { (try? client.status().allSatisfy { $0.appliedSequence == $0.streamSequence }) == true }, "\(node.output)")
+        let stats = try client.stats()
+        #expect(stats.events == UInt64(published))
+        // Each local store is an ordinary store that verifies.
+        node.kill()
+        for partition in 0..<2 {
+            let verify = try touchlog(["verify", "--store", directory.path + "/n/p\(partition)"])
+            #expect(verify.status == 0, "\(verify.stderr)")
+        }
+    }
+
+    @Test func aLapsedLeaseIsTakenOverAndASlowOwnerMissesTheDeadline() throws {
+        let servers = try NATSServers()
+        _ = try servers.initialise(partitions: 4)
+        let directory = TemporaryDirectory()
+        let a = try NodeProcess(urls: servers.urlList, data: directory.path + "/a", name: "a", log: directory.path + "/a.log")
+        let b = try NodeProcess(urls: servers.urlList, data: directory.path + "/b", name: "b", log: directory.path + "/b.log")
+        let client = try ClusterClient(urls: servers.urls)
+        #expect(eventually { (try? client.owners().count) == 4 && Set((try? client.owners().values).map(Array.init) ?? []).count == 2 },
+                "\(a.output)\n\(b.output)")
+        #expect(try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
+        for name in ["summer-2022-clickers", "discount-clickers-not-converted", "iphone-interest"] {
+            #expect(try touchlog(["segment", "put", "--nats", servers.urlList, fixturePath("segments/\(name).json", from: #filePath)]).status == 0)
+        }
+        func answers() throws -> [String] {
+            try ["summer-2022-clickers", "discount-clickers-not-converted", "iphone-interest"].map { name in
+                let run = try touchlog(["query", "--nats", servers.urlList, name, "--as-of", "2022-07-01T00:00:00Z"])
+                #expect(run.status == 0, "\(run.stderr)")
+                return run.stdout
+            }
+        }
+        let before = try answers()
+        #expect(before[0].contains("alice"))
+        // A slow owner (stopped, not dead): the query fails at its deadline, naming the partitions.
+        b.signal(SIGSTOP)
+        let slow = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers", "--timeout", "1"])
+        #expect(slow.status == 1)
+        #expect(slow.stderr.contains("(owner b did not answer within"))
+        b.signal(SIGCONT)
+        // Killed: its partitions fail fast until the lease lapses, then a survivor answers the same.
+        b.kill()
+        let killedOwners = try client.owners().filter { $0.value == "b" }.keys.sorted()
+        let during = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers"])
+        if during.status != 0 { #expect(during.stderr.contains("its owner b is not running") || during.stderr.contains("no owner")) }
+        #expect(eventually(.seconds(20)) { (try? client.owners().values.allSatisfy { $0 == "a" }) == true && (try? client.owners().count) == 4 },
+                "partitions \(killedOwners) not taken over: \(a.output)")
+        #expect(try answers() == before)
+    }
+
+    @Test func threeReplicasKeepServingWhenANATSServerDies() throws {
+        let servers = try NATSServers(count: 3)
+        _ = try servers.initialise(partitions: 2, replicas: 3, leaseMilliseconds: 6_000)
+        let directory = TemporaryDirectory()
+        // A new NATS cluster takes a few seconds to elect the leaders of the streams and buckets.
+        var ready: ClusterClient?
+        #expect(eventually(.seconds(30)) {
+            ready = try? ClusterClient(urls: servers.urls)
+            return ready != nil
+        })
+        let client = try #require(ready)
+        let node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        #expect(eventually(.seconds(30)) { (try? client.owners().count) == 2 }, "\(node.output)")
+        var random = SplitMix64(seed: 3)
+        var published = try client.append(EventBatch(Self.randomEvents(&random, count: 500, profiles: (0..<50).map { "p-\($0)" })))
+        #expect(eventually { (try? client.stats().events) == UInt64(published) })
+        servers.kill(0)
+        // Producers and the node go on through the two servers left.
+        let survivors = try ClusterClient(urls: Array(servers.urls.dropFirst()))
+        #expect(eventually(.seconds(30)) {
+            guard let more = try? survivors.append(EventBatch(Self.randomEvents(&random, count: 100, profiles: ["q-1", "q-2"]))) else { return false }
+            published += more
+            return true
+        })
+        #expect(eventually(.seconds(30)) { (try? survivors.stats().events) == UInt64(published) }, "\(node.output)")
+    }
+}
