@@ -14,14 +14,14 @@ public final class ClusterClient: Sendable {
     public init(urls: [String], name: String = "touchlog") throws(ClusterError) {
         let nats = try wrap { () throws(NATSError) in try NATSConnection(urls: urls, name: name) }
         let where_ = urls.joined(separator: ",")
-        guard let configBucket = try wrap({ () throws(NATSError) in try nats.keyValue(ClusterConfig.configBucket) }),
-              let entry = try wrap({ () throws(NATSError) in try configBucket.get("config") })
+        guard let configBucket = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.configBucket) }),
+              let entry = try retryingTimeouts({ () throws(NATSError) in try configBucket.get("config") })
         else {
             throw ClusterError(.notInitialised, "no touchlog cluster at \(where_): run `touchlog cluster init --nats \(where_) --partitions P` first")
         }
         let config = try ClusterConfig(json: entry.value)
-        guard let leases = try wrap({ () throws(NATSError) in try nats.keyValue(ClusterConfig.leaseBucket) }),
-              let segments = try wrap({ () throws(NATSError) in try nats.keyValue(ClusterConfig.segmentBucket) })
+        guard let leases = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.leaseBucket) }),
+              let segments = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.segmentBucket) })
         else {
             throw ClusterError(.notInitialised, "the touchlog cluster at \(where_) is missing its buckets: run `touchlog cluster init` again")
         }
@@ -353,6 +353,17 @@ public final class ClusterClient: Sendable {
         return bodies.keys.sorted().map { partition in
             let value = ClusterRequest.decode(bodies[partition]!)
             return (partition, value?["ok"] == .bool(true), value?["summary"]?.string ?? "")
+        }
+    }
+}
+
+/// Runs a JetStream request again while it times out, for up to `limit`: right after a NATS server of the cluster
+/// died, JetStream answers nothing until it has elected new leaders (a few seconds).
+func retryingTimeouts<T>(for limit: Duration = .seconds(8), _ body: () throws(NATSError) -> T) throws(ClusterError) -> T {
+    let deadline = ContinuousClock.now + limit
+    while true {
+        do { return try body() } catch {
+            guard error.isTimeout, ContinuousClock.now < deadline else { throw ClusterError(error) }
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import TouchLog
 @testable import TouchLogCluster
@@ -32,7 +33,7 @@ func isListening(_ port: Int) -> Bool {
 }
 
 /// Waits until `condition` holds, checking every 50 ms; false after `timeout`.
-func eventually(_ timeout: Duration = .seconds(20), _ condition: () throws -> Bool) rethrows -> Bool {
+func eventually(_ timeout: Duration = .seconds(60), _ condition: () throws -> Bool) rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try condition() { return true }
@@ -90,9 +91,9 @@ final class NATSServers: @unchecked Sendable {
     }
 
     /// Creates the cluster, retrying while JetStream elects its leaders (a NATS cluster needs a few seconds).
-    func initialise(partitions: Int, replicas: Int = 1, leaseMilliseconds: Int64 = 2_000) throws -> ClusterConfig {
+    func initialise(partitions: Int, replicas: Int = 1, leaseMilliseconds: Int64 = 5_000) throws -> ClusterConfig {
         var lastError: (any Error)?
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
             do {
                 return try ClusterClient.initialise(urls: urls, partitions: partitions, replicas: replicas, leaseMilliseconds: leaseMilliseconds).config
@@ -194,15 +195,27 @@ final class RunningNodes: @unchecked Sendable {
     let nodes: [ClusterNode]
     private let tasks: [Task<Void, Never>]
 
+    final class Reports: Sendable {
+        let lines = Mutex<[String]>([])
+    }
+
+    /// What the nodes reported (claims, releases, failures), for a failing test's message.
+    let reports = Reports()
+
     init(urls: [String], directory: TemporaryDirectory, names: [String]) throws {
-        nodes = try names.map { name in try ClusterNode(urls: urls, dataDirectory: directory.path + "/" + name, name: name) }
+        let reports = self.reports
+        nodes = try names.map { name in
+            try ClusterNode(urls: urls, dataDirectory: directory.path + "/" + name, name: name) { line in reports.lines.withLock { $0.append("\(name): \(line)") } }
+        }
         tasks = nodes.map { node in Task.detached { await node.run() } }
     }
 
     /// Waits until the nodes own every partition between them.
     func waitForOwners(_ partitions: Int) -> Bool {
-        eventually { nodes.reduce(0) { $0 + $1.ownedPartitions.count } == partitions }
+        eventually(.seconds(60)) { nodes.reduce(0) { $0 + $1.ownedPartitions.count } == partitions }
     }
+
+    var log: String { reports.lines.withLock { $0.joined(separator: "\n") } }
 
     func stop() async {
         for node in nodes { node.stop() }

@@ -85,7 +85,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let config = try servers.initialise(partitions: 4)
         let directory = TemporaryDirectory()
         let nodes = try RunningNodes(urls: servers.urls, directory: directory, names: ["a", "b"])
-        #expect(nodes.waitForOwners(4))
+        #expect(nodes.waitForOwners(4), "\(nodes.log)")
         let client = try ClusterClient(urls: servers.urls)
         var random = SplitMix64(seed: 1)
         let profiles = (0..<60).map { "p-\($0)" } + ["é-1", "Z"]
@@ -180,7 +180,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
 
     @Test func aKilledNodeResumesWithoutApplyingAnythingTwice() throws {
         let servers = try NATSServers()
-        _ = try servers.initialise(partitions: 2)
+        _ = try servers.initialise(partitions: 2, leaseMilliseconds: 2_000)
         let directory = TemporaryDirectory()
         let client = try ClusterClient(urls: servers.urls)
         var random = SplitMix64(seed: 7)
@@ -199,7 +199,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             }
         }
         node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
-        #expect(eventually(.seconds(30)) { (try? client.status().allSatisfy { $0.appliedSequence == $0.streamSequence }) == true }, "\(node.output)")
+        #expect(eventually(.seconds(60)) { (try? client.status().allSatisfy { $0.appliedSequence == $0.streamSequence }) == true }, "\(node.output)")
         let stats = try client.stats()
         #expect(stats.events == UInt64(published))
         // Each local store is an ordinary store that verifies.
@@ -212,12 +212,12 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
 
     @Test func aLapsedLeaseIsTakenOverAndASlowOwnerMissesTheDeadline() throws {
         let servers = try NATSServers()
-        _ = try servers.initialise(partitions: 4)
+        _ = try servers.initialise(partitions: 4, leaseMilliseconds: 3_000)
         let directory = TemporaryDirectory()
         let a = try NodeProcess(urls: servers.urlList, data: directory.path + "/a", name: "a", log: directory.path + "/a.log")
         let b = try NodeProcess(urls: servers.urlList, data: directory.path + "/b", name: "b", log: directory.path + "/b.log")
         let client = try ClusterClient(urls: servers.urls)
-        #expect(eventually { (try? client.owners().count) == 4 && Set((try? client.owners().values).map(Array.init) ?? []).count == 2 },
+        #expect(eventually(.seconds(60)) { (try? client.owners().count) == 4 && Set((try? client.owners().values).map(Array.init) ?? []).count == 2 },
                 "\(a.output)\n\(b.output)")
         #expect(try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
         for name in ["summer-2022-clickers", "discount-clickers-not-converted", "iphone-interest"] {
@@ -243,35 +243,40 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let killedOwners = try client.owners().filter { $0.value == "b" }.keys.sorted()
         let during = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers"])
         if during.status != 0 { #expect(during.stderr.contains("its owner b is not running") || during.stderr.contains("no owner")) }
-        #expect(eventually(.seconds(20)) { (try? client.owners().values.allSatisfy { $0 == "a" }) == true && (try? client.owners().count) == 4 },
+        #expect(eventually(.seconds(60)) { (try? client.owners().values.allSatisfy { $0 == "a" }) == true && (try? client.owners().count) == 4 },
                 "partitions \(killedOwners) not taken over: \(a.output)")
         #expect(try answers() == before)
     }
 
     @Test func threeReplicasKeepServingWhenANATSServerDies() throws {
         let servers = try NATSServers(count: 3)
-        _ = try servers.initialise(partitions: 2, replicas: 3, leaseMilliseconds: 6_000)
+        _ = try servers.initialise(partitions: 2, replicas: 3, leaseMilliseconds: 8_000)
         let directory = TemporaryDirectory()
         // A new NATS cluster takes a few seconds to elect the leaders of the streams and buckets.
         var ready: ClusterClient?
-        #expect(eventually(.seconds(30)) {
+        #expect(eventually(.seconds(60)) {
             ready = try? ClusterClient(urls: servers.urls)
             return ready != nil
         })
         let client = try #require(ready)
         let node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
-        #expect(eventually(.seconds(30)) { (try? client.owners().count) == 2 }, "\(node.output)")
+        #expect(eventually(.seconds(60)) { (try? client.owners().count) == 2 }, "\(node.output)")
         var random = SplitMix64(seed: 3)
         var published = try client.append(EventBatch(Self.randomEvents(&random, count: 500, profiles: (0..<50).map { "p-\($0)" })))
-        #expect(eventually { (try? client.stats().events) == UInt64(published) })
+        #expect(eventually(.seconds(60)) { (try? client.stats().events) == UInt64(published) })
         servers.kill(0)
-        // Producers and the node go on through the two servers left.
-        let survivors = try ClusterClient(urls: Array(servers.urls.dropFirst()))
-        #expect(eventually(.seconds(30)) {
+        // Producers and the node go on through the two servers left (once JetStream has moved the leaders off it).
+        var left: ClusterClient?
+        #expect(eventually(.seconds(60)) {
+            left = try? ClusterClient(urls: Array(servers.urls.dropFirst()))
+            return left != nil
+        })
+        let survivors = try #require(left)
+        #expect(eventually(.seconds(60)) {
             guard let more = try? survivors.append(EventBatch(Self.randomEvents(&random, count: 100, profiles: ["q-1", "q-2"]))) else { return false }
             published += more
             return true
         })
-        #expect(eventually(.seconds(30)) { (try? survivors.stats().events) == UInt64(published) }, "\(node.output)")
+        #expect(eventually(.seconds(60)) { (try? survivors.stats().events) == UInt64(published) }, "\(node.output)")
     }
 }
