@@ -74,6 +74,12 @@ extension TouchLogStore {
         try eraseNow(profiles: profiles, reason: reason, skipUnknown: true)
     }
 
+    /// Runs `body` with a reader from the store's pool, on the calling thread (for callers that answer on threads of
+    /// their own rather than in tasks).
+    package func withReader<T>(_ body: (StoreReader) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
+        try readers.withReader(body)
+    }
+
     /// Whether the store holds each profile (a writable store only).
     package func holds(profiles: [String]) throws(TouchLogError) -> [Bool] {
         try requireWriter().encoder.profileIDs(of: profiles).map { $0 != nil }

@@ -22,6 +22,8 @@ public final class ClusterNode: Sendable {
     private struct State {
         var owned: [Int: OwnedPartition] = [:]
         var stopping = false
+        var stopped = false
+        var waiters: [@Sendable () -> Void] = []
         var roundsOverShare = 0
     }
 
@@ -86,26 +88,51 @@ public final class ClusterNode: Sendable {
     /// The partitions this node owns now.
     public var ownedPartitions: [Int] { state.withLock { $0.owned.keys.sorted() } }
 
-    /// Runs lease rounds until ``stop()``: renews what it owns, claims free partitions up to its share, gives one back
-    /// when it holds more than its share for two rounds running (so partitions spread as nodes join).
-    public func run() async {
+    /// Starts the lease rounds, on a thread of their own (a round waits on NATS, which must not hold a thread of the
+    /// pools queries run on): each renews what the node owns, claims free partitions up to its share, and gives one
+    /// back when it has held more than its share for two rounds running (so partitions spread as nodes join). After
+    /// ``stop()``, the last round releases every lease.
+    public func start() {
         let round = UInt32(max(50, config.leaseMilliseconds / 3) * 1000)
-        // On a thread of its own: a round waits on NATS, which must not hold a thread of the pools queries run on.
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            let thread = startThread {
-                while !self.state.withLock({ $0.stopping }) {
-                    self.leaseRound()
-                    var slept: UInt32 = 0
-                    while slept < round && !self.state.withLock({ $0.stopping }) {
-                        usleep(min(50_000, round - slept))
-                        slept += min(50_000, round - slept)
-                    }
+        let thread = startThread {
+            while !self.state.withLock({ $0.stopping }) {
+                self.leaseRound()
+                var slept: UInt32 = 0
+                while slept < round && !self.state.withLock({ $0.stopping }) {
+                    usleep(min(50_000, round - slept))
+                    slept += min(50_000, round - slept)
                 }
-                self.releaseAll()
-                done.resume()
             }
-            pthread_detach(thread)
+            self.releaseAll()
+            for waiter in self.state.withLock({ state in
+                state.stopped = true
+                defer { state.waiters.removeAll() }
+                return state.waiters
+            }) { waiter() }
         }
+        pthread_detach(thread)
+    }
+
+    /// ``start()``, then returns once ``stop()`` has released everything.
+    public func run() async {
+        start()
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let stopped = state.withLock { state in
+                if !state.stopped { state.waiters.append { done.resume() } }
+                return state.stopped
+            }
+            if stopped { done.resume() }
+        }
+    }
+
+    /// Blocks until ``stop()`` has released everything (for callers on threads of their own).
+    public func waitUntilStopped() {
+        let semaphore = DispatchSemaphore(value: 0)
+        let stopped = state.withLock { state in
+            if !state.stopped { state.waiters.append { semaphore.signal() } }
+            return state.stopped
+        }
+        if !stopped { semaphore.wait() }
     }
 
     /// Stops claiming, releases every lease (so other nodes take over at once) and closes the local stores.
@@ -303,10 +330,10 @@ final class OwnedPartition: @unchecked Sendable {
     }
 
     /// Waits until the partition has applied `sequence` (false when `deadline` passed first or it stopped).
-    func waitApplied(_ sequence: UInt64, deadline: ContinuousClock.Instant) async -> Bool {
+    func waitApplied(_ sequence: UInt64, deadline: ContinuousClock.Instant) -> Bool {
         while applied.withLock({ $0.sequence }) < sequence {
             if isStopped || ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(2))
+            usleep(2_000)
         }
         return true
     }
@@ -316,16 +343,16 @@ final class OwnedPartition: @unchecked Sendable {
             guard let message = try? requests.next(timeout: .milliseconds(200)) else { continue }
             guard let reply = message.reply else { continue }
             let request = message.data
-            Task {
-                let chunks = await self.answer(request)
-                for chunk in chunks { try? self.node.nats.publish(reply, chunk) }
+            // Answered on a thread of its own, so a long query does not hold up the next request.
+            pthread_detach(startThread {
+                for chunk in self.answer(request) { try? self.node.nats.publish(reply, chunk) }
                 try? self.node.nats.flush()
-            }
+            })
         }
     }
 
     /// Answers one request (see ``ClusterRequest``) with reply chunks.
-    func answer(_ bytes: [UInt8]) async -> [[UInt8]] {
+    func answer(_ bytes: [UInt8]) -> [[UInt8]] {
         do throws(TouchLogError) {
             guard let request = ClusterRequest.decode(bytes), let op = request["op"]?.string else {
                 throw TouchLogError(code: .invalidArgument, message: "a request touchlog cannot read")
@@ -337,17 +364,17 @@ final class OwnedPartition: @unchecked Sendable {
                 do throws(NATSError) { last = try node.nats.streamState(ClusterConfig.stream(index))?.lastSequence ?? 0 } catch {
                     throw TouchLogError(code: .io, message: error.message)
                 }
-                guard await waitApplied(last, deadline: deadline) else {
+                guard waitApplied(last, deadline: deadline) else {
                     throw TouchLogError(code: .io, message: "partition \(index) did not catch up with its stream (sequence \(last)) in time")
                 }
             }
-            return ClusterReply.chunks(try await perform(op, request))
+            return ClusterReply.chunks(try perform(op, request))
         } catch {
             return ClusterReply.chunks([], error: error)
         }
     }
 
-    private func perform(_ op: String, _ request: JSONValue) async throws(TouchLogError) -> [UInt8] {
+    private func perform(_ op: String, _ request: JSONValue) throws(TouchLogError) -> [UInt8] {
         var out: [UInt8] = []
         switch op {
         case "members", "count":
@@ -358,14 +385,22 @@ final class OwnedPartition: @unchecked Sendable {
             do { definition = try SegmentDefinition(json: definitionJSON.text) } catch {
                 throw TouchLogError(code: .invalidInput, message: "\(error)")
             }
-            // Kept as a local segment, so the store's snapshots serve the next query of it.
+            // Kept as a local segment too, so that the partition store can be asked by name (`touchlog query --store`).
             try store.putSegment(definition)
-            if op == "count" {
-                out += Array("{\"count\":\(try await store.count(of: definition.name, at: time))}\n".utf8)
-            } else {
-                for member in try await store.members(of: definition.name, at: time) {
-                    EventJSON.appendString(member, to: &out)
-                    out.append(0x0A)
+            try store.withReader { reader throws(TouchLogError) in
+                do {
+                    if op == "count" {
+                        out += Array("{\"count\":\(try reader.count(of: definition, at: time))}\n".utf8)
+                    } else {
+                        for member in try reader.members(of: definition, at: time) {
+                            EventJSON.appendString(member, to: &out)
+                            out.append(0x0A)
+                        }
+                    }
+                } catch let error as TouchLogError {
+                    throw error
+                } catch {
+                    throw TouchLogError(code: .io, message: "\(error)")
                 }
             }
         case "holds":
@@ -377,7 +412,9 @@ final class OwnedPartition: @unchecked Sendable {
             }
         case "status":
             let (sequence, digest) = applied.withLock { $0 }
-            let stats = try await store.stats()
+            let stats = try store.withReader { reader throws(TouchLogError) in
+                do { return try reader.stats() } catch { throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)") }
+            }
             let status = JSONValue.object([
                 ("partition", .number(String(index))), ("node", .string(node.name)), ("applied", .number(String(sequence))),
                 ("digest", .string(digest.hex)), ("head", .string(try store.headHash().description)),
@@ -386,7 +423,7 @@ final class OwnedPartition: @unchecked Sendable {
             ])
             out += Array(status.text.utf8)
         case "verify":
-            let report = try await store.verify()
+            let report = try StoreVerifier.verify(directory: store.directory)
             let problems = report.log.problems.map(\.description) + report.otherProblems
             out += Array(JSONValue.object([("ok", .bool(report.isIntact)), ("summary", .string(problems.isEmpty ? "ok" : problems.joined(separator: "; ")))]).text.utf8)
         default:

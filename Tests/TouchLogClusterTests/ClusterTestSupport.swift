@@ -193,7 +193,6 @@ func touchlog(_ arguments: [String], stdin: String? = nil) throws -> Run {
 /// In-process nodes for a test, stopped (leases released) when released.
 final class RunningNodes: @unchecked Sendable {
     let nodes: [ClusterNode]
-    private let tasks: [Task<Void, Never>]
 
     final class Reports: Sendable {
         let lines = Mutex<[String]>([])
@@ -207,7 +206,7 @@ final class RunningNodes: @unchecked Sendable {
         nodes = try names.map { name in
             try ClusterNode(urls: urls, dataDirectory: directory.path + "/" + name, name: name) { line in reports.lines.withLock { $0.append("\(name): \(line)") } }
         }
-        tasks = nodes.map { node in Task.detached { await node.run() } }
+        for node in nodes { node.start() }
     }
 
     /// Waits until the nodes own every partition between them.
@@ -217,8 +216,8 @@ final class RunningNodes: @unchecked Sendable {
 
     var log: String { reports.lines.withLock { $0.joined(separator: "\n") } }
 
-    func stop() async {
+    func stop() {
         for node in nodes { node.stop() }
-        for task in tasks { await task.value }
+        for node in nodes { node.waitUntilStopped() }
     }
 }

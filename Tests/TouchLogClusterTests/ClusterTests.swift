@@ -125,7 +125,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         // Every replica agrees on what it applied: the status digests are those of the stream.
         let status = try client.status()
         #expect(status.allSatisfy { $0.appliedSequence == $0.streamSequence && $0.digest != nil })
-        await nodes.stop()
+        nodes.stop()
     }
 
     @Test func wrongSetupsGetOneClearLineAndChangeNothing() throws {
