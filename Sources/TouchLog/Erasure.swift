@@ -32,7 +32,8 @@ extension TouchLogStore {
     }
 
     /// ``erase(profiles:reason:skipUnknown:)`` on the calling thread, which it blocks until the erasure is durable.
-    func eraseNow(profiles: [String], reason: String, skipUnknown: Bool) throws(TouchLogError) -> ErasureReport {
+    /// `recorded`: the erasure's recorded time, when it comes from elsewhere (a cluster node applying a stream message).
+    func eraseNow(profiles: [String], reason: String, skipUnknown: Bool, recorded: Int64? = nil) throws(TouchLogError) -> ErasureReport {
         var seen = Set<String>()
         let wanted = profiles.filter { seen.insert($0).inserted }
         for profile in wanted {
@@ -78,7 +79,8 @@ extension TouchLogStore {
             // The commit point: once the record is in the log the profiles are erased; the pads are zeroed after it
             // (and by the next writer to open the store, if this one stops in between).
             try storage { () throws(StorageError) in
-                try log.beginTransaction(metadata: ErasureRecord(profiles: erasing.sorted(), reason: reason).encoded())
+                try log.beginTransaction(recorded: recorded.map { max($0, log.lastRecorded) },
+                                         metadata: ErasureRecord(profiles: erasing.sorted(), reason: reason).encoded())
                 try log.commit()
             }
             report.head = log.headHash

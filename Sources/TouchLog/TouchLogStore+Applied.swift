@@ -68,10 +68,11 @@ extension EventBatch {
 }
 
 extension TouchLogStore {
-    /// ``erase(profiles:reason:skipUnknown:)`` on the calling thread (a cluster node applies erasures in stream order).
+    /// ``erase(profiles:reason:skipUnknown:)`` on the calling thread, recorded at `recorded` (raised to the previous
+    /// commit's time if earlier), for a cluster node applying an erasure from its stream.
     @discardableResult
-    package func eraseApplied(profiles: [String], reason: String) throws(TouchLogError) -> ErasureReport {
-        try eraseNow(profiles: profiles, reason: reason, skipUnknown: true)
+    package func eraseApplied(profiles: [String], reason: String, recorded: Int64) throws(TouchLogError) -> ErasureReport {
+        try eraseNow(profiles: profiles, reason: reason, skipUnknown: true, recorded: recorded)
     }
 
     /// Runs `body` with a reader from the store's pool, on the calling thread (for callers that answer on threads of

@@ -124,48 +124,27 @@ struct ExplainCommand: ParsableCommand {
     @Argument(help: "The segment's name.") var name: String
     @Argument(help: "The profile.") var profile: String
     @OptionGroup var time: TimeOptions
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var gather: GatherOptions
 
     func run() throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            return try withCluster(urls) { client in
+                let (revision, definition) = try client.segment(name)
+                var out = StandardOutput()
+                out.write(try client.explain(definition, revision: revision, profile: profile, at: time.queryTime, timeout: gather.deadline))
+                out.flush()
+            }
+        }
         let directory = try storeOptions.directory()
         try reportingErrors {
             let reader = try queryReader(directory)
             let (version, definition) = try reader.segments.current(name)
             let explanation = try reader.explain(definition, profile: profile, at: time.queryTime)
             var out = StandardOutput()
-            let when = "as of \(Timestamp.format(explanation.time.asOf))" + (explanation.time.knownAt.map { ", known at \(Timestamp.format($0))" } ?? "")
-            if !explanation.isKnown {
-                out.write("\(profile) is NOT a member of \(name) (version \(version)) \(when): the store knows no events of this profile then "
-                          + "(unknown: never appended by then, or erased)\n")
-            } else {
-                out.write("\(profile) is \(explanation.isMember ? "a member" : "NOT a member") of \(name) (version \(version)) \(when)\n")
-                out.write("match \(definition.match.rawValue) of \(definition.rules.count) rule\(definition.rules.count == 1 ? "" : "s"):\n")
-                for verdict in explanation.rules { write(verdict, indent: "  ", to: &out) }
-            }
+            out.write(explanation.report(segment: name, version: "version \(version)", definition: definition))
             out.flush()
         }
-    }
-
-    func write(_ verdict: Explanation.RuleVerdict, indent: String, to out: inout StandardOutput) {
-        out.write("\(indent)\(verdict.path) \(verdict.holds ? "holds" : "does not hold"): \(verdict.negated ? "NOT " : "")\(verdict.summary)\n")
-        if verdict.children.isEmpty {
-            out.write("\(indent)  \(verdict.qualifying.count) qualifying event\(verdict.qualifying.count == 1 ? "" : "s")\(verdict.qualifying.isEmpty ? "" : ":")\n")
-            for event in verdict.qualifying { out.write("\(indent)    \(describe(event))\n") }
-            if verdict.conversion != nil && !verdict.qualifying.isEmpty {
-                if verdict.conversions.isEmpty {
-                    out.write("\(indent)  no conversion from the first qualifying event to T\n")
-                } else {
-                    out.write("\(indent)  conversions from the first qualifying event to T:\n")
-                    for event in verdict.conversions { out.write("\(indent)    \(describe(event))\n") }
-                }
-            }
-        }
-        for child in verdict.children { write(child, indent: indent + "  ", to: &out) }
-    }
-
-    func describe(_ stored: StoredEvent) -> String {
-        let e = stored.event
-        return "offset \(stored.offset)  \(Timestamp.format(e.time))  \(e.type.name)" + (e.touchpoint.map { "  \($0)" } ?? "")
-            + (e.value.map { "  value \(EventJSON.formatNumber($0))" } ?? "") + "  (recorded \(Timestamp.format(stored.recorded)))"
     }
 }
 
@@ -180,20 +159,32 @@ struct DiffCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The earlier time.", valueName: "time")) var from: TimeArgument
     @Option(help: ArgumentHelp("The later time.", valueName: "time")) var to: TimeArgument
     @Option(help: ArgumentHelp("Evaluate both times by what the store knew at this time (default: everything).", valueName: "time")) var knownAt: TimeArgument?
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var gather: GatherOptions
 
     func run() throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            return try withCluster(urls) { client in
+                let definition = try client.segment(name).definition
+                let before = try client.members(of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds), timeout: gather.deadline)
+                let after = try client.members(of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds), timeout: gather.deadline)
+                print(SegmentDiff(before: before.members, after: after.members))
+            }
+        }
         let directory = try storeOptions.directory()
         try reportingErrors {
             let reader = try queryReader(directory)
             let definition = try reader.segments.current(name).definition
             let before = try reader.members(of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds))
             let after = try reader.members(of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds))
-            var out = StandardOutput()
-            for change in SegmentDiff(before: before, after: after).changes {
-                out.write((change.entered ? "+" : "-") + change.profile + "\n")
-            }
-            out.flush()
+            print(SegmentDiff(before: before, after: after))
         }
+    }
+
+    func print(_ diff: SegmentDiff) {
+        var out = StandardOutput()
+        for change in diff.changes { out.write((change.entered ? "+" : "-") + change.profile + "\n") }
+        out.flush()
     }
 }
 

@@ -7,7 +7,9 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Print events in log order as JSON Lines, with their offset and recorded time.",
         discussion: """
             The output is valid `append` input: appending it to an empty store rebuilds the same events at the same \
-            offsets. Events of erased profiles are left out (so their offsets are missing) unless --include-erased.
+            offsets. Events of erased profiles are left out (so their offsets are missing) unless --include-erased. \
+            With --nats, each partition's events are merged by recorded time, and an offset is the one in its \
+            partition's store.
             """
     )
 
@@ -21,6 +23,8 @@ struct ReplayCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Only this touchpoint (repeat for several).", valueName: "touchpoint")) var touchpoint: [String] = []
     @Option(help: ArgumentHelp("Only this type: view, click or conversion (repeat for several).", valueName: "type")) var type: [EventTypeArgument] = []
     @Flag(help: "Also the events of erased profiles, with \"profile\":null,\"erased\":true (not valid append input).") var includeErased = false
+    @OptionGroup var cluster: ClusterOptions
+    @OptionGroup var gather: GatherOptions
 
     func validate() throws {
         if let fromOffset, let toOffset, fromOffset > toOffset { throw ValidationError("--from-offset is after --to-offset") }
@@ -28,6 +32,22 @@ struct ReplayCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            if fromOffset != nil || toOffset != nil {
+                throw ValidationError("--from-offset and --to-offset are not available with --nats: offsets belong to each partition's store")
+            }
+            return try withCluster(urls) { client in
+                let filter = ReplayFilter(since: since?.milliseconds, until: until?.milliseconds, profiles: profile, touchpoints: touchpoint,
+                                          types: Set(type.map(\.type)), includeErased: includeErased)
+                var gather = gather
+                if gather.timeout == 10 { gather.timeout = 600 }
+                let (lines, missing) = try client.replay(filter, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                var out = StandardOutput()
+                out.buffer = lines
+                out.flush()
+                if !missing.isEmpty { printError("touchlog: partial replay: partitions \(missing.map(String.init).joined(separator: ", ")) missing") }
+            }
+        }
         let directory = try storeOptions.directory()
         try reportingErrors {
             let reader = try StoreReader(directory: directory)

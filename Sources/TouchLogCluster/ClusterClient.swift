@@ -258,6 +258,54 @@ public final class ClusterClient: Sendable {
         return (total, missing)
     }
 
+    /// Why `profile` is or is not a member of a segment at `time`, as `touchlog explain` prints it; asked of the
+    /// owner of the profile's partition (the event offsets it names are that partition store's).
+    public func explain(_ definition: SegmentDefinition, revision: UInt64, profile: String, at time: QueryTime,
+                        timeout: Duration = .seconds(10)) throws(ClusterError) -> String {
+        let partition = config.partition(of: profile)
+        let (bodies, _) = try scatter([("op", .string("explain")), ("definition", try definitionValue(definition)), ("profile", .string(profile)),
+                                       ("version", .string("revision \(revision); offsets in partition \(partition)"))] + ClusterRequest.time(time),
+                                      partitions: [partition], timeout: timeout, allowPartial: false)
+        return String(decoding: bodies[partition] ?? [], as: UTF8.self)
+    }
+
+    /// The events matching `filter` from every partition as `replay` prints them (JSON Lines; `offset` is the offset in
+    /// the event's partition store), merged by recorded time. Offset bounds are per store, so a filter may not have them.
+    public func replay(_ filter: ReplayFilter, timeout: Duration = .seconds(60), allowPartial: Bool = false) throws(ClusterError) -> (lines: [UInt8], missing: [Int]) {
+        var fields: [(key: String, value: JSONValue)] = [("op", .string("replay"))]
+        if let since = filter.since { fields.append(("since", .number(String(since)))) }
+        if let until = filter.until { fields.append(("until", .number(String(until)))) }
+        if !filter.profiles.isEmpty { fields.append(("profiles", .array(filter.profiles.map { .string($0) }))) }
+        if !filter.touchpoints.isEmpty { fields.append(("touchpoints", .array(filter.touchpoints.map { .string($0) }))) }
+        if !filter.types.isEmpty { fields.append(("types", .array(filter.types.map { .string($0.name) }.sorted { $0.text < $1.text }))) }
+        if filter.includeErased { fields.append(("includeErased", .bool(true))) }
+        // Only the partitions that can hold the profiles asked for.
+        let partitions = filter.profiles.isEmpty ? nil : Array(Set(filter.profiles.map(config.partition(of:)))).sorted()
+        let (bodies, missing) = try scatter(fields, partitions: partitions, timeout: timeout, allowPartial: allowPartial)
+        // Each partition's lines are in its log order, so in recorded order: a merge keeps that across partitions.
+        var queues = bodies.keys.sorted().map { bodies[$0]!.split(separator: 0x0A)[...] }
+        var out: [UInt8] = []
+        while true {
+            var best: Int?
+            for (k, queue) in queues.enumerated() {
+                guard let line = queue.first else { continue }
+                if let b = best, Self.recorded(of: queues[b].first!).lexicographicallyPrecedes(Self.recorded(of: line)) || Self.recorded(of: queues[b].first!) == Self.recorded(of: line) { continue }
+                best = k
+            }
+            guard let b = best else { break }
+            out += queues[b].removeFirst()
+            out.append(0x0A)
+        }
+        return (out, missing)
+    }
+
+    /// The `recorded` field of a replay line (RFC 3339 with milliseconds, UTC: its bytes sort as its times do).
+    private static func recorded(of line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        let key = Array(#""recorded":""#.utf8)
+        guard let start = line.firstRange(of: key)?.upperBound, let end = line[start...].firstIndex(of: 0x22) else { return [] }
+        return line[start..<end]
+    }
+
     private func definitionValue(_ definition: SegmentDefinition) throws(ClusterError) -> JSONValue {
         do { return try JSONValue.parse(definition.json) } catch { throw ClusterError(.corrupt, "\(error)") }
     }

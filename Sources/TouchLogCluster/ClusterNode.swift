@@ -312,7 +312,7 @@ final class OwnedPartition: @unchecked Sendable {
             if isErasure {
                 if let request = ClusterRequest.decode(payload), case .array(let items)? = request["profiles"] {
                     let profiles = items.compactMap(\.string)
-                    if !profiles.isEmpty { try store.eraseApplied(profiles: profiles, reason: request["reason"]?.string ?? "") }
+                    if !profiles.isEmpty { try store.eraseApplied(profiles: profiles, reason: request["reason"]?.string ?? "", recorded: position.timestamp) }
                 } else {
                     node.report("partition \(index): sequence \(position.sequence) is not an erasure touchlog wrote; recorded as applied, nothing erased")
                 }
@@ -401,6 +401,36 @@ final class OwnedPartition: @unchecked Sendable {
                     throw error
                 } catch {
                     throw TouchLogError(code: .io, message: "\(error)")
+                }
+            }
+        case "explain":
+            guard let definitionJSON = request["definition"], let time = ClusterRequest.time(from: request), let profile = request["profile"]?.string,
+                  let version = request["version"]?.string else {
+                throw TouchLogError(code: .invalidArgument, message: "explain needs a definition, a profile, a version and a time")
+            }
+            let definition: SegmentDefinition
+            do { definition = try SegmentDefinition(json: definitionJSON.text) } catch {
+                throw TouchLogError(code: .invalidInput, message: "\(error)")
+            }
+            let explanation = try store.withReader { reader throws(TouchLogError) in
+                do { return try reader.explain(definition, profile: profile, at: time) } catch {
+                    throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")
+                }
+            }
+            out += Array(explanation.report(segment: definition.name, version: version, definition: definition).utf8)
+        case "replay":
+            var filter = ReplayFilter(since: request["since"]?.integer, until: request["until"]?.integer)
+            if case .array(let items)? = request["profiles"] { filter.profiles = items.compactMap(\.string) }
+            if case .array(let items)? = request["touchpoints"] { filter.touchpoints = items.compactMap(\.string) }
+            if case .array(let items)? = request["types"] { filter.types = Set(items.compactMap { $0.string.flatMap(EventType.init(name:)) }) }
+            filter.includeErased = request["includeErased"] == .bool(true)
+            try store.withReader { reader throws(TouchLogError) in
+                do {
+                    try reader.forEachBlock(matching: filter) { block in
+                        for index in filter.matches(in: block) { EventJSON.appendLine(block, index, to: &out) }
+                    }
+                } catch {
+                    throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")
                 }
             }
         case "holds":

@@ -32,7 +32,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         if message.erase {
             let request = try #require(ClusterRequest.decode(message.payload))
             guard case .array(let items)? = request["profiles"] else { continue }
-            try store.eraseApplied(profiles: items.compactMap(\.string), reason: "")
+            try store.eraseApplied(profiles: items.compactMap(\.string), reason: "", recorded: message.timestamp)
             try store.appendApplied(EventBatch(), recorded: message.timestamp, metadata: [1])
         } else {
             try store.appendApplied(try EventBatch.parse(message.payload), recorded: message.timestamp, metadata: [0])
@@ -120,6 +120,30 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             }
         }
         #expect(cases == 90)
+        // Replay: the same events with the same recorded times (offsets are each partition store's own).
+        func withoutOffsets(_ lines: [UInt8]) -> [String] {
+            String(decoding: lines, as: UTF8.self).split(separator: "\n").map { String($0.replacing(/"offset":\d+,/, with: "")) }.sorted()
+        }
+        var referenceLines: [UInt8] = []
+        for event in try await reference.events() {
+            EventJSON.appendLine(event, to: &referenceLines)
+        }
+        let replayed = withoutOffsets(try client.replay(ReplayFilter()).lines)
+        #expect(replayed == withoutOffsets(referenceLines), "\(replayed.count) vs \(withoutOffsets(referenceLines).count): \(Set(replayed).symmetricDifference(withoutOffsets(referenceLines)).prefix(4))")
+        let aliceLike = try client.replay(ReplayFilter(profiles: ["p-7"], types: [.click]))
+        #expect(withoutOffsets(aliceLike.lines) == withoutOffsets(try await reference.events(matching: ReplayFilter(profiles: ["p-7"], types: [.click]))
+            .reduce(into: [UInt8]()) { EventJSON.appendLine($1, to: &$0) }))
+        // Explain: the owner's verdict is the single store's.
+        for index in 0..<10 {
+            let definition = Self.randomDefinition(&random, index: 100 + index)
+            let profile = profiles[random.below(profiles.count)]
+            let time = QueryTime(asOf: Self.start + Int64(random.below(Int(Self.span))))
+            let text = try client.explain(definition, revision: 1, profile: profile, at: time)
+            let expected = try reference.withReader { reader throws(TouchLogError) in
+                do { return try reader.explain(definition, profile: profile, at: time) } catch { throw error as! TouchLogError }
+            }
+            #expect(text.hasPrefix("\(profile) is \(expected.isMember ? "a member" : "NOT a member")"), "\(text)")
+        }
         // The cases tell answers apart: most have members, and known-at changes some.
         #expect(nonEmpty >= 30 && knownAtMattered >= 3, "\(nonEmpty) non-empty answers, known-at mattered \(knownAtMattered) times")
         // Every replica agrees on what it applied: the status digests are those of the stream.
@@ -232,6 +256,19 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         }
         let before = try answers()
         #expect(before[0].contains("alice"))
+        // explain, diff and replay through the cluster say what one store with the same events says.
+        let local = directory.path + "/local"
+        #expect(try touchlog(["append", "--store", local, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
+        #expect(try touchlog(["segment", "put", "--store", local, fixturePath("segments/discount-clickers-not-converted.json", from: #filePath)]).status == 0)
+        let explained = try touchlog(["explain", "--nats", servers.urlList, "summer-2022-clickers", "alice", "--as-of", "2022-06-15T00:00:00Z"])
+        #expect(explained.stdout.hasPrefix("alice is a member of summer-2022-clickers (revision 1; offsets in partition"), "\(explained)")
+        let diffArguments = ["discount-clickers-not-converted", "--from", "2022-06-15T00:00:00Z", "--to", "2022-07-31T00:00:00Z"]
+        let clusterDiff = try touchlog(["diff", "--nats", servers.urlList] + diffArguments)
+        #expect(clusterDiff.status == 0 && !clusterDiff.stdout.isEmpty)
+        #expect(clusterDiff.stdout == (try touchlog(["diff", "--store", local] + diffArguments)).stdout)
+        let replayed = try touchlog(["replay", "--nats", servers.urlList, "--profile", "alice"])
+        #expect(replayed.stdout.split(separator: "\n").count == (try touchlog(["replay", "--store", local, "--profile", "alice"])).stdout.split(separator: "\n").count)
+        let appliedBefore = try client.status().map { [$0.appliedSequence.map(String.init) ?? "-", $0.digest ?? "-"] }
         // A slow owner (stopped, not dead): the query fails at its deadline, naming the partitions.
         b.signal(SIGSTOP)
         let slow = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers", "--timeout", "1"])
@@ -246,6 +283,8 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         #expect(eventually(.seconds(60)) { (try? client.owners().values.allSatisfy { $0 == "a" }) == true && (try? client.owners().count) == 4 },
                 "partitions \(killedOwners) not taken over: \(a.output)")
         #expect(try answers() == before)
+        // The survivor rebuilt b's partitions from their streams: the same sequence applied gives the same digest.
+        #expect(try client.status().map { [$0.appliedSequence.map(String.init) ?? "-", $0.digest ?? "-"] } == appliedBefore)
     }
 
     @Test func threeReplicasKeepServingWhenANATSServerDies() throws {

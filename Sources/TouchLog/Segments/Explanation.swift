@@ -100,3 +100,44 @@ extension InteractionRule {
         return parts.joined(separator: ", ")
     }
 }
+
+extension Explanation {
+    /// The explanation as `touchlog explain` prints it: the verdict, then each rule's verdict with the events that
+    /// decided it. `version` names the definition's version ("version 2").
+    package func report(segment name: String, version: String, definition: SegmentDefinition) -> String {
+        var out = ""
+        let when = "as of \(Timestamp.format(time.asOf))" + (time.knownAt.map { ", known at \(Timestamp.format($0))" } ?? "")
+        if !isKnown {
+            out += "\(profile) is NOT a member of \(name) (\(version)) \(when): the store knows no events of this profile then "
+                + "(unknown: never appended by then, or erased)\n"
+        } else {
+            out += "\(profile) is \(isMember ? "a member" : "NOT a member") of \(name) (\(version)) \(when)\n"
+            out += "match \(definition.match.rawValue) of \(definition.rules.count) rule\(definition.rules.count == 1 ? "" : "s"):\n"
+            for verdict in rules { Self.write(verdict, indent: "  ", to: &out) }
+        }
+        return out
+    }
+
+    private static func write(_ verdict: RuleVerdict, indent: String, to out: inout String) {
+        out += "\(indent)\(verdict.path) \(verdict.holds ? "holds" : "does not hold"): \(verdict.negated ? "NOT " : "")\(verdict.summary)\n"
+        if verdict.children.isEmpty {
+            out += "\(indent)  \(verdict.qualifying.count) qualifying event\(verdict.qualifying.count == 1 ? "" : "s")\(verdict.qualifying.isEmpty ? "" : ":")\n"
+            for event in verdict.qualifying { out += "\(indent)    \(describe(event))\n" }
+            if verdict.conversion != nil && !verdict.qualifying.isEmpty {
+                if verdict.conversions.isEmpty {
+                    out += "\(indent)  no conversion from the first qualifying event to T\n"
+                } else {
+                    out += "\(indent)  conversions from the first qualifying event to T:\n"
+                    for event in verdict.conversions { out += "\(indent)    \(describe(event))\n" }
+                }
+            }
+        }
+        for child in verdict.children { write(child, indent: indent + "  ", to: &out) }
+    }
+
+    private static func describe(_ stored: StoredEvent) -> String {
+        let e = stored.event
+        return "offset \(stored.offset)  \(Timestamp.format(e.time))  \(e.type.name)" + (e.touchpoint.map { "  \($0)" } ?? "")
+            + (e.value.map { "  value \(EventJSON.formatNumber($0))" } ?? "") + "  (recorded \(Timestamp.format(stored.recorded)))"
+    }
+}
