@@ -58,7 +58,7 @@ let package = Package(
         .target(
             name: "TouchLogServer",
             dependencies: [
-                "TouchLog", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                "TouchLog", "TouchLogCluster", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("openapi.yaml")]
@@ -92,7 +92,10 @@ let package = Package(
         .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),
         .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
-        .testTarget(name: "TouchLogClusterTests", dependencies: ["TouchLogCluster", "TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
+        .testTarget(
+            name: "TouchLogClusterTests",
+            dependencies: ["TouchLogCluster", "TouchLog", "TouchLogTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+        ),
         .testTarget(
             name: "TouchLogServerTests",
             dependencies: ["TouchLogServer", "TouchLog", "TouchLogTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]

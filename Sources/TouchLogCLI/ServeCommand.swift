@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import Logging
 import TouchLog
+import TouchLogCluster
 import TouchLogServer
 
 struct ServeCommand: AsyncParsableCommand {
@@ -11,11 +12,13 @@ struct ServeCommand: AsyncParsableCommand {
         discussion: """
             Binds 127.0.0.1 by default. Binding any other address needs a bearer token (--token or TOUCHLOG_TOKEN, \
             at least 16 characters); every request must then send 'Authorization: Bearer TOKEN'. \
-            The server is the store's writer (it holds the lock) unless --read-only is given.
+            The server is the store's writer (it holds the lock) unless --read-only is given. With --nats it serves \
+            the API over a cluster instead: queries are gathered from the partitions' owners, appends go to JetStream.
             """
     )
 
     @OptionGroup var storeOptions: StoreOptions
+    @OptionGroup var cluster: ClusterOptions
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port, printed at start).") var port = 8080
     @Option(help: ArgumentHelp("The bearer token clients must send (default: $TOUCHLOG_TOKEN).", valueName: "token")) var token: String?
@@ -38,6 +41,20 @@ struct ServeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let urls = cluster.urls(unless: storeOptions) {
+            if readOnly { throw ValidationError("--read-only is not available with --nats: a cluster's changes go through JetStream") }
+            let client = try reportingClusterErrors { try ClusterClient(urls: urls, name: "touchlog-serve") }
+            try await reportingErrors {
+                let server = try TouchLogClusterServer(client: client, options: serverOptions())
+                var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
+                logger.logLevel = verbose ? .info : .warning
+                let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+                try await server.run(logger: logger) { port in
+                    printError("touchlog: serving cluster \(client.config.id) (\(client.config.partitions) partitions) on http://\(host):\(port)")
+                }
+            }
+            return
+        }
         let directory = try storeOptions.directory()
         try await reportingErrors {
             let store = readOnly ? try TouchLogStore(readingFrom: directory) : try writableStore(directory)

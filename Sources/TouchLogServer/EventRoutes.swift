@@ -11,7 +11,7 @@ extension TouchLogServer {
             let parameters = try RequestParameters(request, allowed: ["skipInvalid", "format"])
             var ingest = IngestOptions(skipInvalid: try parameters.bool("skipInvalid") ?? false)
             ingest.format = try Self.inputFormat(parameters.string("format"), contentType: request.headers[.contentType])
-            let input = try await body(of: request, limit: options.maxEventBodyBytes)
+            let input = try await Self.body(of: request, limit: options.maxEventBodyBytes)
             let report = try await store.append(contentsOf: input, options: ingest)
             var out = JSONWriter()
             out.object {

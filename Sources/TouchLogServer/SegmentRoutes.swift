@@ -25,7 +25,7 @@ extension TouchLogServer {
         router.put("/v1/segments/:name") { request, context -> Response in
             _ = try RequestParameters(request, allowed: [])
             let name = try context.parameters.require("name")
-            let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            let definition = try SegmentDefinition(json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
             guard definition.name == name else {
                 throw APIError.badRequest("name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
             }
@@ -105,7 +105,7 @@ extension TouchLogServer {
         router.post("/v1/query") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
             let time = try parameters.queryTime()
-            let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            let definition = try SegmentDefinition(json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
             return try await Self.membersResponse(store, definition, name: definition.name, version: nil, time: time,
                                                    countOnly: try parameters.bool("countOnly") ?? false)
         }

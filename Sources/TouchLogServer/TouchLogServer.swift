@@ -55,7 +55,7 @@ public struct TouchLogServer: Sendable {
     }
 
     /// The body of a request, refused with 413 when longer than `limit` (before reading it, when its length is declared).
-    func body(of request: Request, limit: Int) async throws -> [UInt8] {
+    static func body(of request: Request, limit: Int) async throws -> [UInt8] {
         let tooLarge = APIError(status: .contentTooLarge, code: "bodyTooLarge", message: "the request body is larger than \(limit) bytes; nothing was changed")
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit { throw tooLarge }
         var request = request

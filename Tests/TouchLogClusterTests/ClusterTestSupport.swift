@@ -127,15 +127,20 @@ let touchlogExecutable: String = {
     fatalError("no touchlog executable beside the tests; run `swift build` first")
 }()
 
-/// A `touchlog node` process; killed when released.
+/// A `touchlog node` process (or another long-running command); killed when released.
 final class NodeProcess: @unchecked Sendable {
     let process = Process()
     let log: String
 
-    init(urls: String, data: String, name: String, log: String) throws {
+    convenience init(urls: String, data: String, name: String, log: String) throws {
+        try self.init(arguments: ["node", "--nats", urls, "--data", data, "--name", name], log: log)
+    }
+
+    /// Any `touchlog` command that runs until stopped (`serve`, say), its standard error in `log`.
+    init(arguments: [String], log: String) throws {
         self.log = log
         process.executableURL = URL(fileURLWithPath: touchlogExecutable)
-        process.arguments = ["node", "--nats", urls, "--data", data, "--name", name]
+        process.arguments = arguments
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
         process.standardError = FileHandle(forWritingAtPath: log)

@@ -1,4 +1,7 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 @testable import TouchLog
 @testable import TouchLogCluster
@@ -317,5 +320,49 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             return true
         })
         #expect(eventually(.seconds(60)) { (try? survivors.stats().events) == UInt64(published) }, "\(node.output)")
+    }
+
+    @Test func serveOverTheClusterAnswersLikeTheCLI() async throws {
+        let servers = try NATSServers()
+        _ = try servers.initialise(partitions: 3)
+        let directory = TemporaryDirectory()
+        let node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        let client = try ClusterClient(urls: servers.urls)
+        #expect(eventually(.seconds(60)) { (try? client.owners().count) == 3 }, "\(node.output)")
+        let serve = try NodeProcess(arguments: ["serve", "--nats", servers.urlList, "--port", "0"], log: directory.path + "/serve.log")
+        var port = 0
+        #expect(eventually(.seconds(60)) {
+            guard let line = serve.output.split(separator: "\n").first(where: { $0.contains("on http://127.0.0.1:") }) else { return false }
+            port = Int(line.split(separator: ":").last ?? "") ?? 0
+            return port > 0
+        }, "\(serve.output)")
+        func request(_ method: HTTPMethod, _ path: String, _ body: [UInt8]? = nil) async throws -> (status: Int, text: String) {
+            var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+            request.method = method
+            if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+            let response = try await HTTPClient.shared.execute(request, timeout: .minutes(5))
+            let bytes = try await response.body.collect(upTo: 1 << 24)
+            return (Int(response.status.code), String(buffer: bytes))
+        }
+        let events = try Array(Data(contentsOf: URL(fileURLWithPath: fixturePath("events/sample.jsonl", from: #filePath))))
+        let appended = try await request(.POST, "/v1/events", events)
+        #expect(appended.status == 200 && appended.text.contains("\"appended\":42"), "\(appended)")
+        let definition = try Array(Data(contentsOf: URL(fileURLWithPath: fixturePath("segments/summer-2022-clickers.json", from: #filePath))))
+        #expect(try await request(.PUT, "/v1/segments/summer-2022-clickers", definition).status == 201)
+        let members = try await request(.GET, "/v1/segments/summer-2022-clickers/members?asOf=2022-07-03T00:00:00Z")
+        #expect(members.text.contains("\"count\":2,\"members\":[\"bob\",\"grace\"]"), "\(members)")
+        let cli = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers", "--as-of", "2022-07-03T00:00:00Z"])
+        #expect(cli.stdout == "bob\ngrace\n")
+        let explained = try await request(.GET, "/v1/segments/summer-2022-clickers/explain?profile=bob&asOf=2022-07-03T00:00:00Z")
+        #expect(explained.text.contains("\"member\":true"), "\(explained)")
+        #expect(try await request(.GET, "/v1/events/tail").status == 501)
+        #expect(try await request(.DELETE, "/v1/profiles/bob?reason=test").status == 200)
+        let after = try await request(.GET, "/v1/segments/summer-2022-clickers/members?asOf=2022-07-03T00:00:00Z&countOnly=true")
+        #expect(after.text.contains("\"count\":1"), "\(after)")
+        // A partition without an owner: 503, naming it.
+        node.kill()
+        #expect(eventually(.seconds(60)) { (try? client.owners().count) == 0 })
+        let missing = try await request(.GET, "/v1/segments/summer-2022-clickers/members")
+        #expect(missing.status == 503 && missing.text.contains("partitionMissing"), "\(missing)")
     }
 }
