@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 import TouchLog
 
@@ -178,54 +179,73 @@ public final class ClusterClient: Sendable {
     }
 
     /// Sends `fields` to the owner of each of `partitions` and gathers the reply bodies within `timeout`. A partition
-    /// without an owner, or whose owner did not answer in time, fails the request naming it, unless `allowPartial`
-    /// (then it is listed in `missing`).
+    /// without an owner, or whose owner is not running, is asked again for up to a lease round (a handover takes
+    /// that long); one still missing then, or whose owner did not answer in time, fails the request naming it, unless
+    /// `allowPartial` (then it is listed in `missing`).
     func scatter(_ fields: [(key: String, value: JSONValue)], partitions: [Int]? = nil, timeout: Duration, allowPartial: Bool,
                  sync: Bool = true) throws(ClusterError) -> (bodies: [Int: [UInt8]], missing: [Int]) {
         let partitions = partitions ?? Array(0..<config.partitions)
-        let owners = try owners()
-        var missing = partitions.filter { owners[$0] == nil }
-        let asked = partitions.filter { owners[$0] != nil }
         var fields = fields
         if sync { fields += [("sync", .bool(true)), ("timeoutMs", .number(String(milliseconds(timeout))))] }
         let request = ClusterRequest.encode(fields)
         let inbox = nats.newInbox()
-        let subscription = try wrap { () throws(NATSError) in try nats.subscribe(inbox + ".*") }
+        let subscription = try wrap { () throws(NATSError) in try nats.subscribe(inbox + ".*.*") }
         defer { subscription.unsubscribe() }
-        for partition in asked {
-            try wrap { () throws(NATSError) in try nats.publish(config.requestSubject(partition), reply: "\(inbox).\(partition)", request) }
-        }
-        try wrap { () throws(NATSError) in try nats.flush() }
+        let deadline = ContinuousClock.now + timeout
+        let retryUntil = ContinuousClock.now + min(timeout, .milliseconds(config.leaseMilliseconds / 3 + 500))
         var bodies: [Int: [UInt8]] = [:]
         var done = Set<Int>()
-        let deadline = ContinuousClock.now + timeout
-        // A request to a partition whose owner is gone comes back as "no responders", without saying which partition:
-        // once every other partition answered, the rest are those.
-        var unanswered = 0
-        while done.count + unanswered < asked.count {
-            let left = deadline - ContinuousClock.now
-            guard left > .zero else { break }
-            let received: NATSMessage?
-            do throws(NATSError) { received = try subscription.next(timeout: left) } catch {
-                if error.isNoResponders {
-                    unanswered += 1
-                    continue
+        // Which attempt's reply a partition's body is taken from (a slow owner's late reply to an earlier attempt is
+        // ignored once another attempt's reply has begun).
+        var source: [Int: Int] = [:]
+        var owners: [Int: String] = [:]
+        var notRunning = false
+        var attempt = 0
+        while true {
+            attempt += 1
+            owners = try self.owners()
+            let asked = partitions.filter { !done.contains($0) && owners[$0] != nil }
+            for partition in asked {
+                try wrap { () throws(NATSError) in
+                    try nats.publish(config.requestSubject(partition), reply: "\(inbox).\(attempt).\(partition)", request)
                 }
-                throw ClusterError(error)
             }
-            guard let message = received else { break }
-            guard let partition = message.subject.split(separator: ".").last.flatMap({ Int($0) }),
-                  let reply = ClusterReply.parse(message.data), !done.contains(partition) else { continue }
-            if let error = reply.error { throw ClusterError(.store(error), "partition \(partition): \(error.message)") }
-            bodies[partition, default: []] += reply.body
-            if reply.last { done.insert(partition) }
+            try wrap { () throws(NATSError) in try nats.flush() }
+            // A request to a partition whose owner is gone comes back as "no responders", without saying which
+            // partition: once every other partition answered, the rest are those.
+            var unanswered = 0
+            notRunning = false
+            while asked.filter({ done.contains($0) }).count + unanswered < asked.count {
+                let left = deadline - ContinuousClock.now
+                guard left > .zero else { break }
+                let received: NATSMessage?
+                do throws(NATSError) { received = try subscription.next(timeout: left) } catch {
+                    if error.isNoResponders {
+                        unanswered += 1
+                        continue
+                    }
+                    throw ClusterError(error)
+                }
+                guard let message = received else { break }
+                let parts = message.subject.split(separator: ".")
+                guard parts.count >= 2, let partition = Int(parts[parts.count - 1]), let from = Int(parts[parts.count - 2]),
+                      !done.contains(partition), let reply = ClusterReply.parse(message.data) else { continue }
+                if source[partition] == nil && reply.chunk == 0 { source[partition] = from }
+                guard source[partition] == from else { continue }
+                if let error = reply.error { throw ClusterError(.store(error), "partition \(partition): \(error.message)") }
+                bodies[partition, default: []] += reply.body
+                if reply.last { done.insert(partition) }
+            }
+            notRunning = unanswered > 0
+            let waitingOnSlowOwner = asked.contains { !done.contains($0) } && !notRunning
+            if done.count == partitions.count || waitingOnSlowOwner || ContinuousClock.now + .milliseconds(200) >= retryUntil { break }
+            usleep(200_000)
         }
-        let late = asked.filter { !done.contains($0) }
-        missing = (missing + late).sorted()
+        let missing = partitions.filter { !done.contains($0) }
         if !missing.isEmpty && !allowPartial {
             let named = missing.map { partition in
                 guard let owner = owners[partition] else { return "\(partition) (no owner)" }
-                return unanswered > 0 && done.count + unanswered == asked.count ? "\(partition) (its owner \(owner) is not running; another node takes it over when the lease lapses)"
+                return notRunning ? "\(partition) (its owner \(owner) is not running; another node takes it over when the lease lapses)"
                     : "\(partition) (owner \(owner) did not answer within \(timeout))"
             }
             var error = ClusterError(.partitionMissing, "partition\(missing.count == 1 ? "" : "s") \(named.joined(separator: ", ")) missing; "
