@@ -123,26 +123,7 @@ extension TouchLogStore {
     /// line means nothing is appended and ``TouchLogError/Code-swift.struct/invalidInput`` is thrown with the
     /// problems; with ``IngestOptions/skipInvalid`` the valid lines are appended and the report counts the rest.
     public func append(contentsOf input: [UInt8], options: IngestOptions = IngestOptions()) async throws(TouchLogError) -> IngestReport {
-        let format = options.format ?? InputFormat.detect(start: input)
-        var scanner = InputScanner.bytes(input, name: "input")
-        scanner.quoteAware = format == .csv
-        var parser = RecordParser(format: format, source: nil, maxRecordBytes: scanner.maxRecordBytes)
-        var batch = EventBatch.forEncoding()
-        var invalid = 0
-        var problems: [InputProblem] = []
-        do {
-            try scanner.forEachRecord { record in
-                guard let problem = parser.parse(record, into: &batch) else { return }
-                invalid += 1
-                if problems.count < IngestOptions.maxProblems { problems.append(problem) }
-            }
-        } catch {
-            throw TouchLogError(wrapping: error, "cannot read the input")
-        }
-        if invalid > 0 && !options.skipInvalid {
-            let shown = problems.count < invalid ? " (the first \(problems.count) are listed)" : ""
-            throw TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended", problems: problems)
-        }
+        let (batch, invalid, problems) = try EventBatch.parse(input, format: options.format, source: nil, skipInvalid: options.skipInvalid)
         var report = IngestReport(offsets: try await append(batch))
         report.rejectedCount = invalid
         report.problems = problems

@@ -43,6 +43,13 @@ extension EventBatch {
     /// Parses JSON Lines or CSV (detected when `format` is nil) into a batch; any invalid line throws
     /// ``TouchLogError/Code-swift.struct/invalidInput`` with the problems, named by line.
     package static func parse(_ input: [UInt8], format: InputFormat? = nil, source: String? = nil) throws(TouchLogError) -> EventBatch {
+        try parse(input, format: format, source: source, skipInvalid: false).batch
+    }
+
+    /// Parses JSON Lines or CSV into a batch of the valid lines. Unless `skipInvalid`, an invalid line throws
+    /// ``TouchLogError/Code-swift.struct/invalidInput`` (after every line is checked, so all problems are named).
+    static func parse(_ input: [UInt8], format: InputFormat?, source: String?, skipInvalid: Bool) throws(TouchLogError)
+        -> (batch: EventBatch, invalid: Int, problems: [InputProblem]) {
         let format = format ?? InputFormat.detect(start: input)
         var scanner = InputScanner.bytes(input, name: source ?? "input")
         scanner.quoteAware = format == .csv
@@ -59,11 +66,11 @@ extension EventBatch {
         } catch {
             throw TouchLogError(wrapping: error, "cannot read the input")
         }
-        if invalid > 0 {
+        if invalid > 0 && !skipInvalid {
             let shown = problems.count < invalid ? " (the first \(problems.count) are listed)" : ""
             throw TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended", problems: problems)
         }
-        return batch
+        return (batch, invalid, problems)
     }
 }
 

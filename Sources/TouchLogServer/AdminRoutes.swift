@@ -105,12 +105,5 @@ extension TouchLogServer {
             }
             return out.response()
         }
-
-        router.get("/openapi.yaml") { _, _ -> Response in
-            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let text = try? Data(contentsOf: url) else {
-                throw APIError(status: .notFound, code: "notFound", message: "openapi.yaml is not installed next to this binary")
-            }
-            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(text))))
-        }
     }
 }

@@ -25,29 +25,8 @@ public struct TouchLogClusterServer: Sendable {
 
     /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM; `onListening` gets the port.
     public func run(logger: Logger = Logger(label: "touchlog.serve"), onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        let port = options.port
-        let app = Application(
-            router: router(),
-            configuration: ApplicationConfiguration(address: .hostname(options.host, port: port), serverName: "touchlog"),
-            onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
-            logger: logger
-        )
-        do {
-            try await app.runService()
-        } catch let error as IOError {
-            let reason = error.errnoCode == EADDRINUSE ? "the address is already in use" : "\(error)"
-            throw TouchLogError(code: .io, message: "cannot listen on \(options.host):\(port): \(reason)")
-        }
-    }
-
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
-        let table = RouteTable()
-        router.add(middleware: JSONErrorMiddleware(routes: table))
-        if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }
-        addRoutes(to: router)
-        table.set(router.routes.map { ($0.method, $0.path.description) })
-        return router
+        try await TouchLogServer.serve(TouchLogServer.router(options: options) { addRoutes(to: $0) }, options: options, logger: logger,
+                                       onListening: onListening)
     }
 
     /// Runs `work` (which waits on NATS) on a thread of its own, and turns cluster errors into API errors: a missing
@@ -111,20 +90,7 @@ public struct TouchLogClusterServer: Sendable {
         router.get("/v1/segments") { request, _ -> Response in
             _ = try RequestParameters(request, allowed: [])
             let segments = try await blocking { try client.segments() }
-            var out = JSONWriter()
-            out.object {
-                $0.field("segments") {
-                    $0.array(segments) { out, segment in
-                        out.object {
-                            $0.field("name", segment.name)
-                            $0.field("version", segment.revision)
-                            $0.field("description", segment.definition.description)
-                            $0.field("definition", raw: segment.definition.json)
-                        }
-                    }
-                }
-            }
-            return out.response()
+            return TouchLogServer.segmentList(segments.map { ($0.name, Int($0.revision), $0.definition) })
         }
 
         router.put("/v1/segments/:name") { request, context -> Response in
@@ -279,13 +245,6 @@ public struct TouchLogClusterServer: Sendable {
                                      (.get, "/v1/snapshots", "snapshots"), (.post, "/v1/snapshots", "snapshots"), (.post, "/v1/verify", "verify")] {
             router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.notOverCluster(what) }
         }
-
-        router.get("/openapi.yaml") { _, _ -> Response in
-            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let text = try? Data(contentsOf: url) else {
-                throw APIError(status: .notFound, code: "notFound", message: "openapi.yaml is not installed next to this binary")
-            }
-            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(text))))
-        }
     }
 
     func membersResponse(_ definition: SegmentDefinition, name: String, version: UInt64?, time: QueryTime,
@@ -301,16 +260,7 @@ public struct TouchLogClusterServer: Sendable {
             let result = try client.members(of: definition, at: time, allowPartial: allowPartial)
             return (result.members.count, result.members, result.missing)
         }
-        var out = JSONWriter()
-        out.object {
-            $0.field("segment", name)
-            $0.field("version", version)
-            $0.field("asOf", JSONTime(time.asOf))
-            $0.field("knownAt", time.knownAt.map(JSONTime.init))
-            $0.field("count", answer.count)
-            if let members = answer.members { $0.field("members", strings: members) }
-            if !answer.missing.isEmpty { $0.field("missingPartitions") { $0.array(answer.missing) { $0.element($1) } } }
-        }
-        return out.response()
+        return TouchLogServer.members(name: name, version: version.map { Int($0) }, time: time, count: answer.count, members: answer.members,
+                                      missingPartitions: answer.missing)
     }
 }

@@ -5,21 +5,7 @@ extension TouchLogServer {
     func addSegmentRoutes(to router: Router<BasicRequestContext>) {
         router.get("/v1/segments") { request, _ -> Response in
             _ = try RequestParameters(request, allowed: [])
-            let segments = try store.segments.list()
-            var out = JSONWriter()
-            out.object {
-                $0.field("segments") {
-                    $0.array(segments) { out, segment in
-                        out.object {
-                            $0.field("name", segment.name)
-                            $0.field("version", segment.version)
-                            $0.field("description", segment.definition.description)
-                            $0.field("definition", raw: segment.definition.json)
-                        }
-                    }
-                }
-            }
-            return out.response()
+            return Self.segmentList(try store.segments.list())
         }
 
         router.put("/v1/segments/:name") { request, context -> Response in
@@ -178,6 +164,12 @@ extension TouchLogServer {
                                 countOnly: Bool) async throws(TouchLogError) -> Response {
         let members = countOnly ? nil : try await store.members(of: definition, at: time)
         let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
+        return Self.members(name: name, version: version, time: time, count: count, members: members)
+    }
+
+    /// `{"segment","version","asOf","knownAt","count","members"}`, and `missingPartitions` from a cluster that
+    /// answered in part.
+    static func members(name: String, version: Int?, time: QueryTime, count: Int, members: [String]?, missingPartitions: [Int] = []) -> Response {
         var out = JSONWriter()
         out.object {
             $0.field("segment", name)
@@ -186,6 +178,25 @@ extension TouchLogServer {
             $0.field("knownAt", time.knownAt.map(JSONTime.init))
             $0.field("count", count)
             if let members { $0.field("members", strings: members) }
+            if !missingPartitions.isEmpty { $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } } }
+        }
+        return out.response()
+    }
+
+    /// `{"segments":[{"name","version","description","definition"}]}`.
+    static func segmentList(_ segments: [(name: String, version: Int, definition: SegmentDefinition)]) -> Response {
+        var out = JSONWriter()
+        out.object {
+            $0.field("segments") {
+                $0.array(segments) { out, segment in
+                    out.object {
+                        $0.field("name", segment.name)
+                        $0.field("version", segment.version)
+                        $0.field("description", segment.definition.description)
+                        $0.field("definition", raw: segment.definition.json)
+                    }
+                }
+            }
         }
         return out.response()
     }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Hummingbird
 import Logging
@@ -24,9 +25,15 @@ public struct TouchLogServer: Sendable {
     /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM (then open streams are closed and
     /// requests in flight finish). `onListening` gets the port once the server accepts connections.
     public func run(logger: Logger = Logger(label: "touchlog.serve"), onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await Self.serve(router(), options: options, logger: logger, onListening: onListening)
+    }
+
+    /// Serves `router` on the options' address (shared by the store's server and the cluster's).
+    static func serve(_ router: Router<BasicRequestContext>, options: ServerOptions, logger: Logger,
+                      onListening: @escaping @Sendable (Int) async -> Void) async throws {
         let port = options.port
         let app = Application(
-            router: router(),
+            router: router,
             configuration: ApplicationConfiguration(address: .hostname(options.host, port: port), serverName: "touchlog"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger
@@ -42,14 +49,27 @@ public struct TouchLogServer: Sendable {
 
     /// The routes, behind the error and token middlewares.
     func router() -> Router<BasicRequestContext> {
+        Self.router(options: options) { router in
+            addEventRoutes(to: router)
+            addSegmentRoutes(to: router)
+            addAdminRoutes(to: router)
+        }
+    }
+
+    /// A router with the JSON error and token middlewares, then the routes `add` adds.
+    static func router(options: ServerOptions, _ add: (Router<BasicRequestContext>) -> Void) -> Router<BasicRequestContext> {
         let router = Router()
         let table = RouteTable()
         // Middlewares first: a route is built with the middlewares added before it.
         router.add(middleware: JSONErrorMiddleware(routes: table))
         if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }
-        addEventRoutes(to: router)
-        addSegmentRoutes(to: router)
-        addAdminRoutes(to: router)
+        add(router)
+        router.get("/openapi.yaml") { _, _ -> Response in
+            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let text = try? Data(contentsOf: url) else {
+                throw APIError(status: .notFound, code: "notFound", message: "openapi.yaml is not installed next to this binary")
+            }
+            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(text))))
+        }
         table.set(router.routes.map { ($0.method, $0.path.description) })
         return router
     }
