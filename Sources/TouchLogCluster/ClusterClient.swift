@@ -87,35 +87,29 @@ public final class ClusterClient: Sendable {
 
     /// Publishes every event of `batch` to its partition's stream and returns once JetStream has acknowledged all of
     /// them. Each message is applied atomically by its partition's owner; a failure part way leaves the messages
-    /// acknowledged so far in the streams (the error says how many events those held).
+    /// acknowledged so far in the streams (the error says how many messages were not).
     @discardableResult
     public func append(_ batch: EventBatch) throws(ClusterError) -> Int {
         var buffers = [[UInt8]](repeating: [], count: config.partitions)
-        var pending: [(partition: Int, payload: [UInt8], events: Int)] = []
-        var counts = [Int](repeating: 0, count: config.partitions)
+        var pending: [(partition: Int, payload: [UInt8])] = []
         for i in 0..<batch.count {
             let partition = ClusterConfig.partition(of: batch.profileBytes(at: i), partitions: config.partitions)
             EventJSON.appendInputLine(batch, i, to: &buffers[partition])
-            counts[partition] += 1
             if buffers[partition].count >= ClusterConfig.maxMessageBytes {
-                pending.append((partition, buffers[partition], counts[partition]))
+                pending.append((partition, buffers[partition]))
                 buffers[partition] = []
-                counts[partition] = 0
             }
         }
         for partition in 0..<config.partitions where !buffers[partition].isEmpty {
-            pending.append((partition, buffers[partition], counts[partition]))
+            pending.append((partition, buffers[partition]))
         }
-        var acknowledged = 0
-        for message in pending {
-            do throws(NATSError) {
-                try nats.publishDurably(ClusterConfig.eventSubject(message.partition), message.payload)
-            } catch {
-                throw ClusterError(.unavailable, "\(error.message) (\(acknowledged) of \(batch.count) events were acknowledged before it)")
-            }
-            acknowledged += message.events
+        // Many messages in flight at once (JetStream keeps each stream's order); the call returns once all are acknowledged.
+        do throws(NATSError) {
+            try nats.publishDurably(pending.map { (ClusterConfig.eventSubject($0.partition), $0.payload) })
+        } catch {
+            throw ClusterError(.unavailable, "\(error.message); the events of the other messages are in the streams")
         }
-        return acknowledged
+        return batch.count
     }
 
     /// Parses JSON Lines or CSV and publishes it; an invalid line publishes nothing (the error names every line).

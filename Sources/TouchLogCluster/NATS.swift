@@ -217,6 +217,59 @@ public final class NATSConnection: @unchecked Sendable {
         return ack?.pointee.Sequence ?? 0
     }
 
+    /// Publishes every message to its stream with up to `window` awaiting their acknowledgements at a time, and
+    /// returns once JetStream has acknowledged all of them. Throws, saying how many were not acknowledged, when any
+    /// was refused or not acknowledged within `timeout` (the others were).
+    func publishDurably(_ messages: [(subject: String, payload: [UInt8])], window: Int = 32, timeout: Duration = .seconds(10)) throws(NATSError) {
+        final class Failures: @unchecked Sendable {
+            // Written by the client's callback thread, read after js_PublishAsyncComplete returned.
+            var count = 0
+            var first: String?
+        }
+        let failures = Failures()
+        var options = jsOptions()
+        jsOptions_Init(&options)
+        options.Wait = milliseconds(timeout)
+        options.PublishAsync.MaxPending = Int64(window)
+        options.PublishAsync.StallWait = milliseconds(timeout)
+        options.PublishAsync.ErrHandlerClosure = Unmanaged.passUnretained(failures).toOpaque()
+        options.PublishAsync.ErrHandler = { _, failure, closure in
+            let failures = Unmanaged<Failures>.fromOpaque(closure!).takeUnretainedValue()
+            failures.count += 1
+            if failures.first == nil, let failure {
+                let text = failure.pointee.ErrText.map { String(cString: $0) } ?? String(cString: natsStatus_GetText(failure.pointee.Err))
+                failures.first = text
+            }
+        }
+        var context: OpaquePointer?
+        try check(natsConnection_JetStream(&context, connection, &options), "cannot use JetStream")
+        defer { jsCtx_Destroy(context) }
+        try withExtendedLifetime(failures) { () throws(NATSError) in
+            var publishOptions = jsPubOptions()
+            jsPubOptions_Init(&publishOptions)
+            publishOptions.MaxWait = milliseconds(timeout)
+            for (index, message) in messages.enumerated() {
+                let status = message.payload.withUnsafeBytes { js_PublishAsync(context, message.subject, $0.baseAddress, Int32($0.count), &publishOptions) }
+                if status != NATS_OK {
+                    _ = js_PublishAsyncComplete(context, &publishOptions)
+                    throw NATSError("JetStream took \(index - failures.count) of \(messages.count) messages before failing", status: status)
+                }
+            }
+            let completed = js_PublishAsyncComplete(context, &publishOptions)
+            if completed == NATS_TIMEOUT {
+                var pending = natsMsgList()
+                _ = js_PublishAsyncGetPendingList(&pending, context)
+                let count = Int(pending.Count)
+                natsMsgList_Destroy(&pending)
+                throw NATSError(message: "JetStream did not acknowledge \(count + failures.count) of \(messages.count) messages within \(timeout)")
+            }
+            try check(completed, "JetStream did not acknowledge every message")
+            if failures.count > 0 {
+                throw NATSError(message: "JetStream refused \(failures.count) of \(messages.count) messages (\(failures.first ?? "no reason given"))")
+            }
+        }
+    }
+
     /// Creates (or replaces) the durable pull consumer `durable` on `stream`, delivering from `startSequence` on, and
     /// binds a subscription to it.
     func pullConsumer(stream: String, durable: String, startSequence: UInt64, ackWait: Duration) throws(NATSError) -> NATSPullConsumer {

@@ -187,16 +187,7 @@ public struct TouchLogClusterServer: Sendable {
                 let after = try client.members(of: definition, at: QueryTime(asOf: to, knownAt: knownAt)).members
                 return SegmentDiff(before: before, after: after)
             }
-            var out = JSONWriter()
-            out.object {
-                $0.field("segment", name)
-                $0.field("from", JSONTime(from))
-                $0.field("to", JSONTime(to))
-                $0.field("knownAt", knownAt.map(JSONTime.init))
-                $0.field("entered", strings: diff.entered)
-                $0.field("exited", strings: diff.exited)
-            }
-            return out.response()
+            return TouchLogServer.diff(name: name, from: from, to: to, knownAt: knownAt, diff)
         }
 
         router.post("/v1/events") { request, _ -> Response in

@@ -120,16 +120,7 @@ extension TouchLogServer {
             guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
             let knownAt = try parameters.time("knownAt")
             let diff = try await store.diff(name, from: QueryTime(asOf: from, knownAt: knownAt), to: QueryTime(asOf: to, knownAt: knownAt))
-            var out = JSONWriter()
-            out.object {
-                $0.field("segment", name)
-                $0.field("from", JSONTime(from))
-                $0.field("to", JSONTime(to))
-                $0.field("knownAt", knownAt.map(JSONTime.init))
-                $0.field("entered", strings: diff.entered)
-                $0.field("exited", strings: diff.exited)
-            }
-            return out.response()
+            return Self.diff(name: name, from: from, to: to, knownAt: knownAt, diff)
         }
 
         // Entries and exits as they happen, as server-sent events (`event: update`, id = the log's end offset).
@@ -179,6 +170,20 @@ extension TouchLogServer {
             $0.field("count", count)
             if let members { $0.field("members", strings: members) }
             if !missingPartitions.isEmpty { $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } } }
+        }
+        return out.response()
+    }
+
+    /// `{"segment","from","to","knownAt","entered","exited"}`.
+    static func diff(name: String, from: Int64, to: Int64, knownAt: Int64?, _ diff: SegmentDiff) -> Response {
+        var out = JSONWriter()
+        out.object {
+            $0.field("segment", name)
+            $0.field("from", JSONTime(from))
+            $0.field("to", JSONTime(to))
+            $0.field("knownAt", knownAt.map(JSONTime.init))
+            $0.field("entered", strings: diff.entered)
+            $0.field("exited", strings: diff.exited)
         }
         return out.response()
     }
