@@ -104,8 +104,8 @@ public struct ClusterError: Error, CustomStringConvertible, Sendable {
 /// digest, whatever their local files hold).
 ///
 /// `TLCA`, version (1 byte), cluster id (UTF-8, length byte first), partition (u32 LE), stream sequence (u64 LE),
-/// digest (32 bytes, SHA-256 of the previous digest, the sequence and recorded time as u64 LE, the subject kind byte
-/// and the message's bytes).
+/// digest (32 bytes, SHA-256 of the previous digest, the sequence and the message's JetStream time in ms as u64 LE,
+/// the kind byte (0 events, 1 erasure) and the message's bytes). `LogFormat.md` has it too.
 struct AppliedRecord: Equatable {
     var clusterID: String
     var partition: Int
