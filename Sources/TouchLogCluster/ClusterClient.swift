@@ -173,8 +173,8 @@ public final class ClusterClient: Sendable {
     }
 
     /// Sends `fields` to the owner of each of `partitions` and gathers the reply bodies within `timeout`. A partition
-    /// without an owner, or whose owner is not running, is asked again for up to a lease round (a handover takes
-    /// that long); one still missing then, or whose owner did not answer in time, fails the request naming it, unless
+    /// without an owner, or whose owner is not running, is asked again for up to a lease round when `sync` (a
+    /// handover takes that long); one still missing then, or whose owner did not answer in time, fails the request naming it, unless
     /// `allowPartial` (then it is listed in `missing`).
     func scatter(_ fields: [(key: String, value: JSONValue)], partitions: [Int]? = nil, timeout: Duration, allowPartial: Bool,
                  sync: Bool = true) throws(ClusterError) -> (bodies: [Int: [UInt8]], missing: [Int]) {
@@ -186,7 +186,8 @@ public final class ClusterClient: Sendable {
         let subscription = try wrap { () throws(NATSError) in try nats.subscribe(inbox + ".*.*") }
         defer { subscription.unsubscribe() }
         let deadline = ContinuousClock.now + timeout
-        let retryUntil = ContinuousClock.now + min(timeout, .milliseconds(config.leaseMilliseconds / 3 + 500))
+        // A look at the cluster as it is (`sync` false: status) is not asked again.
+        let retryUntil = ContinuousClock.now + (sync ? min(timeout, .milliseconds(config.leaseMilliseconds / 3 + 500)) : .zero)
         var bodies: [Int: [UInt8]] = [:]
         var done = Set<Int>()
         // Which attempt's reply a partition's body is taken from (a slow owner's late reply to an earlier attempt is
