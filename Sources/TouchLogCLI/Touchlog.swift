@@ -6,7 +6,9 @@ struct Touchlog: AsyncParsableCommand {
         commandName: "touchlog",
         abstract: "An embedded, event-sourced store for marketing touchpoint interactions.",
         discussion: """
-            The store is a directory given by --store DIR or the TOUCHLOG_STORE environment variable.
+            The store is a directory given by --store DIR or the TOUCHLOG_STORE environment variable; with \
+            --nats URLS (or TOUCHLOG_NATS) the store commands run against a cluster on NATS JetStream instead \
+            (touchlog cluster init, touchlog node).
             Times are RFC 3339 (2022-06-01T10:21:14.250Z, any offset) or epoch milliseconds.
 
             Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input \
