@@ -25,6 +25,8 @@ public final class ClusterNode: Sendable {
         var stopped = false
         var waiters: [@Sendable () -> Void] = []
         var roundsOverShare = 0
+        /// When the leases held were last renewed.
+        var renewed = ContinuousClock.now
     }
 
     /// Connects, checks the data directory belongs to this cluster, and registers the node; `report` gets one line per
@@ -146,20 +148,14 @@ public final class ClusterNode: Sendable {
             // Nodes seen within a lease period (from the bucket's stream: listing keys would take a watcher per round).
             let live = max(1, try nats.streamState("KV_" + ClusterConfig.nodeBucket)?.subjects ?? 1)
             let share = (config.partitions + live - 1) / live
-            // Renew what is held; a lease that changed under us (it lapsed and someone claimed it) is lost.
-            for (partition, owned) in state.withLock({ $0.owned }) {
-                if let revision = try leases.update(ClusterConfig.leaseKey(partition), leaseValue, last: owned.leaseRevision) {
-                    owned.leaseRevision = revision
-                } else {
-                    report("lost the lease of partition \(partition); stopped serving it")
-                    drop(partition, releaseLease: false)
-                }
-            }
+            try renewLeases()
             var held = state.withLock { $0.owned.count }
             if held < share {
                 let start = ClusterConfig.partition(of: name.utf8, partitions: config.partitions)
                 for k in 0..<config.partitions where held < share {
                     let partition = (start + k) % config.partitions
+                    // Taking partitions over can take seconds each: the leases already held are renewed in between.
+                    if ContinuousClock.now - state.withLock({ $0.renewed }) > .milliseconds(config.leaseMilliseconds / 4) { try renewLeases() }
                     guard !state.withLock({ $0.stopping || $0.owned[partition] != nil }),
                           try leases.get(ClusterConfig.leaseKey(partition)) == nil else { continue }
                     guard let revision = try leases.create(ClusterConfig.leaseKey(partition), leaseValue) else { continue }
@@ -184,6 +180,24 @@ public final class ClusterNode: Sendable {
         } catch {
             report("lease round failed: \(error.message)")
         }
+    }
+
+    /// Renews every lease held. A lease whose revision changed is lost (it lapsed and another node claimed it), unless
+    /// the change is this node's own renewal whose answer did not arrive (a timeout while JetStream elected leaders).
+    private func renewLeases() throws(NATSError) {
+        for (partition, owned) in state.withLock({ $0.owned }) {
+            let key = ClusterConfig.leaseKey(partition)
+            if let revision = try leases.update(key, leaseValue, last: owned.leaseRevision) {
+                owned.leaseRevision = revision
+            } else if let entry = try leases.get(key), ClusterRequest.decode(entry.value)?["node"]?.string == name,
+                      let revision = try leases.update(key, leaseValue, last: entry.revision) {
+                owned.leaseRevision = revision
+            } else {
+                report("lost the lease of partition \(partition); stopped serving it")
+                drop(partition, releaseLease: false)
+            }
+        }
+        state.withLock { $0.renewed = ContinuousClock.now }
     }
 
     private var leaseValue: [UInt8] { Array("{\"node\":\"\(name)\",\"since\":\(Timestamp.now())}".utf8) }

@@ -332,6 +332,26 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         #expect(eventually(.seconds(60)) { (try? survivors.stats().events) == UInt64(inStreams) }, "\(node.output)")
     }
 
+    @Test func aRenewalWhoseAnswerWasLostKeepsTheLeaseAndAnotherNodesClaimDoesNot() throws {
+        let servers = try NATSServers()
+        _ = try servers.initialise(partitions: 1, leaseMilliseconds: 1_500)
+        let directory = TemporaryDirectory()
+        let nodes = try RunningNodes(urls: servers.urls, directory: directory, names: ["a"])
+        #expect(nodes.waitForOwners(1), "\(nodes.log)")
+        let client = try ClusterClient(urls: servers.urls)
+        // The node's own write, as when a renewal reached JetStream but its acknowledgement did not reach the node: the
+        // revision moved, and the node keeps the partition.
+        try client.leases.put("p0", Array(#"{"node":"a","since":0}"#.utf8))
+        usleep(1_200_000)
+        #expect(nodes.nodes[0].ownedPartitions == [0], "\(nodes.log)")
+        #expect(!nodes.log.contains("lost the lease"))
+        // Another node's claim (after a lapse the node did not see): the partition is lost, not taken back.
+        try client.leases.put("p0", Array(#"{"node":"z","since":0}"#.utf8))
+        #expect(eventually(.seconds(10)) { nodes.nodes[0].ownedPartitions.isEmpty }, "\(nodes.log)")
+        #expect(nodes.log.contains("lost the lease of partition 0"))
+        nodes.stop()
+    }
+
     @Test func serveOverTheClusterAnswersLikeTheCLI() async throws {
         let servers = try NATSServers()
         _ = try servers.initialise(partitions: 3)
