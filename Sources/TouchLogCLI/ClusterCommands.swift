@@ -26,7 +26,7 @@ struct ClusterOptions: ParsableArguments {
     }
 
     static func split(_ text: String) -> [String] {
-        text.split(separator: ",").map { String($0).trimmingCharacters() }.filter { !$0.isEmpty }
+        text.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
     }
 }
 
@@ -38,15 +38,6 @@ struct GatherOptions: ParsableArguments {
     var timeout: Double = 10
 
     var deadline: Duration { .milliseconds(Int64(max(0.05, timeout) * 1000)) }
-}
-
-extension String {
-    func trimmingCharacters() -> String {
-        let bytes = Array(utf8)
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
-        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(decoding: bytes[first...last], as: UTF8.self)
-    }
 }
 
 /// Runs `body` with a cluster client, turning cluster errors into one `touchlog: …` line and an exit code.

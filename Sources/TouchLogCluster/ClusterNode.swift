@@ -523,8 +523,11 @@ func writeSmallFile(_ path: String, _ bytes: [UInt8]) -> Bool {
 }
 
 extension String {
-    var trimmingSpaces: String {
-        String(decoding: Array(utf8).drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.reversed()
-            .drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }.reversed(), as: UTF8.self)
+    /// Without leading and trailing spaces, tabs and line ends.
+    package var trimmingSpaces: String {
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+        let bytes = Array(utf8)
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(decoding: bytes[first...last], as: UTF8.self)
     }
 }
