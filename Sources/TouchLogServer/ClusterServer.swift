@@ -96,21 +96,12 @@ public struct TouchLogClusterServer: Sendable {
         router.put("/v1/segments/:name") { request, context -> Response in
             _ = try RequestParameters(request, allowed: [])
             let name = try context.parameters.require("name")
-            let definition = try SegmentDefinition(json: String(decoding: try await TouchLogServer.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            guard definition.name == name else {
-                throw APIError.badRequest("name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
-            }
+            let definition = try await TouchLogServer.definition(named: name, in: request, limit: options.maxBodyBytes)
             let (revision, changed) = try await blocking { () throws -> (UInt64, Bool) in
                 if let current = try? client.segment(name), current.definition == definition { return (current.revision, false) }
                 return (try client.putSegment(definition), true)
             }
-            var out = JSONWriter()
-            out.object {
-                $0.field("name", name)
-                $0.field("version", revision)
-                $0.field("changed", changed)
-            }
-            return out.response(status: changed ? .created : .ok)
+            return TouchLogServer.stored(name: name, version: Int(revision), changed: changed)
         }
 
         router.get("/v1/segments/:name") { request, context -> Response in
@@ -118,13 +109,7 @@ public struct TouchLogClusterServer: Sendable {
             if parameters.string("version") != nil { throw Self.notOverCluster("a segment's version history") }
             let name = try context.parameters.require("name")
             let (revision, definition) = try await blocking { try client.segment(name) }
-            var out = JSONWriter()
-            out.object {
-                $0.field("name", name)
-                $0.field("version", revision)
-                $0.field("definition", raw: definition.json)
-            }
-            return out.response()
+            return TouchLogServer.segment(name: name, version: Int(revision), definition)
         }
 
         router.delete("/v1/segments/:name") { request, context -> Response in

@@ -11,18 +11,9 @@ extension TouchLogServer {
         router.put("/v1/segments/:name") { request, context -> Response in
             _ = try RequestParameters(request, allowed: [])
             let name = try context.parameters.require("name")
-            let definition = try SegmentDefinition(json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            guard definition.name == name else {
-                throw APIError.badRequest("name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
-            }
+            let definition = try await Self.definition(named: name, in: request, limit: options.maxBodyBytes)
             let (version, changed) = try store.putSegment(definition)
-            var out = JSONWriter()
-            out.object {
-                $0.field("name", name)
-                $0.field("version", version)
-                $0.field("changed", changed)
-            }
-            return out.response(status: changed ? .created : .ok)
+            return Self.stored(name: name, version: version, changed: changed)
         }
 
         router.get("/v1/segments/:name") { request, context -> Response in
@@ -35,13 +26,7 @@ extension TouchLogServer {
             } else {
                 (version, definition) = try store.segments.current(name)
             }
-            var out = JSONWriter()
-            out.object {
-                $0.field("name", name)
-                $0.field("version", version)
-                $0.field("definition", raw: definition.json)
-            }
-            return out.response()
+            return Self.segment(name: name, version: version, definition)
         }
 
         router.get("/v1/segments/:name/versions") { request, context -> Response in
@@ -184,6 +169,37 @@ extension TouchLogServer {
             $0.field("knownAt", knownAt.map(JSONTime.init))
             $0.field("entered", strings: diff.entered)
             $0.field("exited", strings: diff.exited)
+        }
+        return out.response()
+    }
+
+    /// The definition a `PUT /v1/segments/{name}` carries, refused when it names another segment.
+    static func definition(named name: String, in request: Request, limit: Int) async throws -> SegmentDefinition {
+        let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: limit), as: UTF8.self))
+        guard definition.name == name else {
+            throw APIError.badRequest("name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
+        }
+        return definition
+    }
+
+    /// `{"name","version","changed"}`: 201 when the definition changed, 200 when it was already the current one.
+    static func stored(name: String, version: Int, changed: Bool) -> Response {
+        var out = JSONWriter()
+        out.object {
+            $0.field("name", name)
+            $0.field("version", version)
+            $0.field("changed", changed)
+        }
+        return out.response(status: changed ? .created : .ok)
+    }
+
+    /// `{"name","version","definition"}`.
+    static func segment(name: String, version: Int, _ definition: SegmentDefinition) -> Response {
+        var out = JSONWriter()
+        out.object {
+            $0.field("name", name)
+            $0.field("version", version)
+            $0.field("definition", raw: definition.json)
         }
         return out.response()
     }
