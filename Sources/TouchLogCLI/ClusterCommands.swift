@@ -107,11 +107,17 @@ struct ClusterCommand: ParsableCommand {
         @Option(help: "Copies of each stream and bucket on the NATS servers (1–5; more than 1 needs a NATS cluster).") var replicas = 1
         @Option(help: ArgumentHelp("How long a node's lease lasts without renewal, in seconds.", valueName: "seconds")) var lease: Double = 10
 
+        func validate() throws {
+            if !(1...4096).contains(partitions) { throw ValidationError("--partitions must be 1 to 4096, not \(partitions)") }
+            if !(1...5).contains(replicas) { throw ValidationError("--replicas must be 1 to 5 (JetStream's limit), not \(replicas)") }
+            if !(lease >= 0.3 && lease <= 3600) { throw ValidationError("--lease must be 0.3 to 3600 seconds, not \(lease)") }
+        }
+
         func run() throws {
             let urls = try cluster.requiredURLs()
             try reportingClusterErrors {
                 let result = try ClusterClient.initialise(urls: urls, partitions: partitions, replicas: replicas,
-                                                          leaseMilliseconds: Int64(max(0.3, lease) * 1000))
+                                                          leaseMilliseconds: Int64(lease * 1000))
                 var out = StandardOutput()
                 let c = result.config
                 out.write(result.created ? "created cluster \(c.id): \(c.partitions) partitions, \(c.replicas) replica\(c.replicas == 1 ? "" : "s")\n"

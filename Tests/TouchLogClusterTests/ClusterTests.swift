@@ -168,6 +168,9 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let bare = try touchlog(["query", "--nats", servers.urlList, "x"])
         #expect(bare.status == 66)
         #expect(bare.stderr.contains("no touchlog cluster at"))
+        // Out-of-range settings are usage errors, before NATS is asked anything.
+        let zero = try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "0"])
+        #expect(zero.status == 64 && zero.stderr.contains("--partitions must be 1 to 4096, not 0"), "\(zero)")
         // Init twice with another partition count.
         #expect(try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3", "--lease", "2"]).status == 0)
         let again = try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "5"])
