@@ -83,6 +83,26 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         return SegmentDefinition(name: "random-\(index)", match: random.chance(0.5) ? .all : .any, rules: (0..<(1 + random.below(3))).map { _ in rule(1) })
     }
 
+    @Test func aLongReplyIsCutAtLineEndsAndPutBackTogether() throws {
+        var body: [UInt8] = []
+        for i in 0..<5_000 { body += Array("\"profile-\(i)-\(String(repeating: "x", count: i % 37))\"\n".utf8) }
+        let messages = ClusterReply.chunks(body, limit: 4_096)
+        #expect(messages.count > 30)
+        var joined: [UInt8] = []
+        for (index, message) in messages.enumerated() {
+            let reply = try #require(ClusterReply.parse(message))
+            #expect(reply.chunk == index && reply.last == (index == messages.count - 1) && reply.error == nil)
+            #expect(reply.body.count <= 4_096 && (reply.last || reply.body.last == 0x0A))
+            joined += reply.body
+        }
+        #expect(joined == body)
+        #expect(try ClusterClient.stringLines(joined).count == 5_000)
+        // An empty answer is one message, and an error is one message naming its code.
+        #expect(ClusterReply.chunks([]).count == 1 && ClusterReply.parse(ClusterReply.chunks([])[0])?.body.isEmpty == true)
+        let failed = try #require(ClusterReply.parse(ClusterReply.chunks([], error: TouchLogError(code: .notFound, message: "no segment"))[0]))
+        #expect(failed.error?.code == .notFound && failed.error?.message == "no segment" && failed.last)
+    }
+
     @Test func clusterAnswersEqualOneStoreWithTheSameEvents() async throws {
         let servers = try NATSServers()
         let config = try servers.initialise(partitions: 4)
