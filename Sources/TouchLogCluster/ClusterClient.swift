@@ -255,7 +255,7 @@ public final class ClusterClient: Sendable {
     /// The members of a segment at `time`, sorted by bytes, and the partitions left out (only with `allowPartial`).
     public func members(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
                         allowPartial: Bool = false) throws(ClusterError) -> (members: [String], missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("members")), ("definition", try definitionValue(definition))] + ClusterRequest.time(time),
+        let (bodies, missing) = try scatter([("op", .string("members")), ("definition", definition.encoded())] + ClusterRequest.time(time),
                                             timeout: timeout, allowPartial: allowPartial)
         var members: [String] = []
         for body in bodies.values { members += try Self.stringLines(body) }
@@ -266,7 +266,7 @@ public final class ClusterClient: Sendable {
     /// The member count of a segment at `time`.
     public func count(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
                       allowPartial: Bool = false) throws(ClusterError) -> (count: Int, missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("count")), ("definition", try definitionValue(definition))] + ClusterRequest.time(time),
+        let (bodies, missing) = try scatter([("op", .string("count")), ("definition", definition.encoded())] + ClusterRequest.time(time),
                                             timeout: timeout, allowPartial: allowPartial)
         var total = 0
         for body in bodies.values { total += Int(ClusterRequest.decode(body)?["count"]?.integer ?? 0) }
@@ -278,7 +278,7 @@ public final class ClusterClient: Sendable {
     public func explain(_ definition: SegmentDefinition, revision: UInt64, profile: String, at time: QueryTime,
                         timeout: Duration = .seconds(10)) throws(ClusterError) -> String {
         let partition = config.partition(of: profile)
-        let (bodies, _) = try scatter([("op", .string("explain")), ("definition", try definitionValue(definition)), ("profile", .string(profile)),
+        let (bodies, _) = try scatter([("op", .string("explain")), ("definition", definition.encoded()), ("profile", .string(profile)),
                                        ("version", .string("revision \(revision); offsets in partition \(partition)"))] + ClusterRequest.time(time),
                                       partitions: [partition], timeout: timeout, allowPartial: false)
         return String(decoding: bodies[partition] ?? [], as: UTF8.self)
@@ -321,9 +321,6 @@ public final class ClusterClient: Sendable {
         return line[start..<end]
     }
 
-    private func definitionValue(_ definition: SegmentDefinition) throws(ClusterError) -> JSONValue {
-        do { return try JSONValue.parse(definition.json) } catch { throw ClusterError(.corrupt, "\(error)") }
-    }
 
     static func stringLines(_ body: [UInt8]) throws(ClusterError) -> [String] {
         var out: [String] = []

@@ -396,7 +396,7 @@ final class OwnedPartition: @unchecked Sendable {
                 throw TouchLogError(code: .invalidArgument, message: "a query needs a definition and a time")
             }
             let definition: SegmentDefinition
-            do { definition = try SegmentDefinition(json: definitionJSON.text) } catch {
+            do { definition = try SegmentDefinition(value: definitionJSON) } catch {
                 throw TouchLogError(code: .invalidInput, message: "\(error)")
             }
             // Kept as a local segment too, so that the partition store can be asked by name (`touchlog query --store`).
@@ -423,7 +423,7 @@ final class OwnedPartition: @unchecked Sendable {
                 throw TouchLogError(code: .invalidArgument, message: "explain needs a definition, a profile, a version and a time")
             }
             let definition: SegmentDefinition
-            do { definition = try SegmentDefinition(json: definitionJSON.text) } catch {
+            do { definition = try SegmentDefinition(value: definitionJSON) } catch {
                 throw TouchLogError(code: .invalidInput, message: "\(error)")
             }
             let explanation = try store.withReader { reader throws(TouchLogError) in

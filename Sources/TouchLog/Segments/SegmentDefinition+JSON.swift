@@ -2,7 +2,11 @@ extension SegmentDefinition {
     /// Parses and checks a definition. Unknown fields are refused (a misspelt field would otherwise be silently
     /// ignored and change who is targeted).
     public init(json text: String) throws(DefinitionError) {
-        let root = try JSONValue.parse(text)
+        try self.init(value: try JSONValue.parse(text))
+    }
+
+    /// Checks a definition already parsed as JSON (one inside a larger document, such as a cluster request).
+    package init(value root: JSONValue) throws(DefinitionError) {
         var reader = DefinitionReader()
         self = try reader.definition(root)
     }
@@ -10,7 +14,7 @@ extension SegmentDefinition {
     /// The definition as compact JSON, in the grammar's field order (what the store keeps for each version).
     public var json: String { encoded().text }
 
-    func encoded() -> JSONValue {
+    package func encoded() -> JSONValue {
         var members: [(key: String, value: JSONValue)] = [("name", .string(name))]
         if let description { members.append(("description", .string(description))) }
         members.append(("match", .string(match.rawValue)))
