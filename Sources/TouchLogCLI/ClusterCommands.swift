@@ -26,8 +26,16 @@ struct ClusterOptions: ParsableArguments {
     }
 
     static func split(_ text: String) -> [String] {
-        text.split(separator: ",").map { String($0).trimmingSpaces }.filter { !$0.isEmpty }
+        text.split(separator: ",").map { trimmingSpaces(String($0)) }.filter { !$0.isEmpty }
     }
+}
+
+/// `text` without leading and trailing spaces, tabs and line ends.
+private func trimmingSpaces(_ text: String) -> String {
+    let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
+    let bytes = Array(text.utf8)
+    guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
+    return String(decoding: bytes[first...last], as: UTF8.self)
 }
 
 /// `--allow-partial` and `--timeout`, for commands that gather answers from every partition.

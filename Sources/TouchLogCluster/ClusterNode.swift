@@ -67,15 +67,16 @@ public final class ClusterNode: Sendable {
     static func claimDirectory(_ directory: String, config: ClusterConfig) throws(ClusterError) {
         mkdir(directory, 0o755)
         let path = directory + "/cluster-id"
-        if let existing = readSmallFile(path) {
-            let id = String(decoding: existing, as: UTF8.self).trimmingSpaces
-            guard id == config.id else {
-                throw ClusterError(.conflict, "\(directory) holds the partitions of cluster \(id), not of this cluster (\(config.id)); give the node another --data directory")
-            }
-        } else {
-            guard writeSmallFile(path, Array((config.id + "\n").utf8)) else {
-                throw ClusterError(.store(TouchLogError(code: .io, message: "cannot write \(path)")), "cannot write \(path): \(String(cString: strerror(errno)))")
-            }
+        let recorded: [UInt8]?
+        do throws(TouchLogError) {
+            do throws(TouchLogError) { recorded = try DurableFile.read(path, kind: "cluster-id") } catch where error.code == .notFound { recorded = nil }
+            if recorded == nil { try DurableFile.write(Array(config.id.utf8), kind: "cluster-id", to: path) }
+        } catch {
+            throw ClusterError(.store(error), error.message)
+        }
+        if let recorded, String(decoding: recorded, as: UTF8.self) != config.id {
+            throw ClusterError(.conflict, "\(directory) holds the partitions of cluster \(String(decoding: recorded, as: UTF8.self)), not of this cluster "
+                               + "(\(config.id)); give the node another --data directory")
         }
         for partition in 0..<config.partitions {
             let store = directory + "/p\(partition)"
@@ -499,35 +500,4 @@ extension Int32 {
 
 func wrap<T>(_ body: () throws(NATSError) -> T) throws(ClusterError) -> T {
     do { return try body() } catch { throw ClusterError(error) }
-}
-
-func readSmallFile(_ path: String) -> [UInt8]? {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n <= 0 { break }
-        out += buffer[0..<n]
-    }
-    return out
-}
-
-func writeSmallFile(_ path: String, _ bytes: [UInt8]) -> Bool {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
-}
-
-extension String {
-    /// Without leading and trailing spaces, tabs and line ends.
-    package var trimmingSpaces: String {
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
-        let bytes = Array(utf8)
-        guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(decoding: bytes[first...last], as: UTF8.self)
-    }
 }

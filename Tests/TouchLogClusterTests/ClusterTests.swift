@@ -213,7 +213,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         // A node whose data directory belongs to another cluster.
         let data = directory.path + "/node"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
-        directory.file("node/cluster-id", "0123456789abcdef\n")
+        try DurableFile.write(Array("0123456789abcdef".utf8), kind: "cluster-id", to: data + "/cluster-id")
         let foreign = try touchlog(["node", "--nats", servers.urlList, "--data", data])
         #expect(foreign.status == 1)
         #expect(foreign.stderr.contains("holds the partitions of cluster 0123456789abcdef"))

@@ -5,8 +5,8 @@ import TouchLogStorage
 ///
 /// The file is `touchlog <kind> sha256=<64 hex digits>\n` followed by the body; the hash covers the body.
 /// Writing goes to a temporary name, is synced, renamed into place, and the directory is synced.
-enum DurableFile {
-    static func write(_ body: [UInt8], kind: String, to path: String) throws(TouchLogError) {
+package enum DurableFile {
+    package static func write(_ body: [UInt8], kind: String, to path: String) throws(TouchLogError) {
         let header = "touchlog \(kind) sha256=\(BlockHash.sha256(of: body))\n"
         let temporary = path + ".tmp"
         do {
@@ -23,7 +23,7 @@ enum DurableFile {
     }
 
     /// The body of a file written by ``write(_:kind:to:)``; throws `corrupt` when its hash or header is wrong.
-    static func read(_ path: String, kind: String) throws(TouchLogError) -> [UInt8] {
+    package static func read(_ path: String, kind: String) throws(TouchLogError) -> [UInt8] {
         let prefix = Array("touchlog \(kind) sha256=".utf8)
         let headerLength = prefix.count + 65
         let header: [UInt8]
