@@ -395,7 +395,7 @@ public final class ClusterClient: Sendable {
 
     /// Sums of the partitions' stats: events, profiles, erased profiles and bytes on disk.
     public func stats(timeout: Duration = .seconds(10), allowPartial: Bool = false) throws(ClusterError) -> (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("status"))], timeout: timeout, allowPartial: allowPartial)
+        let (bodies, missing) = try scatter([("op", .string("stats"))], timeout: timeout, allowPartial: allowPartial)
         var result: (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) = (0, 0, 0, 0, missing)
         for body in bodies.values {
             guard let value = ClusterRequest.decode(body) else { continue }
