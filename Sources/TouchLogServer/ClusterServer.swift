@@ -162,10 +162,8 @@ public struct TouchLogClusterServer: Sendable {
         }
 
         router.get("/v1/segments/:name/diff") { request, context -> Response in
-            let parameters = try RequestParameters(request, allowed: ["from", "to", "knownAt"])
             let name = try context.parameters.require("name")
-            guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
-            let knownAt = try parameters.time("knownAt")
+            let (from, to, knownAt) = try TouchLogServer.diffTimes(request)
             let diff = try await blocking { () throws -> SegmentDiff in
                 let definition = try client.segment(name).definition
                 let before = try client.members(of: definition, at: QueryTime(asOf: from, knownAt: knownAt)).members

@@ -100,10 +100,8 @@ extension TouchLogServer {
         }
 
         router.get("/v1/segments/:name/diff") { request, context -> Response in
-            let parameters = try RequestParameters(request, allowed: ["from", "to", "knownAt"])
             let name = try context.parameters.require("name")
-            guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
-            let knownAt = try parameters.time("knownAt")
+            let (from, to, knownAt) = try Self.diffTimes(request)
             let diff = try await store.diff(name, from: QueryTime(asOf: from, knownAt: knownAt), to: QueryTime(asOf: to, knownAt: knownAt))
             return Self.diff(name: name, from: from, to: to, knownAt: knownAt, diff)
         }
@@ -157,6 +155,13 @@ extension TouchLogServer {
             if !missingPartitions.isEmpty { $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } } }
         }
         return out.response()
+    }
+
+    /// The `from`, `to` (both required) and `knownAt` of a diff request.
+    static func diffTimes(_ request: Request) throws -> (from: Int64, to: Int64, knownAt: Int64?) {
+        let parameters = try RequestParameters(request, allowed: ["from", "to", "knownAt"])
+        guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
+        return (from, to, try parameters.time("knownAt"))
     }
 
     /// `{"segment","from","to","knownAt","entered","exited"}`.
