@@ -28,10 +28,12 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
         public static let readOnly = Code("readOnly")
         /// The store's format cannot do what was asked (erasure needs format 3).
         public static let unsupported = Code("unsupported")
+        /// The change would break what the store holds (removing a segment other segments refer to).
+        public static let conflict = Code("conflict")
 
         /// The code with this ``name`` (one process telling another what failed), or nil for a name it does not know.
         package init?(named name: String) {
-            let known: [Code] = [.io, .corrupt, .locked, .notFound, .invalidInput, .invalidArgument, .writerFailed, .readOnly, .unsupported]
+            let known: [Code] = [.io, .corrupt, .locked, .notFound, .invalidInput, .invalidArgument, .writerFailed, .readOnly, .unsupported, .conflict]
             guard let code = known.first(where: { $0.name == name }) else { return nil }
             self = code
         }

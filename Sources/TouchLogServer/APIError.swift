@@ -35,7 +35,7 @@ struct APIError: Error, HTTPResponseError {
         case .readOnly: status = .forbidden
         case .locked: status = .conflict
         case .writerFailed: status = .serviceUnavailable
-        case .unsupported: status = .conflict
+        case .unsupported, .conflict: status = .conflict
         default: status = .internalServerError
         }
         self.init(status: status, code: error.code.name, message: error.message, problems: error.problems)
@@ -45,6 +45,8 @@ struct APIError: Error, HTTPResponseError {
     init(from error: any Error) {
         switch error {
         case let error as APIError: self = error
+        case let error as TouchLogError where error.cause is DefinitionError:
+            self.init(status: .badRequest, code: "invalidDefinition", message: error.message)
         case let error as TouchLogError: self.init(error)
         case let error as DefinitionError: self.init(status: .badRequest, code: "invalidDefinition", message: error.description)
         case let error as HTTPError:

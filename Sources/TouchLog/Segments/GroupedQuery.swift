@@ -18,11 +18,21 @@ struct GroupedQueryPlan {
         /// Index `touchpoint id + 1` (0: none): whether the rule's touchpoint matcher accepts it.
         let touchpoints: [Bool]
         let wantsFirst: Bool
+        /// It has a `value` condition: the values of its qualifying events are read and totalled.
+        let wantsValues: Bool
         /// Its window stays put as T moves, so snapshots keep its counts (``GroupedSnapshot``).
         let kept: Bool
     }
 
+    /// A sequence: per step, its type and the touchpoints it accepts; its window at T.
+    struct Sequence {
+        let steps: [(interaction: InteractionRule.Interaction, touchpoints: [Bool])]
+        let window: ClosedRange<Int64>?
+        let rule: SequenceRule
+    }
+
     let rules: [Rule]
+    let sequences: [Sequence]
     /// The earliest time a conversion can matter (nil: no rule asks about conversions).
     let conversionsFrom: Int64?
     let needsUniverse: Bool
@@ -33,7 +43,11 @@ struct GroupedQueryPlan {
         rules = segment.leaves.map { leaf in
             var allowed = [leaf.rule.touchpoint == nil]
             for id in 0..<touchpoints.count { allowed.append(leaf.rule.touchpoint?.matches(touchpoints[id]) ?? true) }
-            return Rule(leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil, kept: GroupedSnapshot.isKept(leaf.rule))
+            return Rule(leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil, wantsValues: leaf.rule.value != nil,
+                        kept: GroupedSnapshot.isKept(leaf.rule))
+        }
+        sequences = segment.sequences.map { sequence in
+            Sequence(steps: sequence.steps.map { ($0.rule.interaction, $0.allowedTouchpoints(touchpoints)) }, window: sequence.window, rule: sequence.rule)
         }
         let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
         conversionsFrom = starts.min()
@@ -55,6 +69,19 @@ struct GroupedQueryPlan {
         else { return false }
         return group.minTime <= window.upperBound && group.maxTime >= window.lowerBound
     }
+
+    /// The steps of sequence `s` an event of `group` can take (bit k: step k); 0 when none or outside its window.
+    @inline(__always)
+    func steps(_ s: Int, _ group: BlockSummary.Group) -> UInt16 {
+        let sequence = sequences[s]
+        guard let window = sequence.window, group.minTime <= window.upperBound && group.maxTime >= window.lowerBound else { return 0 }
+        var mask: UInt16 = 0
+        for (k, step) in sequence.steps.enumerated()
+        where step.interaction.matches(group.type) && Int(group.touchpoint) < step.touchpoints.count && step.touchpoints[Int(group.touchpoint)] {
+            mask |= 1 << UInt16(k)
+        }
+        return mask
+    }
 }
 
 extension CompiledSegment {
@@ -62,7 +89,7 @@ extension CompiledSegment {
     var hasNegation: Bool {
         func negated(_ node: Node) -> Bool {
             switch node {
-            case .leaf(_, let negate): return negate
+            case .leaf(_, let negate), .sequence(_, let negate): return negate
             case .group(_, let children, let negate): return negate || children.contains(where: negated)
             }
         }
@@ -86,6 +113,22 @@ final class GroupedQueryState: @unchecked Sendable {
     let lastConversion: UnsafeMutablePointer<UInt64>?
     /// Known profiles (1), when a rule is negated.
     let known: UnsafeMutablePointer<UInt8>?
+    /// Per rule with a `value` condition (else nil): how many qualifying events of each profile carry a value, their
+    /// sum in millionths (saturating), and the least and greatest as ``earliestKey(_:)`` and ``latestKey(_:)`` keys.
+    let valueCounts: [UnsafeMutablePointer<UInt32>?]
+    let valueSums: [UnsafeMutablePointer<Int64>?]
+    let valueLeast: [UnsafeMutablePointer<UInt64>?]
+    let valueGreatest: [UnsafeMutablePointer<UInt64>?]
+    /// Per sequence: the events this worker found that can take one of its steps.
+    var sequenceEvents: [[SequenceEvent]]
+
+    /// An event that can take steps of a sequence: its profile, the steps (bit k: step k), time and offset.
+    struct SequenceEvent {
+        var profile: UInt32
+        var steps: UInt16
+        var time: Int64
+        var offset: UInt64
+    }
 
     /// An order-reversing key of `t` (the earliest time has the largest key; 0 is later than any time).
     @inline(__always) static func earliestKey(_ t: Int64) -> UInt64 { ~(UInt64(bitPattern: t) ^ (1 << 63)) }
@@ -107,6 +150,11 @@ final class GroupedQueryState: @unchecked Sendable {
         firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
         lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self) }
         known = plan.needsUniverse ? zeroed(UInt8.self) : nil
+        valueCounts = plan.rules.map { $0.wantsValues ? zeroed(UInt32.self) : nil }
+        valueSums = plan.rules.map { $0.wantsValues ? zeroed(Int64.self) : nil }
+        valueLeast = plan.rules.map { $0.wantsValues ? zeroed(UInt64.self) : nil }
+        valueGreatest = plan.rules.map { $0.wantsValues ? zeroed(UInt64.self) : nil }
+        sequenceEvents = plan.sequences.map { _ in [] }
         self.memory = memory
     }
 
@@ -122,7 +170,8 @@ final class GroupedQueryState: @unchecked Sendable {
     static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
         let n = states[0].count
         let chunkSize = 4096
-        var holds = [[Bool]](repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count)
+        var holds = [[Bool]](repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count + plan.sequences.count)
+        let sequenceHolds = plan.sequences.indices.map { sequenceVerdicts(states, plan, $0, profiles: n) }
         // Each chunk's combined counts, first times and latest conversions, summed across the states.
         let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkSize)
         let firsts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: chunkSize)
@@ -158,6 +207,25 @@ final class GroupedQueryState: @unchecked Sendable {
                         }
                     }
                 }
+                if rule.wantsValues {
+                    // The values of each profile's qualifying events, merged across the states.
+                    let condition = rule.leaf.rule.value!
+                    for g in 0..<m {
+                        let p = chunk + g
+                        var totals = ValueTotals()
+                        for state in states {
+                            totals.count += Int(state.valueCounts[r]![p])
+                            totals.sum = InteractionRule.ValueCondition.add(totals.sum, state.valueSums[r]![p])
+                            totals.least = min(totals.least, Int64(bitPattern: ~state.valueLeast[r]![p] ^ (1 << 63)))
+                            totals.greatest = max(totals.greatest, Int64(bitPattern: state.valueGreatest[r]![p] ^ (1 << 63)))
+                        }
+                        let c = counts[g]
+                        var verdict = c >= low && c <= high && totals.satisfy(condition)
+                        if comparesConversions { verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted }
+                        holds[r][g] = verdict
+                    }
+                    continue
+                }
                 holds[r].withUnsafeMutableBufferPointer { out in
                     guard comparesConversions else {
                         // low ≤ c ≤ high as one unsigned comparison (none holds when low > high).
@@ -171,6 +239,9 @@ final class GroupedQueryState: @unchecked Sendable {
                         out[g] = c >= low && c <= high && (c > 0 && last[g] >= ~firsts[g]) == converted
                     }
                 }
+            }
+            for (s, verdicts) in sequenceHolds.enumerated() {
+                for g in 0..<m { holds[plan.rules.count + s][g] = verdicts[chunk + g] }
             }
             let verdicts = segment.evaluate(holds, count: m)
             verdicts.withUnsafeBufferPointer { verdicts in
@@ -192,12 +263,109 @@ final class GroupedQueryState: @unchecked Sendable {
     }
 }
 
+/// The first events of one group (those a scan reached, in the group's order), with their offsets and values when
+/// a rule needs them.
+private struct GroupEvents {
+    var times: [Int64] = []
+    var profiles: [Int] = []
+    var offsets: [UInt64] = []
+    var values: [Double] = []
+
+    mutating func removeAll() {
+        times.removeAll(keepingCapacity: true)
+        profiles.removeAll(keepingCapacity: true)
+        offsets.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+    }
+
+    mutating func append(_ t: Int64, _ p: Int) {
+        times.append(t)
+        profiles.append(p)
+    }
+
+    static func corrupt(_ what: String) -> TouchLogError { TouchLogError(code: .corrupt, message: "a block's group has \(what)") }
+
+    /// The offsets of the events, from the group's part of the positions section (the first position as a varint,
+    /// then zigzag differences) and the block's first offset.
+    mutating func decodePositions(_ group: BlockSummary.Group, _ section: [UInt8], first: UInt64, blockEvents: Int) throws(TouchLogError) {
+        var at = group.positions.lowerBound
+        let end = min(group.positions.upperBound, section.count)
+        func varint() throws(TouchLogError) -> UInt64 {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while true {
+                guard at < end, shift < 64 else { throw Self.corrupt("positions that run past its section") }
+                let byte = section[at]
+                at += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+        }
+        var position: Int64 = 0
+        for k in 0..<times.count {
+            if k == 0 {
+                position = Int64(bitPattern: try varint())
+            } else {
+                let z = try varint()
+                position &+= Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
+            }
+            guard position >= 0 && position < Int64(blockEvents) else { throw Self.corrupt("a position outside its block") }
+            offsets.append(first + UInt64(position))
+        }
+    }
+
+    /// The values of the events (NaN: none), from the group's part of the values section: a bitmap of which events
+    /// carry one when some but not all do, then the values as little-endian doubles.
+    mutating func decodeValues(_ group: BlockSummary.Group, _ section: [UInt8]) throws(TouchLogError) {
+        let range = group.values
+        guard range.upperBound <= section.count else { throw Self.corrupt("values that run past its section") }
+        let partial = group.valueCount > 0 && group.valueCount < group.count
+        var at = range.lowerBound + (partial ? (group.count + 7) / 8 : 0)
+        for k in 0..<times.count {
+            let carries = group.valueCount == group.count || (partial && section[range.lowerBound + k >> 3] & (1 << UInt8(k & 7)) != 0)
+            guard carries else {
+                values.append(.nan)
+                continue
+            }
+            guard at + 8 <= range.upperBound else { throw Self.corrupt("fewer values than its bitmap names") }
+            let bits = section.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+            values.append(Double(bitPattern: bits))
+            at += 8
+        }
+    }
+}
+
+extension GroupedQueryState {
+    /// Whether sequence `s` holds for each of `n` profiles, from the candidate events every worker found: sorted by
+    /// (profile, time, offset), each profile's run is tested in order (``SequenceMatcher``).
+    static func sequenceVerdicts(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ s: Int, profiles n: Int) -> [Bool] {
+        var events = states.flatMap { $0.sequenceEvents[s] }
+        events.sort { ($0.profile, $0.time, $0.offset) < ($1.profile, $1.time, $1.offset) }
+        var verdicts = [Bool](repeating: false, count: n)
+        let rule = plan.sequences[s].rule
+        var start = 0
+        while start < events.count {
+            let profile = events[start].profile
+            var end = start + 1
+            while end < events.count && events[end].profile == profile { end += 1 }
+            verdicts[Int(profile)] = SequenceMatcher.matches(events[start..<end].lazy.map { ($0.time, $0.steps) }, steps: rule.steps.count,
+                                                             within: rule.within)
+            start = end
+        }
+        return verdicts
+    }
+}
+
 /// One rule's share of a group's events: counted when inside [low, high].
 private struct GroupTarget {
     let counts: UnsafeMutablePointer<UInt32>
     let firsts: UnsafeMutablePointer<UInt64>?
     let low: Int64
     let high: Int64
+    /// For a rule with a `value` condition: its value columns (see ``GroupedQueryState``).
+    var values: (counts: UnsafeMutablePointer<UInt32>, sums: UnsafeMutablePointer<Int64>, least: UnsafeMutablePointer<UInt64>,
+                 greatest: UnsafeMutablePointer<UInt64>)?
 }
 
 extension StoreReader {
@@ -399,25 +567,45 @@ extension StoreReader {
         var targets: [GroupTarget] = []
         var times: [UInt8] = []
         var profiles: [UInt8] = []
+        var positions: [UInt8] = []
+        var values: [UInt8] = []
         var stored: [UInt8] = []
         var eventsRead: UInt64 = 0
+        // A group's events, for rules that need more than times and profiles (values, sequences).
+        var detail = GroupEvents()
+        var sequenceSteps: [(s: Int, steps: UInt16)] = []
         for b in blocks {
             let summary = summaries[b]
             var sectionsRead = false
+            var positionsRead = false
+            var valuesRead = false
             for group in summary.groups {
                 targets.removeAll(keepingCapacity: true)
+                sequenceSteps.removeAll(keepingCapacity: true)
                 var upper = Int64.min
+                var wantsValues = false
                 for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
                     let window = plan.rules[r].leaf.window!
-                    targets.append(GroupTarget(counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound, high: window.upperBound))
+                    var target = GroupTarget(counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound, high: window.upperBound)
+                    if plan.rules[r].wantsValues {
+                        target.values = (state.valueCounts[r]!, state.valueSums[r]!, state.valueLeast[r]!, state.valueGreatest[r]!)
+                        wantsValues = true
+                    }
+                    targets.append(target)
                     upper = max(upper, window.upperBound)
+                }
+                for q in plan.sequences.indices {
+                    let steps = plan.steps(q, group)
+                    guard steps != 0 else { continue }
+                    sequenceSteps.append((q, steps))
+                    upper = max(upper, plan.sequences[q].window!.upperBound)
                 }
                 let conversions = b >= keptFrom && conversionsFrom.map { from in
                     group.type == EventType.conversion.rawValue && group.minTime <= asOf && group.maxTime >= from
                 } ?? false
                 let universe = plan.needsUniverse && b >= straddle && group.minTime <= asOf
                 if conversions || universe { upper = asOf }
-                if targets.isEmpty && !conversions && !universe { continue }
+                if targets.isEmpty && sequenceSteps.isEmpty && !conversions && !universe { continue }
                 if !sectionsRead {
                     try readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
                     try readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
@@ -428,6 +616,49 @@ extension StoreReader {
                 let conversionsFrom = conversions ? conversionsFrom! : .max
                 let last = state.lastConversion
                 let known = universe ? state.known : nil
+                if wantsValues || !sequenceSteps.isEmpty {
+                    if !sequenceSteps.isEmpty && !positionsRead {
+                        try readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        positionsRead = true
+                    }
+                    if wantsValues && !valuesRead {
+                        try readSection(.values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
+                        valuesRead = true
+                    }
+                    detail.removeAll()
+                    try scan(group, summary, times: times, profiles: profiles, upTo: upper, limit: n) { t, p in detail.append(t, p) }
+                    if !sequenceSteps.isEmpty {
+                        try detail.decodePositions(group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
+                    }
+                    if wantsValues { try detail.decodeValues(group, values) }
+                    for k in 0..<detail.times.count {
+                        let t = detail.times[k]
+                        let p = detail.profiles[k]
+                        for target in targets where t >= target.low && t <= target.high {
+                            target.counts[p] &+= 1
+                            if let firsts = target.firsts {
+                                let key = GroupedQueryState.earliestKey(t)
+                                if key > firsts[p] { firsts[p] = key }
+                            }
+                            if let v = target.values, !detail.values[k].isNaN {
+                                let micros = InteractionRule.ValueCondition.micros(detail.values[k])
+                                v.counts[p] &+= 1
+                                v.sums[p] = InteractionRule.ValueCondition.add(v.sums[p], micros)
+                                v.least[p] = max(v.least[p], GroupedQueryState.earliestKey(micros))
+                                v.greatest[p] = max(v.greatest[p], GroupedQueryState.latestKey(micros))
+                            }
+                        }
+                        for (q, steps) in sequenceSteps where plan.sequences[q].window!.contains(t) {
+                            state.sequenceEvents[q].append(GroupedQueryState.SequenceEvent(profile: UInt32(p), steps: steps, time: t, offset: detail.offsets[k]))
+                        }
+                        if t >= conversionsFrom {
+                            let key = GroupedQueryState.latestKey(t)
+                            if key > last![p] { last![p] = key }
+                        }
+                        known?[p] = 1
+                    }
+                    continue
+                }
                 try targets.withUnsafeBufferPointer { targets throws(TouchLogError) in
                     try scan(group, summary, times: times, profiles: profiles, upTo: upper, limit: n) { t, p in
                         for target in targets where t >= target.low && t <= target.high {

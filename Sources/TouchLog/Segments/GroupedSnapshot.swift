@@ -40,10 +40,10 @@ struct GroupedSnapshot {
     /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
     static let layoutVersion: UInt8 = 3
 
-    /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts).
+    /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts). Rules with a `value`
+    /// condition are read from the log at every query.
     static func isKept(_ rule: InteractionRule) -> Bool {
-        if case .last = rule.timeframe { return false }
-        return true
+        rule.timeframe.isFixed && rule.value == nil
     }
 
     /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times).
@@ -253,7 +253,8 @@ extension StoreReader {
     /// Whether snapshots of `definition` can speed its queries: in format 2, only rules whose window stays put as T
     /// moves (all time, `from`/`to`) are kept in them; rules over the last N days are read from the log.
     public func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
-        formatVersion < 2 || CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.contains { GroupedSnapshot.isKept($0.rule) }
+        let segment = CompiledSegment((try? prepared(definition)) ?? definition, at: QueryTime(asOf: .max))
+        return formatVersion < 2 ? !segment.usesSecondGrammar : segment.leaves.contains { GroupedSnapshot.isKept($0.rule) }
     }
 
     /// Format 2's `createSnapshot(of:)`: a snapshot at the end of the log, from the newest one before it, and on the way

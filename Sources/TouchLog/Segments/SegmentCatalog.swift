@@ -40,12 +40,29 @@ public struct SegmentCatalog: Sendable {
         return versions.sorted { $0.number < $1.number }
     }
 
-    /// The current definition of `name` and its version; `notFound` when never defined or removed.
+    /// The current definition of `name` and its version, its references resolved (``SegmentDefinition/referenced``);
+    /// `notFound` when never defined or removed.
     public func current(_ name: String) throws(TouchLogError) -> (version: Int, definition: SegmentDefinition) {
+        let (version, definition) = try stored(name)
+        return (version, try resolve(definition))
+    }
+
+    /// The current definition of `name` as stored, its references not resolved.
+    private func stored(_ name: String) throws(TouchLogError) -> (version: Int, definition: SegmentDefinition) {
         guard let last = try history(name).last, let definition = last.definition else {
             throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\" (see `touchlog segment list`)")
         }
         return (last.number, definition)
+    }
+
+    /// `definition` with the segments it refers to resolved to their current versions here (those it already holds
+    /// in ``SegmentDefinition/referenced`` are kept); `invalidInput`, naming the rule, when one is missing, the
+    /// references form a cycle or nest too deep.
+    public func resolve(_ definition: SegmentDefinition) throws(TouchLogError) -> SegmentDefinition {
+        guard !definition.references.isEmpty else { return definition }
+        return try definition.resolving { name throws(TouchLogError) in
+            do throws(TouchLogError) { return try stored(name).definition } catch where error.code == .notFound { return nil }
+        }
     }
 
     /// Version `number` of `name`.
@@ -60,12 +77,14 @@ public struct SegmentCatalog: Sendable {
         return definition
     }
 
-    /// The current segments: name, version and description, sorted by name.
+    /// The current segments: name, version and definition (references resolved), sorted by name.
     public func list() throws(TouchLogError) -> [(name: String, version: Int, definition: SegmentDefinition)] {
         let names = ((try? listDirectory(directory)) ?? []).filter { SegmentDefinition.isValidName($0) }.sorted()
         var result: [(name: String, version: Int, definition: SegmentDefinition)] = []
         for name in names {
-            if let last = try history(name).last, let definition = last.definition { result.append((name, last.number, definition)) }
+            if let last = try history(name).last, let definition = last.definition {
+                result.append((name, last.number, (try? resolve(definition)) ?? definition))
+            }
         }
         return result
     }
@@ -73,6 +92,10 @@ public struct SegmentCatalog: Sendable {
     /// Stores `definition` as the next version of its name; returns the version and whether anything changed
     /// (putting the current definition again stores nothing).
     func put(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
+        // With every other segment as it is now: refuses missing segments, cycles and deep chains.
+        var fresh = definition
+        fresh.referenced = [:]
+        _ = try resolve(fresh)
         let history = try history(definition.name)
         if let last = history.last, last.definition == definition { return (last.number, false) }
         let number = (history.last?.number ?? 0) + 1
@@ -84,7 +107,12 @@ public struct SegmentCatalog: Sendable {
 
     /// Marks `name` removed; returns the marker's version.
     func remove(_ name: String) throws(TouchLogError) -> Int {
-        let (version, _) = try current(name)
+        let (version, _) = try stored(name)
+        let referrers = try list().filter { $0.name != name && $0.definition.referencedNames.contains(name) }.map(\.name)
+        guard referrers.isEmpty else {
+            throw TouchLogError(code: .conflict, message: "segment \"\(name)\" is referred to by " + referrers.map { "\"\($0)\"" }.joined(separator: ", ")
+                                + ": change or remove \(referrers.count == 1 ? "it" : "them") first")
+        }
         let path = directory + "/" + name + "/" + Self.fileName(version + 1, "removed")
         try DurableFile.write([], kind: "segment-removed", to: path)
         return version + 1

@@ -32,25 +32,8 @@ extension SegmentDefinition.Rule {
             members.append(("rules", .array(rules.map { $0.encoded() })))
         case .interaction(let rule, _):
             members.append(("interaction", .string(rule.interaction.rawValue)))
-            if let touchpoint = rule.touchpoint {
-                let text = { (bytes: [UInt8]) in JSONValue.string(String(decoding: bytes, as: UTF8.self)) }
-                switch touchpoint {
-                case .exactly(let s): members.append(("touchpoint", .object([("exactly", text(s))])))
-                case .contains(let s): members.append(("touchpoint", .object([("contains", text(s))])))
-                case .startsWith(let s): members.append(("touchpoint", .object([("startsWith", text(s))])))
-                case .endsWith(let s): members.append(("touchpoint", .object([("endsWith", text(s))])))
-                case .oneOf(let list): members.append(("touchpoint", .object([("oneOf", .array(list.map(text)))])))
-                }
-            }
-            switch rule.timeframe {
-            case .allTime: break
-            case .last(let ms): members.append(("timeframe", .object([("last", .string(RuleDuration.format(ms)))])))
-            case .between(let from, let to):
-                var range: [(key: String, value: JSONValue)] = []
-                if let from { range.append(("from", .string(Timestamp.format(from)))) }
-                if let to { range.append(("to", .string(Timestamp.format(to)))) }
-                members.append(("timeframe", .object(range)))
-            }
+            if let touchpoint = rule.touchpoint { members.append(("touchpoint", touchpoint.encoded())) }
+            if let timeframe = rule.timeframe.encoded() { members.append(("timeframe", timeframe)) }
             if rule.atLeast != 1 || rule.atMost != nil {
                 var count: [(key: String, value: JSONValue)] = []
                 if rule.atLeast != 1 { count.append(("atLeast", .number(String(rule.atLeast)))) }
@@ -58,9 +41,57 @@ extension SegmentDefinition.Rule {
                 members.append(("count", .object(count)))
             }
             if let conversion = rule.conversion { members.append(("conversion", .string(conversion.rawValue))) }
+            if let value = rule.value {
+                var bounds: [(key: String, value: JSONValue)] = []
+                if let low = value.atLeast { bounds.append(("atLeast", .number(EventJSON.formatNumber(low)))) }
+                if let high = value.atMost { bounds.append(("atMost", .number(EventJSON.formatNumber(high)))) }
+                members.append(("value", .object([(value.aggregate.rawValue, .object(bounds))])))
+            }
+        case .sequence(let rule, _):
+            members.append(("sequence", .array(rule.steps.map { step in
+                var fields: [(key: String, value: JSONValue)] = [("interaction", .string(step.interaction.rawValue))]
+                if let touchpoint = step.touchpoint { fields.append(("touchpoint", touchpoint.encoded())) }
+                return .object(fields)
+            })))
+            if let within = rule.within { members.append(("within", .string(RuleDuration.format(within)))) }
+            if let timeframe = rule.timeframe.encoded() { members.append(("timeframe", timeframe)) }
+        case .segment(let name, _):
+            members.append(("segment", .string(name)))
         }
         if isNegated { members.append(("negate", .bool(true))) }
         return .object(members)
+    }
+}
+
+extension InteractionRule.TouchpointMatch {
+    func encoded() -> JSONValue {
+        let text = { (bytes: [UInt8]) in JSONValue.string(String(decoding: bytes, as: UTF8.self)) }
+        switch self {
+        case .exactly(let s): return .object([("exactly", text(s))])
+        case .contains(let s): return .object([("contains", text(s))])
+        case .startsWith(let s): return .object([("startsWith", text(s))])
+        case .endsWith(let s): return .object([("endsWith", text(s))])
+        case .oneOf(let list): return .object([("oneOf", .array(list.map(text)))])
+        }
+    }
+}
+
+extension InteractionRule.Timeframe {
+    /// The timeframe as JSON; nil for all time (no field).
+    func encoded() -> JSONValue? {
+        switch self {
+        case .allTime: return nil
+        case .last(let ms): return .object([("last", .string(RuleDuration.format(ms)))])
+        case .before(let ms): return .object([("before", .string(RuleDuration.format(ms)))])
+        case .between(let from, let to):
+            var range: [(key: String, value: JSONValue)] = []
+            if let from { range.append(("from", .string(Timestamp.format(from)))) }
+            if let to { range.append(("to", .string(Timestamp.format(to)))) }
+            return .object(range)
+        case .calendar(let calendar):
+            return .object([("calendar", .object([("unit", .string(calendar.unit.rawValue)), ("count", .number(String(calendar.count))),
+                                                  ("timeZone", .string(calendar.timeZone))]))])
+        }
     }
 }
 
@@ -177,13 +208,20 @@ private struct DefinitionReader {
     func rule(_ value: JSONValue, _ path: String, depth: Int) throws(DefinitionError) -> SegmentDefinition.Rule {
         guard depth <= Self.maxDepth else { throw fail(path, "rules nested more than \(Self.maxDepth) deep") }
         guard case .object(let members) = value else { throw fail(path, "expected a rule object, found \(value.kind)") }
+        if members.contains(where: { $0.key == "sequence" }) { return try sequence(value, path) }
+        if members.contains(where: { $0.key == "segment" }) {
+            let fields = try object(value, path, allowed: ["segment", "negate"])
+            let name = try string(fields["segment"], join(path, "segment"))
+            guard SegmentDefinition.isValidName(name) else { throw fail(join(path, "segment"), "\"\(name)\" is not a valid segment name") }
+            return .segment(name, negate: try bool(fields["negate"], join(path, "negate")))
+        }
         if members.contains(where: { $0.key == "rules" }) {
             let fields = try object(value, path, allowed: ["match", "rules", "negate"])
             return .group(try choice(fields["match"], join(path, "match"), SegmentDefinition.Match.self),
                           try ruleList(fields["rules"], join(path, "rules"), depth: depth + 1),
                           negate: try bool(fields["negate"], join(path, "negate")))
         }
-        let fields = try object(value, path, allowed: ["interaction", "touchpoint", "timeframe", "count", "conversion", "negate"])
+        let fields = try object(value, path, allowed: ["interaction", "touchpoint", "timeframe", "count", "conversion", "value", "negate"])
         guard fields["interaction"] != nil else {
             throw fail(join(path, "interaction"), "is required (or give \"rules\" for a group)")
         }
@@ -208,7 +246,66 @@ private struct DefinitionReader {
             if rule.interaction == .conversion { throw fail(join(path, "conversion"), "does not go with \"interaction\": \"conversion\"") }
             rule.conversion = try choice(conversion, join(path, "conversion"), InteractionRule.Conversion.self)
         }
+        if let value = fields["value"] { rule.value = try valueCondition(value, join(path, "value")) }
         return .interaction(rule, negate: try bool(fields["negate"], join(path, "negate")))
+    }
+
+    func valueCondition(_ value: JSONValue, _ path: String) throws(DefinitionError) -> InteractionRule.ValueCondition {
+        let names = InteractionRule.ValueCondition.Aggregate.allCases.map(\.rawValue)
+        let fields = try object(value, path, allowed: Set(names))
+        guard fields.count == 1, let (key, operand) = fields.first, let aggregate = InteractionRule.ValueCondition.Aggregate(rawValue: key) else {
+            throw fail(path, "needs exactly one of \(names.joined(separator: ", "))")
+        }
+        let boundsPath = join(path, key)
+        let bounds = try object(operand, boundsPath, allowed: ["atLeast", "atMost"])
+        guard !bounds.isEmpty else { throw fail(boundsPath, "needs atLeast, atMost or both") }
+        func number(_ name: String) throws(DefinitionError) -> Double? {
+            guard let v = bounds[name] else { return nil }
+            guard case .number(let text) = v, let x = Double(text), x.isFinite else {
+                throw fail(join(boundsPath, name), "expected a number, found \(v.kind == "a number" ? v.text : v.kind)")
+            }
+            guard abs(x) <= 9e12 else { throw fail(join(boundsPath, name), "\(text) is out of range (at most 9e12 either way)") }
+            return x
+        }
+        let condition = InteractionRule.ValueCondition(aggregate, atLeast: try number("atLeast"), atMost: try number("atMost"))
+        if let low = condition.atLeast, let high = condition.atMost, high < low {
+            throw fail(boundsPath, "atMost \(EventJSON.formatNumber(high)) is less than atLeast \(EventJSON.formatNumber(low))")
+        }
+        return condition
+    }
+
+    func sequence(_ value: JSONValue, _ path: String) throws(DefinitionError) -> SegmentDefinition.Rule {
+        let fields = try object(value, path, allowed: ["sequence", "within", "timeframe", "negate"])
+        let stepsPath = join(path, "sequence")
+        guard case .array(let items)? = fields["sequence"] else {
+            throw fail(stepsPath, "expected an array of steps, found \(fields["sequence"]!.kind)")
+        }
+        guard SequenceRule.stepLimit.contains(items.count) else {
+            throw fail(stepsPath, "has \(items.count) step\(items.count == 1 ? "" : "s"); a sequence has 2 to 8")
+        }
+        var steps: [SequenceRule.Step] = []
+        for (index, item) in items.enumerated() {
+            let stepPath = "\(stepsPath)[\(index)]"
+            let step = try object(item, stepPath, allowed: ["interaction", "touchpoint"])
+            let interaction = try choice(step["interaction"], join(stepPath, "interaction"), InteractionRule.Interaction.self)
+            var touchpoint: InteractionRule.TouchpointMatch?
+            if let t = step["touchpoint"] {
+                touchpoint = try touchpointMatch(t, join(stepPath, "touchpoint"))
+            } else if interaction != .conversion {
+                throw fail(join(stepPath, "touchpoint"), "is required for a \(interaction.rawValue) step")
+            }
+            steps.append(SequenceRule.Step(interaction: interaction, touchpoint: touchpoint))
+        }
+        var rule = SequenceRule(steps: steps)
+        if let within = fields["within"] {
+            let text = try string(within, join(path, "within"))
+            guard let ms = RuleDuration.parse(text) else {
+                throw fail(join(path, "within"), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 1d)")
+            }
+            rule.within = ms
+        }
+        if let timeframe = fields["timeframe"] { rule.timeframe = try self.timeframe(timeframe, join(path, "timeframe")) }
+        return .sequence(rule, negate: try bool(fields["negate"], join(path, "negate")))
     }
 
     func touchpointMatch(_ value: JSONValue, _ path: String) throws(DefinitionError) -> InteractionRule.TouchpointMatch {
@@ -232,19 +329,44 @@ private struct DefinitionReader {
     }
 
     func timeframe(_ value: JSONValue, _ path: String) throws(DefinitionError) -> InteractionRule.Timeframe {
-        let fields = try object(value, path, allowed: ["last", "from", "to"])
-        if let last = fields["last"] {
-            guard fields.count == 1 else { throw fail(path, "give either last or from/to, not both") }
-            let text = try string(last, join(path, "last"))
+        let fields = try object(value, path, allowed: ["last", "from", "to", "before", "calendar"])
+        func duration(_ key: String) throws(DefinitionError) -> Int64 {
+            guard fields.count == 1 else { throw fail(path, "give one of last, before, calendar or from/to") }
+            let text = try string(fields[key], join(path, key))
             guard let ms = RuleDuration.parse(text) else {
-                throw fail(join(path, "last"), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 30d)")
+                throw fail(join(path, key), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 30d)")
             }
-            return .last(milliseconds: ms)
+            return ms
         }
-        guard !fields.isEmpty else { throw fail(path, "needs last, or from and/or to") }
+        if fields["last"] != nil { return .last(milliseconds: try duration("last")) }
+        if fields["before"] != nil { return .before(milliseconds: try duration("before")) }
+        if let calendar = fields["calendar"] {
+            guard fields.count == 1 else { throw fail(path, "give one of last, before, calendar or from/to") }
+            return .calendar(try calendarWindow(calendar, join(path, "calendar")))
+        }
+        guard !fields.isEmpty else { throw fail(path, "needs last, before, calendar, or from and/or to") }
         let from = try fields["from"].map { v throws(DefinitionError) in try time(v, join(path, "from")) }
         let to = try fields["to"].map { v throws(DefinitionError) in try time(v, join(path, "to")) }
         if let from, let to, from > to { throw fail(path, "from is after to") }
         return .between(from: from, to: to)
+    }
+
+    func calendarWindow(_ value: JSONValue, _ path: String) throws(DefinitionError) -> CalendarWindow {
+        let fields = try object(value, path, allowed: ["unit", "count", "timeZone"])
+        let unit = try choice(fields["unit"], join(path, "unit"), CalendarWindow.Unit.self)
+        var window = CalendarWindow(unit: unit)
+        if let count = fields["count"] {
+            window.count = try positiveInteger(count, join(path, "count"))
+            guard CalendarWindow.countLimit.contains(window.count) else {
+                throw fail(join(path, "count"), "\(window.count) is over the limit of \(CalendarWindow.countLimit.upperBound) units")
+            }
+        }
+        if let zone = fields["timeZone"] {
+            window.timeZone = try string(zone, join(path, "timeZone"))
+            guard CalendarWindow.isKnownTimeZone(window.timeZone) else {
+                throw fail(join(path, "timeZone"), "unknown time zone \"\(window.timeZone)\" (a tz database name, such as Europe/Amsterdam)")
+            }
+        }
+        return window
     }
 }

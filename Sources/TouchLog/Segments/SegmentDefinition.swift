@@ -9,6 +9,10 @@ public struct SegmentDefinition: Sendable, Equatable {
     public var match: Match
     /// At least one.
     public var rules: [Rule]
+    /// The definitions of the segments its rules refer to, directly or through others, by name: filled in when the
+    /// definition is read from a store's catalog (their current versions then), or by ``SegmentCatalog/resolve(_:)``.
+    /// Not part of the definition's JSON or of its equality.
+    public var referenced: [String: SegmentDefinition] = [:]
 
     /// Whether every rule (`all`) or at least one (`any`) must hold.
     public enum Match: String, Sendable, Equatable {
@@ -16,16 +20,23 @@ public struct SegmentDefinition: Sendable, Equatable {
         case any
     }
 
-    /// An interaction rule or a group of rules, possibly negated.
+    /// An interaction rule, a group of rules, a sequence of steps or a reference to another segment, possibly negated.
     public indirect enum Rule: Sendable, Equatable {
         case interaction(InteractionRule, negate: Bool)
         case group(Match, [Rule], negate: Bool)
+        case sequence(SequenceRule, negate: Bool)
+        /// Holds for the members of the named segment's current version at the same T and K.
+        case segment(String, negate: Bool)
 
         public var isNegated: Bool {
             switch self {
-            case .interaction(_, let negate), .group(_, _, let negate): return negate
+            case .interaction(_, let negate), .group(_, _, let negate), .sequence(_, let negate), .segment(_, let negate): return negate
             }
         }
+    }
+
+    public static func == (a: SegmentDefinition, b: SegmentDefinition) -> Bool {
+        a.name == b.name && a.description == b.description && a.match == b.match && a.rules == b.rules
     }
 
     public init(name: String, description: String? = nil, match: Match, rules: [Rule]) {
@@ -92,19 +103,96 @@ public struct InteractionRule: Sendable, Equatable {
         case last(milliseconds: Int64)
         /// `from ≤ t ≤ min(to, T)`, either end optional.
         case between(from: Int64?, to: Int64?)
+        /// `t < T − duration`: everything older than the last-duration window.
+        case before(milliseconds: Int64)
+        /// The calendar unit containing T in a time zone, from its start up to T, and the whole units before it.
+        case calendar(CalendarWindow)
 
         /// The inclusive window of event times at `asOf`; nil when empty.
         public func window(asOf: Int64) -> ClosedRange<Int64>? {
-            let low: Int64
+            var low: Int64 = .min
             var high = asOf
             switch self {
-            case .allTime: low = .min
+            case .allTime: break
             case .last(let d): low = asOf &- d
             case .between(let from, let to):
                 low = from ?? .min
                 if let to { high = min(to, asOf) }
+            case .before(let d): high = asOf &- d &- 1
+            case .calendar(let calendar): low = calendar.start(asOf: asOf)
             }
             return low <= high ? low...high : nil
+        }
+
+        /// Whether the window stays put as T moves (all time, `from`/`to`), so the counts of a prefix of the log
+        /// serve every later T.
+        var isFixed: Bool {
+            switch self {
+            case .allTime, .between: return true
+            case .last, .before, .calendar: return false
+            }
+        }
+    }
+
+    /// A condition on the values of a rule's qualifying events that carry one.
+    ///
+    /// Values are compared in millionths: each is rounded to the nearest 10⁻⁶ before it is summed, so sums are exact
+    /// and do not depend on the order events are read in (150.10 + 49.90 is at least 200). Sums saturate at
+    /// ±9.2 × 10¹².
+    public struct ValueCondition: Sendable, Equatable {
+        public enum Aggregate: String, Sendable, Equatable, CaseIterable {
+            case sum, avg, min, max
+        }
+
+        public var aggregate: Aggregate
+        public var atLeast: Double?
+        public var atMost: Double?
+
+        public init(_ aggregate: Aggregate, atLeast: Double? = nil, atMost: Double? = nil) {
+            self.aggregate = aggregate
+            self.atLeast = atLeast
+            self.atMost = atMost
+        }
+
+        /// `value` in millionths, rounded to the nearest (saturating).
+        @inline(__always)
+        static func micros(_ value: Double) -> Int64 {
+            let scaled = (value * 1_000_000).rounded()
+            if scaled >= 9.2e18 { return .max }
+            if scaled <= -9.2e18 { return .min }
+            return Int64(scaled)
+        }
+
+        /// `a + b`, saturating.
+        @inline(__always)
+        static func add(_ a: Int64, _ b: Int64) -> Int64 {
+            let (sum, overflow) = a.addingReportingOverflow(b)
+            return overflow ? (b > 0 ? .max : .min) : sum
+        }
+
+        /// Whether the aggregate of `count` values (≥ 1) with sum `sum`, least `least` and greatest `greatest`
+        /// (all in millionths) lies within the bounds.
+        func holds(count: Int, sum: Int64, least: Int64, greatest: Int64) -> Bool {
+            guard count > 0 else { return false }
+            let low = atLeast.map(Self.micros)
+            let high = atMost.map(Self.micros)
+            switch aggregate {
+            case .sum: return (low.map { sum >= $0 } ?? true) && (high.map { sum <= $0 } ?? true)
+            case .min: return (low.map { least >= $0 } ?? true) && (high.map { least <= $0 } ?? true)
+            case .max: return (low.map { greatest >= $0 } ?? true) && (high.map { greatest <= $0 } ?? true)
+            case .avg:
+                // sum / count against a bound b, as sum against b × count in 128 bits (exact).
+                return (low.map { Self.compare(sum, $0, times: count) >= 0 } ?? true)
+                    && (high.map { Self.compare(sum, $0, times: count) <= 0 } ?? true)
+            }
+        }
+
+        /// The sign of `sum − bound × count`, computed exactly.
+        static func compare(_ sum: Int64, _ bound: Int64, times count: Int) -> Int {
+            let product = bound.multipliedFullWidth(by: Int64(count))
+            let left = (high: sum < 0 ? Int64(-1) : 0, low: UInt64(bitPattern: sum))
+            if left.high != product.high { return left.high < product.high ? -1 : 1 }
+            return left.low == product.low ? 0 : left.low < product.low ? -1 : 1
         }
     }
 
@@ -123,15 +211,51 @@ public struct InteractionRule: Sendable, Equatable {
     /// …and at most this many, when given.
     public var atMost: Int?
     public var conversion: Conversion?
+    /// A condition on the values of the qualifying events (with a count, both must hold).
+    public var value: ValueCondition?
 
     public init(interaction: Interaction, touchpoint: TouchpointMatch? = nil, timeframe: Timeframe = .allTime,
-                atLeast: Int = 1, atMost: Int? = nil, conversion: Conversion? = nil) {
+                atLeast: Int = 1, atMost: Int? = nil, conversion: Conversion? = nil, value: ValueCondition? = nil) {
         self.interaction = interaction
         self.touchpoint = touchpoint
         self.timeframe = timeframe
         self.atLeast = atLeast
         self.atMost = atMost
         self.conversion = conversion
+        self.value = value
+    }
+}
+
+/// Steps a profile took in order: events e1…en, each qualifying for its step (type, touchpoint, inside the rule's
+/// timeframe, ≤ T, recorded ≤ K), in strictly increasing (time, offset) order, with en.time − e1.time ≤ `within`.
+public struct SequenceRule: Sendable, Equatable {
+    /// One step: an event type and touchpoint, as in an interaction rule.
+    public struct Step: Sendable, Equatable {
+        public var interaction: InteractionRule.Interaction
+        /// Required unless `interaction` is `conversion`.
+        public var touchpoint: InteractionRule.TouchpointMatch?
+
+        public init(interaction: InteractionRule.Interaction, touchpoint: InteractionRule.TouchpointMatch? = nil) {
+            self.interaction = interaction
+            self.touchpoint = touchpoint
+        }
+
+        /// The step as an interaction rule (all time, at least one event), for matching events.
+        var rule: InteractionRule { InteractionRule(interaction: interaction, touchpoint: touchpoint) }
+    }
+
+    /// 2–8 steps.
+    public var steps: [Step]
+    /// The longest time from the first step's event to the last's; nil: unbounded.
+    public var within: Int64?
+    public var timeframe: InteractionRule.Timeframe
+
+    public static let stepLimit = 2...8
+
+    public init(steps: [Step], within: Int64? = nil, timeframe: InteractionRule.Timeframe = .allTime) {
+        self.steps = steps
+        self.within = within
+        self.timeframe = timeframe
     }
 }
 

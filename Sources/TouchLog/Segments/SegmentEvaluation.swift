@@ -13,10 +13,16 @@ public struct QueryTime: Sendable, Equatable {
     }
 }
 
-/// A definition's rule tree with its interaction rules numbered, ready to evaluate at one time.
+/// A definition's rule tree with its interaction rules and sequences numbered, ready to evaluate at one time.
+/// References to other segments are compiled in place as groups of the referenced definitions' rules (from
+/// ``SegmentDefinition/referenced``): a profile's membership depends on its own events only, and every answer is
+/// restricted to known profiles, so the referenced tree's verdict is its membership.
 struct CompiledSegment {
     indirect enum Node {
+        /// Interaction rule `leaves[i]`.
         case leaf(Int, negate: Bool)
+        /// Sequence `sequences[i]` (its verdicts follow the interaction rules' in ``evaluate(_:count:)``).
+        case sequence(Int, negate: Bool)
         case group(SegmentDefinition.Match, [Node], negate: Bool)
     }
 
@@ -39,10 +45,11 @@ struct CompiledSegment {
             return allowed
         }
 
-        /// Whether the rule holds for a profile with `count` qualifying events, the first at `first`, and its latest
-        /// conversion (≤ T) at `lastConversion`.
-        func holds(count: Int, first: Int64, lastConversion: Int64) -> Bool {
+        /// Whether the rule holds for a profile with `count` qualifying events, the first at `first`, its latest
+        /// conversion (≤ T) at `lastConversion`, and the aggregate of the values of its qualifying events.
+        func holds(count: Int, first: Int64, lastConversion: Int64, values: ValueTotals = ValueTotals()) -> Bool {
             guard count >= rule.atLeast, count <= (rule.atMost ?? .max) else { return false }
+            if let value = rule.value, !values.satisfy(value) { return false }
             switch rule.conversion {
             case nil: return true
             case .converted?: return lastConversion >= first
@@ -51,28 +58,51 @@ struct CompiledSegment {
         }
     }
 
+    /// A sequence rule at the query's time: each step as an interaction leaf with the rule's window.
+    struct SequenceLeaf {
+        let rule: SequenceRule
+        let steps: [Leaf]
+        let window: ClosedRange<Int64>?
+    }
+
     let definition: SegmentDefinition
     let time: QueryTime
     var leaves: [Leaf] = []
+    var sequences: [SequenceLeaf] = []
     var root: Node = .group(.all, [], negate: false)
 
     init(_ definition: SegmentDefinition, at time: QueryTime) {
         self.definition = definition
         self.time = time
-        root = .group(definition.match, definition.rules.map { compile($0) }, negate: false)
+        root = .group(definition.match, definition.rules.map { compile($0, depth: 0) }, negate: false)
     }
 
-    private mutating func compile(_ rule: SegmentDefinition.Rule) -> Node {
+    /// The number of verdict columns ``evaluate(_:count:)`` takes: the interaction rules', then the sequences'.
+    var atoms: Int { leaves.count + sequences.count }
+
+    private mutating func compile(_ rule: SegmentDefinition.Rule, depth: Int) -> Node {
         switch rule {
         case .interaction(let interaction, let negate):
             leaves.append(Leaf(rule: interaction, window: interaction.timeframe.window(asOf: time.asOf)))
             return .leaf(leaves.count - 1, negate: negate)
         case .group(let match, let rules, let negate):
-            return .group(match, rules.map { compile($0) }, negate: negate)
+            return .group(match, rules.map { compile($0, depth: depth) }, negate: negate)
+        case .sequence(let sequence, let negate):
+            let window = sequence.timeframe.window(asOf: time.asOf)
+            sequences.append(SequenceLeaf(rule: sequence, steps: sequence.steps.map { Leaf(rule: $0.rule, window: window) }, window: window))
+            return .sequence(sequences.count - 1, negate: negate)
+        case .segment(let name, let negate):
+            // Resolution refuses missing segments, cycles and deep chains before a query compiles; should one slip
+            // through, the reference holds for no one rather than recursing.
+            guard let referenced = definition.referenced[name], depth < SegmentDefinition.referenceDepthLimit else {
+                return .group(.any, [], negate: negate)
+            }
+            return .group(referenced.match, referenced.rules.map { compile($0, depth: depth + 1) }, negate: negate)
         }
     }
 
-    /// Evaluates the tree for `count` profiles at once, given for each leaf whether it holds for each profile.
+    /// Evaluates the tree for `count` profiles at once, given whether each interaction rule (`leafHolds[i]`) and
+    /// each sequence (`leafHolds[leaves.count + i]`) holds for each profile.
     func evaluate(_ leafHolds: [[Bool]], count: Int) -> [Bool] {
         evaluate(root, leafHolds, count)
     }
@@ -83,6 +113,9 @@ struct CompiledSegment {
         switch node {
         case .leaf(let index, let negate):
             result = leafHolds[index]
+            negated = negate
+        case .sequence(let index, let negate):
+            result = leafHolds[leaves.count + index]
             negated = negate
         case .group(let match, let children, let negate):
             negated = negate
@@ -102,6 +135,52 @@ struct CompiledSegment {
         }
         if negated { result.withUnsafeMutableBufferPointer { for g in 0..<n { $0[g] = !$0[g] } } }
         return result
+    }
+
+    /// Evaluates the tree for one profile, given each atom's verdict (as ``evaluate(_:count:)`` numbers them).
+    func evaluate(_ atoms: [Bool]) -> Bool {
+        func value(_ node: Node) -> Bool {
+            switch node {
+            case .leaf(let i, let negate): return atoms[i] != negate
+            case .sequence(let i, let negate): return atoms[leaves.count + i] != negate
+            case .group(let match, let children, let negate):
+                return (match == .all ? children.allSatisfy(value) : children.contains(where: value)) != negate
+            }
+        }
+        return value(root)
+    }
+
+    /// Whether anything beyond the first grammar is used (sequences, values, `before` and `calendar` windows): the
+    /// format-1 projection does not keep what those need.
+    var usesSecondGrammar: Bool {
+        !sequences.isEmpty || leaves.contains { leaf in
+            if leaf.rule.value != nil { return true }
+            switch leaf.rule.timeframe {
+            case .before, .calendar: return true
+            case .allTime, .last, .between: return false
+            }
+        }
+    }
+}
+
+/// The values (in millionths) of a profile's qualifying events that carry one: how many, their sum, least and greatest.
+struct ValueTotals {
+    var count = 0
+    var sum: Int64 = 0
+    var least: Int64 = .max
+    var greatest: Int64 = .min
+
+    mutating func add(_ value: Double) {
+        guard !value.isNaN else { return }
+        let micros = InteractionRule.ValueCondition.micros(value)
+        count += 1
+        sum = InteractionRule.ValueCondition.add(sum, micros)
+        least = min(least, micros)
+        greatest = max(greatest, micros)
+    }
+
+    func satisfy(_ condition: InteractionRule.ValueCondition) -> Bool {
+        condition.holds(count: count, sum: sum, least: least, greatest: greatest)
     }
 }
 
@@ -190,8 +269,10 @@ extension StoreReader {
     /// are all after T are skipped by their headers, and reading stops at the first block recorded after K
     /// (recorded time never decreases along the log).
     public func members(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
+        let definition = try prepared(definition)
         if formatVersion >= 2 { return try groupedMembers(of: definition, at: time) }
         let segment = CompiledSegment(definition, at: time)
+        if segment.usesSecondGrammar { return try evaluatedMembers(segment) }
         var report = QueryReport()
         var projection = startingProjection(definition, at: time, report: &report)
         let startOffset = projection.endOffset
@@ -221,8 +302,49 @@ extension StoreReader {
     /// How many members `definition` has at `time`: the answer of ``members(of:at:)`` without its strings (a format-2
     /// store never looks them up).
     public func count(of definition: SegmentDefinition, at time: QueryTime) throws -> Int {
+        let definition = try prepared(definition)
         if formatVersion >= 2 { return try groupedMemberIDs(of: definition, at: time).ids.count }
         return try members(of: definition, at: time).count
+    }
+
+    /// What the engine evaluates: `definition` with its references resolved (from this store's catalog where the
+    /// definition does not hold them) and compiled in place (``SegmentDefinition/expanded``).
+    func prepared(_ definition: SegmentDefinition) throws(TouchLogError) -> SegmentDefinition {
+        try segments.resolve(definition).expanded
+    }
+
+    /// The members of `segment` from each profile's own events (``ProfileEvaluation``): how a format-1 store answers
+    /// rules its projection does not keep (sequences, values, `before` and `calendar` windows). Reads every block
+    /// recorded by K that starts at or before T.
+    func evaluatedMembers(_ segment: CompiledSegment) throws -> [String] {
+        let time = segment.time
+        var touchpoints = StringTable()
+        var touchpointIDs: [String: UInt32] = [:]
+        var profiles: [String: [ProfileEvent]] = [:]
+        let filter = ReplayFilter(until: time.asOf)
+        var report = QueryReport()
+        try forEachBlock(matching: filter, recordedBy: time.knownAt) { block in
+            report.eventsRead += UInt64(block.events.count)
+            for i in filter.matches(in: block) {
+                let stored = block.storedEvent(at: i)
+                let e = stored.event
+                var id: UInt32 = 0
+                if let t = e.touchpoint {
+                    if let known = touchpointIDs[t] {
+                        id = known
+                    } else {
+                        touchpoints.append(Array(t.utf8))
+                        id = UInt32(touchpoints.count)
+                        touchpointIDs[t] = id
+                    }
+                }
+                profiles[e.profile, default: []].append(ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id,
+                                                                     value: e.value ?? .nan))
+            }
+        }
+        lastQuery = report
+        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: touchpoints))
+        return profiles.filter { evaluation.isMember($0.value) }.map(\.key).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
     /// The most snapshots kept per segment definition; beyond it, the ones closest to their neighbours go.

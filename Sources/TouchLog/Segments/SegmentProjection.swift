@@ -227,6 +227,7 @@ extension CompiledSegment {
             switch rule {
             case .interaction(let r, _): result.append(r)
             case .group(_, let rules, _): rules.forEach(walk)
+            case .sequence, .segment: break  // answered by ``ProfileEvaluation`` (see ``CompiledSegment/usesSecondGrammar``)
             }
         }
         definition.rules.forEach(walk)

@@ -51,7 +51,7 @@ struct SnapshotStore {
     }
 
     static func key(_ definition: SegmentDefinition) -> String {
-        String(BlockHash.sha256(of: Array(definition.json.utf8)).description.prefix(16))
+        String(BlockHash.sha256(of: Array(definition.expanded.json.utf8)).description.prefix(16))
     }
 
     static func fileName(endOffset: UInt64, watermark: Int64, recorded: Int64) -> String {
@@ -309,7 +309,10 @@ extension StoreReader {
 
     /// Folds the whole log into `definition`'s projection and saves it as a snapshot; returns its info.
     public func createSnapshot(of definition: SegmentDefinition) throws -> SnapshotInfo? {
+        let definition = try prepared(definition)
         if formatVersion >= 2 { return try createGroupedSnapshot(of: definition) }
+        // The format-1 projection keeps only the first grammar's rules; the rest is read from the log.
+        guard !CompiledSegment(definition, at: QueryTime(asOf: .max)).usesSecondGrammar else { return nil }
         var report = QueryReport()
         var projection = newestUsableSnapshot(definition, at: QueryTime(asOf: .max), report: &report) ?? SegmentProjection(definition: definition)
         guard projection.endOffset < endOffset else { return nil }

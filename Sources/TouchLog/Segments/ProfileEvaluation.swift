@@ -1,0 +1,153 @@
+/// One event of one profile, as the per-profile evaluation reads it.
+struct ProfileEvent {
+    var time: Int64
+    var offset: UInt64
+    var type: UInt8
+    /// Touchpoint id + 1 in the evaluator's table, or 0 for none.
+    var touchpoint: UInt32
+    /// NaN when the event carries none.
+    var value: Double
+}
+
+/// Which touchpoints (ids + 1 of one table; 0 = none) each interaction rule and each sequence step of a compiled
+/// definition accepts. The leaves are numbered the same at every T, so one set serves every query time.
+struct RuleMatchers {
+    let leaves: [[Bool]]
+    let steps: [[[Bool]]]
+
+    init(_ segment: CompiledSegment, touchpoints: StringTable) {
+        leaves = segment.leaves.map { $0.allowedTouchpoints(touchpoints) }
+        steps = segment.sequences.map { $0.steps.map { $0.allowedTouchpoints(touchpoints) } }
+    }
+}
+
+/// The membership of one profile from its own events: the evaluation every other follows, used where one profile
+/// (or a few) is asked about at many times (`explain`, `history`), and by format-1 stores for the rules their
+/// projection does not keep. The caller gives the events recorded by K (any order of offsets; times ≤ T or later);
+/// only those at or before the compiled segment's T count.
+struct ProfileEvaluation {
+    let segment: CompiledSegment
+    let matchers: RuleMatchers
+
+    /// What one interaction rule found: its qualifying events (indices into the events given), the value totals,
+    /// and the profile's latest conversion at or before T.
+    struct LeafFinding {
+        var qualifying: [Int] = []
+        var first: Int64 = .max
+        var values = ValueTotals()
+    }
+
+    /// Whether the event at `i` qualifies for leaf `l` (its touchpoint and type, inside the window).
+    @inline(__always)
+    func qualifies(_ e: ProfileEvent, leaf l: Int) -> Bool {
+        let leaf = segment.leaves[l]
+        guard let window = leaf.window, window.contains(e.time), leaf.rule.interaction.matches(e.type) else { return false }
+        let allowed = matchers.leaves[l]
+        return Int(e.touchpoint) < allowed.count && allowed[Int(e.touchpoint)]
+    }
+
+    func findings(_ events: [ProfileEvent]) -> (leaves: [LeafFinding], lastConversion: Int64) {
+        let asOf = segment.time.asOf
+        var lastConversion = Int64.min
+        var found = [LeafFinding](repeating: LeafFinding(), count: segment.leaves.count)
+        for (i, e) in events.enumerated() where e.time <= asOf {
+            if e.type == EventType.conversion.rawValue { lastConversion = max(lastConversion, e.time) }
+            for l in segment.leaves.indices where qualifies(e, leaf: l) {
+                found[l].qualifying.append(i)
+                found[l].first = min(found[l].first, e.time)
+                if segment.leaves[l].rule.value != nil { found[l].values.add(e.value) }
+            }
+        }
+        return (found, lastConversion)
+    }
+
+    /// The events of `events` that could take each step of sequence `s` (indices), in (time, offset) order.
+    func sequenceCandidates(_ events: [ProfileEvent], _ s: Int) -> [(index: Int, steps: UInt16)] {
+        let sequence = segment.sequences[s]
+        guard let window = sequence.window else { return [] }
+        var candidates: [(index: Int, steps: UInt16)] = []
+        for (i, e) in events.enumerated() where window.contains(e.time) {
+            var mask: UInt16 = 0
+            for (k, step) in sequence.rule.steps.enumerated() where step.interaction.matches(e.type) {
+                let allowed = matchers.steps[s][k]
+                if Int(e.touchpoint) < allowed.count && allowed[Int(e.touchpoint)] { mask |= 1 << UInt16(k) }
+            }
+            if mask != 0 { candidates.append((i, mask)) }
+        }
+        candidates.sort { (events[$0.index].time, events[$0.index].offset) < (events[$1.index].time, events[$1.index].offset) }
+        return candidates
+    }
+
+    /// Whether sequence `s` matches `events`: a chain e1…en in strictly increasing (time, offset) order with
+    /// en.time − e1.time ≤ within. Per step it keeps only the latest first-step time of a chain that reached it,
+    /// which is all a later step needs (the latest start gives the shortest span).
+    func sequenceHolds(_ events: [ProfileEvent], _ s: Int) -> Bool {
+        let rule = segment.sequences[s].rule
+        return SequenceMatcher.matches(sequenceCandidates(events, s).lazy.map { (events[$0.index].time, $0.steps) }, steps: rule.steps.count,
+                                       within: rule.within)
+    }
+
+    /// The chain that shows sequence `s` holds (indices into `events`), or nil: from the earliest first step that
+    /// completes within the limit, each next step's earliest event.
+    func sequenceChain(_ events: [ProfileEvent], _ s: Int) -> [Int]? {
+        let rule = segment.sequences[s].rule
+        let candidates = sequenceCandidates(events, s)
+        for (startAt, start) in candidates.enumerated() where start.steps & 1 != 0 {
+            var chain = [start.index]
+            var at = startAt + 1
+            while chain.count < rule.steps.count, at < candidates.count {
+                if candidates[at].steps & (1 << UInt16(chain.count)) != 0 { chain.append(candidates[at].index) }
+                at += 1
+            }
+            guard chain.count == rule.steps.count else { break }  // a later start cannot complete either
+            if rule.within.map({ events[chain.last!].time - events[chain[0]].time <= $0 }) ?? true { return chain }
+        }
+        return nil
+    }
+
+    /// Each atom's verdict (interaction rules, then sequences), before negation.
+    func atoms(_ events: [ProfileEvent]) -> [Bool] {
+        let (found, lastConversion) = findings(events)
+        var atoms = segment.leaves.indices.map { l in
+            segment.leaves[l].holds(count: found[l].qualifying.count, first: found[l].first, lastConversion: lastConversion, values: found[l].values)
+        }
+        for s in segment.sequences.indices { atoms.append(sequenceHolds(events, s)) }
+        return atoms
+    }
+
+    /// Whether the profile is a member: known at T (an event at or before it) and the tree holds.
+    func isMember(_ events: [ProfileEvent]) -> Bool {
+        let asOf = segment.time.asOf
+        guard events.contains(where: { $0.time <= asOf }) else { return false }
+        return segment.evaluate(atoms(events))
+    }
+}
+
+/// The streaming test of a sequence over one profile's candidate events in (time, offset) order.
+enum SequenceMatcher {
+    /// `events`: each candidate's time and the steps it can take (bit k: step k). Processing an event's steps from
+    /// the last down keeps it from taking two steps of one chain.
+    static func matches(_ events: some Sequence<(Int64, UInt16)>, steps n: Int, within: Int64?) -> Bool {
+        // started[k]: the latest first-step time of a chain through step k (Int64.min: none yet).
+        var started = [Int64](repeating: .min, count: n)
+        let limit = within ?? .max
+        for (time, mask) in events {
+            var k = n - 1
+            while k >= 0 {
+                if mask & (1 << UInt16(k)) != 0 {
+                    if k == 0 {
+                        started[0] = time
+                    } else if started[k - 1] != .min {
+                        if k == n - 1 {
+                            if time &- started[k - 1] <= limit { return true }
+                        } else {
+                            started[k] = max(started[k], started[k - 1])
+                        }
+                    }
+                }
+                k -= 1
+            }
+        }
+        return false
+    }
+}

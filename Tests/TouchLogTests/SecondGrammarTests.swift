@@ -1,0 +1,119 @@
+import Testing
+@testable import TouchLog
+
+/// The second part of the grammar (sequences, values, `before` and `calendar` windows, segment references) on its
+/// own: parsing and round trips, the refusals a catalog makes, and the edges each construct is defined by.
+@Suite struct SecondGrammarTests {
+    static func definition(_ name: String, _ rules: String, match: String = "all") throws -> SegmentDefinition {
+        try SegmentDefinition(json: #"{"name":"\#(name)","match":"\#(match)","rules":[\#(rules)]}"#)
+    }
+
+    @Test func everyNewConstructParsesAndRoundTrips() throws {
+        let text = #"""
+            {"name":"second","match":"all","rules":[
+              {"sequence":[{"interaction":"view","touchpoint":{"exactly":"product"}},{"interaction":"click","touchpoint":{"startsWith":"offer"}},
+                           {"interaction":"conversion"}],"within":"1d","timeframe":{"calendar":{"unit":"week","count":2,"timeZone":"Europe/Amsterdam"}}},
+              {"interaction":"conversion","timeframe":{"last":"90d"},"value":{"sum":{"atLeast":200}}},
+              {"interaction":"conversion","value":{"avg":{"atLeast":10.5,"atMost":99.99}},"count":{"atLeast":2}},
+              {"interaction":"any","touchpoint":{"contains":"x"},"timeframe":{"before":"30d"},"negate":true},
+              {"interaction":"view","touchpoint":{"exactly":"y"},"timeframe":{"calendar":{"unit":"month"}}},
+              {"match":"any","rules":[{"segment":"other","negate":true},{"segment":"third"}]}]}
+            """#
+        let definition = try SegmentDefinition(json: text)
+        #expect(try SegmentDefinition(json: definition.json) == definition)
+        guard case .sequence(let sequence, negate: false) = definition.rules[0] else { Issue.record("sequence expected"); return }
+        #expect(sequence.steps.count == 3 && sequence.within == 86_400_000)
+        #expect(sequence.timeframe == .calendar(CalendarWindow(unit: .week, count: 2, timeZone: "Europe/Amsterdam")))
+        guard case .interaction(let sum, _) = definition.rules[1], case .interaction(let before, true) = definition.rules[3],
+            case .interaction(let month, _) = definition.rules[4]
+        else { Issue.record("interaction rules expected"); return }
+        #expect(sum.value == .init(.sum, atLeast: 200))
+        #expect(before.timeframe == .before(milliseconds: 30 * 86_400_000))
+        #expect(month.timeframe == .calendar(CalendarWindow(unit: .month, count: 1, timeZone: "UTC")), "count 1 and UTC by default")
+        #expect(definition.referencedNames == ["other", "third"])
+        #expect(definition.references.map(\.path) == ["rules[5].rules[0].segment", "rules[5].rules[1].segment"])
+    }
+
+    @Test func referencesAreCheckedWhenADefinitionIsPutAndWhenOneIsRemoved() throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        let plain = #"{"interaction":"conversion"}"#
+        // A reference to a segment that does not exist.
+        #expect { try store.putSegment(try Self.definition("a", #"{"segment":"b"}"#)) } throws: { error in
+            let e = error as! TouchLogError
+            return e.code == .invalidInput && e.message == "rules[0].segment: no segment named \"b\""
+        }
+        try store.putSegment(try Self.definition("b", plain))
+        try store.putSegment(try Self.definition("a", #"{"interaction":"view","touchpoint":{"exactly":"x"}},{"segment":"b","negate":true}"#))
+        try store.putSegment(try Self.definition("c", #"{"segment":"a"}"#))
+        // Closing a cycle names its members.
+        #expect { try store.putSegment(try Self.definition("b", #"{"match":"any","rules":[{"segment":"c"}]}"#)) } throws: { error in
+            "\(error)" == #"rules[0].rules[0].segment: refers back to itself: "b" → "c" → "a" → "b" is a cycle"#
+        }
+        #expect { try store.putSegment(try Self.definition("d", #"{"segment":"d"}"#)) } throws: { "\($0)".contains(#""d" → "d" is a cycle"#) }
+        // Removing a referenced segment names the referrers; removing the referrers first works.
+        #expect { try store.removeSegment("b") } throws: { error in
+            let e = error as! TouchLogError
+            return e.code == .conflict && e.message == #"segment "b" is referred to by "a": change or remove it first"#
+        }
+        // Reading a definition resolves what it refers to, directly or not.
+        #expect(try store.segments.current("c").definition.referenced.keys.sorted() == ["a", "b"])
+        try store.removeSegment("c")
+        try store.removeSegment("a")
+        try store.removeSegment("b")
+        // A chain deeper than 8 is refused.
+        try store.putSegment(try Self.definition("r0", plain))
+        for i in 1...8 { try store.putSegment(try Self.definition("r\(i)", #"{"segment":"r\#(i - 1)"}"#)) }
+        #expect { try store.putSegment(try Self.definition("r9", #"{"segment":"r8"}"#)) } throws: { "\($0)".contains("references nest more than 8 deep") }
+    }
+
+    @Test func calendarWindowsStartAtLocalMidnightMondayAndTheFirstAcrossDaylightSaving() {
+        func start(_ unit: CalendarWindow.Unit, _ count: Int, _ zone: String, _ at: String) -> String {
+            Timestamp.format(CalendarWindow(unit: unit, count: count, timeZone: zone).start(asOf: Timestamp.parse(at)!))
+        }
+        // 30 October 2022, Amsterdam: a 25-hour day (summer time ends at 03:00 CEST).
+        #expect(start(.day, 1, "Europe/Amsterdam", "2022-10-30T23:30:00Z") == "2022-10-30T23:00:00.000Z", "already 31 October there")
+        #expect(start(.day, 1, "Europe/Amsterdam", "2022-10-30T22:59:59.999Z") == "2022-10-29T22:00:00.000Z", "midnight was still CEST")
+        #expect(start(.day, 2, "Europe/Amsterdam", "2022-10-31T12:00:00Z") == "2022-10-29T22:00:00.000Z")
+        // 27 March 2022: a 23-hour day.
+        #expect(start(.day, 2, "Europe/Amsterdam", "2022-03-28T12:00:00Z") == "2022-03-26T23:00:00.000Z")
+        // Weeks start on Monday; in New York the week of 6 November 2022 (summer time ends on the Sunday).
+        #expect(start(.week, 1, "America/New_York", "2022-11-06T12:00:00Z") == "2022-10-31T04:00:00.000Z")
+        #expect(start(.week, 2, "America/New_York", "2022-11-07T12:00:00Z") == "2022-10-31T04:00:00.000Z")
+        #expect(start(.week, 1, "UTC", "2022-11-06T23:59:59.999Z") == "2022-10-31T00:00:00.000Z")
+        // Months, and a half-hour zone.
+        #expect(start(.month, 1, "Europe/Amsterdam", "2022-11-01T00:00:00Z") == "2022-10-31T23:00:00.000Z")
+        #expect(start(.month, 3, "UTC", "2022-03-15T00:00:00Z") == "2022-01-01T00:00:00.000Z")
+        #expect(start(.day, 1, "Asia/Kolkata", "2022-06-01T18:29:59Z") == "2022-05-31T18:30:00.000Z")
+    }
+
+    @Test func valuesCompareInMillionthsSoSumsAreExact() {
+        var totals = ValueTotals()
+        for v in [150.10, 49.90] { totals.add(v) }
+        #expect(totals.satisfy(.init(.sum, atLeast: 200)))
+        #expect(totals.satisfy(.init(.sum, atMost: 200)))
+        #expect(totals.satisfy(.init(.avg, atLeast: 100, atMost: 100)))
+        #expect(!totals.satisfy(.init(.avg, atLeast: 100.000001)))
+        #expect(totals.satisfy(.init(.min, atMost: 49.9)) && totals.satisfy(.init(.max, atLeast: 150.1)))
+        totals.add(.nan)
+        #expect(totals.count == 2, "an event without a value is not counted")
+        #expect(!ValueTotals().satisfy(.init(.sum, atMost: 1_000)), "no values: never holds, even for atMost")
+        // The exact comparison of an average with a bound, far past 64 bits.
+        #expect(InteractionRule.ValueCondition.compare(.max, 2_000_000_000_000_000_000, times: 5) < 0)
+        #expect(InteractionRule.ValueCondition.compare(-10, -2, times: 5) == 0)
+    }
+
+    @Test func aSequenceNeedsItsStepsInOrderWithinItsLimit() {
+        func matches(_ events: [(Int64, UInt16)], steps: Int = 2, within: Int64? = nil) -> Bool {
+            SequenceMatcher.matches(events, steps: steps, within: within)
+        }
+        #expect(matches([(1, 1), (2, 2)]))
+        #expect(!matches([(1, 2), (2, 1)]), "second step before the first")
+        #expect(!matches([(1, 3)]), "one event cannot take two steps")
+        #expect(matches([(1, 3), (2, 3)]))
+        #expect(!matches([(1, 1), (10, 2)], within: 8))
+        #expect(matches([(1, 1), (5, 1), (10, 2)], within: 5), "the latest start gives the shortest span")
+        #expect(matches([(1, 1), (3, 2), (4, 1), (6, 4)], steps: 3, within: 5))
+        #expect(!matches([(1, 1), (3, 2), (4, 1), (7, 4)], steps: 3, within: 5), "the restart at 4 has no second step after it")
+    }
+}
