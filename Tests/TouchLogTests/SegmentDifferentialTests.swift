@@ -204,6 +204,28 @@ import Foundation
         return engine == sql
     }
 
+    /// A history of `definition` over a random range and step (4–16 points, by a random K) against SQL's count at each
+    /// of its times; false when they differ.
+    static func checkHistory(_ definition: SegmentDefinition, _ reader: StoreReader, _ reference: SQLiteReference, _ data: Dataset,
+                             _ random: inout TestRandom, erased: Set<String> = [], segments: [String: SegmentDefinition]) throws -> Bool {
+        let from = randomTime(&random)
+        let steps: [Int64] = [3_600_000, 21_600_000, 86_400_000, 3 * 86_400_000, Int64(1 + random.below(Int(span / 4)))]
+        let step = steps[random.below(steps.count)]
+        let to: Int64 = from + step * Int64(3 + random.below(13)) + Int64(random.below(2))
+        let knownAt = randomQueryTime(&random, data).knownAt
+        let history = try reader.history(of: definition, from: from, to: to, step: step, knownAt: knownAt)
+        let times: [Int64] = Array(stride(from: from, through: to, by: Int(step)))
+        var expected: [Int] = []
+        for t in times {
+            let members = reference.members(definition, at: QueryTime(asOf: t, knownAt: knownAt), segments: segments)
+            expected.append(members.filter { !erased.contains($0) }.count)
+        }
+        let counts = history.points.map { $0.count }
+        #expect(counts == expected, "history of \(definition.json) from \(from) to \(to) by \(step) known at \(String(describing: knownAt))")
+        #expect(history.points.map { $0.time } == times)
+        return counts == expected
+    }
+
     /// Seeds 1–3 replay the log for every query; seeds 4–6 let queries save snapshots every 100 events, so most
     /// answers start from a snapshot taken at some earlier query's position and watermark; seeds 7–8 keep
     /// projections in memory across queries (as a ``TouchLogStore`` does), 8 with snapshots too.
@@ -229,6 +251,7 @@ import Foundation
             let definition = try catalog.next(&random, index: index, store: dir.path + "/s", second: index % 2 == 1)
             #expect(try SegmentDefinition(json: definition.json) == definition, "JSON round trip of \(definition.json)")
             if reader.snapshotsHelp(definition) { projected += 30 }
+            if try !Self.checkHistory(definition, reader, reference, data, &random, segments: catalog.definitions) { return }
             for _ in 0..<30 {
                 var time = Self.randomQueryTime(&random, data)
                 if snapshotEvery != nil, random.chance(0.3), let snapshot = reader.snapshots().filter({ $0.key == SnapshotStore.key(try! reader.segments.resolve(definition)) }).last {
@@ -297,6 +320,7 @@ import Foundation
             if index == 30 { try await eraseSome() }
             let definition = try catalog.next(&random, index: index, store: dir.path + "/s")
             if reader.snapshotsHelp(definition) { snapshotted += 1 }
+            if try !Self.checkHistory(definition, reader, reference, data, &random, erased: erased, segments: catalog.definitions) { return }
             for _ in 0..<30 {
                 var time = Self.randomQueryTime(&random, data)
                 if snapshotEvery != nil {

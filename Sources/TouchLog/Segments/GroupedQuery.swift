@@ -265,7 +265,7 @@ final class GroupedQueryState: @unchecked Sendable {
 
 /// The first events of one group (those a scan reached, in the group's order), with their offsets and values when
 /// a rule needs them.
-private struct GroupEvents {
+struct GroupEvents {
     var times: [Int64] = []
     var profiles: [Int] = []
     var offsets: [UInt64] = []
@@ -696,7 +696,7 @@ extension StoreReader {
     /// Calls `body` with the time and profile id of each event of `group` up to time `upper`, in time order.
     /// `profiles` must have 8 bytes of room past its packed ids.
     @inline(__always)
-    private static func scan(_ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
+    static func scan(_ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
                       limit: Int, _ body: (Int64, Int) -> Void) throws(TouchLogError) {
         let width = summary.profileWidth
         let mask = width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1

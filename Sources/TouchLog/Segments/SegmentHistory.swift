@@ -1,0 +1,345 @@
+/// A segment's size over time: its member count at each of a series of times, by what the store knew at K.
+public struct SegmentHistory: Sendable, Equatable {
+    public struct Point: Sendable, Equatable {
+        public var time: Int64
+        public var count: Int
+    }
+
+    public var from: Int64
+    public var to: Int64
+    public var step: Int64
+    public var knownAt: Int64?
+    /// At `from`, `from + step`, … up to `to`.
+    public var points: [Point]
+
+    /// The most points one history computes.
+    public static let maxPoints = 100_000
+
+    /// The times of a history, or an `invalidArgument` error naming what is wrong.
+    static func times(from: Int64, to: Int64, step: Int64) throws(TouchLogError) -> [Int64] {
+        guard step > 0 else { throw TouchLogError(code: .invalidArgument, message: "the step must be a positive duration") }
+        guard from <= to else { throw TouchLogError(code: .invalidArgument, message: "--from is after --to") }
+        let (span, overflow) = to.subtractingReportingOverflow(from)
+        guard !overflow, span / step < Int64(maxPoints) else {
+            throw TouchLogError(code: .invalidArgument, message: "more than \(maxPoints) points: use a longer step or a shorter range")
+        }
+        return (0...(span / step)).map { from + $0 * step }
+    }
+}
+
+/// The events a history reads, gathered from the log: for each, its profile and what ``ProfileEvaluation`` reads.
+private struct GatheredEvents {
+    var profiles: [UInt32] = []
+    var events: [ProfileEvent] = []
+
+    mutating func append(_ profile: UInt32, _ event: ProfileEvent) {
+        profiles.append(profile)
+        events.append(event)
+    }
+}
+
+extension StoreReader {
+    /// The member count of `definition` at `from`, `from + step`, … ≤ `to`, by what the store knew at `knownAt`, in
+    /// one pass over the log: the events any rule can count (up to the last time, recorded by K) are gathered per
+    /// profile; each profile is evaluated only at the steps where one of its events enters or leaves a rule's
+    /// window (membership cannot change in between), and its verdicts are added to the counts of the steps they
+    /// hold for. Profiles none of whose events any rule counts are members from the step they become known at
+    /// exactly when the rule tree holds with every rule false.
+    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil) throws -> SegmentHistory {
+        let definition = try prepared(definition)
+        let times = try SegmentHistory.times(from: from, to: to, step: step)
+        let segments = times.map { CompiledSegment(definition, at: QueryTime(asOf: $0, knownAt: knownAt)) }
+        let last = times.last!
+        // What a rule can count: its groups (type, touchpoint) inside the union of its windows over the steps.
+        var touchpoints = StringTable()
+        var gathered = GatheredEvents()
+        var profileCount = 0
+        // The earliest visible time of each profile (when a rule is negated, members must be known profiles).
+        var firstSeen: [Int64] = []
+        var erased: Set<Int> = []
+        let negated = segments[0].hasNegation
+        var report = QueryReport()
+        if formatVersion >= 2 {
+            let end = blocksRecorded(by: knownAt)
+            if end > 0 {
+                try loadTouchpoints(through: end - 1)
+                touchpoints = dictionary.touchpoints
+                let summaries = try summaries(through: end)
+                profileCount = Int(summaries[end - 1].firstNewProfile) + summaries[end - 1].newProfiles
+                if negated { firstSeen = [Int64](repeating: .max, count: profileCount) }
+                let scope = HistoryScope(segments, touchpoints: touchpoints)
+                report.eventsRead = try firstSeen.withUnsafeMutableBufferPointer { firstSeen throws(TouchLogError) in
+                    try gatherGrouped(scope, blocks: end, summaries: summaries, upTo: last, into: &gathered, firstSeen: firstSeen.baseAddress)
+                }
+                erased = erasures.profiles
+            }
+        } else {
+            var ids: [String: UInt32] = [:]
+            var profileIDs: [String: UInt32] = [:]
+            let filter = ReplayFilter(until: last)
+            try forEachBlock(matching: filter, recordedBy: knownAt) { block in
+                report.eventsRead += UInt64(block.events.count)
+                for i in filter.matches(in: block) {
+                    let stored = block.storedEvent(at: i)
+                    let e = stored.event
+                    var touchpoint: UInt32 = 0
+                    if let t = e.touchpoint {
+                        if let known = ids[t] {
+                            touchpoint = known
+                        } else {
+                            touchpoints.append(Array(t.utf8))
+                            touchpoint = UInt32(touchpoints.count)
+                            ids[t] = touchpoint
+                        }
+                    }
+                    let profile: UInt32
+                    if let known = profileIDs[e.profile] {
+                        profile = known
+                    } else {
+                        profile = UInt32(profileIDs.count)
+                        profileIDs[e.profile] = profile
+                        firstSeen.append(.max)
+                    }
+                    firstSeen[Int(profile)] = min(firstSeen[Int(profile)], e.time)
+                    gathered.append(profile, ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: touchpoint,
+                                                          value: e.value ?? .nan))
+                }
+            }
+            profileCount = profileIDs.count
+            if !negated { firstSeen = [] }
+        }
+        lastQuery = report
+        let counts = Self.historyCounts(segments, times: times, touchpoints: touchpoints, gathered: gathered, profiles: profileCount,
+                                        firstSeen: firstSeen, erased: erased)
+        return SegmentHistory(from: from, to: to, step: step, knownAt: knownAt,
+                              points: zip(times, counts).map { SegmentHistory.Point(time: $0, count: $1) })
+    }
+
+    /// The counts per step from the gathered events (see ``history(of:from:to:step:knownAt:)``).
+    private static func historyCounts(_ segments: [CompiledSegment], times: [Int64], touchpoints: StringTable, gathered: GatheredEvents,
+                                      profiles n: Int, firstSeen: [Int64], erased: Set<Int>) -> [Int] {
+        let S = times.count
+        var delta = [Int](repeating: 0, count: S + 1)
+        func firstStep(atOrAfter t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
+        let matchers = RuleMatchers(segments[0], touchpoints: touchpoints)
+        // Per rule (interaction rules, then sequences) and step: the window's raw bounds (monotone in the step).
+        let windows: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
+            segments.indices.map { i in
+                let segment = segments[i]
+                let timeframe = a < segment.leaves.count ? segment.leaves[a].rule.timeframe : segment.sequences[a - segment.leaves.count].rule.timeframe
+                return timeframe.bounds(asOf: times[i])
+            }
+        }
+        // Profiles by id, each with its events.
+        var order = Array(0..<gathered.profiles.count)
+        order.sort { (gathered.profiles[$0], gathered.events[$0].offset) < (gathered.profiles[$1], gathered.events[$1].offset) }
+        var events: [ProfileEvent] = []
+        var changes: [Int] = []
+        var start = 0
+        while start < order.count {
+            let profile = Int(gathered.profiles[order[start]])
+            var end = start + 1
+            while end < order.count && Int(gathered.profiles[order[end]]) == profile { end += 1 }
+            defer { start = end }
+            if erased.contains(profile) { continue }
+            events.removeAll(keepingCapacity: true)
+            for k in start..<end { events.append(gathered.events[order[k]]) }
+            // The steps at which the profile's verdicts can change: where each event enters T (and with it the
+            // latest conversion and being known), and where it enters and leaves each window.
+            changes.removeAll(keepingCapacity: true)
+            changes.append(0)
+            let known = firstSeen.isEmpty ? Int64.min : firstSeen[profile]
+            if !firstSeen.isEmpty { changes.append(firstStep(atOrAfter: known)) }
+            for e in events {
+                changes.append(firstStep(atOrAfter: e.time))
+                for w in windows {
+                    changes.append(w.partitioningIndex { $0.high >= e.time })
+                    changes.append(w.partitioningIndex { $0.low > e.time })
+                }
+            }
+            changes.sort()
+            var previous = -1
+            var member = false
+            var memberFrom = 0
+            for c in changes where c != previous && c < S {
+                previous = c
+                let evaluation = ProfileEvaluation(segment: segments[c], matchers: matchers)
+                let now = known <= times[c] && evaluation.isKnownMember(events)
+                if now != member {
+                    if member {
+                        delta[memberFrom] += 1
+                        delta[c] -= 1
+                    } else {
+                        memberFrom = c
+                    }
+                    member = now
+                }
+            }
+            if member {
+                delta[memberFrom] += 1
+                delta[S] -= 1
+            }
+        }
+        // Known profiles none of whose events any rule counts: members from the step they are known at when the tree
+        // holds with every rule false.
+        if !firstSeen.isEmpty && segments[0].evaluate([Bool](repeating: false, count: segments[0].atoms)) {
+            var hasEvents = [Bool](repeating: false, count: n)
+            for p in gathered.profiles { hasEvents[Int(p)] = true }
+            for p in 0..<n where !hasEvents[p] && firstSeen[p] != .max && !erased.contains(p) {
+                let c = firstStep(atOrAfter: firstSeen[p])
+                delta[c] += 1
+                delta[S] -= 1
+            }
+        }
+        var counts: [Int] = []
+        var running = 0
+        for i in 0..<S {
+            running += delta[i]
+            counts.append(running)
+        }
+        return counts
+    }
+
+    /// Gathers, from the first `end` blocks of a format-2 store, the events of the groups `scope` says any rule can
+    /// count, up to `last`; with `firstSeen`, also each profile's earliest time (from every group). Returns the
+    /// events of the blocks read.
+    private func gatherGrouped(_ scope: HistoryScope, blocks end: Int, summaries: [BlockSummary], upTo last: Int64,
+                               into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?) throws(TouchLogError) -> UInt64 {
+        let locations = log.blocks
+        let n = Int(summaries[end - 1].firstNewProfile) + summaries[end - 1].newProfiles
+        let reader = log.bodyReader()
+        var times: [UInt8] = []
+        var profiles: [UInt8] = []
+        var positions: [UInt8] = []
+        var values: [UInt8] = []
+        var stored: [UInt8] = []
+        var detail = GroupEvents()
+        var eventsRead: UInt64 = 0
+        for b in 0..<end where locations[b].header.minTime <= last {
+            let summary = summaries[b]
+            var sectionsRead = false
+            var positionsRead = false
+            var valuesRead = false
+            for group in summary.groups where group.minTime <= last {
+                let wanted = scope.wants(group)
+                guard wanted || firstSeen != nil else { continue }
+                if !sectionsRead {
+                    try Self.readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
+                    try Self.readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
+                    profiles.append(contentsOf: repeatElement(0, count: 8))
+                    sectionsRead = true
+                    eventsRead += UInt64(summary.count)
+                }
+                detail.removeAll()
+                try Self.scan(group, summary, times: times, profiles: profiles, upTo: last, limit: n) { t, p in detail.append(t, p) }
+                if let firstSeen {
+                    for k in 0..<detail.times.count where detail.times[k] < firstSeen[detail.profiles[k]] {
+                        firstSeen[detail.profiles[k]] = detail.times[k]
+                    }
+                }
+                guard wanted else { continue }
+                if scope.needsOffsets {
+                    if !positionsRead {
+                        try Self.readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        positionsRead = true
+                    }
+                    try detail.decodePositions(group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
+                }
+                if scope.needsValues {
+                    if !valuesRead {
+                        try Self.readSection(.values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
+                        valuesRead = true
+                    }
+                    try detail.decodeValues(group, values)
+                }
+                // Without positions, an offset that keeps a block's events after the earlier blocks' (ties in time
+                // between blocks are ordered by it; within a block only sequences need the true order).
+                let blockOffset = locations[b].header.firstOffset
+                for k in 0..<detail.times.count {
+                    gathered.append(UInt32(detail.profiles[k]),
+                                    ProfileEvent(time: detail.times[k], offset: scope.needsOffsets ? detail.offsets[k] : blockOffset, type: group.type,
+                                                 touchpoint: group.touchpoint, value: scope.needsValues ? detail.values[k] : .nan))
+                }
+            }
+        }
+        return eventsRead
+    }
+}
+
+/// Which groups a history reads: those of a type and touchpoint some rule or sequence step accepts (every
+/// conversion when a rule asks about conversions), inside the union of that rule's windows over the steps.
+private struct HistoryScope {
+    let matchers: RuleMatchers
+    /// Per atom: its interactions and the union of its windows.
+    let atoms: [(interactions: [InteractionRule.Interaction], touchpoints: [[Bool]], low: Int64, high: Int64)]
+    let conversions: Bool
+    let needsOffsets: Bool
+    let needsValues: Bool
+
+    init(_ segments: [CompiledSegment], touchpoints: StringTable) {
+        let first = segments[0]
+        matchers = RuleMatchers(first, touchpoints: touchpoints)
+        var atoms: [(interactions: [InteractionRule.Interaction], touchpoints: [[Bool]], low: Int64, high: Int64)] = []
+        func union(_ bounds: [(low: Int64, high: Int64)]) -> (Int64, Int64) { (bounds.map(\.low).min()!, bounds.map(\.high).max()!) }
+        for l in first.leaves.indices {
+            let (low, high) = union(segments.map { $0.leaves[l].rule.timeframe.bounds(asOf: $0.time.asOf) })
+            atoms.append(([first.leaves[l].rule.interaction], [matchers.leaves[l]], low, high))
+        }
+        for s in first.sequences.indices {
+            let (low, high) = union(segments.map { $0.sequences[s].rule.timeframe.bounds(asOf: $0.time.asOf) })
+            atoms.append((first.sequences[s].rule.steps.map(\.interaction), matchers.steps[s], low, high))
+        }
+        self.atoms = atoms
+        conversions = first.leaves.contains { $0.rule.conversion != nil }
+        needsOffsets = !first.sequences.isEmpty
+        needsValues = first.leaves.contains { $0.rule.value != nil }
+    }
+
+    func wants(_ group: BlockSummary.Group) -> Bool {
+        if conversions && group.type == EventType.conversion.rawValue { return true }
+        for atom in atoms where group.maxTime >= atom.low && group.minTime <= atom.high {
+            for (interaction, allowed) in zip(atom.interactions, atom.touchpoints)
+            where interaction.matches(group.type) && Int(group.touchpoint) < allowed.count && allowed[Int(group.touchpoint)] {
+                return true
+            }
+        }
+        return false
+    }
+}
+
+extension InteractionRule.Timeframe {
+    /// The window's bounds at `asOf` as they are, even when empty (low > high): both move forward as T does.
+    func bounds(asOf: Int64) -> (low: Int64, high: Int64) {
+        switch self {
+        case .allTime: return (.min, asOf)
+        case .last(let d): return (asOf &- d, asOf)
+        case .between(let from, let to): return (from ?? .min, min(to ?? .max, asOf))
+        case .before(let d): return (.min, asOf &- d &- 1)
+        case .calendar(let calendar): return (calendar.start(asOf: asOf), asOf)
+        }
+    }
+}
+
+extension ProfileEvaluation {
+    /// Whether the rule tree holds for the profile (the caller knows it is known at T).
+    func isKnownMember(_ events: [ProfileEvent]) -> Bool { segment.evaluate(atoms(events)) }
+}
+
+extension Collection {
+    /// The index of the first element for which `belongs` holds, in a collection where it holds for a suffix.
+    func partitioningIndex(where belongs: (Element) -> Bool) -> Index {
+        var low = startIndex
+        var count = distance(from: startIndex, to: endIndex)
+        while count > 0 {
+            let half = count / 2
+            let mid = index(low, offsetBy: half)
+            if belongs(self[mid]) {
+                count = half
+            } else {
+                low = index(after: mid)
+                count -= half + 1
+            }
+        }
+        return low
+    }
+}
