@@ -57,6 +57,17 @@ extension TouchLogStore {
     }
 
     /// Who entered and who left the segment `name` between two times (its current definition at both).
+    /// The member count of the segment `name` (its current definition) at `from`, `from + step`, … up to `to`, by what
+    /// the store knew at `knownAt`, in one pass over the log (see ``StoreReader/history(of:from:to:step:knownAt:)``).
+    public func history(of name: String, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil) async throws(TouchLogError) -> SegmentHistory {
+        try await history(of: try segments.current(name).definition, from: from, to: to, step: step, knownAt: knownAt)
+    }
+
+    /// The history of `definition` (stored or not).
+    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil) async throws(TouchLogError) -> SegmentHistory {
+        try await read("history \(definition.name)") { reader in try reader.history(of: definition, from: from, to: to, step: step, knownAt: knownAt) }
+    }
+
     public func diff(_ name: String, from before: QueryTime, to after: QueryTime) async throws(TouchLogError) -> SegmentDiff {
         let definition = try segments.current(name).definition
         return try await read("diff \(name)") { reader in

@@ -130,14 +130,47 @@ public final class ClusterClient: Sendable {
             throw ClusterError(.store(TouchLogError(code: .invalidArgument, message: "")),
                                "a cluster's segment name cannot begin or end with \".\" or hold \"..\" (NATS keys cannot), as \"\(name)\" does")
         }
+        // With every other segment as it is now: refuses missing segments, cycles and deep chains.
+        var fresh = definition
+        fresh.referenced = [:]
+        _ = try resolve(fresh)
         return try wrap { () throws(NATSError) in try segmentBucket.put(name, Array(definition.json.utf8)) }
     }
 
-    /// The current definition of a segment.
+    /// `definition` with the segments it refers to resolved to their current definitions in the cluster (those it
+    /// already holds are kept); fails, naming the rule, on a missing segment, a cycle or a chain too deep.
+    public func resolve(_ definition: SegmentDefinition) throws(ClusterError) -> SegmentDefinition {
+        guard !definition.references.isEmpty else { return definition }
+        var failure: ClusterError?
+        do throws(TouchLogError) {
+            return try definition.resolving { name throws(TouchLogError) in
+                do throws(ClusterError) { return try stored(name)?.definition } catch {
+                    failure = error
+                    throw TouchLogError(code: .io, message: error.message)
+                }
+            }
+        } catch {
+            throw failure ?? ClusterError(.store(error), error.message)
+        }
+    }
+
+    /// What a query sends the nodes: `definition` with its references resolved and compiled in place, so that a node
+    /// needs no other definition.
+    func prepared(_ definition: SegmentDefinition) throws(ClusterError) -> JSONValue {
+        try resolve(definition).expanded.encoded()
+    }
+
+    /// The current definition of a segment, its references resolved.
     public func segment(_ name: String) throws(ClusterError) -> (revision: UInt64, definition: SegmentDefinition) {
-        guard SegmentDefinition.isValidName(name), let entry = try wrap({ () throws(NATSError) in try segmentBucket.get(name) }) else {
+        guard let (revision, definition) = try stored(name) else {
             throw ClusterError(.store(TouchLogError(code: .notFound, message: "")), "no segment named \"\(name)\" in the cluster (see `touchlog segment list --nats …`)")
         }
+        return (revision, try resolve(definition))
+    }
+
+    /// The current definition of a segment as stored (nil: none).
+    private func stored(_ name: String) throws(ClusterError) -> (revision: UInt64, definition: SegmentDefinition)? {
+        guard SegmentDefinition.isValidName(name), let entry = try wrap({ () throws(NATSError) in try segmentBucket.get(name) }) else { return nil }
         do {
             return (entry.revision, try SegmentDefinition(json: String(decoding: entry.value, as: UTF8.self)))
         } catch {
@@ -155,6 +188,11 @@ public final class ClusterClient: Sendable {
 
     public func removeSegment(_ name: String) throws(ClusterError) {
         _ = try segment(name)
+        let referrers = try segments().filter { $0.name != name && $0.definition.referencedNames.contains(name) }.map(\.name)
+        guard referrers.isEmpty else {
+            throw ClusterError(.store(TouchLogError(code: .conflict, message: "")), "segment \"\(name)\" is referred to by "
+                               + referrers.map { "\"\($0)\"" }.joined(separator: ", ") + ": change or remove \(referrers.count == 1 ? "it" : "them") first")
+        }
         try wrap { () throws(NATSError) in try segmentBucket.delete(name) }
     }
 
@@ -255,7 +293,7 @@ public final class ClusterClient: Sendable {
     /// The members of a segment at `time`, sorted by bytes, and the partitions left out (only with `allowPartial`).
     public func members(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
                         allowPartial: Bool = false) throws(ClusterError) -> (members: [String], missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("members")), ("definition", definition.encoded())] + ClusterRequest.time(time),
+        let (bodies, missing) = try scatter([("op", .string("members")), ("definition", try prepared(definition))] + ClusterRequest.time(time),
                                             timeout: timeout, allowPartial: allowPartial)
         var members: [String] = []
         for body in bodies.values { members += try Self.stringLines(body) }
@@ -266,11 +304,31 @@ public final class ClusterClient: Sendable {
     /// The member count of a segment at `time`.
     public func count(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
                       allowPartial: Bool = false) throws(ClusterError) -> (count: Int, missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("count")), ("definition", definition.encoded())] + ClusterRequest.time(time),
+        let (bodies, missing) = try scatter([("op", .string("count")), ("definition", try prepared(definition))] + ClusterRequest.time(time),
                                             timeout: timeout, allowPartial: allowPartial)
         var total = 0
         for body in bodies.values { total += Int(ClusterRequest.decode(body)?["count"]?.integer ?? 0) }
         return (total, missing)
+    }
+
+    /// The member count of a segment at each step from `from` to `to`: each partition's history, added up.
+    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64?, timeout: Duration = .seconds(30),
+                        allowPartial: Bool = false) throws(ClusterError) -> (history: SegmentHistory, missing: [Int]) {
+        var fields: [(key: String, value: JSONValue)] = [("op", .string("history")), ("definition", try prepared(definition)),
+                                                         ("from", .number(String(from))), ("to", .number(String(to))), ("step", .number(String(step)))]
+        if let knownAt { fields.append(("knownAt", .number(String(knownAt)))) }
+        let (bodies, missing) = try scatter(fields, timeout: timeout, allowPartial: allowPartial)
+        var history: SegmentHistory?
+        for body in bodies.values {
+            guard case .array(let counts)? = ClusterRequest.decode(body)?["counts"] else { throw ClusterError(.corrupt, "a node's history reply has no counts") }
+            if history == nil {
+                history = SegmentHistory(from: from, to: to, step: step, knownAt: knownAt, points: [])
+                history!.points = counts.indices.map { SegmentHistory.Point(time: from + Int64($0) * step, count: 0) }
+            }
+            guard counts.count == history!.points.count else { throw ClusterError(.corrupt, "nodes' histories differ in length") }
+            for (i, count) in counts.enumerated() { history!.points[i].count += Int(count.integer ?? 0) }
+        }
+        return (history ?? SegmentHistory(from: from, to: to, step: step, knownAt: knownAt, points: []), missing)
     }
 
     /// Why `profile` is or is not a member of a segment at `time`, as `touchlog explain` prints it; asked of the
@@ -278,7 +336,7 @@ public final class ClusterClient: Sendable {
     public func explain(_ definition: SegmentDefinition, revision: UInt64, profile: String, at time: QueryTime,
                         timeout: Duration = .seconds(10)) throws(ClusterError) -> String {
         let partition = config.partition(of: profile)
-        let (bodies, _) = try scatter([("op", .string("explain")), ("definition", definition.encoded()), ("profile", .string(profile)),
+        let (bodies, _) = try scatter([("op", .string("explain")), ("definition", try prepared(definition)), ("profile", .string(profile)),
                                        ("version", .string("revision \(revision); offsets in partition \(partition)"))] + ClusterRequest.time(time),
                                       partitions: [partition], timeout: timeout, allowPartial: false)
         return String(decoding: bodies[partition] ?? [], as: UTF8.self)

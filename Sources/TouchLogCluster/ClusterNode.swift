@@ -418,6 +418,21 @@ final class OwnedPartition: @unchecked Sendable {
                     throw TouchLogError(code: .io, message: "\(error)")
                 }
             }
+        case "history":
+            guard let definitionJSON = request["definition"], let from = request["from"]?.integer, let to = request["to"]?.integer,
+                  let step = request["step"]?.integer else {
+                throw TouchLogError(code: .invalidArgument, message: "a history needs a definition, from, to and step")
+            }
+            let definition: SegmentDefinition
+            do { definition = try SegmentDefinition(value: definitionJSON) } catch {
+                throw TouchLogError(code: .invalidInput, message: "\(error)")
+            }
+            let history = try store.withReader { reader throws(TouchLogError) in
+                do { return try reader.history(of: definition, from: from, to: to, step: step, knownAt: request["knownAt"]?.integer) } catch {
+                    throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")
+                }
+            }
+            out += Array(JSONValue.object([("counts", .array(history.points.map { .number(String($0.count)) }))]).text.utf8) + [0x0A]
         case "explain":
             guard let definitionJSON = request["definition"], let time = ClusterRequest.time(from: request), let profile = request["profile"]?.string,
                   let version = request["version"]?.string else {

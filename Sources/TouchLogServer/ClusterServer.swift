@@ -161,6 +161,15 @@ public struct TouchLogClusterServer: Sendable {
             return out.response()
         }
 
+        router.get("/v1/segments/:name/history") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            let (from, to, step, knownAt) = try TouchLogServer.historyParameters(request)
+            let (history, missing) = try await blocking { () throws -> (SegmentHistory, [Int]) in
+                try client.history(of: try client.segment(name).definition, from: from, to: to, step: step, knownAt: knownAt)
+            }
+            return TouchLogServer.history(name: name, version: nil, history, missingPartitions: missing)
+        }
+
         router.get("/v1/segments/:name/diff") { request, context -> Response in
             let name = try context.parameters.require("name")
             let (from, to, knownAt) = try TouchLogServer.diffTimes(request)

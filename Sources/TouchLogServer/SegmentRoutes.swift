@@ -106,6 +106,14 @@ extension TouchLogServer {
             return Self.diff(name: name, from: from, to: to, knownAt: knownAt, diff)
         }
 
+        router.get("/v1/segments/:name/history") { request, context -> Response in
+            let name = try context.parameters.require("name")
+            let (from, to, step, knownAt) = try Self.historyParameters(request)
+            let (version, definition) = try store.segments.current(name)
+            let history = try await store.history(of: definition, from: from, to: to, step: step, knownAt: knownAt)
+            return Self.history(name: name, version: version, history)
+        }
+
         // Entries and exits as they happen, as server-sent events (`event: update`, id = the log's end offset).
         router.get("/v1/segments/:name/watch") { request, context -> Response in
             let parameters = try RequestParameters(request, allowed: ["initial", "recheck"])
@@ -162,6 +170,44 @@ extension TouchLogServer {
         let parameters = try RequestParameters(request, allowed: ["from", "to", "knownAt"])
         guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
         return (from, to, try parameters.time("knownAt"))
+    }
+
+    /// The `from`, `to`, `step` (all required) and `knownAt` of a history request.
+    static func historyParameters(_ request: Request) throws -> (from: Int64, to: Int64, step: Int64, knownAt: Int64?) {
+        let parameters = try RequestParameters(request, allowed: ["from", "to", "step", "knownAt"])
+        guard let from = try parameters.time("from"), let to = try parameters.time("to"), let step = try parameters.duration("step") else {
+            throw APIError.badRequest("from, to and step: all required")
+        }
+        guard from <= to else { throw APIError.badRequest("from is after to") }
+        let ms = step.components.seconds * 1000 + step.components.attoseconds / 1_000_000_000_000_000
+        guard (to - from) / ms < Int64(SegmentHistory.maxPoints) else {
+            throw APIError.badRequest("more than \(SegmentHistory.maxPoints) points: use a longer step or a shorter range")
+        }
+        return (from, to, ms, try parameters.time("knownAt"))
+    }
+
+    /// `{"segment","version","from","to","step","knownAt","points":[{"time","count"}]}`, and `missingPartitions` from a
+    /// cluster that answered in part.
+    static func history(name: String, version: Int?, _ history: SegmentHistory, missingPartitions: [Int] = []) -> Response {
+        var out = JSONWriter()
+        out.object {
+            $0.field("segment", name)
+            $0.field("version", version)
+            $0.field("from", JSONTime(history.from))
+            $0.field("to", JSONTime(history.to))
+            $0.field("step", RuleDuration.format(history.step))
+            $0.field("knownAt", history.knownAt.map(JSONTime.init))
+            $0.field("points") {
+                $0.array(history.points) { out, point in
+                    out.object {
+                        $0.field("time", JSONTime(point.time))
+                        $0.field("count", point.count)
+                    }
+                }
+            }
+            if !missingPartitions.isEmpty { $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } } }
+        }
+        return out.response()
     }
 
     /// `{"segment","from","to","knownAt","entered","exited"}`.
@@ -233,6 +279,9 @@ extension TouchLogServer {
             $0.field("rule", verdict.summary)
             $0.field("holds", verdict.holds)
             $0.field("negated", verdict.negated)
+            if let segment = verdict.referencedSegment { $0.field("segment", segment) }
+            if let aggregate = verdict.aggregate { $0.field("aggregate", aggregate) }
+            if !verdict.matchedSequence.isEmpty { $0.field("matchedSequence") { $0.array(verdict.matchedSequence) { write($1, to: &$0) } } }
             if !verdict.children.isEmpty {
                 $0.field("rules") { $0.array(verdict.children) { write($1, to: &$0) } }
             } else {

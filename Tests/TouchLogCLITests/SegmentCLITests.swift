@@ -26,6 +26,49 @@ import Testing
         #expect(produced == golden)
     }
 
+    /// The example segments of the second grammar (a sequence, a value aggregate, lifecycle with `before`, a
+    /// calendar week in Amsterdam, segment references) and histories, on the sample events.
+    @Test func theSecondGrammarExamplesAndHistoriesMatchTheGoldenFile() throws {
+        let scratch = Scratch()
+        try sampleStore(scratch)
+        for name in ["summer-browse-then-click", "big-spenders", "summer-dormant", "discount-this-week-amsterdam", "discount-not-iphone"] {
+            let put = try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")])
+            #expect(put.stdout == "stored segment \(name) version 1\n", "\(put.stderr)")
+        }
+        let golden = try String(contentsOfFile: fixture("golden/segments-second-grammar.txt"), encoding: .utf8)
+        var produced = ""
+        for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
+            produced += line + "\n"
+            let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
+            let run = try touchlog(arguments + ["--store", scratch.store])
+            #expect(run.status == 0, "\(line): \(run.stderr)")
+            produced += run.stdout
+        }
+        #expect(produced == golden)
+        // A referenced segment cannot be removed; the referrer names what it refers to.
+        let rm = try touchlog(["segment", "rm", "--store", scratch.store, "iphone-interest"])
+        #expect(rm.status == 1 && rm.stderr == "touchlog: segment \"iphone-interest\" is referred to by \"discount-not-iphone\": change or remove it first\n")
+        let cycle = scratch.path + "/cycle.json"
+        try #"{"name":"discount-clickers-not-converted","match":"all","rules":[{"segment":"discount-not-iphone"}]}"#.write(toFile: cycle, atomically: true, encoding: .utf8)
+        let put = try touchlog(["segment", "put", "--store", scratch.store, cycle])
+        #expect(put.status == 65, "\(put.stderr)")
+        #expect(put.stderr.contains(#"rules[0].segment: refers back to itself: "discount-clickers-not-converted" → "discount-not-iphone" → "discount-clickers-not-converted" is a cycle"#))
+        // explain shows the events behind each new kind of rule.
+        let sequence = try touchlog(["explain", "--store", scratch.store, "summer-browse-then-click", "judy", "--as-of", "2022-07-31T00:00:00Z"]).stdout
+        #expect(sequence.contains("matched by:\n      offset 26  2022-07-03T09:00:00.000Z  view  summer-2022-collection"), "\(sequence)")
+        let value = try touchlog(["explain", "--store", scratch.store, "big-spenders", "grace", "--as-of", "2022-07-31T00:00:00Z"]).stdout
+        #expect(value.contains("aggregate of values: 120\n"), "\(value)")
+        let reference = try touchlog(["explain", "--store", scratch.store, "discount-not-iphone", "dave", "--as-of", "2022-07-03T00:00:00Z"]).stdout
+        #expect(reference.contains(#"rules[1] does not hold: NOT member of segment "iphone-interest" (match all of 2 rules)"#), "\(reference)")
+        // Bad history arguments are usage errors.
+        let badStep = try touchlog(["history", "--store", scratch.store, "big-spenders", "--from", "2022-06-01T00:00:00Z", "--to", "2022-07-01T00:00:00Z",
+                                    "--step", "1x"])
+        #expect(badStep.status == 64 && badStep.stderr.contains("--step"))
+        let tooMany = try touchlog(["history", "--store", scratch.store, "big-spenders", "--from", "2022-06-01T00:00:00Z", "--to", "2022-07-01T00:00:00Z",
+                                    "--step", "1ms"])
+        #expect(tooMany.status == 64 && tooMany.stderr.contains("more than 100000 points"), "\(tooMany.stderr)")
+    }
+
     /// A store written by touchlog 0.1.0 (format 1; `Fixtures/stores/sample-0.1.0`: the sample events, the three seed
     /// segments, a snapshot of each) still answers, then migrates to format 2 with the same answers.
     @Test func aStoreOf010AnswersAndMigratesWithTheGoldenAnswersAndBothChainsVerified() throws {

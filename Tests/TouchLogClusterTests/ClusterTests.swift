@@ -125,9 +125,26 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         var cases = 0
         var nonEmpty = 0
         var knownAtMattered = 0
+        var referable: [String] = []
+        var histories = 0
         for index in 0..<30 {
-            let definition = Self.randomDefinition(&random, index: index)
+            var definition = Self.randomDefinition(&random, index: index)
+            // Now and then a reference to an earlier segment (one without references of its own).
+            if !referable.isEmpty && random.chance(0.3) {
+                definition.rules.append(.segment(referable[random.below(referable.count)], negate: random.chance(0.3)))
+            } else {
+                referable.append(definition.name)
+            }
             try client.putSegment(definition)
+            try reference.putSegment(definition)
+            if index % 3 == 0 {
+                // A history: each partition's counts, added up, equal the single store's.
+                let from = Self.start + Int64(random.below(Int(Self.span)))
+                let expected = try await reference.history(of: definition, from: from, to: from + 7 * 86_400_000, step: 86_400_000)
+                let answer = try client.history(of: definition, from: from, to: from + 7 * 86_400_000, step: 86_400_000, knownAt: nil)
+                #expect(answer.history == expected && answer.missing.isEmpty, "history of \(definition.json)")
+                histories += 1
+            }
             for _ in 0..<3 {
                 let asOf = Self.start + Int64(random.below(Int(Self.span + 86_400_000)))
                 let knownAt: Int64? = random.chance(0.5) ? commitTimes[random.below(commitTimes.count)] + Int64(random.below(3)) - 1 : nil
@@ -142,7 +159,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
                 if knownAt != nil, try await reference.members(of: definition, at: QueryTime(asOf: asOf)) != expected { knownAtMattered += 1 }
             }
         }
-        #expect(cases == 90)
+        #expect(cases == 90 && histories == 10)
         // Replay: the same events with the same recorded times (offsets are each partition store's own).
         func withoutOffsets(_ lines: [UInt8]) -> [String] {
             String(decoding: lines, as: UTF8.self).split(separator: "\n").map { String($0.replacing(/"offset":\d+,/, with: "")) }.sorted()

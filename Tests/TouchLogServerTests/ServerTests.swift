@@ -136,6 +136,18 @@ private let promoClickers = """
         let diff = try await server.get("/v1/segments/promo-clickers/diff?from=\(t0 + 90 * 60_000)&to=\(t0 + 3 * hour)")
         #expect(diff.json["exited"] as? [String] == ["a"])
         #expect(diff.json["entered"] as? [String] == [])
+        // History: the count at each step, as the library computes it, and refusals of bad parameters.
+        let history = try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + 3 * hour)&step=1h")
+        #expect(history.status == 200)
+        #expect((history.json["points"] as? [[String: Any]])?.map { $0["count"] as? Int } == [1, 2, 1, 1])
+        #expect((history.json["points"] as? [[String: Any]])?.first?["time"] as? String == "2022-06-01T08:00:00.000Z")
+        #expect(history.json["step"] as? String == "1h" && history.json["version"] as? Int == 1)
+        let library = try await store.history(of: "promo-clickers", from: t0, to: t0 + 3 * hour, step: hour)
+        #expect(library.points.map(\.count) == [1, 2, 1, 1])
+        #expect(try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + hour)").status == 400)
+        #expect(try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + hour)&step=1x").status == 400)
+        #expect(try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + 100 * hour)&step=1ms").status == 400)
+        #expect(try await server.get("/v1/segments/nope/history?from=\(t0)&to=\(t0 + hour)&step=1h").status == 404)
         let explain = try await server.get("/v1/segments/promo-clickers/explain?profile=a&asOf=\(t0 + 3 * hour)")
         #expect(explain.json["member"] as? Bool == false)
         let rule = (explain.json["rules"] as? [[String: Any]])?.first
@@ -254,7 +266,7 @@ private let promoClickers = """
         }
         let served = Set(try TouchLogServer(store: server.store, options: ServerOptions()).router().routes.map { "\($0.method) \($0.path)" })
         #expect(documented == served)
-        #expect(documented.count == 20)
+        #expect(documented.count == 21)
         await server.stop()
     }
 

@@ -107,7 +107,7 @@ extension Explanation {
             case .group(let match, let rules, let negate):
                 let children = rules.enumerated().map { verdict($1, "\(path).rules[\($0)]", in: owner, depth: depth) }
                 let value = match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
-                var v = RuleVerdict(path: path, summary: "\(match.rawValue) of \(rules.count) rules", holds: value != negate, negated: negate)
+                var v = RuleVerdict(path: path, summary: "\(match.rawValue) of \(rules.count) rule\(rules.count == 1 ? "" : "s")", holds: value != negate, negated: negate)
                 v.children = children
                 return v
             case .segment(let name, let negate):
@@ -117,7 +117,7 @@ extension Explanation {
                 }
                 let children = referenced.rules.enumerated().map { verdict($1, "\(path)→\(name).rules[\($0)]", in: referenced, depth: depth + 1) }
                 let value = referenced.match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
-                var v = RuleVerdict(path: path, summary: "member of segment \"\(name)\" (match \(referenced.match.rawValue) of \(referenced.rules.count) rules)",
+                var v = RuleVerdict(path: path, summary: "member of segment \"\(name)\" (match \(referenced.match.rawValue) of \(referenced.rules.count) rule\(referenced.rules.count == 1 ? "" : "s"))",
                                     holds: value != negate, negated: negate)
                 v.referencedSegment = name
                 v.children = children

@@ -3,6 +3,11 @@ public struct SegmentHistory: Sendable, Equatable {
     public struct Point: Sendable, Equatable {
         public var time: Int64
         public var count: Int
+
+        public init(time: Int64, count: Int) {
+            self.time = time
+            self.count = count
+        }
     }
 
     public var from: Int64
@@ -11,6 +16,14 @@ public struct SegmentHistory: Sendable, Equatable {
     public var knownAt: Int64?
     /// At `from`, `from + step`, … up to `to`.
     public var points: [Point]
+
+    public init(from: Int64, to: Int64, step: Int64, knownAt: Int64?, points: [Point]) {
+        self.from = from
+        self.to = to
+        self.step = step
+        self.knownAt = knownAt
+        self.points = points
+    }
 
     /// The most points one history computes.
     public static let maxPoints = 100_000
