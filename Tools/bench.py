@@ -338,6 +338,28 @@ def query_cli(store, queries):
 
 # ---------------------------------------------------------------- the benchmark
 
+def generate(events, work):
+    """The benchmark's events (touchlog-generate: events / 10 profiles, 200 touchpoints, 180 days, 1% late, seed 1) in
+    WORK/events.jsonl and split in order into 20 commit files, made once per configuration; returns the files."""
+    profiles = max(1, events // 10)
+    jsonl = os.path.join(work, "events.jsonl")
+    config = dict(events=events, profiles=profiles, touchpoints=200, days=180, late=0.01, seed=1)
+    stamp = os.path.join(work, "events.config")
+    chunks = [os.path.join(work, f"commit-{i:02}.jsonl") for i in range(COMMITS)]
+    if not os.path.exists(stamp) or json.load(open(stamp)) != config or not all(map(os.path.exists, chunks)):
+        print(f"generating {events:,} events…", file=sys.stderr)
+        run([GENERATE, "--events", str(events), "--profiles", str(profiles), "--touchpoints", "200", "--days", "180",
+             "--late", "0.01", "--seed", "1", "-o", jsonl])
+        # Streamed, not read whole: a child's peak memory (ru_maxrss) starts from this process's at the fork.
+        with open(jsonl, "rb") as source:
+            for i, path in enumerate(chunks):
+                with open(path, "wb") as f:
+                    for _ in range(i * events // COMMITS, (i + 1) * events // COMMITS):
+                        f.write(source.readline())
+        json.dump(config, open(stamp, "w"))
+    return chunks
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1M events, 100k profiles, fewer queries")
@@ -368,19 +390,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     jsonl = os.path.join(work, "events.jsonl")
     config = dict(events=events, profiles=profiles, touchpoints=200, days=180, late=0.01, seed=1)
-    stamp = os.path.join(work, "events.config")
-    chunks = [os.path.join(work, f"commit-{i:02}.jsonl") for i in range(COMMITS)]
-    if not os.path.exists(stamp) or json.load(open(stamp)) != config or not all(map(os.path.exists, chunks)):
-        print(f"generating {events:,} events…", file=sys.stderr)
-        run([GENERATE, "--events", str(events), "--profiles", str(profiles), "--touchpoints", "200", "--days", "180",
-             "--late", "0.01", "--seed", "1", "-o", jsonl])
-        # Streamed, not read whole: a child's peak memory (ru_maxrss) starts from this process's at the fork.
-        with open(jsonl, "rb") as source:
-            for i, path in enumerate(chunks):
-                with open(path, "wb") as f:
-                    for _ in range(i * events // COMMITS, (i + 1) * events // COMMITS):
-                        f.write(source.readline())
-        json.dump(config, open(stamp, "w"))
+    chunks = generate(events, work)
     input_bytes = os.path.getsize(jsonl)
     results = {"config": config, "inputBytes": input_bytes, "machine": machine(), "seed": seed, "engines": {}}
     print(f"query times drawn with seed {seed} (--seed {seed} asks the same ones again)", file=sys.stderr)

@@ -135,31 +135,58 @@ final class GroupedQueryState: @unchecked Sendable {
     /// An order-keeping key of `t` (0 is earlier than any time but `Int64.min`, which no event has).
     @inline(__always) static func latestKey(_ t: Int64) -> UInt64 { UInt64(bitPattern: t) ^ (1 << 63) }
 
-    /// The memory behind the columns.
-    private var memory: [ZeroedMemory] = []
+    /// The memory behind the columns: one mapping for all of them (each column starting on a page of its own, so
+    /// that pages a query never touches still cost nothing). One mapping, not one per column, because returning
+    /// touched memory makes the kernel flush every core's address cache, which costs more than a small query.
+    private let memory: ZeroedMemory
 
     init(_ plan: GroupedQueryPlan, profiles n: Int) {
         count = n
-        var memory: [ZeroedMemory] = []
+        let page = 4096
+        // Each column's bytes, in the order they are laid out.
+        var sizes: [Int] = []
+        func size<T>(_ type: T.Type) { sizes.append((max(1, n) * MemoryLayout<T>.stride + page - 1) / page * page) }
+        for _ in plan.rules { size(UInt32.self) }
+        for rule in plan.rules where rule.wantsFirst { size(UInt64.self) }
+        if plan.conversionsFrom != nil { size(UInt64.self) }
+        if plan.needsUniverse { size(UInt8.self) }
+        for rule in plan.rules where rule.wantsValues {
+            size(UInt32.self)
+            size(Int64.self)
+            size(UInt64.self)
+            size(UInt64.self)
+        }
+        let memory = ZeroedMemory(bytes: sizes.reduce(0, +))
+        var next = 0
+        var offset = 0
         func zeroed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
-            let column = ZeroedMemory(bytes: n * MemoryLayout<T>.stride)
-            memory.append(column)
-            return column.base.bindMemory(to: T.self, capacity: max(1, n))
+            let column = (memory.base + offset).bindMemory(to: T.self, capacity: max(1, n))
+            offset += sizes[next]
+            next += 1
+            return column
         }
         counts = plan.rules.map { _ in zeroed(UInt32.self) }
         firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
         lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self) }
         known = plan.needsUniverse ? zeroed(UInt8.self) : nil
-        valueCounts = plan.rules.map { $0.wantsValues ? zeroed(UInt32.self) : nil }
-        valueSums = plan.rules.map { $0.wantsValues ? zeroed(Int64.self) : nil }
-        valueLeast = plan.rules.map { $0.wantsValues ? zeroed(UInt64.self) : nil }
-        valueGreatest = plan.rules.map { $0.wantsValues ? zeroed(UInt64.self) : nil }
+        var valueCounts: [UnsafeMutablePointer<UInt32>?] = []
+        var valueSums: [UnsafeMutablePointer<Int64>?] = []
+        var valueLeast: [UnsafeMutablePointer<UInt64>?] = []
+        var valueGreatest: [UnsafeMutablePointer<UInt64>?] = []
+        for rule in plan.rules {
+            valueCounts.append(rule.wantsValues ? zeroed(UInt32.self) : nil)
+            valueSums.append(rule.wantsValues ? zeroed(Int64.self) : nil)
+            valueLeast.append(rule.wantsValues ? zeroed(UInt64.self) : nil)
+            valueGreatest.append(rule.wantsValues ? zeroed(UInt64.self) : nil)
+        }
+        (self.valueCounts, self.valueSums, self.valueLeast, self.valueGreatest) = (valueCounts, valueSums, valueLeast, valueGreatest)
+        precondition(next == sizes.count)
         sequenceEvents = plan.sequences.map { _ in [] }
         self.memory = memory
     }
 
     deinit {
-        for column in memory { column.release() }
+        memory.release()
     }
 
     /// Ids of the profiles for which the segment holds, ascending, from the findings of every worker's state
@@ -211,6 +238,12 @@ final class GroupedQueryState: @unchecked Sendable {
                     // The values of each profile's qualifying events, merged across the states.
                     let condition = rule.leaf.rule.value!
                     for g in 0..<m {
+                        let c = counts[g]
+                        // Most profiles have no qualifying event: their values are never looked at.
+                        guard c >= low && c <= high && c > 0 else {
+                            holds[r][g] = false
+                            continue
+                        }
                         let p = chunk + g
                         var totals = ValueTotals()
                         for state in states {
@@ -219,8 +252,7 @@ final class GroupedQueryState: @unchecked Sendable {
                             totals.least = min(totals.least, Int64(bitPattern: ~state.valueLeast[r]![p] ^ (1 << 63)))
                             totals.greatest = max(totals.greatest, Int64(bitPattern: state.valueGreatest[r]![p] ^ (1 << 63)))
                         }
-                        let c = counts[g]
-                        var verdict = c >= low && c <= high && totals.satisfy(condition)
+                        var verdict = totals.satisfy(condition)
                         if comparesConversions { verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted }
                         holds[r][g] = verdict
                     }

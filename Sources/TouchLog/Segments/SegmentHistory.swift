@@ -82,7 +82,8 @@ extension StoreReader {
                 if negated { firstSeen = [Int64](repeating: .max, count: profileCount) }
                 let scope = HistoryScope(segments, touchpoints: touchpoints)
                 report.eventsRead = try firstSeen.withUnsafeMutableBufferPointer { firstSeen throws(TouchLogError) in
-                    try gatherGrouped(scope, blocks: end, summaries: summaries, upTo: last, into: &gathered, firstSeen: firstSeen.baseAddress)
+                    // (An empty array's buffer may have a base address: none is passed unless a rule is negated.)
+                    try gatherGrouped(scope, blocks: end, summaries: summaries, upTo: last, into: &gathered, firstSeen: negated ? firstSeen.baseAddress : nil)
                 }
                 erased = erasures.profiles
             }
