@@ -15,15 +15,20 @@ import Testing
         let scratch = Scratch()
         try sampleStore(scratch)
         let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
+        #expect(try goldenAnswers(golden, store: scratch.store) == golden)
+    }
+
+    /// Runs each `# touchlog …` line of a golden file on `store`; returns each line followed by what it printed.
+    func goldenAnswers(_ golden: String, store: String) throws -> String {
         var produced = ""
         for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
             produced += line + "\n"
             let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
-            let run = try touchlog(arguments + ["--store", scratch.store])
+            let run = try touchlog(arguments + ["--store", store])
             #expect(run.status == 0, "\(line): \(run.stderr)")
             produced += run.stdout
         }
-        #expect(produced == golden)
+        return produced
     }
 
     /// The example segments of the second grammar (a sequence, a value aggregate, lifecycle with `before`, a
@@ -36,15 +41,7 @@ import Testing
             #expect(put.stdout == "stored segment \(name) version 1\n", "\(put.stderr)")
         }
         let golden = try String(contentsOfFile: fixture("golden/segments-second-grammar.txt"), encoding: .utf8)
-        var produced = ""
-        for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
-            produced += line + "\n"
-            let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
-            let run = try touchlog(arguments + ["--store", scratch.store])
-            #expect(run.status == 0, "\(line): \(run.stderr)")
-            produced += run.stdout
-        }
-        #expect(produced == golden)
+        #expect(try goldenAnswers(golden, store: scratch.store) == golden)
         // A referenced segment cannot be removed; the referrer names what it refers to.
         let rm = try touchlog(["segment", "rm", "--store", scratch.store, "iphone-interest"])
         #expect(rm.status == 1 && rm.stderr == "touchlog: segment \"iphone-interest\" is referred to by \"discount-not-iphone\": change or remove it first\n")
@@ -78,15 +75,7 @@ import Testing
         #expect(before.contains("checked 3 snapshots and the segment definitions\nok\n"), "\(before)")
         #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (1 block, format 1)\n"))
         let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
-        func answers() throws -> String {
-            var produced = ""
-            for line in golden.split(separator: "\n") where line.hasPrefix("# touchlog ") {
-                produced += line + "\n"
-                let arguments = line.dropFirst("# touchlog ".count).split(separator: " ").map(String.init)
-                produced += try touchlog(arguments + ["--store", scratch.store]).stdout
-            }
-            return produced
-        }
+        func answers() throws -> String { try goldenAnswers(golden, store: scratch.store) }
         #expect(try answers() == golden)
         let oldHead = before.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst("chain head: ".count)
         let migrate = try touchlog(["migrate", "--store", scratch.store])

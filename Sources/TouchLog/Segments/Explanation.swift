@@ -55,23 +55,9 @@ extension Explanation {
     package init(profile: String, definition: SegmentDefinition, time: QueryTime, events allEvents: [StoredEvent]) {
         let events = allEvents.filter { $0.event.time <= time.asOf }
         let segment = CompiledSegment(definition, at: time)
-        var touchpoints = StringTable()
-        var ids: [String: UInt32] = [:]
-        let profileEvents = events.map { stored in
-            let e = stored.event
-            var id: UInt32 = 0
-            if let t = e.touchpoint {
-                if let known = ids[t] {
-                    id = known
-                } else {
-                    touchpoints.append(Array(t.utf8))
-                    id = UInt32(touchpoints.count)
-                    ids[t] = id
-                }
-            }
-            return ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id, value: e.value ?? .nan)
-        }
-        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: touchpoints))
+        var builder = ProfileEventBuilder()
+        let profileEvents = events.map { builder.event($0) }
+        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
         let found = evaluation.findings(profileEvents).leaves
         let atoms = evaluation.atoms(profileEvents)
         var leafIndex = 0

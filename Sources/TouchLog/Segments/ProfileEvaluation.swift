@@ -9,6 +9,28 @@ struct ProfileEvent {
     var value: Double
 }
 
+/// Stored events as ``ProfileEvent``s, with touchpoint ids in a table of their own (for evaluations that read
+/// decoded events rather than a format-2 store's groups).
+struct ProfileEventBuilder {
+    private(set) var touchpoints = StringTable()
+    private var ids: [String: UInt32] = [:]
+
+    mutating func event(_ stored: StoredEvent) -> ProfileEvent {
+        let e = stored.event
+        var id: UInt32 = 0
+        if let t = e.touchpoint {
+            if let known = ids[t] {
+                id = known
+            } else {
+                touchpoints.append(Array(t.utf8))
+                id = UInt32(touchpoints.count)
+                ids[t] = id
+            }
+        }
+        return ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id, value: e.value ?? .nan)
+    }
+}
+
 /// Which touchpoints (ids + 1 of one table; 0 = none) each interaction rule and each sequence step of a compiled
 /// definition accepts. The leaves are numbered the same at every T, so one set serves every query time.
 struct RuleMatchers {

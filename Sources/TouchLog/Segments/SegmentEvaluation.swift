@@ -318,8 +318,7 @@ extension StoreReader {
     /// recorded by K that starts at or before T.
     func evaluatedMembers(_ segment: CompiledSegment) throws -> [String] {
         let time = segment.time
-        var touchpoints = StringTable()
-        var touchpointIDs: [String: UInt32] = [:]
+        var builder = ProfileEventBuilder()
         var profiles: [String: [ProfileEvent]] = [:]
         let filter = ReplayFilter(until: time.asOf)
         var report = QueryReport()
@@ -327,23 +326,11 @@ extension StoreReader {
             report.eventsRead += UInt64(block.events.count)
             for i in filter.matches(in: block) {
                 let stored = block.storedEvent(at: i)
-                let e = stored.event
-                var id: UInt32 = 0
-                if let t = e.touchpoint {
-                    if let known = touchpointIDs[t] {
-                        id = known
-                    } else {
-                        touchpoints.append(Array(t.utf8))
-                        id = UInt32(touchpoints.count)
-                        touchpointIDs[t] = id
-                    }
-                }
-                profiles[e.profile, default: []].append(ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id,
-                                                                     value: e.value ?? .nan))
+                profiles[stored.event.profile, default: []].append(builder.event(stored))
             }
         }
         lastQuery = report
-        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: touchpoints))
+        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
         return profiles.filter { evaluation.isMember($0.value) }.map(\.key).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 

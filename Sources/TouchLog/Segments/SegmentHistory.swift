@@ -88,7 +88,7 @@ extension StoreReader {
                 erased = erasures.profiles
             }
         } else {
-            var ids: [String: UInt32] = [:]
+            var builder = ProfileEventBuilder()
             var profileIDs: [String: UInt32] = [:]
             let filter = ReplayFilter(until: last)
             try forEachBlock(matching: filter, recordedBy: knownAt) { block in
@@ -96,16 +96,6 @@ extension StoreReader {
                 for i in filter.matches(in: block) {
                     let stored = block.storedEvent(at: i)
                     let e = stored.event
-                    var touchpoint: UInt32 = 0
-                    if let t = e.touchpoint {
-                        if let known = ids[t] {
-                            touchpoint = known
-                        } else {
-                            touchpoints.append(Array(t.utf8))
-                            touchpoint = UInt32(touchpoints.count)
-                            ids[t] = touchpoint
-                        }
-                    }
                     let profile: UInt32
                     if let known = profileIDs[e.profile] {
                         profile = known
@@ -115,11 +105,11 @@ extension StoreReader {
                         firstSeen.append(.max)
                     }
                     firstSeen[Int(profile)] = min(firstSeen[Int(profile)], e.time)
-                    gathered.append(profile, ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: touchpoint,
-                                                          value: e.value ?? .nan))
+                    gathered.append(profile, builder.event(stored))
                 }
             }
             profileCount = profileIDs.count
+            touchpoints = builder.touchpoints
             if !negated { firstSeen = [] }
         }
         lastQuery = report
