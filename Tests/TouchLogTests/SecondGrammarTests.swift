@@ -116,4 +116,41 @@ import Testing
         #expect(matches([(1, 1), (3, 2), (4, 1), (6, 4)], steps: 3, within: 5))
         #expect(!matches([(1, 1), (3, 2), (4, 1), (7, 4)], steps: 3, within: 5), "the restart at 4 has no second step after it")
     }
+
+    /// A value rule over all time is kept in snapshots (its value totals with its counts): a query starts from one
+    /// and answers what a reader without snapshots answers.
+    @Test func valueTotalsAreKeptInSnapshots() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 16)
+        let day: Int64 = 86_400_000
+        let start: Int64 = 1_654_041_600_000
+        var events: [Event] = []
+        for i in 0..<400 {
+            let profile = "p-\(i % 37)"
+            events.append(Event(time: start + Int64(i) * day / 7, profile: profile, type: i % 3 == 0 ? .conversion : .click,
+                                touchpoint: "t-\(i % 5)", value: i % 3 == 0 ? Double(i % 50) + 0.25 : nil))
+        }
+        try await store.append(events)
+        store.close()
+        let spenders = try Self.definition("spenders", #"{"interaction":"conversion","value":{"sum":{"atLeast":100.5}}},{"interaction":"conversion","value":{"max":{"atMost":40}},"negate":true}"#)
+        let times = [start + 60 * day, start + 70 * day]
+        // The answers from the log, before any snapshot exists.
+        let fromLog = try times.map { t in
+            let reader = try StoreReader(directory: dir.path + "/s")
+            reader.snapshotInterval = nil
+            return try reader.members(of: spenders, at: QueryTime(asOf: t))
+        }
+        let reader = try StoreReader(directory: dir.path + "/s")
+        #expect(reader.snapshotsHelp(spenders))
+        #expect(try reader.createSnapshot(of: spenders) != nil)
+        for (t, expected) in zip(times, fromLog) {
+            let fromSnapshot = try StoreReader(directory: dir.path + "/s").members(of: spenders, at: QueryTime(asOf: t))
+            #expect(fromSnapshot == expected && !expected.isEmpty)
+            let again = try StoreReader(directory: dir.path + "/s")
+            _ = try again.members(of: spenders, at: QueryTime(asOf: t))
+            #expect(again.lastQuery.snapshotOffset > 0, "the query should start from the snapshot")
+        }
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact && report.snapshotsChecked > 0)
+    }
 }

@@ -246,12 +246,7 @@ final class GroupedQueryState: @unchecked Sendable {
                         }
                         let p = chunk + g
                         var totals = ValueTotals()
-                        for state in states {
-                            totals.count += Int(state.valueCounts[r]![p])
-                            totals.sum = InteractionRule.ValueCondition.add(totals.sum, state.valueSums[r]![p])
-                            totals.least = min(totals.least, Int64(bitPattern: ~state.valueLeast[r]![p] ^ (1 << 63)))
-                            totals.greatest = max(totals.greatest, Int64(bitPattern: state.valueGreatest[r]![p] ^ (1 << 63)))
-                        }
+                        for state in states { totals.merge(state, rule: r, profile: p) }
                         var verdict = totals.satisfy(condition)
                         if comparesConversions { verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted }
                         holds[r][g] = verdict
@@ -365,6 +360,17 @@ struct GroupEvents {
             values.append(Double(bitPattern: bits))
             at += 8
         }
+    }
+}
+
+extension ValueTotals {
+    /// Adds what `state`'s value columns of rule `r` hold for profile `p` (workers' findings combine exactly).
+    @inline(__always)
+    mutating func merge(_ state: GroupedQueryState, rule r: Int, profile p: Int) {
+        count += Int(state.valueCounts[r]![p])
+        sum = InteractionRule.ValueCondition.add(sum, state.valueSums[r]![p])
+        least = min(least, Int64(bitPattern: ~state.valueLeast[r]![p] ^ (1 << 63)))
+        greatest = max(greatest, Int64(bitPattern: state.valueGreatest[r]![p] ^ (1 << 63)))
     }
 }
 

@@ -15,6 +15,12 @@ struct GroupedSnapshot {
         var counts: [UInt32] = []
         /// First qualifying times (only for rules with a conversion clause).
         var firsts: [Int64] = []
+        /// For rules with a `value` condition: how many of each profile's qualifying events carry a value, their sum,
+        /// least and greatest (millionths; Int64.max and Int64.min when none does).
+        var valueCounts: [UInt32] = []
+        var valueSums: [Int64] = []
+        var valueLeast: [Int64] = []
+        var valueGreatest: [Int64] = []
     }
 
     var endOffset: UInt64 = 0
@@ -35,20 +41,24 @@ struct GroupedSnapshot {
     /// 1. layout byte (3), definition JSON (length, bytes)
     /// 2. end offset, anchor (32 bytes), watermark, recorded time
     /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T), 1 (kept), 2 (kept, with
-    ///    first times)
-    /// 4. per kept leaf: its ids, their counts (UInt32 column), and for kind 2 their first times (Int64 column)
+    ///    first times), plus 4 when the rule has a `value` condition (5, 6)
+    /// 4. per kept leaf: its ids, their counts (UInt32 column), for kind 2 (and 6) their first times (Int64 column),
+    ///    and with 4 the value totals: counts (UInt32 column), sums, least and greatest (Int64 columns, millionths)
     /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
     static let layoutVersion: UInt8 = 3
 
-    /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts). Rules with a `value`
-    /// condition are read from the log at every query.
+    /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts and value totals).
     static func isKept(_ rule: InteractionRule) -> Bool {
-        rule.timeframe.isFixed && rule.value == nil
+        rule.timeframe.isFixed
     }
 
-    /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times).
+    /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times), plus 4 with
+    /// value totals.
     static func kinds(_ definition: SegmentDefinition) -> [UInt8] {
-        CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.map { !isKept($0.rule) ? 0 : $0.rule.conversion == nil ? 1 : 2 }
+        CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.map { leaf in
+            guard isKept(leaf.rule) else { return 0 }
+            return (leaf.rule.conversion == nil ? 1 : 2) | (leaf.rule.value == nil ? 0 : 4)
+        }
     }
 
     func encode(definition: SegmentDefinition) -> [UInt8] {
@@ -69,7 +79,13 @@ struct GroupedSnapshot {
         for (kind, rule) in zip(kinds, rules) where kind != 0 {
             out.ids(rule!.ids)
             out.column(rule!.counts)
-            if kind == 2 { out.column(rule!.firsts) }
+            if kind & 3 == 2 { out.column(rule!.firsts) }
+            if kind & 4 != 0 {
+                out.column(rule!.valueCounts)
+                out.column(rule!.valueSums)
+                out.column(rule!.valueLeast)
+                out.column(rule!.valueGreatest)
+            }
         }
         if let conversions {
             out.byte(1)
@@ -111,7 +127,13 @@ struct GroupedSnapshot {
                 entries.ids = try input.ids(below: s.profiles, "kept rule's profiles")
                 entries.counts = try input.column(count: entries.ids.count, "kept rule's counts")
                 guard !entries.counts.contains(0) else { throw input.fail("a kept rule's count is 0") }
-                if kind == 2 { entries.firsts = try input.column(count: entries.ids.count, "kept rule's first times") }
+                if kind & 3 == 2 { entries.firsts = try input.column(count: entries.ids.count, "kept rule's first times") }
+                if kind & 4 != 0 {
+                    entries.valueCounts = try input.column(count: entries.ids.count, "kept rule's value counts")
+                    entries.valueSums = try input.column(count: entries.ids.count, "kept rule's value sums")
+                    entries.valueLeast = try input.column(count: entries.ids.count, "kept rule's least values")
+                    entries.valueGreatest = try input.column(count: entries.ids.count, "kept rule's greatest values")
+                }
                 s.rules.append(entries)
             }
             if try input.byte() == 1 {
@@ -131,6 +153,16 @@ struct GroupedSnapshot {
             for (i, id) in entries.ids.enumerated() { counts[Int(id)] = entries.counts[i] }
             if let firsts = state.firsts[r] {
                 for (i, id) in entries.ids.enumerated() { firsts[Int(id)] = GroupedQueryState.earliestKey(entries.firsts[i]) }
+            }
+            if let valueCounts = state.valueCounts[r], let sums = state.valueSums[r], let least = state.valueLeast[r],
+                let greatest = state.valueGreatest[r]
+            {
+                for (i, id) in entries.ids.enumerated() {
+                    valueCounts[Int(id)] = entries.valueCounts[i]
+                    sums[Int(id)] = entries.valueSums[i]
+                    least[Int(id)] = GroupedQueryState.earliestKey(entries.valueLeast[i])
+                    greatest[Int(id)] = GroupedQueryState.latestKey(entries.valueGreatest[i])
+                }
             }
         }
         if let conversions, let last = state.lastConversion {
@@ -159,6 +191,14 @@ struct GroupedSnapshot {
                     var key: UInt64 = 0
                     for state in states { key = max(key, state.firsts[r]![p]) }
                     entries.firsts.append(Int64(bitPattern: ~key ^ (1 << 63)))
+                }
+                if rule.wantsValues {
+                    var totals = ValueTotals()
+                    for state in states { totals.merge(state, rule: r, profile: p) }
+                    entries.valueCounts.append(UInt32(truncatingIfNeeded: totals.count))
+                    entries.valueSums.append(totals.sum)
+                    entries.valueLeast.append(totals.least)
+                    entries.valueGreatest.append(totals.greatest)
                 }
             }
             s.rules.append(entries)

@@ -47,9 +47,16 @@ struct RuleMatchers {
 /// (or a few) is asked about at many times (`explain`, `history`), and by format-1 stores for the rules their
 /// projection does not keep. The caller gives the events recorded by K (any order of offsets; times ≤ T or later);
 /// only those at or before the compiled segment's T count.
-struct ProfileEvaluation {
+final class ProfileEvaluation {
+    // A class: history keeps one per step and asks it for many profiles; a struct holding a compiled segment would
+    // be copied (its arrays retained and released) at every ask.
     let segment: CompiledSegment
     let matchers: RuleMatchers
+
+    init(segment: CompiledSegment, matchers: RuleMatchers) {
+        self.segment = segment
+        self.matchers = matchers
+    }
 
     /// What one interaction rule found: its qualifying events (indices into the events given), the value totals,
     /// and the profile's latest conversion at or before T.
@@ -85,18 +92,23 @@ struct ProfileEvaluation {
 
     /// The events of `events` that could take each step of sequence `s` (indices), in (time, offset) order.
     func sequenceCandidates(_ events: [ProfileEvent], _ s: Int) -> [(index: Int, steps: UInt16)] {
-        let sequence = segment.sequences[s]
-        guard let window = sequence.window else { return [] }
+        guard let window = segment.sequences[s].window else { return [] }
         var candidates: [(index: Int, steps: UInt16)] = []
         for (i, e) in events.enumerated() where window.contains(e.time) {
             var mask: UInt16 = 0
-            for (k, step) in sequence.rule.steps.enumerated() where step.interaction.matches(e.type) {
+            for (k, step) in segment.sequences[s].rule.steps.enumerated() where step.interaction.matches(e.type) {
                 let allowed = matchers.steps[s][k]
                 if Int(e.touchpoint) < allowed.count && allowed[Int(e.touchpoint)] { mask |= 1 << UInt16(k) }
             }
             if mask != 0 { candidates.append((i, mask)) }
         }
-        candidates.sort { (events[$0.index].time, events[$0.index].offset) < (events[$1.index].time, events[$1.index].offset) }
+        // (Already in order when the events are: history gives them sorted by time and offset.)
+        let inOrder = zip(candidates, candidates.dropFirst()).allSatisfy { a, b in
+            (events[a.index].time, events[a.index].offset) < (events[b.index].time, events[b.index].offset)
+        }
+        if !inOrder {
+            candidates.sort { (events[$0.index].time, events[$0.index].offset) < (events[$1.index].time, events[$1.index].offset) }
+        }
         return candidates
     }
 
@@ -127,11 +139,25 @@ struct ProfileEvaluation {
         return nil
     }
 
-    /// Each atom's verdict (interaction rules, then sequences), before negation.
+    /// Each atom's verdict (interaction rules, then sequences), before negation. (What ``findings(_:)`` finds,
+    /// without collecting the events: history asks this many times per profile.)
     func atoms(_ events: [ProfileEvent]) -> [Bool] {
-        let (found, lastConversion) = findings(events)
-        var atoms = segment.leaves.indices.map { l in
-            segment.leaves[l].holds(count: found[l].qualifying.count, first: found[l].first, lastConversion: lastConversion, values: found[l].values)
+        let asOf = segment.time.asOf
+        var lastConversion = Int64.min
+        for e in events where e.time <= asOf && e.type == EventType.conversion.rawValue { lastConversion = max(lastConversion, e.time) }
+        var atoms: [Bool] = []
+        atoms.reserveCapacity(segment.atoms)
+        for l in segment.leaves.indices {
+            var count = 0
+            var first = Int64.max
+            var values = ValueTotals()
+            let wantsValues = segment.leaves[l].rule.value != nil
+            for e in events where e.time <= asOf && qualifies(e, leaf: l) {
+                count += 1
+                first = min(first, e.time)
+                if wantsValues { values.add(e.value) }
+            }
+            atoms.append(segment.leaves[l].holds(count: count, first: first, lastConversion: lastConversion, values: values))
         }
         for s in segment.sequences.indices { atoms.append(sequenceHolds(events, s)) }
         return atoms

@@ -126,6 +126,9 @@ extension StoreReader {
         var delta = [Int](repeating: 0, count: S + 1)
         func firstStep(atOrAfter t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
         let matchers = RuleMatchers(segments[0], touchpoints: touchpoints)
+        // One evaluation per step, made once (each holds a compiled segment: copying one per profile costs more than
+        // evaluating it).
+        let evaluations = segments.map { ProfileEvaluation(segment: $0, matchers: matchers) }
         // Per rule (interaction rules, then sequences) and step: the window's raw bounds (monotone in the step).
         let windows: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
             segments.indices.map { i in
@@ -134,20 +137,28 @@ extension StoreReader {
                 return timeframe.bounds(asOf: times[i])
             }
         }
-        // Profiles by id, each with its events.
-        var order = Array(0..<gathered.profiles.count)
-        order.sort { (gathered.profiles[$0], gathered.events[$0].offset) < (gathered.profiles[$1], gathered.events[$1].offset) }
+        // Profiles by id, each with its events in (time, offset) order: sorted as plain keys (no closure reaching into
+        // the gathered arrays, which costs a retain and release per comparison).
+        struct Key: Comparable {
+            var profile: UInt32
+            var time: Int64
+            var offset: UInt64
+            var index: Int
+            static func < (a: Key, b: Key) -> Bool { (a.profile, a.time, a.offset) < (b.profile, b.time, b.offset) }
+        }
+        var order = gathered.events.indices.map { Key(profile: gathered.profiles[$0], time: gathered.events[$0].time, offset: gathered.events[$0].offset, index: $0) }
+        order.sort()
         var events: [ProfileEvent] = []
         var changes: [Int] = []
         var start = 0
         while start < order.count {
-            let profile = Int(gathered.profiles[order[start]])
+            let profile = Int(order[start].profile)
             var end = start + 1
-            while end < order.count && Int(gathered.profiles[order[end]]) == profile { end += 1 }
+            while end < order.count && Int(order[end].profile) == profile { end += 1 }
             defer { start = end }
             if erased.contains(profile) { continue }
             events.removeAll(keepingCapacity: true)
-            for k in start..<end { events.append(gathered.events[order[k]]) }
+            for k in start..<end { events.append(gathered.events[order[k].index]) }
             // The steps at which the profile's verdicts can change: where each event enters T (and with it the
             // latest conversion and being known), and where it enters and leaves each window.
             changes.removeAll(keepingCapacity: true)
@@ -167,8 +178,7 @@ extension StoreReader {
             var memberFrom = 0
             for c in changes where c != previous && c < S {
                 previous = c
-                let evaluation = ProfileEvaluation(segment: segments[c], matchers: matchers)
-                let now = known <= times[c] && evaluation.isKnownMember(events)
+                let now = known <= times[c] && evaluations[c].isKnownMember(events)
                 if now != member {
                     if member {
                         delta[memberFrom] += 1
