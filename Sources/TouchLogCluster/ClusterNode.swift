@@ -389,6 +389,13 @@ final class OwnedPartition: @unchecked Sendable {
         }
     }
 
+    /// A request's definition, checked as a put would check it.
+    private static func definition(_ json: JSONValue) throws(TouchLogError) -> SegmentDefinition {
+        do { return try SegmentDefinition(value: json) } catch {
+            throw TouchLogError(code: .invalidInput, message: "\(error)")
+        }
+    }
+
     private func perform(_ op: String, _ request: JSONValue) throws(TouchLogError) -> [UInt8] {
         var out: [UInt8] = []
         switch op {
@@ -396,10 +403,7 @@ final class OwnedPartition: @unchecked Sendable {
             guard let definitionJSON = request["definition"], let time = ClusterRequest.time(from: request) else {
                 throw TouchLogError(code: .invalidArgument, message: "a query needs a definition and a time")
             }
-            let definition: SegmentDefinition
-            do { definition = try SegmentDefinition(value: definitionJSON) } catch {
-                throw TouchLogError(code: .invalidInput, message: "\(error)")
-            }
+            let definition = try Self.definition(definitionJSON)
             // Kept as a local segment too, so that the partition store can be asked by name (`touchlog query --store`).
             try store.putSegment(definition)
             try store.withReader { reader throws(TouchLogError) in
@@ -423,10 +427,7 @@ final class OwnedPartition: @unchecked Sendable {
                   let step = request["step"]?.integer else {
                 throw TouchLogError(code: .invalidArgument, message: "a history needs a definition, from, to and step")
             }
-            let definition: SegmentDefinition
-            do { definition = try SegmentDefinition(value: definitionJSON) } catch {
-                throw TouchLogError(code: .invalidInput, message: "\(error)")
-            }
+            let definition = try Self.definition(definitionJSON)
             let history = try store.withReader { reader throws(TouchLogError) in
                 do { return try reader.history(of: definition, from: from, to: to, step: step, knownAt: request["knownAt"]?.integer) } catch {
                     throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")
@@ -438,10 +439,7 @@ final class OwnedPartition: @unchecked Sendable {
                   let version = request["version"]?.string else {
                 throw TouchLogError(code: .invalidArgument, message: "explain needs a definition, a profile, a version and a time")
             }
-            let definition: SegmentDefinition
-            do { definition = try SegmentDefinition(value: definitionJSON) } catch {
-                throw TouchLogError(code: .invalidInput, message: "\(error)")
-            }
+            let definition = try Self.definition(definitionJSON)
             let explanation = try store.withReader { reader throws(TouchLogError) in
                 do { return try reader.explain(definition, profile: profile, at: time) } catch {
                     throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")

@@ -13,6 +13,12 @@ func streamMessages(_ nats: NATSConnection, partitions: Int) throws -> [(timesta
     for partition in 0..<partitions {
         guard let last = try nats.streamState(ClusterConfig.stream(partition))?.lastSequence, last > 0 else { continue }
         let consumer = try nats.pullConsumer(stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)", startSequence: 1, ackWait: .seconds(30))
+        // Deleted however this ends: a caller that retries after a failure (JetStream electing leaders) must read from
+        // the first message again, not from where an earlier attempt's consumer stopped.
+        defer {
+            consumer.unsubscribe()
+            nats.deleteConsumer(stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)")
+        }
         var seen: UInt64 = 0
         while seen < last {
             for message in try consumer.fetch(batch: 256, timeout: .seconds(2)) {
@@ -22,8 +28,6 @@ func streamMessages(_ nats: NATSConnection, partitions: Int) throws -> [(timesta
                 try message.acknowledge()
             }
         }
-        consumer.unsubscribe()
-        nats.deleteConsumer(stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)")
     }
     return all.sorted { ($0.timestamp, $0.partition, $0.sequence) < ($1.timestamp, $1.partition, $1.sequence) }
 }
