@@ -314,21 +314,19 @@ public final class ClusterClient: Sendable {
     /// The member count of a segment at each step from `from` to `to`: each partition's history, added up.
     public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64?, timeout: Duration = .seconds(30),
                         allowPartial: Bool = false) throws(ClusterError) -> (history: SegmentHistory, missing: [Int]) {
+        let times: [Int64]
+        do { times = try SegmentHistory.times(from: from, to: to, step: step) } catch { throw ClusterError(.store(error), error.message) }
         var fields: [(key: String, value: JSONValue)] = [("op", .string("history")), ("definition", try prepared(definition)),
                                                          ("from", .number(String(from))), ("to", .number(String(to))), ("step", .number(String(step)))]
         if let knownAt { fields.append(("knownAt", .number(String(knownAt)))) }
         let (bodies, missing) = try scatter(fields, timeout: timeout, allowPartial: allowPartial)
-        var history: SegmentHistory?
+        var history = SegmentHistory(from: from, to: to, step: step, knownAt: knownAt, points: times.map { SegmentHistory.Point(time: $0, count: 0) })
         for body in bodies.values {
             guard case .array(let counts)? = ClusterRequest.decode(body)?["counts"] else { throw ClusterError(.corrupt, "a node's history reply has no counts") }
-            if history == nil {
-                history = SegmentHistory(from: from, to: to, step: step, knownAt: knownAt, points: [])
-                history!.points = counts.indices.map { SegmentHistory.Point(time: from + Int64($0) * step, count: 0) }
-            }
-            guard counts.count == history!.points.count else { throw ClusterError(.corrupt, "nodes' histories differ in length") }
-            for (i, count) in counts.enumerated() { history!.points[i].count += Int(count.integer ?? 0) }
+            guard counts.count == times.count else { throw ClusterError(.corrupt, "a node's history has \(counts.count) points, not \(times.count)") }
+            for (i, count) in counts.enumerated() { history.points[i].count += Int(count.integer ?? 0) }
         }
-        return (history ?? SegmentHistory(from: from, to: to, step: step, knownAt: knownAt, points: []), missing)
+        return (history, missing)
     }
 
     /// Why `profile` is or is not a member of a segment at `time`, as `touchlog explain` prints it; asked of the

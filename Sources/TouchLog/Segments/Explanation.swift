@@ -62,7 +62,7 @@ extension Explanation {
         let atoms = evaluation.atoms(profileEvents)
         var leafIndex = 0
         var sequenceIndex = 0
-        func verdict(_ rule: SegmentDefinition.Rule, _ path: String, in owner: SegmentDefinition, depth: Int) -> RuleVerdict {
+        func verdict(_ rule: SegmentDefinition.Rule, _ path: String, depth: Int) -> RuleVerdict {
             switch rule {
             case .interaction(let interaction, let negate):
                 let l = leafIndex
@@ -91,7 +91,7 @@ extension Explanation {
                 v.matchedSequence = evaluation.sequenceChain(profileEvents, s)?.map { events[$0] } ?? []
                 return v
             case .group(let match, let rules, let negate):
-                let children = rules.enumerated().map { verdict($1, "\(path).rules[\($0)]", in: owner, depth: depth) }
+                let children = rules.enumerated().map { verdict($1, "\(path).rules[\($0)]", depth: depth) }
                 let value = match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
                 var v = RuleVerdict(path: path, summary: "\(match.rawValue) of \(rules.count) rule\(rules.count == 1 ? "" : "s")", holds: value != negate, negated: negate)
                 v.children = children
@@ -101,7 +101,7 @@ extension Explanation {
                 guard let referenced = definition.referenced[name], depth < SegmentDefinition.referenceDepthLimit else {
                     return RuleVerdict(path: path, summary: "member of segment \"\(name)\" (not found)", holds: negate, negated: negate)
                 }
-                let children = referenced.rules.enumerated().map { verdict($1, "\(path)→\(name).rules[\($0)]", in: referenced, depth: depth + 1) }
+                let children = referenced.rules.enumerated().map { verdict($1, "\(path)→\(name).rules[\($0)]", depth: depth + 1) }
                 let value = referenced.match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
                 var v = RuleVerdict(path: path, summary: "member of segment \"\(name)\" (match \(referenced.match.rawValue) of \(referenced.rules.count) rule\(referenced.rules.count == 1 ? "" : "s"))",
                                     holds: value != negate, negated: negate)
@@ -110,7 +110,7 @@ extension Explanation {
                 return v
             }
         }
-        let verdicts = definition.rules.enumerated().map { verdict($1, "rules[\($0)]", in: definition, depth: 0) }
+        let verdicts = definition.rules.enumerated().map { verdict($1, "rules[\($0)]", depth: 0) }
         let isKnown = !events.isEmpty
         let matched = definition.match == .all ? verdicts.allSatisfy(\.holds) : verdicts.contains(where: \.holds)
         self.init(profile: profile, time: time, isKnown: isKnown, isMember: isKnown && matched, rules: verdicts)

@@ -28,8 +28,9 @@ public struct SegmentHistory: Sendable, Equatable {
     /// The most points one history computes.
     public static let maxPoints = 100_000
 
-    /// The times of a history, or an `invalidArgument` error naming what is wrong.
-    static func times(from: Int64, to: Int64, step: Int64) throws(TouchLogError) -> [Int64] {
+    /// The times of a history, or an `invalidArgument` error naming what is wrong (the one check of a history's
+    /// range and step: the CLI, the servers and a cluster's client all come through it).
+    package static func times(from: Int64, to: Int64, step: Int64) throws(TouchLogError) -> [Int64] {
         guard step > 0 else { throw TouchLogError(code: .invalidArgument, message: "the step must be a positive duration") }
         guard from <= to else { throw TouchLogError(code: .invalidArgument, message: "--from is after --to") }
         let (span, overflow) = to.subtractingReportingOverflow(from)
