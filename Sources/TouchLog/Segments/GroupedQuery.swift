@@ -113,14 +113,38 @@ final class GroupedQueryState: @unchecked Sendable {
     let lastConversion: UnsafeMutablePointer<UInt64>?
     /// Known profiles (1), when a rule is negated.
     let known: UnsafeMutablePointer<UInt8>?
-    /// Per rule with a `value` condition (else nil): how many qualifying events of each profile carry a value, their
-    /// sum in millionths (saturating), and the least and greatest as ``earliestKey(_:)`` and ``latestKey(_:)`` keys.
-    let valueCounts: [UnsafeMutablePointer<UInt32>?]
-    let valueSums: [UnsafeMutablePointer<Int64>?]
-    let valueLeast: [UnsafeMutablePointer<UInt64>?]
-    let valueGreatest: [UnsafeMutablePointer<UInt64>?]
+    /// Per rule with a `value` condition (else nil): its value columns.
+    let values: [ValueColumns?]
     /// Per sequence: the events this worker found that can take one of its steps.
     var sequenceEvents: [[SequenceEvent]]
+    /// Per sequence: the steps each profile's events found so far can take (bit k: step k). Only a profile whose
+    /// events, across the workers, can take every step can match, so only its events are ever sorted.
+    let sequenceSteps: [UnsafeMutablePointer<UInt8>]
+
+    /// What a rule with a `value` condition keeps of each profile's qualifying events that carry a value: how many,
+    /// and what its aggregate needs of them: the sum in millionths (saturating; `sum`, `avg`), or the least or the
+    /// greatest as ``earliestKey(_:)`` and ``latestKey(_:)`` keys (`min`, `max`). Columns an aggregate never reads are
+    /// not allocated: a value rule over many profiles touches nearly every page of each column it has.
+    struct ValueColumns {
+        let counts: UnsafeMutablePointer<UInt32>
+        let sums: UnsafeMutablePointer<Int64>?
+        let least: UnsafeMutablePointer<UInt64>?
+        let greatest: UnsafeMutablePointer<UInt64>?
+
+        /// Which columns `aggregate` reads (besides the counts).
+        static func needs(_ aggregate: InteractionRule.ValueCondition.Aggregate) -> (sums: Bool, least: Bool, greatest: Bool) {
+            (aggregate == .sum || aggregate == .avg, aggregate == .min, aggregate == .max)
+        }
+
+        /// Adds one value (in millionths) of profile `p`.
+        @inline(__always)
+        func add(_ micros: Int64, profile p: Int) {
+            counts[p] &+= 1
+            if let sums { sums[p] = InteractionRule.ValueCondition.add(sums[p], micros) }
+            if let least { least[p] = max(least[p], GroupedQueryState.earliestKey(micros)) }
+            if let greatest { greatest[p] = max(greatest[p], GroupedQueryState.latestKey(micros)) }
+        }
+    }
 
     /// An event that can take steps of a sequence: its profile, the steps (bit k: step k), time and offset.
     struct SequenceEvent {
@@ -150,12 +174,15 @@ final class GroupedQueryState: @unchecked Sendable {
         for rule in plan.rules where rule.wantsFirst { size(UInt64.self) }
         if plan.conversionsFrom != nil { size(UInt64.self) }
         if plan.needsUniverse { size(UInt8.self) }
-        for rule in plan.rules where rule.wantsValues {
+        for rule in plan.rules {
+            guard let condition = rule.leaf.rule.value else { continue }
+            let needs = ValueColumns.needs(condition.aggregate)
             size(UInt32.self)
-            size(Int64.self)
-            size(UInt64.self)
-            size(UInt64.self)
+            if needs.sums { size(Int64.self) }
+            if needs.least { size(UInt64.self) }
+            if needs.greatest { size(UInt64.self) }
         }
+        for _ in plan.sequences { size(UInt8.self) }
         let memory = ZeroedMemory(bytes: sizes.reduce(0, +))
         var next = 0
         var offset = 0
@@ -169,17 +196,13 @@ final class GroupedQueryState: @unchecked Sendable {
         firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
         lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self) }
         known = plan.needsUniverse ? zeroed(UInt8.self) : nil
-        var valueCounts: [UnsafeMutablePointer<UInt32>?] = []
-        var valueSums: [UnsafeMutablePointer<Int64>?] = []
-        var valueLeast: [UnsafeMutablePointer<UInt64>?] = []
-        var valueGreatest: [UnsafeMutablePointer<UInt64>?] = []
-        for rule in plan.rules {
-            valueCounts.append(rule.wantsValues ? zeroed(UInt32.self) : nil)
-            valueSums.append(rule.wantsValues ? zeroed(Int64.self) : nil)
-            valueLeast.append(rule.wantsValues ? zeroed(UInt64.self) : nil)
-            valueGreatest.append(rule.wantsValues ? zeroed(UInt64.self) : nil)
+        values = plan.rules.map { rule in
+            guard let condition = rule.leaf.rule.value else { return nil }
+            let needs = ValueColumns.needs(condition.aggregate)
+            return ValueColumns(counts: zeroed(UInt32.self), sums: needs.sums ? zeroed(Int64.self) : nil,
+                                least: needs.least ? zeroed(UInt64.self) : nil, greatest: needs.greatest ? zeroed(UInt64.self) : nil)
         }
-        (self.valueCounts, self.valueSums, self.valueLeast, self.valueGreatest) = (valueCounts, valueSums, valueLeast, valueGreatest)
+        sequenceSteps = plan.sequences.map { _ in zeroed(UInt8.self) }
         precondition(next == sizes.count)
         sequenceEvents = plan.sequences.map { _ in [] }
         self.memory = memory
@@ -208,6 +231,7 @@ final class GroupedQueryState: @unchecked Sendable {
             firsts.deallocate()
             last.deallocate()
         }
+        let valueColumns = plan.rules.indices.map { r in states.compactMap { $0.values[r] } }
         var result: [Int] = []
         for chunk in stride(from: 0, to: n, by: chunkSize) {
             let m = min(chunkSize, n - chunk)
@@ -234,22 +258,23 @@ final class GroupedQueryState: @unchecked Sendable {
                         }
                     }
                 }
-                if rule.wantsValues {
+                if let condition = rule.leaf.rule.value {
                     // The values of each profile's qualifying events, merged across the states.
-                    let condition = rule.leaf.rule.value!
-                    for g in 0..<m {
-                        let c = counts[g]
-                        // Most profiles have no qualifying event: their values are never looked at.
-                        guard c >= low && c <= high && c > 0 else {
-                            holds[r][g] = false
-                            continue
+                    holds[r].withUnsafeMutableBufferPointer { out in
+                        for g in 0..<m {
+                            let c = counts[g]
+                            // Most profiles have no qualifying event: their values are never looked at.
+                            guard c >= low && c <= high && c > 0 else {
+                                out[g] = false
+                                continue
+                            }
+                            let p = chunk + g
+                            var totals = ValueTotals()
+                            for columns in valueColumns[r] { totals.merge(columns, profile: p) }
+                            var verdict = totals.satisfy(condition)
+                            if comparesConversions { verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted }
+                            out[g] = verdict
                         }
-                        let p = chunk + g
-                        var totals = ValueTotals()
-                        for state in states { totals.merge(state, rule: r, profile: p) }
-                        var verdict = totals.satisfy(condition)
-                        if comparesConversions { verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted }
-                        holds[r][g] = verdict
                     }
                     continue
                 }
@@ -268,7 +293,9 @@ final class GroupedQueryState: @unchecked Sendable {
                 }
             }
             for (s, verdicts) in sequenceHolds.enumerated() {
-                for g in 0..<m { holds[plan.rules.count + s][g] = verdicts[chunk + g] }
+                holds[plan.rules.count + s].withUnsafeMutableBufferPointer { out in
+                    verdicts.withUnsafeBufferPointer { _ = out.update(fromContentsOf: $0[chunk..<(chunk + m)]) }
+                }
             }
             let verdicts = segment.evaluate(holds, count: m)
             verdicts.withUnsafeBufferPointer { verdicts in
@@ -364,13 +391,14 @@ struct GroupEvents {
 }
 
 extension ValueTotals {
-    /// Adds what `state`'s value columns of rule `r` hold for profile `p` (workers' findings combine exactly).
+    /// Adds what a worker's value columns hold for profile `p` (workers' findings combine exactly); what the
+    /// columns do not keep stays as it is.
     @inline(__always)
-    mutating func merge(_ state: GroupedQueryState, rule r: Int, profile p: Int) {
-        count += Int(state.valueCounts[r]![p])
-        sum = InteractionRule.ValueCondition.add(sum, state.valueSums[r]![p])
-        least = min(least, Int64(bitPattern: ~state.valueLeast[r]![p] ^ (1 << 63)))
-        greatest = max(greatest, Int64(bitPattern: state.valueGreatest[r]![p] ^ (1 << 63)))
+    mutating func merge(_ columns: GroupedQueryState.ValueColumns, profile p: Int) {
+        count += Int(columns.counts[p])
+        if let sums = columns.sums { sum = InteractionRule.ValueCondition.add(sum, sums[p]) }
+        if let least = columns.least { self.least = min(self.least, Int64(bitPattern: ~least[p] ^ (1 << 63))) }
+        if let greatest = columns.greatest { self.greatest = max(self.greatest, Int64(bitPattern: greatest[p] ^ (1 << 63))) }
     }
 }
 
@@ -378,10 +406,21 @@ extension GroupedQueryState {
     /// Whether sequence `s` holds for each of `n` profiles, from the candidate events every worker found: sorted by
     /// (profile, time, offset), each profile's run is tested in order (``SequenceMatcher``).
     static func sequenceVerdicts(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ s: Int, profiles n: Int) -> [Bool] {
-        var events = states.flatMap { $0.sequenceEvents[s] }
+        let rule = plan.sequences[s].rule
+        // Most candidates belong to profiles whose events cannot take every step: they are dropped before the sort.
+        let every = UInt8(truncatingIfNeeded: (1 << rule.steps.count) - 1)
+        let seen = states.count == 1 ? states[0].sequenceSteps[s] : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, n))
+        defer { if states.count > 1 { seen.deallocate() } }
+        if states.count > 1 {
+            seen.initialize(repeating: 0, count: max(1, n))
+            for state in states {
+                for event in state.sequenceEvents[s] { seen[Int(event.profile)] = state.sequenceSteps[s][Int(event.profile)] | seen[Int(event.profile)] }
+            }
+        }
+        var events: [SequenceEvent] = []
+        for state in states { events.append(contentsOf: state.sequenceEvents[s].lazy.filter { seen[Int($0.profile)] == every }) }
         events.sort { ($0.profile, $0.time, $0.offset) < ($1.profile, $1.time, $1.offset) }
         var verdicts = [Bool](repeating: false, count: n)
-        let rule = plan.sequences[s].rule
         var start = 0
         while start < events.count {
             let profile = events[start].profile
@@ -401,9 +440,8 @@ private struct GroupTarget {
     let firsts: UnsafeMutablePointer<UInt64>?
     let low: Int64
     let high: Int64
-    /// For a rule with a `value` condition: its value columns (see ``GroupedQueryState``).
-    var values: (counts: UnsafeMutablePointer<UInt32>, sums: UnsafeMutablePointer<Int64>, least: UnsafeMutablePointer<UInt64>,
-                 greatest: UnsafeMutablePointer<UInt64>)?
+    /// For a rule with a `value` condition: its value columns.
+    var values: GroupedQueryState.ValueColumns?
 }
 
 extension StoreReader {
@@ -625,8 +663,8 @@ extension StoreReader {
                 for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
                     let window = plan.rules[r].leaf.window!
                     var target = GroupTarget(counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound, high: window.upperBound)
-                    if plan.rules[r].wantsValues {
-                        target.values = (state.valueCounts[r]!, state.valueSums[r]!, state.valueLeast[r]!, state.valueGreatest[r]!)
+                    if let values = state.values[r] {
+                        target.values = values
                         wantsValues = true
                     }
                     targets.append(target)
@@ -679,15 +717,12 @@ extension StoreReader {
                                 if key > firsts[p] { firsts[p] = key }
                             }
                             if let v = target.values, !detail.values[k].isNaN {
-                                let micros = InteractionRule.ValueCondition.micros(detail.values[k])
-                                v.counts[p] &+= 1
-                                v.sums[p] = InteractionRule.ValueCondition.add(v.sums[p], micros)
-                                v.least[p] = max(v.least[p], GroupedQueryState.earliestKey(micros))
-                                v.greatest[p] = max(v.greatest[p], GroupedQueryState.latestKey(micros))
+                                v.add(InteractionRule.ValueCondition.micros(detail.values[k]), profile: p)
                             }
                         }
                         for (q, steps) in sequenceSteps where plan.sequences[q].window!.contains(t) {
                             state.sequenceEvents[q].append(GroupedQueryState.SequenceEvent(profile: UInt32(p), steps: steps, time: t, offset: detail.offsets[k]))
+                            state.sequenceSteps[q][p] |= UInt8(truncatingIfNeeded: steps)
                         }
                         if t >= conversionsFrom {
                             let key = GroupedQueryState.latestKey(t)

@@ -154,14 +154,13 @@ struct GroupedSnapshot {
             if let firsts = state.firsts[r] {
                 for (i, id) in entries.ids.enumerated() { firsts[Int(id)] = GroupedQueryState.earliestKey(entries.firsts[i]) }
             }
-            if let valueCounts = state.valueCounts[r], let sums = state.valueSums[r], let least = state.valueLeast[r],
-                let greatest = state.valueGreatest[r]
-            {
+            if let values = state.values[r] {
+                // (Columns the rule's aggregate never reads are kept in the file, neutral, and not loaded.)
                 for (i, id) in entries.ids.enumerated() {
-                    valueCounts[Int(id)] = entries.valueCounts[i]
-                    sums[Int(id)] = entries.valueSums[i]
-                    least[Int(id)] = GroupedQueryState.earliestKey(entries.valueLeast[i])
-                    greatest[Int(id)] = GroupedQueryState.latestKey(entries.valueGreatest[i])
+                    values.counts[Int(id)] = entries.valueCounts[i]
+                    values.sums?[Int(id)] = entries.valueSums[i]
+                    values.least?[Int(id)] = GroupedQueryState.earliestKey(entries.valueLeast[i])
+                    values.greatest?[Int(id)] = GroupedQueryState.latestKey(entries.valueGreatest[i])
                 }
             }
         }
@@ -194,7 +193,7 @@ struct GroupedSnapshot {
                 }
                 if rule.wantsValues {
                     var totals = ValueTotals()
-                    for state in states { totals.merge(state, rule: r, profile: p) }
+                    for state in states { totals.merge(state.values[r]!, profile: p) }
                     entries.valueCounts.append(UInt32(truncatingIfNeeded: totals.count))
                     entries.valueSums.append(totals.sum)
                     entries.valueLeast.append(totals.least)

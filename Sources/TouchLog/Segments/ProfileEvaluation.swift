@@ -52,10 +52,81 @@ final class ProfileEvaluation {
     // be copied (its arrays retained and released) at every ask.
     let segment: CompiledSegment
     let matchers: RuleMatchers
+    /// Per interaction rule, what ``atoms(_:)`` tests, in values that copy without reference counting (reading a
+    /// leaf's rule retains and releases its strings and arrays), and each rule's accepted touchpoints in one array.
+    private let tests: [LeafTest]
+    private let accepted: [Bool]
+    /// The rule tree in postfix order, as values that copy without reference counting (walking the tree's nodes
+    /// retains and releases their child arrays at every step).
+    private let program: [TreeStep]
+
+    private enum TreeStep {
+        /// Atom i's verdict, negated or not.
+        case atom(Int, negate: Bool)
+        /// The last `count` verdicts combined (all or any), negated or not.
+        case group(all: Bool, count: Int, negate: Bool)
+    }
+
+    private struct LeafTest {
+        let low: Int64
+        let high: Int64
+        let interaction: InteractionRule.Interaction
+        let atLeast: Int
+        let atMost: Int
+        let conversion: InteractionRule.Conversion?
+        let value: InteractionRule.ValueCondition?
+        /// Where the rule's touchpoints start in ``accepted``, and how many there are.
+        let touchpoints: Int
+        let touchpointCount: Int
+    }
 
     init(segment: CompiledSegment, matchers: RuleMatchers) {
         self.segment = segment
         self.matchers = matchers
+        var tests: [LeafTest] = []
+        var accepted: [Bool] = []
+        for (l, leaf) in segment.leaves.enumerated() {
+            let rule = leaf.rule
+            tests.append(LeafTest(low: leaf.window?.lowerBound ?? 1, high: leaf.window?.upperBound ?? 0, interaction: rule.interaction,
+                                  atLeast: rule.atLeast, atMost: rule.atMost ?? .max, conversion: rule.conversion, value: rule.value,
+                                  touchpoints: accepted.count, touchpointCount: matchers.leaves[l].count))
+            accepted += matchers.leaves[l]
+        }
+        self.tests = tests
+        self.accepted = accepted
+        var program: [TreeStep] = []
+        func add(_ node: CompiledSegment.Node) {
+            switch node {
+            case .leaf(let i, let negate): program.append(.atom(i, negate: negate))
+            case .sequence(let i, let negate): program.append(.atom(segment.leaves.count + i, negate: negate))
+            case .group(let match, let children, let negate):
+                children.forEach(add)
+                program.append(.group(all: match == .all, count: children.count, negate: negate))
+            }
+        }
+        add(segment.root)
+        self.program = program
+    }
+
+    /// Whether the rule tree holds, given each atom's verdict (as ``CompiledSegment/evaluate(_:)``).
+    func evaluate(_ atoms: [Bool]) -> Bool {
+        withUnsafeTemporaryAllocation(of: Bool.self, capacity: program.count) { stack in
+            var top = 0
+            for step in program {
+                switch step {
+                case .atom(let i, let negate):
+                    stack[top] = atoms[i] != negate
+                    top += 1
+                case .group(let all, let count, let negate):
+                    var value = all
+                    for k in (top - count)..<top { value = all ? value && stack[k] : value || stack[k] }
+                    top -= count
+                    stack[top] = value != negate
+                    top += 1
+                }
+            }
+            return stack[0]
+        }
     }
 
     /// What one interaction rule found: its qualifying events (indices into the events given), the value totals,
@@ -147,17 +218,24 @@ final class ProfileEvaluation {
         for e in events where e.time <= asOf && e.type == EventType.conversion.rawValue { lastConversion = max(lastConversion, e.time) }
         var atoms: [Bool] = []
         atoms.reserveCapacity(segment.atoms)
-        for l in segment.leaves.indices {
-            var count = 0
-            var first = Int64.max
-            var values = ValueTotals()
-            let wantsValues = segment.leaves[l].rule.value != nil
-            for e in events where e.time <= asOf && qualifies(e, leaf: l) {
-                count += 1
-                first = min(first, e.time)
-                if wantsValues { values.add(e.value) }
+        accepted.withUnsafeBufferPointer { accepted in
+            for test in tests {
+                var count = 0
+                var first = Int64.max
+                var values = ValueTotals()
+                for e in events where e.time <= asOf && e.time >= test.low && e.time <= test.high && test.interaction.matches(e.type)
+                    && Int(e.touchpoint) < test.touchpointCount && accepted[test.touchpoints + Int(e.touchpoint)]
+                {
+                    count += 1
+                    first = min(first, e.time)
+                    if test.value != nil { values.add(e.value) }
+                }
+                // (As ``CompiledSegment/Leaf/holds(count:first:lastConversion:values:)``.)
+                var holds = count >= test.atLeast && count <= test.atMost
+                if holds, let value = test.value { holds = values.satisfy(value) }
+                if holds, let conversion = test.conversion { holds = (lastConversion >= first) == (conversion == .converted) }
+                atoms.append(holds)
             }
-            atoms.append(segment.leaves[l].holds(count: count, first: first, lastConversion: lastConversion, values: values))
         }
         for s in segment.sequences.indices { atoms.append(sequenceHolds(events, s)) }
         return atoms
@@ -167,7 +245,7 @@ final class ProfileEvaluation {
     func isMember(_ events: [ProfileEvent]) -> Bool {
         let asOf = segment.time.asOf
         guard events.contains(where: { $0.time <= asOf }) else { return false }
-        return segment.evaluate(atoms(events))
+        return evaluate(atoms(events))
     }
 }
 

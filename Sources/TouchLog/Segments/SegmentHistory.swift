@@ -131,46 +131,63 @@ extension StoreReader {
         // evaluating it).
         let evaluations = segments.map { ProfileEvaluation(segment: $0, matchers: matchers) }
         // Per rule (interaction rules, then sequences) and step: the window's raw bounds (monotone in the step).
-        let windows: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
+        let bounds: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
             segments.indices.map { i in
                 let segment = segments[i]
                 let timeframe = a < segment.leaves.count ? segment.leaves[a].rule.timeframe : segment.sequences[a - segment.leaves.count].rule.timeframe
                 return timeframe.bounds(asOf: times[i])
             }
         }
-        // Profiles by id, each with its events in (time, offset) order: sorted as plain keys (no closure reaching into
-        // the gathered arrays, which costs a retain and release per comparison).
-        struct Key: Comparable {
-            var profile: UInt32
-            var time: Int64
-            var offset: UInt64
-            var index: Int
-            static func < (a: Key, b: Key) -> Bool { (a.profile, a.time, a.offset) < (b.profile, b.time, b.offset) }
+        // (Flat, atom after atom, so that the search for each event's steps reaches no array of arrays.)
+        let lows = bounds.flatMap { $0.map(\.low) }
+        let highs = bounds.flatMap { $0.map(\.high) }
+        let relevance = HistoryRelevance(segments[0], matchers: matchers, touchpoints: touchpoints.count)
+        var relevant = [Bool](repeating: false, count: segments[0].atoms)
+        var evaluated = [Bool](repeating: false, count: n)
+        // The events of the profiles whose events can make some rule hold, grouped by profile (a counting sort, in
+        // the order gathered), each profile's then put in (time, offset) order. Rules none of a profile's events can
+        // count for (over the whole range) are false at every step; a profile for which every rule is is left to the
+        // known profiles without counted events, below.
+        let possible = relevance.possibleProfiles(gathered.profiles, gathered.events, count: n)
+        var starts = [Int](repeating: 0, count: n + 1)
+        for p in gathered.profiles where possible[Int(p)] { starts[Int(p) + 1] += 1 }
+        for p in 0..<n { starts[p + 1] += starts[p] }
+        // (The events themselves are moved, read in order and written where they belong: reading them in profile
+        // order instead would wait on memory at every one.)
+        var fill = starts
+        let grouped = [ProfileEvent](unsafeUninitializedCapacity: starts[n]) { buffer, count in
+            for (p, e) in zip(gathered.profiles, gathered.events) where possible[Int(p)] {
+                (buffer.baseAddress! + fill[Int(p)]).initialize(to: e)
+                fill[Int(p)] += 1
+            }
+            count = starts[n]
         }
-        var order = gathered.events.indices.map { Key(profile: gathered.profiles[$0], time: gathered.events[$0].time, offset: gathered.events[$0].offset, index: $0) }
-        order.sort()
         var events: [ProfileEvent] = []
         var changes: [Int] = []
-        var start = 0
-        while start < order.count {
-            let profile = Int(order[start].profile)
-            var end = start + 1
-            while end < order.count && Int(order[end].profile) == profile { end += 1 }
-            defer { start = end }
-            if erased.contains(profile) { continue }
+        for profile in 0..<n where starts[profile] < starts[profile + 1] && !erased.contains(profile) {
             events.removeAll(keepingCapacity: true)
-            for k in start..<end { events.append(gathered.events[order[k].index]) }
-            // The steps at which the profile's verdicts can change: where each event enters T (and with it the
-            // latest conversion and being known), and where it enters and leaves each window.
+            events.append(contentsOf: grouped[starts[profile]..<starts[profile + 1]])
+            events.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
+            relevance.mark(events, into: &relevant)
+            evaluated[profile] = true
+            // The steps at which the profile's verdicts can change: where an event a rule can count enters T (and
+            // with it being known, and the latest conversion when a rule asks about conversions), and where it
+            // enters and leaves the windows of the rules it can count for.
             changes.removeAll(keepingCapacity: true)
             changes.append(0)
             let known = firstSeen.isEmpty ? Int64.min : firstSeen[profile]
             if !firstSeen.isEmpty { changes.append(firstStep(atOrAfter: known)) }
-            for e in events {
-                changes.append(firstStep(atOrAfter: e.time))
-                for w in windows {
-                    changes.append(w.partitioningIndex { $0.high >= e.time })
-                    changes.append(w.partitioningIndex { $0.low > e.time })
+            highs.withUnsafeBufferPointer { highs in
+                lows.withUnsafeBufferPointer { lows in
+                    for e in events {
+                        var counted = relevance.conversionsMatter && e.type == EventType.conversion.rawValue
+                        for a in relevance.atoms(of: e) where relevant[a] {
+                            counted = true
+                            changes.append(highs[(a * S)..<(a * S + S)].partitioningIndex { $0 >= e.time } - a * S)
+                            changes.append(lows[(a * S)..<(a * S + S)].partitioningIndex { $0 > e.time } - a * S)
+                        }
+                        if counted { changes.append(firstStep(atOrAfter: e.time)) }
+                    }
                 }
             }
             changes.sort()
@@ -198,9 +215,7 @@ extension StoreReader {
         // Known profiles none of whose events any rule counts: members from the step they are known at when the tree
         // holds with every rule false.
         if !firstSeen.isEmpty && segments[0].evaluate([Bool](repeating: false, count: segments[0].atoms)) {
-            var hasEvents = [Bool](repeating: false, count: n)
-            for p in gathered.profiles { hasEvents[Int(p)] = true }
-            for p in 0..<n where !hasEvents[p] && firstSeen[p] != .max && !erased.contains(p) {
+            for p in 0..<n where !evaluated[p] && firstSeen[p] != .max && !erased.contains(p) {
                 let c = firstStep(atOrAfter: firstSeen[p])
                 delta[c] += 1
                 delta[S] -= 1
@@ -281,6 +296,81 @@ extension StoreReader {
     }
 }
 
+/// Which rules an event can count for, by its type and touchpoint (whatever its time), and whether a profile's
+/// events can make each rule hold at some step: an interaction rule needs one event it accepts, a sequence events
+/// that can take every one of its steps.
+private struct HistoryRelevance {
+    /// Per key `touchpoint × 3 + type`: the atoms (interaction rules, then sequences) an event can count for, and per
+    /// sequence that can take it, the steps it can take.
+    private var atomStarts: [Int32] = [0]
+    private var atomList: [Int32] = []
+    private var stepMasks: [[UInt16]]
+    private let leafCount: Int
+    private let every: [UInt16]
+    /// Some rule asks about conversions (then every conversion can change a verdict as it enters T).
+    let conversionsMatter: Bool
+
+    init(_ segment: CompiledSegment, matchers: RuleMatchers, touchpoints: Int) {
+        leafCount = segment.leaves.count
+        every = segment.sequences.map { UInt16(truncatingIfNeeded: (1 << $0.steps.count) - 1) }
+        conversionsMatter = segment.leaves.contains { $0.rule.conversion != nil }
+        stepMasks = segment.sequences.map { _ in [UInt16](repeating: 0, count: (touchpoints + 1) * 3) }
+        for touchpoint in 0...touchpoints {
+            for type in 0..<3 {
+                func accepts(_ interaction: InteractionRule.Interaction, _ allowed: [Bool]) -> Bool {
+                    interaction.matches(UInt8(type)) && touchpoint < allowed.count && allowed[touchpoint]
+                }
+                for (l, leaf) in segment.leaves.enumerated() where accepts(leaf.rule.interaction, matchers.leaves[l]) { atomList.append(Int32(l)) }
+                for (s, sequence) in segment.sequences.enumerated() {
+                    var mask: UInt16 = 0
+                    for (k, step) in sequence.steps.enumerated() where accepts(step.rule.interaction, matchers.steps[s][k]) { mask |= 1 << UInt16(k) }
+                    stepMasks[s][touchpoint * 3 + type] = mask
+                    if mask != 0 { atomList.append(Int32(leafCount + s)) }
+                }
+                atomStarts.append(Int32(atomList.count))
+            }
+        }
+    }
+
+    @inline(__always)
+    private func key(_ e: ProfileEvent) -> Int { Int(e.touchpoint) * 3 + Int(e.type) }
+
+    /// The atoms `e` can count for.
+    @inline(__always)
+    func atoms(of e: ProfileEvent) -> some Sequence<Int> {
+        let k = key(e)
+        return atomList[Int(atomStarts[k])..<Int(atomStarts[k + 1])].lazy.map { Int($0) }
+    }
+
+    /// Marks in `relevant` the atoms `events` can make hold at some step; whether there is one.
+    @discardableResult
+    func mark(_ events: [ProfileEvent], into relevant: inout [Bool]) -> Bool {
+        for a in relevant.indices { relevant[a] = false }
+        var seen = [UInt16](repeating: 0, count: every.count)
+        for e in events {
+            for a in atoms(of: e) where a < leafCount { relevant[a] = true }
+            for s in seen.indices { seen[s] |= stepMasks[s][key(e)] }
+        }
+        for s in seen.indices { relevant[leafCount + s] = seen[s] == every[s] }
+        return relevant.contains(true)
+    }
+
+    /// Whether the events of each of `n` profiles (`profiles[i]`'s event `events[i]`) can make some atom hold.
+    func possibleProfiles(_ profiles: [UInt32], _ events: [ProfileEvent], count n: Int) -> [Bool] {
+        var possible = [Bool](repeating: false, count: n)
+        var seen = stepMasks.map { _ in [UInt16](repeating: 0, count: n) }
+        for (p, e) in zip(profiles, events) {
+            let k = key(e)
+            if atomList[Int(atomStarts[k])..<Int(atomStarts[k + 1])].contains(where: { Int($0) < leafCount }) { possible[Int(p)] = true }
+            for s in seen.indices { seen[s][Int(p)] |= stepMasks[s][k] }
+        }
+        for s in seen.indices {
+            for p in 0..<n where seen[s][p] == every[s] { possible[p] = true }
+        }
+        return possible
+    }
+}
+
 /// Which groups a history reads: those of a type and touchpoint some rule or sequence step accepts (every
 /// conversion when a rule asks about conversions), inside the union of that rule's windows over the steps.
 private struct HistoryScope {
@@ -337,7 +427,7 @@ extension InteractionRule.Timeframe {
 
 extension ProfileEvaluation {
     /// Whether the rule tree holds for the profile (the caller knows it is known at T).
-    func isKnownMember(_ events: [ProfileEvent]) -> Bool { segment.evaluate(atoms(events)) }
+    func isKnownMember(_ events: [ProfileEvent]) -> Bool { evaluate(atoms(events)) }
 }
 
 extension Collection {
