@@ -47,9 +47,10 @@ struct RuleMatchers {
 /// (or a few) is asked about at many times (`explain`, `history`), and by format-1 stores for the rules their
 /// projection does not keep. The caller gives the events recorded by K (any order of offsets; times ≤ T or later);
 /// only those at or before the compiled segment's T count.
-final class ProfileEvaluation {
+final class ProfileEvaluation: @unchecked Sendable {
     // A class: history keeps one per step and asks it for many profiles; a struct holding a compiled segment would
-    // be copied (its arrays retained and released) at every ask.
+    // be copied (its arrays retained and released) at every ask. @unchecked: nothing in it changes after init (a
+    // compiled segment is not declared Sendable), and history's workers share one per step.
     let segment: CompiledSegment
     let matchers: RuleMatchers
     /// Per interaction rule, what ``atoms(_:)`` tests, in values that copy without reference counting (reading a
@@ -212,14 +213,24 @@ final class ProfileEvaluation {
 
     /// Each atom's verdict (interaction rules, then sequences), before negation. (What ``findings(_:)`` finds,
     /// without collecting the events: history asks this many times per profile.)
-    func atoms(_ events: [ProfileEvent]) -> [Bool] {
+    ///
+    /// With `leafTimes` (history, which asks at many T): per interaction rule, the times, ascending, of the events
+    /// of its type and touchpoints; a rule that asks neither about values nor conversions then counts its events
+    /// in the window by two binary searches instead of a pass over all the events.
+    func atoms(_ events: [ProfileEvent], leafTimes: [[Int64]]? = nil) -> [Bool] {
         let asOf = segment.time.asOf
         var lastConversion = Int64.min
         for e in events where e.time <= asOf && e.type == EventType.conversion.rawValue { lastConversion = max(lastConversion, e.time) }
         var atoms: [Bool] = []
         atoms.reserveCapacity(segment.atoms)
         accepted.withUnsafeBufferPointer { accepted in
-            for test in tests {
+            for (l, test) in tests.enumerated() {
+                if let leafTimes, test.value == nil, test.conversion == nil {
+                    let (low, high) = (test.low, min(test.high, asOf))
+                    let count = low > high ? 0 : leafTimes[l].partitioningIndex { $0 > high } - leafTimes[l].partitioningIndex { $0 >= low }
+                    atoms.append(count >= test.atLeast && count <= test.atMost)
+                    continue
+                }
                 var count = 0
                 var first = Int64.max
                 var values = ValueTotals()

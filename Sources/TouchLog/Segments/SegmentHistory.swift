@@ -1,3 +1,7 @@
+import Dispatch
+import Synchronization
+import TouchLogStorage
+
 /// A segment's size over time: its member count at each of a series of times, by what the store knew at K.
 public struct SegmentHistory: Sendable, Equatable {
     public struct Point: Sendable, Equatable {
@@ -80,12 +84,13 @@ extension StoreReader {
                 touchpoints = dictionary.touchpoints
                 let summaries = try summaries(through: end)
                 profileCount = Int(summaries[end - 1].firstNewProfile) + summaries[end - 1].newProfiles
-                if negated { firstSeen = [Int64](repeating: .max, count: profileCount) }
-                let scope = HistoryScope(segments, touchpoints: touchpoints)
-                report.eventsRead = try firstSeen.withUnsafeMutableBufferPointer { firstSeen throws(TouchLogError) in
-                    // (An empty array's buffer may have a base address: none is passed unless a rule is negated.)
-                    try gatherGrouped(scope, blocks: end, summaries: summaries, upTo: last, into: &gathered, firstSeen: negated ? firstSeen.baseAddress : nil)
-                }
+                // Profiles introduced by the blocks that lie wholly at or before the first step are known at every
+                // step; the others are known from their earliest event, which lies in a later block.
+                let straddle = log.blocks[..<end].firstIndex { $0.header.maxTime > times[0] } ?? end
+                let knownBefore = straddle == end ? profileCount : Int(summaries[straddle].firstNewProfile)
+                if negated { firstSeen = [Int64](repeating: .min, count: knownBefore) + [Int64](repeating: .max, count: profileCount - knownBefore) }
+                report.eventsRead = try gatherGrouped(HistoryScope(segments, touchpoints: touchpoints), blocks: end, summaries: summaries,
+                                                      upTo: last, into: &gathered, firstSeen: &firstSeen, from: straddle)
                 erased = erasures.profiles
             }
         } else {
@@ -124,12 +129,8 @@ extension StoreReader {
     private static func historyCounts(_ segments: [CompiledSegment], times: [Int64], touchpoints: StringTable, gathered: GatheredEvents,
                                       profiles n: Int, firstSeen: [Int64], erased: Set<Int>) -> [Int] {
         let S = times.count
-        var delta = [Int](repeating: 0, count: S + 1)
-        func firstStep(atOrAfter t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
+        @Sendable func firstStep(atOrAfter t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
         let matchers = RuleMatchers(segments[0], touchpoints: touchpoints)
-        // One evaluation per step, made once (each holds a compiled segment: copying one per profile costs more than
-        // evaluating it).
-        let evaluations = segments.map { ProfileEvaluation(segment: $0, matchers: matchers) }
         // Per rule (interaction rules, then sequences) and step: the window's raw bounds (monotone in the step).
         let bounds: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
             segments.indices.map { i in
@@ -142,8 +143,7 @@ extension StoreReader {
         let lows = bounds.flatMap { $0.map(\.low) }
         let highs = bounds.flatMap { $0.map(\.high) }
         let relevance = HistoryRelevance(segments[0], matchers: matchers, touchpoints: touchpoints.count)
-        var relevant = [Bool](repeating: false, count: segments[0].atoms)
-        var evaluated = [Bool](repeating: false, count: n)
+        let atoms = segments[0].atoms
         // The events of the profiles whose events can make some rule hold, grouped by profile (a counting sort, in
         // the order gathered), each profile's then put in (time, offset) order. Rules none of a profile's events can
         // count for (over the whole range) are false at every step; a profile for which every rule is is left to the
@@ -162,21 +162,76 @@ extension StoreReader {
             }
             count = starts[n]
         }
+        // Each profile's changes of membership, as +1 at the step it enters and −1 at the step it leaves: on every
+        // core, each worker over a range of profile ids of its own, the workers' differences then added up.
+        // (From a few dozen events on, so that the tests' small stores take this path too.)
+        let workers = max(1, min(queryThreads, starts[n] / 64))
+        let deltas = Mutex([[Int]]())
+        let counted = starts
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            // Each worker has evaluations and relevance of its own: objects the workers shared would have their reference
+            // counts changed by both cores at every use.
+            let matchers = RuleMatchers(segments[0], touchpoints: touchpoints)
+            // One evaluation per step, made once (each holds a compiled segment: copying one per profile costs more
+            // than evaluating it).
+            let evaluations = segments.map { ProfileEvaluation(segment: $0, matchers: matchers) }
+            let relevance = HistoryRelevance(segments[0], matchers: matchers, touchpoints: touchpoints.count)
+            let delta = Self.historyDeltas(profiles: (n * w / workers)..<(n * (w + 1) / workers), starts: counted, grouped: grouped,
+                                           steps: S, atoms: atoms, relevance: relevance, lows: lows, highs: highs, times: times,
+                                           firstSeen: firstSeen, erased: erased, evaluations: evaluations)
+            deltas.withLock { $0.append(delta) }
+        }
+        var delta = [Int](repeating: 0, count: S + 1)
+        for part in deltas.withLock({ $0 }) {
+            for i in part.indices { delta[i] += part[i] }
+        }
+        // Known profiles none of whose events any rule counts: members from the step they are known at when the tree
+        // holds with every rule false.
+        if !firstSeen.isEmpty && segments[0].evaluate([Bool](repeating: false, count: segments[0].atoms)) {
+            for p in 0..<n where starts[p] == starts[p + 1] && firstSeen[p] != .max && !erased.contains(p) {
+                let c = firstStep(atOrAfter: firstSeen[p])
+                delta[c] += 1
+                delta[S] -= 1
+            }
+        }
+        var counts: [Int] = []
+        var running = 0
+        for i in 0..<S {
+            running += delta[i]
+            counts.append(running)
+        }
+        return counts
+    }
+
+    /// The membership differences per step (index S: after the last) of the profiles in `range` that have grouped
+    /// events (see ``historyCounts(_:times:touchpoints:gathered:profiles:firstSeen:erased:)``).
+    private static func historyDeltas(profiles range: Range<Int>, starts: [Int], grouped: [ProfileEvent], steps S: Int, atoms: Int,
+                                      relevance: HistoryRelevance, lows: [Int64], highs: [Int64], times: [Int64], firstSeen: [Int64],
+                                      erased: Set<Int>, evaluations: [ProfileEvaluation]) -> [Int] {
+        // (Copies of its own, for the same reason.)
+        let (times, lows, highs) = (times.map { $0 }, lows.map { $0 }, highs.map { $0 })
+        func firstStep(_ t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
+        var delta = [Int](repeating: 0, count: S + 1)
+        var relevant = [Bool](repeating: false, count: atoms)
+        var leafTimes = [[Int64]](repeating: [], count: evaluations[0].segment.leaves.count)
         var events: [ProfileEvent] = []
         var changes: [Int] = []
-        for profile in 0..<n where starts[profile] < starts[profile + 1] && !erased.contains(profile) {
+        for profile in range where starts[profile] < starts[profile + 1] && !erased.contains(profile) {
             events.removeAll(keepingCapacity: true)
             events.append(contentsOf: grouped[starts[profile]..<starts[profile + 1]])
             events.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
             relevance.mark(events, into: &relevant)
-            evaluated[profile] = true
+            for l in leafTimes.indices { leafTimes[l].removeAll(keepingCapacity: true) }
+            for e in events {
+                for a in relevance.atoms(of: e) where a < leafTimes.count { leafTimes[a].append(e.time) }
+            }
             // The steps at which the profile's verdicts can change: where an event a rule can count enters T (and
             // with it being known, and the latest conversion when a rule asks about conversions), and where it
             // enters and leaves the windows of the rules it can count for.
             changes.removeAll(keepingCapacity: true)
             changes.append(0)
             let known = firstSeen.isEmpty ? Int64.min : firstSeen[profile]
-            if !firstSeen.isEmpty { changes.append(firstStep(atOrAfter: known)) }
+            if !firstSeen.isEmpty { changes.append(firstStep(known)) }
             highs.withUnsafeBufferPointer { highs in
                 lows.withUnsafeBufferPointer { lows in
                     for e in events {
@@ -186,7 +241,7 @@ extension StoreReader {
                             changes.append(highs[(a * S)..<(a * S + S)].partitioningIndex { $0 >= e.time } - a * S)
                             changes.append(lows[(a * S)..<(a * S + S)].partitioningIndex { $0 > e.time } - a * S)
                         }
-                        if counted { changes.append(firstStep(atOrAfter: e.time)) }
+                        if counted { changes.append(firstStep(e.time)) }
                     }
                 }
             }
@@ -196,7 +251,7 @@ extension StoreReader {
             var memberFrom = 0
             for c in changes where c != previous && c < S {
                 previous = c
-                let now = known <= times[c] && evaluations[c].isKnownMember(events)
+                let now = known <= times[c] && evaluations[c].isKnownMember(events, leafTimes: leafTimes)
                 if now != member {
                     if member {
                         delta[memberFrom] += 1
@@ -212,32 +267,50 @@ extension StoreReader {
                 delta[S] -= 1
             }
         }
-        // Known profiles none of whose events any rule counts: members from the step they are known at when the tree
-        // holds with every rule false.
-        if !firstSeen.isEmpty && segments[0].evaluate([Bool](repeating: false, count: segments[0].atoms)) {
-            for p in 0..<n where !evaluated[p] && firstSeen[p] != .max && !erased.contains(p) {
-                let c = firstStep(atOrAfter: firstSeen[p])
-                delta[c] += 1
-                delta[S] -= 1
-            }
-        }
-        var counts: [Int] = []
-        var running = 0
-        for i in 0..<S {
-            running += delta[i]
-            counts.append(running)
-        }
-        return counts
+        return delta
     }
 
     /// Gathers, from the first `end` blocks of a format-2 store, the events of the groups `scope` says any rule can
-    /// count, up to `last`; with `firstSeen`, also each profile's earliest time (from every group). Returns the
-    /// events of the blocks read.
+    /// count, up to `last`; when `firstSeen` is not empty (a rule is negated), also each profile's earliest time
+    /// (from every group of the blocks from `straddle` on) where it is earlier than the one given. The blocks are
+    /// shared out among the cores in turn, each worker gathering on its own; returns the events of the blocks read.
     private func gatherGrouped(_ scope: HistoryScope, blocks end: Int, summaries: [BlockSummary], upTo last: Int64,
-                               into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?) throws(TouchLogError) -> UInt64 {
+                               into gathered: inout GatheredEvents, firstSeen: inout [Int64], from straddle: Int) throws(TouchLogError) -> UInt64 {
         let locations = log.blocks
-        let n = Int(summaries[end - 1].firstNewProfile) + summaries[end - 1].newProfiles
-        let reader = log.bodyReader()
+        let blocks = (0..<end).filter { locations[$0].header.minTime <= last }
+        let workers = max(1, min(Self.queryThreads, blocks.count / 4))
+        let parts = Mutex([(gathered: GatheredEvents, firstSeen: [Int64], eventsRead: UInt64)]())
+        let given = firstSeen
+        try Self.onEveryWorker((0..<workers).map { _ in log.bodyReader() }) { w, reader throws(TouchLogError) in
+            var part = GatheredEvents()
+            var seen = given
+            let eventsRead = try seen.withUnsafeMutableBufferPointer { seen throws(TouchLogError) in
+                // (An empty array's buffer may have a base address: none is passed unless a rule is negated.)
+                try Self.gatherBlocks(scope, stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
+                                      summaries: summaries, upTo: last, into: &part, firstSeen: given.isEmpty ? nil : seen.baseAddress,
+                                      from: straddle, reader: reader)
+            }
+            parts.withLock { $0.append((part, seen, eventsRead)) }
+        }
+        var eventsRead: UInt64 = 0
+        for part in parts.withLock({ $0 }) {
+            gathered.profiles += part.gathered.profiles
+            gathered.events += part.gathered.events
+            part.firstSeen.withUnsafeBufferPointer { seen in
+                firstSeen.withUnsafeMutableBufferPointer { all in
+                    for p in all.indices where seen[p] < all[p] { all[p] = seen[p] }
+                }
+            }
+            eventsRead += part.eventsRead
+        }
+        return eventsRead
+    }
+
+    /// One worker's part of ``gatherGrouped(_:blocks:summaries:upTo:into:firstSeen:from:)``: the blocks `blocks`.
+    private static func gatherBlocks(_ scope: HistoryScope, _ blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary],
+                                      upTo last: Int64, into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?,
+                                      from straddle: Int, reader: BlockBodyReader) throws(TouchLogError) -> UInt64 {
+        let n = Int(summaries[summaries.count - 1].firstNewProfile) + summaries[summaries.count - 1].newProfiles
         var times: [UInt8] = []
         var profiles: [UInt8] = []
         var positions: [UInt8] = []
@@ -245,7 +318,8 @@ extension StoreReader {
         var stored: [UInt8] = []
         var detail = GroupEvents()
         var eventsRead: UInt64 = 0
-        for b in 0..<end where locations[b].header.minTime <= last {
+        for b in blocks {
+            let firstSeen = b >= straddle ? firstSeen : nil
             let summary = summaries[b]
             var sectionsRead = false
             var positionsRead = false
@@ -254,14 +328,14 @@ extension StoreReader {
                 let wanted = scope.wants(group)
                 guard wanted || firstSeen != nil else { continue }
                 if !sectionsRead {
-                    try Self.readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
-                    try Self.readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
+                    try readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
+                    try readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
                     profiles.append(contentsOf: repeatElement(0, count: 8))
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
                 }
                 detail.removeAll()
-                try Self.scan(group, summary, times: times, profiles: profiles, upTo: last, limit: n) { t, p in detail.append(t, p) }
+                try scan(group, summary, times: times, profiles: profiles, upTo: last, limit: n) { t, p in detail.append(t, p) }
                 if let firstSeen {
                     for k in 0..<detail.times.count where detail.times[k] < firstSeen[detail.profiles[k]] {
                         firstSeen[detail.profiles[k]] = detail.times[k]
@@ -270,14 +344,14 @@ extension StoreReader {
                 guard wanted else { continue }
                 if scope.needsOffsets {
                     if !positionsRead {
-                        try Self.readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        try readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
                         positionsRead = true
                     }
                     try detail.decodePositions(group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
                 }
                 if scope.needsValues {
                     if !valuesRead {
-                        try Self.readSection(.values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
+                        try readSection(.values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
                         valuesRead = true
                     }
                     try detail.decodeValues(group, values)
@@ -427,7 +501,7 @@ extension InteractionRule.Timeframe {
 
 extension ProfileEvaluation {
     /// Whether the rule tree holds for the profile (the caller knows it is known at T).
-    func isKnownMember(_ events: [ProfileEvent]) -> Bool { evaluate(atoms(events)) }
+    func isKnownMember(_ events: [ProfileEvent], leafTimes: [[Int64]]) -> Bool { evaluate(atoms(events, leafTimes: leafTimes)) }
 }
 
 extension Collection {
