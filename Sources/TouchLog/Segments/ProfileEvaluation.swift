@@ -50,7 +50,7 @@ struct RuleMatchers {
 final class ProfileEvaluation: @unchecked Sendable {
     // A class: history keeps one per step and asks it for many profiles; a struct holding a compiled segment would
     // be copied (its arrays retained and released) at every ask. @unchecked: nothing in it changes after init (a
-    // compiled segment is not declared Sendable), and history's workers share one per step.
+    // compiled segment is not declared Sendable); history's workers each make their own.
     let segment: CompiledSegment
     let matchers: RuleMatchers
     /// Per interaction rule, what ``atoms(_:)`` tests, in values that copy without reference counting (reading a
