@@ -8,7 +8,7 @@ import TouchLogStorage
 ///
 /// Per rule and profile it counts the qualifying events and keeps the first one's time (for rules that ask about
 /// conversions); per profile, the latest conversion at or before T from the earliest time any such rule's window
-/// starts (a conversion before a rule's first qualifying event never counts for it); and, when a rule is negated,
+/// starts (a conversion before a rule's first qualifying event never counts for it); and, when the tree holds without events,
 /// which profiles are known at T: every profile introduced by a block that lies wholly at or before T (its first
 /// event is), plus the profiles of the events at or before T in the blocks from the first that does not. Blocks
 /// recorded after K are never read (recorded times never decrease along the log).
@@ -51,7 +51,7 @@ struct GroupedQueryPlan {
         }
         let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
         conversionsFrom = starts.min()
-        needsUniverse = segment.hasNegation
+        needsUniverse = segment.holdsWithoutEvents
     }
 
     /// Whether a snapshot can be taken from this plan's scan: some rule is kept, and the latest conversions are
@@ -85,16 +85,11 @@ struct GroupedQueryPlan {
 }
 
 extension CompiledSegment {
-    /// Whether any rule or group of the tree is negated (then members must be known profiles, which needs the universe).
-    var hasNegation: Bool {
-        func negated(_ node: Node) -> Bool {
-            switch node {
-            case .leaf(_, let negate), .sequence(_, let negate): return negate
-            case .group(_, let children, let negate): return negate || children.contains(where: negated)
-            }
-        }
-        return negated(root)
-    }
+    /// Whether a profile none of whose events any rule counts is a member (the tree holds with every rule false):
+    /// only then must the known profiles be found. Otherwise a member has a rule that holds, and every rule needs at
+    /// least one event at or before T to hold (a count's `atLeast` is at least 1, a sequence needs its chain), so
+    /// every member is known. ("In A and not in B" needs no universe; "not in B" does.)
+    var holdsWithoutEvents: Bool { evaluate([Bool](repeating: false, count: atoms)) }
 }
 
 /// What a format-2 query accumulates, per profile id, in zero-filled columns of its own (``ZeroedMemory``: 2 MiB
@@ -111,7 +106,7 @@ final class GroupedQueryState: @unchecked Sendable {
     let firsts: [UnsafeMutablePointer<UInt64>?]
     /// The latest conversion considered, as ``latestKey(_:)``, when some rule asks about conversions.
     let lastConversion: UnsafeMutablePointer<UInt64>?
-    /// Known profiles (1), when a rule is negated.
+    /// Known profiles (1), when the tree holds without events.
     let known: UnsafeMutablePointer<UInt8>?
     /// Per rule with a `value` condition (else nil): its value columns.
     let values: [ValueColumns?]
@@ -307,7 +302,7 @@ final class GroupedQueryState: @unchecked Sendable {
                         g += 8
                         continue
                     }
-                    // Where a rule is negated, members must be known profiles.
+                    // When the tree holds without events, members must be known profiles.
                     if verdicts[g] && (!plan.needsUniverse || states.contains(where: { $0.known![chunk + g] != 0 })) { result.append(chunk + g) }
                     g += 1
                 }

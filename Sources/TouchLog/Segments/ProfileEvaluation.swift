@@ -54,12 +54,13 @@ final class ProfileEvaluation: @unchecked Sendable {
     let segment: CompiledSegment
     let matchers: RuleMatchers
     /// Per interaction rule, what ``atoms(_:)`` tests, in values that copy without reference counting (reading a
-    /// leaf's rule retains and releases its strings and arrays), and each rule's accepted touchpoints in one array.
-    private let tests: [LeafTest]
-    private let accepted: [Bool]
+    /// leaf's rule retains and releases its strings and arrays), and each rule's accepted touchpoints in one buffer.
+    /// (Buffers of its own rather than arrays, so that reading them changes no reference count either.)
+    private let tests: UnsafeMutableBufferPointer<LeafTest>
+    private let accepted: UnsafeMutableBufferPointer<Bool>
     /// The rule tree in postfix order, as values that copy without reference counting (walking the tree's nodes
     /// retains and releases their child arrays at every step).
-    private let program: [TreeStep]
+    private let program: UnsafeMutableBufferPointer<TreeStep>
 
     private enum TreeStep {
         /// Atom i's verdict, negated or not.
@@ -93,8 +94,8 @@ final class ProfileEvaluation: @unchecked Sendable {
                                   touchpoints: accepted.count, touchpointCount: matchers.leaves[l].count))
             accepted += matchers.leaves[l]
         }
-        self.tests = tests
-        self.accepted = accepted
+        self.tests = Self.buffer(tests)
+        self.accepted = Self.buffer(accepted)
         var program: [TreeStep] = []
         func add(_ node: CompiledSegment.Node) {
             switch node {
@@ -106,11 +107,25 @@ final class ProfileEvaluation: @unchecked Sendable {
             }
         }
         add(segment.root)
-        self.program = program
+        self.program = Self.buffer(program)
+    }
+
+    deinit {
+        tests.deallocate()
+        accepted.deallocate()
+        program.deallocate()
+    }
+
+    private static func buffer<T>(_ elements: [T]) -> UnsafeMutableBufferPointer<T> {
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: elements.count)
+        _ = buffer.initialize(from: elements)
+        return buffer
     }
 
     /// Whether the rule tree holds, given each atom's verdict (as ``CompiledSegment/evaluate(_:)``).
-    func evaluate(_ atoms: [Bool]) -> Bool {
+    func evaluate(_ atoms: [Bool]) -> Bool { atoms.withUnsafeBufferPointer { evaluate($0) } }
+
+    func evaluate(_ atoms: UnsafeBufferPointer<Bool>) -> Bool {
         withUnsafeTemporaryAllocation(of: Bool.self, capacity: program.count) { stack in
             var top = 0
             for step in program {
@@ -163,7 +178,8 @@ final class ProfileEvaluation: @unchecked Sendable {
     }
 
     /// The events of `events` that could take each step of sequence `s` (indices), in (time, offset) order.
-    func sequenceCandidates(_ events: [ProfileEvent], _ s: Int) -> [(index: Int, steps: UInt16)] {
+    func sequenceCandidates<Events: RandomAccessCollection<ProfileEvent>>(_ events: Events, _ s: Int) -> [(index: Int, steps: UInt16)]
+    where Events.Index == Int {
         guard let window = segment.sequences[s].window else { return [] }
         var candidates: [(index: Int, steps: UInt16)] = []
         for (i, e) in events.enumerated() where window.contains(e.time) {
@@ -187,7 +203,7 @@ final class ProfileEvaluation: @unchecked Sendable {
     /// Whether sequence `s` matches `events`: a chain e1…en in strictly increasing (time, offset) order with
     /// en.time − e1.time ≤ within. Per step it keeps only the latest first-step time of a chain that reached it,
     /// which is all a later step needs (the latest start gives the shortest span).
-    func sequenceHolds(_ events: [ProfileEvent], _ s: Int) -> Bool {
+    func sequenceHolds<Events: RandomAccessCollection<ProfileEvent>>(_ events: Events, _ s: Int) -> Bool where Events.Index == Int {
         let rule = segment.sequences[s].rule
         return SequenceMatcher.matches(sequenceCandidates(events, s).lazy.map { (events[$0.index].time, $0.steps) }, steps: rule.steps.count,
                                        within: rule.within)
@@ -211,45 +227,60 @@ final class ProfileEvaluation: @unchecked Sendable {
         return nil
     }
 
+    /// Per interaction rule, the times of a profile's events of the rule's type and touchpoints, ascending: rule
+    /// l's at `times[l * stride ..< l * stride + counts[l]]`. (History, which asks at many T, gives them: a rule that
+    /// asks neither about values nor conversions then counts its events in the window by two binary searches
+    /// instead of a pass over all the events.)
+    struct LeafTimes {
+        let times: UnsafeBufferPointer<Int64>
+        let stride: Int
+        let counts: UnsafeBufferPointer<Int>
+    }
+
     /// Each atom's verdict (interaction rules, then sequences), before negation. (What ``findings(_:)`` finds,
-    /// without collecting the events: history asks this many times per profile.)
-    ///
-    /// With `leafTimes` (history, which asks at many T): per interaction rule, the times, ascending, of the events
-    /// of its type and touchpoints; a rule that asks neither about values nor conversions then counts its events
-    /// in the window by two binary searches instead of a pass over all the events.
-    func atoms(_ events: [ProfileEvent], leafTimes: [[Int64]]? = nil) -> [Bool] {
+    /// without collecting the events.)
+    func atoms(_ events: [ProfileEvent]) -> [Bool] {
+        [Bool](unsafeUninitializedCapacity: segment.atoms) { buffer, count in
+            buffer.initialize(repeating: false)
+            events.withUnsafeBufferPointer { atoms($0, leafTimes: nil, into: buffer) }
+            count = segment.atoms
+        }
+    }
+
+    /// Each atom's verdict into `verdicts` (one per atom), without allocating: history asks this many times per
+    /// profile.
+    func atoms(_ events: UnsafeBufferPointer<ProfileEvent>, leafTimes: LeafTimes?, into verdicts: UnsafeMutableBufferPointer<Bool>) {
         let asOf = segment.time.asOf
         var lastConversion = Int64.min
         for e in events where e.time <= asOf && e.type == EventType.conversion.rawValue { lastConversion = max(lastConversion, e.time) }
-        var atoms: [Bool] = []
-        atoms.reserveCapacity(segment.atoms)
-        accepted.withUnsafeBufferPointer { accepted in
-            for (l, test) in tests.enumerated() {
-                if let leafTimes, test.value == nil, test.conversion == nil {
-                    let (low, high) = (test.low, min(test.high, asOf))
-                    let count = low > high ? 0 : leafTimes[l].partitioningIndex { $0 > high } - leafTimes[l].partitioningIndex { $0 >= low }
-                    atoms.append(count >= test.atLeast && count <= test.atMost)
-                    continue
-                }
+        for (l, test) in tests.enumerated() {
+            if let leafTimes, test.value == nil, test.conversion == nil {
+                let (low, high) = (test.low, min(test.high, asOf))
                 var count = 0
-                var first = Int64.max
-                var values = ValueTotals()
-                for e in events where e.time <= asOf && e.time >= test.low && e.time <= test.high && test.interaction.matches(e.type)
-                    && Int(e.touchpoint) < test.touchpointCount && accepted[test.touchpoints + Int(e.touchpoint)]
-                {
-                    count += 1
-                    first = min(first, e.time)
-                    if test.value != nil { values.add(e.value) }
+                if low <= high {
+                    let times = UnsafeBufferPointer(rebasing: leafTimes.times[(l * leafTimes.stride)..<(l * leafTimes.stride + leafTimes.counts[l])])
+                    count = times.partitioningIndex { $0 > high } - times.partitioningIndex { $0 >= low }
                 }
-                // (As ``CompiledSegment/Leaf/holds(count:first:lastConversion:values:)``.)
-                var holds = count >= test.atLeast && count <= test.atMost
-                if holds, let value = test.value { holds = values.satisfy(value) }
-                if holds, let conversion = test.conversion { holds = (lastConversion >= first) == (conversion == .converted) }
-                atoms.append(holds)
+                verdicts[l] = count >= test.atLeast && count <= test.atMost
+                continue
             }
+            var count = 0
+            var first = Int64.max
+            var values = ValueTotals()
+            for e in events where e.time <= asOf && e.time >= test.low && e.time <= test.high && test.interaction.matches(e.type)
+                && Int(e.touchpoint) < test.touchpointCount && accepted[test.touchpoints + Int(e.touchpoint)]
+            {
+                count += 1
+                first = min(first, e.time)
+                if test.value != nil { values.add(e.value) }
+            }
+            // (As ``CompiledSegment/Leaf/holds(count:first:lastConversion:values:)``.)
+            var holds = count >= test.atLeast && count <= test.atMost
+            if holds, let value = test.value { holds = values.satisfy(value) }
+            if holds, let conversion = test.conversion { holds = (lastConversion >= first) == (conversion == .converted) }
+            verdicts[l] = holds
         }
-        for s in segment.sequences.indices { atoms.append(sequenceHolds(events, s)) }
-        return atoms
+        for s in segment.sequences.indices { verdicts[tests.count + s] = sequenceHolds(events, s) }
     }
 
     /// Whether the profile is a member: known at T (an event at or before it) and the tree holds.

@@ -70,12 +70,13 @@ extension StoreReader {
         let last = times.last!
         // What a rule can count: its groups (type, touchpoint) inside the union of its windows over the steps.
         var touchpoints = StringTable()
-        var gathered = GatheredEvents()
+        // (In parts, one per worker that gathered them: never copied into one.)
+        var gathered: [GatheredEvents] = []
         var profileCount = 0
-        // The earliest visible time of each profile (when a rule is negated, members must be known profiles).
+        // The earliest visible time of each profile (when the tree holds without events, members must be known profiles).
         var firstSeen: [Int64] = []
         var erased: Set<Int> = []
-        let negated = segments[0].hasNegation
+        let needsKnown = segments[0].holdsWithoutEvents
         var report = QueryReport()
         if formatVersion >= 2 {
             let end = blocksRecorded(by: knownAt)
@@ -88,14 +89,15 @@ extension StoreReader {
                 // step; the others are known from their earliest event, which lies in a later block.
                 let straddle = log.blocks[..<end].firstIndex { $0.header.maxTime > times[0] } ?? end
                 let knownBefore = straddle == end ? profileCount : Int(summaries[straddle].firstNewProfile)
-                if negated { firstSeen = [Int64](repeating: .min, count: knownBefore) + [Int64](repeating: .max, count: profileCount - knownBefore) }
-                report.eventsRead = try gatherGrouped(HistoryScope(segments, touchpoints: touchpoints), blocks: end, summaries: summaries,
-                                                      upTo: last, into: &gathered, firstSeen: &firstSeen, from: straddle)
+                if needsKnown { firstSeen = [Int64](repeating: .min, count: knownBefore) + [Int64](repeating: .max, count: profileCount - knownBefore) }
+                (gathered, report.eventsRead) = try gatherGrouped(HistoryScope(segments, touchpoints: touchpoints), blocks: end,
+                                                                  summaries: summaries, upTo: last, firstSeen: &firstSeen, from: straddle)
                 erased = erasures.profiles
             }
         } else {
             var builder = ProfileEventBuilder()
             var profileIDs: [String: UInt32] = [:]
+            var part = GatheredEvents()
             let filter = ReplayFilter(until: last)
             try forEachBlock(matching: filter, recordedBy: knownAt) { block in
                 report.eventsRead += UInt64(block.events.count)
@@ -111,12 +113,13 @@ extension StoreReader {
                         firstSeen.append(.max)
                     }
                     firstSeen[Int(profile)] = min(firstSeen[Int(profile)], e.time)
-                    gathered.append(profile, builder.event(stored))
+                    part.append(profile, builder.event(stored))
                 }
             }
+            gathered = [part]
             profileCount = profileIDs.count
             touchpoints = builder.touchpoints
-            if !negated { firstSeen = [] }
+            if !needsKnown { firstSeen = [] }
         }
         lastQuery = report
         let counts = Self.historyCounts(segments, times: times, touchpoints: touchpoints, gathered: gathered, profiles: profileCount,
@@ -126,11 +129,9 @@ extension StoreReader {
     }
 
     /// The counts per step from the gathered events (see ``history(of:from:to:step:knownAt:)``).
-    private static func historyCounts(_ segments: [CompiledSegment], times: [Int64], touchpoints: StringTable, gathered: GatheredEvents,
+    private static func historyCounts(_ segments: [CompiledSegment], times: [Int64], touchpoints: StringTable, gathered: [GatheredEvents],
                                       profiles n: Int, firstSeen: [Int64], erased: Set<Int>) -> [Int] {
         let S = times.count
-        @Sendable func firstStep(atOrAfter t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
-        let matchers = RuleMatchers(segments[0], touchpoints: touchpoints)
         // Per rule (interaction rules, then sequences) and step: the window's raw bounds (monotone in the step).
         let bounds: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
             segments.indices.map { i in
@@ -142,33 +143,18 @@ extension StoreReader {
         // (Flat, atom after atom, so that the search for each event's steps reaches no array of arrays.)
         let lows = bounds.flatMap { $0.map(\.low) }
         let highs = bounds.flatMap { $0.map(\.high) }
-        let relevance = HistoryRelevance(segments[0], matchers: matchers, touchpoints: touchpoints.count)
         let atoms = segments[0].atoms
-        // The events of the profiles whose events can make some rule hold, grouped by profile (a counting sort, in
-        // the order gathered), each profile's then put in (time, offset) order. Rules none of a profile's events can
-        // count for (over the whole range) are false at every step; a profile for which every rule is is left to the
-        // known profiles without counted events, below.
-        let possible = relevance.possibleProfiles(gathered.profiles, gathered.events, count: n)
-        var starts = [Int](repeating: 0, count: n + 1)
-        for p in gathered.profiles where possible[Int(p)] { starts[Int(p) + 1] += 1 }
-        for p in 0..<n { starts[p + 1] += starts[p] }
-        // (The events themselves are moved, read in order and written where they belong: reading them in profile
-        // order instead would wait on memory at every one.)
-        var fill = starts
-        let grouped = [ProfileEvent](unsafeUninitializedCapacity: starts[n]) { buffer, count in
-            for (p, e) in zip(gathered.profiles, gathered.events) where possible[Int(p)] {
-                (buffer.baseAddress! + fill[Int(p)]).initialize(to: e)
-                fill[Int(p)] += 1
-            }
-            count = starts[n]
-        }
+        // Known profiles none of whose events any rule counts are members from the step they are known at when the
+        // tree holds with every rule false.
+        let eventless = !firstSeen.isEmpty && segments[0].holdsWithoutEvents
         // Each profile's changes of membership, as +1 at the step it enters and −1 at the step it leaves: on every
-        // core, each worker over a range of profile ids of its own, the workers' differences then added up.
-        // (From a few dozen events on, so that the tests' small stores take this path too.)
-        let workers = max(1, min(queryThreads, starts[n] / 64))
+        // core, each worker over a range of profile ids of its own (grouping their events and evaluating them), the
+        // workers' differences then added up. (From a few dozen events on, so that the tests' small stores take this
+        // path too.)
+        let workers = max(1, min(queryThreads, gathered.map(\.events.count).reduce(0, +) / 64))
         let deltas = Mutex([[Int]]())
-        let counted = starts
         DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let range = (n * w / workers)..<(n * (w + 1) / workers)
             // Each worker has evaluations and relevance of its own: objects the workers shared would have their reference
             // counts changed by both cores at every use.
             let matchers = RuleMatchers(segments[0], touchpoints: touchpoints)
@@ -176,23 +162,20 @@ extension StoreReader {
             // than evaluating it).
             let evaluations = segments.map { ProfileEvaluation(segment: $0, matchers: matchers) }
             let relevance = HistoryRelevance(segments[0], matchers: matchers, touchpoints: touchpoints.count)
-            let delta = Self.historyDeltas(profiles: (n * w / workers)..<(n * (w + 1) / workers), starts: counted, grouped: grouped,
-                                           steps: S, atoms: atoms, relevance: relevance, lows: lows, highs: highs, times: times,
-                                           firstSeen: firstSeen, erased: erased, evaluations: evaluations)
+            let (starts, grouped) = Self.grouped(gathered, profiles: range, relevance: relevance)
+            var delta = Self.historyDeltas(profiles: range, starts: starts, grouped: grouped, steps: S, atoms: atoms, relevance: relevance,
+                                           lows: lows, highs: highs, times: times, firstSeen: firstSeen, erased: erased, evaluations: evaluations)
+            if eventless {
+                for p in range where starts[p - range.lowerBound] == starts[p - range.lowerBound + 1] && firstSeen[p] != .max && !erased.contains(p) {
+                    delta[times.partitioningIndex { $0 >= firstSeen[p] }] += 1
+                    delta[S] -= 1
+                }
+            }
             deltas.withLock { $0.append(delta) }
         }
         var delta = [Int](repeating: 0, count: S + 1)
         for part in deltas.withLock({ $0 }) {
             for i in part.indices { delta[i] += part[i] }
-        }
-        // Known profiles none of whose events any rule counts: members from the step they are known at when the tree
-        // holds with every rule false.
-        if !firstSeen.isEmpty && segments[0].evaluate([Bool](repeating: false, count: segments[0].atoms)) {
-            for p in 0..<n where starts[p] == starts[p + 1] && firstSeen[p] != .max && !erased.contains(p) {
-                let c = firstStep(atOrAfter: firstSeen[p])
-                delta[c] += 1
-                delta[S] -= 1
-            }
         }
         var counts: [Int] = []
         var running = 0
@@ -203,55 +186,111 @@ extension StoreReader {
         return counts
     }
 
-    /// The membership differences per step (index S: after the last) of the profiles in `range` that have grouped
-    /// events (see ``historyCounts(_:times:touchpoints:gathered:profiles:firstSeen:erased:)``).
-    private static func historyDeltas(profiles range: Range<Int>, starts: [Int], grouped: [ProfileEvent], steps S: Int, atoms: Int,
-                                      relevance: HistoryRelevance, lows: [Int64], highs: [Int64], times: [Int64], firstSeen: [Int64],
-                                      erased: Set<Int>, evaluations: [ProfileEvaluation]) -> [Int] {
-        // (Copies of its own, for the same reason.)
-        let (times, lows, highs) = (times.map { $0 }, lows.map { $0 }, highs.map { $0 })
-        func firstStep(_ t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
-        var delta = [Int](repeating: 0, count: S + 1)
-        var relevant = [Bool](repeating: false, count: atoms)
-        var leafTimes = [[Int64]](repeating: [], count: evaluations[0].segment.leaves.count)
-        var events: [ProfileEvent] = []
-        var changes: [Int] = []
-        for profile in range where starts[profile] < starts[profile + 1] && !erased.contains(profile) {
-            events.removeAll(keepingCapacity: true)
-            events.append(contentsOf: grouped[starts[profile]..<starts[profile + 1]])
-            events.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
-            relevance.mark(events, into: &relevant)
-            for l in leafTimes.indices { leafTimes[l].removeAll(keepingCapacity: true) }
-            for e in events {
-                for a in relevance.atoms(of: e) where a < leafTimes.count { leafTimes[a].append(e.time) }
+    /// The events of the profiles in `range` that can make some rule hold, grouped by profile: profile p's are
+    /// `events[starts[p − range.lowerBound] ..< starts[p − range.lowerBound + 1]]`, in the order gathered (a counting
+    /// sort). Rules none of a profile's events can count for (over the whole range) are false at every step; a
+    /// profile for which every rule is gets none, and is left to the known profiles without counted events.
+    private static func grouped(_ gathered: [GatheredEvents], profiles range: Range<Int>, relevance: HistoryRelevance) -> (starts: [Int], events: [ProfileEvent]) {
+        let (low, n) = (UInt32(range.lowerBound), UInt32(range.count))
+        // Per profile: its events (at index p + 1), then whether it can make some rule hold.
+        var starts = [Int](repeating: 0, count: range.count + 1)
+        var possible = relevance.possibleProfiles(gathered, range)
+        starts.withUnsafeMutableBufferPointer { starts in
+            for part in gathered {
+                for p in part.profiles where p &- low < n { starts[Int(p &- low) + 1] += 1 }
             }
-            // The steps at which the profile's verdicts can change: where an event a rule can count enters T (and
-            // with it being known, and the latest conversion when a rule asks about conversions), and where it
-            // enters and leaves the windows of the rules it can count for.
-            changes.removeAll(keepingCapacity: true)
-            changes.append(0)
-            let known = firstSeen.isEmpty ? Int64.min : firstSeen[profile]
-            if !firstSeen.isEmpty { changes.append(firstStep(known)) }
-            highs.withUnsafeBufferPointer { highs in
-                lows.withUnsafeBufferPointer { lows in
-                    for e in events {
-                        var counted = relevance.conversionsMatter && e.type == EventType.conversion.rawValue
-                        for a in relevance.atoms(of: e) where relevant[a] {
-                            counted = true
-                            changes.append(highs[(a * S)..<(a * S + S)].partitioningIndex { $0 >= e.time } - a * S)
-                            changes.append(lows[(a * S)..<(a * S + S)].partitioningIndex { $0 > e.time } - a * S)
+            possible.withUnsafeBufferPointer { possible in
+                for p in 0..<Int(n) where !possible[p] { starts[p + 1] = 0 }
+            }
+            for p in 0..<Int(n) { starts[p + 1] += starts[p] }
+        }
+        // (The events themselves are moved, read in order and written where they belong: reading them in profile
+        // order instead would wait on memory at every one.)
+        var fill = starts
+        let events = [ProfileEvent](unsafeUninitializedCapacity: starts[Int(n)]) { buffer, count in
+            fill.withUnsafeMutableBufferPointer { fill in
+                possible.withUnsafeMutableBufferPointer { possible in
+                    for part in gathered {
+                        part.profiles.withUnsafeBufferPointer { profiles in
+                            part.events.withUnsafeBufferPointer { events in
+                                for i in profiles.indices where profiles[i] &- low < n && possible[Int(profiles[i] &- low)] {
+                                    let p = Int(profiles[i] &- low)
+                                    (buffer.baseAddress! + fill[p]).initialize(to: events[i])
+                                    fill[p] += 1
+                                }
+                            }
                         }
-                        if counted { changes.append(firstStep(e.time)) }
                     }
                 }
             }
-            changes.sort()
+            count = starts[Int(n)]
+        }
+        return (starts, events)
+    }
+
+    /// The membership differences per step (index S: after the last) of the profiles in `range` that have grouped
+    /// events (see ``grouped(_:profiles:relevance:)``).
+    private static func historyDeltas(profiles range: Range<Int>, starts: [Int], grouped: [ProfileEvent], steps S: Int, atoms: Int,
+                                      relevance: HistoryRelevance, lows: [Int64], highs: [Int64], times: [Int64], firstSeen: [Int64],
+                                      erased: Set<Int>, evaluations: [ProfileEvaluation]) -> [Int] {
+        let leaves = evaluations[0].segment.leaves.count
+        let most = zip(starts, starts.dropFirst()).map { $1 - $0 }.max() ?? 0
+        // Scratch for one profile at a time, allocated once: buffers rather than arrays, whose every use in this loop
+        // would retain and release them. (Copies of the times and bounds too, for the same reason as the evaluations.)
+        let scratch = HistoryScratch(events: most, atoms: atoms, leaves: leaves, sequences: relevance.sequences, times: times, lows: lows, highs: highs)
+        defer { scratch.deallocate() }
+        let (times, lows, highs) = (scratch.times, scratch.lows, scratch.highs)
+        let (events, leafTimes, leafCounts, changes) = (scratch.events, scratch.leafTimes, scratch.leafCounts, scratch.changes)
+        func firstStep(_ t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
+        var delta = [Int](repeating: 0, count: S + 1)
+        // (The evaluations are kept by `evaluations`: using them unretained spares two reference-count changes per ask.)
+        let steps = evaluations.map { Unmanaged.passUnretained($0) }
+        for profile in range {
+            let (first, end) = (starts[profile - range.lowerBound], starts[profile - range.lowerBound + 1])
+            guard first < end, !erased.contains(profile) else { continue }
+            let count = end - first
+            _ = grouped[first..<end].withUnsafeBufferPointer { events.initialize(fromContentsOf: $0) }
+            var profileEvents = UnsafeMutableBufferPointer(rebasing: events[..<count])
+            profileEvents.sort { ($0.time, $0.offset) < ($1.time, $1.offset) }
+            relevance.mark(UnsafeBufferPointer(profileEvents), into: scratch.relevant, seen: scratch.seen)
+            // The steps at which the profile's verdicts can change: where an event a rule can count enters T (and
+            // with it being known, and the latest conversion when a rule asks about conversions), and where it
+            // enters and leaves the windows of the rules it can count for.
+            var changeCount = 0
+            func change(_ c: Int) {
+                changes[changeCount] = c
+                changeCount += 1
+            }
+            change(0)
+            let known = firstSeen.isEmpty ? Int64.min : firstSeen[profile]
+            if !firstSeen.isEmpty { change(firstStep(known)) }
+            for l in 0..<leaves { leafCounts[l] = 0 }
+            for e in profileEvents {
+                var counted = relevance.conversionsMatter && e.type == EventType.conversion.rawValue
+                for a in relevance.atoms(of: e) {
+                    if a < leaves {
+                        leafTimes[a * count + leafCounts[a]] = e.time
+                        leafCounts[a] += 1
+                    }
+                    guard scratch.relevant[a] else { continue }
+                    counted = true
+                    change(UnsafeBufferPointer(rebasing: highs[(a * S)..<(a * S + S)]).partitioningIndex { $0 >= e.time })
+                    change(UnsafeBufferPointer(rebasing: lows[(a * S)..<(a * S + S)]).partitioningIndex { $0 > e.time })
+                }
+                if counted { change(firstStep(e.time)) }
+            }
+            var profileChanges = UnsafeMutableBufferPointer(rebasing: changes[..<changeCount])
+            profileChanges.sort()
             var previous = -1
             var member = false
             var memberFrom = 0
-            for c in changes where c != previous && c < S {
+            let given = ProfileEvaluation.LeafTimes(times: UnsafeBufferPointer(leafTimes), stride: count, counts: UnsafeBufferPointer(leafCounts))
+            for c in profileChanges where c != previous && c < S {
                 previous = c
-                let now = known <= times[c] && evaluations[c].isKnownMember(events, leafTimes: leafTimes)
+                let now = known <= times[c] && steps[c]._withUnsafeGuaranteedRef { evaluation in
+                    evaluation.atoms(UnsafeBufferPointer(profileEvents), leafTimes: given, into: scratch.verdicts)
+                    return evaluation.evaluate(UnsafeBufferPointer(scratch.verdicts))
+                }
                 if now != member {
                     if member {
                         delta[memberFrom] += 1
@@ -266,16 +305,17 @@ extension StoreReader {
                 delta[memberFrom] += 1
                 delta[S] -= 1
             }
+            profileEvents.deinitialize()
         }
-        return delta
+        return withExtendedLifetime(evaluations) { delta }
     }
 
     /// Gathers, from the first `end` blocks of a format-2 store, the events of the groups `scope` says any rule can
-    /// count, up to `last`; when `firstSeen` is not empty (a rule is negated), also each profile's earliest time
+    /// count, up to `last`; when `firstSeen` is not empty (the tree holds without events), also each profile's earliest time
     /// (from every group of the blocks from `straddle` on) where it is earlier than the one given. The blocks are
     /// shared out among the cores in turn, each worker gathering on its own; returns the events of the blocks read.
     private func gatherGrouped(_ scope: HistoryScope, blocks end: Int, summaries: [BlockSummary], upTo last: Int64,
-                               into gathered: inout GatheredEvents, firstSeen: inout [Int64], from straddle: Int) throws(TouchLogError) -> UInt64 {
+                               firstSeen: inout [Int64], from straddle: Int) throws(TouchLogError) -> (gathered: [GatheredEvents], eventsRead: UInt64) {
         let locations = log.blocks
         let blocks = (0..<end).filter { locations[$0].header.minTime <= last }
         let workers = max(1, min(Self.queryThreads, blocks.count / 4))
@@ -285,7 +325,7 @@ extension StoreReader {
             var part = GatheredEvents()
             var seen = given
             let eventsRead = try seen.withUnsafeMutableBufferPointer { seen throws(TouchLogError) in
-                // (An empty array's buffer may have a base address: none is passed unless a rule is negated.)
+                // (An empty array's buffer may have a base address: none is passed unless the tree holds without events.)
                 try Self.gatherBlocks(scope, stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
                                       summaries: summaries, upTo: last, into: &part, firstSeen: given.isEmpty ? nil : seen.baseAddress,
                                       from: straddle, reader: reader)
@@ -293,9 +333,9 @@ extension StoreReader {
             parts.withLock { $0.append((part, seen, eventsRead)) }
         }
         var eventsRead: UInt64 = 0
+        var gathered: [GatheredEvents] = []
         for part in parts.withLock({ $0 }) {
-            gathered.profiles += part.gathered.profiles
-            gathered.events += part.gathered.events
+            gathered.append(part.gathered)
             part.firstSeen.withUnsafeBufferPointer { seen in
                 firstSeen.withUnsafeMutableBufferPointer { all in
                     for p in all.indices where seen[p] < all[p] { all[p] = seen[p] }
@@ -303,10 +343,10 @@ extension StoreReader {
             }
             eventsRead += part.eventsRead
         }
-        return eventsRead
+        return (gathered, eventsRead)
     }
 
-    /// One worker's part of ``gatherGrouped(_:blocks:summaries:upTo:into:firstSeen:from:)``: the blocks `blocks`.
+    /// One worker's part of ``gatherGrouped(_:blocks:summaries:upTo:firstSeen:from:)``: the blocks `blocks`.
     private static func gatherBlocks(_ scope: HistoryScope, _ blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary],
                                       upTo last: Int64, into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?,
                                       from straddle: Int, reader: BlockBodyReader) throws(TouchLogError) -> UInt64 {
@@ -373,75 +413,153 @@ extension StoreReader {
 /// Which rules an event can count for, by its type and touchpoint (whatever its time), and whether a profile's
 /// events can make each rule hold at some step: an interaction rule needs one event it accepts, a sequence events
 /// that can take every one of its steps.
-private struct HistoryRelevance {
-    /// Per key `touchpoint × 3 + type`: the atoms (interaction rules, then sequences) an event can count for, and per
-    /// sequence that can take it, the steps it can take.
-    private var atomStarts: [Int32] = [0]
-    private var atomList: [Int32] = []
-    private var stepMasks: [[UInt16]]
+private final class HistoryRelevance {
+    // A class holding buffers of its own: history asks it for every event, and reading arrays of a struct would
+    // retain and release them at every ask. Each worker makes its own.
+    /// Per key `touchpoint × 3 + type`: the atoms (interaction rules, then sequences) an event can count for, at
+    /// `atomList[atomStarts[key] ..< atomStarts[key + 1]]`; per sequence s, the steps an event of the key can take,
+    /// at `stepMasks[s × keys + key]`.
+    private let atomStarts: UnsafeMutableBufferPointer<Int32>
+    private let atomList: UnsafeMutableBufferPointer<Int32>
+    private let stepMasks: UnsafeMutableBufferPointer<UInt16>
+    /// Per key: whether an event of it counts for an interaction rule.
+    private let leafKeys: UnsafeMutableBufferPointer<Bool>
+    private let keys: Int
     private let leafCount: Int
+    /// Per sequence: every step's bit.
     private let every: [UInt16]
     /// Some rule asks about conversions (then every conversion can change a verdict as it enters T).
     let conversionsMatter: Bool
+
+    var sequences: Int { every.count }
 
     init(_ segment: CompiledSegment, matchers: RuleMatchers, touchpoints: Int) {
         leafCount = segment.leaves.count
         every = segment.sequences.map { UInt16(truncatingIfNeeded: (1 << $0.steps.count) - 1) }
         conversionsMatter = segment.leaves.contains { $0.rule.conversion != nil }
-        stepMasks = segment.sequences.map { _ in [UInt16](repeating: 0, count: (touchpoints + 1) * 3) }
+        keys = (touchpoints + 1) * 3
+        var starts: [Int32] = [0]
+        var list: [Int32] = []
+        var masks = [UInt16](repeating: 0, count: segment.sequences.count * keys)
+        var leafKeys: [Bool] = []
         for touchpoint in 0...touchpoints {
             for type in 0..<3 {
                 func accepts(_ interaction: InteractionRule.Interaction, _ allowed: [Bool]) -> Bool {
                     interaction.matches(UInt8(type)) && touchpoint < allowed.count && allowed[touchpoint]
                 }
-                for (l, leaf) in segment.leaves.enumerated() where accepts(leaf.rule.interaction, matchers.leaves[l]) { atomList.append(Int32(l)) }
+                for (l, leaf) in segment.leaves.enumerated() where accepts(leaf.rule.interaction, matchers.leaves[l]) { list.append(Int32(l)) }
+                leafKeys.append(list.count > Int(starts.last!))
                 for (s, sequence) in segment.sequences.enumerated() {
                     var mask: UInt16 = 0
                     for (k, step) in sequence.steps.enumerated() where accepts(step.rule.interaction, matchers.steps[s][k]) { mask |= 1 << UInt16(k) }
-                    stepMasks[s][touchpoint * 3 + type] = mask
-                    if mask != 0 { atomList.append(Int32(leafCount + s)) }
+                    masks[s * keys + touchpoint * 3 + type] = mask
+                    if mask != 0 { list.append(Int32(leafCount + s)) }
                 }
-                atomStarts.append(Int32(atomList.count))
+                starts.append(Int32(list.count))
             }
         }
+        func buffer<T>(_ elements: [T]) -> UnsafeMutableBufferPointer<T> {
+            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: elements.count)
+            _ = buffer.initialize(from: elements)
+            return buffer
+        }
+        (atomStarts, atomList, stepMasks, self.leafKeys) = (buffer(starts), buffer(list), buffer(masks), buffer(leafKeys))
+    }
+
+    deinit {
+        atomStarts.deallocate()
+        atomList.deallocate()
+        stepMasks.deallocate()
+        leafKeys.deallocate()
     }
 
     @inline(__always)
-    private func key(_ e: ProfileEvent) -> Int { Int(e.touchpoint) * 3 + Int(e.type) }
+    private static func key(_ e: ProfileEvent) -> Int { Int(e.touchpoint) * 3 + Int(e.type) }
 
     /// The atoms `e` can count for.
     @inline(__always)
-    func atoms(of e: ProfileEvent) -> some Sequence<Int> {
-        let k = key(e)
+    func atoms(of e: ProfileEvent) -> LazyMapSequence<UnsafeMutableBufferPointer<Int32>.SubSequence, Int> {
+        let k = Self.key(e)
         return atomList[Int(atomStarts[k])..<Int(atomStarts[k + 1])].lazy.map { Int($0) }
     }
 
-    /// Marks in `relevant` the atoms `events` can make hold at some step; whether there is one.
-    @discardableResult
-    func mark(_ events: [ProfileEvent], into relevant: inout [Bool]) -> Bool {
-        for a in relevant.indices { relevant[a] = false }
-        var seen = [UInt16](repeating: 0, count: every.count)
+    /// Marks in `relevant` the atoms `events` can make hold at some step (`seen`: scratch of one mask per sequence).
+    func mark(_ events: UnsafeBufferPointer<ProfileEvent>, into relevant: UnsafeMutableBufferPointer<Bool>, seen: UnsafeMutableBufferPointer<UInt16>) {
+        relevant.update(repeating: false)
+        seen.update(repeating: 0)
         for e in events {
-            for a in atoms(of: e) where a < leafCount { relevant[a] = true }
-            for s in seen.indices { seen[s] |= stepMasks[s][key(e)] }
+            let k = Self.key(e)
+            for a in atomStarts[k]..<atomStarts[k + 1] where atomList[Int(a)] < leafCount { relevant[Int(atomList[Int(a)])] = true }
+            for s in seen.indices { seen[s] |= stepMasks[s * keys + k] }
         }
         for s in seen.indices { relevant[leafCount + s] = seen[s] == every[s] }
-        return relevant.contains(true)
     }
 
-    /// Whether the events of each of `n` profiles (`profiles[i]`'s event `events[i]`) can make some atom hold.
-    func possibleProfiles(_ profiles: [UInt32], _ events: [ProfileEvent], count n: Int) -> [Bool] {
-        var possible = [Bool](repeating: false, count: n)
-        var seen = stepMasks.map { _ in [UInt16](repeating: 0, count: n) }
-        for (p, e) in zip(profiles, events) {
-            let k = key(e)
-            if atomList[Int(atomStarts[k])..<Int(atomStarts[k + 1])].contains(where: { Int($0) < leafCount }) { possible[Int(p)] = true }
-            for s in seen.indices { seen[s][Int(p)] |= stepMasks[s][k] }
-        }
-        for s in seen.indices {
-            for p in 0..<n where seen[s][p] == every[s] { possible[p] = true }
+    /// Whether the events of each profile of `range` (index p − range.lowerBound) can make some atom hold.
+    func possibleProfiles(_ gathered: [GatheredEvents], _ range: Range<Int>) -> [Bool] {
+        let (low, n) = (UInt32(range.lowerBound), UInt32(range.count))
+        var possible = [Bool](repeating: false, count: range.count)
+        possible.withUnsafeMutableBufferPointer { possible in
+            for part in gathered {
+                for (p, e) in zip(part.profiles, part.events) where p &- low < n && leafKeys[Self.key(e)] { possible[Int(p &- low)] = true }
+            }
+            // A sequence: where a profile's events can take every step.
+            for s in every.indices {
+                var seen = [UInt16](repeating: 0, count: range.count)
+                for part in gathered {
+                    for (p, e) in zip(part.profiles, part.events) where p &- low < n { seen[Int(p &- low)] |= stepMasks[s * keys + Self.key(e)] }
+                }
+                for p in 0..<range.count where seen[p] == every[s] { possible[p] = true }
+            }
         }
         return possible
+    }
+}
+
+/// One history worker's scratch for one profile at a time, and its copies of the step times and window bounds.
+private struct HistoryScratch {
+    let events: UnsafeMutableBufferPointer<ProfileEvent>
+    /// Per interaction rule, room for the times of every event (``ProfileEvaluation/LeafTimes``), and their counts.
+    let leafTimes: UnsafeMutableBufferPointer<Int64>
+    let leafCounts: UnsafeMutableBufferPointer<Int>
+    /// Steps at which verdicts can change: two per event and atom, one more per event, and two more.
+    let changes: UnsafeMutableBufferPointer<Int>
+    let relevant: UnsafeMutableBufferPointer<Bool>
+    let verdicts: UnsafeMutableBufferPointer<Bool>
+    let seen: UnsafeMutableBufferPointer<UInt16>
+    let times: UnsafeMutableBufferPointer<Int64>
+    let lows: UnsafeMutableBufferPointer<Int64>
+    let highs: UnsafeMutableBufferPointer<Int64>
+
+    init(events most: Int, atoms: Int, leaves: Int, sequences: Int, times: [Int64], lows: [Int64], highs: [Int64]) {
+        func zeroed<T>(_ count: Int, _ zero: T) -> UnsafeMutableBufferPointer<T> {
+            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: count)
+            buffer.initialize(repeating: zero)
+            return buffer
+        }
+        func copy(_ elements: [Int64]) -> UnsafeMutableBufferPointer<Int64> {
+            let buffer = UnsafeMutableBufferPointer<Int64>.allocate(capacity: elements.count)
+            _ = buffer.initialize(from: elements)
+            return buffer
+        }
+        events = .allocate(capacity: most)
+        leafTimes = zeroed(leaves * most, 0)
+        leafCounts = zeroed(leaves, 0)
+        changes = zeroed(2 + most * (1 + 2 * atoms), 0)
+        relevant = zeroed(atoms, false)
+        verdicts = zeroed(atoms, false)
+        seen = zeroed(sequences, 0)
+        (self.times, self.lows, self.highs) = (copy(times), copy(lows), copy(highs))
+    }
+
+    func deallocate() {
+        events.deallocate()
+        for buffer in [leafTimes, times, lows, highs] { buffer.deallocate() }
+        leafCounts.deallocate()
+        changes.deallocate()
+        relevant.deallocate()
+        verdicts.deallocate()
+        seen.deallocate()
     }
 }
 
@@ -497,11 +615,6 @@ extension InteractionRule.Timeframe {
         case .calendar(let calendar): return (calendar.start(asOf: asOf), asOf)
         }
     }
-}
-
-extension ProfileEvaluation {
-    /// Whether the rule tree holds for the profile (the caller knows it is known at T).
-    func isKnownMember(_ events: [ProfileEvent], leafTimes: [[Int64]]) -> Bool { evaluate(atoms(events, leafTimes: leafTimes)) }
 }
 
 extension Collection {
