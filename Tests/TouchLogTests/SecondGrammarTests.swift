@@ -153,4 +153,73 @@ import Testing
         let report = try StoreVerifier.verify(directory: dir.path + "/s")
         #expect(report.isIntact && report.snapshotsChecked > 0)
     }
+
+    /// A sequence over all time or fixed dates is kept in snapshots (matched profiles, and every candidate of the
+    /// others); events appended after the snapshot, late ones included, complete chains exactly as they would
+    /// from the log.
+    @Test func sequenceCandidatesAreKeptInSnapshotsAndLateEventsCompleteChains() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 16)
+        let hour: Int64 = 3_600_000
+        let start: Int64 = 1_654_041_600_000
+        // Before the snapshot: p-0..p-19 view then click within the hour (matched); p-20..p-39 only view; p-40..p-59
+        // only click; p-60..p-79 click, then view (wrong order).
+        var early: [Event] = []
+        for i in 0..<80 {
+            let t = start + Int64(i) * 5 * hour
+            let profile = "p-\(i)"
+            switch i / 20 {
+            case 0:
+                early.append(Event(time: t, profile: profile, type: .view, touchpoint: "offer"))
+                early.append(Event(time: t + hour / 2, profile: profile, type: .click, touchpoint: "offer"))
+            case 1: early.append(Event(time: t, profile: profile, type: .view, touchpoint: "offer"))
+            case 2: early.append(Event(time: t, profile: profile, type: .click, touchpoint: "offer"))
+            default:
+                early.append(Event(time: t, profile: profile, type: .click, touchpoint: "offer"))
+                early.append(Event(time: t + hour / 2, profile: profile, type: .view, touchpoint: "offer"))
+            }
+        }
+        try await store.append(early.sorted { $0.time < $1.time })
+        store.close()
+        // The same events in a store that never has a snapshot: the answers from the log.
+        let plain = try TouchLogStore(directory: dir.path + "/plain", blockEvents: 16)
+        try await plain.append(early.sorted { $0.time < $1.time })
+        let definitions = [
+            try Self.definition("chain", #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"within":"1h"}"#),
+            try Self.definition("dated", #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"timeframe":{"from":"2022-06-05T00:00:00Z","to":"2022-06-20T00:00:00Z"}}"#),
+            try Self.definition("unchained", #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"within":"1h","negate":true},{"interaction":"any","touchpoint":{"exactly":"offer"}}"#),
+        ]
+        let reader = try StoreReader(directory: dir.path + "/s")
+        for definition in definitions {
+            #expect(reader.snapshotsHelp(definition))
+            #expect(try reader.createSnapshot(of: definition) != nil)
+        }
+        // After it, late events: a view 10 minutes before each lone click of p-40..p-49 (completing their chains), a
+        // click an hour and a half after each lone view of p-20..p-29 (too late for "within 1h"), and a click right
+        // after the view of p-60..p-69.
+        var late: [Event] = []
+        for i in 20..<30 { late.append(Event(time: start + Int64(i) * 5 * hour + 3 * hour / 2, profile: "p-\(i)", type: .click, touchpoint: "offer")) }
+        for i in 40..<50 { late.append(Event(time: start + Int64(i) * 5 * hour - hour / 6, profile: "p-\(i)", type: .view, touchpoint: "offer")) }
+        for i in 60..<70 { late.append(Event(time: start + Int64(i) * 5 * hour + hour * 3 / 4, profile: "p-\(i)", type: .click, touchpoint: "offer")) }
+        let writer = try TouchLogStore(directory: dir.path + "/s", blockEvents: 16)
+        try await writer.append(late)
+        writer.close()
+        try await plain.append(late)
+        plain.close()
+        let end = start + 80 * 5 * hour
+        for definition in definitions {
+            for t in [end, end + 24 * hour] {
+                let fromLog = try StoreReader(directory: dir.path + "/plain")
+                fromLog.snapshotInterval = nil
+                let expected = try fromLog.members(of: definition, at: QueryTime(asOf: t))
+                let fromSnapshot = try StoreReader(directory: dir.path + "/s")
+                #expect(try fromSnapshot.members(of: definition, at: QueryTime(asOf: t)) == expected, "\(definition.name) at \(t)")
+                #expect(fromSnapshot.lastQuery.snapshotOffset > 0, "the query should start from the snapshot")
+            }
+        }
+        let chain = try StoreReader(directory: dir.path + "/s").members(of: definitions[0], at: QueryTime(asOf: end))
+        #expect(Set(chain) == Set((0..<20).map { "p-\($0)" } + (40..<50).map { "p-\($0)" } + (60..<70).map { "p-\($0)" }))
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact && report.snapshotsChecked >= 3)
+    }
 }

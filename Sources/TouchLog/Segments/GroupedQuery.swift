@@ -29,6 +29,8 @@ struct GroupedQueryPlan {
         let steps: [(interaction: InteractionRule.Interaction, touchpoints: [Bool])]
         let window: ClosedRange<Int64>?
         let rule: SequenceRule
+        /// Its window stays put as T moves, so snapshots keep what can still decide it (``GroupedSnapshot``).
+        let kept: Bool
     }
 
     let rules: [Rule]
@@ -47,17 +49,21 @@ struct GroupedQueryPlan {
                         kept: GroupedSnapshot.isKept(leaf.rule))
         }
         sequences = segment.sequences.map { sequence in
-            Sequence(steps: sequence.steps.map { ($0.rule.interaction, $0.allowedTouchpoints(touchpoints)) }, window: sequence.window, rule: sequence.rule)
+            Sequence(steps: sequence.steps.map { ($0.rule.interaction, $0.allowedTouchpoints(touchpoints)) }, window: sequence.window,
+                     rule: sequence.rule, kept: sequence.rule.timeframe.isFixed)
         }
         let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
         conversionsFrom = starts.min()
         needsUniverse = segment.holdsWithoutEvents
     }
 
-    /// Whether a snapshot can be taken from this plan's scan: some rule is kept, and the latest conversions are
-    /// gathered whenever a rule asks about conversions.
+    /// Whether some rule or sequence is kept in snapshots.
+    var keepsAny: Bool { rules.contains(where: \.kept) || sequences.contains(where: \.kept) }
+
+    /// Whether a snapshot can be taken from this plan's scan: some rule or sequence is kept, and the latest
+    /// conversions are gathered whenever a rule asks about conversions.
     var canSnapshot: Bool {
-        rules.contains(where: \.kept) && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
+        keepsAny && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
     }
 
     /// Whether rule `r` can count an event of `group`.
@@ -112,6 +118,8 @@ final class GroupedQueryState: @unchecked Sendable {
     let values: [ValueColumns?]
     /// Per sequence: the events this worker found that can take one of its steps.
     var sequenceEvents: [[SequenceEvent]]
+    /// Per sequence: profiles a snapshot found matched (ascending).
+    var sequenceMatched: [[UInt32]]
     /// Per sequence: the steps each profile's events found so far can take (bit k: step k). Only a profile whose
     /// events, across the workers, can take every step can match, so only its events are ever sorted.
     let sequenceSteps: [UnsafeMutablePointer<UInt8>]
@@ -200,6 +208,7 @@ final class GroupedQueryState: @unchecked Sendable {
         sequenceSteps = plan.sequences.map { _ in zeroed(UInt8.self) }
         precondition(next == sizes.count)
         sequenceEvents = plan.sequences.map { _ in [] }
+        sequenceMatched = plan.sequences.map { _ in [] }
         self.memory = memory
     }
 
@@ -399,7 +408,8 @@ extension ValueTotals {
 
 extension GroupedQueryState {
     /// Whether sequence `s` holds for each of `n` profiles, from the candidate events every worker found: sorted by
-    /// (profile, time, offset), each profile's run is tested in order (``SequenceMatcher``).
+    /// (profile, time, offset), each profile's run is tested in order (``SequenceMatcher``); and for the profiles a
+    /// snapshot found matched.
     static func sequenceVerdicts(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ s: Int, profiles n: Int) -> [Bool] {
         let rule = plan.sequences[s].rule
         // Most candidates belong to profiles whose events cannot take every step: they are dropped before the sort.
@@ -424,6 +434,9 @@ extension GroupedQueryState {
             verdicts[Int(profile)] = SequenceMatcher.matches(events[start..<end].lazy.map { ($0.time, $0.steps) }, steps: rule.steps.count,
                                                              within: rule.within)
             start = end
+        }
+        for state in states {
+            for id in state.sequenceMatched[s] where Int(id) < n { verdicts[Int(id)] = true }
         }
         return verdicts
     }
@@ -512,7 +525,7 @@ extension StoreReader {
         // Known profiles: those introduced before it, and the events at or before T after it.
         let knownBefore = straddle == end ? n : Int(summaries[straddle].firstNewProfile)
 
-        let start = plan.rules.contains(where: \.kept) ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report) : nil
+        let start = plan.keepsAny ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report) : nil
         let snapshot = start?.snapshot
         let keptFrom = start?.blocks ?? 0
         report.snapshotOffset = snapshot?.endOffset ?? 0
@@ -629,7 +642,8 @@ extension StoreReader {
     static let queryThreads = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
     /// One worker's part of a format-2 query: scans `blocks` into `state`; returns the events of the blocks it read.
-    /// Kept rules and conversions count only from block `keptFrom` on (a snapshot holds what comes before it);
+    /// Kept rules and sequences, and conversions, count only from block `keptFrom` on (a snapshot holds what comes
+    /// before it);
     /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken).
     private static func scan(blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary], plan: GroupedQueryPlan,
                              straddle: Int, keptFrom: Int, conversionsFrom: Int64?, profiles n: Int, into state: GroupedQueryState,
@@ -665,7 +679,7 @@ extension StoreReader {
                     targets.append(target)
                     upper = max(upper, window.upperBound)
                 }
-                for q in plan.sequences.indices {
+                for q in plan.sequences.indices where b >= keptFrom || !plan.sequences[q].kept {
                     let steps = plan.steps(q, group)
                     guard steps != 0 else { continue }
                     sequenceSteps.append((q, steps))

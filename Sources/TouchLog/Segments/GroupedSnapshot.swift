@@ -5,6 +5,10 @@ import TouchLogStorage
 /// for rules that ask about conversions, its first qualifying time; and each profile's latest conversion (of any
 /// time) when a rule asks about conversions. Rules over the last N days are never kept: their window moves with T.
 ///
+/// For a sequence whose window does not move, it keeps what can still decide it: the profiles whose events already
+/// match (a match stays a match as events are added), and every candidate event of the others (a late event can
+/// land before, between or after them, so none can be dropped).
+///
 /// It is usable at T when every event before ``endOffset`` is at or before T (``watermark`` ≤ T: then its counts
 /// are exactly what a scan of those blocks would count at T) and at K when they were recorded by K. A query that
 /// starts from it reads those rules' groups only in the blocks after it. Profiles are the store's dense ids.
@@ -34,18 +38,37 @@ struct GroupedSnapshot {
     var rules: [Entries?] = []
     /// Latest conversion per profile (ids and times), when a rule asks about conversions.
     var conversions: (ids: [UInt32], times: [Int64])?
+    /// Per sequence of the compiled definition (nil: one whose window moves with T).
+    var sequences: [SequenceEntries?] = []
 
-    /// Snapshot body layout 3 (format-2 stores; after the ``DurableFile`` header). Integers are varints, times
+    /// One kept sequence: the profiles its chain already matches, and the candidate events of the others (those
+    /// that can take one of its steps), sorted by (profile, time, offset).
+    struct SequenceEntries {
+        var matched: [UInt32] = []
+        var candidates: [GroupedQueryState.SequenceEvent] = []
+    }
+
+    /// Snapshot body layout 4 (format-2 stores; after the ``DurableFile`` header). Integers are varints, times
     /// zigzag varints; a column is (element count, stored length, LZ4 block of the little-endian elements) as in
     /// layout 2; an id list is a column of bytes holding the ids' varint deltas (the first from 0):
-    /// 1. layout byte (3), definition JSON (length, bytes)
+    /// 1. layout byte (4), definition JSON (length, bytes)
     /// 2. end offset, anchor (32 bytes), watermark, recorded time
     /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T), 1 (kept), 2 (kept, with
     ///    first times), plus 4 when the rule has a `value` condition (5, 6)
     /// 4. per kept leaf: its ids, their counts (UInt32 column), for kind 2 (and 6) their first times (Int64 column),
     ///    and with 4 the value totals: counts (UInt32 column), sums, least and greatest (Int64 columns, millionths)
     /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
-    static let layoutVersion: UInt8 = 3
+    /// 6. sequence count S, then per sequence a byte: 0 (window moves with T) or 1 (kept); per kept sequence: the
+    ///    matched profiles' ids; the ids of the profiles with candidates, how many each has (UInt32 column), and the
+    ///    candidates' times (Int64 column), offsets (UInt64 column) and step masks (UInt8 column, bit k: step k)
+    ///
+    /// Layout 3 is layout 4 without part 6; it is read for definitions without a kept sequence.
+    static let layoutVersion: UInt8 = 4
+
+    /// Per sequence of `definition`: 1 when it is kept (its window stays put as T moves), else 0.
+    static func sequenceKinds(_ definition: SegmentDefinition) -> [UInt8] {
+        CompiledSegment(definition, at: QueryTime(asOf: .max)).sequences.map { $0.rule.timeframe.isFixed ? 1 : 0 }
+    }
 
     /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts and value totals).
     static func isKept(_ rule: InteractionRule) -> Bool {
@@ -94,6 +117,26 @@ struct GroupedSnapshot {
         } else {
             out.byte(0)
         }
+        let sequenceKinds = Self.sequenceKinds(definition)
+        precondition(sequenceKinds.count == sequences.count, "a snapshot of another definition")
+        out.varint(sequenceKinds.count)
+        for kind in sequenceKinds { out.byte(kind) }
+        for case let entries? in sequences {
+            out.ids(entries.matched)
+            var ids: [UInt32] = []
+            var counts: [UInt32] = []
+            for event in entries.candidates {
+                if ids.last == event.profile { counts[counts.count - 1] += 1 } else {
+                    ids.append(event.profile)
+                    counts.append(1)
+                }
+            }
+            out.ids(ids)
+            out.column(counts)
+            out.column(entries.candidates.map(\.time))
+            out.column(entries.candidates.map(\.offset))
+            out.column(entries.candidates.map { UInt8(truncatingIfNeeded: $0.steps) })
+        }
         return out.bytes
     }
 
@@ -101,7 +144,8 @@ struct GroupedSnapshot {
     static func decode(_ body: [UInt8], definition: SegmentDefinition?) throws(DecodeError) -> GroupedSnapshot {
         try body.withDecodedBytes { raw throws(DecodeError) in
             var input = PayloadCursor(raw)
-            guard try input.byte() == layoutVersion else { throw input.fail("not a format-2 snapshot") }
+            let layout = try input.byte()
+            guard layout == 3 || layout == layoutVersion else { throw input.fail("not a format-2 snapshot") }
             let jsonLength = try input.count(max: input.size, "definition length")
             let json = String(decoding: UnsafeBufferPointer(start: try input.take(jsonLength), count: jsonLength), as: UTF8.self)
             let recorded: SegmentDefinition
@@ -140,6 +184,48 @@ struct GroupedSnapshot {
                 let ids = try input.ids(below: s.profiles, "converted profiles")
                 s.conversions = (ids, try input.column(count: ids.count, "latest conversions"))
             }
+            let sequenceRules = CompiledSegment(recorded, at: QueryTime(asOf: .max)).sequences.map(\.rule)
+            let sequenceKinds = sequenceRules.map { UInt8($0.timeframe.isFixed ? 1 : 0) }
+            guard layout == 4 else {
+                // Layout 3 kept no sequence: it serves only definitions that keep none.
+                guard !sequenceKinds.contains(1) else { throw input.fail("layout 3 keeps no sequences") }
+                s.sequences = sequenceKinds.map { _ in nil }
+                guard input.isAtEnd else { throw input.fail("bytes after the last column") }
+                return s
+            }
+            guard try input.varint() == UInt64(sequenceKinds.count) else { throw input.fail("sequence count differs from the definition") }
+            for kind in sequenceKinds {
+                guard try input.byte() == kind else { throw input.fail("sequence kinds differ from the definition") }
+            }
+            for kind in sequenceKinds {
+                guard kind == 1 else {
+                    s.sequences.append(nil)
+                    continue
+                }
+                var entries = SequenceEntries()
+                entries.matched = try input.ids(below: s.profiles, "matched profiles")
+                let ids = try input.ids(below: s.profiles, "profiles with candidates")
+                let counts: [UInt32] = try input.column(count: ids.count, "candidates per profile")
+                var total = 0
+                for c in counts {
+                    guard c > 0 else { throw input.fail("a profile with no candidates") }
+                    total += Int(c)
+                }
+                let times: [Int64] = try input.column(count: total, "candidates' times")
+                let offsets: [UInt64] = try input.column(count: total, "candidates' offsets")
+                let steps: [UInt8] = try input.column(count: total, "candidates' steps")
+                let every = (1 << sequenceRules[s.sequences.count].steps.count) - 1
+                entries.candidates.reserveCapacity(total)
+                var k = 0
+                for (id, c) in zip(ids, counts) {
+                    for _ in 0..<Int(c) {
+                        guard steps[k] != 0 && Int(steps[k]) & ~every == 0 else { throw input.fail("a candidate's steps are not the sequence's") }
+                        entries.candidates.append(GroupedQueryState.SequenceEvent(profile: id, steps: UInt16(steps[k]), time: times[k], offset: offsets[k]))
+                        k += 1
+                    }
+                }
+                s.sequences.append(entries)
+            }
             guard input.isAtEnd else { throw input.fail("bytes after the last column") }
             return s
         }
@@ -166,6 +252,13 @@ struct GroupedSnapshot {
         }
         if let conversions, let last = state.lastConversion {
             for (i, id) in conversions.ids.enumerated() { last[Int(id)] = GroupedQueryState.latestKey(conversions.times[i]) }
+        }
+        for (q, entries) in sequences.enumerated() {
+            guard let entries else { continue }
+            state.sequenceMatched[q] = entries.matched
+            state.sequenceEvents[q] = entries.candidates
+            let seen = state.sequenceSteps[q]
+            for event in entries.candidates { seen[Int(event.profile)] |= UInt8(truncatingIfNeeded: event.steps) }
         }
     }
 
@@ -213,6 +306,19 @@ struct GroupedSnapshot {
                 times.append(Int64(bitPattern: key ^ (1 << 63)))
             }
             s.conversions = (ids, times)
+        }
+        for (q, sequence) in plan.sequences.enumerated() {
+            guard sequence.kept else {
+                s.sequences.append(nil)
+                continue
+            }
+            // (Every candidate in the states comes from the blocks before the snapshot's end: ids below n.)
+            let verdicts = GroupedQueryState.sequenceVerdicts(states, plan, q, profiles: n)
+            var entries = SequenceEntries()
+            entries.matched = verdicts.indices.lazy.filter { verdicts[$0] }.map { UInt32($0) }
+            for state in states { entries.candidates.append(contentsOf: state.sequenceEvents[q].lazy.filter { !verdicts[Int($0.profile)] }) }
+            entries.candidates.sort { ($0.profile, $0.time, $0.offset) < ($1.profile, $1.time, $1.offset) }
+            s.sequences.append(entries)
         }
         return s
     }
@@ -289,11 +395,12 @@ extension StoreReader {
         return true
     }
 
-    /// Whether snapshots of `definition` can speed its queries: in format 2, only rules whose window stays put as T
-    /// moves (all time, `from`/`to`) are kept in them; rules over the last N days are read from the log.
+    /// Whether snapshots of `definition` can speed its queries: in format 2, only rules and sequences whose window
+    /// stays put as T moves (all time, `from`/`to`) are kept in them; rules over the last N days are read from the log.
     public func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
         let segment = CompiledSegment((try? prepared(definition)) ?? definition, at: QueryTime(asOf: .max))
-        return formatVersion < 2 ? !segment.usesSecondGrammar : segment.leaves.contains { GroupedSnapshot.isKept($0.rule) }
+        guard formatVersion >= 2 else { return !segment.usesSecondGrammar }
+        return segment.leaves.contains { GroupedSnapshot.isKept($0.rule) } || segment.sequences.contains { $0.rule.timeframe.isFixed }
     }
 
     /// Format 2's `createSnapshot(of:)`: a snapshot at the end of the log, from the newest one before it, and on the way
