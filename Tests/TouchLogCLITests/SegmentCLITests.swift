@@ -53,6 +53,7 @@ import Testing
         // explain shows the events behind each new kind of rule.
         let sequence = try touchlog(["explain", "--store", scratch.store, "summer-browse-then-click", "judy", "--as-of", "2022-07-31T00:00:00Z"]).stdout
         #expect(sequence.contains("matched by:\n      offset 26  2022-07-03T09:00:00.000Z  view  summer-2022-collection"), "\(sequence)")
+        #expect(sequence.contains(" events that can take a step:\n") && !sequence.contains("qualifying"), "\(sequence)")
         let value = try touchlog(["explain", "--store", scratch.store, "big-spenders", "grace", "--as-of", "2022-07-31T00:00:00Z"]).stdout
         #expect(value.contains("aggregate of values: 120\n"), "\(value)")
         let reference = try touchlog(["explain", "--store", scratch.store, "discount-not-iphone", "dave", "--as-of", "2022-07-03T00:00:00Z"]).stdout

@@ -27,6 +27,8 @@ public struct Explanation: Sendable {
         public var aggregate: Double?
         /// For a sequence that holds: the events that took its steps, first to last.
         public var matchedSequence: [StoredEvent] = []
+        /// Whether the rule is a sequence (its ``qualifying`` events are those that could take a step).
+        public var isSequence = false
         /// For a segment reference: the referenced segment (its rules' verdicts are the ``children``).
         public var referencedSegment: String?
         /// For a group or a segment reference: its rules' verdicts.
@@ -87,6 +89,7 @@ extension Explanation {
                 let s = sequenceIndex
                 sequenceIndex += 1
                 var v = RuleVerdict(path: path, summary: sequence.summary, holds: atoms[segment.leaves.count + s] != negate, negated: negate)
+                v.isSequence = true
                 v.qualifying = evaluation.sequenceCandidates(profileEvents, s).map { events[$0.index] }
                 v.matchedSequence = evaluation.sequenceChain(profileEvents, s)?.map { events[$0] } ?? []
                 return v
@@ -197,7 +200,9 @@ extension Explanation {
             for event in verdict.matchedSequence { out += "\(indent)    \(describe(event))\n" }
         }
         if verdict.children.isEmpty {
-            out += "\(indent)  \(verdict.qualifying.count) qualifying event\(verdict.qualifying.count == 1 ? "" : "s")\(verdict.qualifying.isEmpty ? "" : ":")\n"
+            let n = verdict.qualifying.count
+            let what = verdict.isSequence ? "event\(n == 1 ? "" : "s") that can take a step" : "qualifying event\(n == 1 ? "" : "s")"
+            out += "\(indent)  \(n) \(what)\(n == 0 ? "" : ":")\n"
             for event in verdict.qualifying { out += "\(indent)    \(describe(event))\n" }
             if verdict.conversion != nil && !verdict.qualifying.isEmpty {
                 if verdict.conversions.isEmpty {
