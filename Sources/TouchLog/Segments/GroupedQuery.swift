@@ -450,6 +450,19 @@ private struct GroupTarget {
     let high: Int64
     /// For a rule with a `value` condition: its value columns.
     var values: GroupedQueryState.ValueColumns?
+
+    /// Counts an event of profile `p` at time `t` when inside the rule's window (its value, in millionths, added when
+    /// it carries one: `value` is nil or NaN when it does not).
+    @inline(__always)
+    func count(_ t: Int64, _ p: Int, value: Double? = nil) {
+        guard t >= low && t <= high else { return }
+        counts[p] &+= 1
+        if let firsts {
+            let key = GroupedQueryState.earliestKey(t)
+            if key > firsts[p] { firsts[p] = key }
+        }
+        if let values, let value, !value.isNaN { values.add(InteractionRule.ValueCondition.micros(value), profile: p) }
+    }
 }
 
 extension StoreReader {
@@ -701,6 +714,14 @@ extension StoreReader {
                 let conversionsFrom = conversions ? conversionsFrom! : .max
                 let last = state.lastConversion
                 let known = universe ? state.known : nil
+                // What every event of the group adds besides its rules' counts: the latest conversion, known profiles.
+                @inline(__always) func note(_ t: Int64, _ p: Int) {
+                    if t >= conversionsFrom {
+                        let key = GroupedQueryState.latestKey(t)
+                        if key > last![p] { last![p] = key }
+                    }
+                    known?[p] = 1
+                }
                 if wantsValues || !sequenceSteps.isEmpty {
                     if !sequenceSteps.isEmpty && !positionsRead {
                         try readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
@@ -719,42 +740,19 @@ extension StoreReader {
                     for k in 0..<detail.times.count {
                         let t = detail.times[k]
                         let p = detail.profiles[k]
-                        for target in targets where t >= target.low && t <= target.high {
-                            target.counts[p] &+= 1
-                            if let firsts = target.firsts {
-                                let key = GroupedQueryState.earliestKey(t)
-                                if key > firsts[p] { firsts[p] = key }
-                            }
-                            if let v = target.values, !detail.values[k].isNaN {
-                                v.add(InteractionRule.ValueCondition.micros(detail.values[k]), profile: p)
-                            }
-                        }
+                        for target in targets { target.count(t, p, value: wantsValues ? detail.values[k] : nil) }
                         for (q, steps) in sequenceSteps where plan.sequences[q].window!.contains(t) {
                             state.sequenceEvents[q].append(GroupedQueryState.SequenceEvent(profile: UInt32(p), steps: steps, time: t, offset: detail.offsets[k]))
                             state.sequenceSteps[q][p] |= UInt8(truncatingIfNeeded: steps)
                         }
-                        if t >= conversionsFrom {
-                            let key = GroupedQueryState.latestKey(t)
-                            if key > last![p] { last![p] = key }
-                        }
-                        known?[p] = 1
+                        note(t, p)
                     }
                     continue
                 }
                 try targets.withUnsafeBufferPointer { targets throws(TouchLogError) in
                     try scan(group, summary, times: times, profiles: profiles, upTo: upper, limit: n) { t, p in
-                        for target in targets where t >= target.low && t <= target.high {
-                            target.counts[p] &+= 1
-                            if let firsts = target.firsts {
-                                let key = GroupedQueryState.earliestKey(t)
-                                if key > firsts[p] { firsts[p] = key }
-                            }
-                        }
-                        if t >= conversionsFrom {
-                            let key = GroupedQueryState.latestKey(t)
-                            if key > last![p] { last![p] = key }
-                        }
-                        known?[p] = 1
+                        for target in targets { target.count(t, p) }
+                        note(t, p)
                     }
                 }
             }
