@@ -1,6 +1,12 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// Compiles the fault injector and its tests: debug builds only, so no release build of TouchLogStorage carries it.
+let faultInjection: [SwiftSetting] = [.define("TOUCHLOG_FAULT_INJECTION", .when(configuration: .debug))]
+/// Compiles the fuzz targets of TouchLog, the fuzz driver and the tests replaying Fixtures/fuzz/: debug builds, and
+/// the release build Tools/fuzz makes (which passes `-Xswiftc -DTOUCHLOG_FUZZ_TARGETS`).
+let fuzzTargets: [SwiftSetting] = [.define("TOUCHLOG_FUZZ_TARGETS", .when(configuration: .debug))]
+
 let package = Package(
     name: "touchlog",
     platforms: [.macOS(.v15)],
@@ -10,10 +16,8 @@ let package = Package(
         .library(name: "TouchLogServer", targets: ["TouchLogServer"]),
         .library(name: "TouchLogCluster", targets: ["TouchLogCluster"]),
         .executable(name: "touchlog", targets: ["TouchLogCLI"]),
-        .executable(name: "touchlog-generate", targets: ["TouchLogGenerate"]),
-        .executable(name: "touchlog-bench", targets: ["TouchLogBench"]),
-        .executable(name: "touchlog-fuzz", targets: ["TouchLogFuzz"]),
-        .executable(name: "touchlog-crash", targets: ["TouchLogCrash"]),
+        // The tools under Tools/ (touchlog-generate, -bench, -fuzz, -crash) are executable targets, not products:
+        // `swift build --product touchlog-bench` builds one; a package depending on touchlog sees none of them.
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -46,14 +50,17 @@ let package = Package(
         // Test-only: SQLite is the independent reference the segment engine is checked against.
         .systemLibrary(
             name: "CTouchLogSQLite",
+            path: "Tests/CTouchLogSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
         .target(
             name: "TouchLogStorage",
-            dependencies: ["CTouchLogLZ4", "CTouchLogXXHash", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CTouchLogLZ4", "CTouchLogXXHash", .product(name: "Crypto", package: "swift-crypto")],
+            // The fault injector (FaultInjection.swift) exists only in debug builds, which the tests use.
+            swiftSettings: faultInjection
         ),
-        .target(name: "TouchLog", dependencies: ["TouchLogStorage"]),
+        .target(name: "TouchLog", dependencies: ["TouchLogStorage"], swiftSettings: fuzzTargets),
         // The HTTP API of `touchlog serve`, for services in other languages.
         .target(
             name: "TouchLogServer",
@@ -75,22 +82,43 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Tools (Tools/*): executable targets, not products.
         .executableTarget(
-            name: "TouchLogGenerate",
-            dependencies: ["TouchLog", "TouchLogTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            name: "touchlog-generate",
+            dependencies: ["TouchLog", "TouchLogRandom", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/touchlog-generate"
         ),
         // In-process measurements for Tools/bench.
-        .executableTarget(name: "TouchLogBench", dependencies: ["TouchLog", "TouchLogStorage", .product(name: "Crypto", package: "swift-crypto")]),
+        .executableTarget(
+            name: "touchlog-bench",
+            dependencies: ["TouchLog", "TouchLogStorage", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Tools/touchlog-bench"
+        ),
         // libFuzzer's driver, weakly declared: present only in the build Tools/fuzz makes.
-        .systemLibrary(name: "CTouchLogFuzzer"),
-        // Feeds inputs to the fuzz targets of the TouchLog module (Tools/fuzz).
-        .executableTarget(name: "TouchLogFuzz", dependencies: ["TouchLog", "TouchLogStorage", "CTouchLogFuzzer"]),
+        .systemLibrary(name: "CTouchLogFuzzer", path: "Tools/CTouchLogFuzzer"),
+        // Feeds inputs to the fuzz targets (Tools/fuzz).
+        .executableTarget(
+            name: "touchlog-fuzz",
+            dependencies: ["TouchLog", "TouchLogStorage", "CTouchLogFuzzer"],
+            path: "Tools/touchlog-fuzz",
+            swiftSettings: fuzzTargets
+        ),
         // Kills a writer at random moments and checks the store after each kill (Tools/crash).
-        .executableTarget(name: "TouchLogCrash", dependencies: ["TouchLog", "TouchLogStorage", "TouchLogTestSupport"]),
-        // Deterministic randomness, temporary directories and fixture paths for the tests and the generator.
-        .target(name: "TouchLogTestSupport"),
-        .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"]),
-        .testTarget(name: "TouchLogTests", dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"]),
+        .executableTarget(
+            name: "touchlog-crash",
+            dependencies: ["TouchLog", "TouchLogStorage", "TouchLogRandom"],
+            path: "Tools/touchlog-crash"
+        ),
+        // Seeded randomness ("seed N" is the same stream in the generator, the crash harness and the tests).
+        .target(name: "TouchLogRandom", path: "Tools/TouchLogRandom"),
+        // Temporary directories, fixture paths and a settable clock for the tests (and TouchLogRandom, re-exported).
+        .target(name: "TouchLogTestSupport", dependencies: ["TouchLogRandom"], path: "Tests/TouchLogTestSupport"),
+        .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"], swiftSettings: faultInjection),
+        .testTarget(
+            name: "TouchLogTests",
+            dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"],
+            swiftSettings: faultInjection + fuzzTargets
+        ),
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
         .testTarget(
             name: "TouchLogClusterTests",

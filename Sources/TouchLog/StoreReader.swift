@@ -29,7 +29,7 @@ public final class StoreReader {
     /// faster; they never change an answer.
     public var snapshotInterval: UInt64? = 1_000_000
     /// What the last segment query read and wrote.
-    public internal(set) var lastQuery = QueryReport()
+    package internal(set) var lastQuery = QueryReport()
     /// Projections kept in memory across queries (shared by the readers of a ``TouchLogStore``); nil: none.
     var projectionCache: ProjectionCache?
     /// Format 2: the store-wide ids of profiles and touchpoints, read from the blocks this reader has needed so far.

@@ -1,3 +1,5 @@
+// The fault injector exists only in debug builds (TOUCHLOG_FAULT_INJECTION), which is how tests are built.
+#if TOUCHLOG_FAULT_INJECTION
 import Glibc
 import Testing
 @testable import TouchLogStorage
@@ -170,3 +172,4 @@ import Testing
         #expect(try LogVerifier.verify(directory: dir.log).isIntact)
     }
 }
+#endif

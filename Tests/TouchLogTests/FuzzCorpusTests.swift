@@ -1,3 +1,5 @@
+// The fuzz targets exist only in debug builds (TOUCHLOG_FUZZ_TARGETS), which is how tests are built.
+#if TOUCHLOG_FUZZ_TARGETS
 import Glibc
 import Testing
 import TouchLogStorage
@@ -99,3 +101,4 @@ import TouchLogTestSupport
         }
     }
 }
+#endif

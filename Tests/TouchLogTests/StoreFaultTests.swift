@@ -1,3 +1,5 @@
+// The fault injector exists only in debug builds (TOUCHLOG_FAULT_INJECTION), which is how tests are built.
+#if TOUCHLOG_FAULT_INJECTION
 import Glibc
 import Testing
 import TouchLogStorage
@@ -160,3 +162,4 @@ import TouchLogStorage
         print("fault injection: \(count) crash points of erasures x \(FaultInjector.PowerLoss.allCases.count) kinds of power loss = \(runs) stores checked")
     }
 }
+#endif

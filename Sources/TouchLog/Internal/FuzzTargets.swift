@@ -1,8 +1,10 @@
+#if TOUCHLOG_FUZZ_TARGETS
 import Glibc
 import TouchLogStorage
 
 /// What the fuzzer (`Tools/fuzz`, through `touchlog-fuzz`) feeds arbitrary bytes to, and what the tests replay the
-/// saved inputs of `Fixtures/fuzz/` through.
+/// saved inputs of `Fixtures/fuzz/` through. Compiled only in debug builds and in the build `Tools/fuzz` makes
+/// (`TOUCHLOG_FUZZ_TARGETS`): a release build of TouchLog carries none of it.
 ///
 /// Each target must never crash, hang or leak on any input, and checks a property of every input it accepts;
 /// ``run(_:)`` returns a description of a broken property (the fuzzer then aborts and saves the input).
@@ -252,3 +254,4 @@ private final class FuzzScratch: @unchecked Sendable {
         return (try? file.truncate(to: 0)) != nil && (try? file.write(data, at: 0)) != nil
     }
 }
+#endif

@@ -277,17 +277,17 @@ extension PayloadCursor {
     }
 }
 
-/// What the last query did, for tests, benchmarks and `--verbose` output.
-public struct QueryReport: Sendable, Equatable {
+/// What the last query did, for the tests and the package's tools (not part of the library's API).
+package struct QueryReport: Sendable, Equatable {
     /// Offset of the snapshot the query started from (0 when it replayed from the start).
-    public var snapshotOffset: UInt64 = 0
+    package var snapshotOffset: UInt64 = 0
     /// Events in the blocks the query decoded.
-    public var eventsRead: UInt64 = 0
-    public var snapshotsWritten = 0
+    package var eventsRead: UInt64 = 0
+    package var snapshotsWritten = 0
     /// Snapshots found damaged or foreign and ignored.
-    public var snapshotsIgnored = 0
+    package var snapshotsIgnored = 0
     /// The query started from the projection kept in memory by an earlier query of the same store.
-    public var fromMemory = false
+    package var fromMemory = false
 }
 
 extension StoreReader {

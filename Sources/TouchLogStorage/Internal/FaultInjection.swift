@@ -1,7 +1,9 @@
+#if TOUCHLOG_FAULT_INJECTION
 import Glibc
 import Synchronization
 
-/// A fault-injecting layer under every file operation of ``SystemFile`` below one directory, for tests.
+/// A fault-injecting layer under every file operation of ``SystemFile`` below one directory, for tests. Compiled only
+/// in debug builds (`TOUCHLOG_FAULT_INJECTION`, which Package.swift sets for them).
 ///
 /// Installed for a directory (``install(root:)``), it numbers the mutating operations made on paths under it
 /// (create, write, sync, truncate, rename, remove, mkdir, directory sync) and can make operation N:
@@ -187,3 +189,4 @@ package final class FaultInjector: @unchecked Sendable {
         return slash == path.startIndex ? "/" : String(path[..<slash])
     }
 }
+#endif

@@ -3,7 +3,8 @@ import Glibc
 /// A file descriptor with the few calls the log needs, each turning `errno` into a typed error.
 ///
 /// Every system call the storage layer makes goes through this file, so that the fault-injecting layer
-/// (``FaultInjector``, for tests) has one place to intercept.
+/// (``FaultInjector``, for tests) has one place to intercept. The injector exists only in debug builds
+/// (`TOUCHLOG_FAULT_INJECTION`, set by Package.swift for them): a release build makes the calls and nothing else.
 package struct SystemFile: Sendable {
     package let descriptor: Int32
     /// The path the file was opened with, for messages.
@@ -22,12 +23,16 @@ package struct SystemFile: Sendable {
         case .readWrite: flags = O_RDWR | O_CLOEXEC
         case .createReadWrite: flags = O_RDWR | O_CREAT | O_CLOEXEC
         }
+        #if TOUCHLOG_FAULT_INJECTION
         let injector = mode == .createReadWrite ? FaultInjector.injector(for: path) : nil
         let creating = injector != nil && !exists(path)
         if creating { _ = try injector!.before("create", path) }
+        #endif
         let fd = retryOnInterrupt { Glibc.open(path, flags, 0o644) }
         guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: errno) }
+        #if TOUCHLOG_FAULT_INJECTION
         if creating { injector!.created(path) }
+        #endif
         return SystemFile(descriptor: fd, path: path)
     }
 
@@ -73,6 +78,7 @@ package struct SystemFile: Sendable {
 
     /// Writes all of `bytes` at `position`.
     package func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
         if let injector = FaultInjector.injector(for: path),
             let torn = try injector.before("pwrite", path, writing: bytes.count, at: position)
         {
@@ -80,6 +86,7 @@ package struct SystemFile: Sendable {
             try write(UnsafeRawBufferPointer(rebasing: bytes[..<torn]), at: position)
             throw SystemCallError(call: "pwrite \(path) (injected crash after \(torn) bytes)", errno: EIO)
         }
+        #endif
         var done = 0
         while done < bytes.count {
             let n = retryOnInterrupt { pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done)) }
@@ -96,21 +103,29 @@ package struct SystemFile: Sendable {
     }
 
     package func sync() throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
         let injector = FaultInjector.injector(for: path)
         _ = try injector?.before("fsync", path)
+        #endif
         guard retryOnInterrupt({ fsync(descriptor) }) == 0 else { throw SystemCallError(call: "fsync \(path)", errno: errno) }
+        #if TOUCHLOG_FAULT_INJECTION
         if let injector {
             if Self.isDirectory(path) { injector.syncedDirectory(path) } else { injector.synced(path, size: try size()) }
         }
+        #endif
     }
 
     package func truncate(to size: Int64) throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
         let injector = FaultInjector.injector(for: path)
         _ = try injector?.before("ftruncate", path)
+        #endif
         guard retryOnInterrupt({ ftruncate(descriptor, off_t(size)) }) == 0 else {
             throw SystemCallError(call: "ftruncate \(path)", errno: errno)
         }
+        #if TOUCHLOG_FAULT_INJECTION
         injector?.truncated(path, to: size)
+        #endif
     }
 
     /// Takes an exclusive advisory lock without waiting; returns false when another process holds it.
@@ -128,22 +143,32 @@ package struct SystemFile: Sendable {
     }
 
     package static func remove(_ path: String) throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
         _ = try FaultInjector.injector(for: path)?.before("unlink", path)
+        #endif
         guard unlink(path) == 0 else { throw SystemCallError(call: "unlink \(path)", errno: errno) }
     }
 
     package static func rename(_ from: String, _ to: String) throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
         let injector = FaultInjector.injector(for: to)
         _ = try injector?.before("rename", to)
+        #endif
         guard Glibc.rename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
+        #if TOUCHLOG_FAULT_INJECTION
         injector?.renamed(from, to)
+        #endif
     }
 
     package static func makeDirectory(_ path: String) throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
         let injector = exists(path) ? nil : FaultInjector.injector(for: path)
         _ = try injector?.before("mkdir", path)
+        #endif
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir \(path)", errno: errno) }
+        #if TOUCHLOG_FAULT_INJECTION
         injector?.created(path)
+        #endif
     }
 
     package static func exists(_ path: String) -> Bool {

@@ -20,7 +20,7 @@
 import Glibc
 import TouchLog
 import TouchLogStorage
-import TouchLogTestSupport
+import TouchLogRandom
 
 func say(_ text: String, to fd: Int32 = 1) {
     let line = text + "\n"

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Glibc
 import TouchLog
-import TouchLogTestSupport
+import TouchLogRandom
 
 /// Deterministic synthetic touchpoint events for tests and benchmarks: the same arguments always give the
 /// same bytes.

@@ -4,10 +4,18 @@
 //   touchlog-fuzz TARGET --replay FILE_OR_DIR...                run saved inputs once each (any build)
 //
 // A broken property or a crash aborts with the input named; libFuzzer then saves the input as crash-*.
+//
+// The fuzz targets exist only in debug builds and in the one Tools/fuzz makes (TOUCHLOG_FUZZ_TARGETS); a plain
+// release build of this tool only says so.
 import CTouchLogFuzzer
 import Glibc
 import TouchLog
 import TouchLogStorage
+
+#if !TOUCHLOG_FUZZ_TARGETS
+_ = "touchlog-fuzz: built without the fuzz targets; Tools/fuzz builds it with them\n".withCString { write(2, $0, strlen($0)) }
+exit(69)
+#else
 
 enum Fuzz {
     nonisolated(unsafe) static var target = FuzzTarget.blockPayload
@@ -74,3 +82,4 @@ argv.withUnsafeMutableBufferPointer { buffer in
     var base: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = buffer.baseAddress
     exit(touchlog_fuzzer_run(&argc, &base, Fuzz.callback))
 }
+#endif
