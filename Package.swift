@@ -65,7 +65,8 @@ let package = Package(
         .target(
             name: "TouchLogServer",
             dependencies: [
-                "TouchLog", "TouchLogCluster", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HTTPTypes", package: "swift-http-types"),
+                "TouchLog", "TouchLogCluster", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("openapi.yaml")]
@@ -73,19 +74,24 @@ let package = Package(
         // Past one machine: partitions on NATS JetStream, nodes that apply them to local stores, scatter-gather queries.
         .target(
             name: "TouchLogCluster",
-            dependencies: ["TouchLog", "TouchLogStorage", "CTouchLogNATS", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "TouchLog", "TouchLogStorage", "CTouchLogNATS", .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .executableTarget(
             name: "TouchLogCLI",
             dependencies: [
-                "TouchLog", "TouchLogStorage", "TouchLogServer", "TouchLogCluster", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "TouchLog", "TouchLogStorage", "TouchLogServer", "TouchLogCluster",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Tools (Tools/*): executable targets, not products.
         .executableTarget(
             name: "touchlog-generate",
-            dependencies: ["TouchLog", "TouchLogRandom", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "TouchLog", "TouchLogRandom", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Tools/touchlog-generate"
         ),
         // In-process measurements for Tools/bench.
@@ -113,7 +119,9 @@ let package = Package(
         .target(name: "TouchLogRandom", path: "Tools/TouchLogRandom"),
         // Temporary directories, fixture paths and a settable clock for the tests (and TouchLogRandom, re-exported).
         .target(name: "TouchLogTestSupport", dependencies: ["TouchLogRandom"], path: "Tests/TouchLogTestSupport"),
-        .testTarget(name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"], swiftSettings: faultInjection),
+        .testTarget(
+            name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"],
+            swiftSettings: faultInjection),
         .testTarget(
             name: "TouchLogTests",
             dependencies: ["TouchLog", "TouchLogTestSupport", "CTouchLogSQLite"],
@@ -122,11 +130,17 @@ let package = Package(
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
         .testTarget(
             name: "TouchLogClusterTests",
-            dependencies: ["TouchLogCluster", "TouchLog", "TouchLogTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: [
+                "TouchLogCluster", "TouchLog", "TouchLogTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .testTarget(
             name: "TouchLogServerTests",
-            dependencies: ["TouchLogServer", "TouchLog", "TouchLogTestSupport", .product(name: "AsyncHTTPClient", package: "async-http-client")]
+            dependencies: [
+                "TouchLogServer", "TouchLog", "TouchLogTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -27,33 +27,51 @@ extension TouchLogStore {
     /// ``TouchLogError/Code-swift.struct/notFound`` naming every identifier the store does not hold (erasing none)
     /// unless `skipUnknown`. Erasing many identifiers at once is one durable step.
     @discardableResult
-    public func erase(profiles: [String], reason: String = "", skipUnknown: Bool = false) async throws(TouchLogError) -> ErasureReport {
-        try await offload { () throws(TouchLogError) in try self.eraseNow(profiles: profiles, reason: reason, skipUnknown: skipUnknown) }
+    public func erase(profiles: [String], reason: String = "", skipUnknown: Bool = false) async throws(TouchLogError)
+        -> ErasureReport
+    {
+        try await offload { () throws(TouchLogError) in
+            try self.eraseNow(profiles: profiles, reason: reason, skipUnknown: skipUnknown)
+        }
     }
 
     /// ``erase(profiles:reason:skipUnknown:)`` on the calling thread, which it blocks until the erasure is durable.
     /// `recorded`: the erasure's recorded time, when it comes from elsewhere (a cluster node applying a stream message).
-    func eraseNow(profiles: [String], reason: String, skipUnknown: Bool, recorded: Int64? = nil) throws(TouchLogError) -> ErasureReport {
+    func eraseNow(profiles: [String], reason: String, skipUnknown: Bool, recorded: Int64? = nil) throws(TouchLogError)
+        -> ErasureReport
+    {
         var seen = Set<String>()
         let wanted = profiles.filter { seen.insert($0).inserted }
         for profile in wanted {
             let length = profile.utf8.count
             guard length > 0, length <= EventLimits.maxIdentifierBytes else {
-                throw TouchLogError(code: .invalidInput, message: length == 0 ? "an empty profile identifier; nothing erased"
-                                    : "profile identifier of \(length) bytes, over the 256-byte limit; nothing erased")
+                throw TouchLogError(
+                    code: .invalidInput,
+                    message: length == 0
+                        ? "an empty profile identifier; nothing erased"
+                        : "profile identifier of \(length) bytes, over the 256-byte limit; nothing erased")
             }
         }
         guard reason.utf8.count <= ErasureRecord.maxReasonBytes else {
-            throw TouchLogError(code: .invalidInput, message: "the reason is \(reason.utf8.count) bytes, over the \(ErasureRecord.maxReasonBytes)-byte limit; nothing erased")
+            throw TouchLogError(
+                code: .invalidInput,
+                message:
+                    "the reason is \(reason.utf8.count) bytes, over the \(ErasureRecord.maxReasonBytes)-byte limit; nothing erased"
+            )
         }
         let encoder = try requireWriter().encoder
         guard encoder.keys != nil else {
-            throw TouchLogError(code: .unsupported, message: "this store keeps profile identifiers in plain text (log format \(encoder.formatVersion)); "
-                                + "erasure needs format 3, where each is sealed with a key of its own: `touchlog migrate` rewrites the store into it")
+            throw TouchLogError(
+                code: .unsupported,
+                message: "this store keeps profile identifiers in plain text (log format \(encoder.formatVersion)); "
+                    + "erasure needs format 3, where each is sealed with a key of its own: `touchlog migrate` rewrites the store into it"
+            )
         }
         if let kept = StoreMigration.archivedLog(in: directory) {
-            throw TouchLogError(code: .unsupported, message: "the store keeps the log it was migrated from (\(kept.name)/), which holds profile "
-                                + "identifiers in plain text: move it out of the store (with your audit records) before erasing")
+            throw TouchLogError(
+                code: .unsupported,
+                message: "the store keeps the log it was migrated from (\(kept.name)/), which holds profile "
+                    + "identifiers in plain text: move it out of the store (with your audit records) before erasing")
         }
         let report = try withLogWriter { log throws(TouchLogError) -> ErasureReport in
             let ids = try encoder.profileIDs(of: wanted)
@@ -70,7 +88,8 @@ extension TouchLogStore {
             if !report.unknown.isEmpty && !skipUnknown {
                 let shown = report.unknown.prefix(10).map { "\"\($0)\"" }.joined(separator: ", ")
                 let more = report.unknown.count > 10 ? " and \(report.unknown.count - 10) more" : ""
-                throw TouchLogError(code: .notFound, message: "the store holds no profile \(shown)\(more); nothing erased")
+                throw TouchLogError(
+                    code: .notFound, message: "the store holds no profile \(shown)\(more); nothing erased")
             }
             guard !erasing.isEmpty else {
                 report.head = log.headHash
@@ -79,14 +98,17 @@ extension TouchLogStore {
             // The commit point: once the record is in the log the profiles are erased; the pads are zeroed after it
             // (and by the next writer to open the store, if this one stops in between).
             try storage { () throws(StorageError) in
-                try log.beginTransaction(recorded: recorded.map { max($0, log.lastRecorded) },
-                                         metadata: ErasureRecord(profiles: erasing.sorted(), reason: reason).encoded())
+                try log.beginTransaction(
+                    recorded: recorded.map { max($0, log.lastRecorded) },
+                    metadata: ErasureRecord(profiles: erasing.sorted(), reason: reason).encoded())
                 try log.commit()
             }
             report.head = log.headHash
             encoder.forget(profiles: erasing)
             let reader = try StoreReader(directory: directory)
-            try Self.finishErasures(reader, of: Set(erasing), summaries: try reader.summaries(through: reader.log.blocks.count), keys: encoder.keys!)
+            try Self.finishErasures(
+                reader, of: Set(erasing), summaries: try reader.summaries(through: reader.log.blocks.count),
+                keys: encoder.keys!)
             return report
         }
         return report
@@ -105,8 +127,10 @@ extension TouchLogStore {
     /// zero yet, or whose record's check is stale, and syncs the key file: the second half of an erasure, also run
     /// when a writer opens a format-3 store (a crash may have come between the erasure's commit and the end of its
     /// zeroing).
-    private static func finishErasures(_ reader: StoreReader, of profiles: Set<Int>? = nil, summaries: [BlockSummary],
-                                       keys: ProfileKeyFile) throws(TouchLogError) {
+    private static func finishErasures(
+        _ reader: StoreReader, of profiles: Set<Int>? = nil, summaries: [BlockSummary],
+        keys: ProfileKeyFile
+    ) throws(TouchLogError) {
         let erased = (profiles ?? reader.erasures.profiles).sorted()
         guard !erased.isEmpty else { return }
         var changed = false
@@ -122,13 +146,20 @@ extension TouchLogStore {
             }
             guard !mine.isEmpty else { continue }
             guard let (record, pads) = try keys.pads(from: first) else {
-                throw TouchLogError(code: .corrupt, message: "\(keys.path): no key record for profiles \(first)..<\(end)")
+                throw TouchLogError(
+                    code: .corrupt, message: "\(keys.path): no key record for profiles \(first)..<\(end)")
             }
             let location = reader.log.blocks[index]
-            try StoreReader.readSection(.newProfiles, of: location, summary, reader: reader.log, stored: &reader.sectionBytes, into: &raw)
+            try StoreReader.readSection(
+                .newProfiles, of: location, summary, reader: reader.log, stored: &reader.sectionBytes, into: &raw)
             let ranges: [Range<Int>]
-            do { ranges = try raw.withDecodedBytes { section throws(DecodeError) in try ProfileSealing.padRanges(section, count: summary.newProfiles) } } catch {
-                throw TouchLogError(code: .corrupt, message: "\(reader.log.location(of: location)): bad sealed profiles: \(error)")
+            do {
+                ranges = try raw.withDecodedBytes { section throws(DecodeError) in
+                    try ProfileSealing.padRanges(section, count: summary.newProfiles)
+                }
+            } catch {
+                throw TouchLogError(
+                    code: .corrupt, message: "\(reader.log.location(of: location)): bad sealed profiles: \(error)")
             }
             // Zeroed already and checked as such: done. Otherwise (not begun, or cut short) the zeroing is done again.
             let erasedRanges = mine.map { ranges[$0 - first] }

@@ -7,26 +7,31 @@ public enum EventJSON {
     /// Appends the line for event `index` of `block` (with its newline) to `out`.
     public static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
         // (Read through `block.events` each time: a local copy of the batch would retain and release its arrays per line.)
-        appendLine(offset: block.firstOffset + UInt64(index), recorded: block.recorded, time: block.events.times[index],
-                   profile: block.events.profileBytes(at: index), type: block.events.type(at: index),
-                   touchpoint: block.events.touchpointBytes(at: index), value: block.events.value(at: index), to: &out)
+        appendLine(
+            offset: block.firstOffset + UInt64(index), recorded: block.recorded, time: block.events.times[index],
+            profile: block.events.profileBytes(at: index), type: block.events.type(at: index),
+            touchpoint: block.events.touchpointBytes(at: index), value: block.events.value(at: index), to: &out)
     }
 
     /// Appends the line for `event` (with its newline) to `out`.
     public static func appendLine(_ event: StoredEvent, to out: inout [UInt8]) {
-        appendLine(offset: event.offset, recorded: event.recorded, time: event.event.time, profile: event.event.profile.utf8,
-                   type: event.event.type, touchpoint: event.event.touchpoint?.utf8, value: event.event.value, to: &out)
+        appendLine(
+            offset: event.offset, recorded: event.recorded, time: event.event.time, profile: event.event.profile.utf8,
+            type: event.event.type, touchpoint: event.event.touchpoint?.utf8, value: event.event.value, to: &out)
     }
 
     /// Appends event `index` of `batch` as a line of `append` input: no offset or recorded time, which the store
     /// that appends it gives.
     package static func appendInputLine(_ batch: EventBatch, _ index: Int, to out: inout [UInt8]) {
-        appendLine(offset: nil, recorded: nil, time: batch.times[index], profile: batch.profileBytes(at: index), type: batch.type(at: index),
-                   touchpoint: batch.touchpointBytes(at: index), value: batch.value(at: index), to: &out)
+        appendLine(
+            offset: nil, recorded: nil, time: batch.times[index], profile: batch.profileBytes(at: index),
+            type: batch.type(at: index),
+            touchpoint: batch.touchpointBytes(at: index), value: batch.value(at: index), to: &out)
     }
 
     private static func appendLine<Profile: Collection<UInt8>, Touchpoint: Collection<UInt8>>(
-        offset: UInt64?, recorded: Int64?, time: Int64, profile: Profile, type: EventType, touchpoint: Touchpoint?, value: Double?,
+        offset: UInt64?, recorded: Int64?, time: Int64, profile: Profile, type: EventType, touchpoint: Touchpoint?,
+        value: Double?,
         to out: inout [UInt8]
     ) {
         if let offset, let recorded {

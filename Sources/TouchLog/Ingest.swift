@@ -62,8 +62,12 @@ extension TouchLogStore {
                     let format = options.format ?? InputFormat.detect(path: input)
                     var quoteAwareScanner = scanner
                     quoteAwareScanner.quoteAware = format == .csv
-                    var parser = RecordParser(format: format, source: inputs.count > 1 ? input : nil, maxRecordBytes: scanner.maxRecordBytes)
-                    try quoteAwareScanner.forEachRecord(progress: { progress(bytesBefore + $0); report.bytesRead = bytesBefore + $0 }) { record in
+                    var parser = RecordParser(
+                        format: format, source: inputs.count > 1 ? input : nil, maxRecordBytes: scanner.maxRecordBytes)
+                    try quoteAwareScanner.forEachRecord(progress: {
+                        progress(bytesBefore + $0)
+                        report.bytesRead = bytesBefore + $0
+                    }) { record in
                         let problem = parser.parse(record, into: &batch)
                         if let problem {
                             invalid += 1
@@ -82,9 +86,12 @@ extension TouchLogStore {
                 try blocks.finish()
                 if invalid > 0 && !options.skipInvalid {
                     try writer.rollback()
-                    let shown = report.problems.count < invalid ? " (the first \(report.problems.count) are listed)" : ""
-                    failure = TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended",
-                                            problems: report.problems)
+                    let shown =
+                        report.problems.count < invalid ? " (the first \(report.problems.count) are listed)" : ""
+                    failure = TouchLogError(
+                        code: .invalidInput,
+                        message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended",
+                        problems: report.problems)
                 } else {
                     if !batch.isEmpty { try writer.add(encoder.block(of: batch)) }
                     report.offsets = try writer.commit()
@@ -122,8 +129,11 @@ extension TouchLogStore {
     /// Lines are refused exactly as ``ingest(_:options:rejected:progress:)`` refuses them: by default one invalid
     /// line means nothing is appended and ``TouchLogError/Code-swift.struct/invalidInput`` is thrown with the
     /// problems; with ``IngestOptions/skipInvalid`` the valid lines are appended and the report counts the rest.
-    public func append(contentsOf input: [UInt8], options: IngestOptions = IngestOptions()) async throws(TouchLogError) -> IngestReport {
-        let (batch, invalid, problems) = try EventBatch.parse(input, format: options.format, source: nil, skipInvalid: options.skipInvalid)
+    public func append(contentsOf input: [UInt8], options: IngestOptions = IngestOptions()) async throws(TouchLogError)
+        -> IngestReport
+    {
+        let (batch, invalid, problems) = try EventBatch.parse(
+            input, format: options.format, source: nil, skipInvalid: options.skipInvalid)
         var report = IngestReport(offsets: try await append(batch))
         report.rejectedCount = invalid
         report.problems = problems

@@ -72,13 +72,16 @@ final class ProfileKeyFile: Sendable {
                     header[24..<32].elementsEqual(Self.headerCheck(header[0..<24]))
                 else {
                     file.close()
-                    throw TouchLogError(code: .corrupt, message: "\(path): not a touchlog key file, or its header is damaged")
+                    throw TouchLogError(
+                        code: .corrupt, message: "\(path): not a touchlog key file, or its header is damaged")
                 }
                 try Self.scan(&state, size: size)
                 if writable, let damaged = state.damagedAt {
                     file.close()
-                    throw TouchLogError(code: .corrupt, message: "\(path): damaged record at byte \(damaged), with whole records after it; "
-                                        + "run `touchlog verify` for a full report")
+                    throw TouchLogError(
+                        code: .corrupt,
+                        message: "\(path): damaged record at byte \(damaged), with whole records after it; "
+                            + "run `touchlog verify` for a full report")
                 }
                 if writable && state.tornTail > 0 {
                     let position = state.end
@@ -162,9 +165,10 @@ final class ProfileKeyFile: Sendable {
         guard isRecordHeader(bytes[...]) else { return nil }
         let count = Int(bytes.littleEndian(at: 8, as: UInt32.self))
         guard count > 0 else { return nil }
-        return Record(position: position, firstProfile: Int(bytes.littleEndian(at: 4, as: UInt32.self)), count: count,
-                      padBytes: Int(bytes.littleEndian(at: 12, as: UInt32.self)), binding: bytes.littleEndian(at: 16),
-                      padCheck: bytes.littleEndian(at: 32))
+        return Record(
+            position: position, firstProfile: Int(bytes.littleEndian(at: 4, as: UInt32.self)), count: count,
+            padBytes: Int(bytes.littleEndian(at: 12, as: UInt32.self)), binding: bytes.littleEndian(at: 16),
+            padCheck: bytes.littleEndian(at: 32))
     }
 
     private static func recordHeader(_ record: Record) -> [UInt8] {
@@ -200,7 +204,9 @@ final class ProfileKeyFile: Sendable {
                 guard let k = Self.index(of: firstProfile, in: state.records), let file = state.file else { return nil }
                 let record = state.records[k]
                 let pads = try file.read(at: record.position + Int64(Self.recordHeaderSize), count: record.padBytes)
-                guard pads.count == record.padBytes else { throw TouchLogError(code: .corrupt, message: "\(path): a record cut short") }
+                guard pads.count == record.padBytes else {
+                    throw TouchLogError(code: .corrupt, message: "\(path): a record cut short")
+                }
                 return (record, pads)
             } catch let error as TouchLogError {
                 throw error
@@ -220,7 +226,9 @@ final class ProfileKeyFile: Sendable {
         guard summary.newProfiles > 0 else { return (nil, [], []) }
         let (record, pads) = try pads(of: raw, summary)
         let (opened, ranges) = try raw.withDecodedBytes { section throws(DecodeError) in
-            try ProfileSealing.open(section, count: summary.newProfiles, firstProfile: Int(summary.firstNewProfile), pads: pads) { erased.contains($0) }
+            try ProfileSealing.open(
+                section, count: summary.newProfiles, firstProfile: Int(summary.firstNewProfile), pads: pads
+            ) { erased.contains($0) }
         }
         raw = opened
         return (record, pads, ranges)
@@ -229,11 +237,16 @@ final class ProfileKeyFile: Sendable {
     /// Appends to `strings` the identifiers of profiles `wanted` (ascending, all introduced by the block `summary`
     /// describes) read from its raw sealed section with its record's pads, without opening the others; an erased
     /// one is empty.
-    func copy(_ raw: [UInt8], _ summary: BlockSummary, wanted: ArraySlice<Int>, erased: Set<Int>, into strings: inout StringTable) throws(DecodeError) {
+    func copy(
+        _ raw: [UInt8], _ summary: BlockSummary, wanted: ArraySlice<Int>, erased: Set<Int>,
+        into strings: inout StringTable
+    ) throws(DecodeError) {
         guard !wanted.isEmpty else { return }
         let (_, pads) = try pads(of: raw, summary)
         try raw.withDecodedBytes { section throws(DecodeError) in
-            try ProfileSealing.copy(section, firstProfile: Int(summary.firstNewProfile), pads: pads, wanted: wanted, erased: erased, into: &strings)
+            try ProfileSealing.copy(
+                section, firstProfile: Int(summary.firstNewProfile), pads: pads, wanted: wanted, erased: erased,
+                into: &strings)
         }
     }
 
@@ -245,11 +258,18 @@ final class ProfileKeyFile: Sendable {
         let found: (record: Record, pads: [UInt8])?
         do { found = try pads(from: first) } catch { throw DecodeError(byte: 0, reason: error.message) }
         guard let (record, pads) = found, record.count == summary.newProfiles else {
-            throw DecodeError(byte: 0, reason: "no key for the profiles it introduces (ids \(profiles)): the key file \(path) is missing or damaged")
+            throw DecodeError(
+                byte: 0,
+                reason:
+                    "no key for the profiles it introduces (ids \(profiles)): the key file \(path) is missing or damaged"
+            )
         }
         guard record.binding == XXH3.hash(raw[...]) else {
-            throw DecodeError(byte: 0, reason: "the key file's record for profiles \(profiles) belongs to other sealed bytes (\(path) is not this "
-                              + "store's key file, or it is damaged)")
+            throw DecodeError(
+                byte: 0,
+                reason:
+                    "the key file's record for profiles \(profiles) belongs to other sealed bytes (\(path) is not this "
+                    + "store's key file, or it is damaged)")
         }
         return (record, pads)
     }
@@ -274,10 +294,13 @@ final class ProfileKeyFile: Sendable {
                 try cut(&state, profiles: firstProfile, syncing: false)
             }
             guard firstProfile == (state.records.last?.profiles.upperBound ?? 0) else {
-                throw TouchLogError(code: .corrupt, message: "\(path): keys for profiles from \(firstProfile) cannot follow the records it holds")
+                throw TouchLogError(
+                    code: .corrupt,
+                    message: "\(path): keys for profiles from \(firstProfile) cannot follow the records it holds")
             }
-            let record = Record(position: state.end, firstProfile: firstProfile, count: count, padBytes: pads.count, binding: binding,
-                                padCheck: XXH3.hash(pads[...]))
+            let record = Record(
+                position: state.end, firstProfile: firstProfile, count: count, padBytes: pads.count, binding: binding,
+                padCheck: XXH3.hash(pads[...]))
             do { try state.file!.write(Self.recordHeader(record) + pads, at: record.position) } catch {
                 throw TouchLogError(code: .io, message: "cannot write the key file \(path): \(error)")
             }
@@ -291,7 +314,9 @@ final class ProfileKeyFile: Sendable {
     func sync() throws(TouchLogError) {
         try state.withLock { state throws(TouchLogError) in
             guard state.dirty else { return }
-            do { try state.file?.sync() } catch { throw TouchLogError(code: .io, message: "cannot sync the key file \(path): \(error)") }
+            do { try state.file?.sync() } catch {
+                throw TouchLogError(code: .io, message: "cannot sync the key file \(path): \(error)")
+            }
             state.dirty = false
         }
     }
@@ -305,7 +330,9 @@ final class ProfileKeyFile: Sendable {
     private func cut(_ state: inout State, profiles count: Int, syncing: Bool) throws(TouchLogError) {
         guard let k = state.records.firstIndex(where: { $0.profiles.upperBound > count }) else { return }
         guard state.records[k].firstProfile == count else {
-            throw TouchLogError(code: .corrupt, message: "\(path): the log ends inside the key record of profiles \(state.records[k].profiles)")
+            throw TouchLogError(
+                code: .corrupt,
+                message: "\(path): the log ends inside the key record of profiles \(state.records[k].profiles)")
         }
         state.end = state.records[k].position
         state.records.removeSubrange(k...)

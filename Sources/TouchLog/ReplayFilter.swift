@@ -15,8 +15,10 @@ public struct ReplayFilter: Sendable {
     /// Also the events of erased profiles (format 3), whose profile is empty (left out by default).
     public var includeErased = false
 
-    public init(fromOffset: UInt64? = nil, toOffset: UInt64? = nil, since: Int64? = nil, until: Int64? = nil,
-                profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = [], includeErased: Bool = false) {
+    public init(
+        fromOffset: UInt64? = nil, toOffset: UInt64? = nil, since: Int64? = nil, until: Int64? = nil,
+        profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = [], includeErased: Bool = false
+    ) {
         self.includeErased = includeErased
         self.fromOffset = fromOffset
         self.toOffset = toOffset
@@ -102,15 +104,21 @@ extension StoreReader {
     /// The pruning of `filter` for this store (nil for format 1, whose blocks carry their own dictionaries, and for a
     /// filter without profile, touchpoint or type conditions).
     func pruning(for filter: ReplayFilter) throws(TouchLogError) -> BlockPruning? {
-        guard formatVersion >= 2, !(filter.profiles.isEmpty && filter.touchpoints.isEmpty && filter.types.isEmpty) else { return nil }
-        var pruning = BlockPruning(typeMask: filter.types.isEmpty ? 7 : filter.types.reduce(0) { $0 | (1 << $1.rawValue) })
+        guard formatVersion >= 2, !(filter.profiles.isEmpty && filter.touchpoints.isEmpty && filter.types.isEmpty)
+        else { return nil }
+        var pruning = BlockPruning(
+            typeMask: filter.types.isEmpty ? 7 : filter.types.reduce(0) { $0 | (1 << $1.rawValue) })
         if !filter.touchpoints.isEmpty {
             try loadTouchpoints()
-            pruning.touchpoints = Set(filter.touchpoints.compactMap { dictionary.touchpoints.firstIndex(of: Array($0.utf8)) }.map { UInt32($0 + 1) })
+            pruning.touchpoints = Set(
+                filter.touchpoints.compactMap { dictionary.touchpoints.firstIndex(of: Array($0.utf8)) }.map {
+                    UInt32($0 + 1)
+                })
         }
         if !filter.profiles.isEmpty {
             try loadDictionary()
-            pruning.profiles = Set(filter.profiles.compactMap { dictionary.profiles.firstIndex(of: Array($0.utf8)) }).map(UInt32.init).sorted()
+            pruning.profiles = Set(filter.profiles.compactMap { dictionary.profiles.firstIndex(of: Array($0.utf8)) })
+                .map(UInt32.init).sorted()
         }
         return pruning
     }
@@ -126,10 +134,13 @@ extension StoreReader {
         guard let profiles = pruning.profiles else { return true }
         // Ids the block can hold: introduced by it or before, and within its base and id width.
         let base = UInt64(summary.profileBase)
-        let end = min(UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles), base + (UInt64(1) << UInt64(summary.profileWidth)))
+        let end = min(
+            UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles),
+            base + (UInt64(1) << UInt64(summary.profileWidth)))
         let candidates = profiles.filter { UInt64($0) >= base && UInt64($0) < end }.map { $0 - UInt32(base) }
         guard !candidates.isEmpty else { return false }
-        try Self.readSection(.profiles, of: log.blocks[index], summary, reader: log, stored: &sectionBytes, into: &pruningBytes)
+        try Self.readSection(
+            .profiles, of: log.blocks[index], summary, reader: log, stored: &sectionBytes, into: &pruningBytes)
         pruningIDs.resize(to: summary.count, filler: 0)
         do {
             try pruningBytes.withDecodedBytes { raw throws(DecodeError) in

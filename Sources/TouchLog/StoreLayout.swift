@@ -1,5 +1,5 @@
-import TouchLogStorage
 import Glibc
+import TouchLogStorage
 
 /// The files of a store directory.
 ///
@@ -31,7 +31,8 @@ struct StoreLayout {
     func requireExisting() throws(TouchLogError) {
         if !exists { StoreMigration.finishInterruptedMigration(self) }
         guard exists else {
-            throw TouchLogError(code: .notFound, message: "no touchlog store at \(root) (create one with `touchlog append`)")
+            throw TouchLogError(
+                code: .notFound, message: "no touchlog store at \(root) (create one with `touchlog append`)")
         }
     }
 
@@ -53,7 +54,8 @@ struct StoreLayout {
                 let fd = open(directory, O_RDONLY | O_CLOEXEC)
                 guard fd >= 0, fsync(fd) == 0 else {
                     if fd >= 0 { close(fd) }
-                    throw TouchLogError(code: .io, message: "cannot sync directory \(directory): \(String(cString: strerror(errno)))")
+                    throw TouchLogError(
+                        code: .io, message: "cannot sync directory \(directory): \(String(cString: strerror(errno)))")
                 }
                 close(fd)
             }

@@ -28,7 +28,8 @@ public enum StoreMigration {
     public static func archivedLog(from version: UInt16) -> String { "log-format\(version)" }
     /// The replaced log kept under the store in `directory`, if any (its directory name and format).
     public static func archivedLog(in directory: String) -> (name: String, version: UInt16)? {
-        for version in UInt16(1)..<BlockHeader.formatVersion where SystemFile.isDirectory(directory + "/" + archivedLog(from: version)) {
+        for version in UInt16(1)..<BlockHeader.formatVersion
+        where SystemFile.isDirectory(directory + "/" + archivedLog(from: version)) {
             return (archivedLog(from: version), version)
         }
         return nil
@@ -41,7 +42,9 @@ public enum StoreMigration {
         var head: BlockHash
         var events: UInt64
 
-        var encoded: [UInt8] { Array("{\"migratedFrom\":{\"format\":\(fromVersion),\"head\":\"\(head)\",\"events\":\(events)}}".utf8) }
+        var encoded: [UInt8] {
+            Array("{\"migratedFrom\":{\"format\":\(fromVersion),\"head\":\"\(head)\",\"events\":\(events)}}".utf8)
+        }
 
         init(fromVersion: UInt16, head: BlockHash, events: UInt64) {
             self.fromVersion = fromVersion
@@ -55,7 +58,8 @@ public enum StoreMigration {
             let prefix = "{\"migratedFrom\":{\"format\":"
             guard text.hasPrefix(prefix), text.hasSuffix("}}") else { return nil }
             let fields = text.dropFirst(prefix.count).dropLast(2).split(separator: ",")
-            guard fields.count == 3, let version = UInt16(fields[0]), fields[1].hasPrefix("\"head\":\""), fields[1].hasSuffix("\""),
+            guard fields.count == 3, let version = UInt16(fields[0]), fields[1].hasPrefix("\"head\":\""),
+                fields[1].hasSuffix("\""),
                 fields[2].hasPrefix("\"events\":"), let events = UInt64(fields[2].dropFirst(9)),
                 let head = BlockHash(hex: String(fields[1].dropFirst(8).dropLast()))
             else { return nil }
@@ -65,7 +69,9 @@ public enum StoreMigration {
 
     /// Migrates the store in `directory` to the newest format (a no-op, reported as such, for a store already in it).
     /// Throws ``TouchLogError/Code-swift.struct/locked`` when another process writes to the store.
-    public static func migrate(directory: String, progress: (_ eventsDone: UInt64, _ eventsTotal: UInt64) -> Void = { _, _ in })
+    public static func migrate(
+        directory: String, progress: (_ eventsDone: UInt64, _ eventsTotal: UInt64) -> Void = { _, _ in }
+    )
         throws(TouchLogError) -> MigrationReport
     {
         let layout = StoreLayout(root: directory)
@@ -79,8 +85,10 @@ public enum StoreMigration {
         let work = directory + "/" + workDirectory
         let archive = directory + "/" + archivedLog(from: old.formatVersion)
         if let kept = archivedLog(in: directory) {
-            throw TouchLogError(code: .invalidArgument, message: "\(directory)/\(kept.name) already exists (an earlier migration's log): "
-                                + "move it out of the store before migrating again")
+            throw TouchLogError(
+                code: .invalidArgument,
+                message: "\(directory)/\(kept.name) already exists (an earlier migration's log): "
+                    + "move it out of the store before migrating again")
         }
         removeTree(work)  // a migration that never finished
         let source = try StoreReader(directory: directory)
@@ -91,7 +99,9 @@ public enum StoreMigration {
         do {
             try StoreLayout(root: work).create()
             let writer = try storage { () throws(StorageError) in
-                try LogWriter(directory: work + "/log", lockPath: work + "/LOCK", options: LogOptions(formatVersion: BlockHeader.formatVersion))
+                try LogWriter(
+                    directory: work + "/log", lockPath: work + "/LOCK",
+                    options: LogOptions(formatVersion: BlockHeader.formatVersion))
             }
             let keys = try ProfileKeyFile(path: StoreLayout(root: work).profileKeys, writable: true)
             writer.beforeCommit = { try keys.sync() }
@@ -100,7 +110,9 @@ public enum StoreMigration {
             for location in source.log.blocks {
                 if !open {
                     let metadata = report.commits == 0 ? link.encoded : nil
-                    try storage { () throws(StorageError) in try writer.beginTransaction(recorded: location.header.maxRecorded, metadata: metadata) }
+                    try storage { () throws(StorageError) in
+                        try writer.beginTransaction(recorded: location.header.maxRecorded, metadata: metadata)
+                    }
                     open = true
                 }
                 let block = try encoder.block(of: try source.decode(location).events)
@@ -131,7 +143,9 @@ public enum StoreMigration {
     /// Completes a migration that stopped between its renames (no `log/`, the archive and the new log present).
     static func finishInterruptedMigration(_ layout: StoreLayout) {
         let work = layout.root + "/" + workDirectory
-        guard !SystemFile.isDirectory(layout.log), archivedLog(in: layout.root) != nil, SystemFile.isDirectory(work + "/log") else { return }
+        guard !SystemFile.isDirectory(layout.log), archivedLog(in: layout.root) != nil,
+            SystemFile.isDirectory(work + "/log")
+        else { return }
         try? finishSwitch(layout)
     }
 
@@ -140,9 +154,13 @@ public enum StoreMigration {
         let work = layout.root + "/" + workDirectory
         if SystemFile.isDirectory(work + "/keys") {
             removeTree(layout.root + "/keys")  // a plain-text store has none; anything there belongs to no log
-            guard rename(work + "/keys", layout.root + "/keys") == 0 else { throw errnoError("cannot move the migrated key file into place") }
+            guard rename(work + "/keys", layout.root + "/keys") == 0 else {
+                throw errnoError("cannot move the migrated key file into place")
+            }
         }
-        guard rename(work + "/log", layout.log) == 0 else { throw errnoError("cannot move the migrated log into \(layout.log)") }
+        guard rename(work + "/log", layout.log) == 0 else {
+            throw errnoError("cannot move the migrated log into \(layout.log)")
+        }
         try? SystemFile.syncDirectory(layout.root)
         removeTree(work)
     }
@@ -160,7 +178,8 @@ public enum StoreMigration {
     /// Checks that `migrated` holds exactly `source`'s events, offsets and recorded times.
     private static func compare(_ source: StoreReader, _ migrated: StoreReader) throws(TouchLogError) {
         guard migrated.log.blocks.count == source.log.blocks.count, migrated.endOffset == source.endOffset else {
-            throw TouchLogError(code: .corrupt, message: "the migrated log does not hold the same blocks; the store is unchanged")
+            throw TouchLogError(
+                code: .corrupt, message: "the migrated log does not hold the same blocks; the store is unchanged")
         }
         for (a, b) in zip(source.log.blocks, migrated.log.blocks) {
             let before = try source.decode(a)
@@ -169,8 +188,11 @@ public enum StoreMigration {
                 a.header.isCommit == b.header.isCommit, before.events.count == after.events.count,
                 (0..<before.events.count).allSatisfy({ before.events.event(at: $0) == after.events.event(at: $0) })
             else {
-                throw TouchLogError(code: .corrupt,
-                                    message: "the migrated log differs from the original at offset \(a.header.firstOffset); the store is unchanged")
+                throw TouchLogError(
+                    code: .corrupt,
+                    message:
+                        "the migrated log differs from the original at offset \(a.header.firstOffset); the store is unchanged"
+                )
             }
         }
     }

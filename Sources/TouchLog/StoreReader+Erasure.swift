@@ -31,11 +31,14 @@ extension StoreReader {
             let metadata = try storage { () throws(StorageError) in try log.metadata(of: marker) } ?? []
             let record: ErasureRecord?
             do { record = try ErasureRecord(metadata: metadata) } catch {
-                throw TouchLogError(code: .corrupt, message: "\(log.location(of: marker)): bad erasure record: \(error)")
+                throw TouchLogError(
+                    code: .corrupt, message: "\(log.location(of: marker)): bad erasure record: \(error)")
             }
             guard let record else { continue }
-            erasures.records.append(ErasureInfo(recorded: marker.header.maxRecorded, profiles: record.profiles, reason: record.reason,
-                                                headBefore: marker.header.previousHash))
+            erasures.records.append(
+                ErasureInfo(
+                    recorded: marker.header.maxRecorded, profiles: record.profiles, reason: record.reason,
+                    headBefore: marker.header.previousHash))
             erasures.profiles.formUnion(record.profiles)
             found = true
         }

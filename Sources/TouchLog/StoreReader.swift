@@ -79,12 +79,16 @@ public final class StoreReader {
     /// Calls `body` with each block that may hold events matching `filter`, in log order; blocks that cannot (by their
     /// header's offset and time ranges; in format 2 also by their summary's touchpoints and types and by their profile
     /// ids) are skipped without being decoded.
-    public func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void) throws {
+    public func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void)
+        throws
+    {
         try forEachBlock(matching: filter, recordedBy: nil, body)
     }
 
     /// ``forEachBlock(matching:_:)`` over the blocks recorded by `knownAt` only (all when nil): what the store knew then.
-    func forEachBlock(matching filter: ReplayFilter, recordedBy knownAt: Int64?, _ body: (DecodedBlock) throws -> Void) throws {
+    func forEachBlock(matching filter: ReplayFilter, recordedBy knownAt: Int64?, _ body: (DecodedBlock) throws -> Void)
+        throws
+    {
         let pruning = try pruning(for: filter)
         if pruning?.matchesNothing == true { return }
         let start = filter.fromOffset.flatMap { log.blockIndex(containing: $0) } ?? 0
@@ -92,8 +96,11 @@ public final class StoreReader {
             let header = log.blocks[index].header
             if let knownAt, header.maxRecorded > knownAt { break }
             if let to = filter.toOffset, header.firstOffset > to { break }
-            guard filter.mayMatch(firstOffset: header.firstOffset, endOffset: header.endOffset,
-                                  minTime: header.minTime, maxTime: header.maxTime) else { continue }
+            guard
+                filter.mayMatch(
+                    firstOffset: header.firstOffset, endOffset: header.endOffset,
+                    minTime: header.minTime, maxTime: header.maxTime)
+            else { continue }
             if let pruning, try !mayHold(pruning, block: index) { continue }
             try body(try decode(log.blocks[index]))
         }
@@ -136,8 +143,10 @@ public final class StoreReader {
         }
     }
 
-    private func readDictionarySection(_ kind: BlockSummary.SectionKind, of index: Int,
-                                       _ add: (BlockSummary, UnsafeRawBufferPointer) throws(DecodeError) -> Void) throws(TouchLogError) {
+    private func readDictionarySection(
+        _ kind: BlockSummary.SectionKind, of index: Int,
+        _ add: (BlockSummary, UnsafeRawBufferPointer) throws(DecodeError) -> Void
+    ) throws(TouchLogError) {
         let location = log.blocks[index]
         let summary = try summary(of: index)
         var raw: [UInt8] = []
@@ -146,7 +155,8 @@ public final class StoreReader {
         do {
             try raw.withDecodedBytes { section throws(DecodeError) in try add(summary, section) }
         } catch {
-            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
+            throw TouchLogError(
+                code: .corrupt, message: "\(log.location(of: location)): bad block dictionary: \(error)")
         }
     }
 
@@ -159,14 +169,18 @@ public final class StoreReader {
         do { summary = try BlockSummary(summaryBytes, header: location.header) } catch {
             throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block summary: \(error)")
         }
-        if summaries.count < log.blocks.count { summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count)) }
+        if summaries.count < log.blocks.count {
+            summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count))
+        }
         summaries[index] = summary
         return summary
     }
 
     /// The summaries of blocks `0..<end` (see ``summary(of:)``); those not read yet are read and parsed on every core.
     func summaries(through end: Int) throws(TouchLogError) -> [BlockSummary] {
-        if summaries.count < log.blocks.count { summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count)) }
+        if summaries.count < log.blocks.count {
+            summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count))
+        }
         let missing = (0..<end).filter { summaries[$0] == nil }
         let workers = max(1, min(StoreReader.queryThreads, missing.count / 16))
         if workers > 1 {
@@ -202,13 +216,16 @@ public final class StoreReader {
                 }
                 try loadDictionary(through: index)
                 try decodeGrouped(location.header, into: &events)
-                return DecodedBlock(firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
+                return DecodedBlock(
+                    firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
             }
             try EventBlockCodec.decode(payload, into: &events)
             guard events.count == Int(location.header.count) else {
-                throw DecodeError(byte: 0, reason: "holds \(events.count) events, its header says \(location.header.count)")
+                throw DecodeError(
+                    byte: 0, reason: "holds \(events.count) events, its header says \(location.header.count)")
             }
-            return DecodedBlock(firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
+            return DecodedBlock(
+                firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
         } catch let error as TouchLogError {
             throw error
         } catch {
@@ -218,6 +235,7 @@ public final class StoreReader {
 
     /// Decodes the format-2 block whose stored bytes are in ``payload``.
     private func decodeGrouped(_ header: BlockHeader, into events: inout EventBatch) throws(DecodeError) {
-        try GroupedBlockCodec.decodeStored(header, payload, dictionary: dictionary, into: &events, scratch: &groupedScratch, strict: false)
+        try GroupedBlockCodec.decodeStored(
+            header, payload, dictionary: dictionary, into: &events, scratch: &groupedScratch, strict: false)
     }
 }

@@ -1,5 +1,5 @@
-import TouchLogStorage
 import Glibc
+import TouchLogStorage
 
 /// What `touchlog stats` reports about a store.
 public struct StoreStats: Sendable {
@@ -40,7 +40,9 @@ extension StoreReader {
         if formatVersion >= 2 {
             // Read from the summaries: every string is introduced once, and groups count events by type.
             for (index, summary) in try summaries(through: log.blocks.count).enumerated() {
-                for group in summary.groups { stats.eventsByType[EventType(rawValue: group.type)!, default: 0] += UInt64(group.count) }
+                for group in summary.groups {
+                    stats.eventsByType[EventType(rawValue: group.type)!, default: 0] += UInt64(group.count)
+                }
                 minTime = min(minTime, log.blocks[index].header.minTime)
                 maxTime = max(maxTime, log.blocks[index].header.maxTime)
                 stats.profiles += summary.newProfiles
@@ -94,7 +96,9 @@ func listDirectory(_ path: String) throws -> [String] {
     defer { closedir(dir) }
     var names: [String] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) {
+            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
         if name != "." && name != ".." { names.append(name) }
     }
     return names

@@ -26,13 +26,17 @@ public enum StoreVerifier {
     /// headers and names, recorded times, and each payload's events (count, times inside the block's range,
     /// identifiers, sorted dictionaries). Goes on past damage so that every damaged place is named. When the log
     /// is intact, also checks every snapshot (checksum, contents, anchor in the log) and segment definition file.
-    public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }) throws(TouchLogError) -> StoreVerifyReport {
+    public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in })
+        throws(TouchLogError) -> StoreVerifyReport
+    {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
         // Format 2: the summaries first, in log order (each block's new strings take the ids after the previous
         // block's), so that every block can then be checked on its own, on every core.
         let reader = try? StoreReader(directory: directory)
-        let known = reader.map { $0.formatVersion >= 2 ? Introductions.Chain($0) : Introductions.Chain() } ?? Introductions.Chain()
+        let known =
+            reader.map { $0.formatVersion >= 2 ? Introductions.Chain($0) : Introductions.Chain() }
+            ?? Introductions.Chain()
         let chainProblem = known.problem
         let introductions = Introductions()
         let unchecked = Mutex(0)
@@ -40,18 +44,25 @@ public enum StoreVerifier {
         var keyProblems: [String] = []
         var sealing: KeyFileCheck?
         if let reader, reader.formatVersion >= 3 {
-            do { sealing = KeyFileCheck(keys: try reader.profileKeys(), erased: reader.erasures.profiles, profiles: known.profiles) } catch {
+            do {
+                sealing = KeyFileCheck(
+                    keys: try reader.profileKeys(), erased: reader.erasures.profiles, profiles: known.profiles)
+            } catch {
                 keyProblems.append(error.message)
             }
         }
         let opener = sealing
         var log = try storage { () throws(StorageError) in
             try LogVerifier.verify(directory: layout.log, progress: progress) {
-                payloadCheck(known: known, introductions: introductions, sealing: opener) { unchecked.withLock { $0 += 1 } }
+                payloadCheck(known: known, introductions: introductions, sealing: opener) {
+                    unchecked.withLock { $0 += 1 }
+                }
             }
         }
         // The damage that stopped the chain is named once: the log's own checks usually name that block already.
-        if let chainProblem, !log.problems.contains(where: { chainProblem.hasPrefix("\($0.description.prefix { $0 != ":" }):") }) {
+        if let chainProblem,
+            !log.problems.contains(where: { chainProblem.hasPrefix("\($0.description.prefix { $0 != ":" }):") })
+        {
             log.problems.append(StorageError(code: .corrupt, message: chainProblem))
         }
         if let reader { log.problems += introductions.repeated(reader, chain: known) }
@@ -60,8 +71,10 @@ public enum StoreVerifier {
         let skipped = unchecked.withLock { $0 }
         if skipped > 0 {
             let one = skipped == 1
-            report.notes.append("\(skipped) block\(one ? "" : "s") after the damage checked on \(one ? "its" : "their") own: "
-                                + "\(one ? "its" : "their") events name profiles or touchpoints by ids the damaged block introduced")
+            report.notes.append(
+                "\(skipped) block\(one ? "" : "s") after the damage checked on \(one ? "its" : "their") own: "
+                    + "\(one ? "its" : "their") events name profiles or touchpoints by ids the damaged block introduced"
+            )
         }
         if log.isIntact, let reader = try? StoreReader(directory: directory) {
             (report.otherProblems, report.snapshotsChecked) = reader.verifyDerivedFiles()
@@ -79,12 +92,14 @@ public enum StoreVerifier {
             report.archivedLog = archived
             report.archivedFormat = kept.version
             let link = (try? LogReader(directory: layout.log)).flatMap { reader in
-                reader.blocks.first(where: \.header.isCommit).flatMap { try? reader.metadata(of: $0) }.flatMap { StoreMigration.Link($0) }
+                reader.blocks.first(where: \.header.isCommit).flatMap { try? reader.metadata(of: $0) }.flatMap {
+                    StoreMigration.Link($0)
+                }
             }
             if link?.head != archived.head || link?.events != archived.records {
                 report.otherProblems.append(
-                    "\(kept.name): the log's first commit does not name this log (chain head \(archived.head), " +
-                    "\(archived.records) events) as the one it replaced")
+                    "\(kept.name): the log's first commit does not name this log (chain head \(archived.head), "
+                        + "\(archived.records) events) as the one it replaced")
             }
         }
         return report
@@ -93,8 +108,10 @@ public enum StoreVerifier {
     /// The check of each block's events: strict decoding, the count and time range its header states. Format 2: the
     /// strings each block introduces go to `introductions`; a block that uses ids past those the chain of summaries
     /// `known` reached (it stops at a damaged block) calls `unchecked`.
-    private static func payloadCheck(known: Introductions.Chain = .init(), introductions: Introductions? = nil,
-                                     sealing: KeyFileCheck? = nil, unchecked: @escaping () -> Void = {}) -> LogVerifier.PayloadCheck {
+    private static func payloadCheck(
+        known: Introductions.Chain = .init(), introductions: Introductions? = nil,
+        sealing: KeyFileCheck? = nil, unchecked: @escaping () -> Void = {}
+    ) -> LogVerifier.PayloadCheck {
         // One batch per thread, reused from block to block.
         var events = EventBatch()
         var scratch = GroupedBlockCodec.DecodeScratch()
@@ -103,9 +120,13 @@ public enum StoreVerifier {
                 if header.isMarker { return sealing?.markerProblem(header, payload) }
                 if header.version >= 2 {
                     // Every event is read and checked; the count and times are those of the summary, checked against the header.
-                    let summary = try GroupedBlockCodec.decodeStored(header, payload, dictionary: nil, into: &events, scratch: &scratch) {
+                    let summary = try GroupedBlockCodec.decodeStored(
+                        header, payload, dictionary: nil, into: &events, scratch: &scratch
+                    ) {
                         summary, raw throws(DecodeError) in
-                        guard let sealing else { throw DecodeError(byte: 0, reason: "sealed profiles, and no key file to open them") }
+                        guard let sealing else {
+                            throw DecodeError(byte: 0, reason: "sealed profiles, and no key file to open them")
+                        }
                         try sealing.open(summary, &raw)
                     }
                     if !known.holds(summary) { unchecked() }
@@ -114,7 +135,9 @@ public enum StoreVerifier {
                 }
                 try EventBlockCodec.decode(payload, into: &events, strict: true)
             } catch { return "bad block payload: \(error)" }
-            if events.count != Int(header.count) { return "block holds \(events.count) events, its header says \(header.count)" }
+            if events.count != Int(header.count) {
+                return "block holds \(events.count) events, its header says \(header.count)"
+            }
             if let t = events.times.first(where: { $0 < header.minTime || $0 > header.maxTime }) {
                 return "event time \(Timestamp.format(t)) is outside the block's stated range"
             }
@@ -149,7 +172,8 @@ private final class Introductions: Sendable {
                     return
                 }
                 guard Int(summary.firstNewProfile) == profiles, Int(summary.firstNewTouchpoint) == touchpoints else {
-                    problem = "\(reader.log.location(of: reader.log.blocks[index])): bad block summary: introduces profiles from id "
+                    problem =
+                        "\(reader.log.location(of: reader.log.blocks[index])): bad block summary: introduces profiles from id "
                         + "\(summary.firstNewProfile) and touchpoints from id \(summary.firstNewTouchpoint), the blocks before it "
                         + "\(profiles) and \(touchpoints)"
                     return
@@ -188,7 +212,9 @@ private final class Introductions: Sendable {
         // An erased profile (format 3) is empty: it is no string any more, so it repeats none.
         let hashes = strings.hashes(skippingEmpty: true)
         sink.withLock {
-            for hash in hashes { $0.buckets[Int(truncatingIfNeeded: hash >> UInt64(64 - Hashes.bucketBits))].append(hash) }
+            for hash in hashes {
+                $0.buckets[Int(truncatingIfNeeded: hash >> UInt64(64 - Hashes.bucketBits))].append(hash)
+            }
         }
     }
 
@@ -201,8 +227,10 @@ private final class Introductions: Sendable {
         // reported already).
         guard (try? reader.loadDictionary()) != nil else { return [] }
         var problems: [StorageError] = []
-        let kinds = [("profile", repeatedProfiles, reader.dictionary.profiles, chain.firstProfiles),
-                     ("touchpoint", repeatedTouchpoints, reader.dictionary.touchpoints, chain.firstTouchpoints)]
+        let kinds = [
+            ("profile", repeatedProfiles, reader.dictionary.profiles, chain.firstProfiles),
+            ("touchpoint", repeatedTouchpoints, reader.dictionary.touchpoints, chain.firstTouchpoints),
+        ]
         for (what, repeated, table, firsts) in kinds where !repeated.isEmpty {
             var firstID: [[UInt8]: Int] = [:]
             for (id, hash) in table.hashes().enumerated() where repeated.contains(hash) && !table[id].isEmpty {
@@ -213,9 +241,12 @@ private final class Introductions: Sendable {
                 }
                 // The block that introduced `id`: the last whose first new id is at or before it.
                 let block = firsts.lastIndex { $0 <= id } ?? 0
-                problems.append(StorageError(code: .corrupt, message: "bad block dictionary: new \(what) \(id - firsts[block]) "
-                                             + "was introduced before, as id \(earlier)",
-                                             location: reader.log.location(of: reader.log.blocks[block])))
+                problems.append(
+                    StorageError(
+                        code: .corrupt,
+                        message: "bad block dictionary: new \(what) \(id - firsts[block]) "
+                            + "was introduced before, as id \(earlier)",
+                        location: reader.log.location(of: reader.log.blocks[block])))
             }
         }
         return problems
@@ -229,7 +260,9 @@ private final class Introductions: Sendable {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             for index in stride(from: worker, to: buckets.count, by: workers) {
                 let sorted = buckets[index].sorted()
-                for k in sorted.indices.dropFirst() where sorted[k] == sorted[k - 1] { _ = found.withLock { $0.insert(sorted[k]) } }
+                for k in sorted.indices.dropFirst() where sorted[k] == sorted[k - 1] {
+                    _ = found.withLock { $0.insert(sorted[k]) }
+                }
             }
         }
         return found.withLock { $0 }
@@ -266,10 +299,14 @@ private final class KeyFileCheck: Sendable {
     }
 
     func markerProblem(_ header: BlockHeader, _ payload: [UInt8]) -> String? {
-        guard let range = BlockHeader.metadataRange(inSummary: payload[...]) else { return "marker metadata runs past its block" }
+        guard let range = BlockHeader.metadataRange(inSummary: payload[...]) else {
+            return "marker metadata runs past its block"
+        }
         do {
             guard let record = try ErasureRecord(metadata: Array(payload[range])) else { return nil }
-            if let last = record.profiles.last, last >= profiles { return "erasure of profile \(last), which the log never introduced" }
+            if let last = record.profiles.last, last >= profiles {
+                return "erasure of profile \(last), which the log never introduced"
+            }
         } catch { return "bad erasure record: \(error)" }
         return nil
     }
@@ -280,8 +317,9 @@ private final class KeyFileCheck: Sendable {
         let covered = keys.records.last?.profiles.upperBound ?? 0
         var notes: [String] = []
         if covered > profiles {
-            notes.append("\(keys.path): keys for profiles \(profiles)..<\(covered), which no commit introduced yet (a commit in progress, "
-                         + "or one that did not finish; the writer removes them when it opens the store)")
+            notes.append(
+                "\(keys.path): keys for profiles \(profiles)..<\(covered), which no commit introduced yet (a commit in progress, "
+                    + "or one that did not finish; the writer removes them when it opens the store)")
         }
         if keys.tornTail > 0 && keys.damagedAt == nil {
             notes.append("\(keys.path): \(keys.tornTail) bytes after its last whole record (the same)")
@@ -296,21 +334,30 @@ private final class KeyFileCheck: Sendable {
         let records = keys.records
         let covered = records.last?.profiles.upperBound ?? 0
         if covered < profiles {
-            problems.append("\(keys.path): no keys for profiles \(covered)..<\(profiles), which the log introduced: their identifiers cannot be read")
+            problems.append(
+                "\(keys.path): no keys for profiles \(covered)..<\(profiles), which the log introduced: their identifiers cannot be read"
+            )
         }
         if let damaged = keys.damagedAt {
-            problems.append("\(keys.path): a damaged record at byte \(damaged), with whole records after it: the keys from there on cannot be read")
+            problems.append(
+                "\(keys.path): a damaged record at byte \(damaged), with whole records after it: the keys from there on cannot be read"
+            )
         }
         let unfinished = self.unfinished.withLock { $0.sorted() }
         if !unfinished.isEmpty {
             let one = unfinished.count == 1
-            problems.append("\(keys.path): the log records \(one ? "profile \(unfinished[0])" : "\(unfinished.count) profiles") as erased, and "
-                            + "\(one ? "its key is" : "their keys are") still there (an erasure did not finish: opening the store for writing finishes it)")
+            problems.append(
+                "\(keys.path): the log records \(one ? "profile \(unfinished[0])" : "\(unfinished.count) profiles") as erased, and "
+                    + "\(one ? "its key is" : "their keys are") still there (an erasure did not finish: opening the store for writing finishes it)"
+            )
         }
         for record in mismatched.withLock({ $0.sorted { $0.firstProfile < $1.firstProfile } }) {
             let pending = record.profiles.contains { erased.contains($0) }
-            problems.append("\(keys.path): the pads of profiles \(record.profiles) do not match their check"
-                            + (pending ? " (an erasure among them may not have finished: opening the store for writing finishes it)" : ""))
+            problems.append(
+                "\(keys.path): the pads of profiles \(record.profiles) do not match their check"
+                    + (pending
+                        ? " (an erasure among them may not have finished: opening the store for writing finishes it)"
+                        : ""))
         }
         return problems
     }

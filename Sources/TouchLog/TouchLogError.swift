@@ -33,7 +33,10 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
 
         /// The code with this ``name`` (one process telling another what failed), or nil for a name it does not know.
         package init?(named name: String) {
-            let known: [Code] = [.io, .corrupt, .locked, .notFound, .invalidInput, .invalidArgument, .writerFailed, .readOnly, .unsupported, .conflict]
+            let known: [Code] = [
+                .io, .corrupt, .locked, .notFound, .invalidInput, .invalidArgument, .writerFailed, .readOnly,
+                .unsupported, .conflict,
+            ]
             guard let code = known.first(where: { $0.name == name }) else { return nil }
             self = code
         }

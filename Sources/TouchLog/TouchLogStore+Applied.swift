@@ -8,17 +8,26 @@ extension TouchLogStore {
     /// clock that stepped back cannot reorder what was known) and carrying `metadata`. An empty batch commits a
     /// marker holding only the metadata (format 3), so a message that changed nothing is still recorded as applied.
     @discardableResult
-    package func appendApplied(_ batch: EventBatch, recorded: Int64, metadata: [UInt8]) throws(TouchLogError) -> Range<UInt64> {
+    package func appendApplied(_ batch: EventBatch, recorded: Int64, metadata: [UInt8]) throws(TouchLogError) -> Range<
+        UInt64
+    > {
         let (_, encoder) = try requireWriter()
-        let blocks = batch.isEmpty ? [] : Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
-            encoder.prepare(batch, range: range, scratch: &scratch.encode)
-        }
+        let blocks =
+            batch.isEmpty
+            ? []
+            : Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
+                encoder.prepare(batch, range: range, scratch: &scratch.encode)
+            }
         return try withLogWriter { log throws(TouchLogError) -> Range<UInt64> in
             var committed = false
             defer { encoder.finished(committed: committed) }
             do throws(TouchLogError) {
-                try storage { () throws(StorageError) in try log.beginTransaction(recorded: max(recorded, log.lastRecorded), metadata: metadata) }
-                for block in try encoder.seal(blocks) { _ = try storage { () throws(StorageError) in try log.add(block) } }
+                try storage { () throws(StorageError) in
+                    try log.beginTransaction(recorded: max(recorded, log.lastRecorded), metadata: metadata)
+                }
+                for block in try encoder.seal(blocks) {
+                    _ = try storage { () throws(StorageError) in try log.add(block) }
+                }
                 let range = try storage { () throws(StorageError) in try log.commit() }
                 committed = true
                 return range
@@ -42,14 +51,17 @@ extension TouchLogStore {
 extension EventBatch {
     /// Parses JSON Lines or CSV (detected when `format` is nil) into a batch; any invalid line throws
     /// ``TouchLogError/Code-swift.struct/invalidInput`` with the problems, named by line.
-    package static func parse(_ input: [UInt8], format: InputFormat? = nil, source: String? = nil) throws(TouchLogError) -> EventBatch {
+    package static func parse(_ input: [UInt8], format: InputFormat? = nil, source: String? = nil) throws(TouchLogError)
+        -> EventBatch
+    {
         try parse(input, format: format, source: source, skipInvalid: false).batch
     }
 
     /// Parses JSON Lines or CSV into a batch of the valid lines. Unless `skipInvalid`, an invalid line throws
     /// ``TouchLogError/Code-swift.struct/invalidInput`` (after every line is checked, so all problems are named).
     static func parse(_ input: [UInt8], format: InputFormat?, source: String?, skipInvalid: Bool) throws(TouchLogError)
-        -> (batch: EventBatch, invalid: Int, problems: [InputProblem]) {
+        -> (batch: EventBatch, invalid: Int, problems: [InputProblem])
+    {
         let format = format ?? InputFormat.detect(start: input)
         var scanner = InputScanner.bytes(input, name: source ?? "input")
         scanner.quoteAware = format == .csv
@@ -68,7 +80,10 @@ extension EventBatch {
         }
         if invalid > 0 && !skipInvalid {
             let shown = problems.count < invalid ? " (the first \(problems.count) are listed)" : ""
-            throw TouchLogError(code: .invalidInput, message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended", problems: problems)
+            throw TouchLogError(
+                code: .invalidInput,
+                message: "\(invalid) invalid line\(invalid == 1 ? "" : "s")\(shown); nothing appended",
+                problems: problems)
         }
         return (batch, invalid, problems)
     }
@@ -78,7 +93,9 @@ extension TouchLogStore {
     /// ``erase(profiles:reason:skipUnknown:)`` on the calling thread, recorded at `recorded` (raised to the previous
     /// commit's time if earlier), for a cluster node applying an erasure from its stream.
     @discardableResult
-    package func eraseApplied(profiles: [String], reason: String, recorded: Int64) throws(TouchLogError) -> ErasureReport {
+    package func eraseApplied(profiles: [String], reason: String, recorded: Int64) throws(TouchLogError)
+        -> ErasureReport
+    {
         try eraseNow(profiles: profiles, reason: reason, skipUnknown: true, recorded: recorded)
     }
 

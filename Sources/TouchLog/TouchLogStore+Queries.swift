@@ -35,7 +35,9 @@ extension TouchLogStore {
     }
 
     /// The members of `definition` (stored or not) at `time`, sorted ascending by bytes.
-    public func members(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError) -> [String] {
+    public func members(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError)
+        -> [String]
+    {
         try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
     }
 
@@ -51,27 +53,40 @@ extension TouchLogStore {
     }
 
     /// Why `profile` is, or is not, in the segment `name` at `time`: each rule's verdict and the events that decided it.
-    public func explain(_ name: String, profile: String, at time: QueryTime = .now) async throws(TouchLogError) -> Explanation {
+    public func explain(_ name: String, profile: String, at time: QueryTime = .now) async throws(TouchLogError)
+        -> Explanation
+    {
         let definition = try segments.current(name).definition
-        return try await read("explain \(name)") { reader in try reader.explain(definition, profile: profile, at: time) }
+        return try await read("explain \(name)") { reader in try reader.explain(definition, profile: profile, at: time)
+        }
     }
 
     /// Who entered and who left the segment `name` between two times (its current definition at both).
     /// The member count of the segment `name` (its current definition) at `from`, `from + step`, … up to `to`, by what
     /// the store knew at `knownAt`, in one pass over the log (see ``StoreReader/history(of:from:to:step:knownAt:)``).
-    public func history(of name: String, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil) async throws(TouchLogError) -> SegmentHistory {
+    public func history(of name: String, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
+        async throws(TouchLogError) -> SegmentHistory
+    {
         try await history(of: try segments.current(name).definition, from: from, to: to, step: step, knownAt: knownAt)
     }
 
     /// The history of `definition` (stored or not).
-    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil) async throws(TouchLogError) -> SegmentHistory {
-        try await read("history \(definition.name)") { reader in try reader.history(of: definition, from: from, to: to, step: step, knownAt: knownAt) }
+    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
+        async throws(TouchLogError) -> SegmentHistory
+    {
+        try await read("history \(definition.name)") { reader in
+            try reader.history(of: definition, from: from, to: to, step: step, knownAt: knownAt)
+        }
     }
 
-    public func diff(_ name: String, from before: QueryTime, to after: QueryTime) async throws(TouchLogError) -> SegmentDiff {
+    public func diff(_ name: String, from before: QueryTime, to after: QueryTime) async throws(TouchLogError)
+        -> SegmentDiff
+    {
         let definition = try segments.current(name).definition
         return try await read("diff \(name)") { reader in
-            SegmentDiff(before: try reader.members(of: definition, at: before), after: try reader.members(of: definition, at: after))
+            SegmentDiff(
+                before: try reader.members(of: definition, at: before),
+                after: try reader.members(of: definition, at: after))
         }
     }
 
@@ -94,7 +109,10 @@ extension TouchLogStore {
     ///
     /// A read-only store looks for the writer's commits every `pollInterval`; a store opened for writing is woken by
     /// its own commits.
-    public func tail(from offset: UInt64? = nil, matching filter: ReplayFilter = ReplayFilter(), pollInterval: Duration = .milliseconds(100)) -> EventStream {
+    public func tail(
+        from offset: UInt64? = nil, matching filter: ReplayFilter = ReplayFilter(),
+        pollInterval: Duration = .milliseconds(100)
+    ) -> EventStream {
         var filter = filter
         filter.fromOffset = max(offset ?? filter.fromOffset ?? endOffset, filter.fromOffset ?? 0)
         var stream = EventStream(store: self, filter: filter, follow: true)
@@ -143,7 +161,9 @@ extension TouchLogStore {
     }
 
     /// Runs `body` on a dispatch thread with a pooled reader that sees every commit made before the call.
-    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (StoreReader) throws -> T) async throws(TouchLogError) -> T {
+    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (StoreReader) throws -> T)
+        async throws(TouchLogError) -> T
+    {
         let readers = self.readers
         return try await offload { () throws(TouchLogError) in
             try readers.withReader { reader throws(TouchLogError) in

@@ -37,16 +37,21 @@ public final class TouchLogStore: Sendable {
     ///
     /// Throws ``TouchLogError/Code-swift.struct/locked`` when another process is writing to it, and
     /// ``TouchLogError/Code-swift.struct/corrupt`` when its log is damaged before its last commit.
-    public init(directory: String, create: Bool = true, options: LogOptions = LogOptions(), blockEvents: Int = 65_536) throws(TouchLogError) {
+    public init(directory: String, create: Bool = true, options: LogOptions = LogOptions(), blockEvents: Int = 65_536)
+        throws(TouchLogError)
+    {
         let layout = StoreLayout(root: directory)
         if create { try layout.create() } else { try layout.requireExisting() }
-        let log = try storage { () throws(StorageError) in try LogWriter(directory: layout.log, lockPath: layout.lock, options: options) }
+        let log = try storage { () throws(StorageError) in
+            try LogWriter(directory: layout.log, lockPath: layout.lock, options: options)
+        }
         // Format 3: the pads of new profiles are synced with each commit, before its commit block.
         let keys = log.formatVersion >= 3 ? try ProfileKeyFile(path: layout.profileKeys, writable: true) : nil
         if let keys { log.beforeCommit = { try keys.sync() } }
         // Format 2: the store-wide ids so far come from the log itself (read after the writer removed any unfinished
         // commit, and only before the first append).
-        let encoder = BlockEncoder(formatVersion: log.formatVersion, keys: keys) { () throws(TouchLogError) -> StoreDictionary in
+        let encoder = BlockEncoder(formatVersion: log.formatVersion, keys: keys) {
+            () throws(TouchLogError) -> StoreDictionary in
             let reader = try StoreReader(directory: directory)
             try reader.loadDictionary()
             return reader.dictionary
@@ -76,7 +81,8 @@ public final class TouchLogStore: Sendable {
         self.writer = nil
         self.encoder = nil
         self.readers = ReaderPool(directory: directory)
-        try readers.withReader { _ throws(TouchLogError) in }  // fails now, not at the first query, when the log is unreadable
+        // Fails now, not at the first query, when the log is unreadable.
+        try readers.withReader { _ throws(TouchLogError) in }
     }
 
     /// True when the store was opened with ``init(readingFrom:)``.
@@ -101,7 +107,8 @@ public final class TouchLogStore: Sendable {
         let encoder = try requireWriter().encoder
         let blocks: [BlockEncoder.Pending]
         do {
-            blocks = try Self.blocks(total: events.count, blockEvents: blockEvents) { range, scratch throws(EventValidationError) in
+            blocks = try Self.blocks(total: events.count, blockEvents: blockEvents) {
+                range, scratch throws(EventValidationError) in
                 scratch.batch.removeAll()
                 for i in range {
                     do throws(EventValidationError) { try scratch.batch.append(events[i]) } catch {
@@ -122,9 +129,10 @@ public final class TouchLogStore: Sendable {
     @discardableResult
     public func append(_ batch: EventBatch) async throws(TouchLogError) -> Range<UInt64> {
         let encoder = try requireWriter().encoder
-        return try await append(Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
-            encoder.prepare(batch, range: range, scratch: &scratch.encode)
-        })
+        return try await append(
+            Self.blocks(total: batch.count, blockEvents: blockEvents) { range, scratch in
+                encoder.prepare(batch, range: range, scratch: &scratch.encode)
+            })
     }
 
     private func append(_ blocks: [BlockEncoder.Pending]) async throws(TouchLogError) -> Range<UInt64> {
@@ -144,7 +152,9 @@ public final class TouchLogStore: Sendable {
 
     func requireWriter() throws(TouchLogError) -> (writer: GroupCommitWriter, encoder: BlockEncoder) {
         guard let writer, let encoder else {
-            throw TouchLogError(code: .readOnly, message: "\(directory) was opened read-only; open it with TouchLogStore(directory:) to change it")
+            throw TouchLogError(
+                code: .readOnly,
+                message: "\(directory) was opened read-only; open it with TouchLogStore(directory:) to change it")
         }
         return (writer, encoder)
     }
@@ -159,7 +169,8 @@ public final class TouchLogStore: Sendable {
     /// `makeBlock` gets each block's range of events and its thread's scratch memory. Throws the error of the first
     /// block (in log order) that failed.
     static func blocks<E: Error>(
-        total: Int, blockEvents: Int, _ makeBlock: @Sendable (Range<Int>, inout BlockScratch) throws(E) -> BlockEncoder.Pending
+        total: Int, blockEvents: Int,
+        _ makeBlock: @Sendable (Range<Int>, inout BlockScratch) throws(E) -> BlockEncoder.Pending
     ) throws(E) -> [BlockEncoder.Pending] {
         let starts = Array(stride(from: 0, to: total, by: blockEvents))
         let results = Mutex([Result<BlockEncoder.Pending, E>?](repeating: nil, count: starts.count))
@@ -182,7 +193,8 @@ public final class TouchLogStore: Sendable {
             switch result {
             case .success(let block): blocks.append(block)
             case .failure(let error): throw error
-            case nil: preconditionFailure("a block is missing only after its thread failed on an earlier one, thrown above")
+            case nil:
+                preconditionFailure("a block is missing only after its thread failed on an earlier one, thrown above")
             }
         }
         return blocks

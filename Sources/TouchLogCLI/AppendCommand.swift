@@ -25,7 +25,9 @@ struct AppendCommand: ParsableCommand {
     @Flag(help: "Append the valid lines and report the invalid ones instead of appending nothing.")
     var skipInvalid = false
 
-    @Option(help: ArgumentHelp("With --skip-invalid: write each refused line and its reason here, as JSON Lines.", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "With --skip-invalid: write each refused line and its reason here, as JSON Lines.", valueName: "file"))
     var rejects: String?
 
     func validate() throws {
@@ -39,12 +41,15 @@ struct AppendCommand: ParsableCommand {
         let directory = try storeOptions.directory()
         try reportingErrors {
             for input in inputs where input != "-" && access(input, R_OK) != 0 {
-                throw TouchLogError(code: .notFound, message: "cannot read \(input): \(String(cString: strerror(errno))); nothing appended")
+                throw TouchLogError(
+                    code: .notFound,
+                    message: "cannot read \(input): \(String(cString: strerror(errno))); nothing appended")
             }
             var rejectsFile: UnsafeMutablePointer<FILE>?
             if let rejects {
                 guard let file = fopen(rejects, "w") else {
-                    throw TouchLogError(code: .io, message: "cannot write \(rejects): \(String(cString: strerror(errno)))")
+                    throw TouchLogError(
+                        code: .io, message: "cannot write \(rejects): \(String(cString: strerror(errno)))")
                 }
                 rejectsFile = file
             }
@@ -55,33 +60,42 @@ struct AppendCommand: ParsableCommand {
             let progress = Progress("append")
             var options = IngestOptions(format: format?.format, skipInvalid: skipInvalid)
             options.skipInvalid = skipInvalid
-            let report = try store.ingest(inputs, options: options, rejected: { problem, text in
-                if let rejectsFile {
-                    var line: [UInt8] = []
-                    line.append(contentsOf: "{\"line\":\(problem.line)".utf8)
-                    if let source = problem.source { line.append(contentsOf: ",\"file\":".utf8); EventJSON.appendString(source, to: &line) }
-                    if let column = problem.column { line.append(contentsOf: ",\"column\":\(column)".utf8) }
-                    line.append(contentsOf: ",\"reason\":".utf8)
-                    EventJSON.appendString(problem.reason, to: &line)
-                    line.append(contentsOf: ",\"text\":".utf8)
-                    EventJSON.appendString(String(decoding: text, as: UTF8.self), to: &line)
-                    line.append(contentsOf: "}\n".utf8)
-                    _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, rejectsFile) }
-                } else {
-                    printError(problem.description)
-                }
-            }, progress: { progress.update($0, of: total) })
+            let report = try store.ingest(
+                inputs, options: options,
+                rejected: { problem, text in
+                    if let rejectsFile {
+                        var line: [UInt8] = []
+                        line.append(contentsOf: "{\"line\":\(problem.line)".utf8)
+                        if let source = problem.source {
+                            line.append(contentsOf: ",\"file\":".utf8)
+                            EventJSON.appendString(source, to: &line)
+                        }
+                        if let column = problem.column { line.append(contentsOf: ",\"column\":\(column)".utf8) }
+                        line.append(contentsOf: ",\"reason\":".utf8)
+                        EventJSON.appendString(problem.reason, to: &line)
+                        line.append(contentsOf: ",\"text\":".utf8)
+                        EventJSON.appendString(String(decoding: text, as: UTF8.self), to: &line)
+                        line.append(contentsOf: "}\n".utf8)
+                        _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, rejectsFile) }
+                    } else {
+                        printError(problem.description)
+                    }
+                }, progress: { progress.update($0, of: total) })
             progress.finish()
             var out = StandardOutput()
             let n = report.appendedCount
             if n == 0 {
                 out.write("appended 0 events\n")
             } else {
-                out.write("appended \(n) event\(n == 1 ? "" : "s"), offsets \(report.offsets.lowerBound)–\(report.offsets.upperBound - 1)\n")
+                out.write(
+                    "appended \(n) event\(n == 1 ? "" : "s"), offsets \(report.offsets.lowerBound)–\(report.offsets.upperBound - 1)\n"
+                )
             }
             out.flush()
             if report.rejectedCount > 0 {
-                printError("touchlog: skipped \(report.rejectedCount) invalid line\(report.rejectedCount == 1 ? "" : "s")" + (rejects.map { " (written to \($0))" } ?? ""))
+                printError(
+                    "touchlog: skipped \(report.rejectedCount) invalid line\(report.rejectedCount == 1 ? "" : "s")"
+                        + (rejects.map { " (written to \($0))" } ?? ""))
             }
         }
     }
@@ -105,25 +119,34 @@ extension AppendCommand {
     /// `append --nats`: every input is checked before anything is published; returns once JetStream has
     /// acknowledged every event.
     func appendToCluster(_ urls: [String], _ inputs: [String]) throws {
-        if skipInvalid { throw ValidationError("--skip-invalid is not available with --nats: a cluster append publishes all lines or none") }
+        if skipInvalid {
+            throw ValidationError(
+                "--skip-invalid is not available with --nats: a cluster append publishes all lines or none")
+        }
         try withCluster(urls) { client in
             var batches: [EventBatch] = []
             var problems: [InputProblem] = []
             for input in inputs {
                 let bytes = try readWholeInput(input)
                 do {
-                    batches.append(try EventBatch.parse(bytes, format: format?.format, source: inputs.count > 1 ? input : nil))
+                    batches.append(
+                        try EventBatch.parse(bytes, format: format?.format, source: inputs.count > 1 ? input : nil))
                 } catch let error as TouchLogError where error.code == .invalidInput {
                     problems += error.problems
                 }
             }
             if !problems.isEmpty {
-                throw TouchLogError(code: .invalidInput, message: "\(problems.count == 1 ? "an invalid line" : "invalid lines"); nothing published", problems: problems)
+                throw TouchLogError(
+                    code: .invalidInput,
+                    message: "\(problems.count == 1 ? "an invalid line" : "invalid lines"); nothing published",
+                    problems: problems)
             }
             var total = 0
             for batch in batches { total += try client.append(batch) }
             var out = StandardOutput()
-            out.write("appended \(total) event\(total == 1 ? "" : "s") to cluster \(client.config.id) (acknowledged by JetStream)\n")
+            out.write(
+                "appended \(total) event\(total == 1 ? "" : "s") to cluster \(client.config.id) (acknowledged by JetStream)\n"
+            )
             out.flush()
         }
     }

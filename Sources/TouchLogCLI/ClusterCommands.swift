@@ -6,8 +6,10 @@ import TouchLogCluster
 
 /// `--nats URLS`, falling back to `TOUCHLOG_NATS`: run the command against a cluster instead of a local store.
 struct ClusterOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Run against the touchlog cluster on these NATS servers (comma-separated; default: $TOUCHLOG_NATS when no --store is given).",
-                               valueName: "urls"))
+    @Option(
+        help: ArgumentHelp(
+            "Run against the touchlog cluster on these NATS servers (comma-separated; default: $TOUCHLOG_NATS when no --store is given).",
+            valueName: "urls"))
     var nats: String?
 
     /// The servers, or nil when the command runs on a local store.
@@ -15,13 +17,16 @@ struct ClusterOptions: ParsableArguments {
         if let nats, !nats.isEmpty { return Self.split(nats) }
         // A store given by option or variable wins over the variable naming servers.
         if let storeOptions, (try? storeOptions.directory()) != nil { return nil }
-        guard let fromEnvironment = getenv("TOUCHLOG_NATS").map({ String(cString: $0) }), !fromEnvironment.isEmpty else { return nil }
+        guard let fromEnvironment = getenv("TOUCHLOG_NATS").map({ String(cString: $0) }), !fromEnvironment.isEmpty
+        else { return nil }
         return Self.split(fromEnvironment)
     }
 
     /// The servers, or a usage error when none are given.
     func requiredURLs() throws -> [String] {
-        guard let urls = urls() else { throw ValidationError("no NATS servers given: pass --nats URLS or set TOUCHLOG_NATS") }
+        guard let urls = urls() else {
+            throw ValidationError("no NATS servers given: pass --nats URLS or set TOUCHLOG_NATS")
+        }
         return urls
     }
 
@@ -34,7 +39,8 @@ struct ClusterOptions: ParsableArguments {
 private func trimmingSpaces(_ text: String) -> String {
     let isSpace: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }
     let bytes = Array(text.utf8)
-    guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) }) else { return "" }
+    guard let first = bytes.firstIndex(where: { !isSpace($0) }), let last = bytes.lastIndex(where: { !isSpace($0) })
+    else { return "" }
     return String(decoding: bytes[first...last], as: UTF8.self)
 }
 
@@ -42,7 +48,9 @@ private func trimmingSpaces(_ text: String) -> String {
 struct GatherOptions: ParsableArguments {
     @Flag(help: "With --nats: answer from the partitions that answered, naming the ones missing, instead of failing.")
     var allowPartial = false
-    @Option(help: ArgumentHelp("With --nats: how long to wait for every partition's answer, in seconds.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "With --nats: how long to wait for every partition's answer, in seconds.", valueName: "seconds"))
     var timeout: Double = 10
 
     var deadline: Duration { .milliseconds(Int64(max(0.05, timeout) * 1000)) }
@@ -83,14 +91,20 @@ func reportingClusterErrors<T>(_ body: () throws -> T) throws -> T {
 /// Reads a whole input file ('-': standard input).
 func readWholeInput(_ path: String) throws -> [UInt8] {
     let fd = path == "-" ? dup(0) : open(path, O_RDONLY)
-    guard fd >= 0 else { throw TouchLogError(code: .notFound, message: "cannot read \(path): \(String(cString: strerror(errno))); nothing appended") }
+    guard fd >= 0 else {
+        throw TouchLogError(
+            code: .notFound, message: "cannot read \(path): \(String(cString: strerror(errno))); nothing appended")
+    }
     defer { close(fd) }
     var out: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 1 << 20)
     while true {
         let n = read(fd, &buffer, buffer.count)
         if n < 0 && errno == EINTR { continue }
-        if n < 0 { throw TouchLogError(code: .io, message: "cannot read \(path): \(String(cString: strerror(errno))); nothing appended") }
+        if n < 0 {
+            throw TouchLogError(
+                code: .io, message: "cannot read \(path): \(String(cString: strerror(errno))); nothing appended")
+        }
         if n == 0 { break }
         out += buffer[0..<n]
     }
@@ -108,28 +122,41 @@ struct ClusterCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "init",
             abstract: "Create the partition streams and buckets (run once; again only completes what is missing).",
-            discussion: "The partition count is fixed for the cluster's life: init with another count fails and changes nothing."
+            discussion:
+                "The partition count is fixed for the cluster's life: init with another count fails and changes nothing."
         )
         @OptionGroup var cluster: ClusterOptions
         @Option(help: "Partitions (1–4096): events are spread by FNV-1a of the profile, mod this.") var partitions: Int
-        @Option(help: "Copies of each stream and bucket on the NATS servers (1–5; more than 1 needs a NATS cluster).") var replicas = 1
-        @Option(help: ArgumentHelp("How long a node's lease lasts without renewal, in seconds.", valueName: "seconds")) var lease: Double = 10
+        @Option(help: "Copies of each stream and bucket on the NATS servers (1–5; more than 1 needs a NATS cluster).")
+        var replicas = 1
+        @Option(help: ArgumentHelp("How long a node's lease lasts without renewal, in seconds.", valueName: "seconds"))
+        var lease: Double = 10
 
         func validate() throws {
-            if !(1...4096).contains(partitions) { throw ValidationError("--partitions must be 1 to 4096, not \(partitions)") }
-            if !(1...5).contains(replicas) { throw ValidationError("--replicas must be 1 to 5 (JetStream's limit), not \(replicas)") }
-            if !(lease >= 0.3 && lease <= 3600) { throw ValidationError("--lease must be 0.3 to 3600 seconds, not \(lease)") }
+            if !(1...4096).contains(partitions) {
+                throw ValidationError("--partitions must be 1 to 4096, not \(partitions)")
+            }
+            if !(1...5).contains(replicas) {
+                throw ValidationError("--replicas must be 1 to 5 (JetStream's limit), not \(replicas)")
+            }
+            if !(lease >= 0.3 && lease <= 3600) {
+                throw ValidationError("--lease must be 0.3 to 3600 seconds, not \(lease)")
+            }
         }
 
         func run() throws {
             let urls = try cluster.requiredURLs()
             try reportingClusterErrors {
-                let result = try ClusterClient.initialise(urls: urls, partitions: partitions, replicas: replicas,
-                                                          leaseMilliseconds: Int64(lease * 1000))
+                let result = try ClusterClient.initialise(
+                    urls: urls, partitions: partitions, replicas: replicas,
+                    leaseMilliseconds: Int64(lease * 1000))
                 var out = StandardOutput()
                 let c = result.config
-                out.write(result.created ? "created cluster \(c.id): \(c.partitions) partitions, \(c.replicas) replica\(c.replicas == 1 ? "" : "s")\n"
-                          : "cluster \(c.id) exists: \(c.partitions) partitions, \(c.replicas) replica\(c.replicas == 1 ? "" : "s") (missing parts created)\n")
+                out.write(
+                    result.created
+                        ? "created cluster \(c.id): \(c.partitions) partitions, \(c.replicas) replica\(c.replicas == 1 ? "" : "s")\n"
+                        : "cluster \(c.id) exists: \(c.partitions) partitions, \(c.replicas) replica\(c.replicas == 1 ? "" : "s") (missing parts created)\n"
+                )
                 out.flush()
             }
         }
@@ -149,21 +176,29 @@ struct ClusterCommand: ParsableCommand {
                 let partitions = try client.status()
                 var out = StandardOutput()
                 if !json {
-                    out.write("cluster \(client.config.id): \(client.config.partitions) partitions, \(client.config.replicas) replicas\n")
+                    out.write(
+                        "cluster \(client.config.id): \(client.config.partitions) partitions, \(client.config.replicas) replicas\n"
+                    )
                     out.write("partition\towner\tstream\tapplied\tevents\tdigest\thead\n")
                 }
                 for p in partitions {
                     if json {
                         var line = "{\"partition\":\(p.partition),\"owner\":" + (p.owner.map { "\"\($0)\"" } ?? "null")
-                        line += ",\"streamSequence\":\(p.streamSequence),\"appliedSequence\":" + (p.appliedSequence.map(String.init) ?? "null")
+                        line +=
+                            ",\"streamSequence\":\(p.streamSequence),\"appliedSequence\":"
+                            + (p.appliedSequence.map(String.init) ?? "null")
                         line += ",\"events\":" + (p.events.map(String.init) ?? "null")
-                        line += ",\"digest\":" + (p.digest.map { "\"\($0)\"" } ?? "null") + ",\"head\":" + (p.head.map { "\"\($0)\"" } ?? "null")
+                        line +=
+                            ",\"digest\":" + (p.digest.map { "\"\($0)\"" } ?? "null") + ",\"head\":"
+                            + (p.head.map { "\"\($0)\"" } ?? "null")
                         line += ",\"streamLeader\":" + (p.leader.map { "\"\($0)\"" } ?? "null") + "}\n"
                         out.write(line)
                     } else {
                         let applied = p.appliedSequence.map(String.init) ?? "-"
-                        out.write("\(p.partition)\t\(p.owner ?? "(none)")\t\(p.streamSequence)\t\(applied)\t\(p.events.map(String.init) ?? "-")\t"
-                                  + "\(p.digest.map { String($0.prefix(16)) } ?? "-")\t\(p.head.map { String($0.prefix(16)) } ?? "-")\n")
+                        out.write(
+                            "\(p.partition)\t\(p.owner ?? "(none)")\t\(p.streamSequence)\t\(applied)\t\(p.events.map(String.init) ?? "-")\t"
+                                + "\(p.digest.map { String($0.prefix(16)) } ?? "-")\t\(p.head.map { String($0.prefix(16)) } ?? "-")\n"
+                        )
                     }
                 }
                 out.flush()
@@ -175,7 +210,8 @@ struct ClusterCommand: ParsableCommand {
 struct NodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "node",
-        abstract: "Serve partitions of a cluster: claim them by lease, apply their streams to local stores, answer queries.",
+        abstract:
+            "Serve partitions of a cluster: claim them by lease, apply their streams to local stores, answer queries.",
         discussion: """
             Each partition it owns is an ordinary touchlog store under DIR (DIR/p<N>): verify, replay and explain work \
             on it. SIGTERM or SIGINT releases its leases, so other nodes take its partitions over at once; if it dies, \
@@ -189,9 +225,12 @@ struct NodeCommand: AsyncParsableCommand {
     func run() async throws {
         let urls = try cluster.requiredURLs()
         let node = try reportingClusterErrors {
-            try ClusterNode(urls: urls, dataDirectory: data, name: name) { line in printError("touchlog node: \(line)") }
+            try ClusterNode(urls: urls, dataDirectory: data, name: name) { line in printError("touchlog node: \(line)")
+            }
         }
-        printError("touchlog node: \(node.name) joined cluster \(node.config.id) (\(node.config.partitions) partitions), data in \(data)")
+        printError(
+            "touchlog node: \(node.name) joined cluster \(node.config.id) (\(node.config.partitions) partitions), data in \(data)"
+        )
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let sources = [SIGTERM, SIGINT].map { signalNumber in

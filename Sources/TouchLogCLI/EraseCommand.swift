@@ -23,8 +23,11 @@ struct EraseCommand: AsyncParsableCommand {
     @Argument(help: ArgumentHelp("The profile identifiers to erase.", valueName: "profile"))
     var profiles: [String] = []
 
-    @Option(name: .customLong("from"), help: ArgumentHelp("Also erase the identifiers in FILE, one per line ('-': standard input).",
-                                                          valueName: "file"))
+    @Option(
+        name: .customLong("from"),
+        help: ArgumentHelp(
+            "Also erase the identifiers in FILE, one per line ('-': standard input).",
+            valueName: "file"))
     var file: String?
 
     @Option(help: "Why (recorded in the log; it should name no person).")
@@ -40,19 +43,25 @@ struct EraseCommand: AsyncParsableCommand {
             return try withCluster(urls) { client in
                 var wanted = profiles
                 if let file { wanted += try Self.lines(of: file) }
-                guard !wanted.isEmpty else { throw ValidationError("no profile to erase: name one or more, or pass --from FILE") }
+                guard !wanted.isEmpty else {
+                    throw ValidationError("no profile to erase: name one or more, or pass --from FILE")
+                }
                 let report = try client.erase(profiles: wanted, reason: reason, skipUnknown: skipUnknown)
                 var out = StandardOutput()
-                out.write("erased \(counted(report.erased.count, "profile")) in cluster \(client.config.id) (applied by the partition owners)\n")
+                out.write(
+                    "erased \(counted(report.erased.count, "profile")) in cluster \(client.config.id) (applied by the partition owners)\n"
+                )
                 for profile in report.unknown { out.write("unknown, not erased: \(profile)\n") }
                 out.flush()
             }
         }
         let directory = try storeOptions.directory()
-        try await reportingErrors {
+        try await reportingErrorsAsync {
             var wanted = profiles
             if let file { wanted += try Self.lines(of: file) }
-            guard !wanted.isEmpty else { throw ValidationError("no profile to erase: name one or more, or pass --from FILE") }
+            guard !wanted.isEmpty else {
+                throw ValidationError("no profile to erase: name one or more, or pass --from FILE")
+            }
             let store = try writableStore(directory, create: false)
             let report = try await store.erase(profiles: wanted, reason: reason, skipUnknown: skipUnknown)
             var out = StandardOutput()

@@ -25,18 +25,28 @@ struct HistoryCommand: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "The segment's name.") var name: String?
-    @Option(help: ArgumentHelp("Evaluate this definition file instead of a stored segment.", valueName: "file.json")) var rules: String?
+    @Option(help: ArgumentHelp("Evaluate this definition file instead of a stored segment.", valueName: "file.json"))
+    var rules: String?
     @Option(help: ArgumentHelp("The first time.", valueName: "time")) var from: TimeArgument
-    @Option(help: ArgumentHelp("The last time (included when a step lands on it).", valueName: "time")) var to: TimeArgument
-    @Option(help: ArgumentHelp("The time between points: a whole number and ms, s, m, h, d or w (1d = 86,400,000 ms).", valueName: "duration"))
+    @Option(help: ArgumentHelp("The last time (included when a step lands on it).", valueName: "time")) var to:
+        TimeArgument
+    @Option(
+        help: ArgumentHelp(
+            "The time between points: a whole number and ms, s, m, h, d or w (1d = 86,400,000 ms).",
+            valueName: "duration"))
     var step: DurationArgument
-    @Option(help: ArgumentHelp("Count by what the store knew at this time (default: everything recorded).", valueName: "time")) var knownAt: TimeArgument?
+    @Option(
+        help: ArgumentHelp(
+            "Count by what the store knew at this time (default: everything recorded).", valueName: "time"))
+    var knownAt: TimeArgument?
     @Option(help: "text, csv (with a header) or jsonl.") var format: QueryCommand.OutputFormat = .text
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
     func validate() throws {
-        if (name == nil) == (rules == nil) { throw ValidationError("give a segment name or --rules FILE (one of them)") }
+        if (name == nil) == (rules == nil) {
+            throw ValidationError("give a segment name or --rules FILE (one of them)")
+        }
         // The range and step are checked by the library (an invalid argument: exit 64), for the cluster too.
     }
 
@@ -44,11 +54,14 @@ struct HistoryCommand: ParsableCommand {
         if let urls = cluster.urls(unless: storeOptions) {
             return try withCluster(urls) { client in
                 let definition = try rules.map(loadDefinition) ?? client.segment(name!).definition
-                let (history, missing) = try client.history(of: definition, from: from.milliseconds, to: to.milliseconds, step: step.milliseconds,
-                                                            knownAt: knownAt?.milliseconds, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                let (history, missing) = try client.history(
+                    of: definition, from: from.milliseconds, to: to.milliseconds, step: step.milliseconds,
+                    knownAt: knownAt?.milliseconds, timeout: gather.deadline, allowPartial: gather.allowPartial)
                 print(history)
                 if !missing.isEmpty {
-                    printError("touchlog: partial answer: partition\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) missing")
+                    printError(
+                        "touchlog: partial answer: partition\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) missing"
+                    )
                 }
             }
         }
@@ -56,7 +69,10 @@ struct HistoryCommand: ParsableCommand {
         try reportingErrors {
             let reader = try queryReader(directory)
             let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
-            print(try reader.history(of: definition, from: from.milliseconds, to: to.milliseconds, step: step.milliseconds, knownAt: knownAt?.milliseconds))
+            print(
+                try reader.history(
+                    of: definition, from: from.milliseconds, to: to.milliseconds, step: step.milliseconds,
+                    knownAt: knownAt?.milliseconds))
         }
     }
 
@@ -68,13 +84,17 @@ struct HistoryCommand: ParsableCommand {
             let width = history.points.map { String($0.count).count }.max() ?? 1
             for point in history.points {
                 let count = String(point.count)
-                out.write(Timestamp.format(point.time) + "  " + String(repeating: " ", count: width - count.count) + count + "\n")
+                out.write(
+                    Timestamp.format(point.time) + "  " + String(repeating: " ", count: width - count.count) + count
+                        + "\n")
             }
         case .csv:
             out.write("time,count\n")
             for point in history.points { out.write("\(Timestamp.format(point.time)),\(point.count)\n") }
         case .jsonl:
-            for point in history.points { out.write("{\"time\":\"\(Timestamp.format(point.time))\",\"count\":\(point.count)}\n") }
+            for point in history.points {
+                out.write("{\"time\":\"\(Timestamp.format(point.time))\",\"count\":\(point.count)}\n")
+            }
         }
         out.flush()
     }

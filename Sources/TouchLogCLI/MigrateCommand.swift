@@ -20,12 +20,18 @@ struct MigrateCommand: ParsableCommand {
         let directory = try storeOptions.directory()
         try reportingErrors {
             let progress = Progress("migrate")
-            let report = try StoreMigration.migrate(directory: directory) { done, total in progress.update(Int64(done), of: Int64(total)) }
+            let report = try StoreMigration.migrate(directory: directory) { done, total in
+                progress.update(Int64(done), of: Int64(total))
+            }
             progress.finish()
             var out = StandardOutput()
             if let from = report.fromVersion {
-                out.write("migrated \(counted(report.events, "event")) in \(counted(report.commits, "commit")) from format \(from) to format 3\n")
-                out.write("previous chain head: \(report.previousHead) (that log is kept in \(StoreMigration.archivedLog(from: from))/)\n")
+                out.write(
+                    "migrated \(counted(report.events, "event")) in \(counted(report.commits, "commit")) from format \(from) to format 3\n"
+                )
+                out.write(
+                    "previous chain head: \(report.previousHead) (that log is kept in \(StoreMigration.archivedLog(from: from))/)\n"
+                )
                 out.write("chain head: \(report.head)\n")
             } else {
                 out.write("the store is already in format 3; nothing to do\n")

@@ -4,9 +4,13 @@ import TouchLog
 
 /// `--as-of` and `--known-at`, shared by the query commands.
 struct TimeOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Evaluate with the events whose event time is at or before this time (default: now).", valueName: "time"))
+    @Option(
+        help: ArgumentHelp(
+            "Evaluate with the events whose event time is at or before this time (default: now).", valueName: "time"))
     var asOf: TimeArgument?
-    @Option(help: ArgumentHelp("…and only those recorded at or before this time (default: everything recorded).", valueName: "time"))
+    @Option(
+        help: ArgumentHelp(
+            "…and only those recorded at or before this time (default: everything recorded).", valueName: "time"))
     var knownAt: TimeArgument?
 
     var queryTime: QueryTime {
@@ -18,7 +22,9 @@ struct TimeOptions: ParsableArguments {
 func queryReader(_ directory: String) throws -> StoreReader {
     let reader = try StoreReader(directory: directory)
     if let text = getenv("TOUCHLOG_SNAPSHOT_EVERY").map({ String(cString: $0) }) {
-        guard let every = UInt64(text) else { throw ValidationError("TOUCHLOG_SNAPSHOT_EVERY must be a whole number, not \"\(text)\"") }
+        guard let every = UInt64(text) else {
+            throw ValidationError("TOUCHLOG_SNAPSHOT_EVERY must be a whole number, not \"\(text)\"")
+        }
         reader.snapshotInterval = every == 0 ? nil : every
     }
     return reader
@@ -35,12 +41,14 @@ struct QueryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
         abstract: "The members of a segment, one profile per line, sorted by bytes.",
-        discussion: "As of a time (--as-of, default now) and by what the store knew at a time (--known-at, default everything)."
+        discussion:
+            "As of a time (--as-of, default now) and by what the store knew at a time (--known-at, default everything)."
     )
 
     @OptionGroup var storeOptions: StoreOptions
     @Argument(help: "The segment's name.") var name: String?
-    @Option(help: ArgumentHelp("Evaluate this definition file instead of a stored segment.", valueName: "file.json")) var rules: String?
+    @Option(help: ArgumentHelp("Evaluate this definition file instead of a stored segment.", valueName: "file.json"))
+    var rules: String?
     @OptionGroup var time: TimeOptions
     @Option(help: "text (one profile per line), csv (with a header) or jsonl.") var format: OutputFormat = .text
     @Flag(help: "Print only the number of members.") var count = false
@@ -50,7 +58,9 @@ struct QueryCommand: ParsableCommand {
     enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case text, csv, jsonl }
 
     func validate() throws {
-        if (name == nil) == (rules == nil) { throw ValidationError("give a segment name or --rules FILE (one of them)") }
+        if (name == nil) == (rules == nil) {
+            throw ValidationError("give a segment name or --rules FILE (one of them)")
+        }
     }
 
     func run() throws {
@@ -75,18 +85,22 @@ struct QueryCommand: ParsableCommand {
             let definition = try rules.map(loadDefinition) ?? client.segment(name ?? "").definition
             let missing: [Int]
             if count {
-                let answer = try client.count(of: definition, at: time.queryTime, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                let answer = try client.count(
+                    of: definition, at: time.queryTime, timeout: gather.deadline, allowPartial: gather.allowPartial)
                 var out = StandardOutput()
                 out.write("\(answer.count)\n")
                 out.flush()
                 missing = answer.missing
             } else {
-                let answer = try client.members(of: definition, at: time.queryTime, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                let answer = try client.members(
+                    of: definition, at: time.queryTime, timeout: gather.deadline, allowPartial: gather.allowPartial)
                 print(answer.members)
                 missing = answer.missing
             }
             if !missing.isEmpty {
-                printError("touchlog: partial answer: partition\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) missing")
+                printError(
+                    "touchlog: partial answer: partition\(missing.count == 1 ? "" : "s") \(missing.map(String.init).joined(separator: ", ")) missing"
+                )
             }
         }
     }
@@ -132,7 +146,9 @@ struct ExplainCommand: ParsableCommand {
             return try withCluster(urls) { client in
                 let (revision, definition) = try client.segment(name)
                 var out = StandardOutput()
-                out.write(try client.explain(definition, revision: revision, profile: profile, at: time.queryTime, timeout: gather.deadline))
+                out.write(
+                    try client.explain(
+                        definition, revision: revision, profile: profile, at: time.queryTime, timeout: gather.deadline))
                 out.flush()
             }
         }
@@ -158,7 +174,10 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: "The segment's name.") var name: String
     @Option(help: ArgumentHelp("The earlier time.", valueName: "time")) var from: TimeArgument
     @Option(help: ArgumentHelp("The later time.", valueName: "time")) var to: TimeArgument
-    @Option(help: ArgumentHelp("Evaluate both times by what the store knew at this time (default: everything).", valueName: "time")) var knownAt: TimeArgument?
+    @Option(
+        help: ArgumentHelp(
+            "Evaluate both times by what the store knew at this time (default: everything).", valueName: "time"))
+    var knownAt: TimeArgument?
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
@@ -166,8 +185,12 @@ struct DiffCommand: ParsableCommand {
         if let urls = cluster.urls(unless: storeOptions) {
             return try withCluster(urls) { client in
                 let definition = try client.segment(name).definition
-                let before = try client.members(of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds), timeout: gather.deadline)
-                let after = try client.members(of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds), timeout: gather.deadline)
+                let before = try client.members(
+                    of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds),
+                    timeout: gather.deadline)
+                let after = try client.members(
+                    of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds),
+                    timeout: gather.deadline)
                 print(SegmentDiff(before: before.members, after: after.members))
             }
         }
@@ -175,8 +198,10 @@ struct DiffCommand: ParsableCommand {
         try reportingErrors {
             let reader = try queryReader(directory)
             let definition = try reader.segments.current(name).definition
-            let before = try reader.members(of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds))
-            let after = try reader.members(of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds))
+            let before = try reader.members(
+                of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds))
+            let after = try reader.members(
+                of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds))
             print(SegmentDiff(before: before, after: after))
         }
     }

@@ -17,35 +17,53 @@ struct ReplayCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("First offset to print.", valueName: "n")) var fromOffset: UInt64?
     @Option(help: ArgumentHelp("Last offset to print (inclusive).", valueName: "m")) var toOffset: UInt64?
-    @Option(help: ArgumentHelp("Only events whose event time is at or after this time.", valueName: "time")) var since: TimeArgument?
-    @Option(help: ArgumentHelp("Only events whose event time is at or before this time.", valueName: "time")) var until: TimeArgument?
-    @Option(help: ArgumentHelp("Only this profile (repeat for several).", valueName: "profile")) var profile: [String] = []
-    @Option(help: ArgumentHelp("Only this touchpoint (repeat for several).", valueName: "touchpoint")) var touchpoint: [String] = []
-    @Option(help: ArgumentHelp("Only this type: view, click or conversion (repeat for several).", valueName: "type")) var type: [EventTypeArgument] = []
-    @Flag(help: "Also the events of erased profiles, with \"profile\":null,\"erased\":true (not valid append input).") var includeErased = false
+    @Option(help: ArgumentHelp("Only events whose event time is at or after this time.", valueName: "time")) var since:
+        TimeArgument?
+    @Option(help: ArgumentHelp("Only events whose event time is at or before this time.", valueName: "time")) var until:
+        TimeArgument?
+    @Option(help: ArgumentHelp("Only this profile (repeat for several).", valueName: "profile")) var profile: [String] =
+        []
+    @Option(help: ArgumentHelp("Only this touchpoint (repeat for several).", valueName: "touchpoint")) var touchpoint:
+        [String] = []
+    @Option(help: ArgumentHelp("Only this type: view, click or conversion (repeat for several).", valueName: "type"))
+    var type: [EventTypeArgument] = []
+    @Flag(help: "Also the events of erased profiles, with \"profile\":null,\"erased\":true (not valid append input).")
+    var includeErased = false
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
     func validate() throws {
-        if let fromOffset, let toOffset, fromOffset > toOffset { throw ValidationError("--from-offset is after --to-offset") }
-        if let since, let until, since.milliseconds > until.milliseconds { throw ValidationError("--since is after --until") }
+        if let fromOffset, let toOffset, fromOffset > toOffset {
+            throw ValidationError("--from-offset is after --to-offset")
+        }
+        if let since, let until, since.milliseconds > until.milliseconds {
+            throw ValidationError("--since is after --until")
+        }
     }
 
     func run() throws {
         if let urls = cluster.urls(unless: storeOptions) {
             if fromOffset != nil || toOffset != nil {
-                throw ValidationError("--from-offset and --to-offset are not available with --nats: offsets belong to each partition's store")
+                throw ValidationError(
+                    "--from-offset and --to-offset are not available with --nats: offsets belong to each partition's store"
+                )
             }
             return try withCluster(urls) { client in
-                let filter = ReplayFilter(since: since?.milliseconds, until: until?.milliseconds, profiles: profile, touchpoints: touchpoint,
-                                          types: Set(type.map(\.type)), includeErased: includeErased)
+                let filter = ReplayFilter(
+                    since: since?.milliseconds, until: until?.milliseconds, profiles: profile, touchpoints: touchpoint,
+                    types: Set(type.map(\.type)), includeErased: includeErased)
                 var gather = gather
                 if gather.timeout == 10 { gather.timeout = 600 }
-                let (lines, missing) = try client.replay(filter, timeout: gather.deadline, allowPartial: gather.allowPartial)
+                let (lines, missing) = try client.replay(
+                    filter, timeout: gather.deadline, allowPartial: gather.allowPartial)
                 var out = StandardOutput()
                 out.buffer = lines
                 out.flush()
-                if !missing.isEmpty { printError("touchlog: partial replay: partitions \(missing.map(String.init).joined(separator: ", ")) missing") }
+                if !missing.isEmpty {
+                    printError(
+                        "touchlog: partial replay: partitions \(missing.map(String.init).joined(separator: ", ")) missing"
+                    )
+                }
             }
         }
         let directory = try storeOptions.directory()
@@ -61,7 +79,8 @@ struct ReplayCommand: ParsableCommand {
                     EventJSON.appendLine(block, index, to: &out.buffer)
                     out.flushIfFull()
                 }
-                progress.update(Int64(block.firstOffset) + Int64(block.events.count), of: Int64(reader.endOffset), unit: "events")
+                progress.update(
+                    Int64(block.firstOffset) + Int64(block.events.count), of: Int64(reader.endOffset), unit: "events")
             }
             progress.finish()
             out.flush()

@@ -10,7 +10,9 @@ struct SegmentCommand: ParsableCommand {
     )
 
     struct Put: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "put", abstract: "Store a definition from a JSON file (- for standard input) as its name's next version.")
+        static let configuration = CommandConfiguration(
+            commandName: "put",
+            abstract: "Store a definition from a JSON file (- for standard input) as its name's next version.")
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var cluster: ClusterOptions
         @Argument(help: ArgumentHelp("The definition.", valueName: "file.json")) var file: String
@@ -21,7 +23,8 @@ struct SegmentCommand: ParsableCommand {
                     let definition = try loadDefinition(file)
                     let revision = try client.putSegment(definition)
                     var out = StandardOutput()
-                    out.write("stored segment \(definition.name) in cluster \(client.config.id) (revision \(revision))\n")
+                    out.write(
+                        "stored segment \(definition.name) in cluster \(client.config.id) (revision \(revision))\n")
                     out.flush()
                 }
             }
@@ -31,14 +34,18 @@ struct SegmentCommand: ParsableCommand {
                 let store = try writableStore(directory)
                 let (version, changed) = try store.putSegment(definition)
                 var out = StandardOutput()
-                out.write(changed ? "stored segment \(definition.name) version \(version)\n" : "segment \(definition.name) unchanged (version \(version))\n")
+                out.write(
+                    changed
+                        ? "stored segment \(definition.name) version \(version)\n"
+                        : "segment \(definition.name) unchanged (version \(version))\n")
                 out.flush()
             }
         }
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "The current segments: name, version, description.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "The current segments: name, version, description.")
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var cluster: ClusterOptions
 
@@ -65,7 +72,8 @@ struct SegmentCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Print a segment's definition (the current version, or --version N).")
+        static let configuration = CommandConfiguration(
+            commandName: "show", abstract: "Print a segment's definition (the current version, or --version N).")
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var cluster: ClusterOptions
         @Argument(help: "The segment's name.") var name: String
@@ -73,7 +81,10 @@ struct SegmentCommand: ParsableCommand {
 
         func run() throws {
             if let urls = cluster.urls(unless: storeOptions) {
-                if version != nil { throw ValidationError("--version is not available with --nats: a cluster keeps the current definition") }
+                if version != nil {
+                    throw ValidationError(
+                        "--version is not available with --nats: a cluster keeps the current definition")
+                }
                 return try withCluster(urls) { client in
                     var out = StandardOutput()
                     out.write(try client.segment(name).definition.json + "\n")
@@ -83,7 +94,9 @@ struct SegmentCommand: ParsableCommand {
             let directory = try storeOptions.directory()
             try reportingErrors {
                 let reader = try StoreReader(directory: directory)
-                let definition = try version.map { v throws(TouchLogError) in try reader.segments.version(name, v) } ?? reader.segments.current(name).definition
+                let definition =
+                    try version.map { v throws(TouchLogError) in try reader.segments.version(name, v) }
+                    ?? reader.segments.current(name).definition
                 var out = StandardOutput()
                 out.write(definition.json + "\n")
                 out.flush()
@@ -92,7 +105,8 @@ struct SegmentCommand: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a segment (its versions are kept for audit).")
+        static let configuration = CommandConfiguration(
+            commandName: "rm", abstract: "Remove a segment (its versions are kept for audit).")
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var cluster: ClusterOptions
         @Argument(help: "The segment's name.") var name: String

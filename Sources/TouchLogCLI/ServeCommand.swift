@@ -21,8 +21,10 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @Option(help: "The address to listen on.") var host = "127.0.0.1"
     @Option(help: "The port to listen on (0: any free port, printed at start).") var port = 8080
-    @Option(help: ArgumentHelp("The bearer token clients must send (default: $TOUCHLOG_TOKEN).", valueName: "token")) var token: String?
-    @Option(help: ArgumentHelp("The largest body accepted by POST /v1/events, in bytes.", valueName: "bytes")) var maxEventBody = 64 << 20
+    @Option(help: ArgumentHelp("The bearer token clients must send (default: $TOUCHLOG_TOKEN).", valueName: "token"))
+    var token: String?
+    @Option(help: ArgumentHelp("The largest body accepted by POST /v1/events, in bytes.", valueName: "bytes"))
+    var maxEventBody = 64 << 20
     @Flag(help: "Open the store read-only: no lock is taken, changes get 403.") var readOnly = false
     @Flag(help: "Log each server event at info level on stderr.") var verbose = false
 
@@ -42,21 +44,26 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let urls = cluster.urls(unless: storeOptions) {
-            if readOnly { throw ValidationError("--read-only is not available with --nats: a cluster's changes go through JetStream") }
+            if readOnly {
+                throw ValidationError(
+                    "--read-only is not available with --nats: a cluster's changes go through JetStream")
+            }
             let client = try reportingClusterErrors { try ClusterClient(urls: urls, name: "touchlog-serve") }
-            try await reportingErrors {
+            try await reportingErrorsAsync {
                 let server = try TouchLogClusterServer(client: client, options: serverOptions())
                 var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
                 logger.logLevel = verbose ? .info : .warning
                 let host = self.host.contains(":") ? "[\(self.host)]" : self.host
                 try await server.run(logger: logger) { port in
-                    printError("touchlog: serving cluster \(client.config.id) (\(client.config.partitions) partitions) on http://\(host):\(port)")
+                    printError(
+                        "touchlog: serving cluster \(client.config.id) (\(client.config.partitions) partitions) on http://\(host):\(port)"
+                    )
                 }
             }
             return
         }
         let directory = try storeOptions.directory()
-        try await reportingErrors {
+        try await reportingErrorsAsync {
             let store = readOnly ? try TouchLogStore(readingFrom: directory) : try writableStore(directory)
             defer { store.close() }
             let server = try TouchLogServer(store: store, options: serverOptions())
@@ -64,7 +71,9 @@ struct ServeCommand: AsyncParsableCommand {
             logger.logLevel = verbose ? .info : .warning
             let host = self.host.contains(":") ? "[\(self.host)]" : self.host
             try await server.run(logger: logger) { port in
-                printError("touchlog: serving \(directory)\(readOnly ? " (read-only)" : "") on http://\(host):\(port) (API document: /openapi.yaml)")
+                printError(
+                    "touchlog: serving \(directory)\(readOnly ? " (read-only)" : "") on http://\(host):\(port) (API document: /openapi.yaml)"
+                )
             }
         }
     }

@@ -17,7 +17,9 @@ struct SnapshotCommand: ParsableCommand {
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "create", abstract: "Snapshot every current segment (or one) at the end of the log.",
-            discussion: "In a format-2 store, also one every million events on the way (at most 8 are kept per segment, spread along the log), so that queries at past times start near them.")
+            discussion:
+                "In a format-2 store, also one every million events on the way (at most 8 are kept per segment, spread along the log), so that queries at past times start near them."
+        )
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: "Only this segment.") var name: String?
 
@@ -30,9 +32,13 @@ struct SnapshotCommand: ParsableCommand {
                 var out = StandardOutput()
                 for segment in segments {
                     if let info = try reader.createSnapshot(of: segment.definition) {
-                        out.write("\(segment.name): snapshot at offset \(info.endOffset), watermark \(Timestamp.format(info.watermark)), \(info.bytes) bytes\n")
+                        out.write(
+                            "\(segment.name): snapshot at offset \(info.endOffset), watermark \(Timestamp.format(info.watermark)), \(info.bytes) bytes\n"
+                        )
                     } else if !reader.snapshotsHelp(segment.definition) {
-                        out.write("\(segment.name): nothing to snapshot (its rules all look back from T, and are read from the log)\n")
+                        out.write(
+                            "\(segment.name): nothing to snapshot (its rules all look back from T, and are read from the log)\n"
+                        )
                     } else {
                         out.write("\(segment.name): already snapshotted at the end of the log\n")
                     }
@@ -43,7 +49,8 @@ struct SnapshotCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "Every snapshot: segment, offset, watermark, recorded, bytes.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "Every snapshot: segment, offset, watermark, recorded, bytes.")
         @OptionGroup var storeOptions: StoreOptions
 
         func run() throws {
@@ -54,7 +61,9 @@ struct SnapshotCommand: ParsableCommand {
                 var out = StandardOutput()
                 for info in reader.snapshots() {
                     let name = names[info.key] ?? "(an earlier or removed definition)"
-                    out.write("\(name)\toffset \(info.endOffset)\twatermark \(Timestamp.format(info.watermark))\trecorded \(Timestamp.format(info.recorded))\t\(info.bytes) bytes\t\(info.path)\n")
+                    out.write(
+                        "\(name)\toffset \(info.endOffset)\twatermark \(Timestamp.format(info.watermark))\trecorded \(Timestamp.format(info.recorded))\t\(info.bytes) bytes\t\(info.path)\n"
+                    )
                 }
                 out.flush()
             }
@@ -64,7 +73,8 @@ struct SnapshotCommand: ParsableCommand {
     struct Prune: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "prune",
-            abstract: "Keep the newest N snapshots of each current segment; delete the rest and those of old definitions.")
+            abstract:
+                "Keep the newest N snapshots of each current segment; delete the rest and those of old definitions.")
         @OptionGroup var storeOptions: StoreOptions
         @Option(help: "How many to keep per segment.") var keep: Int
 
@@ -79,7 +89,9 @@ struct SnapshotCommand: ParsableCommand {
                 let current = try segmentNamesByKey(reader)
                 let removed = try reader.pruneSnapshots(keep: keep, currentKeys: Set(current.keys))
                 var out = StandardOutput()
-                out.write("deleted \(removed.count) snapshot\(removed.count == 1 ? "" : "s"), kept \(reader.snapshots().count)\n")
+                out.write(
+                    "deleted \(removed.count) snapshot\(removed.count == 1 ? "" : "s"), kept \(reader.snapshots().count)\n"
+                )
                 out.flush()
             }
         }

@@ -19,13 +19,17 @@ struct StatsCommand: ParsableCommand {
                 let stats = try client.stats(timeout: gather.deadline, allowPartial: gather.allowPartial)
                 var out = StandardOutput()
                 if json {
-                    out.write("{\"events\":\(stats.events),\"profiles\":\(stats.profiles),\"erasedProfiles\":\(stats.erased),\"storeBytes\":\(stats.bytes),"
-                              + "\"partitions\":\(client.config.partitions),\"missingPartitions\":[\(stats.missing.map(String.init).joined(separator: ","))]}\n")
+                    out.write(
+                        "{\"events\":\(stats.events),\"profiles\":\(stats.profiles),\"erasedProfiles\":\(stats.erased),\"storeBytes\":\(stats.bytes),"
+                            + "\"partitions\":\(client.config.partitions),\"missingPartitions\":[\(stats.missing.map(String.init).joined(separator: ","))]}\n"
+                    )
                 } else {
-                    out.write("events          \(stats.events)\nprofiles        \(stats.profiles)"
-                              + (stats.erased > 0 ? " (and \(stats.erased) erased)" : "") + "\n"
-                              + "store bytes     \(stats.bytes) (each partition's owner, one copy)\npartitions      \(client.config.partitions)"
-                              + (stats.missing.isEmpty ? "" : " (missing: \(stats.missing.map(String.init).joined(separator: ", ")))") + "\n")
+                    out.write(
+                        "events          \(stats.events)\nprofiles        \(stats.profiles)"
+                            + (stats.erased > 0 ? " (and \(stats.erased) erased)" : "") + "\n"
+                            + "store bytes     \(stats.bytes) (each partition's owner, one copy)\npartitions      \(client.config.partitions)"
+                            + (stats.missing.isEmpty
+                                ? "" : " (missing: \(stats.missing.map(String.init).joined(separator: ", ")))") + "\n")
                 }
                 out.flush()
             }
@@ -34,32 +38,55 @@ struct StatsCommand: ParsableCommand {
         try reportingErrors {
             let reader = try StoreReader(directory: directory)
             let progress = Progress("stats")
-            let stats = try reader.stats { done, total in progress.update(Int64(done), of: Int64(total), unit: "events") }
+            let stats = try reader.stats { done, total in progress.update(Int64(done), of: Int64(total), unit: "events")
+            }
             progress.finish()
             var out = StandardOutput()
             let types = EventType.allCases.map { ($0.name, stats.eventsByType[$0] ?? 0) }
             if json {
                 var fields = ["\"events\":\(stats.events)"]
                 fields += types.map { "\"\($0.0)s\":\($0.1)" }
-                fields += ["\"profiles\":\(stats.profiles)", "\"erasedProfiles\":\(stats.erasedProfiles)", "\"touchpoints\":\(stats.touchpoints)",
-                           "\"files\":\(stats.files)",
-                           "\"blocks\":\(stats.blocks)", "\"logBytes\":\(stats.logBytes)", "\"storeBytes\":\(stats.totalBytes)",
-                           "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)", "\"segments\":\(stats.segments)",
-                           "\"format\":\(stats.formatVersion)"]
-                if let range = stats.timeRange { fields.append("\"timeRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]") }
-                if let range = stats.recordedRange { fields.append("\"recordedRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]") }
+                fields += [
+                    "\"profiles\":\(stats.profiles)", "\"erasedProfiles\":\(stats.erasedProfiles)",
+                    "\"touchpoints\":\(stats.touchpoints)",
+                    "\"files\":\(stats.files)",
+                    "\"blocks\":\(stats.blocks)", "\"logBytes\":\(stats.logBytes)",
+                    "\"storeBytes\":\(stats.totalBytes)",
+                    "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)",
+                    "\"segments\":\(stats.segments)",
+                    "\"format\":\(stats.formatVersion)",
+                ]
+                if let range = stats.timeRange {
+                    fields.append(
+                        "\"timeRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]"
+                    )
+                }
+                if let range = stats.recordedRange {
+                    fields.append(
+                        "\"recordedRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]"
+                    )
+                }
                 out.write("{" + fields.joined(separator: ",") + "}\n")
             } else {
                 func row(_ name: String, _ value: String) { out.write(name.padding(16) + value + "\n") }
                 row("events", "\(stats.events)")
                 for (name, count) in types { row("  \(name)s", "\(count)") }
-                row("profiles", "\(stats.profiles)" + (stats.erasedProfiles > 0 ? " (and \(stats.erasedProfiles) erased)" : ""))
+                row(
+                    "profiles",
+                    "\(stats.profiles)" + (stats.erasedProfiles > 0 ? " (and \(stats.erasedProfiles) erased)" : ""))
                 row("touchpoints", "\(stats.touchpoints)")
                 row("log files", "\(stats.files) (\(counted(stats.blocks, "block")), format \(stats.formatVersion))")
                 row("log bytes", "\(stats.logBytes) (\(String(format1: stats.bytesPerEvent)) per event)")
                 row("store bytes", "\(stats.totalBytes)")
-                row("event times", stats.timeRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" } ?? "none")
-                row("recorded", stats.recordedRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" } ?? "none")
+                row(
+                    "event times",
+                    stats.timeRange.map { "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))" }
+                        ?? "none")
+                row(
+                    "recorded",
+                    stats.recordedRange.map {
+                        "\(Timestamp.format($0.lowerBound)) – \(Timestamp.format($0.upperBound))"
+                    } ?? "none")
                 row("snapshots", "\(stats.snapshots)")
                 row("segments", "\(stats.segments)")
             }

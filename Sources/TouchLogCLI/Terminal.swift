@@ -34,7 +34,10 @@ func writeStandardError(_ text: String) {
     var done = 0
     while done < bytes.count {
         let n = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + done, $0.count - done) }
-        if n <= 0 { if n < 0 && errno == EINTR { continue }; return }
+        if n <= 0 {
+            if n < 0 && errno == EINTR { continue }
+            return
+        }
         done += n
     }
 }
@@ -45,7 +48,7 @@ func reportingErrors(_ body: () throws -> Void) throws {
 }
 
 /// ``reportingErrors(_:)`` for an async body.
-func reportingErrors(_ body: () async throws -> Void) async throws {
+func reportingErrorsAsync(_ body: () async throws -> Void) async throws {
     do { try await body() } catch let error as TouchLogError { throw report(error) }
 }
 

@@ -14,8 +14,11 @@ struct Touchlog: AsyncParsableCommand {
             Exit codes: 0 success; 1 failure (verify: damage found); 64 usage error; 65 invalid input \
             (nothing appended); 66 no such store, segment or readable input; 75 store locked by another writer.
             """,
-        subcommands: [AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self, HistoryCommand.self,
-                      SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self,
-                      MigrateCommand.self, EraseCommand.self, ClusterCommand.self, NodeCommand.self]
+        subcommands: [
+            AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
+            HistoryCommand.self,
+            SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self,
+            MigrateCommand.self, EraseCommand.self, ClusterCommand.self, NodeCommand.self,
+        ]
     )
 }

@@ -27,26 +27,38 @@ struct VerifyCommand: ParsableCommand {
         let directory = try storeOptions.directory()
         try reportingErrors {
             let progress = Progress("verify")
-            let report = try StoreVerifier.verify(directory: directory) { done, total in progress.update(done, of: total) }
+            let report = try StoreVerifier.verify(directory: directory) { done, total in
+                progress.update(done, of: total)
+            }
             progress.finish()
             let log = report.log
             var out = StandardOutput()
-            let perEvent = log.records == 0 ? "" : " (\(String(format1: Double(log.bytes) / Double(log.records))) bytes/event)"
-            out.write("checked \(counted(log.files, "file")), \(counted(log.blocks, "block")), \(counted(log.records, "event")), \(log.bytes) bytes\(perEvent)\n")
+            let perEvent =
+                log.records == 0 ? "" : " (\(String(format1: Double(log.bytes) / Double(log.records))) bytes/event)"
+            out.write(
+                "checked \(counted(log.files, "file")), \(counted(log.blocks, "block")), \(counted(log.records, "event")), \(log.bytes) bytes\(perEvent)\n"
+            )
             out.write("chain head: \(log.head)\n")
-            if log.isIntact { out.write("checked \(counted(report.snapshotsChecked, "snapshot")) and the segment definitions\n") }
+            if log.isIntact {
+                out.write("checked \(counted(report.snapshotsChecked, "snapshot")) and the segment definitions\n")
+            }
             // Only an intact log has a tail the writer will simply cut; with damage, the writer refuses the log.
             if log.uncommittedTailBytes > 0 && log.problems.isEmpty {
-                out.write("note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n")
+                out.write(
+                    "note: \(log.uncommittedTailBytes) bytes after the last commit (an unfinished write; the writer removes them when it next opens the store)\n"
+                )
             }
             for erasure in report.erasures {
                 let why = erasure.reason.isEmpty ? "" : " (\(erasure.reason))"
-                out.write("erasure of \(counted(erasure.profiles.count, "profile")) at \(Timestamp.format(erasure.recorded))\(why); "
-                          + "the chain before it ends at \(erasure.headBefore)\n")
+                out.write(
+                    "erasure of \(counted(erasure.profiles.count, "profile")) at \(Timestamp.format(erasure.recorded))\(why); "
+                        + "the chain before it ends at \(erasure.headBefore)\n")
             }
             if let archived = report.archivedLog, let version = report.archivedFormat {
                 let name = StoreMigration.archivedLog(from: version)
-                out.write("checked the replaced format-\(version) log (\(name)/): \(counted(archived.blocks, "block")), \(counted(archived.records, "event")), chain head \(archived.head)\n")
+                out.write(
+                    "checked the replaced format-\(version) log (\(name)/): \(counted(archived.blocks, "block")), \(counted(archived.records, "event")), chain head \(archived.head)\n"
+                )
                 for problem in archived.problems { out.write("damage: \(name)/\(problem)\n") }
             }
             for problem in log.problems { out.write("damage: \(problem)\n") }

@@ -14,17 +14,27 @@ public final class ClusterClient: Sendable {
     /// has not been run on this NATS system.
     public init(urls: [String], name: String = "touchlog") throws(ClusterError) {
         let nats = try wrap { () throws(NATSError) in try NATSConnection(urls: urls, name: name) }
-        let where_ = urls.joined(separator: ",")
-        guard let configBucket = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.configBucket) }),
-              let entry = try retryingTimeouts({ () throws(NATSError) in try configBucket.get("config") })
+        let address = urls.joined(separator: ",")
+        guard
+            let configBucket = try retryingTimeouts({ () throws(NATSError) in
+                try nats.keyValue(ClusterConfig.configBucket)
+            }),
+            let entry = try retryingTimeouts({ () throws(NATSError) in try configBucket.get("config") })
         else {
-            throw ClusterError(.notInitialised, "no touchlog cluster at \(where_): run `touchlog cluster init --nats \(where_) --partitions P` first")
+            throw ClusterError(
+                .notInitialised,
+                "no touchlog cluster at \(address): run `touchlog cluster init --nats \(address) --partitions P` first")
         }
         let config = try ClusterConfig(json: entry.value)
-        guard let leases = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.leaseBucket) }),
-              let segments = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.segmentBucket) })
+        guard
+            let leases = try retryingTimeouts({ () throws(NATSError) in try nats.keyValue(ClusterConfig.leaseBucket) }),
+            let segments = try retryingTimeouts({ () throws(NATSError) in
+                try nats.keyValue(ClusterConfig.segmentBucket)
+            })
         else {
-            throw ClusterError(.notInitialised, "the touchlog cluster at \(where_) is missing its buckets: run `touchlog cluster init` again")
+            throw ClusterError(
+                .notInitialised,
+                "the touchlog cluster at \(address) is missing its buckets: run `touchlog cluster init` again")
         }
         self.nats = nats
         self.config = config
@@ -38,38 +48,61 @@ public final class ClusterClient: Sendable {
     /// interrupted init is finished by running it again). On a cluster that exists with the same partition count it
     /// only creates what is missing; with another count it fails, changing nothing.
     @discardableResult
-    public static func initialise(urls: [String], partitions: Int, replicas: Int = 1, leaseMilliseconds: Int64 = 10_000) throws(ClusterError) -> (config: ClusterConfig, created: Bool) {
-        guard (1...4096).contains(partitions) else { throw ClusterError(.conflict, "--partitions must be 1 to 4096, not \(partitions)") }
-        guard (1...5).contains(replicas) else { throw ClusterError(.conflict, "--replicas must be 1 to 5 (JetStream's limit), not \(replicas)") }
+    public static func initialise(urls: [String], partitions: Int, replicas: Int = 1, leaseMilliseconds: Int64 = 10_000)
+        throws(ClusterError) -> (config: ClusterConfig, created: Bool)
+    {
+        guard (1...4096).contains(partitions) else {
+            throw ClusterError(.conflict, "--partitions must be 1 to 4096, not \(partitions)")
+        }
+        guard (1...5).contains(replicas) else {
+            throw ClusterError(.conflict, "--replicas must be 1 to 5 (JetStream's limit), not \(replicas)")
+        }
         let nats = try wrap { () throws(NATSError) in try NATSConnection(urls: urls, name: "touchlog-init") }
         defer { nats.close() }
         return try wrap { () throws(NATSError) -> (config: ClusterConfig, created: Bool) in
             let configBucket = try nats.createKeyValue(ClusterConfig.configBucket, history: 1, replicas: replicas)
-            var config = ClusterConfig(id: randomID(), partitions: partitions, replicas: replicas, leaseMilliseconds: leaseMilliseconds)
+            var config = ClusterConfig(
+                id: randomID(), partitions: partitions, replicas: replicas, leaseMilliseconds: leaseMilliseconds)
             var created = true
             if let existing = try configBucket.get("config") {
                 let found: ClusterConfig
-                do throws(ClusterError) { found = try ClusterConfig(json: existing.value) } catch { throw NATSError(message: error.message) }
+                do throws(ClusterError) { found = try ClusterConfig(json: existing.value) } catch {
+                    throw NATSError(message: error.message)
+                }
                 guard found.partitions == partitions else {
-                    throw NATSError(message: "the cluster at \(urls.joined(separator: ",")) has \(found.partitions) partitions, not \(partitions); "
-                                    + "a cluster keeps its partition count for life (nothing changed)")
+                    throw NATSError(
+                        message:
+                            "the cluster at \(urls.joined(separator: ",")) has \(found.partitions) partitions, not \(partitions); "
+                            + "a cluster keeps its partition count for life (nothing changed)")
                 }
                 config = found
                 created = false
             }
             for partition in 0..<partitions where try nats.streamState(ClusterConfig.stream(partition)) == nil {
-                try nats.addStream(name: ClusterConfig.stream(partition), subjects: [ClusterConfig.eventSubject(partition), ClusterConfig.eraseSubject(partition)],
-                                   replicas: config.replicas, maxMessageBytes: Int32(ClusterConfig.maxMessageBytes * 2))
+                try nats.addStream(
+                    name: ClusterConfig.stream(partition),
+                    subjects: [ClusterConfig.eventSubject(partition), ClusterConfig.eraseSubject(partition)],
+                    replicas: config.replicas, maxMessageBytes: Int32(ClusterConfig.maxMessageBytes * 2))
             }
-            _ = try nats.createKeyValue(ClusterConfig.leaseBucket, history: 1, ttl: .milliseconds(config.leaseMilliseconds), replicas: config.replicas)
-            _ = try nats.createKeyValue(ClusterConfig.nodeBucket, history: 1, ttl: .milliseconds(config.leaseMilliseconds), replicas: config.replicas)
+            _ = try nats.createKeyValue(
+                ClusterConfig.leaseBucket, history: 1, ttl: .milliseconds(config.leaseMilliseconds),
+                replicas: config.replicas)
+            _ = try nats.createKeyValue(
+                ClusterConfig.nodeBucket, history: 1, ttl: .milliseconds(config.leaseMilliseconds),
+                replicas: config.replicas)
             _ = try nats.createKeyValue(ClusterConfig.segmentBucket, history: 64, replicas: config.replicas)
             if created, try configBucket.create("config", config.json) == nil {
                 // Another init won the race: its settings stand if they agree.
-                guard let winner = try configBucket.get("config") else { throw NATSError(message: "the cluster settings vanished during init") }
+                guard let winner = try configBucket.get("config") else {
+                    throw NATSError(message: "the cluster settings vanished during init")
+                }
                 let found: ClusterConfig
-                do throws(ClusterError) { found = try ClusterConfig(json: winner.value) } catch { throw NATSError(message: error.message) }
-                guard found.partitions == partitions else { throw NATSError(message: "another init created the cluster with \(found.partitions) partitions") }
+                do throws(ClusterError) { found = try ClusterConfig(json: winner.value) } catch {
+                    throw NATSError(message: error.message)
+                }
+                guard found.partitions == partitions else {
+                    throw NATSError(message: "another init created the cluster with \(found.partitions) partitions")
+                }
                 return (found, false)
             }
             return (config, created)
@@ -116,7 +149,9 @@ public final class ClusterClient: Sendable {
     @discardableResult
     public func append(contentsOf input: [UInt8], source: String? = nil) throws(ClusterError) -> Int {
         let batch: EventBatch
-        do { batch = try EventBatch.parse(input, source: source) } catch { throw ClusterError(.store(error), error.message) }
+        do { batch = try EventBatch.parse(input, source: source) } catch {
+            throw ClusterError(.store(error), error.message)
+        }
         return try append(batch)
     }
 
@@ -127,8 +162,10 @@ public final class ClusterClient: Sendable {
     public func putSegment(_ definition: SegmentDefinition) throws(ClusterError) -> UInt64 {
         let name = definition.name
         guard !name.hasPrefix("."), !name.hasSuffix("."), !name.contains("..") else {
-            throw ClusterError(.store(TouchLogError(code: .invalidArgument, message: "")),
-                               "a cluster's segment name cannot begin or end with \".\" or hold \"..\" (NATS keys cannot), as \"\(name)\" does")
+            throw ClusterError(
+                .store(TouchLogError(code: .invalidArgument, message: "")),
+                "a cluster's segment name cannot begin or end with \".\" or hold \"..\" (NATS keys cannot), as \"\(name)\" does"
+            )
         }
         // With every other segment as it is now: refuses missing segments, cycles and deep chains.
         var fresh = definition
@@ -163,14 +200,18 @@ public final class ClusterClient: Sendable {
     /// The current definition of a segment, its references resolved.
     public func segment(_ name: String) throws(ClusterError) -> (revision: UInt64, definition: SegmentDefinition) {
         guard let (revision, definition) = try stored(name) else {
-            throw ClusterError(.store(TouchLogError(code: .notFound, message: "")), "no segment named \"\(name)\" in the cluster (see `touchlog segment list --nats …`)")
+            throw ClusterError(
+                .store(TouchLogError(code: .notFound, message: "")),
+                "no segment named \"\(name)\" in the cluster (see `touchlog segment list --nats …`)")
         }
         return (revision, try resolve(definition))
     }
 
     /// The current definition of a segment as stored (nil: none).
     private func stored(_ name: String) throws(ClusterError) -> (revision: UInt64, definition: SegmentDefinition)? {
-        guard SegmentDefinition.isValidName(name), let entry = try wrap({ () throws(NATSError) in try segmentBucket.get(name) }) else { return nil }
+        guard SegmentDefinition.isValidName(name),
+            let entry = try wrap({ () throws(NATSError) in try segmentBucket.get(name) })
+        else { return nil }
         do {
             return (entry.revision, try SegmentDefinition(json: String(decoding: entry.value, as: UTF8.self)))
         } catch {
@@ -188,10 +229,14 @@ public final class ClusterClient: Sendable {
 
     public func removeSegment(_ name: String) throws(ClusterError) {
         _ = try segment(name)
-        let referrers = try segments().filter { $0.name != name && $0.definition.referencedNames.contains(name) }.map(\.name)
+        let referrers = try segments().filter { $0.name != name && $0.definition.referencedNames.contains(name) }.map(
+            \.name)
         guard referrers.isEmpty else {
-            throw ClusterError(.store(TouchLogError(code: .conflict, message: "")), "segment \"\(name)\" is referred to by "
-                               + referrers.map { "\"\($0)\"" }.joined(separator: ", ") + ": change or remove \(referrers.count == 1 ? "it" : "them") first")
+            throw ClusterError(
+                .store(TouchLogError(code: .conflict, message: "")),
+                "segment \"\(name)\" is referred to by "
+                    + referrers.map { "\"\($0)\"" }.joined(separator: ", ")
+                    + ": change or remove \(referrers.count == 1 ? "it" : "them") first")
         }
         try wrap { () throws(NATSError) in try segmentBucket.delete(name) }
     }
@@ -203,7 +248,8 @@ public final class ClusterClient: Sendable {
         var owners: [Int: String] = [:]
         for partition in 0..<config.partitions {
             if let entry = try wrap({ () throws(NATSError) in try leases.get(ClusterConfig.leaseKey(partition)) }),
-               let node = ClusterRequest.decode(entry.value)?["node"]?.string {
+                let node = ClusterRequest.decode(entry.value)?["node"]?.string
+            {
                 owners[partition] = node
             }
         }
@@ -214,8 +260,10 @@ public final class ClusterClient: Sendable {
     /// without an owner, or whose owner is not running, is asked again for up to a lease round when `sync` (a
     /// handover takes that long); one still missing then, or whose owner did not answer in time, fails the request naming it, unless
     /// `allowPartial` (then it is listed in `missing`).
-    func scatter(_ fields: [(key: String, value: JSONValue)], partitions: [Int]? = nil, timeout: Duration, allowPartial: Bool,
-                 sync: Bool = true) throws(ClusterError) -> (bodies: [Int: [UInt8]], missing: [Int]) {
+    func scatter(
+        _ fields: [(key: String, value: JSONValue)], partitions: [Int]? = nil, timeout: Duration, allowPartial: Bool,
+        sync: Bool = true
+    ) throws(ClusterError) -> (bodies: [Int: [UInt8]], missing: [Int]) {
         let partitions = partitions ?? Array(0..<config.partitions)
         var fields = fields
         if sync { fields += [("sync", .bool(true)), ("timeoutMs", .number(String(milliseconds(timeout))))] }
@@ -225,7 +273,8 @@ public final class ClusterClient: Sendable {
         defer { subscription.unsubscribe() }
         let deadline = ContinuousClock.now + timeout
         // A look at the cluster as it is (`sync` false: status) is not asked again.
-        let retryUntil = ContinuousClock.now + (sync ? min(timeout, .milliseconds(config.leaseMilliseconds / 3 + 500)) : .zero)
+        let retryUntil =
+            ContinuousClock.now + (sync ? min(timeout, .milliseconds(config.leaseMilliseconds / 3 + 500)) : .zero)
         var bodies: [Int: [UInt8]] = [:]
         var done = Set<Int>()
         // Which attempt's reply a partition's body is taken from (a slow owner's late reply to an earlier attempt is
@@ -240,7 +289,8 @@ public final class ClusterClient: Sendable {
             let asked = partitions.filter { !done.contains($0) && owners[$0] != nil }
             for partition in asked {
                 try wrap { () throws(NATSError) in
-                    try nats.publish(config.requestSubject(partition), reply: "\(inbox).\(attempt).\(partition)", request)
+                    try nats.publish(
+                        config.requestSubject(partition), reply: "\(inbox).\(attempt).\(partition)", request)
                 }
             }
             try wrap { () throws(NATSError) in try nats.flush() }
@@ -261,28 +311,39 @@ public final class ClusterClient: Sendable {
                 }
                 guard let message = received else { break }
                 let parts = message.subject.split(separator: ".")
-                guard parts.count >= 2, let partition = Int(parts[parts.count - 1]), let from = Int(parts[parts.count - 2]),
-                      !done.contains(partition), let reply = ClusterReply.parse(message.data) else { continue }
+                guard parts.count >= 2, let partition = Int(parts[parts.count - 1]),
+                    let from = Int(parts[parts.count - 2]),
+                    !done.contains(partition), let reply = ClusterReply.parse(message.data)
+                else { continue }
                 if source[partition] == nil && reply.chunk == 0 { source[partition] = from }
                 guard source[partition] == from else { continue }
-                if let error = reply.error { throw ClusterError(.store(error), "partition \(partition): \(error.message)") }
+                if let error = reply.error {
+                    throw ClusterError(.store(error), "partition \(partition): \(error.message)")
+                }
                 bodies[partition, default: []] += reply.body
                 if reply.last { done.insert(partition) }
             }
             notRunning = unanswered > 0
             let waitingOnSlowOwner = asked.contains { !done.contains($0) } && !notRunning
-            if done.count == partitions.count || waitingOnSlowOwner || ContinuousClock.now + .milliseconds(200) >= retryUntil { break }
+            if done.count == partitions.count || waitingOnSlowOwner
+                || ContinuousClock.now + .milliseconds(200) >= retryUntil
+            {
+                break
+            }
             usleep(200_000)
         }
         let missing = partitions.filter { !done.contains($0) }
         if !missing.isEmpty && !allowPartial {
             let named = missing.map { partition in
                 guard let owner = owners[partition] else { return "\(partition) (no owner)" }
-                return notRunning ? "\(partition) (its owner \(owner) is not running; another node takes it over when the lease lapses)"
+                return notRunning
+                    ? "\(partition) (its owner \(owner) is not running; another node takes it over when the lease lapses)"
                     : "\(partition) (owner \(owner) did not answer within \(timeout))"
             }
-            var error = ClusterError(.partitionMissing, "partition\(missing.count == 1 ? "" : "s") \(named.joined(separator: ", ")) missing; "
-                                     + "nothing answered (--allow-partial answers from the rest)")
+            var error = ClusterError(
+                .partitionMissing,
+                "partition\(missing.count == 1 ? "" : "s") \(named.joined(separator: ", ")) missing; "
+                    + "nothing answered (--allow-partial answers from the rest)")
             error.missing = missing
             throw error
         }
@@ -291,10 +352,13 @@ public final class ClusterClient: Sendable {
     }
 
     /// The members of a segment at `time`, sorted by bytes, and the partitions left out (only with `allowPartial`).
-    public func members(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
-                        allowPartial: Bool = false) throws(ClusterError) -> (members: [String], missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("members")), ("definition", try prepared(definition))] + ClusterRequest.time(time),
-                                            timeout: timeout, allowPartial: allowPartial)
+    public func members(
+        of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
+        allowPartial: Bool = false
+    ) throws(ClusterError) -> (members: [String], missing: [Int]) {
+        let (bodies, missing) = try scatter(
+            [("op", .string("members")), ("definition", try prepared(definition))] + ClusterRequest.time(time),
+            timeout: timeout, allowPartial: allowPartial)
         var members: [String] = []
         for body in bodies.values { members += try Self.stringLines(body) }
         members.sort { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
@@ -302,28 +366,44 @@ public final class ClusterClient: Sendable {
     }
 
     /// The member count of a segment at `time`.
-    public func count(of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
-                      allowPartial: Bool = false) throws(ClusterError) -> (count: Int, missing: [Int]) {
-        let (bodies, missing) = try scatter([("op", .string("count")), ("definition", try prepared(definition))] + ClusterRequest.time(time),
-                                            timeout: timeout, allowPartial: allowPartial)
+    public func count(
+        of definition: SegmentDefinition, at time: QueryTime, timeout: Duration = .seconds(10),
+        allowPartial: Bool = false
+    ) throws(ClusterError) -> (count: Int, missing: [Int]) {
+        let (bodies, missing) = try scatter(
+            [("op", .string("count")), ("definition", try prepared(definition))] + ClusterRequest.time(time),
+            timeout: timeout, allowPartial: allowPartial)
         var total = 0
         for body in bodies.values { total += Int(ClusterRequest.decode(body)?["count"]?.integer ?? 0) }
         return (total, missing)
     }
 
     /// The member count of a segment at each step from `from` to `to`: each partition's history, added up.
-    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64?, timeout: Duration = .seconds(30),
-                        allowPartial: Bool = false) throws(ClusterError) -> (history: SegmentHistory, missing: [Int]) {
+    public func history(
+        of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64?,
+        timeout: Duration = .seconds(30),
+        allowPartial: Bool = false
+    ) throws(ClusterError) -> (history: SegmentHistory, missing: [Int]) {
         let times: [Int64]
-        do { times = try SegmentHistory.times(from: from, to: to, step: step) } catch { throw ClusterError(.store(error), error.message) }
-        var fields: [(key: String, value: JSONValue)] = [("op", .string("history")), ("definition", try prepared(definition)),
-                                                         ("from", .number(String(from))), ("to", .number(String(to))), ("step", .number(String(step)))]
+        do { times = try SegmentHistory.times(from: from, to: to, step: step) } catch {
+            throw ClusterError(.store(error), error.message)
+        }
+        var fields: [(key: String, value: JSONValue)] = [
+            ("op", .string("history")), ("definition", try prepared(definition)),
+            ("from", .number(String(from))), ("to", .number(String(to))), ("step", .number(String(step))),
+        ]
         if let knownAt { fields.append(("knownAt", .number(String(knownAt)))) }
         let (bodies, missing) = try scatter(fields, timeout: timeout, allowPartial: allowPartial)
-        var history = SegmentHistory(from: from, to: to, step: step, knownAt: knownAt, points: times.map { SegmentHistory.Point(time: $0, count: 0) })
+        var history = SegmentHistory(
+            from: from, to: to, step: step, knownAt: knownAt,
+            points: times.map { SegmentHistory.Point(time: $0, count: 0) })
         for body in bodies.values {
-            guard case .array(let counts)? = ClusterRequest.decode(body)?["counts"] else { throw ClusterError(.corrupt, "a node's history reply has no counts") }
-            guard counts.count == times.count else { throw ClusterError(.corrupt, "a node's history has \(counts.count) points, not \(times.count)") }
+            guard case .array(let counts)? = ClusterRequest.decode(body)?["counts"] else {
+                throw ClusterError(.corrupt, "a node's history reply has no counts")
+            }
+            guard counts.count == times.count else {
+                throw ClusterError(.corrupt, "a node's history has \(counts.count) points, not \(times.count)")
+            }
             for (i, count) in counts.enumerated() { history.points[i].count += Int(count.integer ?? 0) }
         }
         return (history, missing)
@@ -331,28 +411,40 @@ public final class ClusterClient: Sendable {
 
     /// Why `profile` is or is not a member of a segment at `time`, as `touchlog explain` prints it; asked of the
     /// owner of the profile's partition (the event offsets it names are that partition store's).
-    public func explain(_ definition: SegmentDefinition, revision: UInt64, profile: String, at time: QueryTime,
-                        timeout: Duration = .seconds(10)) throws(ClusterError) -> String {
+    public func explain(
+        _ definition: SegmentDefinition, revision: UInt64, profile: String, at time: QueryTime,
+        timeout: Duration = .seconds(10)
+    ) throws(ClusterError) -> String {
         let partition = config.partition(of: profile)
-        let (bodies, _) = try scatter([("op", .string("explain")), ("definition", try prepared(definition)), ("profile", .string(profile)),
-                                       ("version", .string("revision \(revision); offsets in partition \(partition)"))] + ClusterRequest.time(time),
-                                      partitions: [partition], timeout: timeout, allowPartial: false)
+        let (bodies, _) = try scatter(
+            [
+                ("op", .string("explain")), ("definition", try prepared(definition)), ("profile", .string(profile)),
+                ("version", .string("revision \(revision); offsets in partition \(partition)")),
+            ] + ClusterRequest.time(time),
+            partitions: [partition], timeout: timeout, allowPartial: false)
         return String(decoding: bodies[partition] ?? [], as: UTF8.self)
     }
 
     /// The events matching `filter` from every partition as `replay` prints them (JSON Lines; `offset` is the offset in
     /// the event's partition store), merged by recorded time. Offset bounds are per store, so a filter may not have them.
-    public func replay(_ filter: ReplayFilter, timeout: Duration = .seconds(60), allowPartial: Bool = false) throws(ClusterError) -> (lines: [UInt8], missing: [Int]) {
+    public func replay(_ filter: ReplayFilter, timeout: Duration = .seconds(60), allowPartial: Bool = false)
+        throws(ClusterError) -> (lines: [UInt8], missing: [Int])
+    {
         var fields: [(key: String, value: JSONValue)] = [("op", .string("replay"))]
         if let since = filter.since { fields.append(("since", .number(String(since)))) }
         if let until = filter.until { fields.append(("until", .number(String(until)))) }
         if !filter.profiles.isEmpty { fields.append(("profiles", .array(filter.profiles.map { .string($0) }))) }
-        if !filter.touchpoints.isEmpty { fields.append(("touchpoints", .array(filter.touchpoints.map { .string($0) }))) }
-        if !filter.types.isEmpty { fields.append(("types", .array(filter.types.map { .string($0.name) }.sorted { $0.text < $1.text }))) }
+        if !filter.touchpoints.isEmpty {
+            fields.append(("touchpoints", .array(filter.touchpoints.map { .string($0) })))
+        }
+        if !filter.types.isEmpty {
+            fields.append(("types", .array(filter.types.map { .string($0.name) }.sorted { $0.text < $1.text })))
+        }
         if filter.includeErased { fields.append(("includeErased", .bool(true))) }
         // Only the partitions that can hold the profiles asked for.
         let partitions = filter.profiles.isEmpty ? nil : Array(Set(filter.profiles.map(config.partition(of:)))).sorted()
-        let (bodies, missing) = try scatter(fields, partitions: partitions, timeout: timeout, allowPartial: allowPartial)
+        let (bodies, missing) = try scatter(
+            fields, partitions: partitions, timeout: timeout, allowPartial: allowPartial)
         // Each partition's lines are in its log order, so in recorded order: a merge keeps that across partitions.
         var queues = bodies.keys.sorted().map { bodies[$0]!.split(separator: 0x0A)[...] }
         var out: [UInt8] = []
@@ -360,7 +452,12 @@ public final class ClusterClient: Sendable {
             var best: Int?
             for (k, queue) in queues.enumerated() {
                 guard let line = queue.first else { continue }
-                if let b = best, Self.recorded(of: queues[b].first!).lexicographicallyPrecedes(Self.recorded(of: line)) || Self.recorded(of: queues[b].first!) == Self.recorded(of: line) { continue }
+                if let b = best,
+                    Self.recorded(of: queues[b].first!).lexicographicallyPrecedes(Self.recorded(of: line))
+                        || Self.recorded(of: queues[b].first!) == Self.recorded(of: line)
+                {
+                    continue
+                }
                 best = k
             }
             guard let b = best else { break }
@@ -373,15 +470,17 @@ public final class ClusterClient: Sendable {
     /// The `recorded` field of a replay line (RFC 3339 with milliseconds, UTC: its bytes sort as its times do).
     private static func recorded(of line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
         let key = Array(#""recorded":""#.utf8)
-        guard let start = line.firstRange(of: key)?.upperBound, let end = line[start...].firstIndex(of: 0x22) else { return [] }
+        guard let start = line.firstRange(of: key)?.upperBound, let end = line[start...].firstIndex(of: 0x22) else {
+            return []
+        }
         return line[start..<end]
     }
-
 
     static func stringLines(_ body: [UInt8]) throws(ClusterError) -> [String] {
         var out: [String] = []
         for line in body.split(separator: 0x0A) {
-            guard let value = try? JSONValue.parse(String(decoding: line, as: UTF8.self)), let string = value.string else {
+            guard let value = try? JSONValue.parse(String(decoding: line, as: UTF8.self)), let string = value.string
+            else {
                 throw ClusterError(.corrupt, "a partition owner sent a reply touchlog cannot read")
             }
             out.append(string)
@@ -394,31 +493,42 @@ public final class ClusterClient: Sendable {
     /// Erases profiles everywhere: each erasure is published to its partition's stream, so every replica (and every
     /// rebuild) applies it, and this returns once the owners have applied it. Unknown profiles fail it, erasing
     /// nothing, unless `skipUnknown`.
-    public func erase(profiles: [String], reason: String = "", skipUnknown: Bool = false, timeout: Duration = .seconds(10)) throws(ClusterError) -> ErasureReport {
+    public func erase(
+        profiles: [String], reason: String = "", skipUnknown: Bool = false, timeout: Duration = .seconds(10)
+    ) throws(ClusterError) -> ErasureReport {
         var seen = Set<String>()
         let wanted = profiles.filter { seen.insert($0).inserted }
         var byPartition: [Int: [String]] = [:]
         for profile in wanted { byPartition[config.partition(of: profile), default: []].append(profile) }
         var held = Set<String>()
         for (partition, list) in byPartition {
-            let (bodies, _) = try scatter([("op", .string("holds")), ("profiles", .array(list.map { .string($0) }))], partitions: [partition],
-                                          timeout: timeout, allowPartial: false)
+            let (bodies, _) = try scatter(
+                [("op", .string("holds")), ("profiles", .array(list.map { .string($0) }))], partitions: [partition],
+                timeout: timeout, allowPartial: false)
             held.formUnion(try Self.stringLines(bodies[partition] ?? []))
         }
-        let report = ErasureReport(erased: wanted.filter { held.contains($0) }, unknown: wanted.filter { !held.contains($0) })
+        let report = ErasureReport(
+            erased: wanted.filter { held.contains($0) }, unknown: wanted.filter { !held.contains($0) })
         if !report.unknown.isEmpty && !skipUnknown {
             let shown = report.unknown.prefix(10).map { "\"\($0)\"" }.joined(separator: ", ")
             let more = report.unknown.count > 10 ? " and \(report.unknown.count - 10) more" : ""
-            throw ClusterError(.store(TouchLogError(code: .notFound, message: "")), "the cluster holds no profile \(shown)\(more); nothing erased")
+            throw ClusterError(
+                .store(TouchLogError(code: .notFound, message: "")),
+                "the cluster holds no profile \(shown)\(more); nothing erased")
         }
         for (partition, list) in byPartition.sorted(by: { $0.key < $1.key }) {
             let erasing = list.filter { held.contains($0) }
             guard !erasing.isEmpty else { continue }
-            let payload = ClusterRequest.encode([("profiles", .array(erasing.map { .string($0) })), ("reason", .string(reason))])
-            _ = try wrap { () throws(NATSError) in try nats.publishDurably(ClusterConfig.eraseSubject(partition), payload) }
+            let payload = ClusterRequest.encode([
+                ("profiles", .array(erasing.map { .string($0) })), ("reason", .string(reason)),
+            ])
+            _ = try wrap { () throws(NATSError) in
+                try nats.publishDurably(ClusterConfig.eraseSubject(partition), payload)
+            }
         }
         // Wait for the owners to apply it (a request that syncs does).
-        _ = try scatter([("op", .string("status"))], partitions: byPartition.keys.sorted(), timeout: timeout, allowPartial: false)
+        _ = try scatter(
+            [("op", .string("status"))], partitions: byPartition.keys.sorted(), timeout: timeout, allowPartial: false)
         return report
     }
 
@@ -443,14 +553,18 @@ public final class ClusterClient: Sendable {
         return try (0..<config.partitions).map { partition throws(ClusterError) in
             let stream = try wrap { () throws(NATSError) in try nats.streamState(ClusterConfig.stream(partition)) }
             let body = bodies[partition].flatMap(ClusterRequest.decode)
-            return PartitionStatus(partition: partition, owner: owners[partition], streamSequence: stream?.lastSequence ?? 0,
-                                   appliedSequence: body?["applied"]?.integer.map { UInt64($0) }, digest: body?["digest"]?.string,
-                                   head: body?["head"]?.string, events: body?["events"]?.integer.map { UInt64($0) }, leader: stream?.leader)
+            return PartitionStatus(
+                partition: partition, owner: owners[partition], streamSequence: stream?.lastSequence ?? 0,
+                appliedSequence: body?["applied"]?.integer.map { UInt64($0) }, digest: body?["digest"]?.string,
+                head: body?["head"]?.string, events: body?["events"]?.integer.map { UInt64($0) }, leader: stream?.leader
+            )
         }
     }
 
     /// Sums of the partitions' stats: events, profiles, erased profiles and bytes on disk.
-    public func stats(timeout: Duration = .seconds(10), allowPartial: Bool = false) throws(ClusterError) -> (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) {
+    public func stats(timeout: Duration = .seconds(10), allowPartial: Bool = false) throws(ClusterError) -> (
+        events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]
+    ) {
         let (bodies, missing) = try scatter([("op", .string("stats"))], timeout: timeout, allowPartial: allowPartial)
         var result: (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) = (0, 0, 0, 0, missing)
         for body in bodies.values {
@@ -464,7 +578,9 @@ public final class ClusterClient: Sendable {
     }
 
     /// Each partition's verify report (`ok`, and the store's summary).
-    public func verify(timeout: Duration = .seconds(60), allowPartial: Bool = false) throws(ClusterError) -> [(partition: Int, ok: Bool, summary: String)] {
+    public func verify(timeout: Duration = .seconds(60), allowPartial: Bool = false) throws(ClusterError) -> [(
+        partition: Int, ok: Bool, summary: String
+    )] {
         let (bodies, _) = try scatter([("op", .string("verify"))], timeout: timeout, allowPartial: allowPartial)
         return bodies.keys.sorted().map { partition in
             let value = ClusterRequest.decode(bodies[partition]!)
@@ -475,7 +591,8 @@ public final class ClusterClient: Sendable {
 
 /// Runs a JetStream request again while it times out, for up to `limit`: right after a NATS server of the cluster
 /// died, JetStream answers nothing until it has elected new leaders (a few seconds).
-func retryingTimeouts<T>(for limit: Duration = .seconds(8), _ body: () throws(NATSError) -> T) throws(ClusterError) -> T {
+func retryingTimeouts<T>(for limit: Duration = .seconds(8), _ body: () throws(NATSError) -> T) throws(ClusterError) -> T
+{
     let deadline = ContinuousClock.now + limit
     while true {
         do { return try body() } catch {

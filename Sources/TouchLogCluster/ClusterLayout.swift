@@ -52,17 +52,21 @@ public struct ClusterConfig: Sendable, Equatable {
     public func partition(of profile: String) -> Int { Self.partition(of: profile.utf8, partitions: partitions) }
 
     var json: [UInt8] {
-        Array(JSONValue.object([
-            ("id", .string(id)), ("partitions", .number(String(partitions))), ("replicas", .number(String(replicas))),
-            ("leaseMilliseconds", .number(String(leaseMilliseconds))),
-        ]).text.utf8)
+        Array(
+            JSONValue.object([
+                ("id", .string(id)), ("partitions", .number(String(partitions))),
+                ("replicas", .number(String(replicas))),
+                ("leaseMilliseconds", .number(String(leaseMilliseconds))),
+            ]).text.utf8)
     }
 
     init(json bytes: [UInt8]) throws(ClusterError) {
         guard let value = try? JSONValue.parse(String(decoding: bytes, as: UTF8.self)),
-              let id = value["id"]?.string, let partitions = value["partitions"]?.integer, partitions > 0,
-              let replicas = value["replicas"]?.integer, let lease = value["leaseMilliseconds"]?.integer, lease > 0
-        else { throw ClusterError(.corrupt, "the cluster settings in the bucket \(Self.configBucket) are not touchlog's") }
+            let id = value["id"]?.string, let partitions = value["partitions"]?.integer, partitions > 0,
+            let replicas = value["replicas"]?.integer, let lease = value["leaseMilliseconds"]?.integer, lease > 0
+        else {
+            throw ClusterError(.corrupt, "the cluster settings in the bucket \(Self.configBucket) are not touchlog's")
+        }
         self.init(id: id, partitions: Int(partitions), replicas: Int(replicas), leaseMilliseconds: lease)
     }
 }
@@ -153,7 +157,8 @@ struct AppliedRecord: Equatable {
     }
 
     /// The digest after applying a message.
-    static func chain(_ previous: [UInt8], sequence: UInt64, recorded: Int64, kind: UInt8, payload: [UInt8]) -> [UInt8] {
+    static func chain(_ previous: [UInt8], sequence: UInt64, recorded: Int64, kind: UInt8, payload: [UInt8]) -> [UInt8]
+    {
         var hash = SHA256()
         hash.update(data: previous)
         withUnsafeBytes(of: sequence.littleEndian) { hash.update(bufferPointer: $0) }

@@ -31,13 +31,20 @@ public final class ClusterNode: Sendable {
 
     /// Connects, checks the data directory belongs to this cluster, and registers the node; `report` gets one line per
     /// thing worth knowing (claims, releases, failures).
-    public init(urls: [String], dataDirectory: String, name: String? = nil, report: @escaping @Sendable (String) -> Void = { _ in }) throws(ClusterError) {
+    public init(
+        urls: [String], dataDirectory: String, name: String? = nil,
+        report: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(ClusterError) {
         let client = try ClusterClient(urls: urls, name: "touchlog-node")
         self.nats = client.nats
         self.config = client.config
         self.leases = client.leases
-        guard let nodes = try wrap({ () throws(NATSError) in try client.nats.keyValue(ClusterConfig.nodeBucket) }) else {
-            throw ClusterError(.notInitialised, "the cluster at \(urls.joined(separator: ",")) has no bucket \(ClusterConfig.nodeBucket); run `touchlog cluster init` again")
+        guard let nodes = try wrap({ () throws(NATSError) in try client.nats.keyValue(ClusterConfig.nodeBucket) })
+        else {
+            throw ClusterError(
+                .notInitialised,
+                "the cluster at \(urls.joined(separator: ",")) has no bucket \(ClusterConfig.nodeBucket); run `touchlog cluster init` again"
+            )
         }
         self.nodes = nodes
         self.dataDirectory = dataDirectory
@@ -57,7 +64,8 @@ public final class ClusterNode: Sendable {
     /// A name usable in consumer names and keys: letters, digits, `-` and `_`.
     static func sanitized(_ name: String) -> String {
         let bytes = name.utf8.map { b -> UInt8 in
-            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F ? b : 0x5F
+            (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || b == 0x2D || b == 0x5F
+                ? b : 0x5F
         }
         return String(decoding: bytes.prefix(64), as: UTF8.self)
     }
@@ -69,21 +77,31 @@ public final class ClusterNode: Sendable {
         let path = directory + "/cluster-id"
         let recorded: [UInt8]?
         do throws(TouchLogError) {
-            do throws(TouchLogError) { recorded = try DurableFile.read(path, kind: "cluster-id") } catch where error.code == .notFound { recorded = nil }
+            do throws(TouchLogError) { recorded = try DurableFile.read(path, kind: "cluster-id") } catch
+                where error.code == .notFound
+            { recorded = nil }
             if recorded == nil { try DurableFile.write(Array(config.id.utf8), kind: "cluster-id", to: path) }
         } catch {
             throw ClusterError(.store(error), error.message)
         }
         if let recorded, String(decoding: recorded, as: UTF8.self) != config.id {
-            throw ClusterError(.conflict, "\(directory) holds the partitions of cluster \(String(decoding: recorded, as: UTF8.self)), not of this cluster "
-                               + "(\(config.id)); give the node another --data directory")
+            throw ClusterError(
+                .conflict,
+                "\(directory) holds the partitions of cluster \(String(decoding: recorded, as: UTF8.self)), not of this cluster "
+                    + "(\(config.id)); give the node another --data directory")
         }
         for partition in 0..<config.partitions {
             let store = directory + "/p\(partition)"
             guard access(store, F_OK) == 0 else { continue }
-            guard let opened = try? TouchLogStore(readingFrom: store), let metadata = try? opened.lastCommitMetadata() else { continue }
-            if let record = AppliedRecord(metadata: metadata), record.clusterID != config.id || record.partition != partition {
-                throw ClusterError(.conflict, "\(store) holds partition \(record.partition) of cluster \(record.clusterID), not partition \(partition) of \(config.id)")
+            guard let opened = try? TouchLogStore(readingFrom: store), let metadata = try? opened.lastCommitMetadata()
+            else { continue }
+            if let record = AppliedRecord(metadata: metadata),
+                record.clusterID != config.id || record.partition != partition
+            {
+                throw ClusterError(
+                    .conflict,
+                    "\(store) holds partition \(record.partition) of cluster \(record.clusterID), not partition \(partition) of \(config.id)"
+                )
             }
         }
     }
@@ -156,10 +174,17 @@ public final class ClusterNode: Sendable {
                 for k in 0..<config.partitions where held < share {
                     let partition = (start + k) % config.partitions
                     // Taking partitions over can take seconds each: the leases already held are renewed in between.
-                    if ContinuousClock.now - state.withLock({ $0.renewed }) > .milliseconds(config.leaseMilliseconds / 4) { try renewLeases() }
+                    if ContinuousClock.now - state.withLock({ $0.renewed })
+                        > .milliseconds(config.leaseMilliseconds / 4)
+                    {
+                        try renewLeases()
+                    }
                     guard !state.withLock({ $0.stopping || $0.owned[partition] != nil }),
-                          try leases.get(ClusterConfig.leaseKey(partition)) == nil else { continue }
-                    guard let revision = try leases.create(ClusterConfig.leaseKey(partition), leaseValue) else { continue }
+                        try leases.get(ClusterConfig.leaseKey(partition)) == nil
+                    else { continue }
+                    guard let revision = try leases.create(ClusterConfig.leaseKey(partition), leaseValue) else {
+                        continue
+                    }
                     do throws(ClusterError) {
                         try takeOver(partition, leaseRevision: revision)
                         held += 1
@@ -191,7 +216,8 @@ public final class ClusterNode: Sendable {
             if let revision = try leases.update(key, leaseValue, last: owned.leaseRevision) {
                 owned.leaseRevision = revision
             } else if let entry = try leases.get(key), ClusterRequest.decode(entry.value)?["node"]?.string == name,
-                      let revision = try leases.update(key, leaseValue, last: entry.revision) {
+                let revision = try leases.update(key, leaseValue, last: entry.revision)
+            {
                 owned.leaseRevision = revision
             } else {
                 report("lost the lease of partition \(partition); stopped serving it")
@@ -245,7 +271,9 @@ final class OwnedPartition: @unchecked Sendable {
             store = try TouchLogStore(directory: directory)
             if let metadata = try store.lastCommitMetadata(), let record = AppliedRecord(metadata: metadata) {
                 guard record.clusterID == node.config.id, record.partition == index else {
-                    throw TouchLogError(code: .invalidArgument, message: "\(directory) holds partition \(record.partition) of cluster \(record.clusterID)")
+                    throw TouchLogError(
+                        code: .invalidArgument,
+                        message: "\(directory) holds partition \(record.partition) of cluster \(record.clusterID)")
                 }
                 applied = Mutex((record.sequence, record.digest))
             } else {
@@ -256,8 +284,9 @@ final class OwnedPartition: @unchecked Sendable {
         }
         let next = applied.withLock { $0.sequence } + 1
         do throws(NATSError) {
-            consumer = try node.nats.pullConsumer(stream: ClusterConfig.stream(index), durable: "touchlog-\(node.name)-p\(index)",
-                                                  startSequence: next, ackWait: .seconds(30))
+            consumer = try node.nats.pullConsumer(
+                stream: ClusterConfig.stream(index), durable: "touchlog-\(node.name)-p\(index)",
+                startSequence: next, ackWait: .seconds(30))
             requests = try node.nats.subscribe(node.config.requestSubject(index), queue: ClusterConfig.ownerQueue)
             try node.nats.flush()
         } catch {
@@ -275,7 +304,9 @@ final class OwnedPartition: @unchecked Sendable {
     func stop() {
         stopped.store(true, ordering: .sequentiallyConsistent)
         requests.unsubscribe()
-        for thread in threads.withLock({ $0 }) where !pthread_equal(thread, pthread_self()).isTrue { pthread_join(thread, nil) }
+        for thread in threads.withLock({ $0 }) where !pthread_equal(thread, pthread_self()).isTrue {
+            pthread_join(thread, nil)
+        }
         consumer.unsubscribe()
         node.nats.deleteConsumer(stream: ClusterConfig.stream(index), durable: "touchlog-\(node.name)-p\(index)")
         store.close()
@@ -320,20 +351,30 @@ final class OwnedPartition: @unchecked Sendable {
         }
         let payload = message.data
         let isErasure = message.subject.hasSuffix(".erase")
-        let next = AppliedRecord.chain(digest, sequence: position.sequence, recorded: position.timestamp, kind: isErasure ? 1 : 0, payload: payload)
-        let record = AppliedRecord(clusterID: node.config.id, partition: index, sequence: position.sequence, digest: next)
+        let next = AppliedRecord.chain(
+            digest, sequence: position.sequence, recorded: position.timestamp, kind: isErasure ? 1 : 0, payload: payload
+        )
+        let record = AppliedRecord(
+            clusterID: node.config.id, partition: index, sequence: position.sequence, digest: next)
         do throws(TouchLogError) {
             var batch = EventBatch()
             if isErasure {
                 if let request = ClusterRequest.decode(payload), case .array(let items)? = request["profiles"] {
                     let profiles = items.compactMap(\.string)
-                    if !profiles.isEmpty { try store.eraseApplied(profiles: profiles, reason: request["reason"]?.string ?? "", recorded: position.timestamp) }
+                    if !profiles.isEmpty {
+                        try store.eraseApplied(
+                            profiles: profiles, reason: request["reason"]?.string ?? "", recorded: position.timestamp)
+                    }
                 } else {
-                    node.report("partition \(index): sequence \(position.sequence) is not an erasure touchlog wrote; recorded as applied, nothing erased")
+                    node.report(
+                        "partition \(index): sequence \(position.sequence) is not an erasure touchlog wrote; recorded as applied, nothing erased"
+                    )
                 }
             } else {
                 do throws(TouchLogError) { batch = try EventBatch.parse(payload) } catch {
-                    node.report("partition \(index): sequence \(position.sequence) holds events touchlog cannot read (\(error.message)); recorded as applied, nothing appended")
+                    node.report(
+                        "partition \(index): sequence \(position.sequence) holds events touchlog cannot read (\(error.message)); recorded as applied, nothing appended"
+                    )
                 }
             }
             try store.appendApplied(batch, recorded: position.timestamp, metadata: record.encoded)
@@ -359,10 +400,11 @@ final class OwnedPartition: @unchecked Sendable {
             guard let reply = message.reply else { continue }
             let request = message.data
             // Answered on a thread of its own, so a long query does not hold up the next request.
-            pthread_detach(startThread {
-                for chunk in self.answer(request) { try? self.node.nats.publish(reply, chunk) }
-                try? self.node.nats.flush()
-            })
+            pthread_detach(
+                startThread {
+                    for chunk in self.answer(request) { try? self.node.nats.publish(reply, chunk) }
+                    try? self.node.nats.flush()
+                })
         }
     }
 
@@ -376,11 +418,15 @@ final class OwnedPartition: @unchecked Sendable {
             if request["sync"] != nil && request["sync"] != .bool(false) {
                 let deadline = ContinuousClock.now + .milliseconds(request["timeoutMs"]?.integer ?? 10_000)
                 let last: UInt64
-                do throws(NATSError) { last = try node.nats.streamState(ClusterConfig.stream(index))?.lastSequence ?? 0 } catch {
+                do throws(NATSError) {
+                    last = try node.nats.streamState(ClusterConfig.stream(index))?.lastSequence ?? 0
+                } catch {
                     throw TouchLogError(code: .io, message: error.message)
                 }
                 guard waitApplied(last, deadline: deadline) else {
-                    throw TouchLogError(code: .io, message: "partition \(index) did not catch up with its stream (sequence \(last)) in time")
+                    throw TouchLogError(
+                        code: .io,
+                        message: "partition \(index) did not catch up with its stream (sequence \(last)) in time")
                 }
             }
             return ClusterReply.chunks(try perform(op, request))
@@ -423,21 +469,32 @@ final class OwnedPartition: @unchecked Sendable {
                 }
             }
         case "history":
-            guard let definitionJSON = request["definition"], let from = request["from"]?.integer, let to = request["to"]?.integer,
-                  let step = request["step"]?.integer else {
+            guard let definitionJSON = request["definition"], let from = request["from"]?.integer,
+                let to = request["to"]?.integer,
+                let step = request["step"]?.integer
+            else {
                 throw TouchLogError(code: .invalidArgument, message: "a history needs a definition, from, to and step")
             }
             let definition = try Self.definition(definitionJSON)
             let history = try store.withReader { reader throws(TouchLogError) in
-                do { return try reader.history(of: definition, from: from, to: to, step: step, knownAt: request["knownAt"]?.integer) } catch {
+                do {
+                    return try reader.history(
+                        of: definition, from: from, to: to, step: step, knownAt: request["knownAt"]?.integer)
+                } catch {
                     throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")
                 }
             }
-            out += Array(JSONValue.object([("counts", .array(history.points.map { .number(String($0.count)) }))]).text.utf8) + [0x0A]
+            out +=
+                Array(
+                    JSONValue.object([("counts", .array(history.points.map { .number(String($0.count)) }))]).text.utf8)
+                + [0x0A]
         case "explain":
-            guard let definitionJSON = request["definition"], let time = ClusterRequest.time(from: request), let profile = request["profile"]?.string,
-                  let version = request["version"]?.string else {
-                throw TouchLogError(code: .invalidArgument, message: "explain needs a definition, a profile, a version and a time")
+            guard let definitionJSON = request["definition"], let time = ClusterRequest.time(from: request),
+                let profile = request["profile"]?.string,
+                let version = request["version"]?.string
+            else {
+                throw TouchLogError(
+                    code: .invalidArgument, message: "explain needs a definition, a profile, a version and a time")
             }
             let definition = try Self.definition(definitionJSON)
             let explanation = try store.withReader { reader throws(TouchLogError) in
@@ -450,7 +507,9 @@ final class OwnedPartition: @unchecked Sendable {
             var filter = ReplayFilter(since: request["since"]?.integer, until: request["until"]?.integer)
             if case .array(let items)? = request["profiles"] { filter.profiles = items.compactMap(\.string) }
             if case .array(let items)? = request["touchpoints"] { filter.touchpoints = items.compactMap(\.string) }
-            if case .array(let items)? = request["types"] { filter.types = Set(items.compactMap { $0.string.flatMap(EventType.init(name:)) }) }
+            if case .array(let items)? = request["types"] {
+                filter.types = Set(items.compactMap { $0.string.flatMap(EventType.init(name:)) })
+            }
             filter.includeErased = request["includeErased"] == .bool(true)
             try store.withReader { reader throws(TouchLogError) in
                 do {
@@ -462,7 +521,9 @@ final class OwnedPartition: @unchecked Sendable {
                 }
             }
         case "holds":
-            guard case .array(let items)? = request["profiles"] else { throw TouchLogError(code: .invalidArgument, message: "holds needs profiles") }
+            guard case .array(let items)? = request["profiles"] else {
+                throw TouchLogError(code: .invalidArgument, message: "holds needs profiles")
+            }
             let profiles = items.compactMap(\.string)
             for (profile, held) in zip(profiles, try store.holds(profiles: profiles)) where held {
                 EventJSON.appendString(profile, to: &out)
@@ -472,21 +533,32 @@ final class OwnedPartition: @unchecked Sendable {
             // What was applied costs nothing to tell; profiles and bytes (`stats`) read every block's summary.
             let (sequence, digest) = applied.withLock { $0 }
             var fields: [(key: String, value: JSONValue)] = [
-                ("partition", .number(String(index))), ("node", .string(node.name)), ("applied", .number(String(sequence))),
-                ("digest", .string(digest.hex)), ("head", .string(try store.headHash().description)), ("events", .number(String(store.endOffset))),
+                ("partition", .number(String(index))), ("node", .string(node.name)),
+                ("applied", .number(String(sequence))),
+                ("digest", .string(digest.hex)), ("head", .string(try store.headHash().description)),
+                ("events", .number(String(store.endOffset))),
             ]
             if op == "stats" {
                 let stats = try store.withReader { reader throws(TouchLogError) in
-                    do { return try reader.stats() } catch { throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)") }
+                    do { return try reader.stats() } catch {
+                        throw error as? TouchLogError ?? TouchLogError(code: .io, message: "\(error)")
+                    }
                 }
-                fields += [("profiles", .number(String(stats.profiles))), ("erasedProfiles", .number(String(stats.erasedProfiles))),
-                           ("bytes", .number(String(stats.totalBytes)))]
+                fields += [
+                    ("profiles", .number(String(stats.profiles))),
+                    ("erasedProfiles", .number(String(stats.erasedProfiles))),
+                    ("bytes", .number(String(stats.totalBytes))),
+                ]
             }
             out += Array(JSONValue.object(fields).text.utf8)
         case "verify":
             let report = try StoreVerifier.verify(directory: store.directory)
             let problems = report.log.problems.map(\.description) + report.otherProblems
-            out += Array(JSONValue.object([("ok", .bool(report.isIntact)), ("summary", .string(problems.isEmpty ? "ok" : problems.joined(separator: "; ")))]).text.utf8)
+            out += Array(
+                JSONValue.object([
+                    ("ok", .bool(report.isIntact)),
+                    ("summary", .string(problems.isEmpty ? "ok" : problems.joined(separator: "; "))),
+                ]).text.utf8)
         default:
             throw TouchLogError(code: .invalidArgument, message: "unknown request \"\(op)\"")
         }
@@ -502,10 +574,12 @@ func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
     }
     let context = Unmanaged.passRetained(Body(body)).toOpaque()
     var thread = pthread_t()
-    let status = pthread_create(&thread, nil, { context in
-        Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
-        return nil
-    }, context)
+    let status = pthread_create(
+        &thread, nil,
+        { context in
+            Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
     precondition(status == 0, "cannot start a thread: \(String(cString: strerror(status)))")
     return thread
 }

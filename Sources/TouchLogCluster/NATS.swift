@@ -39,7 +39,9 @@ public struct NATSError: Error, CustomStringConvertible, Sendable {
 }
 
 @inline(__always)
-private func check(_ status: natsStatus, _ what: @autoclosure () -> String, _ code: jsErrCode = jsErrCode(0)) throws(NATSError) {
+private func check(_ status: natsStatus, _ what: @autoclosure () -> String, _ code: jsErrCode = jsErrCode(0))
+    throws(NATSError)
+{
     if status != NATS_OK { throw NATSError(what(), status: status, jetStreamCode: code) }
 }
 
@@ -63,7 +65,8 @@ public final class NATSConnection: @unchecked Sendable {
 
     /// Connects to the first reachable server of `urls`; fails within about `timeout` per URL, naming them all.
     /// `reconnect`: keep reconnecting (to any server of the cluster) when an established connection drops.
-    public init(urls: [String], name: String, timeout: Duration = .seconds(2), reconnect: Bool = true) throws(NATSError) {
+    public init(urls: [String], name: String, timeout: Duration = .seconds(2), reconnect: Bool = true) throws(NATSError)
+    {
         self.urls = urls
         var options: OpaquePointer?
         try check(natsOptions_Create(&options), "cannot set up a NATS connection")
@@ -71,7 +74,9 @@ public final class NATSConnection: @unchecked Sendable {
         var cStrings = urls.map { strdup($0) }
         defer { for s in cStrings { free(s) } }
         let status = cStrings.withUnsafeMutableBufferPointer { buffer in
-            buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) { natsOptions_SetServers(options, $0.baseAddress, Int32($0.count)) }
+            buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) {
+                natsOptions_SetServers(options, $0.baseAddress, Int32($0.count))
+            }
         }
         try check(status, "invalid NATS URL in \(urls.joined(separator: ","))")
         try check(natsOptions_SetName(options, name), "cannot name the NATS connection")
@@ -84,7 +89,10 @@ public final class NATSConnection: @unchecked Sendable {
         var connection: OpaquePointer?
         let connected = natsConnection_Connect(&connection, options)
         guard connected == NATS_OK, let connection else {
-            throw NATSError(message: "cannot reach NATS at \(urls.joined(separator: ", ")) (\(String(cString: natsStatus_GetText(connected))))")
+            throw NATSError(
+                message:
+                    "cannot reach NATS at \(urls.joined(separator: ", ")) (\(String(cString: natsStatus_GetText(connected))))"
+            )
         }
         var jsOptions = jsOptions()
         jsOptions_Init(&jsOptions)
@@ -119,7 +127,9 @@ public final class NATSConnection: @unchecked Sendable {
     /// Publishes `data` on `subject` (fire and forget), with `reply` as its reply subject.
     func publish(_ subject: String, reply: String? = nil, _ data: [UInt8]) throws(NATSError) {
         let status = data.withUnsafeBytes { bytes in
-            if let reply { return natsConnection_PublishRequest(connection, subject, reply, bytes.baseAddress, Int32(bytes.count)) }
+            if let reply {
+                return natsConnection_PublishRequest(connection, subject, reply, bytes.baseAddress, Int32(bytes.count))
+            }
             return natsConnection_Publish(connection, subject, bytes.baseAddress, Int32(bytes.count))
         }
         try check(status, "cannot publish on \(subject)")
@@ -127,13 +137,16 @@ public final class NATSConnection: @unchecked Sendable {
 
     /// Sends everything buffered to the server and waits for it to be processed (at most `timeout`).
     func flush(timeout: Duration = .seconds(5)) throws(NATSError) {
-        try check(natsConnection_FlushTimeout(connection, milliseconds(timeout)), "NATS did not confirm within \(timeout)")
+        try check(
+            natsConnection_FlushTimeout(connection, milliseconds(timeout)), "NATS did not confirm within \(timeout)")
     }
 
     /// A new unique subject for replies.
     func newInbox() -> String {
         var inbox: UnsafeMutablePointer<natsInbox>?
-        guard natsInbox_Create(&inbox) == NATS_OK, let inbox else { return "_INBOX.touchlog.\(UInt64.random(in: 0...UInt64.max))" }
+        guard natsInbox_Create(&inbox) == NATS_OK, let inbox else {
+            return "_INBOX.touchlog.\(UInt64.random(in: 0...UInt64.max))"
+        }
         defer { natsInbox_Destroy(inbox) }
         return String(cString: inbox)
     }
@@ -142,7 +155,9 @@ public final class NATSConnection: @unchecked Sendable {
     /// message).
     func subscribe(_ subject: String, queue: String? = nil) throws(NATSError) -> NATSSubscription {
         var sub: OpaquePointer?
-        let status = queue.map { natsConnection_QueueSubscribeSync(&sub, connection, subject, $0) } ?? natsConnection_SubscribeSync(&sub, connection, subject)
+        let status =
+            queue.map { natsConnection_QueueSubscribeSync(&sub, connection, subject, $0) }
+            ?? natsConnection_SubscribeSync(&sub, connection, subject)
         guard status == NATS_OK, let sub else { throw NATSError("cannot subscribe to \(subject)", status: status) }
         return NATSSubscription(sub)
     }
@@ -199,19 +214,25 @@ public final class NATSConnection: @unchecked Sendable {
         guard let info else { return nil }
         let state = info.pointee.State
         let leader = info.pointee.Cluster.flatMap { $0.pointee.Leader }.map { String(cString: $0) }
-        return StreamState(firstSequence: state.FirstSeq, lastSequence: state.LastSeq, messages: state.Msgs, subjects: Int(state.NumSubjects),
-                           replicas: Int(info.pointee.Config?.pointee.Replicas ?? 1), leader: leader)
+        return StreamState(
+            firstSequence: state.FirstSeq, lastSequence: state.LastSeq, messages: state.Msgs,
+            subjects: Int(state.NumSubjects),
+            replicas: Int(info.pointee.Config?.pointee.Replicas ?? 1), leader: leader)
     }
 
     /// Publishes to a stream and waits for JetStream's acknowledgement; returns the message's stream sequence.
     @discardableResult
-    func publishDurably(_ subject: String, _ data: [UInt8], timeout: Duration = .seconds(10)) throws(NATSError) -> UInt64 {
+    func publishDurably(_ subject: String, _ data: [UInt8], timeout: Duration = .seconds(10)) throws(NATSError)
+        -> UInt64
+    {
         var ack: UnsafeMutablePointer<jsPubAck>?
         var code = jsErrCode(0)
         var options = jsPubOptions()
         jsPubOptions_Init(&options)
         options.MaxWait = milliseconds(timeout)
-        let status = data.withUnsafeBytes { js_Publish(&ack, jetStream, subject, $0.baseAddress, Int32($0.count), &options, &code) }
+        let status = data.withUnsafeBytes {
+            js_Publish(&ack, jetStream, subject, $0.baseAddress, Int32($0.count), &options, &code)
+        }
         defer { if ack != nil { jsPubAck_Destroy(ack) } }
         try check(status, "JetStream did not acknowledge a message on \(subject)", code)
         return ack?.pointee.Sequence ?? 0
@@ -220,7 +241,9 @@ public final class NATSConnection: @unchecked Sendable {
     /// Publishes every message to its stream with up to `window` awaiting their acknowledgements at a time, and
     /// returns once JetStream has acknowledged all of them. Throws, saying how many were not acknowledged, when any
     /// was refused or not acknowledged within `timeout` (the others were).
-    func publishDurably(_ messages: [(subject: String, payload: [UInt8])], window: Int = 32, timeout: Duration = .seconds(10)) throws(NATSError) {
+    func publishDurably(
+        _ messages: [(subject: String, payload: [UInt8])], window: Int = 32, timeout: Duration = .seconds(10)
+    ) throws(NATSError) {
         final class Failures: @unchecked Sendable {
             // Written by the client's callback thread, read after js_PublishAsyncComplete returned.
             var count = 0
@@ -237,7 +260,9 @@ public final class NATSConnection: @unchecked Sendable {
             let failures = Unmanaged<Failures>.fromOpaque(closure!).takeUnretainedValue()
             failures.count += 1
             if failures.first == nil, let failure {
-                let text = failure.pointee.ErrText.map { String(cString: $0) } ?? String(cString: natsStatus_GetText(failure.pointee.Err))
+                let text =
+                    failure.pointee.ErrText.map { String(cString: $0) }
+                    ?? String(cString: natsStatus_GetText(failure.pointee.Err))
                 failures.first = text
             }
         }
@@ -249,10 +274,14 @@ public final class NATSConnection: @unchecked Sendable {
             jsPubOptions_Init(&publishOptions)
             publishOptions.MaxWait = milliseconds(timeout)
             for (index, message) in messages.enumerated() {
-                let status = message.payload.withUnsafeBytes { js_PublishAsync(context, message.subject, $0.baseAddress, Int32($0.count), &publishOptions) }
+                let status = message.payload.withUnsafeBytes {
+                    js_PublishAsync(context, message.subject, $0.baseAddress, Int32($0.count), &publishOptions)
+                }
                 if status != NATS_OK {
                     _ = js_PublishAsyncComplete(context, &publishOptions)
-                    throw NATSError("JetStream took \(index - failures.count) of \(messages.count) messages before failing", status: status)
+                    throw NATSError(
+                        "JetStream took \(index - failures.count) of \(messages.count) messages before failing",
+                        status: status)
                 }
             }
             let completed = js_PublishAsyncComplete(context, &publishOptions)
@@ -261,18 +290,26 @@ public final class NATSConnection: @unchecked Sendable {
                 _ = js_PublishAsyncGetPendingList(&pending, context)
                 let count = Int(pending.Count)
                 natsMsgList_Destroy(&pending)
-                throw NATSError(message: "JetStream did not acknowledge \(count + failures.count) of \(messages.count) messages within \(timeout)")
+                throw NATSError(
+                    message:
+                        "JetStream did not acknowledge \(count + failures.count) of \(messages.count) messages within \(timeout)"
+                )
             }
             try check(completed, "JetStream did not acknowledge every message")
             if failures.count > 0 {
-                throw NATSError(message: "JetStream refused \(failures.count) of \(messages.count) messages (\(failures.first ?? "no reason given"))")
+                throw NATSError(
+                    message:
+                        "JetStream refused \(failures.count) of \(messages.count) messages (\(failures.first ?? "no reason given"))"
+                )
             }
         }
     }
 
     /// Creates (or replaces) the durable pull consumer `durable` on `stream`, delivering from `startSequence` on, and
     /// binds a subscription to it.
-    func pullConsumer(stream: String, durable: String, startSequence: UInt64, ackWait: Duration) throws(NATSError) -> NATSPullConsumer {
+    func pullConsumer(stream: String, durable: String, startSequence: UInt64, ackWait: Duration) throws(NATSError)
+        -> NATSPullConsumer
+    {
         var code = jsErrCode(0)
         _ = js_DeleteConsumer(jetStream, stream, durable, nil, &code)
         var config = jsConsumerConfig()
@@ -299,7 +336,9 @@ public final class NATSConnection: @unchecked Sendable {
                 return js_PullSubscribe(&sub, jetStream, nil, cDurable, nil, &subOptions, &code)
             }
         }
-        guard bound == NATS_OK, let sub else { throw NATSError("cannot bind to the consumer \(durable) on \(stream)", status: bound, jetStreamCode: code) }
+        guard bound == NATS_OK, let sub else {
+            throw NATSError("cannot bind to the consumer \(durable) on \(stream)", status: bound, jetStreamCode: code)
+        }
         return NATSPullConsumer(sub, jetStream: self)
     }
 
@@ -326,7 +365,9 @@ public final class NATSConnection: @unchecked Sendable {
 
     /// Creates the bucket `name` (or opens it when it exists with the same settings). `ttl`: entries not written
     /// for that long vanish.
-    func createKeyValue(_ name: String, history: Int = 1, ttl: Duration? = nil, replicas: Int) throws(NATSError) -> NATSKeyValue {
+    func createKeyValue(_ name: String, history: Int = 1, ttl: Duration? = nil, replicas: Int) throws(NATSError)
+        -> NATSKeyValue
+    {
         var config = kvConfig()
         kvConfig_Init(&config)
         var kv: OpaquePointer?
@@ -474,7 +515,9 @@ final class NATSKeyValue: @unchecked Sendable {
     /// Writes the key only if its revision is still `last`: the new revision, or nil when it changed (or vanished).
     func update(_ key: String, _ value: [UInt8], last: UInt64) throws(NATSError) -> UInt64? {
         var revision: UInt64 = 0
-        let status = value.withUnsafeBytes { kvStore_Update(&revision, pointer, key, $0.baseAddress, Int32($0.count), last) }
+        let status = value.withUnsafeBytes {
+            kvStore_Update(&revision, pointer, key, $0.baseAddress, Int32($0.count), last)
+        }
         if status == NATS_OK { return revision }
         let error = NATSError("cannot update \(key) in the bucket \(name)", status: status)
         if error.isRefusal { return nil }
@@ -485,7 +528,9 @@ final class NATSKeyValue: @unchecked Sendable {
     @discardableResult
     func put(_ key: String, _ value: [UInt8]) throws(NATSError) -> UInt64 {
         var revision: UInt64 = 0
-        try check(value.withUnsafeBytes { kvStore_Put(&revision, pointer, key, $0.baseAddress, Int32($0.count)) }, "cannot write \(key) to the bucket \(name)")
+        try check(
+            value.withUnsafeBytes { kvStore_Put(&revision, pointer, key, $0.baseAddress, Int32($0.count)) },
+            "cannot write \(key) to the bucket \(name)")
         return revision
     }
 

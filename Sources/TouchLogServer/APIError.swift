@@ -17,7 +17,10 @@ struct APIError: Error, HTTPResponseError {
         APIError(status: .badRequest, code: "invalidArgument", message: message)
     }
 
-    init(status: HTTPResponse.Status, code: String, message: String, problems: [InputProblem] = [], headers: HTTPFields = [:]) {
+    init(
+        status: HTTPResponse.Status, code: String, message: String, problems: [InputProblem] = [],
+        headers: HTTPFields = [:]
+    ) {
         self.status = status
         self.code = code
         self.message = message
@@ -48,10 +51,15 @@ struct APIError: Error, HTTPResponseError {
         case let error as TouchLogError where error.cause is DefinitionError:
             self.init(status: .badRequest, code: "invalidDefinition", message: error.message)
         case let error as TouchLogError: self.init(error)
-        case let error as DefinitionError: self.init(status: .badRequest, code: "invalidDefinition", message: error.description)
+        case let error as DefinitionError:
+            self.init(status: .badRequest, code: "invalidDefinition", message: error.description)
         case let error as HTTPError:
-            let code = error.status == .contentTooLarge ? "bodyTooLarge" : error.status == .notFound ? "noSuchRoute" : "http\(error.status.code)"
-            self.init(status: error.status, code: code, message: error.body ?? error.status.reasonPhrase, headers: error.headers)
+            let code =
+                error.status == .contentTooLarge
+                ? "bodyTooLarge" : error.status == .notFound ? "noSuchRoute" : "http\(error.status.code)"
+            self.init(
+                status: error.status, code: code, message: error.body ?? error.status.reasonPhrase,
+                headers: error.headers)
         default: self.init(status: .internalServerError, code: "internal", message: "\(error)")
         }
     }
@@ -99,7 +107,8 @@ final class RouteTable: Sendable {
         let components = path.split(separator: "/")
         return routes.withLock { routes in
             routes.filter { route in
-                route.path.count == components.count && zip(route.path, components).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
+                route.path.count == components.count
+                    && zip(route.path, components).allSatisfy { $0.hasPrefix("{") || $0.hasPrefix(":") || $0 == $1 }
             }.map(\.method)
         }
     }
@@ -110,7 +119,9 @@ final class RouteTable: Sendable {
 struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     let routes: RouteTable
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         do {
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
@@ -121,8 +132,10 @@ struct JSONErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 apiError = APIError(status: .notFound, code: "noSuchRoute", message: message)
             } else {
                 let list = allowed.map(\.rawValue).sorted().joined(separator: ", ")
-                apiError = APIError(status: .methodNotAllowed, code: "methodNotAllowed", message: "\(request.uri.path) takes \(list), not \(request.method)",
-                                    headers: [.allow: list])
+                apiError = APIError(
+                    status: .methodNotAllowed, code: "methodNotAllowed",
+                    message: "\(request.uri.path) takes \(list), not \(request.method)",
+                    headers: [.allow: list])
             }
             return try apiError.response(from: request, context: context)
         } catch {

@@ -62,7 +62,9 @@ extension TouchLogServer {
 
         router.get("/v1/snapshots") { request, _ -> Response in
             _ = try RequestParameters(request, allowed: [])
-            let names = Dictionary(try store.segments.list().map { (StoreReader.snapshotKey($0.definition), $0.name) }, uniquingKeysWith: { a, _ in a })
+            let names = Dictionary(
+                try store.segments.list().map { (StoreReader.snapshotKey($0.definition), $0.name) },
+                uniquingKeysWith: { a, _ in a })
             var out = JSONWriter()
             out.object {
                 $0.field("snapshots") {

@@ -4,12 +4,16 @@ import Hummingbird
 struct BearerTokenMiddleware<Context: RequestContext>: RouterMiddleware {
     let token: [UInt8]
 
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
         let given = request.headers[.authorization].map { Array($0.utf8) } ?? []
         let prefix = Array("Bearer ".utf8)
         guard given.starts(with: prefix), Self.equalInConstantTime(Array(given.dropFirst(prefix.count)), token) else {
-            throw APIError(status: .unauthorized, code: "unauthorized", message: "this server needs an 'Authorization: Bearer TOKEN' header with its token",
-                           headers: [.wwwAuthenticate: "Bearer"])
+            throw APIError(
+                status: .unauthorized, code: "unauthorized",
+                message: "this server needs an 'Authorization: Bearer TOKEN' header with its token",
+                headers: [.wwwAuthenticate: "Bearer"])
         }
         return try await next(request, context)
     }

@@ -24,9 +24,13 @@ public struct TouchLogClusterServer: Sendable {
     }
 
     /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM; `onListening` gets the port.
-    public func run(logger: Logger = Logger(label: "touchlog.serve"), onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
-        try await TouchLogServer.serve(TouchLogServer.router(options: options) { addRoutes(to: $0) }, options: options, logger: logger,
-                                       onListening: onListening)
+    public func run(
+        logger: Logger = Logger(label: "touchlog.serve"),
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
+        try await TouchLogServer.serve(
+            TouchLogServer.router(options: options) { addRoutes(to: $0) }, options: options, logger: logger,
+            onListening: onListening)
     }
 
     /// Runs `work` (which waits on NATS) on a thread of its own, and turns cluster errors into API errors: a missing
@@ -41,10 +45,15 @@ public struct TouchLogClusterServer: Sendable {
         } catch let error as ClusterError {
             switch error.kind {
             case .store(let storeError):
-                throw APIError(status: APIError(storeError).status, code: storeError.code.name, message: error.message, problems: storeError.problems)
-            case .partitionMissing: throw APIError(status: .serviceUnavailable, code: "partitionMissing", message: error.message)
-            case .notInitialised: throw APIError(status: .serviceUnavailable, code: "clusterNotInitialised", message: error.message)
-            case .unavailable: throw APIError(status: .serviceUnavailable, code: "natsUnavailable", message: error.message)
+                throw APIError(
+                    status: APIError(storeError).status, code: storeError.code.name, message: error.message,
+                    problems: storeError.problems)
+            case .partitionMissing:
+                throw APIError(status: .serviceUnavailable, code: "partitionMissing", message: error.message)
+            case .notInitialised:
+                throw APIError(status: .serviceUnavailable, code: "clusterNotInitialised", message: error.message)
+            case .unavailable:
+                throw APIError(status: .serviceUnavailable, code: "natsUnavailable", message: error.message)
             case .conflict: throw APIError(status: .conflict, code: "conflict", message: error.message)
             case .corrupt: throw APIError(status: .internalServerError, code: "corrupt", message: error.message)
             }
@@ -52,8 +61,9 @@ public struct TouchLogClusterServer: Sendable {
     }
 
     static func notOverCluster(_ what: String) -> APIError {
-        APIError(status: .notImplemented, code: "notAvailableOverCluster",
-                 message: "\(what) is per partition store: ask a node's store directly (touchlog serve --store DIR/p<N>)")
+        APIError(
+            status: .notImplemented, code: "notAvailableOverCluster",
+            message: "\(what) is per partition store: ask a node's store directly (touchlog serve --store DIR/p<N>)")
     }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
@@ -98,7 +108,9 @@ public struct TouchLogClusterServer: Sendable {
             let name = try context.parameters.require("name")
             let definition = try await TouchLogServer.definition(named: name, in: request, limit: options.maxBodyBytes)
             let (revision, changed) = try await blocking { () throws -> (UInt64, Bool) in
-                if let current = try? client.segment(name), current.definition == definition { return (current.revision, false) }
+                if let current = try? client.segment(name), current.definition == definition {
+                    return (current.revision, false)
+                }
                 return (try client.putSegment(definition), true)
             }
             return TouchLogServer.stored(name: name, version: Int(revision), changed: changed)
@@ -129,20 +141,26 @@ public struct TouchLogClusterServer: Sendable {
             let name = try context.parameters.require("name")
             let time = try parameters.queryTime()
             let (revision, definition) = try await blocking { try client.segment(name) }
-            return try await membersResponse(definition, name: name, version: revision, time: time, parameters: parameters)
+            return try await membersResponse(
+                definition, name: name, version: revision, time: time, parameters: parameters)
         }
 
         router.post("/v1/query") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly", "allowPartial"])
             let time = try parameters.queryTime()
-            let definition = try SegmentDefinition(json: String(decoding: try await TouchLogServer.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            return try await membersResponse(definition, name: definition.name, version: nil, time: time, parameters: parameters)
+            let definition = try SegmentDefinition(
+                json: String(
+                    decoding: try await TouchLogServer.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            return try await membersResponse(
+                definition, name: definition.name, version: nil, time: time, parameters: parameters)
         }
 
         router.get("/v1/segments/:name/explain") { request, context -> Response in
             let parameters = try RequestParameters(request, allowed: ["profile", "asOf", "knownAt"])
             let name = try context.parameters.require("name")
-            guard let profile = parameters.string("profile"), !profile.isEmpty else { throw APIError.badRequest("profile: required") }
+            guard let profile = parameters.string("profile"), !profile.isEmpty else {
+                throw APIError.badRequest("profile: required")
+            }
             let time = try parameters.queryTime()
             let text = try await blocking { () throws -> String in
                 let (revision, definition) = try client.segment(name)
@@ -165,7 +183,8 @@ public struct TouchLogClusterServer: Sendable {
             let name = try context.parameters.require("name")
             let (from, to, step, knownAt) = try TouchLogServer.historyParameters(request)
             let (history, missing) = try await blocking { () throws -> (SegmentHistory, [Int]) in
-                try client.history(of: try client.segment(name).definition, from: from, to: to, step: step, knownAt: knownAt)
+                try client.history(
+                    of: try client.segment(name).definition, from: from, to: to, step: step, knownAt: knownAt)
             }
             return TouchLogServer.history(name: name, version: nil, history, missingPartitions: missing)
         }
@@ -184,11 +203,14 @@ public struct TouchLogClusterServer: Sendable {
 
         router.post("/v1/events") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["format"])
-            let format = try TouchLogServer.inputFormat(parameters.string("format"), contentType: request.headers[.contentType])
+            let format = try TouchLogServer.inputFormat(
+                parameters.string("format"), contentType: request.headers[.contentType])
             let input = try await TouchLogServer.body(of: request, limit: options.maxEventBodyBytes)
             let appended = try await blocking { () throws -> Int in
                 let batch: EventBatch
-                do { batch = try EventBatch.parse(input, format: format) } catch let error as TouchLogError { throw ClusterError(.store(error), error.message) }
+                do { batch = try EventBatch.parse(input, format: format) } catch let error as TouchLogError {
+                    throw ClusterError(.store(error), error.message)
+                }
                 return try client.append(batch)
             }
             var out = JSONWriter()
@@ -202,13 +224,17 @@ public struct TouchLogClusterServer: Sendable {
         }
 
         router.get("/v1/events") { request, _ -> Response in
-            let parameters = try RequestParameters(request, allowed: ["since", "until", "includeErased", "allowPartial"], repeatable: ["profile", "touchpoint", "type"])
+            let parameters = try RequestParameters(
+                request, allowed: ["since", "until", "includeErased", "allowPartial"],
+                repeatable: ["profile", "touchpoint", "type"])
             var filter = try TouchLogServer.replayFilter(parameters)
             filter.includeErased = try parameters.bool("includeErased") ?? false
             let allowPartial = try parameters.bool("allowPartial") ?? false
             let replayFilter = filter
             let lines = try await blocking { try client.replay(replayFilter, allowPartial: allowPartial).lines }
-            return Response(status: .ok, headers: [.contentType: "application/x-ndjson"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: lines)))
+            return Response(
+                status: .ok, headers: [.contentType: "application/x-ndjson"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: lines)))
         }
 
         router.delete("/v1/profiles/:id") { request, context -> Response in
@@ -223,15 +249,20 @@ public struct TouchLogClusterServer: Sendable {
             return out.response()
         }
 
-        for (method, path, what) in [(HTTPRequest.Method.get, "/v1/segments/:name/versions", "a segment's version history"),
-                                     (.get, "/v1/segments/:name/watch", "watching a segment"), (.get, "/v1/events/tail", "tailing events"),
-                                     (.get, "/v1/snapshots", "snapshots"), (.post, "/v1/snapshots", "snapshots"), (.post, "/v1/verify", "verify")] {
+        for (method, path, what) in [
+            (HTTPRequest.Method.get, "/v1/segments/:name/versions", "a segment's version history"),
+            (.get, "/v1/segments/:name/watch", "watching a segment"), (.get, "/v1/events/tail", "tailing events"),
+            (.get, "/v1/snapshots", "snapshots"), (.post, "/v1/snapshots", "snapshots"),
+            (.post, "/v1/verify", "verify"),
+        ] {
             router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.notOverCluster(what) }
         }
     }
 
-    func membersResponse(_ definition: SegmentDefinition, name: String, version: UInt64?, time: QueryTime,
-                         parameters: RequestParameters) async throws -> Response {
+    func membersResponse(
+        _ definition: SegmentDefinition, name: String, version: UInt64?, time: QueryTime,
+        parameters: RequestParameters
+    ) async throws -> Response {
         let countOnly = try parameters.bool("countOnly") ?? false
         let allowPartial = try parameters.bool("allowPartial") ?? false
         let client = self.client
@@ -243,7 +274,8 @@ public struct TouchLogClusterServer: Sendable {
             let result = try client.members(of: definition, at: time, allowPartial: allowPartial)
             return (result.members.count, result.members, result.missing)
         }
-        return TouchLogServer.members(name: name, version: version.map { Int($0) }, time: time, count: answer.count, members: answer.members,
-                                      missingPartitions: answer.missing)
+        return TouchLogServer.members(
+            name: name, version: version.map { Int($0) }, time: time, count: answer.count, members: answer.members,
+            missingPartitions: answer.missing)
     }
 }

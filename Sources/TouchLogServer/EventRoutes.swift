@@ -10,7 +10,8 @@ extension TouchLogServer {
         router.post("/v1/events") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["skipInvalid", "format"])
             var ingest = IngestOptions(skipInvalid: try parameters.bool("skipInvalid") ?? false)
-            ingest.format = try Self.inputFormat(parameters.string("format"), contentType: request.headers[.contentType])
+            ingest.format = try Self.inputFormat(
+                parameters.string("format"), contentType: request.headers[.contentType])
             let input = try await Self.body(of: request, limit: options.maxEventBodyBytes)
             let report = try await store.append(contentsOf: input, options: ingest)
             var out = JSONWriter()
@@ -26,8 +27,9 @@ extension TouchLogServer {
 
         // Replay: the events matching the filter, as JSON Lines (what `touchlog replay` prints), streamed.
         router.get("/v1/events") { request, _ -> Response in
-            let parameters = try RequestParameters(request, allowed: ["fromOffset", "toOffset", "since", "until", "includeErased"],
-                                                   repeatable: ["profile", "touchpoint", "type"])
+            let parameters = try RequestParameters(
+                request, allowed: ["fromOffset", "toOffset", "since", "until", "includeErased"],
+                repeatable: ["profile", "touchpoint", "type"])
             var filter = try Self.replayFilter(parameters)
             filter.includeErased = try parameters.bool("includeErased") ?? false
             let events = store.replay(matching: filter)
@@ -64,10 +66,13 @@ extension TouchLogServer {
 
         // Tail: server-sent events, one per committed event (id = offset); `Last-Event-ID` resumes after that offset.
         router.get("/v1/events/tail") { request, _ -> Response in
-            let parameters = try RequestParameters(request, allowed: ["fromOffset"], repeatable: ["profile", "touchpoint", "type"])
+            let parameters = try RequestParameters(
+                request, allowed: ["fromOffset"], repeatable: ["profile", "touchpoint", "type"])
             var filter = try Self.replayFilter(parameters)
             if let last = request.headers[.lastEventID] {
-                guard let offset = UInt64(last) else { throw APIError.badRequest("Last-Event-ID: \"\(last)\" is not an offset") }
+                guard let offset = UInt64(last) else {
+                    throw APIError.badRequest("Last-Event-ID: \"\(last)\" is not an offset")
+                }
                 filter.fromOffset = offset + 1
             }
             let events = store.tail(from: filter.fromOffset, matching: filter)
@@ -85,7 +90,9 @@ extension TouchLogServer {
     /// Lines), else detected from the body.
     static func inputFormat(_ parameter: String?, contentType: String?) throws(APIError) -> InputFormat? {
         if let parameter {
-            guard let format = InputFormat(rawValue: parameter) else { throw .badRequest("format: \"\(parameter)\" is not jsonl or csv") }
+            guard let format = InputFormat(rawValue: parameter) else {
+                throw .badRequest("format: \"\(parameter)\" is not jsonl or csv")
+            }
             return format
         }
         let type = contentType?.split(separator: ";").first.map { $0.filter { $0 != " " && $0 != "\t" }.lowercased() }
@@ -99,12 +106,15 @@ extension TouchLogServer {
     static func replayFilter(_ parameters: RequestParameters) throws(APIError) -> ReplayFilter {
         var types: Set<EventType> = []
         for name in parameters.strings("type") {
-            guard let type = EventType(name: name) else { throw .badRequest("type: \"\(name)\" is not view, click or conversion") }
+            guard let type = EventType(name: name) else {
+                throw .badRequest("type: \"\(name)\" is not view, click or conversion")
+            }
             types.insert(type)
         }
-        let filter = ReplayFilter(fromOffset: try parameters.offset("fromOffset"), toOffset: try parameters.offset("toOffset"),
-                                  since: try parameters.time("since"), until: try parameters.time("until"),
-                                  profiles: parameters.strings("profile"), touchpoints: parameters.strings("touchpoint"), types: types)
+        let filter = ReplayFilter(
+            fromOffset: try parameters.offset("fromOffset"), toOffset: try parameters.offset("toOffset"),
+            since: try parameters.time("since"), until: try parameters.time("until"),
+            profiles: parameters.strings("profile"), touchpoints: parameters.strings("touchpoint"), types: types)
         return filter
     }
 }

@@ -116,6 +116,7 @@ struct JSONWriter {
         buffer.reserveCapacity(bytes.count + 1)
         buffer.writeBytes(bytes)
         buffer.writeInteger(UInt8(0x0A))
-        return Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: buffer))
+        return Response(
+            status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: buffer))
     }
 }

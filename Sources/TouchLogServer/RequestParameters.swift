@@ -12,9 +12,13 @@ struct RequestParameters {
         for (key, _) in pairs {
             guard allowed.contains(key) || repeatable.contains(key) else {
                 let known = allowed.union(repeatable).sorted().joined(separator: ", ")
-                throw .badRequest("unknown query parameter '\(key)'" + (known.isEmpty ? " (this route takes none)" : " (this route takes: \(known))"))
+                throw .badRequest(
+                    "unknown query parameter '\(key)'"
+                        + (known.isEmpty ? " (this route takes none)" : " (this route takes: \(known))"))
             }
-            guard seen.insert(key).inserted || repeatable.contains(key) else { throw .badRequest("query parameter '\(key)' is given twice") }
+            guard seen.insert(key).inserted || repeatable.contains(key) else {
+                throw .badRequest("query parameter '\(key)' is given twice")
+            }
         }
     }
 
@@ -26,7 +30,9 @@ struct RequestParameters {
     func time(_ key: String) throws(APIError) -> Int64? {
         guard let text = string(key) else { return nil }
         guard let ms = Timestamp.parse(text) else {
-            throw .badRequest("\(key): bad time \"\(text)\": expected RFC 3339 (2022-06-01T10:21:14.250Z; send '+' as %2B) or epoch milliseconds")
+            throw .badRequest(
+                "\(key): bad time \"\(text)\": expected RFC 3339 (2022-06-01T10:21:14.250Z; send '+' as %2B) or epoch milliseconds"
+            )
         }
         return ms
     }
@@ -39,7 +45,9 @@ struct RequestParameters {
 
     func integer(_ key: String, in range: ClosedRange<Int>) throws(APIError) -> Int? {
         guard let text = string(key) else { return nil }
-        guard let value = Int(text), range.contains(value) else { throw .badRequest("\(key): \"\(text)\" is not an integer in \(range.lowerBound)…\(range.upperBound)") }
+        guard let value = Int(text), range.contains(value) else {
+            throw .badRequest("\(key): \"\(text)\" is not an integer in \(range.lowerBound)…\(range.upperBound)")
+        }
         return value
     }
 
@@ -55,7 +63,9 @@ struct RequestParameters {
     /// A duration of the rule language (`500ms`, `1s`, `5m`).
     func duration(_ key: String) throws(APIError) -> Duration? {
         guard let text = string(key) else { return nil }
-        guard let ms = RuleDuration.parse(text) else { throw .badRequest("\(key): bad duration \"\(text)\" (a positive integer and ms, s, m, h, d or w)") }
+        guard let ms = RuleDuration.parse(text) else {
+            throw .badRequest("\(key): bad duration \"\(text)\" (a positive integer and ms, s, m, h, d or w)")
+        }
         return .milliseconds(ms)
     }
 

@@ -33,7 +33,9 @@ extension TouchLogServer {
             _ = try RequestParameters(request, allowed: [])
             let name = try context.parameters.require("name")
             let history = try store.segments.history(name)
-            guard !history.isEmpty else { throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"") }
+            guard !history.isEmpty else {
+                throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"")
+            }
             var out = JSONWriter()
             out.object {
                 $0.field("name", name)
@@ -68,23 +70,28 @@ extension TouchLogServer {
             let name = try context.parameters.require("name")
             let time = try parameters.queryTime()
             let (version, definition) = try store.segments.current(name)
-            return try await Self.membersResponse(store, definition, name: name, version: version, time: time,
-                                                   countOnly: try parameters.bool("countOnly") ?? false)
+            return try await Self.membersResponse(
+                store, definition, name: name, version: version, time: time,
+                countOnly: try parameters.bool("countOnly") ?? false)
         }
 
         // An ad-hoc definition, evaluated without being stored (`touchlog query --rules FILE`).
         router.post("/v1/query") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
             let time = try parameters.queryTime()
-            let definition = try SegmentDefinition(json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            return try await Self.membersResponse(store, definition, name: definition.name, version: nil, time: time,
-                                                   countOnly: try parameters.bool("countOnly") ?? false)
+            let definition = try SegmentDefinition(
+                json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            return try await Self.membersResponse(
+                store, definition, name: definition.name, version: nil, time: time,
+                countOnly: try parameters.bool("countOnly") ?? false)
         }
 
         router.get("/v1/segments/:name/explain") { request, context -> Response in
             let parameters = try RequestParameters(request, allowed: ["profile", "asOf", "knownAt"])
             let name = try context.parameters.require("name")
-            guard let profile = parameters.string("profile"), !profile.isEmpty else { throw APIError.badRequest("profile: required") }
+            guard let profile = parameters.string("profile"), !profile.isEmpty else {
+                throw APIError.badRequest("profile: required")
+            }
             let explanation = try await store.explain(name, profile: profile, at: try parameters.queryTime())
             var out = JSONWriter()
             out.object {
@@ -102,7 +109,8 @@ extension TouchLogServer {
         router.get("/v1/segments/:name/diff") { request, context -> Response in
             let name = try context.parameters.require("name")
             let (from, to, knownAt) = try Self.diffTimes(request)
-            let diff = try await store.diff(name, from: QueryTime(asOf: from, knownAt: knownAt), to: QueryTime(asOf: to, knownAt: knownAt))
+            let diff = try await store.diff(
+                name, from: QueryTime(asOf: from, knownAt: knownAt), to: QueryTime(asOf: to, knownAt: knownAt))
             return Self.diff(name: name, from: from, to: to, knownAt: knownAt, diff)
         }
 
@@ -142,8 +150,10 @@ extension TouchLogServer {
 
     /// The answer to a members query of `definition`: its members and their count, or with `countOnly` the count alone
     /// (which never builds the list of strings).
-    static func membersResponse(_ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, time: QueryTime,
-                                countOnly: Bool) async throws(TouchLogError) -> Response {
+    static func membersResponse(
+        _ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, time: QueryTime,
+        countOnly: Bool
+    ) async throws(TouchLogError) -> Response {
         let members = countOnly ? nil : try await store.members(of: definition, at: time)
         let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
         return Self.members(name: name, version: version, time: time, count: count, members: members)
@@ -151,7 +161,9 @@ extension TouchLogServer {
 
     /// `{"segment","version","asOf","knownAt","count","members"}`, and `missingPartitions` from a cluster that
     /// answered in part.
-    static func members(name: String, version: Int?, time: QueryTime, count: Int, members: [String]?, missingPartitions: [Int] = []) -> Response {
+    static func members(
+        name: String, version: Int?, time: QueryTime, count: Int, members: [String]?, missingPartitions: [Int] = []
+    ) -> Response {
         var out = JSONWriter()
         out.object {
             $0.field("segment", name)
@@ -160,7 +172,9 @@ extension TouchLogServer {
             $0.field("knownAt", time.knownAt.map(JSONTime.init))
             $0.field("count", count)
             if let members { $0.field("members", strings: members) }
-            if !missingPartitions.isEmpty { $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } } }
+            if !missingPartitions.isEmpty {
+                $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } }
+            }
         }
         return out.response()
     }
@@ -168,14 +182,18 @@ extension TouchLogServer {
     /// The `from`, `to` (both required) and `knownAt` of a diff request.
     static func diffTimes(_ request: Request) throws -> (from: Int64, to: Int64, knownAt: Int64?) {
         let parameters = try RequestParameters(request, allowed: ["from", "to", "knownAt"])
-        guard let from = try parameters.time("from"), let to = try parameters.time("to") else { throw APIError.badRequest("from and to: both required") }
+        guard let from = try parameters.time("from"), let to = try parameters.time("to") else {
+            throw APIError.badRequest("from and to: both required")
+        }
         return (from, to, try parameters.time("knownAt"))
     }
 
     /// The `from`, `to`, `step` (all required) and `knownAt` of a history request.
     static func historyParameters(_ request: Request) throws -> (from: Int64, to: Int64, step: Int64, knownAt: Int64?) {
         let parameters = try RequestParameters(request, allowed: ["from", "to", "step", "knownAt"])
-        guard let from = try parameters.time("from"), let to = try parameters.time("to"), let step = try parameters.duration("step") else {
+        guard let from = try parameters.time("from"), let to = try parameters.time("to"),
+            let step = try parameters.duration("step")
+        else {
             throw APIError.badRequest("from, to and step: all required")
         }
         // The range itself is checked where every history is (an invalid argument: 400).
@@ -185,7 +203,9 @@ extension TouchLogServer {
 
     /// `{"segment","version","from","to","step","knownAt","points":[{"time","count"}]}`, and `missingPartitions` from a
     /// cluster that answered in part.
-    static func history(name: String, version: Int?, _ history: SegmentHistory, missingPartitions: [Int] = []) -> Response {
+    static func history(name: String, version: Int?, _ history: SegmentHistory, missingPartitions: [Int] = [])
+        -> Response
+    {
         var out = JSONWriter()
         out.object {
             $0.field("segment", name)
@@ -202,7 +222,9 @@ extension TouchLogServer {
                     }
                 }
             }
-            if !missingPartitions.isEmpty { $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } } }
+            if !missingPartitions.isEmpty {
+                $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } }
+            }
         }
         return out.response()
     }
@@ -223,9 +245,11 @@ extension TouchLogServer {
 
     /// The definition a `PUT /v1/segments/{name}` carries, refused when it names another segment.
     static func definition(named name: String, in request: Request, limit: Int) async throws -> SegmentDefinition {
-        let definition = try SegmentDefinition(json: String(decoding: try await body(of: request, limit: limit), as: UTF8.self))
+        let definition = try SegmentDefinition(
+            json: String(decoding: try await body(of: request, limit: limit), as: UTF8.self))
         guard definition.name == name else {
-            throw APIError.badRequest("name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
+            throw APIError.badRequest(
+                "name: the definition is named \"\(definition.name)\" but was sent to /v1/segments/\(name)")
         }
         return definition
     }
@@ -278,7 +302,9 @@ extension TouchLogServer {
             $0.field("negated", verdict.negated)
             if let segment = verdict.referencedSegment { $0.field("segment", segment) }
             if let aggregate = verdict.aggregate { $0.field("aggregate", aggregate) }
-            if !verdict.matchedSequence.isEmpty { $0.field("matchedSequence") { $0.array(verdict.matchedSequence) { write($1, to: &$0) } } }
+            if !verdict.matchedSequence.isEmpty {
+                $0.field("matchedSequence") { $0.array(verdict.matchedSequence) { write($1, to: &$0) } }
+            }
             if !verdict.children.isEmpty {
                 $0.field("rules") { $0.array(verdict.children) { write($1, to: &$0) } }
             } else {

@@ -24,7 +24,8 @@ public struct ServerOptions: Sendable {
     /// A sentence saying what is wrong with these options, or nil when they may be used.
     public var problem: String? {
         if !bindsLoopbackOnly && (token ?? "").isEmpty {
-            return "binding \(host) exposes the store beyond this machine: give a bearer token (--token or TOUCHLOG_TOKEN)"
+            return
+                "binding \(host) exposes the store beyond this machine: give a bearer token (--token or TOUCHLOG_TOKEN)"
         }
         if let token, token.utf8.count < 16 { return "the bearer token must be at least 16 characters" }
         if !(0...65_535).contains(port) { return "port \(port) is not between 0 and 65535" }

@@ -6,7 +6,12 @@ import NIOCore
 /// `produce` gets a function that queues one event (`event:`, `id:`, `data:` lines) and runs until it returns or
 /// throws; an error it throws is sent as a last `event: error` whose data is the JSON error. The stream ends when
 /// the client goes away (a failed write cancels `produce`).
-func serverSentEvents(heartbeat: Duration, _ produce: @escaping @Sendable (_ send: @Sendable (_ event: String, _ id: String?, _ data: [UInt8]) -> Void) async throws -> Void) -> Response {
+func serverSentEvents(
+    heartbeat: Duration,
+    _ produce:
+        @escaping @Sendable (_ send: @Sendable (_ event: String, _ id: String?, _ data: [UInt8]) -> Void) async throws
+        -> Void
+) -> Response {
     let body = ResponseBody { writer in
         let (frames, output) = AsyncStream<ByteBuffer>.makeStream()
         try await withThrowingTaskGroup(of: Void.self) { group in

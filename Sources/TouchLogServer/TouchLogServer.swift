@@ -24,17 +24,23 @@ public struct TouchLogServer: Sendable {
 
     /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM (then open streams are closed and
     /// requests in flight finish). `onListening` gets the port once the server accepts connections.
-    public func run(logger: Logger = Logger(label: "touchlog.serve"), onListening: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+    public func run(
+        logger: Logger = Logger(label: "touchlog.serve"),
+        onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) async throws {
         try await Self.serve(router(), options: options, logger: logger, onListening: onListening)
     }
 
     /// Serves `router` on the options' address (shared by the store's server and the cluster's).
-    static func serve(_ router: Router<BasicRequestContext>, options: ServerOptions, logger: Logger,
-                      onListening: @escaping @Sendable (Int) async -> Void) async throws {
+    static func serve(
+        _ router: Router<BasicRequestContext>, options: ServerOptions, logger: Logger,
+        onListening: @escaping @Sendable (Int) async -> Void
+    ) async throws {
         let port = options.port
         let app = Application(
             router: router,
-            configuration: ApplicationConfiguration(address: .hostname(options.host, port: port), serverName: "touchlog"),
+            configuration: ApplicationConfiguration(
+                address: .hostname(options.host, port: port), serverName: "touchlog"),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? port) },
             logger: logger
         )
@@ -57,7 +63,9 @@ public struct TouchLogServer: Sendable {
     }
 
     /// A router with the JSON error and token middlewares, then the routes `add` adds.
-    static func router(options: ServerOptions, _ add: (Router<BasicRequestContext>) -> Void) -> Router<BasicRequestContext> {
+    static func router(options: ServerOptions, _ add: (Router<BasicRequestContext>) -> Void) -> Router<
+        BasicRequestContext
+    > {
         let router = Router()
         let table = RouteTable()
         // Middlewares first: a route is built with the middlewares added before it.
@@ -65,10 +73,15 @@ public struct TouchLogServer: Sendable {
         if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }
         add(router)
         router.get("/openapi.yaml") { _, _ -> Response in
-            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let text = try? Data(contentsOf: url) else {
-                throw APIError(status: .notFound, code: "notFound", message: "openapi.yaml is not installed next to this binary")
+            guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"),
+                let text = try? Data(contentsOf: url)
+            else {
+                throw APIError(
+                    status: .notFound, code: "notFound", message: "openapi.yaml is not installed next to this binary")
             }
-            return Response(status: .ok, headers: [.contentType: "application/yaml"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(text))))
+            return Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(text))))
         }
         table.set(router.routes.map { ($0.method, $0.path.description) })
         return router
@@ -76,7 +89,9 @@ public struct TouchLogServer: Sendable {
 
     /// The body of a request, refused with 413 when longer than `limit` (before reading it, when its length is declared).
     static func body(of request: Request, limit: Int) async throws -> [UInt8] {
-        let tooLarge = APIError(status: .contentTooLarge, code: "bodyTooLarge", message: "the request body is larger than \(limit) bytes; nothing was changed")
+        let tooLarge = APIError(
+            status: .contentTooLarge, code: "bodyTooLarge",
+            message: "the request body is larger than \(limit) bytes; nothing was changed")
         if let declared = request.headers[.contentLength].flatMap({ Int($0) }), declared > limit { throw tooLarge }
         var request = request
         do {

@@ -105,11 +105,13 @@ public struct BlockHeader: Hashable, Sendable {
     /// Builds the header for `storedPayload` (version 2: the summary's first `summaryLength` bytes, then the body),
     /// computing the summary check, the block hash and the header check.
     static func sealed(
-        version: UInt16, isCommit: Bool, hasMetadata: Bool = false, firstOffset: UInt64, count: UInt32, storedPayload: [UInt8],
+        version: UInt16, isCommit: Bool, hasMetadata: Bool = false, firstOffset: UInt64, count: UInt32,
+        storedPayload: [UInt8],
         rawLength: Int, summaryLength: Int = 0, minTime: Int64, maxTime: Int64, recorded: Int64, previousHash: BlockHash
     ) -> (header: BlockHeader, bytes: [UInt8]) {
         var header = BlockHeader(
-            version: version, codec: version == 1 ? codecLZ4 : codecStored, isCommit: isCommit, hasMetadata: hasMetadata,
+            version: version, codec: version == 1 ? codecLZ4 : codecStored, isCommit: isCommit,
+            hasMetadata: hasMetadata,
             firstOffset: firstOffset, count: count, storedLength: UInt32(storedPayload.count),
             rawLength: UInt32(version == 1 ? rawLength : storedPayload.count), minTime: minTime, maxTime: maxTime,
             minRecorded: recorded, maxRecorded: recorded, previousHash: previousHash, hash: .zero)
@@ -183,13 +185,21 @@ public struct BlockHeader: Hashable, Sendable {
         if version >= 2 {
             header.summaryLength = b.littleEndian(at: 24)
             header.summaryCheck = b.littleEndian(at: 28)
-            if header.summaryLength > header.storedLength { return .failure(.implausible("a summary longer than the block")) }
-            if Int(header.summaryLength) > maxSummaryLength { return .failure(.implausible("a summary of \(header.summaryLength) bytes")) }
-            if header.hasMetadata && !header.isCommit { return .failure(.implausible("commit metadata on a block that ends no commit")) }
+            if header.summaryLength > header.storedLength {
+                return .failure(.implausible("a summary longer than the block"))
+            }
+            if Int(header.summaryLength) > maxSummaryLength {
+                return .failure(.implausible("a summary of \(header.summaryLength) bytes"))
+            }
+            if header.hasMetadata && !header.isCommit {
+                return .failure(.implausible("commit metadata on a block that ends no commit"))
+            }
         }
         // Format 3: a commit may be a single block of no records that carries only its metadata (an erasure).
         if header.count == 0 && !header.isMarker { return .failure(.implausible("zero records")) }
-        if Int(header.rawLength) > maxPayloadLength { return .failure(.implausible("payload of \(header.rawLength) bytes")) }
+        if Int(header.rawLength) > maxPayloadLength {
+            return .failure(.implausible("payload of \(header.rawLength) bytes"))
+        }
         if header.minTime > header.maxTime { return .failure(.implausible("min time after max time")) }
         if header.minRecorded > header.maxRecorded { return .failure(.implausible("min recorded after max recorded")) }
         return .success(header)
@@ -197,9 +207,12 @@ public struct BlockHeader: Hashable, Sendable {
 
     /// The header a format-2 block with these contents would have, for decoding blocks that never were in a log
     /// (fuzzing, tests); its hashes are zero.
-    package static func formatTwo(count: UInt32, storedLength: Int, summaryLength: Int, minTime: Int64, maxTime: Int64) -> BlockHeader {
+    package static func formatTwo(count: UInt32, storedLength: Int, summaryLength: Int, minTime: Int64, maxTime: Int64)
+        -> BlockHeader
+    {
         var header = BlockHeader(
-            version: 2, codec: codecStored, isCommit: true, firstOffset: 0, count: count, storedLength: UInt32(storedLength),
+            version: 2, codec: codecStored, isCommit: true, firstOffset: 0, count: count,
+            storedLength: UInt32(storedLength),
             rawLength: UInt32(storedLength), minTime: minTime, maxTime: maxTime, minRecorded: 0, maxRecorded: 0,
             previousHash: .zero, hash: .zero)
         header.summaryLength = UInt32(summaryLength)

@@ -9,14 +9,16 @@ public struct LogFile: Hashable, Sendable {
     /// or nil when they agree or either is unknown.
     static func versionMismatch(_ version: UInt16?, among known: UInt16?, file: String) -> StorageError? {
         guard let version, let known, version != known else { return nil }
-        return StorageError(code: .corrupt, message: "a log file of format \(version) among files of format \(known)",
-                            location: .init(file: file))
+        return StorageError(
+            code: .corrupt, message: "a log file of format \(version) among files of format \(known)",
+            location: .init(file: file))
     }
 
     /// The log files in `directory`, ordered by first offset. Other names are ignored.
     static func list(in directory: String) throws(SystemCallError) -> [LogFile] {
         try SystemFile.list(directory)
-            .compactMap { name in LogFileHeader.firstOffset(fileName: name).map { LogFile(name: name, firstOffset: $0) } }
+            .compactMap { name in LogFileHeader.firstOffset(fileName: name).map { LogFile(name: name, firstOffset: $0) }
+            }
             .sorted { $0.firstOffset < $1.firstOffset }
     }
 }
@@ -81,7 +83,8 @@ struct LogFileScanner {
     func scan(expectedOffset: UInt64, previousHash: BlockHash) throws(StorageError) -> FileScan {
         let handle: SystemFile
         do { handle = try SystemFile.open(path, .readOnly) } catch {
-            throw StorageError(code: .io, message: "cannot open log file", location: .init(file: file.name), cause: error)
+            throw StorageError(
+                code: .io, message: "cannot open log file", location: .init(file: file.name), cause: error)
         }
         defer { handle.close() }
         var result = FileScan()
@@ -98,13 +101,17 @@ struct LogFileScanner {
             } else {
                 let headerBytes = try handle.read(at: 0, count: LogFileHeader.size)
                 guard let fileHeader = LogFileHeader.parse(headerBytes) else {
-                    result.stop = (0, 0, headerBytes.count < LogFileHeader.size ? "file header cut short" : "bad file header")
+                    result.stop = (
+                        0, 0, headerBytes.count < LogFileHeader.size ? "file header cut short" : "bad file header"
+                    )
                     result.committedEnd = 0
                     result.stopIsDamage = true
                     return result
                 }
                 guard fileHeader.firstOffset == file.firstOffset, file.firstOffset == expectedOffset else {
-                    result.stop = (0, 0, "file header names first offset \(fileHeader.firstOffset), expected \(expectedOffset)")
+                    result.stop = (
+                        0, 0, "file header names first offset \(fileHeader.firstOffset), expected \(expectedOffset)"
+                    )
                     result.committedEnd = 0
                     result.stopIsDamage = true
                     return result
@@ -121,16 +128,23 @@ struct LogFileScanner {
                 }
                 let end = position + Int64(BlockHeader.size) + Int64(header.storedLength)
                 if end > result.size {
-                    result.stop = (position, blockIndex, "block cut short: needs \(end - position) bytes, file has \(result.size - position)")
+                    result.stop = (
+                        position, blockIndex,
+                        "block cut short: needs \(end - position) bytes, file has \(result.size - position)"
+                    )
                     break
                 }
                 if let version = result.version, header.version != version {
-                    result.stop = (position, blockIndex, "a block of format \(header.version) in a log file of format \(version)")
+                    result.stop = (
+                        position, blockIndex, "a block of format \(header.version) in a log file of format \(version)"
+                    )
                     result.stopIsDamage = true
                     break
                 }
                 if header.firstOffset != nextOffset {
-                    result.stop = (position, blockIndex, "block starts at offset \(header.firstOffset), expected \(nextOffset)")
+                    result.stop = (
+                        position, blockIndex, "block starts at offset \(header.firstOffset), expected \(nextOffset)"
+                    )
                     result.stopIsDamage = true
                     break
                 }
@@ -140,13 +154,15 @@ struct LogFileScanner {
                     break
                 }
                 if checkPayloads {
-                    let payload = try handle.read(at: position + Int64(BlockHeader.size), count: Int(header.storedLength))
+                    let payload = try handle.read(
+                        at: position + Int64(BlockHeader.size), count: Int(header.storedLength))
                     if !header.matches(storedPayload: payload[...]) {
                         result.stop = (position, blockIndex, BlockFileReader.checksumMismatch)
                         break
                     }
                 }
-                pending.append(BlockLocation(fileIndex: fileIndex, blockIndex: blockIndex, position: position, header: header))
+                pending.append(
+                    BlockLocation(fileIndex: fileIndex, blockIndex: blockIndex, position: position, header: header))
                 position = end
                 blockIndex += 1
                 nextOffset = header.endOffset
@@ -159,17 +175,21 @@ struct LogFileScanner {
             }
             result.uncommittedBlocks = pending.count
             if checkLastCommit && !checkPayloads, let last = result.committed.last,
-                !last.header.matches(storedPayload: try handle.read(at: last.position + Int64(BlockHeader.size), count: Int(last.header.storedLength))[...])
+                !last.header.matches(
+                    storedPayload: try handle.read(
+                        at: last.position + Int64(BlockHeader.size), count: Int(last.header.storedLength))[...])
             {
                 var careful = self
                 careful.checkPayloads = true
                 return try careful.scan(expectedOffset: expectedOffset, previousHash: previousHash)
             }
             if let stop = result.stop {
-                result.committedDataAfterStop = try Self.findsCommitBlock(in: handle, after: stop.position, size: result.size)
+                result.committedDataAfterStop = try Self.findsCommitBlock(
+                    in: handle, after: stop.position, size: result.size)
             }
         } catch {
-            throw StorageError(code: .io, message: "cannot read log file", location: .init(file: file.name), cause: error)
+            throw StorageError(
+                code: .io, message: "cannot read log file", location: .init(file: file.name), cause: error)
         }
         return result
     }
@@ -178,7 +198,9 @@ struct LogFileScanner {
     ///
     /// After a torn write nothing valid can follow (commits are written strictly in order, each after the
     /// previous one was synced), so a later commit block means the bytes at the stop are damage.
-    static func findsCommitBlock(in handle: SystemFile, after position: Int64, size: Int64) throws(SystemCallError) -> Bool {
+    static func findsCommitBlock(in handle: SystemFile, after position: Int64, size: Int64) throws(SystemCallError)
+        -> Bool
+    {
         try nextHeader(in: handle, after: position, size: size, where: { $0.isCommit }) != nil
     }
 

@@ -53,21 +53,29 @@ public final class LogReader {
         var index = lastBlock?.fileIndex ?? 0
         while index < files.count {
             let isLast = index == files.count - 1
-            var scanner = LogFileScanner(directory: directory, file: files[index], fileIndex: index, checkPayloads: false)
+            var scanner = LogFileScanner(
+                directory: directory, file: files[index], fileIndex: index, checkPayloads: false)
             scanner.checkLastCommit = isLast
             let previous = lastBlock
             if let previous, previous.fileIndex == index {
-                scanner.resume = (previous.position + previous.length, previous.blockIndex + 1, previous.header.endOffset, previous.header.hash)
+                scanner.resume = (
+                    previous.position + previous.length, previous.blockIndex + 1, previous.header.endOffset,
+                    previous.header.hash
+                )
                 scanner.resumeVersion = previous.header.version
             }
-            let scan = try scanner.scan(expectedOffset: previous?.header.endOffset ?? 0, previousHash: previous?.header.hash ?? .zero)
+            let scan = try scanner.scan(
+                expectedOffset: previous?.header.endOffset ?? 0, previousHash: previous?.header.hash ?? .zero)
             let name = "log/" + files[index].name
             if let stop = scan.stop, !isLast || scan.isDamaged {
-                throw StorageError(code: .corrupt, message: stop.reason, location: .init(file: name, block: stop.blockIndex, byte: stop.position))
+                throw StorageError(
+                    code: .corrupt, message: stop.reason,
+                    location: .init(file: name, block: stop.blockIndex, byte: stop.position))
             }
             if !isLast && scan.committedEnd != scan.size {
-                throw StorageError(code: .corrupt, message: "a sealed log file ends with an unfinished commit",
-                                   location: .init(file: name, byte: scan.committedEnd))
+                throw StorageError(
+                    code: .corrupt, message: "a sealed log file ends with an unfinished commit",
+                    location: .init(file: name, byte: scan.committedEnd))
             }
             if let mismatch = LogFile.versionMismatch(scan.version, among: formatVersion, file: name) { throw mismatch }
             formatVersion = formatVersion ?? scan.version
@@ -127,7 +135,9 @@ public final class LogReader {
 
     /// Reads `count` bytes at `start` of a format-2 block's body into `bytes` (reusing its storage), *unchecked*:
     /// the caller checks them (touchlog's summaries carry a checksum of each section).
-    public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+    public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8])
+        throws(StorageError)
+    {
         try blockFiles.readBody(block, at: start, count: count, into: &bytes)
     }
 
@@ -168,7 +178,9 @@ public final class BlockBodyReader: BlockBodyReading, @unchecked Sendable {
     }
 
     /// Reads `count` bytes at `start` of a block's body into `bytes`, unchecked, as ``LogReader/readBody(of:at:count:into:)``.
-    public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+    public func readBody(of block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8])
+        throws(StorageError)
+    {
         try files.readBody(block, at: start, count: count, into: &bytes)
     }
 
@@ -197,7 +209,9 @@ final class BlockFileReader {
 
     /// Reads the block's stored bytes into `stored`, checks them against the block hash when `checkingHash`, and
     /// decompresses them into `raw` (both buffers are reused; format 2: `raw` gets the stored bytes as they are).
-    func readPayload(_ block: BlockLocation, stored: inout [UInt8], into raw: inout [UInt8], checkingHash: Bool) throws(StorageError) {
+    func readPayload(_ block: BlockLocation, stored: inout [UInt8], into raw: inout [UInt8], checkingHash: Bool)
+        throws(StorageError)
+    {
         let length = Int(block.header.storedLength)
         try readStored(block, at: 0, count: length, into: &stored)
         if checkingHash && !block.header.matches(storedPayload: stored[...]) {
@@ -210,13 +224,17 @@ final class BlockFileReader {
         raw.resize(to: Int(block.header.rawLength), filler: 0)
         let ok = stored.withUnsafeBytes { source in raw.withUnsafeMutableBytes { LZ4.decompress(source, into: $0) } }
         guard ok else {
-            throw StorageError(code: .corrupt, message: "block payload does not decompress to its stated \(block.header.rawLength) bytes",
-                               location: location(of: block))
+            throw StorageError(
+                code: .corrupt,
+                message: "block payload does not decompress to its stated \(block.header.rawLength) bytes",
+                location: location(of: block))
         }
     }
 
     /// Reads `count` of the block's stored bytes from `start` (after its header) into `bytes`.
-    private func readStored(_ block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
+    private func readStored(_ block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8])
+        throws(StorageError)
+    {
         let handle = try handle(for: block.fileIndex)
         bytes.resize(to: count, filler: 0)
         let got: Int
@@ -226,7 +244,8 @@ final class BlockFileReader {
             throw StorageError(code: .io, message: "cannot read a block", location: location(of: block), cause: error)
         }
         guard got == count else {
-            throw StorageError(code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
+            throw StorageError(
+                code: .corrupt, message: "block cut short: the file ends inside it", location: location(of: block))
         }
     }
 
@@ -237,11 +256,13 @@ final class BlockFileReader {
         precondition(block.header.version >= 2, "format-1 blocks have no summary")
         try readStored(block, at: 0, count: Int(block.header.summaryLength), into: &summary)
         guard block.header.matches(summary: summary[...]) else {
-            throw StorageError(code: .corrupt, message: "block summary checksum mismatch", location: location(of: block))
+            throw StorageError(
+                code: .corrupt, message: "block summary checksum mismatch", location: location(of: block))
         }
         guard block.header.hasMetadata else { return nil }
         guard let metadata = BlockHeader.metadataRange(inSummary: summary[...]) else {
-            throw StorageError(code: .corrupt, message: "commit metadata runs past its summary", location: location(of: block))
+            throw StorageError(
+                code: .corrupt, message: "commit metadata runs past its summary", location: location(of: block))
         }
         let bytes = Array(summary[metadata])
         summary.removeSubrange(0..<metadata.upperBound)
@@ -252,8 +273,9 @@ final class BlockFileReader {
     func readBody(_ block: BlockLocation, at start: Int, count: Int, into bytes: inout [UInt8]) throws(StorageError) {
         let summary = Int(block.header.summaryLength)
         guard start >= 0, count >= 0, start + count <= Int(block.header.storedLength) - summary else {
-            throw StorageError(code: .corrupt, message: "a read of body bytes \(start)..<\(start + count) past the block's end",
-                               location: location(of: block))
+            throw StorageError(
+                code: .corrupt, message: "a read of body bytes \(start)..<\(start + count) past the block's end",
+                location: location(of: block))
         }
         try readStored(block, at: summary + start, count: count, into: &bytes)
     }
@@ -270,7 +292,8 @@ final class BlockFileReader {
             handles[fileIndex] = handle
             return handle
         } catch {
-            throw StorageError(code: .io, message: "cannot open log file", location: .init(file: "log/" + name), cause: error)
+            throw StorageError(
+                code: .io, message: "cannot open log file", location: .init(file: "log/" + name), cause: error)
         }
     }
 }

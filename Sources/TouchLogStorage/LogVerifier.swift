@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Synchronization
+
 /// What `verify` found in a log.
 public struct VerifyReport: Sendable {
     public var files = 0
@@ -46,7 +47,8 @@ public enum LogVerifier {
         report.files = files.count
         var sizes: [Int64] = []
         for file in files {
-            let handle = try LogWriter.wrap("open \(file.name)", SystemFile.open(directory + "/" + file.name, .readOnly))
+            let handle = try LogWriter.wrap(
+                "open \(file.name)", SystemFile.open(directory + "/" + file.name, .readOnly))
             sizes.append((try? handle.size()) ?? 0)
             handle.close()
         }
@@ -67,25 +69,35 @@ public enum LogVerifier {
             // goes and so tells damage from a torn tail exactly as a reader and the writer do.
             let quick = try LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: false)
                 .scan(expectedOffset: expectedOffset, previousHash: previous)
-            if let mismatch = LogFile.versionMismatch(quick.version, among: version, file: name) { report.problems.append(mismatch) }
+            if let mismatch = LogFile.versionMismatch(quick.version, among: version, file: name) {
+                report.problems.append(mismatch)
+            }
             version = version ?? quick.version
             var quickProblems: [StorageError?]?
             if quick.stop == nil {
-                let problems = checkPayloads(quick.committed, directory: directory, files: files, hashes: true, makePayloadCheck)
+                let problems = checkPayloads(
+                    quick.committed, directory: directory, files: files, hashes: true, makePayloadCheck)
                 if !problems.contains(where: { $0 != nil }) { quickProblems = problems }
             }
             var scanner = LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: true)
             while true {
-                let scan = quickProblems != nil ? quick : try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
-                let payloadProblems = quickProblems ?? checkPayloads(scan.committed, directory: directory, files: files, hashes: false, makePayloadCheck)
+                let scan =
+                    quickProblems != nil
+                    ? quick : try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
+                let payloadProblems =
+                    quickProblems
+                    ?? checkPayloads(
+                        scan.committed, directory: directory, files: files, hashes: false, makePayloadCheck)
                 quickProblems = nil
                 for (k, block) in scan.committed.enumerated() {
                     report.blocks += 1
                     report.records += UInt64(block.header.count)
                     report.rawBytes += Int64(block.header.rawLength)
                     if block.header.minRecorded < lastRecorded {
-                        report.problems.append(StorageError(code: .corrupt, message: "recorded time goes backwards",
-                                                            location: .init(file: name, block: block.blockIndex, byte: block.position)))
+                        report.problems.append(
+                            StorageError(
+                                code: .corrupt, message: "recorded time goes backwards",
+                                location: .init(file: name, block: block.blockIndex, byte: block.position)))
                     }
                     lastRecorded = block.header.maxRecorded
                     if let problem = payloadProblems[k] { report.problems.append(problem) }
@@ -97,8 +109,10 @@ public enum LogVerifier {
                 }
                 guard let stop = scan.stop else {
                     if !isLast && scan.committedEnd != scan.size {
-                        report.problems.append(StorageError(code: .corrupt, message: "a sealed log file ends with an unfinished commit",
-                                                            location: .init(file: name, byte: scan.committedEnd)))
+                        report.problems.append(
+                            StorageError(
+                                code: .corrupt, message: "a sealed log file ends with an unfinished commit",
+                                location: .init(file: name, byte: scan.committedEnd)))
                     } else if isLast {
                         report.uncommittedTailBytes = scan.size - scan.committedEnd
                     }
@@ -108,10 +122,14 @@ public enum LogVerifier {
                     report.uncommittedTailBytes = scan.size - scan.committedEnd
                     break
                 }
-                report.problems.append(StorageError(code: .corrupt, message: stop.reason,
-                                                    location: .init(file: name, block: stop.blockIndex, byte: stop.position)))
+                report.problems.append(
+                    StorageError(
+                        code: .corrupt, message: stop.reason,
+                        location: .init(file: name, block: stop.blockIndex, byte: stop.position)))
                 // Go on from the next valid block header, taking its offset and predecessor as given.
-                guard let next = try nextValidHeader(in: directory + "/" + file.name, after: stop.position) else { break }
+                guard let next = try nextValidHeader(in: directory + "/" + file.name, after: stop.position) else {
+                    break
+                }
                 scanner.resume = (next.position, stop.blockIndex + 1, next.header.firstOffset, next.header.previousHash)
                 expectedOffset = next.header.firstOffset
                 previous = next.header.previousHash
@@ -141,8 +159,12 @@ public enum LogVerifier {
                 let block = blocks[k]
                 do throws(StorageError) {
                     try reader.readPayload(block, stored: &stored, into: &raw, checkingHash: hashes)
-                    if block.header.version >= 2 && !block.header.matches(summary: raw[..<Int(block.header.summaryLength)]) {
-                        throw StorageError(code: .corrupt, message: "block summary checksum mismatch", location: reader.location(of: block))
+                    if block.header.version >= 2
+                        && !block.header.matches(summary: raw[..<Int(block.header.summaryLength)])
+                    {
+                        throw StorageError(
+                            code: .corrupt, message: "block summary checksum mismatch",
+                            location: reader.location(of: block))
                     }
                     if let problem = checkPayload(block.header, raw) {
                         let error = StorageError(code: .corrupt, message: problem, location: reader.location(of: block))
@@ -156,11 +178,15 @@ public enum LogVerifier {
         return results.withLock { $0 }
     }
 
-    private static func nextValidHeader(in path: String, after position: Int64) throws(StorageError) -> (position: Int64, header: BlockHeader)? {
-        try LogWriter.wrap("search \(path) for the next block") { () throws(SystemCallError) -> (position: Int64, header: BlockHeader)? in
+    private static func nextValidHeader(in path: String, after position: Int64) throws(StorageError) -> (
+        position: Int64, header: BlockHeader
+    )? {
+        try LogWriter.wrap("search \(path) for the next block") {
+            () throws(SystemCallError) -> (position: Int64, header: BlockHeader)? in
             let handle = try SystemFile.open(path, .readOnly)
             defer { handle.close() }
-            return try LogFileScanner.nextHeader(in: handle, after: position, size: try handle.size(), where: { _ in true })
+            return try LogFileScanner.nextHeader(
+                in: handle, after: position, size: try handle.size(), where: { _ in true })
         }
     }
 }

@@ -12,8 +12,10 @@ public struct LogOptions: Sendable {
     /// The format new logs get unless asked otherwise (format 1 logs are still read and appended to).
     public static let defaultFormatVersion: UInt16 = 3
 
-    public init(rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock,
-                formatVersion: UInt16 = LogOptions.defaultFormatVersion) {
+    public init(
+        rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock,
+        formatVersion: UInt16 = LogOptions.defaultFormatVersion
+    ) {
         self.rollSize = rollSize
         self.clock = clock
         self.formatVersion = formatVersion
@@ -50,8 +52,10 @@ public struct RawBlock: Sendable {
 
     /// A block of format 2 or later (`version`, by default the one new logs get): `summary` and `body` are stored as
     /// they are.
-    public init(summary: [UInt8], body: [UInt8], count: Int, minTime: Int64, maxTime: Int64,
-                version: UInt16 = LogOptions.defaultFormatVersion) {
+    public init(
+        summary: [UInt8], body: [UInt8], count: Int, minTime: Int64, maxTime: Int64,
+        version: UInt16 = LogOptions.defaultFormatVersion
+    ) {
         precondition(version >= 2, "a block with a summary is of format 2 or later")
         self.payload = body
         self.summary = summary
@@ -103,7 +107,8 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     public var reason: String
 
     public var description: String {
-        var text = "recovered \(file): removed \(bytesRemoved) bytes after byte \(position) left by an unfinished commit"
+        var text =
+            "recovered \(file): removed \(bytesRemoved) bytes after byte \(position) left by an unfinished commit"
         if uncommittedBlocks > 0 { text += " (\(uncommittedBlocks) uncommitted blocks)" }
         return text + " [\(reason)]"
     }
@@ -169,7 +174,8 @@ public final class LogWriter {
         let lock = try Self.acquireLock(lockPath)
         do {
             try Self.wrap("create the log directory", SystemFile.makeDirectory(directory))
-            for name in try Self.wrap("list the log directory", SystemFile.list(directory)) where name.hasSuffix(".tlog.new") {
+            for name in try Self.wrap("list the log directory", SystemFile.list(directory))
+            where name.hasSuffix(".tlog.new") {
                 // A file whose creation a crash interrupted: it was never renamed into the log.
                 try Self.wrap("remove \(name)", SystemFile.remove(directory + "/" + name))
             }
@@ -186,7 +192,9 @@ public final class LogWriter {
                 let isLast = index == files.count - 1
                 let scanner = LogFileScanner(directory: directory, file: file, fileIndex: index, checkPayloads: isLast)
                 let scan = try scanner.scan(expectedOffset: expectedOffset, previousHash: previous)
-                if let mismatch = LogFile.versionMismatch(scan.version, among: version, file: "log/" + file.name) { throw mismatch }
+                if let mismatch = LogFile.versionMismatch(scan.version, among: version, file: "log/" + file.name) {
+                    throw mismatch
+                }
                 version = version ?? scan.version
                 if let last = scan.committed.last {
                     expectedOffset = last.header.endOffset
@@ -194,14 +202,16 @@ public final class LogWriter {
                     lastRecorded = last.header.maxRecorded
                 }
                 let damaged = scan.stop.map { stop in
-                    StorageError(code: .corrupt, message: stop.reason + "; run `touchlog verify` for a full report",
-                                 location: .init(file: "log/" + file.name, block: stop.blockIndex, byte: stop.position))
+                    StorageError(
+                        code: .corrupt, message: stop.reason + "; run `touchlog verify` for a full report",
+                        location: .init(file: "log/" + file.name, block: stop.blockIndex, byte: stop.position))
                 }
                 if !isLast {
                     if let damaged { throw damaged }
                     if scan.committedEnd != scan.size || scan.uncommittedBlocks > 0 {
-                        throw StorageError(code: .corrupt, message: "a sealed log file ends with an unfinished commit",
-                                           location: .init(file: "log/" + file.name, byte: scan.committedEnd))
+                        throw StorageError(
+                            code: .corrupt, message: "a sealed log file ends with an unfinished commit",
+                            location: .init(file: "log/" + file.name, byte: scan.committedEnd))
                     }
                     continue
                 }
@@ -209,7 +219,8 @@ public final class LogWriter {
                 if scan.size > scan.committedEnd {
                     recovery = RecoveryReport(
                         file: file.name, position: scan.committedEnd, bytesRemoved: scan.size - scan.committedEnd,
-                        uncommittedBlocks: scan.uncommittedBlocks, reason: scan.stop?.reason ?? "valid blocks without a commit")
+                        uncommittedBlocks: scan.uncommittedBlocks,
+                        reason: scan.stop?.reason ?? "valid blocks without a commit")
                 }
             }
             let active = files[files.count - 1]
@@ -269,16 +280,23 @@ public final class LogWriter {
         try checkUsable()
         precondition(transaction == nil, "a transaction is already open")
         if let recorded, recorded < lastRecorded {
-            throw StorageError(code: .invalidArgument,
-                               message: "recorded time \(recorded) is earlier than the previous commit's (\(lastRecorded)); recorded times never decrease")
+            throw StorageError(
+                code: .invalidArgument,
+                message:
+                    "recorded time \(recorded) is earlier than the previous commit's (\(lastRecorded)); recorded times never decrease"
+            )
         }
         if let metadata {
             guard formatVersion >= 2 else {
-                throw StorageError(code: .invalidArgument, message: "commit metadata needs a log of format 2 (this one is format \(formatVersion))")
+                throw StorageError(
+                    code: .invalidArgument,
+                    message: "commit metadata needs a log of format 2 (this one is format \(formatVersion))")
             }
             let limit = formatVersion >= 3 ? BlockHeader.maxMarkerMetadataLength : BlockHeader.maxMetadataLength
             guard metadata.count <= limit else {
-                throw StorageError(code: .invalidArgument, message: "commit metadata is at most \(limit >> 10) KiB, not \(metadata.count) bytes")
+                throw StorageError(
+                    code: .invalidArgument,
+                    message: "commit metadata is at most \(limit >> 10) KiB, not \(metadata.count) bytes")
             }
         }
         if activeSize >= options.rollSize && activeSize > Int64(LogFileHeader.size) {
@@ -286,7 +304,8 @@ public final class LogWriter {
         }
         transaction = Transaction(
             startPosition: activeSize, startOffset: endOffset, recorded: recorded ?? max(options.clock(), lastRecorded),
-            position: activeSize, writeOffset: endOffset, previousHash: headHash, assignOffset: endOffset, metadata: metadata)
+            position: activeSize, writeOffset: endOffset, previousHash: headHash, assignOffset: endOffset,
+            metadata: metadata)
     }
 
     /// Adds a block to the open commit and returns the offsets its records will have.
@@ -297,20 +316,26 @@ public final class LogWriter {
         try checkUsable()
         guard var tx = transaction else { preconditionFailure("add(_:) outside a transaction") }
         guard block.count > 0, block.count <= Int(UInt32.max) else {
-            throw StorageError(code: .invalidArgument, message: "a block holds 1 to \(UInt32.max) records, not \(block.count)")
+            throw StorageError(
+                code: .invalidArgument, message: "a block holds 1 to \(UInt32.max) records, not \(block.count)")
         }
         guard block.version == formatVersion else {
-            throw StorageError(code: .invalidArgument, message: "a block of format \(block.version) cannot go into a log of format \(formatVersion)")
+            throw StorageError(
+                code: .invalidArgument,
+                message: "a block of format \(block.version) cannot go into a log of format \(formatVersion)")
         }
         guard block.payload.count <= BlockHeader.maxPayloadLength else {
-            throw StorageError(code: .invalidArgument, message: "a block payload is at most \(BlockHeader.maxPayloadLength) bytes")
+            throw StorageError(
+                code: .invalidArgument, message: "a block payload is at most \(BlockHeader.maxPayloadLength) bytes")
         }
         if let metadata = tx.metadata, metadata.count > BlockHeader.maxMetadataLength {
-            throw StorageError(code: .invalidArgument,
-                               message: "commit metadata over 64 KiB is kept only by a commit without records (a marker)")
+            throw StorageError(
+                code: .invalidArgument,
+                message: "commit metadata over 64 KiB is kept only by a commit without records (a marker)")
         }
         guard (block.summary?.count ?? 0) <= BlockHeader.maxOwnSummaryLength else {
-            throw StorageError(code: .invalidArgument, message: "a block summary is at most \(BlockHeader.maxOwnSummaryLength) bytes")
+            throw StorageError(
+                code: .invalidArgument, message: "a block summary is at most \(BlockHeader.maxOwnSummaryLength) bytes")
         }
         guard block.minTime <= block.maxTime else {
             throw StorageError(code: .invalidArgument, message: "a block's min time is after its max time")
@@ -337,7 +362,8 @@ public final class LogWriter {
         try checkUsable()
         guard var tx = transaction else { preconditionFailure("commit() outside a transaction") }
         if tx.held == nil && tx.metadata != nil && formatVersion >= 3 {
-            tx.held = RawBlock(summary: [], body: [], count: 0, minTime: tx.recorded, maxTime: tx.recorded, version: formatVersion)
+            tx.held = RawBlock(
+                summary: [], body: [], count: 0, minTime: tx.recorded, maxTime: tx.recorded, version: formatVersion)
         }
         guard let held = tx.held else {
             transaction = nil
@@ -345,8 +371,10 @@ public final class LogWriter {
         }
         if let beforeCommit {
             do { try beforeCommit() } catch {
-                throw fail(StorageError(code: .io, message: "\(error); nothing more will be written until the store is reopened",
-                                        cause: error as? SystemCallError))
+                throw fail(
+                    StorageError(
+                        code: .io, message: "\(error); nothing more will be written until the store is reopened",
+                        cause: error as? SystemCallError))
             }
         }
         if tx.written > 0 { try sync() }
@@ -366,7 +394,10 @@ public final class LogWriter {
         transaction = nil
         if tx.written > 0 {
             do { try activeFile.truncate(to: tx.startPosition) } catch {
-                throw fail(StorageError(code: .io, message: "cannot remove a rolled-back commit", location: location(tx.startPosition), cause: error))
+                throw fail(
+                    StorageError(
+                        code: .io, message: "cannot remove a rolled-back commit", location: location(tx.startPosition),
+                        cause: error))
             }
         }
     }
@@ -376,12 +407,14 @@ public final class LogWriter {
         let (stored, summaryLength) = block.stored(metadata: metadata)
         let (header, headerBytes) = BlockHeader.sealed(
             version: block.version, isCommit: commit, hasMetadata: metadata != nil, firstOffset: tx.writeOffset,
-            count: UInt32(block.count), storedPayload: stored, rawLength: block.payload.count, summaryLength: summaryLength,
+            count: UInt32(block.count), storedPayload: stored, rawLength: block.payload.count,
+            summaryLength: summaryLength,
             minTime: block.minTime, maxTime: block.maxTime, recorded: tx.recorded, previousHash: tx.previousHash)
         do {
             try activeFile.write(headerBytes + stored, at: tx.position)
         } catch {
-            throw fail(StorageError(code: .io, message: "cannot write a block", location: location(tx.position), cause: error))
+            throw fail(
+                StorageError(code: .io, message: "cannot write a block", location: location(tx.position), cause: error))
         }
         tx.position += Int64(headerBytes.count + stored.count)
         tx.writeOffset = header.endOffset
@@ -391,8 +424,10 @@ public final class LogWriter {
 
     private func sync() throws(StorageError) {
         do { try activeFile.sync() } catch {
-            throw fail(StorageError(code: .io, message: "fsync failed; nothing more will be written until the store is reopened",
-                                    location: .init(file: "log/" + activeName), cause: error))
+            throw fail(
+                StorageError(
+                    code: .io, message: "fsync failed; nothing more will be written until the store is reopened",
+                    location: .init(file: "log/" + activeName), cause: error))
         }
         syncCount += 1
     }
@@ -400,7 +435,9 @@ public final class LogWriter {
     private func roll() throws(StorageError) {
         // Like a failed fsync, a failed roll stops the writer: what reached the directory is only known after a reopen.
         let file: LogFile
-        do { file = try Self.createFile(directory: directory, firstOffset: endOffset, version: formatVersion) } catch { throw fail(error) }
+        do { file = try Self.createFile(directory: directory, firstOffset: endOffset, version: formatVersion) } catch {
+            throw fail(error)
+        }
         do {
             let handle = try SystemFile.open(directory + "/" + file.name, .readWrite)
             activeFile.close()
@@ -408,12 +445,18 @@ public final class LogWriter {
             activeName = file.name
             activeSize = try handle.size()
         } catch {
-            throw fail(StorageError(code: .io, message: "cannot open a new log file", location: .init(file: "log/" + file.name), cause: error))
+            throw fail(
+                StorageError(
+                    code: .io, message: "cannot open a new log file", location: .init(file: "log/" + file.name),
+                    cause: error))
         }
     }
 
     private func checkUsable() throws(StorageError) {
-        if let failure { throw StorageError(code: .writerFailed, message: failure.message, location: failure.location, cause: failure.cause) }
+        if let failure {
+            throw StorageError(
+                code: .writerFailed, message: failure.message, location: failure.location, cause: failure.cause)
+        }
     }
 
     private func fail(_ error: StorageError) -> StorageError {
@@ -426,7 +469,9 @@ public final class LogWriter {
     }
 
     /// Creates an empty log file (just its header), durable together with its directory entry.
-    private static func createFile(directory: String, firstOffset: UInt64, version: UInt16) throws(StorageError) -> LogFile {
+    private static func createFile(directory: String, firstOffset: UInt64, version: UInt16) throws(StorageError)
+        -> LogFile
+    {
         let name = LogFileHeader.fileName(firstOffset: firstOffset)
         let path = directory + "/" + name
         let temporary = path + ".new"
@@ -448,7 +493,11 @@ public final class LogWriter {
         var holder: Substring?  // the pid the lock file names
         do {
             locked = try handle.tryLockExclusive()
-            if !locked { holder = (try? handle.read(at: 0, count: 32)).flatMap { String(decoding: $0, as: UTF8.self).split(separator: "\n").first } }
+            if !locked {
+                holder = (try? handle.read(at: 0, count: 32)).flatMap {
+                    String(decoding: $0, as: UTF8.self).split(separator: "\n").first
+                }
+            }
             // Held by this very process: a writer closed a moment ago can still hold it through a child process being
             // spawned (the child has the descriptor until its exec closes it). Give that a moment before refusing.
             var waits = 0
@@ -464,14 +513,16 @@ public final class LogWriter {
         guard locked else {
             handle.close()
             let pid = holder.map { " (pid \($0))" } ?? ""
-            throw StorageError(code: .locked, message: "the store is locked by another writer\(pid); one writing process per store")
+            throw StorageError(
+                code: .locked, message: "the store is locked by another writer\(pid); one writing process per store")
         }
         _ = try? handle.truncate(to: 0)
         _ = try? handle.write(Array("\(getpid())\n".utf8), at: 0)
         return handle
     }
 
-    static func wrap<T>(_ what: String, _ body: @autoclosure () throws(SystemCallError) -> T) throws(StorageError) -> T {
+    static func wrap<T>(_ what: String, _ body: @autoclosure () throws(SystemCallError) -> T) throws(StorageError) -> T
+    {
         do { return try body() } catch { throw StorageError(code: .io, message: "cannot \(what)", cause: error) }
     }
 

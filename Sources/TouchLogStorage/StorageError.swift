@@ -1,3 +1,5 @@
+import Glibc
+
 /// The one error type of the storage module.
 ///
 /// Shaped like swift-nio's `FileSystemError`: a ``Code`` that can grow without breaking callers, a
@@ -82,5 +84,3 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable, Equatab
         "\(call): \(String(cString: strerror(errno)))"
     }
 }
-
-import Glibc

@@ -9,7 +9,8 @@ struct Run {
 
 /// The built executable `name` (`touchlog`, `touchlog-crash`, …): next to the test bundle (same build directory).
 func builtExecutable(_ name: String) -> String {
-    let testBinary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    let testBinary =
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     var directory = URL(fileURLWithPath: testBinary).deletingLastPathComponent()
     while directory.path != "/" {
         let candidate = directory.appendingPathComponent(name).path
@@ -29,7 +30,8 @@ func touchlog(_ arguments: [String], stdin: String? = nil, environment: [String:
 
 /// Runs the executable at `path` with `arguments`, feeding `stdin`, with `TOUCHLOG_STORE` unset unless given in
 /// `environment`.
-func run(_ path: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
+func run(_ path: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run
+{
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -56,8 +58,9 @@ func run(_ path: String, _ arguments: [String], stdin: String? = nil, environmen
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     while errReader.isExecuting || !errReader.isFinished { usleep(1000) }
-    return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-               stderr: String(decoding: errData, as: UTF8.self))
+    return Run(
+        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self))
 }
 
 /// A fresh temporary directory, removed when released.
@@ -81,7 +84,9 @@ func fixture(_ relative: String) -> String {
     var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     while directory.path != "/" {
         let candidate = directory.appendingPathComponent("Fixtures")
-        if FileManager.default.fileExists(atPath: candidate.path) { return candidate.appendingPathComponent(relative).path }
+        if FileManager.default.fileExists(atPath: candidate.path) {
+            return candidate.appendingPathComponent(relative).path
+        }
         directory.deleteLastPathComponent()
     }
     fatalError("no Fixtures directory")

@@ -32,14 +32,24 @@ import TouchLog
         #expect(try touchlog(["stats", "--store", three.store]).stdout.contains("(1 block, format 3)"))
         for version in [1, 2] {
             let older = Scratch()
-            #expect(try touchlog(["append", "--store", older.store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "\(version)"]).status == 0)
+            #expect(
+                try touchlog(
+                    ["append", "--store", older.store, fixture("events/sample.jsonl")],
+                    environment: ["TOUCHLOG_NEW_STORE_FORMAT": "\(version)"]
+                ).status == 0)
             #expect(try touchlog(["append", "--store", older.store, fixture("events/sample.csv")]).status == 0)
             #expect(try touchlog(["stats", "--store", older.store]).stdout.contains("(2 blocks, format \(version))"))
         }
-        #expect(try touchlog(["append", "--store", three.store, fixture("events/sample.csv")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]).status == 0)
+        #expect(
+            try touchlog(
+                ["append", "--store", three.store, fixture("events/sample.csv")],
+                environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]
+            ).status == 0)
         #expect(try touchlog(["stats", "--store", three.store]).stdout.contains("(2 blocks, format 3)"))
         let scratch = Scratch()
-        let bad = try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")], environment: ["TOUCHLOG_NEW_STORE_FORMAT": "4"])
+        let bad = try touchlog(
+            ["append", "--store", scratch.store, fixture("events/sample.jsonl")],
+            environment: ["TOUCHLOG_NEW_STORE_FORMAT": "4"])
         #expect(bad.status == 64)
         #expect(bad.stderr.contains("TOUCHLOG_NEW_STORE_FORMAT must be 1, 2 or 3, not \"4\""))
     }
@@ -54,19 +64,27 @@ import TouchLog
         #expect(try touchlog(["segment", "put", fixture("segments/summer-2022-clickers.json")] + store).status == 0)
         let query = ["query", "summer-2022-clickers", "--as-of", "2022-07-03T00:00:00Z"] + store
         #expect(try touchlog(query).stdout == "bob\ngrace\n")
-        let head = try touchlog(["verify"] + store).stdout.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst(12)
+        let head = try touchlog(["verify"] + store).stdout.split(separator: "\n").first {
+            $0.hasPrefix("chain head: ")
+        }!.dropFirst(12)
 
         let unknown = try touchlog(["erase", "grace", "nobody"] + store)
-        #expect(unknown.status == 66 && unknown.stderr.contains(#"the store holds no profile "nobody"; nothing erased"#))
+        #expect(
+            unknown.status == 66 && unknown.stderr.contains(#"the store holds no profile "nobody"; nothing erased"#))
         #expect(try touchlog(query).stdout == "bob\ngrace\n")
         #expect(try touchlog(["erase", ""] + store).status == 65)
         let erased = try touchlog(["erase", "grace", "nobody", "--skip-unknown", "--reason", "request 17"] + store)
-        #expect(erased.status == 0 && erased.stdout.hasPrefix("erased 1 profile\nunknown, not erased: nobody\nchain head: "), "\(erased.stderr)")
+        #expect(
+            erased.status == 0
+                && erased.stdout.hasPrefix("erased 1 profile\nunknown, not erased: nobody\nchain head: "),
+            "\(erased.stderr)")
         #expect(try touchlog(query).stdout == "bob\n")
         #expect(try touchlog(["replay", "--profile", "grace"] + store).stdout.isEmpty)
         #expect(try touchlog(["replay", "--include-erased"] + store).stdout.contains(#""profile":null,"erased":true"#))
         let verify = try touchlog(["verify"] + store)
-        #expect(verify.status == 0 && verify.stdout.contains("(request 17); the chain before it ends at \(head)\n"), "\(verify.stdout)")
+        #expect(
+            verify.status == 0 && verify.stdout.contains("(request 17); the chain before it ends at \(head)\n"),
+            "\(verify.stdout)")
         #expect(try touchlog(["stats"] + store).stdout.contains("profiles        10 (and 1 erased)\n"))
 
         let list = scratch.write("erase.txt", "bob\n\nalice\n")
@@ -104,7 +122,8 @@ import TouchLog
         #expect(try offsets(["--from-offset", "40"]) == [40, 41])
         #expect(try offsets(["--to-offset", "1"]) == [0, 1])
         #expect(try offsets(["--profile", "alice", "--type", "click"]) == [1, 23])
-        #expect(try offsets(["--touchpoint", "iphone-interest", "--since", "2022-07-01T00:00:00Z"]) == [31, 35, 38, 41])
+        #expect(
+            try offsets(["--touchpoint", "iphone-interest", "--since", "2022-07-01T00:00:00Z"]) == [31, 35, 38, 41])
         #expect(try offsets(["--until", "1654041600000", "--type", "conversion"]) == [])
         #expect(try offsets(["--profile", "mallory", "--until", "2022-06-03T00:00:00Z"]) == [24])
     }
@@ -114,30 +133,36 @@ import TouchLog
         let run = try touchlog(["append", "--store", scratch.store, fixture("invalid/mixed.jsonl")])
         #expect(run.status == 65)
         #expect(run.stdout == "")
-        #expect(run.stderr == """
-            2:9 bad time "2022-06-31T09:00:00.000Z": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds
-            3 touchpoint is required for a click
-            4:60 unknown type "purchase": expected view, click or conversion
-            5:1 expected '{' (each line must be one JSON object)
-            6 profile is empty
-            7:81 value must be a number
-            touchlog: 6 invalid lines; nothing appended
+        #expect(
+            run.stderr == """
+                2:9 bad time "2022-06-31T09:00:00.000Z": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds
+                3 touchpoint is required for a click
+                4:60 unknown type "purchase": expected view, click or conversion
+                5:1 expected '{' (each line must be one JSON object)
+                6 profile is empty
+                7:81 value must be a number
+                touchlog: 6 invalid lines; nothing appended
 
-            """)
+                """)
         #expect(try touchlog(["replay", "--store", scratch.store]).stdout == "")
     }
 
     @Test func skipInvalidWritesRejectsWithReasons() throws {
         let scratch = Scratch()
         let rejects = scratch.path + "/rejects.jsonl"
-        let run = try touchlog(["append", "--store", scratch.store, "--skip-invalid", "--rejects", rejects, fixture("invalid/mixed.jsonl")])
+        let run = try touchlog([
+            "append", "--store", scratch.store, "--skip-invalid", "--rejects", rejects, fixture("invalid/mixed.jsonl"),
+        ])
         #expect(run.status == 0)
         #expect(run.stdout == "appended 1 event, offsets 0–0\n")
         #expect(run.stderr.contains("skipped 6 invalid lines (written to \(rejects))"))
         let lines = try String(contentsOfFile: rejects, encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 6)
         #expect(lines[0].hasPrefix(#"{"line":2,"column":9,"reason":"bad time"#))
-        #expect(lines[3] == #"{"line":5,"column":1,"reason":"expected '{' (each line must be one JSON object)","text":"this is not json"}"#)
+        #expect(
+            lines[3]
+                == #"{"line":5,"column":1,"reason":"expected '{' (each line must be one JSON object)","text":"this is not json"}"#
+        )
     }
 
     @Test func usageErrorsExit64() throws {
@@ -189,10 +214,14 @@ import TouchLog
         _ = FileManager.default.createFile(atPath: file, contents: Data(bytes))
         let run = try touchlog(["verify", "--store", scratch.store])
         #expect(run.status == 1)
-        #expect(run.stdout.contains("damage: log/00000000000000000000.tlog block 0 at byte 32: block checksum mismatch\n"))
+        #expect(
+            run.stdout.contains("damage: log/00000000000000000000.tlog block 0 at byte 32: block checksum mismatch\n"))
         #expect(!run.stdout.contains("the writer removes them"))
         // The second commit's block is intact, but its events name profiles by ids the damaged block introduced.
-        #expect(run.stdout.contains("note: 1 block after the damage checked on its own: its events name profiles or touchpoints by ids the damaged block introduced"))
+        #expect(
+            run.stdout.contains(
+                "note: 1 block after the damage checked on its own: its events name profiles or touchpoints by ids the damaged block introduced"
+            ))
         #expect(run.stdout.hasSuffix("FAILED: 1 problem found\n"))
         let replay = try touchlog(["replay", "--store", scratch.store])
         #expect(replay.status == 1)
@@ -207,7 +236,9 @@ import TouchLog
         let store = try TouchLogStore(directory: scratch.store, options: .init(rollSize: 64 << 10), blockEvents: 30)
         let writer = Task {
             for commit in 0..<150 {
-                let events = (0..<100).map { i in Event(time: Int64(commit * 100 + i), profile: "commit-\(commit)", type: .view, touchpoint: "t") }
+                let events = (0..<100).map { i in
+                    Event(time: Int64(commit * 100 + i), profile: "commit-\(commit)", type: .view, touchpoint: "t")
+                }
                 try await store.append(events)
             }
         }

@@ -7,8 +7,9 @@ import Testing
     @Test func aWriterKilledFiftyTimesLosesNothingItAcknowledged() throws {
         let scratch = Scratch()
         let seed = UInt64(Date().timeIntervalSince1970 * 1000)
-        let result = try run(builtExecutable("touchlog-crash"),
-                             ["run", "--store", scratch.path, "--kills", "50", "--fresh-every", "10", "--seed", String(seed)])
+        let result = try run(
+            builtExecutable("touchlog-crash"),
+            ["run", "--store", scratch.path, "--kills", "50", "--fresh-every", "10", "--seed", String(seed)])
         #expect(result.status == 0, "seed \(seed)\n\(result.stdout.suffix(3000))\n\(result.stderr)")
         #expect(result.stdout.contains("50 kills in"))
         #expect(result.stdout.contains("every check passed"))

@@ -36,7 +36,10 @@ import Testing
     @Test func theSecondGrammarExamplesAndHistoriesMatchTheGoldenFile() throws {
         let scratch = Scratch()
         try sampleStore(scratch)
-        for name in ["summer-browse-then-click", "big-spenders", "summer-dormant", "discount-this-week-amsterdam", "discount-not-iphone"] {
+        for name in [
+            "summer-browse-then-click", "big-spenders", "summer-dormant", "discount-this-week-amsterdam",
+            "discount-not-iphone",
+        ] {
             let put = try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")])
             #expect(put.stdout == "stored segment \(name) version 1\n", "\(put.stderr)")
         }
@@ -44,26 +47,51 @@ import Testing
         #expect(try goldenAnswers(golden, store: scratch.store) == golden)
         // A referenced segment cannot be removed; the referrer names what it refers to.
         let rm = try touchlog(["segment", "rm", "--store", scratch.store, "iphone-interest"])
-        #expect(rm.status == 1 && rm.stderr == "touchlog: segment \"iphone-interest\" is referred to by \"discount-not-iphone\": change or remove it first\n")
+        #expect(
+            rm.status == 1
+                && rm.stderr
+                    == "touchlog: segment \"iphone-interest\" is referred to by \"discount-not-iphone\": change or remove it first\n"
+        )
         let cycle = scratch.path + "/cycle.json"
-        try #"{"name":"discount-clickers-not-converted","match":"all","rules":[{"segment":"discount-not-iphone"}]}"#.write(toFile: cycle, atomically: true, encoding: .utf8)
+        try #"{"name":"discount-clickers-not-converted","match":"all","rules":[{"segment":"discount-not-iphone"}]}"#
+            .write(toFile: cycle, atomically: true, encoding: .utf8)
         let put = try touchlog(["segment", "put", "--store", scratch.store, cycle])
         #expect(put.status == 65, "\(put.stderr)")
-        #expect(put.stderr.contains(#"rules[0].segment: refers back to itself: "discount-clickers-not-converted" → "discount-not-iphone" → "discount-clickers-not-converted" is a cycle"#))
+        #expect(
+            put.stderr.contains(
+                #"rules[0].segment: refers back to itself: "discount-clickers-not-converted" → "discount-not-iphone" → "discount-clickers-not-converted" is a cycle"#
+            ))
         // explain shows the events behind each new kind of rule.
-        let sequence = try touchlog(["explain", "--store", scratch.store, "summer-browse-then-click", "judy", "--as-of", "2022-07-31T00:00:00Z"]).stdout
-        #expect(sequence.contains("matched by:\n      offset 26  2022-07-03T09:00:00.000Z  view  summer-2022-collection"), "\(sequence)")
+        let sequence = try touchlog([
+            "explain", "--store", scratch.store, "summer-browse-then-click", "judy", "--as-of", "2022-07-31T00:00:00Z",
+        ]).stdout
+        #expect(
+            sequence.contains("matched by:\n      offset 26  2022-07-03T09:00:00.000Z  view  summer-2022-collection"),
+            "\(sequence)")
         #expect(sequence.contains(" events that can take a step:\n") && !sequence.contains("qualifying"), "\(sequence)")
-        let value = try touchlog(["explain", "--store", scratch.store, "big-spenders", "grace", "--as-of", "2022-07-31T00:00:00Z"]).stdout
+        let value = try touchlog([
+            "explain", "--store", scratch.store, "big-spenders", "grace", "--as-of", "2022-07-31T00:00:00Z",
+        ]).stdout
         #expect(value.contains("aggregate of values: 120\n"), "\(value)")
-        let reference = try touchlog(["explain", "--store", scratch.store, "discount-not-iphone", "dave", "--as-of", "2022-07-03T00:00:00Z"]).stdout
-        #expect(reference.contains(#"rules[1] does not hold: NOT member of segment "iphone-interest" (match all of 2 rules)"#), "\(reference)")
+        let reference = try touchlog([
+            "explain", "--store", scratch.store, "discount-not-iphone", "dave", "--as-of", "2022-07-03T00:00:00Z",
+        ]).stdout
+        #expect(
+            reference.contains(
+                #"rules[1] does not hold: NOT member of segment "iphone-interest" (match all of 2 rules)"#),
+            "\(reference)")
         // Bad history arguments are usage errors.
-        let badStep = try touchlog(["history", "--store", scratch.store, "big-spenders", "--from", "2022-06-01T00:00:00Z", "--to", "2022-07-01T00:00:00Z",
-                                    "--step", "1x"])
+        let badStep = try touchlog([
+            "history", "--store", scratch.store, "big-spenders", "--from", "2022-06-01T00:00:00Z", "--to",
+            "2022-07-01T00:00:00Z",
+            "--step", "1x",
+        ])
         #expect(badStep.status == 64 && badStep.stderr.contains("--step"))
-        let tooMany = try touchlog(["history", "--store", scratch.store, "big-spenders", "--from", "2022-06-01T00:00:00Z", "--to", "2022-07-01T00:00:00Z",
-                                    "--step", "1ms"])
+        let tooMany = try touchlog([
+            "history", "--store", scratch.store, "big-spenders", "--from", "2022-06-01T00:00:00Z", "--to",
+            "2022-07-01T00:00:00Z",
+            "--step", "1ms",
+        ])
         #expect(tooMany.status == 64 && tooMany.stderr.contains("more than 100000 points"), "\(tooMany.stderr)")
     }
 
@@ -74,11 +102,14 @@ import Testing
         try FileManager.default.copyItem(atPath: fixture("stores/sample-0.1.0"), toPath: scratch.store)
         let before = try touchlog(["verify", "--store", scratch.store]).stdout
         #expect(before.contains("checked 3 snapshots and the segment definitions\nok\n"), "\(before)")
-        #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (1 block, format 1)\n"))
+        #expect(
+            try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (1 block, format 1)\n")
+        )
         let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
         func answers() throws -> String { try goldenAnswers(golden, store: scratch.store) }
         #expect(try answers() == golden)
-        let oldHead = before.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst("chain head: ".count)
+        let oldHead = before.split(separator: "\n").first { $0.hasPrefix("chain head: ") }!.dropFirst(
+            "chain head: ".count)
         let migrate = try touchlog(["migrate", "--store", scratch.store])
         #expect(migrate.status == 0, "\(migrate.stderr)")
         #expect(migrate.stdout.hasPrefix("migrated 42 events in 1 commit from format 1 to format 3\n"))
@@ -86,16 +117,24 @@ import Testing
         #expect(try answers() == golden)
         let verify = try touchlog(["verify", "--store", scratch.store])
         #expect(verify.status == 0)
-        #expect(verify.stdout.contains("checked the replaced format-1 log (log-format1/): 1 block, 42 events, chain head \(oldHead)"))
+        #expect(
+            verify.stdout.contains(
+                "checked the replaced format-1 log (log-format1/): 1 block, 42 events, chain head \(oldHead)"))
         #expect(verify.stdout.hasSuffix("ok\n"))
-        #expect(try touchlog(["migrate", "--store", scratch.store]).stdout == "the store is already in format 3; nothing to do\n")
+        #expect(
+            try touchlog(["migrate", "--store", scratch.store]).stdout
+                == "the store is already in format 3; nothing to do\n")
         // Erasure waits until the plain-text log the migration kept is moved out of the store.
         let refused = try touchlog(["erase", "--store", scratch.store, "alice"])
         #expect(refused.status == 1 && refused.stderr.contains("move it out of the store"))
         // Appends go on in format 3.
-        #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.csv")]).stdout == "appended 42 events, offsets 42–83\n")
+        #expect(
+            try touchlog(["append", "--store", scratch.store, fixture("events/sample.csv")]).stdout
+                == "appended 42 events, offsets 42–83\n")
         #expect(try touchlog(["verify", "--store", scratch.store]).status == 0)
-        #expect(try touchlog(["stats", "--store", scratch.store]).stdout.contains("log files       1 (2 blocks, format 3)\n"))
+        #expect(
+            try touchlog(["stats", "--store", scratch.store]).stdout.contains(
+                "log files       1 (2 blocks, format 3)\n"))
     }
 
     @Test func queryFormatsCountAndRulesFile() throws {
@@ -103,8 +142,12 @@ import Testing
         try sampleStore(scratch)
         let at = ["--as-of", "2022-07-03T00:00:00Z", "--store", scratch.store]
         #expect(try touchlog(["query", "discount-clickers-not-converted", "--count"] + at).stdout == "4\n")
-        #expect(try touchlog(["query", "discount-clickers-not-converted", "--format", "csv"] + at).stdout == "profile\nalice\ncarol\nheidi\nivan\n")
-        #expect(try touchlog(["query", "discount-clickers-not-converted", "--format", "jsonl"] + at).stdout.hasPrefix(#"{"profile":"alice"}"#))
+        #expect(
+            try touchlog(["query", "discount-clickers-not-converted", "--format", "csv"] + at).stdout
+                == "profile\nalice\ncarol\nheidi\nivan\n")
+        #expect(
+            try touchlog(["query", "discount-clickers-not-converted", "--format", "jsonl"] + at).stdout.hasPrefix(
+                #"{"profile":"alice"}"#))
         #expect(try touchlog(["query", "--rules", fixture("segments/iphone-interest.json")] + at).stdout == "dave\n")
     }
 
@@ -115,26 +158,44 @@ import Testing
         let between = String(Int64(Date().timeIntervalSince1970 * 1000))
         usleep(20_000)
         // A late click of 1 July, recorded only now.
-        let late = scratch.write("late.jsonl", #"{"time":"2022-07-01T12:00:00Z","profile":"zoe","type":"click","touchpoint":"discount-notification"}"# + "\n")
+        let late = scratch.write(
+            "late.jsonl",
+            #"{"time":"2022-07-01T12:00:00Z","profile":"zoe","type":"click","touchpoint":"discount-notification"}"#
+                + "\n")
         #expect(try touchlog(["append", "--store", scratch.store, late]).status == 0)
         let asOf = ["discount-clickers-not-converted", "--as-of", "2022-07-03T00:00:00Z", "--store", scratch.store]
         #expect(try touchlog(["query"] + asOf).stdout == "alice\ncarol\nheidi\nivan\nzoe\n")
         #expect(try touchlog(["query"] + asOf + ["--known-at", between]).stdout == "alice\ncarol\nheidi\nivan\n")
-        let explain = try touchlog(["explain", "discount-clickers-not-converted", "zoe", "--as-of", "2022-07-03T00:00:00Z", "--known-at", between, "--store", scratch.store])
+        let explain = try touchlog([
+            "explain", "discount-clickers-not-converted", "zoe", "--as-of", "2022-07-03T00:00:00Z", "--known-at",
+            between, "--store", scratch.store,
+        ])
         #expect(explain.stdout.contains("zoe is NOT a member"))
-        #expect(explain.stdout.contains("the store knows no events of this profile then (unknown: never appended by then, or erased)"))
+        #expect(
+            explain.stdout.contains(
+                "the store knows no events of this profile then (unknown: never appended by then, or erased)"))
     }
 
     @Test func explainNamesTheDecidingEvents() throws {
         let scratch = Scratch()
         try sampleStore(scratch)
-        let run = try touchlog(["explain", "discount-clickers-not-converted", "carol", "--as-of", "2022-07-31T00:00:00Z", "--store", scratch.store])
+        let run = try touchlog([
+            "explain", "discount-clickers-not-converted", "carol", "--as-of", "2022-07-31T00:00:00Z", "--store",
+            scratch.store,
+        ])
         #expect(run.status == 0)
-        #expect(run.stdout.hasPrefix("carol is NOT a member of discount-clickers-not-converted (version 1) as of 2022-07-31T00:00:00.000Z\n"))
-        #expect(run.stdout.contains("rules[0] does not hold: click on touchpoint exactly \"discount-notification\", in the last 30d, not converted since"))
+        #expect(
+            run.stdout.hasPrefix(
+                "carol is NOT a member of discount-clickers-not-converted (version 1) as of 2022-07-31T00:00:00.000Z\n")
+        )
+        #expect(
+            run.stdout.contains(
+                "rules[0] does not hold: click on touchpoint exactly \"discount-notification\", in the last 30d, not converted since"
+            ))
         #expect(run.stdout.contains("offset 25  2022-07-02T10:00:00.000Z  click  discount-notification"))
         #expect(run.stdout.contains("conversions from the first qualifying event to T:"))
-        #expect(run.stdout.contains("offset 37  2022-07-20T07:00:00.000Z  conversion  discount-notification  value 19.99"))
+        #expect(
+            run.stdout.contains("offset 37  2022-07-20T07:00:00.000Z  conversion  discount-notification  value 19.99"))
     }
 
     @Test func definitionsAreVersionedListedShownAndRemoved() throws {
@@ -143,30 +204,54 @@ import Testing
         var changed = try String(contentsOfFile: fixture("segments/summer-2022-clickers.json"), encoding: .utf8)
         changed = changed.replacingOccurrences(of: "\"30d\"", with: "\"3d\"")
         let file = scratch.write("changed.json", changed)
-        #expect(try touchlog(["segment", "put", "--store", scratch.store, file]).stdout == "stored segment summer-2022-clickers version 2\n")
-        #expect(try touchlog(["segment", "put", "--store", scratch.store, file]).stdout == "segment summer-2022-clickers unchanged (version 2)\n")
-        #expect(try touchlog(["segment", "show", "summer-2022-clickers", "--store", scratch.store]).stdout.contains(#""last":"3d""#))
-        #expect(try touchlog(["segment", "show", "summer-2022-clickers", "--version", "1", "--store", scratch.store]).stdout.contains(#""last":"30d""#))
-        #expect(try touchlog(["segment", "list", "--store", scratch.store]).stdout.split(separator: "\n").map { $0.split(separator: "\t").prefix(2).joined(separator: " ") }
+        #expect(
+            try touchlog(["segment", "put", "--store", scratch.store, file]).stdout
+                == "stored segment summer-2022-clickers version 2\n")
+        #expect(
+            try touchlog(["segment", "put", "--store", scratch.store, file]).stdout
+                == "segment summer-2022-clickers unchanged (version 2)\n")
+        #expect(
+            try touchlog(["segment", "show", "summer-2022-clickers", "--store", scratch.store]).stdout.contains(
+                #""last":"3d""#))
+        #expect(
+            try touchlog(["segment", "show", "summer-2022-clickers", "--version", "1", "--store", scratch.store]).stdout
+                .contains(#""last":"30d""#))
+        #expect(
+            try touchlog(["segment", "list", "--store", scratch.store]).stdout.split(separator: "\n").map {
+                $0.split(separator: "\t").prefix(2).joined(separator: " ")
+            }
                 == ["discount-clickers-not-converted v1", "iphone-interest v1", "summer-2022-clickers v2"])
-        #expect(try touchlog(["segment", "rm", "iphone-interest", "--store", scratch.store]).stdout == "removed segment iphone-interest (version 2; earlier versions kept)\n")
+        #expect(
+            try touchlog(["segment", "rm", "iphone-interest", "--store", scratch.store]).stdout
+                == "removed segment iphone-interest (version 2; earlier versions kept)\n")
         let gone = try touchlog(["query", "iphone-interest", "--store", scratch.store])
         #expect(gone.status == 66)
         #expect(gone.stderr.contains("no segment named \"iphone-interest\""))
-        #expect(try touchlog(["segment", "show", "iphone-interest", "--version", "1", "--store", scratch.store]).status == 0)
+        #expect(
+            try touchlog(["segment", "show", "iphone-interest", "--version", "1", "--store", scratch.store]).status == 0
+        )
     }
 
     @Test func badDefinitionsAndNamesGiveTheDocumentedExitCodes() throws {
         let scratch = Scratch()
         try sampleStore(scratch)
-        let bad = scratch.write("bad.json", #"{"name":"x","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"t"},"timeframe":{"last":"30x"}}]}"#)
+        let bad = scratch.write(
+            "bad.json",
+            #"{"name":"x","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"t"},"timeframe":{"last":"30x"}}]}"#
+        )
         let put = try touchlog(["segment", "put", "--store", scratch.store, bad])
         #expect(put.status == 65)
-        #expect(put.stderr == "touchlog: \(bad): rules[0].timeframe.last: bad duration \"30x\" (a whole number and ms, s, m, h, d or w, such as 30d)\n")
+        #expect(
+            put.stderr
+                == "touchlog: \(bad): rules[0].timeframe.last: bad duration \"30x\" (a whole number and ms, s, m, h, d or w, such as 30d)\n"
+        )
         #expect(try touchlog(["query", "nope", "--store", scratch.store]).status == 66)
         #expect(try touchlog(["query", "--store", scratch.store]).status == 64)
         #expect(try touchlog(["query", "x", "--as-of", "soon", "--store", scratch.store]).status == 64)
-        #expect(try touchlog(["diff", "discount-clickers-not-converted", "--from", "2022-06-15T00:00:00Z", "--store", scratch.store]).status == 64)
+        #expect(
+            try touchlog([
+                "diff", "discount-clickers-not-converted", "--from", "2022-06-15T00:00:00Z", "--store", scratch.store,
+            ]).status == 64)
     }
 }
 
@@ -175,7 +260,9 @@ import Testing
         let scratch = Scratch()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         for name in ["discount-clickers-not-converted", "iphone-interest", "summer-2022-clickers"] {
-            #expect(try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")]).status == 0)
+            #expect(
+                try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")]).status == 0
+            )
         }
         let query = ["query", "iphone-interest", "--as-of", "2022-07-31T00:00:00Z", "--store", scratch.store]
         let before = try touchlog(query).stdout
@@ -184,11 +271,15 @@ import Testing
         let create = try touchlog(["snapshot", "create", "--store", scratch.store])
         #expect(create.stdout.contains("iphone-interest: snapshot at offset 42, watermark 2022-07-30T11:30:00.000Z"))
         #expect(create.stdout.contains("summer-2022-clickers: nothing to snapshot"))
-        #expect(try touchlog(["snapshot", "create", "--store", scratch.store]).stdout.contains("iphone-interest: already snapshotted"))
+        #expect(
+            try touchlog(["snapshot", "create", "--store", scratch.store]).stdout.contains(
+                "iphone-interest: already snapshotted"))
         let list = try touchlog(["snapshot", "--store", scratch.store]).stdout.split(separator: "\n")
         #expect(list.count == 1)
         #expect(try touchlog(query).stdout == before)
-        #expect(try touchlog(["verify", "--store", scratch.store]).stdout.contains("checked 1 snapshot and the segment definitions"))
+        #expect(
+            try touchlog(["verify", "--store", scratch.store]).stdout.contains(
+                "checked 1 snapshot and the segment definitions"))
 
         // Damage one snapshot: verify names it and exits 1; the query still answers the same from the log.
         let path = scratch.store + "/" + String(list[0].split(separator: "\t").last!)
@@ -205,7 +296,9 @@ import Testing
         var text = [UInt8](FileManager.default.contents(atPath: definition)!)
         text[text.count - 5] ^= 0x01
         _ = FileManager.default.createFile(atPath: definition, contents: Data(text))
-        #expect(try touchlog(["verify", "--store", scratch.store]).stdout.contains("segments/iphone-interest/000001.json: checksum mismatch"))
+        #expect(
+            try touchlog(["verify", "--store", scratch.store]).stdout.contains(
+                "segments/iphone-interest/000001.json: checksum mismatch"))
 
         // Pruning needs to know which definitions are current, so it refuses while one is unreadable.
         let refused = try touchlog(["snapshot", "prune", "--keep", "0", "--store", scratch.store])
@@ -213,7 +306,9 @@ import Testing
         #expect(refused.stderr.contains("checksum mismatch"))
         text[text.count - 5] ^= 0x01
         _ = FileManager.default.createFile(atPath: definition, contents: Data(text))
-        #expect(try touchlog(["snapshot", "prune", "--keep", "0", "--store", scratch.store]).stdout == "deleted 1 snapshot, kept 0\n")
+        #expect(
+            try touchlog(["snapshot", "prune", "--keep", "0", "--store", scratch.store]).stdout
+                == "deleted 1 snapshot, kept 0\n")
         #expect(try touchlog(query).stdout == before)
         #expect(try touchlog(["snapshot", "prune", "--keep", "-1", "--store", scratch.store]).status == 64)
     }
@@ -221,13 +316,26 @@ import Testing
     @Test func queriesSaveSnapshotsByThemselves() throws {
         let scratch = Scratch()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
-        #expect(try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/iphone-interest.json")]).status == 0)
-        #expect(try touchlog(["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "10"]).status == 0)
-        #expect(try touchlog(["snapshot", "list", "--store", scratch.store]).stdout.contains("iphone-interest\toffset 42"))
-        #expect(try touchlog(["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "x"]).status == 64)
+        #expect(
+            try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/iphone-interest.json")]).status
+                == 0)
+        #expect(
+            try touchlog(
+                ["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "10"]
+            ).status == 0)
+        #expect(
+            try touchlog(["snapshot", "list", "--store", scratch.store]).stdout.contains("iphone-interest\toffset 42"))
+        #expect(
+            try touchlog(
+                ["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "x"]
+            ).status == 64)
         // A segment whose rules all look back from T has nothing a format-2 snapshot keeps.
-        #expect(try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/summer-2022-clickers.json")]).status == 0)
-        #expect(try touchlog(["snapshot", "create", "summer-2022-clickers", "--store", scratch.store]).stdout
-            == "summer-2022-clickers: nothing to snapshot (its rules all look back from T, and are read from the log)\n")
+        #expect(
+            try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/summer-2022-clickers.json")])
+                .status == 0)
+        #expect(
+            try touchlog(["snapshot", "create", "summer-2022-clickers", "--store", scratch.store]).stdout
+                == "summer-2022-clickers: nothing to snapshot (its rules all look back from T, and are read from the log)\n"
+        )
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Testing
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
 
 /// `touchlog serve` as a user runs it: a process, a port, SIGTERM.
 @Suite struct ServeCLITests {
@@ -33,7 +34,8 @@ import Testing
             line += chunk
         }
         let text = String(decoding: line, as: UTF8.self)
-        let port = try #require(text.split(separator: ":").dropFirst(3).first.flatMap { Int($0.prefix { $0.isNumber }) }, "\(text)")
+        let port = try #require(
+            text.split(separator: ":").dropFirst(3).first.flatMap { Int($0.prefix { $0.isNumber }) }, "\(text)")
         #expect(text.hasPrefix("touchlog: serving \(scratch.store) on http://127.0.0.1:\(port)"))
 
         let health = try Data(contentsOf: URL(string: "http://127.0.0.1:\(port)/v1/health")!)

@@ -2,8 +2,9 @@ import Foundation
 import Synchronization
 import Testing
 import TouchLog
-@testable import TouchLogCluster
 import TouchLogTestSupport
+
+@testable import TouchLogCluster
 
 /// A loopback port nothing listens on now (the kernel's pick for port 0).
 func freePort() -> Int {
@@ -14,8 +15,12 @@ func freePort() -> Int {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+    }
+    _ = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+    }
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
@@ -28,7 +33,9 @@ func isListening(_ port: Int) -> Bool {
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = UInt16(port).bigEndian
     return withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
     } == 0
 }
 
@@ -62,10 +69,17 @@ final class NATSServers: @unchecked Sendable {
 
     /// Starts (or restarts) server `i`.
     func start(_ i: Int) throws {
-        var arguments = ["-js", "-a", "127.0.0.1", "-p", String(clientPorts[i]), "-sd", directory.path + "/js\(i)", "-n", "touchlog-test-\(i)"]
+        var arguments = [
+            "-js", "-a", "127.0.0.1", "-p", String(clientPorts[i]), "-sd", directory.path + "/js\(i)", "-n",
+            "touchlog-test-\(i)",
+        ]
         if clientPorts.count > 1 {
-            arguments += ["--cluster_name", "touchlog-test", "--cluster", "nats://127.0.0.1:\(routePorts[i])",
-                          "--routes", routePorts.enumerated().filter { $0.offset != i }.map { "nats://127.0.0.1:\($0.element)" }.joined(separator: ",")]
+            arguments += [
+                "--cluster_name", "touchlog-test", "--cluster", "nats://127.0.0.1:\(routePorts[i])",
+                "--routes",
+                routePorts.enumerated().filter { $0.offset != i }.map { "nats://127.0.0.1:\($0.element)" }.joined(
+                    separator: ","),
+            ]
         }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: Self.serverPath)
@@ -76,7 +90,8 @@ final class NATSServers: @unchecked Sendable {
         processes[i] = process
     }
 
-    static let serverPath = ["/usr/bin/nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
+    static let serverPath =
+        ["/usr/bin/nats-server", "/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
         .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "nats-server"
 
     var urls: [String] { clientPorts.map { "nats://127.0.0.1:\($0)" } }
@@ -96,7 +111,9 @@ final class NATSServers: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(90)
         while ContinuousClock.now < deadline {
             do {
-                return try ClusterClient.initialise(urls: urls, partitions: partitions, replicas: replicas, leaseMilliseconds: leaseMilliseconds).config
+                return try ClusterClient.initialise(
+                    urls: urls, partitions: partitions, replicas: replicas, leaseMilliseconds: leaseMilliseconds
+                ).config
             } catch {
                 lastError = error
                 usleep(250_000)
@@ -191,8 +208,9 @@ func touchlog(_ arguments: [String], stdin: String? = nil) throws -> Run {
     }
     try process.run()
     process.waitUntilExit()
-    return Run(status: process.terminationStatus, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
-               stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
+    return Run(
+        status: process.terminationStatus, stdout: (try? String(contentsOfFile: out, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOfFile: err, encoding: .utf8)) ?? "")
 }
 
 /// In-process nodes for a test, stopped (leases released) when released.
@@ -209,7 +227,9 @@ final class RunningNodes: @unchecked Sendable {
     init(urls: [String], directory: TemporaryDirectory, names: [String]) throws {
         let reports = self.reports
         nodes = try names.map { name in
-            try ClusterNode(urls: urls, dataDirectory: directory.path + "/" + name, name: name) { line in reports.lines.withLock { $0.append("\(name): \(line)") } }
+            try ClusterNode(urls: urls, dataDirectory: directory.path + "/" + name, name: name) { line in
+                reports.lines.withLock { $0.append("\(name): \(line)") }
+            }
         }
         for node in nodes { node.start() }
     }

@@ -3,16 +3,21 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
-@testable import TouchLog
-@testable import TouchLogCluster
 import TouchLogTestSupport
 
+@testable import TouchLog
+@testable import TouchLogCluster
+
 /// The stream messages of every partition, in the order a single store would have recorded them.
-func streamMessages(_ nats: NATSConnection, partitions: Int) throws -> [(timestamp: Int64, partition: Int, sequence: UInt64, erase: Bool, payload: [UInt8])] {
+func streamMessages(_ nats: NATSConnection, partitions: Int) throws -> [(
+    timestamp: Int64, partition: Int, sequence: UInt64, erase: Bool, payload: [UInt8]
+)] {
     var all: [(timestamp: Int64, partition: Int, sequence: UInt64, erase: Bool, payload: [UInt8])] = []
     for partition in 0..<partitions {
         guard let last = try nats.streamState(ClusterConfig.stream(partition))?.lastSequence, last > 0 else { continue }
-        let consumer = try nats.pullConsumer(stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)", startSequence: 1, ackWait: .seconds(30))
+        let consumer = try nats.pullConsumer(
+            stream: ClusterConfig.stream(partition), durable: "reference-p\(partition)", startSequence: 1,
+            ackWait: .seconds(30))
         // Deleted however this ends: a caller that retries after a failure (JetStream electing leaders) must read from
         // the first message again, not from where an earlier attempt's consumer stopped.
         defer {
@@ -23,7 +28,11 @@ func streamMessages(_ nats: NATSConnection, partitions: Int) throws -> [(timesta
         while seen < last {
             for message in try consumer.fetch(batch: 256, timeout: .seconds(2)) {
                 let position = try message.jetStreamPosition()
-                all.append((position.timestamp, partition, position.sequence, message.subject.hasSuffix(".erase"), message.data))
+                all.append(
+                    (
+                        position.timestamp, partition, position.sequence, message.subject.hasSuffix(".erase"),
+                        message.data
+                    ))
                 seen = position.sequence
                 try message.acknowledge()
             }
@@ -51,7 +60,9 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
 @Suite(.serialized) struct ClusterTests {
     static let start: Int64 = 1_654_041_600_000  // 2022-06-01T00:00:00Z
     static let span: Int64 = 60 * 86_400_000
-    static let touchpoints = ["summer-2022-collection", "summer-2022-sale", "discount-notification", "iphone-13", "store-location", "é-vente"]
+    static let touchpoints = [
+        "summer-2022-collection", "summer-2022-sale", "discount-notification", "iphone-13", "store-location", "é-vente",
+    ]
 
     static func randomEvents(_ random: inout SplitMix64, count: Int, profiles: [String]) -> [Event] {
         (0..<count).map { _ in
@@ -59,32 +70,44 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             let type: EventType = roll < 50 ? .view : roll < 85 ? .click : .conversion
             var time = start + Int64(random.below(Int(span)))
             if random.chance(0.6) { time -= (time - start) % 21_600_000 }
-            return Event(time: time, profile: profiles[random.below(profiles.count)], type: type,
-                         touchpoint: type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)],
-                         value: type == .conversion ? Double(random.below(10_000)) / 100 : nil)
+            return Event(
+                time: time, profile: profiles[random.below(profiles.count)], type: type,
+                touchpoint: type == .conversion && random.chance(0.5)
+                    ? nil : touchpoints[random.below(touchpoints.count)],
+                value: type == .conversion ? Double(random.below(10_000)) / 100 : nil)
         }
     }
 
     static func randomDefinition(_ random: inout SplitMix64, index: Int) -> SegmentDefinition {
         func rule(_ depth: Int) -> SegmentDefinition.Rule {
             if depth < 2 && random.chance(0.25) {
-                return .group(random.chance(0.5) ? .all : .any, (0..<(1 + random.below(3))).map { _ in rule(depth + 1) }, negate: random.chance(0.2))
+                return .group(
+                    random.chance(0.5) ? .all : .any, (0..<(1 + random.below(3))).map { _ in rule(depth + 1) },
+                    negate: random.chance(0.2))
             }
             var interaction = InteractionRule(interaction: [.view, .click, .any, .conversion][random.below(4)])
             if interaction.interaction != .conversion || random.chance(0.5) {
                 let touchpoint = touchpoints[random.below(touchpoints.count)]
-                interaction.touchpoint = random.chance(0.5) ? .exactly(Array(touchpoint.utf8)) : .startsWith(Array(touchpoint.utf8.prefix(3)))
+                interaction.touchpoint =
+                    random.chance(0.5)
+                    ? .exactly(Array(touchpoint.utf8)) : .startsWith(Array(touchpoint.utf8.prefix(3)))
             }
             switch random.below(3) {
-            case 0: interaction.timeframe = .last(milliseconds: [86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(3)])
+            case 0:
+                interaction.timeframe = .last(
+                    milliseconds: [86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(3)])
             case 1: interaction.timeframe = .between(from: start + Int64(random.below(Int(span))), to: nil)
             default: break
             }
             if random.chance(0.3) { interaction.atLeast = 1 + random.below(3) }
-            if interaction.interaction != .conversion && random.chance(0.3) { interaction.conversion = random.chance(0.5) ? .converted : .notConverted }
+            if interaction.interaction != .conversion && random.chance(0.3) {
+                interaction.conversion = random.chance(0.5) ? .converted : .notConverted
+            }
             return .interaction(interaction, negate: random.chance(0.2))
         }
-        return SegmentDefinition(name: "random-\(index)", match: random.chance(0.5) ? .all : .any, rules: (0..<(1 + random.below(3))).map { _ in rule(1) })
+        return SegmentDefinition(
+            name: "random-\(index)", match: random.chance(0.5) ? .all : .any,
+            rules: (0..<(1 + random.below(3))).map { _ in rule(1) })
     }
 
     @Test func aLongReplyIsCutAtLineEndsAndPutBackTogether() throws {
@@ -102,8 +125,11 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         #expect(joined == body)
         #expect(try ClusterClient.stringLines(joined).count == 5_000)
         // An empty answer is one message, and an error is one message naming its code.
-        #expect(ClusterReply.chunks([]).count == 1 && ClusterReply.parse(ClusterReply.chunks([])[0])?.body.isEmpty == true)
-        let failed = try #require(ClusterReply.parse(ClusterReply.chunks([], error: TouchLogError(code: .notFound, message: "no segment"))[0]))
+        #expect(
+            ClusterReply.chunks([]).count == 1 && ClusterReply.parse(ClusterReply.chunks([])[0])?.body.isEmpty == true)
+        let failed = try #require(
+            ClusterReply.parse(ClusterReply.chunks([], error: TouchLogError(code: .notFound, message: "no segment"))[0])
+        )
         #expect(failed.error?.code == .notFound && failed.error?.message == "no segment" && failed.last)
     }
 
@@ -125,7 +151,8 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         }
         _ = try client.erase(profiles: ["p-3", "p-4"], reason: "test")
         try client.append(EventBatch(Self.randomEvents(&random, count: 50, profiles: profiles + ["p-3"])))
-        let reference = try referenceStore(client.nats, partitions: config.partitions, directory: directory.path + "/reference")
+        let reference = try referenceStore(
+            client.nats, partitions: config.partitions, directory: directory.path + "/reference")
         var cases = 0
         var nonEmpty = 0
         var knownAtMattered = 0
@@ -144,14 +171,17 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             if index % 3 == 0 {
                 // A history: each partition's counts, added up, equal the single store's.
                 let from = Self.start + Int64(random.below(Int(Self.span)))
-                let expected = try await reference.history(of: definition, from: from, to: from + 7 * 86_400_000, step: 86_400_000)
-                let answer = try client.history(of: definition, from: from, to: from + 7 * 86_400_000, step: 86_400_000, knownAt: nil)
+                let expected = try await reference.history(
+                    of: definition, from: from, to: from + 7 * 86_400_000, step: 86_400_000)
+                let answer = try client.history(
+                    of: definition, from: from, to: from + 7 * 86_400_000, step: 86_400_000, knownAt: nil)
                 #expect(answer.history == expected && answer.missing.isEmpty, "history of \(definition.json)")
                 histories += 1
             }
             for _ in 0..<3 {
                 let asOf = Self.start + Int64(random.below(Int(Self.span + 86_400_000)))
-                let knownAt: Int64? = random.chance(0.5) ? commitTimes[random.below(commitTimes.count)] + Int64(random.below(3)) - 1 : nil
+                let knownAt: Int64? =
+                    random.chance(0.5) ? commitTimes[random.below(commitTimes.count)] + Int64(random.below(3)) - 1 : nil
                 let time = QueryTime(asOf: asOf, knownAt: knownAt)
                 let expected = try await reference.members(of: definition, at: time)
                 let answer = try client.members(of: definition, at: time)
@@ -160,23 +190,33 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
                 #expect(try client.count(of: definition, at: time).count == expected.count)
                 cases += 1
                 if !expected.isEmpty { nonEmpty += 1 }
-                if knownAt != nil, try await reference.members(of: definition, at: QueryTime(asOf: asOf)) != expected { knownAtMattered += 1 }
+                if knownAt != nil, try await reference.members(of: definition, at: QueryTime(asOf: asOf)) != expected {
+                    knownAtMattered += 1
+                }
             }
         }
         #expect(cases == 90 && histories == 10)
         // Replay: the same events with the same recorded times (offsets are each partition store's own).
         func withoutOffsets(_ lines: [UInt8]) -> [String] {
-            String(decoding: lines, as: UTF8.self).split(separator: "\n").map { String($0.replacing(/"offset":\d+,/, with: "")) }.sorted()
+            String(decoding: lines, as: UTF8.self).split(separator: "\n").map {
+                String($0.replacing(/"offset":\d+,/, with: ""))
+            }.sorted()
         }
         var referenceLines: [UInt8] = []
         for event in try await reference.events() {
             EventJSON.appendLine(event, to: &referenceLines)
         }
         let replayed = withoutOffsets(try client.replay(ReplayFilter()).lines)
-        #expect(replayed == withoutOffsets(referenceLines), "\(replayed.count) vs \(withoutOffsets(referenceLines).count): \(Set(replayed).symmetricDifference(withoutOffsets(referenceLines)).prefix(4))")
+        #expect(
+            replayed == withoutOffsets(referenceLines),
+            "\(replayed.count) vs \(withoutOffsets(referenceLines).count): \(Set(replayed).symmetricDifference(withoutOffsets(referenceLines)).prefix(4))"
+        )
         let aliceLike = try client.replay(ReplayFilter(profiles: ["p-7"], types: [.click]))
-        #expect(withoutOffsets(aliceLike.lines) == withoutOffsets(try await reference.events(matching: ReplayFilter(profiles: ["p-7"], types: [.click]))
-            .reduce(into: [UInt8]()) { EventJSON.appendLine($1, to: &$0) }))
+        #expect(
+            withoutOffsets(aliceLike.lines)
+                == withoutOffsets(
+                    try await reference.events(matching: ReplayFilter(profiles: ["p-7"], types: [.click]))
+                        .reduce(into: [UInt8]()) { EventJSON.appendLine($1, to: &$0) }))
         // Explain: the owner's verdict is the single store's.
         for index in 0..<10 {
             let definition = Self.randomDefinition(&random, index: 100 + index)
@@ -184,12 +224,16 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             let time = QueryTime(asOf: Self.start + Int64(random.below(Int(Self.span))))
             let text = try client.explain(definition, revision: 1, profile: profile, at: time)
             let expected = try reference.withReader { reader throws(TouchLogError) in
-                do { return try reader.explain(definition, profile: profile, at: time) } catch { throw error as! TouchLogError }
+                do { return try reader.explain(definition, profile: profile, at: time) } catch {
+                    throw error as! TouchLogError
+                }
             }
             #expect(text.hasPrefix("\(profile) is \(expected.isMember ? "a member" : "NOT a member")"), "\(text)")
         }
         // The cases tell answers apart: most have members, and known-at changes some.
-        #expect(nonEmpty >= 30 && knownAtMattered >= 3, "\(nonEmpty) non-empty answers, known-at mattered \(knownAtMattered) times")
+        #expect(
+            nonEmpty >= 30 && knownAtMattered >= 3,
+            "\(nonEmpty) non-empty answers, known-at mattered \(knownAtMattered) times")
         // Every replica agrees on what it applied: the status digests are those of the stream.
         let status = try client.status()
         #expect(status.allSatisfy { $0.appliedSequence == $0.streamSequence && $0.digest != nil })
@@ -213,14 +257,20 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let zero = try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "0"])
         #expect(zero.status == 64 && zero.stderr.contains("--partitions must be 1 to 4096, not 0"), "\(zero)")
         // Init twice with another partition count.
-        #expect(try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3", "--lease", "2"]).status == 0)
+        #expect(
+            try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3", "--lease", "2"]).status
+                == 0)
         let again = try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "5"])
         #expect(again.status == 1)
         #expect(again.stderr.contains("has 3 partitions, not 5"))
-        #expect(try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3"]).stdout.contains("exists: 3 partitions"))
+        #expect(
+            try touchlog(["cluster", "init", "--nats", servers.urlList, "--partitions", "3"]).stdout.contains(
+                "exists: 3 partitions"))
         // An invalid event: nothing published, the line named.
         let directory = TemporaryDirectory()
-        let input = directory.file("in.jsonl", """
+        let input = directory.file(
+            "in.jsonl",
+            """
             {"time":"2022-06-01T09:00:00Z","profile":"alice","type":"view","touchpoint":"a"}
             {"time":"2022-06-01T09:00:00Z","profile":"","type":"view","touchpoint":"a"}
 
@@ -230,7 +280,9 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         #expect(refused.stderr.hasPrefix("2 profile is empty"), "\(refused.stderr)")
         #expect(refused.stderr.contains("nothing published"))
         let client = try ClusterClient(urls: servers.urls)
-        for partition in 0..<3 { #expect(try client.nats.streamState(ClusterConfig.stream(partition))?.lastSequence == 0) }
+        for partition in 0..<3 {
+            #expect(try client.nats.streamState(ClusterConfig.stream(partition))?.lastSequence == 0)
+        }
         // A node whose data directory belongs to another cluster.
         let data = directory.path + "/node"
         try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
@@ -239,8 +291,14 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         #expect(foreign.status == 1)
         #expect(foreign.stderr.contains("holds the partitions of cluster 0123456789abcdef"))
         // No owner: the query fails naming the partitions, or answers from the rest with --allow-partial.
-        #expect(try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
-        #expect(try touchlog(["segment", "put", "--nats", servers.urlList, fixturePath("segments/summer-2022-clickers.json", from: #filePath)]).status == 0)
+        #expect(
+            try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)])
+                .status == 0)
+        #expect(
+            try touchlog([
+                "segment", "put", "--nats", servers.urlList,
+                fixturePath("segments/summer-2022-clickers.json", from: #filePath),
+            ]).status == 0)
         let unowned = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers"])
         #expect(unowned.status == 1)
         #expect(unowned.stderr.contains("partitions 0 (no owner), 1 (no owner), 2 (no owner) missing"))
@@ -255,22 +313,29 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let directory = TemporaryDirectory()
         let client = try ClusterClient(urls: servers.urls)
         var random = SplitMix64(seed: 7)
-        var node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        var node = try NodeProcess(
+            urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
         var published = 0
         for round in 0..<6 {
             for _ in 0..<40 {
-                published += try client.append(EventBatch(Self.randomEvents(&random, count: 30, profiles: (0..<40).map { "p-\($0)" })))
+                published += try client.append(
+                    EventBatch(Self.randomEvents(&random, count: 30, profiles: (0..<40).map { "p-\($0)" })))
             }
             // Killed while it applies what was just published; the next one resumes from its store's last sequence.
             usleep(UInt32(20_000 + random.below(100_000)))
             node.kill()
             if round < 5 {
                 usleep(2_200_000)  // the dead node's leases lapse
-                node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+                node = try NodeProcess(
+                    urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
             }
         }
-        node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
-        #expect(eventually(.seconds(60)) { (try? client.status().allSatisfy { $0.appliedSequence == $0.streamSequence }) == true }, "\(node.output)")
+        node = try NodeProcess(
+            urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        #expect(
+            eventually(.seconds(60)) {
+                (try? client.status().allSatisfy { $0.appliedSequence == $0.streamSequence }) == true
+            }, "\(node.output)")
         let stats = try client.stats()
         #expect(stats.events == UInt64(published))
         // Each local store is an ordinary store that verifies.
@@ -285,14 +350,24 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let servers = try NATSServers()
         _ = try servers.initialise(partitions: 4, leaseMilliseconds: 3_000)
         let directory = TemporaryDirectory()
-        let a = try NodeProcess(urls: servers.urlList, data: directory.path + "/a", name: "a", log: directory.path + "/a.log")
-        let b = try NodeProcess(urls: servers.urlList, data: directory.path + "/b", name: "b", log: directory.path + "/b.log")
+        let a = try NodeProcess(
+            urls: servers.urlList, data: directory.path + "/a", name: "a", log: directory.path + "/a.log")
+        let b = try NodeProcess(
+            urls: servers.urlList, data: directory.path + "/b", name: "b", log: directory.path + "/b.log")
         let client = try ClusterClient(urls: servers.urls)
-        #expect(eventually(.seconds(60)) { (try? client.owners().count) == 4 && Set((try? client.owners().values).map(Array.init) ?? []).count == 2 },
-                "\(a.output)\n\(b.output)")
-        #expect(try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
+        #expect(
+            eventually(.seconds(60)) {
+                (try? client.owners().count) == 4 && Set((try? client.owners().values).map(Array.init) ?? []).count == 2
+            },
+            "\(a.output)\n\(b.output)")
+        #expect(
+            try touchlog(["append", "--nats", servers.urlList, fixturePath("events/sample.jsonl", from: #filePath)])
+                .status == 0)
         for name in ["summer-2022-clickers", "discount-clickers-not-converted", "iphone-interest"] {
-            #expect(try touchlog(["segment", "put", "--nats", servers.urlList, fixturePath("segments/\(name).json", from: #filePath)]).status == 0)
+            #expect(
+                try touchlog([
+                    "segment", "put", "--nats", servers.urlList, fixturePath("segments/\(name).json", from: #filePath),
+                ]).status == 0)
         }
         func answers() throws -> [String] {
             try ["summer-2022-clickers", "discount-clickers-not-converted", "iphone-interest"].map { name in
@@ -305,16 +380,30 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         #expect(before[0].contains("alice"))
         // explain, diff and replay through the cluster say what one store with the same events says.
         let local = directory.path + "/local"
-        #expect(try touchlog(["append", "--store", local, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
-        #expect(try touchlog(["segment", "put", "--store", local, fixturePath("segments/discount-clickers-not-converted.json", from: #filePath)]).status == 0)
-        let explained = try touchlog(["explain", "--nats", servers.urlList, "summer-2022-clickers", "alice", "--as-of", "2022-06-15T00:00:00Z"])
-        #expect(explained.stdout.hasPrefix("alice is a member of summer-2022-clickers (revision 1; offsets in partition"), "\(explained)")
-        let diffArguments = ["discount-clickers-not-converted", "--from", "2022-06-15T00:00:00Z", "--to", "2022-07-31T00:00:00Z"]
+        #expect(
+            try touchlog(["append", "--store", local, fixturePath("events/sample.jsonl", from: #filePath)]).status == 0)
+        #expect(
+            try touchlog([
+                "segment", "put", "--store", local,
+                fixturePath("segments/discount-clickers-not-converted.json", from: #filePath),
+            ]).status == 0)
+        let explained = try touchlog([
+            "explain", "--nats", servers.urlList, "summer-2022-clickers", "alice", "--as-of", "2022-06-15T00:00:00Z",
+        ])
+        #expect(
+            explained.stdout.hasPrefix("alice is a member of summer-2022-clickers (revision 1; offsets in partition"),
+            "\(explained)")
+        let diffArguments = [
+            "discount-clickers-not-converted", "--from", "2022-06-15T00:00:00Z", "--to", "2022-07-31T00:00:00Z",
+        ]
         let clusterDiff = try touchlog(["diff", "--nats", servers.urlList] + diffArguments)
         #expect(clusterDiff.status == 0 && !clusterDiff.stdout.isEmpty)
         #expect(clusterDiff.stdout == (try touchlog(["diff", "--store", local] + diffArguments)).stdout)
         let replayed = try touchlog(["replay", "--nats", servers.urlList, "--profile", "alice"])
-        #expect(replayed.stdout.split(separator: "\n").count == (try touchlog(["replay", "--store", local, "--profile", "alice"])).stdout.split(separator: "\n").count)
+        #expect(
+            replayed.stdout.split(separator: "\n").count
+                == (try touchlog(["replay", "--store", local, "--profile", "alice"])).stdout.split(separator: "\n")
+                .count)
         let appliedBefore = try client.status().map { [$0.appliedSequence.map(String.init) ?? "-", $0.digest ?? "-"] }
         // A slow owner (stopped, not dead): the query fails at its deadline, naming the partitions.
         b.signal(SIGSTOP)
@@ -326,12 +415,18 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         b.kill()
         let killedOwners = try client.owners().filter { $0.value == "b" }.keys.sorted()
         let during = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers"])
-        if during.status != 0 { #expect(during.stderr.contains("its owner b is not running") || during.stderr.contains("no owner")) }
-        #expect(eventually(.seconds(60)) { (try? client.owners().values.allSatisfy { $0 == "a" }) == true && (try? client.owners().count) == 4 },
-                "partitions \(killedOwners) not taken over: \(a.output)")
+        if during.status != 0 {
+            #expect(during.stderr.contains("its owner b is not running") || during.stderr.contains("no owner"))
+        }
+        #expect(
+            eventually(.seconds(60)) {
+                (try? client.owners().values.allSatisfy { $0 == "a" }) == true && (try? client.owners().count) == 4
+            },
+            "partitions \(killedOwners) not taken over: \(a.output)")
         #expect(try answers() == before)
         // The survivor rebuilt b's partitions from their streams: the same sequence applied gives the same digest.
-        #expect(try client.status().map { [$0.appliedSequence.map(String.init) ?? "-", $0.digest ?? "-"] } == appliedBefore)
+        #expect(
+            try client.status().map { [$0.appliedSequence.map(String.init) ?? "-", $0.digest ?? "-"] } == appliedBefore)
     }
 
     @Test func threeReplicasKeepServingWhenANATSServerDies() throws {
@@ -340,38 +435,47 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let directory = TemporaryDirectory()
         // A new NATS cluster takes a few seconds to elect the leaders of the streams and buckets.
         var ready: ClusterClient?
-        #expect(eventually(.seconds(60)) {
-            ready = try? ClusterClient(urls: servers.urls)
-            return ready != nil
-        })
+        #expect(
+            eventually(.seconds(60)) {
+                ready = try? ClusterClient(urls: servers.urls)
+                return ready != nil
+            })
         let client = try #require(ready)
-        let node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        let node = try NodeProcess(
+            urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
         #expect(eventually(.seconds(60)) { (try? client.owners().count) == 2 }, "\(node.output)")
         var random = SplitMix64(seed: 3)
-        var published = try client.append(EventBatch(Self.randomEvents(&random, count: 500, profiles: (0..<50).map { "p-\($0)" })))
+        var published = try client.append(
+            EventBatch(Self.randomEvents(&random, count: 500, profiles: (0..<50).map { "p-\($0)" })))
         #expect(eventually(.seconds(60)) { (try? client.stats().events) == UInt64(published) })
         servers.kill(0)
         // Producers and the node go on through the two servers left (once JetStream has moved the leaders off it).
         var left: ClusterClient?
-        #expect(eventually(.seconds(60)) {
-            left = try? ClusterClient(urls: Array(servers.urls.dropFirst()))
-            return left != nil
-        })
+        #expect(
+            eventually(.seconds(60)) {
+                left = try? ClusterClient(urls: Array(servers.urls.dropFirst()))
+                return left != nil
+            })
         let survivors = try #require(left)
-        #expect(eventually(.seconds(60)) {
-            guard let more = try? survivors.append(EventBatch(Self.randomEvents(&random, count: 100, profiles: ["q-1", "q-2"]))) else { return false }
-            published += more
-            return true
-        })
+        #expect(
+            eventually(.seconds(60)) {
+                guard
+                    let more = try? survivors.append(
+                        EventBatch(Self.randomEvents(&random, count: 100, profiles: ["q-1", "q-2"])))
+                else { return false }
+                published += more
+                return true
+            })
         // An append that failed part way (JetStream electing new leaders) may have left messages in the streams, and an
         // acknowledgement lost on the way may be published again: the node must apply exactly what the streams hold,
         // which is at least every event acknowledged.
         var inStreams = 0
-        #expect(eventually(.seconds(60)) {
-            guard let messages = try? streamMessages(survivors.nats, partitions: 2) else { return false }
-            inStreams = messages.reduce(0) { $0 + ($1.erase ? 0 : $1.payload.split(separator: 0x0A).count) }
-            return true
-        })
+        #expect(
+            eventually(.seconds(60)) {
+                guard let messages = try? streamMessages(survivors.nats, partitions: 2) else { return false }
+                inStreams = messages.reduce(0) { $0 + ($1.erase ? 0 : $1.payload.split(separator: 0x0A).count) }
+                return true
+            })
         #expect(inStreams >= published)
         #expect(eventually(.seconds(60)) { (try? survivors.stats().events) == UInt64(inStreams) }, "\(node.output)")
     }
@@ -400,17 +504,24 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
         let servers = try NATSServers()
         _ = try servers.initialise(partitions: 3)
         let directory = TemporaryDirectory()
-        let node = try NodeProcess(urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
+        let node = try NodeProcess(
+            urls: servers.urlList, data: directory.path + "/n", name: "n", log: directory.path + "/n.log")
         let client = try ClusterClient(urls: servers.urls)
         #expect(eventually(.seconds(60)) { (try? client.owners().count) == 3 }, "\(node.output)")
-        let serve = try NodeProcess(arguments: ["serve", "--nats", servers.urlList, "--port", "0"], log: directory.path + "/serve.log")
+        let serve = try NodeProcess(
+            arguments: ["serve", "--nats", servers.urlList, "--port", "0"], log: directory.path + "/serve.log")
         var port = 0
-        #expect(eventually(.seconds(60)) {
-            guard let line = serve.output.split(separator: "\n").first(where: { $0.contains("on http://127.0.0.1:") }) else { return false }
-            port = Int(line.split(separator: ":").last ?? "") ?? 0
-            return port > 0
-        }, "\(serve.output)")
-        func request(_ method: HTTPMethod, _ path: String, _ body: [UInt8]? = nil) async throws -> (status: Int, text: String) {
+        #expect(
+            eventually(.seconds(60)) {
+                guard
+                    let line = serve.output.split(separator: "\n").first(where: { $0.contains("on http://127.0.0.1:") })
+                else { return false }
+                port = Int(line.split(separator: ":").last ?? "") ?? 0
+                return port > 0
+            }, "\(serve.output)")
+        func request(_ method: HTTPMethod, _ path: String, _ body: [UInt8]? = nil) async throws -> (
+            status: Int, text: String
+        ) {
             var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
             request.method = method
             if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
@@ -418,20 +529,26 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
             let bytes = try await response.body.collect(upTo: 1 << 24)
             return (Int(response.status.code), String(buffer: bytes))
         }
-        let events = try Array(Data(contentsOf: URL(fileURLWithPath: fixturePath("events/sample.jsonl", from: #filePath))))
+        let events = try Array(
+            Data(contentsOf: URL(fileURLWithPath: fixturePath("events/sample.jsonl", from: #filePath))))
         let appended = try await request(.POST, "/v1/events", events)
         #expect(appended.status == 200 && appended.text.contains("\"appended\":42"), "\(appended)")
-        let definition = try Array(Data(contentsOf: URL(fileURLWithPath: fixturePath("segments/summer-2022-clickers.json", from: #filePath))))
+        let definition = try Array(
+            Data(contentsOf: URL(fileURLWithPath: fixturePath("segments/summer-2022-clickers.json", from: #filePath))))
         #expect(try await request(.PUT, "/v1/segments/summer-2022-clickers", definition).status == 201)
         let members = try await request(.GET, "/v1/segments/summer-2022-clickers/members?asOf=2022-07-03T00:00:00Z")
         #expect(members.text.contains("\"count\":2,\"members\":[\"bob\",\"grace\"]"), "\(members)")
-        let cli = try touchlog(["query", "--nats", servers.urlList, "summer-2022-clickers", "--as-of", "2022-07-03T00:00:00Z"])
+        let cli = try touchlog([
+            "query", "--nats", servers.urlList, "summer-2022-clickers", "--as-of", "2022-07-03T00:00:00Z",
+        ])
         #expect(cli.stdout == "bob\ngrace\n")
-        let explained = try await request(.GET, "/v1/segments/summer-2022-clickers/explain?profile=bob&asOf=2022-07-03T00:00:00Z")
+        let explained = try await request(
+            .GET, "/v1/segments/summer-2022-clickers/explain?profile=bob&asOf=2022-07-03T00:00:00Z")
         #expect(explained.text.contains("\"member\":true"), "\(explained)")
         #expect(try await request(.GET, "/v1/events/tail").status == 501)
         #expect(try await request(.DELETE, "/v1/profiles/bob?reason=test").status == 200)
-        let after = try await request(.GET, "/v1/segments/summer-2022-clickers/members?asOf=2022-07-03T00:00:00Z&countOnly=true")
+        let after = try await request(
+            .GET, "/v1/segments/summer-2022-clickers/members?asOf=2022-07-03T00:00:00Z&countOnly=true")
         #expect(after.text.contains("\"count\":1"), "\(after)")
         // A partition without an owner: 503, naming it.
         node.kill()

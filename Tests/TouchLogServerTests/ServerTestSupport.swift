@@ -27,7 +27,9 @@ struct RunningServer {
     var token: String?
 
     /// Starts a server for `store` (port 0: the system picks a free one).
-    static func start(_ store: TouchLogStore, configure: (inout ServerOptions) -> Void = { _ in }) async throws -> RunningServer {
+    static func start(_ store: TouchLogStore, configure: (inout ServerOptions) -> Void = { _ in }) async throws
+        -> RunningServer
+    {
         var options = ServerOptions()
         options.port = 0
         options.heartbeat = .milliseconds(200)
@@ -35,7 +37,9 @@ struct RunningServer {
         let server = try TouchLogServer(store: store, options: options)
         let (ports, listening) = AsyncStream<Int>.makeStream()
         let task = Task {
-            try await server.run(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) { port in listening.yield(port) }
+            try await server.run(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) { port in
+                listening.yield(port)
+            }
         }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw CancellationError() }
@@ -59,7 +63,10 @@ struct RunningServer {
         var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
     }
 
-    func request(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [], authorized: Bool = true) async throws -> Reply {
+    func request(
+        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [],
+        authorized: Bool = true
+    ) async throws -> Reply {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -67,17 +74,22 @@ struct RunningServer {
         if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
         let response = try await Self.client.execute(request, timeout: Self.requestTimeout)
         let collected = try await response.body.collect(upTo: 256 << 20)
-        return Reply(status: Int(response.status.code), headers: response.headers, body: Array(collected.readableBytesView))
+        return Reply(
+            status: Int(response.status.code), headers: response.headers, body: Array(collected.readableBytesView))
     }
 
-    func get(_ path: String, headers: [(String, String)] = []) async throws -> Reply { try await request(.GET, path, headers: headers) }
+    func get(_ path: String, headers: [(String, String)] = []) async throws -> Reply {
+        try await request(.GET, path, headers: headers)
+    }
 
     func post(_ path: String, _ body: String, contentType: String = "application/x-ndjson") async throws -> Reply {
         try await request(.POST, path, body: Array(body.utf8), headers: [("Content-Type", contentType)])
     }
 
     /// Opens a server-sent-events stream and returns its events as they arrive, until the task is cancelled.
-    func events(_ path: String, headers: [(String, String)] = []) async throws -> AsyncThrowingStream<ServerSentEvent, any Error> {
+    func events(_ path: String, headers: [(String, String)] = []) async throws -> AsyncThrowingStream<
+        ServerSentEvent, any Error
+    > {
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
         for (name, value) in headers { request.headers.add(name: name, value: value) }
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }

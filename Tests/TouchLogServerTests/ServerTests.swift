@@ -2,8 +2,9 @@ import Foundation
 import NIOHTTP1
 import Testing
 import TouchLog
-@testable import TouchLogServer
 import TouchLogTestSupport
+
+@testable import TouchLogServer
 
 private let t0: Int64 = 1_654_070_400_000  // 2022-06-01T08:00:00Z
 private let hour: Int64 = 3_600_000
@@ -33,7 +34,9 @@ private let promoClickers = """
             for client in 0..<clients {
                 group.addTask {
                     for n in 0..<requestsPerClient {
-                        let events = (0..<eventsPerRequest).map { i in click("c\(client)-r\(n)-e\(i)", at: t0 + Int64(i)) }
+                        let events = (0..<eventsPerRequest).map { i in
+                            click("c\(client)-r\(n)-e\(i)", at: t0 + Int64(i))
+                        }
                         let reply = try await server.post("/v1/events", jsonLines(events))
                         #expect(reply.status == 200)
                         #expect(reply.json["appended"] as? Int == eventsPerRequest)
@@ -44,7 +47,9 @@ private let promoClickers = """
         }
         // Checked by replay, over HTTP: every event once, each request's events together and in order.
         let replay = try await server.get("/v1/events")
-        let lines = replay.text.split(separator: "\n").map { try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        let lines = replay.text.split(separator: "\n").map {
+            try! JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
         let total = clients * requestsPerClient * eventsPerRequest
         #expect(lines.count == total)
         #expect(lines.map { $0["offset"] as! Int } == Array(0..<total))
@@ -52,7 +57,9 @@ private let promoClickers = """
         #expect(Set(profiles).count == total)
         for start in stride(from: 0, to: total, by: eventsPerRequest) {
             let prefix = profiles[start].prefix { $0 != "e" }
-            #expect(profiles[start..<start + eventsPerRequest] == ArraySlice((0..<eventsPerRequest).map { "\(prefix)e\($0)" }))
+            #expect(
+                profiles[start..<start + eventsPerRequest]
+                    == ArraySlice((0..<eventsPerRequest).map { "\(prefix)e\($0)" }))
         }
         await server.stop()
     }
@@ -63,7 +70,8 @@ private let promoClickers = """
         let server = try await RunningServer.start(store) { $0.maxEventBodyBytes = 10_000 }
         #expect(try await server.post("/v1/events", jsonLines([click("a", at: t0)])).status == 200)
 
-        let badLine = try await server.post("/v1/events", jsonLines([click("b", at: t0)]) + "{\"time\":\"x\",\"profile\":\"p\"}\nnot json\n")
+        let badLine = try await server.post(
+            "/v1/events", jsonLines([click("b", at: t0)]) + "{\"time\":\"x\",\"profile\":\"p\"}\nnot json\n")
         #expect(badLine.status == 422)
         #expect(badLine.errorCode == "invalidInput")
         let problems = (badLine.json["error"] as? [String: Any])?["problems"] as? [[String: Any]] ?? []
@@ -82,7 +90,11 @@ private let promoClickers = """
         #expect(try await server.get("/v1/events?type=purchase").status == 400)
         #expect(try await server.post("/v1/events?format=xml", "").status == 400)
 
-        let invalidDefinition = try await server.request(.PUT, "/v1/segments/x", body: Array(#"{"name":"x","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"a"},"timeframe":{"last":"30x"}}]}"#.utf8))
+        let invalidDefinition = try await server.request(
+            .PUT, "/v1/segments/x",
+            body: Array(
+                #"{"name":"x","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"a"},"timeframe":{"last":"30x"}}]}"#
+                    .utf8))
         #expect(invalidDefinition.status == 400)
         #expect(invalidDefinition.json.description.contains(#"rules[0].timeframe.last: bad duration \"30x\""#))
         let misnamed = try await server.request(.PUT, "/v1/segments/y", body: Array(promoClickers.utf8))
@@ -114,10 +126,15 @@ private let promoClickers = """
         let put = try await server.request(.PUT, "/v1/segments/promo-clickers", body: Array(promoClickers.utf8))
         #expect(put.status == 201)
         #expect(put.json["version"] as? Int == 1)
-        #expect(try await server.request(.PUT, "/v1/segments/promo-clickers", body: Array(promoClickers.utf8)).status == 200)
+        #expect(
+            try await server.request(.PUT, "/v1/segments/promo-clickers", body: Array(promoClickers.utf8)).status == 200
+        )
 
-        _ = try await server.post("/v1/events", jsonLines([click("a", at: t0), click("b", at: t0 + hour), click("c", at: t0, "other")]))
-        let csv = try await server.post("/v1/events", "time,profile,type,touchpoint,value\n\(t0 + 2 * hour),a,conversion,,12.5\n", contentType: "text/csv")
+        _ = try await server.post(
+            "/v1/events", jsonLines([click("a", at: t0), click("b", at: t0 + hour), click("c", at: t0, "other")]))
+        let csv = try await server.post(
+            "/v1/events", "time,profile,type,touchpoint,value\n\(t0 + 2 * hour),a,conversion,,12.5\n",
+            contentType: "text/csv")
         #expect(csv.json["fromOffset"] as? Int == 3)
 
         let asOf = "2022-06-01T09:30:00Z"
@@ -130,7 +147,8 @@ private let promoClickers = """
         #expect(later.json["members"] == nil)
         // Known-at: before the conversion was recorded, a was still a member.
         let recorded = try await store.events().last!.recorded
-        let before = try await server.get("/v1/segments/promo-clickers/members?asOf=\(t0 + 3 * hour)&knownAt=\(recorded - 1)")
+        let before = try await server.get(
+            "/v1/segments/promo-clickers/members?asOf=\(t0 + 3 * hour)&knownAt=\(recorded - 1)")
         #expect(before.json["members"] as? [String] == ["a", "b"])
 
         let diff = try await server.get("/v1/segments/promo-clickers/diff?from=\(t0 + 90 * 60_000)&to=\(t0 + 3 * hour)")
@@ -145,15 +163,22 @@ private let promoClickers = """
         let library = try await store.history(of: "promo-clickers", from: t0, to: t0 + 3 * hour, step: hour)
         #expect(library.points.map(\.count) == [1, 2, 1, 1])
         #expect(try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + hour)").status == 400)
-        #expect(try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + hour)&step=1x").status == 400)
-        #expect(try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + 100 * hour)&step=1ms").status == 400)
+        #expect(
+            try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + hour)&step=1x").status == 400
+        )
+        #expect(
+            try await server.get("/v1/segments/promo-clickers/history?from=\(t0)&to=\(t0 + 100 * hour)&step=1ms").status
+                == 400)
         #expect(try await server.get("/v1/segments/nope/history?from=\(t0)&to=\(t0 + hour)&step=1h").status == 404)
         let explain = try await server.get("/v1/segments/promo-clickers/explain?profile=a&asOf=\(t0 + 3 * hour)")
         #expect(explain.json["member"] as? Bool == false)
         let rule = (explain.json["rules"] as? [[String: Any]])?.first
         #expect((rule?["conversions"] as? [[String: Any]])?.first?["value"] as? Double == 12.5)
 
-        let adHoc = try await server.post("/v1/query?asOf=\(t0 + hour)", #"{"name":"others","match":"all","rules":[{"interaction":"any","touchpoint":{"exactly":"other"}}]}"#, contentType: "application/json")
+        let adHoc = try await server.post(
+            "/v1/query?asOf=\(t0 + hour)",
+            #"{"name":"others","match":"all","rules":[{"interaction":"any","touchpoint":{"exactly":"other"}}]}"#,
+            contentType: "application/json")
         #expect(adHoc.json["members"] as? [String] == ["c"])
 
         let list = try await server.get("/v1/segments")
@@ -165,7 +190,10 @@ private let promoClickers = """
         #expect(try await server.get("/v1/segments/promo-clickers").status == 404)
 
         let replay = try await server.get("/v1/events?profile=a&type=conversion")
-        #expect(replay.text == #"{"offset":3,"recorded":"\#(Timestamp.format(recorded))","time":"2022-06-01T10:00:00.000Z","profile":"a","type":"conversion","value":12.5}"# + "\n")
+        #expect(
+            replay.text
+                == #"{"offset":3,"recorded":"\#(Timestamp.format(recorded))","time":"2022-06-01T10:00:00.000Z","profile":"a","type":"conversion","value":12.5}"#
+                + "\n")
         #expect(try await server.get("/v1/stats").json["events"] as? Int == 4)
         #expect(try await server.request(.POST, "/v1/verify").json["intact"] as? Bool == true)
         #expect(try await server.get("/v1/health").json["endOffset"] as? Int == 4)
@@ -175,7 +203,11 @@ private let promoClickers = """
     @Test func aWatchStreamsEntriesAndExitsAndATailResumesFromLastEventID() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
-        try store.putSegment(try SegmentDefinition(json: #"{"name":"recent","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},"conversion":"not_converted"}]}"#))
+        try store.putSegment(
+            try SegmentDefinition(
+                json:
+                    #"{"name":"recent","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},"conversion":"not_converted"}]}"#
+            ))
         let server = try await RunningServer.start(store)
         let now = Timestamp.now()
         _ = try await server.post("/v1/events", jsonLines([click("a", at: now - hour)]))
@@ -185,7 +217,9 @@ private let promoClickers = """
         #expect(initial.event == "update")
         #expect(initial.json["initial"] as? Bool == true)
         #expect(initial.json["entered"] as? [String] == ["a"])
-        _ = try await server.post("/v1/events", jsonLines([click("b", at: now - hour), Event(time: now - 1, profile: "a", type: .conversion)]))
+        _ = try await server.post(
+            "/v1/events",
+            jsonLines([click("b", at: now - hour), Event(time: now - 1, profile: "a", type: .conversion)]))
         let update = try #require(try await watch.next())
         #expect(update.json["entered"] as? [String] == ["b"])
         #expect(update.json["exited"] as? [String] == ["a"])
@@ -226,8 +260,9 @@ private let promoClickers = """
         #expect(missing.status == 401)
         #expect(missing.errorCode == "unauthorized")
         #expect(missing.headers["WWW-Authenticate"].first == "Bearer")
-        let wrong = try await server.request(.POST, "/v1/events", body: Array(jsonLines([click("a", at: t0)]).utf8),
-                                             headers: [("Authorization", "Bearer a-secret-token-of-some-lengtH")], authorized: false)
+        let wrong = try await server.request(
+            .POST, "/v1/events", body: Array(jsonLines([click("a", at: t0)]).utf8),
+            headers: [("Authorization", "Bearer a-secret-token-of-some-lengtH")], authorized: false)
         #expect(wrong.status == 401)
         #expect(store.endOffset == 0)
         #expect(try await server.post("/v1/events", jsonLines([click("a", at: t0)])).status == 200)
@@ -264,7 +299,10 @@ private let promoClickers = """
                 documented.insert("\(method.uppercased()) \(path!)")
             }
         }
-        let served = Set(try TouchLogServer(store: server.store, options: ServerOptions()).router().routes.map { "\($0.method) \($0.path)" })
+        let served = Set(
+            try TouchLogServer(store: server.store, options: ServerOptions()).router().routes.map {
+                "\($0.method) \($0.path)"
+            })
         #expect(documented == served)
         #expect(documented.count == 21)
         await server.stop()

@@ -1,12 +1,20 @@
+import Glibc
 import Testing
+
 @testable import TouchLogStorage
 
 @Suite struct CorruptionTests {
     /// A log of five single-block commits; returns the file and each block's start.
-    private func fiveCommits(_ dir: TemporaryDirectory, rollSize: Int64 = 64 << 20, version: UInt16 = 2) throws -> (path: String, starts: [Int]) {
+    private func fiveCommits(_ dir: TemporaryDirectory, rollSize: Int64 = 64 << 20, version: UInt16 = 2) throws -> (
+        path: String, starts: [Int]
+    ) {
         let options = LogOptions(rollSize: rollSize, clock: fixedClock, formatVersion: version)
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: options)
-        for marker in 1...5 { try writer.append([version == 1 ? formatOneBlock(UInt8(marker)) : testBlock(UInt8(marker), version: version)]) }
+        for marker in 1...5 {
+            try writer.append([
+                version == 1 ? formatOneBlock(UInt8(marker)) : testBlock(UInt8(marker), version: version)
+            ])
+        }
         writer.close()
         let reader = try LogReader(directory: dir.log)
         return (logFilePaths(dir.log)[0], reader.blocks.map { Int($0.position) })
@@ -22,7 +30,10 @@ import Testing
             ("header check", 128..<136),
         ]
         let one = common + [("raw length", 24..<28), ("reserved", 28..<32), ("payload", 136..<146)]
-        let two = common + [("summary length", 24..<28), ("summary check", 28..<32), ("summary", 136..<143), ("body", 143..<153)]
+        let two =
+            common + [
+                ("summary length", 24..<28), ("summary check", 28..<32), ("summary", 136..<143), ("body", 143..<153),
+            ]
         return one.map { (1, $0.0, $0.1) } + two.map { (2, $0.0, $0.1) }
     }()
 
@@ -64,18 +75,24 @@ import Testing
 
     /// Writes `bytes` over the log file and checks that block `block` (starting at `start`) is named by verify,
     /// refused by the writer, and never served by a reader; returns what was wrong for the failure message.
-    private func expectDamageNamed(_ dir: TemporaryDirectory, _ path: String, _ bytes: [UInt8], block: Int, start: Int, _ label: String) throws {
+    private func expectDamageNamed(
+        _ dir: TemporaryDirectory, _ path: String, _ bytes: [UInt8], block: Int, start: Int, _ label: String
+    ) throws {
         writeFileBytes(path, bytes)
         let report = try LogVerifier.verify(directory: dir.log)
         #expect(!report.isIntact, "\(label): undetected by verify")
         let named = report.problems.first?.location
-        #expect(named?.block == block && named?.byte == Int64(start), "\(label): verify named \(report.problems.first.map(\.description) ?? "nothing")")
+        #expect(
+            named?.block == block && named?.byte == Int64(start),
+            "\(label): verify named \(report.problems.first.map(\.description) ?? "nothing")")
         if let reader = try? LogReader(directory: dir.log) {
             for location in reader.blocks where location.position == Int64(start) {
                 #expect((try? reader.read(location)) == nil, "\(label): served by a reader")
             }
         }
-        #expect(throws: StorageError.self, "\(label): accepted by the writer") { try LogWriter(directory: dir.log, lockPath: dir.lock) }
+        #expect(throws: StorageError.self, "\(label): accepted by the writer") {
+            try LogWriter(directory: dir.log, lockPath: dir.lock)
+        }
     }
 
     /// Every byte of a block header (each with a different bit flipped) and 64 sampled payload bits of a block in the
@@ -87,11 +104,14 @@ import Testing
         var random = TestRandom(seed: 11)
         let payload = starts[2] + BlockHeader.size..<starts[3]
         var targets = (0..<BlockHeader.size).map { (starts[2] + $0, UInt8(1) << UInt8($0 % 8)) }
-        targets += (0..<64).map { _ in (payload.lowerBound + Int(random.next() % UInt64(payload.count)), UInt8(1) << UInt8(random.next() % 8)) }
+        targets += (0..<64).map { _ in
+            (payload.lowerBound + Int(random.next() % UInt64(payload.count)), UInt8(1) << UInt8(random.next() % 8))
+        }
         for (position, mask) in targets {
             var bytes = whole
             bytes[position] ^= mask
-            try expectDamageNamed(dir, path, bytes, block: 2, start: starts[2], "byte \(position - starts[2]) of block 2, mask \(mask)")
+            try expectDamageNamed(
+                dir, path, bytes, block: 2, start: starts[2], "byte \(position - starts[2]) of block 2, mask \(mask)")
         }
         // And every byte of the file header.
         for position in 0..<LogFileHeader.size {
@@ -99,7 +119,9 @@ import Testing
             bytes[position] ^= UInt8(1) << UInt8(position % 8)
             writeFileBytes(path, bytes)
             let report = try LogVerifier.verify(directory: dir.log)
-            #expect(report.problems.first?.location?.byte == 0, "file header byte \(position): \(report.problems.first.map(\.description) ?? "undetected")")
+            #expect(
+                report.problems.first?.location?.byte == 0,
+                "file header byte \(position): \(report.problems.first.map(\.description) ?? "undetected")")
             #expect(throws: StorageError.self) { try LogReader(directory: dir.log) }
             #expect(throws: StorageError.self) { try LogWriter(directory: dir.log, lockPath: dir.lock) }
         }
@@ -116,7 +138,8 @@ import Testing
         try expectDamageNamed(dir, path, misdirected, block: 1, start: starts[1], "block 3 written over block 1")
 
         let other = TemporaryDirectory()
-        let writer = try LogWriter(directory: other.log, lockPath: other.lock, options: LogOptions(clock: { 2_000 }, formatVersion: 2))
+        let writer = try LogWriter(
+            directory: other.log, lockPath: other.lock, options: LogOptions(clock: { 2_000 }, formatVersion: 2))
         for marker in 1...5 { try writer.append([testBlock(UInt8(marker) &+ 100, version: 2)]) }
         writer.close()
         let foreign = fileBytes(logFilePaths(other.log)[0])
@@ -129,20 +152,27 @@ import Testing
     /// header itself is refused and named as such (the block hash is defined over the header as this version encodes
     /// it, so such bits used to surface as a baffling payload checksum mismatch). Found by the log-file fuzz target.
     @Test func unknownHeaderBitsAreRefusedEvenWithMatchingChecksums() throws {
-        for (version, byte, value, reason) in [(UInt16(1), 28, UInt8(1), "reserved bytes are not zero"),
-                                               (1, 31, UInt8(0x80), "reserved bytes are not zero"), (1, 7, UInt8(0x02), "unknown flags 2"),
-                                               (2, 7, UInt8(0x04), "unknown flags 4")] {
+        for (version, byte, value, reason) in [
+            (UInt16(1), 28, UInt8(1), "reserved bytes are not zero"),
+            (1, 31, UInt8(0x80), "reserved bytes are not zero"), (1, 7, UInt8(0x02), "unknown flags 2"),
+            (2, 7, UInt8(0x04), "unknown flags 4"),
+        ] {
             let dir = TemporaryDirectory()
             let (path, starts) = try fiveCommits(dir, version: version)
             var bytes = fileBytes(path)
             let at = starts[2]
             bytes[at + byte] = value
             let payload = Array(bytes[(at + BlockHeader.size)..<starts[3]])
-            bytes.replaceSubrange(at + 96..<at + 128, with: BlockHash.sha256(of: Array(bytes[at..<at + 96]) + payload).bytes)
-            bytes.replaceSubrange(at + 128..<at + 136, with: BlockHash.sha256(of: Array(bytes[at..<at + 128])).bytes[0..<8])
-            try expectDamageNamed(dir, path, bytes, block: 2, start: at, "format \(version): byte \(byte) set to \(value)")
+            bytes.replaceSubrange(
+                at + 96..<at + 128, with: BlockHash.sha256(of: Array(bytes[at..<at + 96]) + payload).bytes)
+            bytes.replaceSubrange(
+                at + 128..<at + 136, with: BlockHash.sha256(of: Array(bytes[at..<at + 128])).bytes[0..<8])
+            try expectDamageNamed(
+                dir, path, bytes, block: 2, start: at, "format \(version): byte \(byte) set to \(value)")
             let report = try LogVerifier.verify(directory: dir.log)
-            #expect(report.problems.first?.message.contains(reason) == true, "byte \(byte): \(report.problems.first.map(\.description) ?? "")")
+            #expect(
+                report.problems.first?.message.contains(reason) == true,
+                "byte \(byte): \(report.problems.first.map(\.description) ?? "")")
         }
     }
 
@@ -171,7 +201,10 @@ import Testing
         #expect(throws: StorageError.self) { try LogWriter(directory: dir.log, lockPath: dir.lock) }
         writeFileBytes(paths[1], Array(middle.dropLast(5)))
         let report = try LogVerifier.verify(directory: dir.log)
-        #expect(report.problems.contains { $0.location?.file.hasSuffix(String(paths[1].split(separator: "/").last!)) == true })
+        #expect(
+            report.problems.contains {
+                $0.location?.file.hasSuffix(String(paths[1].split(separator: "/").last!)) == true
+            })
         #expect(throws: StorageError.self) { try LogReader(directory: dir.log) }
     }
 
@@ -192,8 +225,11 @@ import Testing
     func theBlockFormatMatchesTheGoldenFile(version: UInt16, file: String) throws {
         let golden = fixturePath(file)
         let dir = TemporaryDirectory()
-        let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: version))
-        let blocks = version == 1 ? [formatOneBlock(1, count: 3), formatOneBlock(2, count: 2)]
+        let writer = try LogWriter(
+            directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: version))
+        let blocks =
+            version == 1
+            ? [formatOneBlock(1, count: 3), formatOneBlock(2, count: 2)]
             : [testBlock(1, count: 3, version: version), testBlock(2, count: 2, version: version)]
         try writer.append(blocks)
         writer.close()
@@ -209,5 +245,3 @@ import Testing
 
 /// The path of a file under the package's `Fixtures/`.
 func fixturePath(_ relative: String) -> String { fixturePath(relative, from: #filePath) }
-
-import Glibc

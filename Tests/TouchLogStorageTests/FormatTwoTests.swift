@@ -1,10 +1,12 @@
 import Testing
+
 @testable import TouchLogStorage
 
 /// A format-2 block: a summary naming the marker, and a body of `count` copies of it.
 func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawBlock {
-    RawBlock(summary: Array("summary \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
-             minTime: time, maxTime: time + Int64(count), version: 2)
+    RawBlock(
+        summary: Array("summary \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
+        minTime: time, maxTime: time + Int64(count), version: 2)
 }
 
 @Suite struct FormatTwoTests {
@@ -49,7 +51,9 @@ func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawB
 
     @Test func aFormatOneLogStaysFormatOneAndTakesNoFormatTwoBlocks() throws {
         let dir = TemporaryDirectory()
-        try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(formatVersion: 1)).append([formatOneBlock(1)])
+        try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(formatVersion: 1)).append([
+            formatOneBlock(1)
+        ])
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: formatTwo)
         #expect(writer.formatVersion == 1)
         #expect(throws: StorageError.self) { try writer.append([summaryBlock(2)]) }
@@ -80,8 +84,10 @@ func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawB
         for version: UInt16 in [1, 2] {
             let stored: [UInt8] = Array(repeating: 7, count: 40)
             let (header, bytes) = BlockHeader.sealed(
-                version: version, isCommit: true, hasMetadata: version == 2, firstOffset: 5, count: 3, storedPayload: stored,
-                rawLength: 99, summaryLength: version == 2 ? 12 : 0, minTime: -4, maxTime: 9, recorded: 77, previousHash: .zero)
+                version: version, isCommit: true, hasMetadata: version == 2, firstOffset: 5, count: 3,
+                storedPayload: stored,
+                rawLength: 99, summaryLength: version == 2 ? 12 : 0, minTime: -4, maxTime: 9, recorded: 77,
+                previousHash: .zero)
             let parsed = try BlockHeader.parse(bytes[...]).get()
             #expect(parsed == header)
             #expect(parsed.version == version)
@@ -95,7 +101,8 @@ func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawB
     /// it apart from the blocks that hold records. In format 2 such a commit is nothing.
     @Test func aCommitOfMetadataAloneIsAMarkerInFormatThree() throws {
         let dir = TemporaryDirectory()
-        let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: 3))
+        let writer = try LogWriter(
+            directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: 3))
         try writer.append([summaryBlock(1).withVersion(3)])
         let before = writer.headHash
         try writer.beginTransaction(metadata: Array("erased".utf8))
@@ -111,7 +118,8 @@ func summaryBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawB
         #expect(reader.blocks[1].header.previousHash == marker.header.hash)
         #expect(try LogVerifier.verify(directory: dir.log).isIntact)
         // Reopened, the writer continues the chain after the marker.
-        let again = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: 3))
+        let again = try LogWriter(
+            directory: dir.log, lockPath: dir.lock, options: LogOptions(clock: fixedClock, formatVersion: 3))
         #expect(again.headHash == reader.headHash && again.endOffset == 20)
 
         let two = TemporaryDirectory()

@@ -1,6 +1,7 @@
 import Glibc
-@testable import TouchLogStorage
 @_exported import TouchLogTestSupport
+
+@testable import TouchLogStorage
 
 typealias TestRandom = SplitMix64
 
@@ -11,15 +12,19 @@ extension TemporaryDirectory {
 
 /// A block with a summary, of format `version` (by default the one new logs get): a summary naming a marker and a
 /// body of `count * 4` copies of it, so tests can tell blocks apart.
-func testBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000, version: UInt16 = LogOptions.defaultFormatVersion) -> RawBlock {
-    RawBlock(summary: Array("block \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
-             minTime: time, maxTime: time + Int64(count), version: version)
+func testBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000, version: UInt16 = LogOptions.defaultFormatVersion)
+    -> RawBlock
+{
+    RawBlock(
+        summary: Array("block \(marker)".utf8), body: [UInt8](repeating: marker, count: count * 4), count: count,
+        minTime: time, maxTime: time + Int64(count), version: version)
 }
 
 /// A format-1 block: a payload of `count * 4` copies of a marker and its name, compressed when written.
 func formatOneBlock(_ marker: UInt8, count: Int = 10, time: Int64 = 1_000) -> RawBlock {
-    RawBlock(payload: [UInt8](repeating: marker, count: count * 4) + Array("block \(marker)".utf8), count: count,
-             minTime: time, maxTime: time + Int64(count))
+    RawBlock(
+        payload: [UInt8](repeating: marker, count: count * 4) + Array("block \(marker)".utf8), count: count,
+        minTime: time, maxTime: time + Int64(count))
 }
 
 extension RawBlock {

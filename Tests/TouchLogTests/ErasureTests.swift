@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import TouchLog
 @testable import TouchLogStorage
 
@@ -16,7 +17,9 @@ import Testing
             let path = directory + "/" + name
             if SystemFile.isDirectory(path) {
                 found += files(under: path)
-            } else if let file = try? SystemFile.open(path, .readOnly), let size = try? file.size(), let bytes = try? file.read(at: 0, count: Int(size)) {
+            } else if let file = try? SystemFile.open(path, .readOnly), let size = try? file.size(),
+                let bytes = try? file.read(at: 0, count: Int(size))
+            {
                 file.close()
                 found.append((path, bytes))
             }
@@ -65,7 +68,10 @@ import Testing
         _ = try store.segments.put(try SegmentDefinition(json: Self.summer))
         _ = try await store.createSnapshot(of: "s")
         let definition = try store.segments.current("s").definition
-        #expect(try await store.members(of: "s", at: QueryTime(asOf: 10_000)) == ["erase-me-4711@example.com", "keep-1", "keep-2"])
+        #expect(
+            try await store.members(of: "s", at: QueryTime(asOf: 10_000)) == [
+                "erase-me-4711@example.com", "keep-1", "keep-2",
+            ])
         let headBefore = try StoreReader(directory: path).headHash
 
         let report = try await store.erase(profiles: [target], reason: "request 17")
@@ -74,7 +80,9 @@ import Testing
         // Segments, at any T and K, never list it; their counts exclude it.
         for asOf: Int64 in [2_500, 10_000] {
             #expect(try await store.members(of: "s", at: QueryTime(asOf: asOf)).contains(target) == false)
-            #expect(try StoreReader(directory: path).count(of: definition, at: QueryTime(asOf: asOf)) == (asOf == 2_500 ? 1 : 2))
+            #expect(
+                try StoreReader(directory: path).count(of: definition, at: QueryTime(asOf: asOf))
+                    == (asOf == 2_500 ? 1 : 2))
         }
         // Replay leaves its events out, or shows them without the identifier.
         let reader = try StoreReader(directory: path)
@@ -83,7 +91,8 @@ import Testing
         #expect(all.map(\.offset) == [0, 1, 2, 3, 4] && all.map(\.event.profile) == ["keep-1", "", "", "keep-2", ""])
         // The chain: every block before the erasure as it was; the erasure is recorded after them.
         #expect(reader.log.markers.count == 1)
-        #expect(reader.erasures.records.map { [$0.profiles.description, $0.reason, $0.headBefore.description] }
+        #expect(
+            reader.erasures.records.map { [$0.profiles.description, $0.reason, $0.headBefore.description] }
                 == [["[1]", "request 17", headBefore.description]])
         let stats = try reader.stats()
         #expect(stats.profiles == 2 && stats.erasedProfiles == 1)
@@ -108,7 +117,10 @@ import Testing
         let dir = TemporaryDirectory()
         let path = dir.path + "/s"
         let store = try TouchLogStore(directory: path, options: Self.formatThree)
-        try await store.append([Event(time: 1, profile: "a", type: .view, touchpoint: "t"), Event(time: 2, profile: "b", type: .view, touchpoint: "t")])
+        try await store.append([
+            Event(time: 1, profile: "a", type: .view, touchpoint: "t"),
+            Event(time: 2, profile: "b", type: .view, touchpoint: "t"),
+        ])
         let head = try StoreReader(directory: path).headHash
         func fails(_ profiles: [String], _ code: TouchLogError.Code, _ text: String) async {
             do {
@@ -137,7 +149,9 @@ import Testing
         let dir = TemporaryDirectory()
         let path = dir.path + "/s"
         let store = try TouchLogStore(directory: path, options: Self.formatThree, blockEvents: 5_000)
-        let events = (0..<30_000).map { Event(time: Int64($0), profile: "p\($0 % 15_000)", type: .click, touchpoint: "summer-\($0 % 7)") }
+        let events = (0..<30_000).map {
+            Event(time: Int64($0), profile: "p\($0 % 15_000)", type: .click, touchpoint: "summer-\($0 % 7)")
+        }
         try await store.append(events)
         _ = try store.segments.put(try SegmentDefinition(json: Self.summer))
         let erased = (0..<10_000).map { "p\($0 * 3 / 2)" }
@@ -155,8 +169,10 @@ import Testing
         let dir = TemporaryDirectory()
         let path = dir.path + "/s"
         let store = try TouchLogStore(directory: path, options: Self.formatThree)
-        try await store.append([Event(time: 1, profile: "gone-soon", type: .click, touchpoint: "summer"),
-                                Event(time: 2, profile: "stays", type: .click, touchpoint: "summer")])
+        try await store.append([
+            Event(time: 1, profile: "gone-soon", type: .click, touchpoint: "summer"),
+            Event(time: 2, profile: "stays", type: .click, touchpoint: "summer"),
+        ])
         _ = try store.segments.put(try SegmentDefinition(json: Self.summer))
         // The record alone, as if the process died right after committing it.
         try store.withLogWriter { log throws(TouchLogError) in
@@ -166,9 +182,13 @@ import Testing
             }
         }
         store.close()
-        #expect(try StoreReader(directory: path).members(of: try SegmentDefinition(json: Self.summer), at: QueryTime(asOf: 10)) == ["stays"])
+        #expect(
+            try StoreReader(directory: path).members(
+                of: try SegmentDefinition(json: Self.summer), at: QueryTime(asOf: 10)) == ["stays"])
         let halfway = try StoreVerifier.verify(directory: path)
-        #expect(!halfway.isIntact && halfway.otherProblems.contains { $0.contains("profile 0 as erased, and its key is still there") })
+        #expect(
+            !halfway.isIntact
+                && halfway.otherProblems.contains { $0.contains("profile 0 as erased, and its key is still there") })
         #expect(Self.readable("gone-soon", under: path))
         _ = try TouchLogStore(directory: path)
         #expect(!Self.readable("gone-soon", under: path))
@@ -188,7 +208,10 @@ import Testing
         try file.write([last[0] ^ 0x20], at: size - 1)
         file.close()
         let damaged = try StoreVerifier.verify(directory: path)
-        #expect(damaged.otherProblems.contains { $0.contains("profiles.tlk: the pads of profiles 0..<1 do not match their check") }, "\(damaged.otherProblems)")
+        #expect(
+            damaged.otherProblems.contains {
+                $0.contains("profiles.tlk: the pads of profiles 0..<1 do not match their check")
+            }, "\(damaged.otherProblems)")
         try SystemFile.remove(keys)
         let missing = try StoreVerifier.verify(directory: path)
         #expect(!missing.isIntact)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TouchLog
 
 @Suite struct EventBlockCodecTests {
@@ -59,7 +60,8 @@ import Testing
     }
 
     @Test func dictionariesAreSortedByBytes() throws {
-        let batch = try EventBatch(["b", "a", "é", "Z", "ab"].map { Event(time: 0, profile: $0, type: .view, touchpoint: "t") })
+        let batch = try EventBatch(
+            ["b", "a", "é", "Z", "ab"].map { Event(time: 0, profile: $0, type: .view, touchpoint: "t") })
         let decoded = try EventBlockCodec.decode(EventBlockCodec.encode(batch, range: 0..<batch.count).payload)
         #expect((0..<decoded.profiles.count).map { decoded.profiles.string($0) } == ["Z", "a", "ab", "b", "é"])
     }
@@ -76,17 +78,24 @@ import Testing
     /// The profile dictionary of a two-event block (`"ab"`, then `"ac"`: entries (0, 2, "ab"), (1, 1, "c")) replaced by
     /// `entries`, so that strict decoding meets dictionaries the encoder never writes.
     @Test(arguments: [
-        ([0, 2, 0x61, 0x63, 1, 1, 0x62] as [UInt8], "profile dictionary is not in ascending order at entry 1"),  // "ac", "ab"
-        ([0, 2, 0x61, 0x62, 2, 0], "profile dictionary is not in ascending order at entry 1"),  // "ab" twice
-        ([0, 2, 0x61, 0x62, 1, 1, 0x62], "profile dictionary is not in ascending order at entry 1"),  // shares too little
+        // "ac", "ab"
+        ([0, 2, 0x61, 0x63, 1, 1, 0x62] as [UInt8], "profile dictionary is not in ascending order at entry 1"),
+        // "ab" twice
+        ([0, 2, 0x61, 0x62, 2, 0], "profile dictionary is not in ascending order at entry 1"),
+        // shares too little
+        ([0, 2, 0x61, 0x62, 1, 1, 0x62], "profile dictionary is not in ascending order at entry 1"),
         ([0, 2, 0x61, 0x62, 1, 1, 0x61], "profile dictionary is not in ascending order at entry 1"),  // "aa" after "ab"
         ([0, 0, 0, 1, 0x61], "profile 0 is 0 bytes"),
     ])
     func strictDecodingRefusesDictionariesTheEncoderNeverWrites(entries: [UInt8], message: String) throws {
-        let batch = try EventBatch([Event(time: 0, profile: "ab", type: .view, touchpoint: "t"), Event(time: 1, profile: "ac", type: .view, touchpoint: "t")])
+        let batch = try EventBatch([
+            Event(time: 0, profile: "ab", type: .view, touchpoint: "t"),
+            Event(time: 1, profile: "ac", type: .view, touchpoint: "t"),
+        ])
         let payload = EventBlockCodec.encode(batch, range: 0..<2).payload
         let written: [UInt8] = [2, 0, 2, 0x61, 0x62, 1, 1, 0x63]
-        let at = try #require((0...(payload.count - written.count)).first { Array(payload[$0..<$0 + written.count]) == written })
+        let at = try #require(
+            (0...(payload.count - written.count)).first { Array(payload[$0..<$0 + written.count]) == written })
         #expect(try EventBlockCodec.decode(payload, strict: true).count == 2)
         let altered = Array(payload[..<at]) + [2] + entries + Array(payload[(at + written.count)...])
         #expect {
@@ -98,12 +107,18 @@ import Testing
 
     @Test func anEntryLongerThanTheLimitIsRefusedEvenWhenBuiltFromAPrefix() throws {
         let long = String(repeating: "x", count: 256)
-        let batch = try EventBatch([Event(time: 0, profile: long, type: .view, touchpoint: "t"), Event(time: 1, profile: long + "", type: .view, touchpoint: "u")])
+        let batch = try EventBatch([
+            Event(time: 0, profile: long, type: .view, touchpoint: "t"),
+            Event(time: 1, profile: long + "", type: .view, touchpoint: "u"),
+        ])
         let payload = EventBlockCodec.encode(batch, range: 0..<2).payload
         // One entry of 256 bytes: (0, 256, x…). Append a second that shares all 256 and adds one: 257 bytes.
         let written: [UInt8] = [1, 0, 0x80, 0x02] + Array(repeating: 0x78, count: 256)
-        let at = try #require((0...(payload.count - written.count)).first { Array(payload[$0..<$0 + written.count]) == written })
-        let altered = Array(payload[..<at]) + [2] + written.dropFirst() + [0x80, 0x02, 1, 0x79] + Array(payload[(at + written.count)...])
+        let at = try #require(
+            (0...(payload.count - written.count)).first { Array(payload[$0..<$0 + written.count]) == written })
+        let altered =
+            Array(payload[..<at]) + [2] + written.dropFirst() + [0x80, 0x02, 1, 0x79]
+            + Array(payload[(at + written.count)...])
         #expect {
             try EventBlockCodec.decode(altered, strict: true)
         } throws: { error in
@@ -114,7 +129,10 @@ import Testing
     @Test func eventsThatBreakTheContractAreRefusedByTheLibrary() {
         let bad: [(Event, String)] = [
             (Event(time: 0, profile: "", type: .view, touchpoint: "t"), "profile is empty"),
-            (Event(time: 0, profile: String(repeating: "p", count: 257), type: .view, touchpoint: "t"), "over the 256-byte limit"),
+            (
+                Event(time: 0, profile: String(repeating: "p", count: 257), type: .view, touchpoint: "t"),
+                "over the 256-byte limit"
+            ),
             (Event(time: 0, profile: "p", type: .click), "touchpoint is required for a click"),
             (Event(time: 0, profile: "p", type: .view, touchpoint: ""), "touchpoint is empty"),
             (Event(time: EventLimits.maxTime + 1, profile: "p", type: .conversion), "outside years 0000-9999"),
@@ -146,8 +164,10 @@ import Testing
 
     @Test(arguments: [
         "", "2022-06-01", "2022-06-01T10:21Z", "2022-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2022-06-31T00:00:00Z",
-        "2022-06-01T24:00:00Z", "2022-06-01T10:60:00Z", "2022-06-01T10:00:60Z", "2022-06-01T10:21:14", "2022-06-01T10:21:14.Z",
-        "2022-06-01T10:21:14+0200", "2022-06-01T10:21:14+02:00 ", "12.5", "1e3", "99999999999999999999", "2022-06-01T10:21:14ZZ",
+        "2022-06-01T24:00:00Z", "2022-06-01T10:60:00Z", "2022-06-01T10:00:60Z", "2022-06-01T10:21:14",
+        "2022-06-01T10:21:14.Z",
+        "2022-06-01T10:21:14+0200", "2022-06-01T10:21:14+02:00 ", "12.5", "1e3", "99999999999999999999",
+        "2022-06-01T10:21:14ZZ",
         "253402300800000",
     ])
     func invalidTimesAreRefused(text: String) {

@@ -1,9 +1,12 @@
 import Testing
+
 @testable import TouchLog
 @testable import TouchLogStorage
 
 /// Encodes `batch` in blocks of `size` with format 2 and decodes each block back, strictly.
-private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBlock], decoded: [EventBatch], dictionary: StoreDictionary) {
+private func roundTrip(_ batch: EventBatch, size: Int) throws -> (
+    blocks: [RawBlock], decoded: [EventBatch], dictionary: StoreDictionary
+) {
     var dictionary = StoreDictionary()
     var scratch = EventBlockCodec.EncodeScratch()
     var decodeScratch = GroupedBlockCodec.DecodeScratch()
@@ -11,14 +14,16 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
     var decoded: [EventBatch] = []
     for start in stride(from: 0, to: batch.count, by: size) {
         let range = start..<min(start + size, batch.count)
-        let block = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch), dictionary: &dictionary)
+        let block = GroupedBlockCodec.encode(
+            GroupedBlockCodec.prepare(batch, range: range, scratch: &scratch), dictionary: &dictionary)
         let (header, _) = BlockHeader.sealed(
             version: 2, isCommit: true, firstOffset: UInt64(start), count: UInt32(block.count),
             storedPayload: block.summary! + block.payload, rawLength: 0, summaryLength: block.summary!.count,
             minTime: block.minTime, maxTime: block.maxTime, recorded: 0, previousHash: .zero)
         var events = EventBatch()
-        try GroupedBlockCodec.decodeStored(header, block.summary! + block.payload, dictionary: dictionary, into: &events,
-                                           scratch: &decodeScratch)
+        try GroupedBlockCodec.decodeStored(
+            header, block.summary! + block.payload, dictionary: dictionary, into: &events,
+            scratch: &decodeScratch)
         blocks.append(block)
         decoded.append(events)
     }
@@ -49,13 +54,17 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         }
         var dictionary = StoreDictionary()
         var scratch = EventBlockCodec.EncodeScratch()
-        let one = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(first, range: 0..<4, scratch: &scratch), dictionary: &dictionary)
-        let two = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(second, range: 0..<4, scratch: &scratch), dictionary: &dictionary)
+        let one = GroupedBlockCodec.encode(
+            GroupedBlockCodec.prepare(first, range: 0..<4, scratch: &scratch), dictionary: &dictionary)
+        let two = GroupedBlockCodec.encode(
+            GroupedBlockCodec.prepare(second, range: 0..<4, scratch: &scratch), dictionary: &dictionary)
         // New strings get the next ids in ascending byte order, block by block.
         #expect((0..<dictionary.profiles.count).map { dictionary.profiles.string($0) } == ["a", "b", "c", "0", "d"])
         #expect((0..<dictionary.touchpoints.count).map { dictionary.touchpoints.string($0) } == ["t1", "t0"])
-        let header = BlockHeader(isCommit: true, firstOffset: 0, count: 4, storedLength: UInt32(two.summary!.count + two.payload.count),
-                                 rawLength: 0, summaryLength: UInt32(two.summary!.count), minTime: 0, maxTime: 3, minRecorded: 0, maxRecorded: 0, previousHash: .zero, hash: .zero)
+        let header = BlockHeader(
+            isCommit: true, firstOffset: 0, count: 4, storedLength: UInt32(two.summary!.count + two.payload.count),
+            rawLength: 0, summaryLength: UInt32(two.summary!.count), minTime: 0, maxTime: 3, minRecorded: 0,
+            maxRecorded: 0, previousHash: .zero, hash: .zero)
         let summary = try BlockSummary(two.summary!, header: header)
         #expect(summary.firstNewProfile == 3 && summary.newProfiles == 2)
         #expect(summary.firstNewTouchpoint == 1 && summary.newTouchpoints == 1)
@@ -69,15 +78,19 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         var batch = EventBatch()
         let times: [Int64] = [50, 10, 40, 20, 30, 5]
         for (i, t) in times.enumerated() {
-            try batch.append(Event(time: t, profile: "p\(i % 2)", type: i % 2 == 0 ? .view : .conversion,
-                                   touchpoint: i % 2 == 0 ? "x" : nil, value: i % 4 == 1 ? 1.5 : nil))
+            try batch.append(
+                Event(
+                    time: t, profile: "p\(i % 2)", type: i % 2 == 0 ? .view : .conversion,
+                    touchpoint: i % 2 == 0 ? "x" : nil, value: i % 4 == 1 ? 1.5 : nil))
         }
         let (blocks, decoded, _) = try roundTrip(batch, size: 6)
         #expect(decoded[0].times == times)
         #expect(decoded[0].values.map { $0.isNaN ? nil : $0 } == [nil, 1.5, nil, nil, nil, 1.5])
-        let header = BlockHeader(isCommit: true, firstOffset: 0, count: 6,
-                                 storedLength: UInt32(blocks[0].summary!.count + blocks[0].payload.count), rawLength: 0,
-                                 summaryLength: UInt32(blocks[0].summary!.count), minTime: 5, maxTime: 50, minRecorded: 0, maxRecorded: 0, previousHash: .zero, hash: .zero)
+        let header = BlockHeader(
+            isCommit: true, firstOffset: 0, count: 6,
+            storedLength: UInt32(blocks[0].summary!.count + blocks[0].payload.count), rawLength: 0,
+            summaryLength: UInt32(blocks[0].summary!.count), minTime: 5, maxTime: 50, minRecorded: 0, maxRecorded: 0,
+            previousHash: .zero, hash: .zero)
         let summary = try BlockSummary(blocks[0].summary!, header: header)
         // The conversions without touchpoint (key 2) come before the views of touchpoint 0 (key 3).
         #expect(summary.groups.map(\.key) == [2, 3])
@@ -90,15 +103,19 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         let batch = try EventBatch(randomEvents(200, seed: 3))
         var dictionary = StoreDictionary()
         var scratch = EventBlockCodec.EncodeScratch()
-        let block = GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: 0..<200, scratch: &scratch), dictionary: &dictionary)
+        let block = GroupedBlockCodec.encode(
+            GroupedBlockCodec.prepare(batch, range: 0..<200, scratch: &scratch), dictionary: &dictionary)
         let (header, _) = BlockHeader.sealed(
-            version: 2, isCommit: true, firstOffset: 0, count: 200, storedPayload: block.summary! + block.payload, rawLength: 0,
-            summaryLength: block.summary!.count, minTime: block.minTime, maxTime: block.maxTime, recorded: 0, previousHash: .zero)
+            version: 2, isCommit: true, firstOffset: 0, count: 200, storedPayload: block.summary! + block.payload,
+            rawLength: 0,
+            summaryLength: block.summary!.count, minTime: block.minTime, maxTime: block.maxTime, recorded: 0,
+            previousHash: .zero)
         var events = EventBatch()
         var decodeScratch = GroupedBlockCodec.DecodeScratch()
         #expect(throws: DecodeError.self) {
-            try GroupedBlockCodec.decodeStored(header, block.summary! + block.payload, dictionary: StoreDictionary(), into: &events,
-                                               scratch: &decodeScratch)
+            try GroupedBlockCodec.decodeStored(
+                header, block.summary! + block.payload, dictionary: StoreDictionary(), into: &events,
+                scratch: &decodeScratch)
         }
     }
 
@@ -108,8 +125,9 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         table.append(Array("b".utf8))
         table.append(Array("a".utf8))
         EventBlockCodec.frontCode(table, into: &out)
-        let summary = BlockSummary(count: 1, firstNewProfile: 0, newProfiles: 2, firstNewTouchpoint: 0, newTouchpoints: 0,
-                                   profileBase: 0, profileWidth: 0, sections: [], groups: [])
+        let summary = BlockSummary(
+            count: 1, firstNewProfile: 0, newProfiles: 2, firstNewTouchpoint: 0, newTouchpoints: 0,
+            profileBase: 0, profileWidth: 0, sections: [], groups: [])
         var strict = StoreDictionary()
         #expect(throws: DecodeError.self) {
             try out.bytes.withUnsafeBytes { try strict.addProfiles(summary, section: $0, strict: true) }
@@ -140,10 +158,12 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         let report = try StoreVerifier.verify(directory: dir.path + "/two")
         #expect(report.isIntact, "\(report.log.problems) \(report.otherProblems)")
         for path in ["one", "two"] {
-            _ = try SegmentCatalog(layout: StoreLayout(root: dir.path + "/" + path)).put(try SegmentDefinition(json: """
-                {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}},
-                  {"interaction":"conversion","negate":true}]}
-                """))
+            _ = try SegmentCatalog(layout: StoreLayout(root: dir.path + "/" + path)).put(
+                try SegmentDefinition(
+                    json: """
+                        {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}},
+                          {"interaction":"conversion","negate":true}]}
+                        """))
         }
         let definition = try one.segments.current("s").definition
         for asOf: Int64 in [1_654_070_400_000, 1_700_000_000_000, EventLimits.maxTime] {
@@ -162,38 +182,51 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (blocks: [RawBl
         var events: [Event] = []
         for i in 0..<200 {
             // Each profile recurs every 30 events (about four blocks later); every block also brings new ones.
-            events.append(Event(time: Int64(2 + i), profile: i % 3 == 0 ? "known" : "p\((i * 7) % 30)-\(i / 60)",
-                                type: .click, touchpoint: "t\(i % 4)"))
+            events.append(
+                Event(
+                    time: Int64(2 + i), profile: i % 3 == 0 ? "known" : "p\((i * 7) % 30)-\(i / 60)",
+                    type: .click, touchpoint: "t\(i % 4)"))
         }
         try await store.append(Array(events[..<100]))
         try await store.append(try EventBatch(events[100...]))
         store.close()
         let report = try StoreVerifier.verify(directory: dir.path + "/s")
         #expect(report.isIntact, "\(report.log.problems)")
-        #expect(try StoreReader(directory: dir.path + "/s").events().map(\.event) == [Event(time: 1, profile: "known", type: .view, touchpoint: "t")] + events)
+        #expect(
+            try StoreReader(directory: dir.path + "/s").events().map(\.event) == [
+                Event(time: 1, profile: "known", type: .view, touchpoint: "t")
+            ] + events)
         #expect(try StoreReader(directory: dir.path + "/s").stats().profiles == Set(events.map(\.profile)).count)
     }
 
     @Test(arguments: [UInt16(2), 3])
     func identifiersOfACommitThatNeverHappenedAreGivenAgainLater(format: UInt16) async throws {
         let dir = TemporaryDirectory()
-        let store = try TouchLogStore(directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
+        let store = try TouchLogStore(
+            directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
         try await store.append([Event(time: 1, profile: "old", type: .view, touchpoint: "t")])
         // Refused input: its new profiles must not keep ids that no block of the log introduces.
-        let bad = dir.file("bad.jsonl", """
+        let bad = dir.file(
+            "bad.jsonl",
+            """
             {"time":2,"profile":"new-1","type":"view","touchpoint":"t2"}
             {"time":3,"profile":"new-2","type":"view"}
 
             """)
         #expect(throws: TouchLogError.self) { try store.ingest([bad]) }
-        try await store.append([Event(time: 4, profile: "new-2", type: .click, touchpoint: "t3"),
-                                Event(time: 5, profile: "old", type: .view, touchpoint: "t")])
+        try await store.append([
+            Event(time: 4, profile: "new-2", type: .click, touchpoint: "t3"),
+            Event(time: 5, profile: "old", type: .view, touchpoint: "t"),
+        ])
         store.close()
         let report = try StoreVerifier.verify(directory: dir.path + "/s")
         #expect(report.isIntact, "\(report.log.problems)")
         let reopened = try TouchLogStore(directory: dir.path + "/s")
         try await reopened.append([Event(time: 6, profile: "new-1", type: .view, touchpoint: "t2")])
-        #expect(try StoreReader(directory: dir.path + "/s").events().map(\.event.profile) == ["old", "new-2", "old", "new-1"])
+        #expect(
+            try StoreReader(directory: dir.path + "/s").events().map(\.event.profile) == [
+                "old", "new-2", "old", "new-1",
+            ])
         #expect(try StoreVerifier.verify(directory: dir.path + "/s").isIntact)
     }
 }

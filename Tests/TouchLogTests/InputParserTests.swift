@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TouchLogTestSupport
+
 @testable import TouchLog
 
 /// A parsed line: its event, or its problem as "COLUMN reason".
@@ -44,16 +45,23 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
 
 @Suite struct JSONEventParserTests {
     @Test func theSpecExamplesParse() throws {
-        #expect(try parseJSON(#"{"time":"2022-06-01T10:21:14.250Z","profile":"p-123","type":"click","touchpoint":"summer-2022-collection"}"#).get()
+        #expect(
+            try parseJSON(
+                #"{"time":"2022-06-01T10:21:14.250Z","profile":"p-123","type":"click","touchpoint":"summer-2022-collection"}"#
+            ).get()
                 == Event(time: 1_654_078_874_250, profile: "p-123", type: .click, touchpoint: "summer-2022-collection"))
-        #expect(try parseJSON(#"{"time":"2022-06-02T08:00:00+02:00","profile":"p-123","type":"conversion","value":59.90}"#).get()
+        #expect(
+            try parseJSON(#"{"time":"2022-06-02T08:00:00+02:00","profile":"p-123","type":"conversion","value":59.90}"#)
+                .get()
                 == Event(time: 1_654_149_600_000, profile: "p-123", type: .conversion, value: 59.9))
-        #expect(try parseJSON(#"{"time":1654070400000,"profile":"p-9","type":"view","touchpoint":"store-location"}"#).get()
+        #expect(
+            try parseJSON(#"{"time":1654070400000,"profile":"p-9","type":"view","touchpoint":"store-location"}"#).get()
                 == Event(time: 1_654_070_400_000, profile: "p-9", type: .view, touchpoint: "store-location"))
     }
 
     @Test func unknownFieldsOfEveryKindAreSkippedAndEscapesDecoded() throws {
-        let line = #" { "x" : {"a":[1,2,{"b":null}],"c":"}"}, "time" : 0, "flag":true, "n":-1.5e-3, "profile":"p\u00e9\ud83c\udfaf\n\"", "type":"conversion", "touchpoint":null, "value":null, "offset": 7 } "#
+        let line =
+            #" { "x" : {"a":[1,2,{"b":null}],"c":"}"}, "time" : 0, "flag":true, "n":-1.5e-3, "profile":"p\u00e9\ud83c\udfaf\n\"", "type":"conversion", "touchpoint":null, "value":null, "offset": 7 } "#
         #expect(try parseJSON(line).get() == Event(time: 0, profile: "pé🎯\n\"", type: .conversion))
     }
 
@@ -93,7 +101,9 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
 
     @Test func overLongIdentifiersAndInvalidUTF8AreRefused() {
         let long = String(repeating: "x", count: 257)
-        #expect(parseJSON(#"{"time":0,"profile":"\#(long)","type":"conversion"}"#).failureText?.contains("over the 256-byte limit") == true)
+        #expect(
+            parseJSON(#"{"time":0,"profile":"\#(long)","type":"conversion"}"#).failureText?.contains(
+                "over the 256-byte limit") == true)
         let exactly = String(repeating: "é", count: 128)
         #expect((try? parseJSON(#"{"time":0,"profile":"\#(exactly)","type":"conversion"}"#).get()) != nil)
         var bytes = Array(#"{"time":0,"profile":"p"#.utf8) + [0xC3, 0x28] + Array(#"","type":"conversion"}"#.utf8)
@@ -103,7 +113,6 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
         #expect(parseJSON(bytes: &control, into: &batch).failureText?.contains("control character") == true)
     }
 }
-
 
 @Suite struct CSVEventParserTests {
     func parse(_ csv: String) -> [Parsed] {
@@ -128,17 +137,21 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
     }
 
     @Test func quotedFieldsColumnOrderAndOptionalColumns() throws {
-        let results = parse(#"""
+        let results = parse(
+            #"""
             type,touchpoint,extra,profile,time,value
             click,"summer, ""2022""",x,p-1,2022-06-01T10:21:14.250Z,
             conversion,,,p-2,1654070400000,59.90
             """#)
-        #expect(try results[0].get() == Event(time: 1_654_078_874_250, profile: "p-1", type: .click, touchpoint: "summer, \"2022\""))
+        #expect(
+            try results[0].get()
+                == Event(time: 1_654_078_874_250, profile: "p-1", type: .click, touchpoint: "summer, \"2022\""))
         #expect(try results[1].get() == Event(time: 1_654_070_400_000, profile: "p-2", type: .conversion, value: 59.9))
     }
 
     @Test func badRecordsAndHeadersAreReported() {
-        let results = parse(#"""
+        let results = parse(
+            #"""
             time,profile,type,touchpoint,value
             2022-06-01T10:21:14Z,p,view
             2022-06-01T10:21:14Z,p,view,,
@@ -148,16 +161,19 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
             2022-06-01T10:21:14Z,p"x,view,t,
             2022-06-01T10:21:14Z,,view,t,
             """#)
-        #expect(results.map { $0.failureText ?? "ok" } == [
-            "- expected 5 fields as in the header, found 3",
-            "- touchpoint is required for a view",
-            "1 bad time \"nope\": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds",
-            "31 value \"abc\" is not a finite number",
-            "22 unterminated quoted field",
-            "23 quote inside an unquoted field",
-            "22 profile is empty",
-        ])
-        #expect(parse("time,profile,touchpoint\n").first?.failureText == "header: the CSV header has no \"type\" column (expected time,profile,type,touchpoint,value)")
+        #expect(
+            results.map { $0.failureText ?? "ok" } == [
+                "- expected 5 fields as in the header, found 3",
+                "- touchpoint is required for a view",
+                "1 bad time \"nope\": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds",
+                "31 value \"abc\" is not a finite number",
+                "22 unterminated quoted field",
+                "23 quote inside an unquoted field",
+                "22 profile is empty",
+            ])
+        #expect(
+            parse("time,profile,touchpoint\n").first?.failureText
+                == "header: the CSV header has no \"type\" column (expected time,profile,type,touchpoint,value)")
         #expect(parse("time,profile,type,time\n").first?.failureText?.contains("duplicate column") == true)
     }
 }
@@ -190,7 +206,9 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
             }
             var expected: [String] = []
             for (index, var line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
-                if index == bytes.split(separator: 0x0A, omittingEmptySubsequences: false).count - 1 && line.isEmpty { break }
+                if index == bytes.split(separator: 0x0A, omittingEmptySubsequences: false).count - 1 && line.isEmpty {
+                    break
+                }
                 if line.last == 0x0D { line = line.dropLast() }
                 if line.count > scanner.maxRecordBytes {
                     expected.append("\(index + 1) too long")
@@ -207,7 +225,10 @@ func parseJSON(bytes: inout [UInt8], into batch: inout EventBatch) -> Parsed {
     /// Every byte that JSON requires escaped is escaped, runs without one are copied whole, and the text round-trips
     /// through a JSON parser; the String, contiguous-bytes and other-collection paths write the same bytes.
     @Test func stringsAreEscapedAndRoundTrip() throws {
-        let texts = ["", "plain", "a\"b", "back\\slash", "tab\tnew\nline\rcr", "\u{01}\u{1f}ctl", "é-vente 日本", "end\"", "\"", "x\u{7f}y"]
+        let texts = [
+            "", "plain", "a\"b", "back\\slash", "tab\tnew\nline\rcr", "\u{01}\u{1f}ctl", "é-vente 日本", "end\"", "\"",
+            "x\u{7f}y",
+        ]
         for text in texts {
             var viaString: [UInt8] = []
             EventJSON.appendString(text, to: &viaString)

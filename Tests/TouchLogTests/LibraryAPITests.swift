@@ -19,10 +19,11 @@ private func click(_ profile: String, at time: Int64, _ touchpoint: String = "pr
 }
 
 private func clickersNotConverted(window: String) throws -> SegmentDefinition {
-    try SegmentDefinition(json: """
-        {"name":"promo-clickers","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},
-         "timeframe":{"last":"\(window)"},"conversion":"not_converted"}]}
-        """)
+    try SegmentDefinition(
+        json: """
+            {"name":"promo-clickers","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},
+             "timeframe":{"last":"\(window)"},"conversion":"not_converted"}]}
+            """)
 }
 
 /// The public API as a service uses it: many tasks at once, read-only handles, tails and watches.
@@ -55,7 +56,9 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
             }
             for _ in 0..<4 {
                 group.addTask {
-                    for _ in 0..<10 { _ = try await store.members(of: "promo-clickers", at: QueryTime(asOf: t0 + hour)) }
+                    for _ in 0..<10 {
+                        _ = try await store.members(of: "promo-clickers", at: QueryTime(asOf: t0 + hour))
+                    }
                 }
             }
             try await group.waitForAll()
@@ -68,7 +71,9 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         for start in stride(from: 0, to: total, by: eventsPerAppend) {
             let name = events[start].event.profile
             let prefix = name.prefix(while: { $0 != "e" })
-            #expect(events[start..<start + eventsPerAppend].map(\.event.profile) == (0..<eventsPerAppend).map { "\(prefix)e\($0)" })
+            #expect(
+                events[start..<start + eventsPerAppend].map(\.event.profile)
+                    == (0..<eventsPerAppend).map { "\(prefix)e\($0)" })
         }
         #expect(Set(events.map(\.event.profile)).count == total)
         #expect(try await store.members(of: "promo-clickers", at: QueryTime(asOf: t0 + hour)).count == total)
@@ -87,7 +92,8 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         try await writer.append([Event(time: t0 + 2 * hour, profile: "a", type: .conversion)])
         #expect(try await reader.members(of: "promo-clickers", at: QueryTime(asOf: t0 + 2 * hour)) == ["b"])
         #expect(reader.endOffset == 3)
-        let diff = try await reader.diff("promo-clickers", from: QueryTime(asOf: t0 + 90 * 60_000), to: QueryTime(asOf: t0 + 2 * hour))
+        let diff = try await reader.diff(
+            "promo-clickers", from: QueryTime(asOf: t0 + 90 * 60_000), to: QueryTime(asOf: t0 + 2 * hour))
         #expect(diff.exited == ["a"])
         #expect(diff.entered == [])
         let explanation = try await reader.explain("promo-clickers", profile: "b", at: QueryTime(asOf: t0 + 2 * hour))
@@ -103,20 +109,28 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
     @Test func invalidLinesInMemoryAreRefusedLikeAFileAndNothingIsAppended() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
-        let body = Array((jsonLines([click("a", at: t0)]) + "{\"time\":\"x\"}\n" + jsonLines([click("b", at: t0)])).utf8)
+        let body = Array(
+            (jsonLines([click("a", at: t0)]) + "{\"time\":\"x\"}\n" + jsonLines([click("b", at: t0)])).utf8)
         await #expect {
             try await store.append(contentsOf: body)
         } throws: { error in
             let error = error as! TouchLogError
-            return error.code == .invalidInput && error.problems.map(\.description) == [#"2:9 bad time "x": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds"#]
+            return error.code == .invalidInput
+                && error.problems.map(\.description) == [
+                    #"2:9 bad time "x": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds"#
+                ]
         }
         #expect(store.endOffset == 0)
         let report = try await store.append(contentsOf: body, options: IngestOptions(skipInvalid: true))
         #expect(report.offsets == 0..<2)
         #expect(report.rejectedCount == 1)
-        let csv = try await store.append(contentsOf: Array("time,profile,type,touchpoint,value\n1654070400000,c,view,promo,\n".utf8))
+        let csv = try await store.append(
+            contentsOf: Array("time,profile,type,touchpoint,value\n1654070400000,c,view,promo,\n".utf8))
         #expect(csv.offsets == 2..<3)
-        #expect(try await store.events(matching: ReplayFilter(fromOffset: 2)).map(\.event) == [Event(time: t0, profile: "c", type: .view, touchpoint: "promo")])
+        #expect(
+            try await store.events(matching: ReplayFilter(fromOffset: 2)).map(\.event) == [
+                Event(time: t0, profile: "c", type: .view, touchpoint: "promo")
+            ])
     }
 
     @Test func aTailDeliversCommittedEventsThenEachNewCommitInOrder() async throws {
@@ -131,9 +145,11 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         let writer = Task {
             for round in 0..<5 {
                 try await Task.sleep(for: .milliseconds(20))
-                try await store.append((0..<100).map { i in
-                    i == 99 ? Event(time: t0, profile: "r\(round)", type: .conversion) : click("r\(round)-\(i)", at: t0)
-                })
+                try await store.append(
+                    (0..<100).map { i in
+                        i == 99
+                            ? Event(time: t0, profile: "r\(round)", type: .conversion) : click("r\(round)-\(i)", at: t0)
+                    })
             }
         }
         for _ in 0..<500 { received.append(try await fromStart.next()!) }
@@ -158,7 +174,9 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 10)
         try await store.append((0..<95).map { click("p\($0 % 7)", at: t0 + Int64($0)) })
         var replayed: [UInt64] = []
-        for try await event in store.replay(matching: ReplayFilter(fromOffset: 5, toOffset: 80, profiles: ["p3"])) { replayed.append(event.offset) }
+        for try await event in store.replay(matching: ReplayFilter(fromOffset: 5, toOffset: 80, profiles: ["p3"])) {
+            replayed.append(event.offset)
+        }
         let expected: [UInt64] = (5...80).filter { $0 % 7 == 3 }.map { UInt64($0) }
         #expect(replayed == expected)
         let (delivered, counted) = AsyncStream<Int>.makeStream()
@@ -241,7 +259,8 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         let writer = try TouchLogStore(directory: dir.path + "/s")
         try writer.putSegment(try clickersNotConverted(window: "1d"))
         let reader = try TouchLogStore(readingFrom: dir.path + "/s")
-        var options = SegmentWatchOptions(recheckInterval: .seconds(60), minimumInterval: .milliseconds(1), includeInitialMembers: false)
+        var options = SegmentWatchOptions(
+            recheckInterval: .seconds(60), minimumInterval: .milliseconds(1), includeInitialMembers: false)
         options.clock = { t0 + hour }
         options.pollInterval = .milliseconds(5)
         let watch = reader.watch("promo-clickers", options: options).makeAsyncIterator()

@@ -1,4 +1,5 @@
 import CTouchLogSQLite
+
 @testable import TouchLog
 
 /// The same events in an SQLite table, and the segment rules translated to plain SQL: the independent reference
@@ -10,17 +11,24 @@ final class SQLiteReference {
     init(events: [(event: Event, recorded: Int64)]) {
         precondition(sqlite3_open(":memory:", &db) == SQLITE_OK)
         // v: the event's value in millionths (rounded to the nearest, as the contract says values compare), or NULL.
-        execute("CREATE TABLE ev(profile BLOB NOT NULL, type INTEGER NOT NULL, tp BLOB, time INTEGER NOT NULL, recorded INTEGER NOT NULL, v INTEGER)")
+        execute(
+            "CREATE TABLE ev(profile BLOB NOT NULL, type INTEGER NOT NULL, tp BLOB, time INTEGER NOT NULL, recorded INTEGER NOT NULL, v INTEGER)"
+        )
         execute("BEGIN")
         var insert: OpaquePointer?
-        precondition(sqlite3_prepare_v2(db, "INSERT INTO ev VALUES (?, ?, ?, ?, ?, CAST(round(? * 1000000) AS INTEGER))", -1, &insert, nil) == SQLITE_OK)
+        precondition(
+            sqlite3_prepare_v2(
+                db, "INSERT INTO ev VALUES (?, ?, ?, ?, ?, CAST(round(? * 1000000) AS INTEGER))", -1, &insert, nil)
+                == SQLITE_OK)
         let transient = unsafeBitCast(OpaquePointer(bitPattern: -1), to: sqlite3_destructor_type.self)
         for (event, recorded) in events {
             let profile = Array(event.profile.utf8)
             profile.withUnsafeBytes { _ = sqlite3_bind_blob(insert, 1, $0.baseAddress, Int32($0.count), transient) }
             sqlite3_bind_int64(insert, 2, Int64(event.type.rawValue))
             if let touchpoint = event.touchpoint {
-                Array(touchpoint.utf8).withUnsafeBytes { _ = sqlite3_bind_blob(insert, 3, $0.baseAddress, Int32($0.count), transient) }
+                Array(touchpoint.utf8).withUnsafeBytes {
+                    _ = sqlite3_bind_blob(insert, 3, $0.baseAddress, Int32($0.count), transient)
+                }
             } else {
                 sqlite3_bind_null(insert, 3)
             }
@@ -44,7 +52,9 @@ final class SQLiteReference {
     }
 
     /// The members by SQL, in SQLite's BLOB order (memcmp, then length). References are looked up in `segments`.
-    func members(_ definition: SegmentDefinition, at time: QueryTime, segments: [String: SegmentDefinition] = [:]) -> [String] {
+    func members(_ definition: SegmentDefinition, at time: QueryTime, segments: [String: SegmentDefinition] = [:])
+        -> [String]
+    {
         let sql = Self.sql(definition, at: time, segments: segments)
         var statement: OpaquePointer?
         guard sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK else {
@@ -66,11 +76,13 @@ final class SQLiteReference {
         switch zone {
         case "Europe/Amsterdam":
             // Summer time from the last Sunday of March to the last Sunday of October, 01:00 UTC.
-            return "(CASE WHEN \(t) >= 1698541200000 THEN 3600000 WHEN \(t) >= 1679792400000 THEN 7200000 WHEN \(t) >= 1667091600000 THEN 3600000 "
+            return
+                "(CASE WHEN \(t) >= 1698541200000 THEN 3600000 WHEN \(t) >= 1679792400000 THEN 7200000 WHEN \(t) >= 1667091600000 THEN 3600000 "
                 + "WHEN \(t) >= 1648342800000 THEN 7200000 WHEN \(t) >= 1635642000000 THEN 3600000 WHEN \(t) >= 1616893200000 THEN 7200000 ELSE 3600000 END)"
         case "America/New_York":
             // Daylight time from the second Sunday of March, 07:00 UTC, to the first Sunday of November, 06:00 UTC.
-            return "(CASE WHEN \(t) >= 1699164000000 THEN -18000000 WHEN \(t) >= 1678604400000 THEN -14400000 WHEN \(t) >= 1667714400000 THEN -18000000 "
+            return
+                "(CASE WHEN \(t) >= 1699164000000 THEN -18000000 WHEN \(t) >= 1678604400000 THEN -14400000 WHEN \(t) >= 1667714400000 THEN -18000000 "
                 + "WHEN \(t) >= 1647154800000 THEN -14400000 WHEN \(t) >= 1636264800000 THEN -18000000 WHEN \(t) >= 1615705200000 THEN -14400000 ELSE -18000000 END)"
         case "Asia/Kolkata": return "19800000"
         case "UTC": return "0"
@@ -86,11 +98,14 @@ final class SQLiteReference {
         case .day: return "(\(local) / 86400000)"
         case .week: return "((\(local) / 86400000 + 3) / 7)"
         case .month:
-            return "(CAST(strftime('%Y', \(local) / 1000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', \(local) / 1000, 'unixepoch') AS INTEGER))"
+            return
+                "(CAST(strftime('%Y', \(local) / 1000, 'unixepoch') AS INTEGER) * 12 + CAST(strftime('%m', \(local) / 1000, 'unixepoch') AS INTEGER))"
         }
     }
 
-    static func sql(_ definition: SegmentDefinition, at time: QueryTime, segments: [String: SegmentDefinition] = [:]) -> String {
+    static func sql(_ definition: SegmentDefinition, at time: QueryTime, segments: [String: SegmentDefinition] = [:])
+        -> String
+    {
         let visible = "time <= \(time.asOf) AND recorded <= \(time.knownAt ?? Int64.max)"
         func node(_ rule: SegmentDefinition.Rule) -> String {
             switch rule {
@@ -104,7 +119,10 @@ final class SQLiteReference {
                 let text = sequence(r)
                 return negate ? "(NOT \(text))" : text
             case .segment(let name, let negate):
-                let text = "k.profile IN (" + sql(segments[name]!, at: time, segments: segments).replacingOccurrences(of: " ORDER BY k.profile", with: "") + ")"
+                let text =
+                    "k.profile IN ("
+                    + sql(segments[name]!, at: time, segments: segments).replacingOccurrences(
+                        of: " ORDER BY k.profile", with: "") + ")"
                 return negate ? "(NOT \(text))" : text
             }
         }
@@ -121,8 +139,11 @@ final class SQLiteReference {
             switch touchpoint {
             case .exactly(let s): return "\(tp) = \(blob(s))"
             case .contains(let s): return "\(tp) IS NOT NULL AND instr(\(tp), \(blob(s))) > 0"
-            case .startsWith(let s): return "\(tp) IS NOT NULL AND length(\(tp)) >= \(s.count) AND substr(\(tp), 1, \(s.count)) = \(blob(s))"
-            case .endsWith(let s): return "\(tp) IS NOT NULL AND length(\(tp)) >= \(s.count) AND substr(\(tp), length(\(tp)) - \(s.count - 1)) = \(blob(s))"
+            case .startsWith(let s):
+                return "\(tp) IS NOT NULL AND length(\(tp)) >= \(s.count) AND substr(\(tp), 1, \(s.count)) = \(blob(s))"
+            case .endsWith(let s):
+                return
+                    "\(tp) IS NOT NULL AND length(\(tp)) >= \(s.count) AND substr(\(tp), length(\(tp)) - \(s.count - 1)) = \(blob(s))"
             case .oneOf(let list): return "\(tp) IN (" + list.map(blob).joined(separator: ", ") + ")"
             }
         }
@@ -132,8 +153,10 @@ final class SQLiteReference {
             case .allTime: return []
             case .last(let d): return ["\(t) >= \(time.asOf - d)"]
             case .before(let d): return ["\(t) < \(time.asOf - d)"]
-            case .between(let from, let to): return [from.map { "\(t) >= \($0)" }, to.map { "\(t) <= \($0)" }].compactMap { $0 }
-            case .calendar(let c): return ["\(unitNumber(c, t)) >= \(unitNumber(c, String(time.asOf))) - \(c.count - 1)"]
+            case .between(let from, let to):
+                return [from.map { "\(t) >= \($0)" }, to.map { "\(t) <= \($0)" }].compactMap { $0 }
+            case .calendar(let c):
+                return ["\(unitNumber(c, t)) >= \(unitNumber(c, String(time.asOf))) - \(c.count - 1)"]
             }
         }
         func leaf(_ r: InteractionRule) -> String {
@@ -143,7 +166,8 @@ final class SQLiteReference {
             var having = ["q.n >= \(r.atLeast)"]
             if let atMost = r.atMost { having.append("q.n <= \(atMost)") }
             if let conversion = r.conversion {
-                let exists = "EXISTS (SELECT 1 FROM ev c WHERE c.profile = q.profile AND c.type = 2 AND c.time >= q.f AND c.time <= \(time.asOf) AND c.recorded <= \(time.knownAt ?? Int64.max))"
+                let exists =
+                    "EXISTS (SELECT 1 FROM ev c WHERE c.profile = q.profile AND c.type = 2 AND c.time >= q.f AND c.time <= \(time.asOf) AND c.recorded <= \(time.knownAt ?? Int64.max))"
                 having.append(conversion == .converted ? exists : "NOT " + exists)
             }
             if let value = r.value {
@@ -154,8 +178,10 @@ final class SQLiteReference {
                 if let low = value.atLeast { having.append("\(column) >= \(micros(low))\(scale)") }
                 if let high = value.atMost { having.append("\(column) <= \(micros(high))\(scale)") }
             }
-            return "k.profile IN (SELECT q.profile FROM (SELECT profile, COUNT(*) AS n, MIN(time) AS f, COUNT(v) AS vn, SUM(v) AS vs, MIN(v) AS vmin, "
-                + "MAX(v) AS vmax FROM ev WHERE " + conditions.joined(separator: " AND ") + " GROUP BY profile) AS q WHERE " + having.joined(separator: " AND ") + ")"
+            return
+                "k.profile IN (SELECT q.profile FROM (SELECT profile, COUNT(*) AS n, MIN(time) AS f, COUNT(v) AS vn, SUM(v) AS vs, MIN(v) AS vmin, "
+                + "MAX(v) AS vmax FROM ev WHERE " + conditions.joined(separator: " AND ")
+                + " GROUP BY profile) AS q WHERE " + having.joined(separator: " AND ") + ")"
         }
         // A sequence by self-join: e1 … en of the profile, each qualifying for its step, in increasing (time, rowid)
         // order (rows are inserted in log order), the last within `within` of the first.
@@ -170,13 +196,19 @@ final class SQLiteReference {
                 conditions.append(typeCondition(step.interaction, e))
                 if let touchpoint = step.touchpoint { conditions.append(touchpointCondition(touchpoint, e)) }
                 conditions += timeframeConditions(r.timeframe, e)
-                if k > 0 { conditions.append("(e\(k).time > e\(k - 1).time OR (e\(k).time = e\(k - 1).time AND e\(k).rowid > e\(k - 1).rowid))") }
+                if k > 0 {
+                    conditions.append(
+                        "(e\(k).time > e\(k - 1).time OR (e\(k).time = e\(k - 1).time AND e\(k).rowid > e\(k - 1).rowid))"
+                    )
+                }
             }
             if let within = r.within { conditions.append("e\(r.steps.count - 1).time - e0.time <= \(within)") }
-            return "EXISTS (SELECT 1 FROM " + from.joined(separator: ", ") + " WHERE " + conditions.joined(separator: " AND ") + ")"
+            return "EXISTS (SELECT 1 FROM " + from.joined(separator: ", ") + " WHERE "
+                + conditions.joined(separator: " AND ") + ")"
         }
         let top = "(" + definition.rules.map(node).joined(separator: definition.match == .all ? " AND " : " OR ") + ")"
-        return "SELECT k.profile FROM (SELECT DISTINCT profile FROM ev WHERE \(visible)) AS k WHERE \(top) ORDER BY k.profile"
+        return
+            "SELECT k.profile FROM (SELECT DISTINCT profile FROM ev WHERE \(visible)) AS k WHERE \(top) ORDER BY k.profile"
     }
 
     static func blob(_ bytes: [UInt8]) -> String {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import TouchLog
 
 /// The second part of the grammar (sequences, values, `before` and `calendar` windows, segment references) on its
@@ -21,15 +22,24 @@ import Testing
             """#
         let definition = try SegmentDefinition(json: text)
         #expect(try SegmentDefinition(json: definition.json) == definition)
-        guard case .sequence(let sequence, negate: false) = definition.rules[0] else { Issue.record("sequence expected"); return }
+        guard case .sequence(let sequence, negate: false) = definition.rules[0] else {
+            Issue.record("sequence expected")
+            return
+        }
         #expect(sequence.steps.count == 3 && sequence.within == 86_400_000)
         #expect(sequence.timeframe == .calendar(CalendarWindow(unit: .week, count: 2, timeZone: "Europe/Amsterdam")))
-        guard case .interaction(let sum, _) = definition.rules[1], case .interaction(let before, true) = definition.rules[3],
+        guard case .interaction(let sum, _) = definition.rules[1],
+            case .interaction(let before, true) = definition.rules[3],
             case .interaction(let month, _) = definition.rules[4]
-        else { Issue.record("interaction rules expected"); return }
+        else {
+            Issue.record("interaction rules expected")
+            return
+        }
         #expect(sum.value == .init(.sum, atLeast: 200))
         #expect(before.timeframe == .before(milliseconds: 30 * 86_400_000))
-        #expect(month.timeframe == .calendar(CalendarWindow(unit: .month, count: 1, timeZone: "UTC")), "count 1 and UTC by default")
+        #expect(
+            month.timeframe == .calendar(CalendarWindow(unit: .month, count: 1, timeZone: "UTC")),
+            "count 1 and UTC by default")
         #expect(definition.referencedNames == ["other", "third"])
         #expect(definition.references.map(\.path) == ["rules[5].rules[0].segment", "rules[5].rules[1].segment"])
     }
@@ -44,13 +54,19 @@ import Testing
             return e.code == .invalidInput && e.message == "rules[0].segment: no segment named \"b\""
         }
         try store.putSegment(try Self.definition("b", plain))
-        try store.putSegment(try Self.definition("a", #"{"interaction":"view","touchpoint":{"exactly":"x"}},{"segment":"b","negate":true}"#))
+        try store.putSegment(
+            try Self.definition(
+                "a", #"{"interaction":"view","touchpoint":{"exactly":"x"}},{"segment":"b","negate":true}"#))
         try store.putSegment(try Self.definition("c", #"{"segment":"a"}"#))
         // Closing a cycle names its members.
-        #expect { try store.putSegment(try Self.definition("b", #"{"match":"any","rules":[{"segment":"c"}]}"#)) } throws: { error in
+        #expect {
+            try store.putSegment(try Self.definition("b", #"{"match":"any","rules":[{"segment":"c"}]}"#))
+        } throws: { error in
             "\(error)" == #"rules[0].rules[0].segment: refers back to itself: "b" → "c" → "a" → "b" is a cycle"#
         }
-        #expect { try store.putSegment(try Self.definition("d", #"{"segment":"d"}"#)) } throws: { "\($0)".contains(#""d" → "d" is a cycle"#) }
+        #expect { try store.putSegment(try Self.definition("d", #"{"segment":"d"}"#)) } throws: {
+            "\($0)".contains(#""d" → "d" is a cycle"#)
+        }
         // Removing a referenced segment names the referrers; removing the referrers first works.
         #expect { try store.removeSegment("b") } throws: { error in
             let e = error as! TouchLogError
@@ -64,7 +80,9 @@ import Testing
         // A chain deeper than 8 is refused.
         try store.putSegment(try Self.definition("r0", plain))
         for i in 1...8 { try store.putSegment(try Self.definition("r\(i)", #"{"segment":"r\#(i - 1)"}"#)) }
-        #expect { try store.putSegment(try Self.definition("r9", #"{"segment":"r8"}"#)) } throws: { "\($0)".contains("references nest more than 8 deep") }
+        #expect { try store.putSegment(try Self.definition("r9", #"{"segment":"r8"}"#)) } throws: {
+            "\($0)".contains("references nest more than 8 deep")
+        }
     }
 
     @Test func calendarWindowsStartAtLocalMidnightMondayAndTheFirstAcrossDaylightSaving() {
@@ -72,8 +90,12 @@ import Testing
             Timestamp.format(CalendarWindow(unit: unit, count: count, timeZone: zone).start(asOf: Timestamp.parse(at)!))
         }
         // 30 October 2022, Amsterdam: a 25-hour day (summer time ends at 03:00 CEST).
-        #expect(start(.day, 1, "Europe/Amsterdam", "2022-10-30T23:30:00Z") == "2022-10-30T23:00:00.000Z", "already 31 October there")
-        #expect(start(.day, 1, "Europe/Amsterdam", "2022-10-30T22:59:59.999Z") == "2022-10-29T22:00:00.000Z", "midnight was still CEST")
+        #expect(
+            start(.day, 1, "Europe/Amsterdam", "2022-10-30T23:30:00Z") == "2022-10-30T23:00:00.000Z",
+            "already 31 October there")
+        #expect(
+            start(.day, 1, "Europe/Amsterdam", "2022-10-30T22:59:59.999Z") == "2022-10-29T22:00:00.000Z",
+            "midnight was still CEST")
         #expect(start(.day, 2, "Europe/Amsterdam", "2022-10-31T12:00:00Z") == "2022-10-29T22:00:00.000Z")
         // 27 March 2022: a 23-hour day.
         #expect(start(.day, 2, "Europe/Amsterdam", "2022-03-28T12:00:00Z") == "2022-03-26T23:00:00.000Z")
@@ -114,7 +136,9 @@ import Testing
         #expect(!matches([(1, 1), (10, 2)], within: 8))
         #expect(matches([(1, 1), (5, 1), (10, 2)], within: 5), "the latest start gives the shortest span")
         #expect(matches([(1, 1), (3, 2), (4, 1), (6, 4)], steps: 3, within: 5))
-        #expect(!matches([(1, 1), (3, 2), (4, 1), (7, 4)], steps: 3, within: 5), "the restart at 4 has no second step after it")
+        #expect(
+            !matches([(1, 1), (3, 2), (4, 1), (7, 4)], steps: 3, within: 5),
+            "the restart at 4 has no second step after it")
     }
 
     /// A value rule over all time is kept in snapshots (its value totals with its counts): a query starts from one
@@ -127,12 +151,17 @@ import Testing
         var events: [Event] = []
         for i in 0..<400 {
             let profile = "p-\(i % 37)"
-            events.append(Event(time: start + Int64(i) * day / 7, profile: profile, type: i % 3 == 0 ? .conversion : .click,
-                                touchpoint: "t-\(i % 5)", value: i % 3 == 0 ? Double(i % 50) + 0.25 : nil))
+            events.append(
+                Event(
+                    time: start + Int64(i) * day / 7, profile: profile, type: i % 3 == 0 ? .conversion : .click,
+                    touchpoint: "t-\(i % 5)", value: i % 3 == 0 ? Double(i % 50) + 0.25 : nil))
         }
         try await store.append(events)
         store.close()
-        let spenders = try Self.definition("spenders", #"{"interaction":"conversion","value":{"sum":{"atLeast":100.5}}},{"interaction":"conversion","value":{"max":{"atMost":40}},"negate":true}"#)
+        let spenders = try Self.definition(
+            "spenders",
+            #"{"interaction":"conversion","value":{"sum":{"atLeast":100.5}}},{"interaction":"conversion","value":{"max":{"atMost":40}},"negate":true}"#
+        )
         let times = [start + 60 * day, start + 70 * day]
         // The answers from the log, before any snapshot exists.
         let fromLog = try times.map { t in
@@ -185,9 +214,18 @@ import Testing
         let plain = try TouchLogStore(directory: dir.path + "/plain", blockEvents: 16)
         try await plain.append(early.sorted { $0.time < $1.time })
         let definitions = [
-            try Self.definition("chain", #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"within":"1h"}"#),
-            try Self.definition("dated", #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"timeframe":{"from":"2022-06-05T00:00:00Z","to":"2022-06-20T00:00:00Z"}}"#),
-            try Self.definition("unchained", #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"within":"1h","negate":true},{"interaction":"any","touchpoint":{"exactly":"offer"}}"#),
+            try Self.definition(
+                "chain",
+                #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"within":"1h"}"#
+            ),
+            try Self.definition(
+                "dated",
+                #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"timeframe":{"from":"2022-06-05T00:00:00Z","to":"2022-06-20T00:00:00Z"}}"#
+            ),
+            try Self.definition(
+                "unchained",
+                #"{"sequence":[{"interaction":"view","touchpoint":{"exactly":"offer"}},{"interaction":"click","touchpoint":{"exactly":"offer"}}],"within":"1h","negate":true},{"interaction":"any","touchpoint":{"exactly":"offer"}}"#
+            ),
         ]
         let reader = try StoreReader(directory: dir.path + "/s")
         for definition in definitions {
@@ -198,9 +236,23 @@ import Testing
         // click an hour and a half after each lone view of p-20..p-29 (too late for "within 1h"), and a click right
         // after the view of p-60..p-69.
         var late: [Event] = []
-        for i in 20..<30 { late.append(Event(time: start + Int64(i) * 5 * hour + 3 * hour / 2, profile: "p-\(i)", type: .click, touchpoint: "offer")) }
-        for i in 40..<50 { late.append(Event(time: start + Int64(i) * 5 * hour - hour / 6, profile: "p-\(i)", type: .view, touchpoint: "offer")) }
-        for i in 60..<70 { late.append(Event(time: start + Int64(i) * 5 * hour + hour * 3 / 4, profile: "p-\(i)", type: .click, touchpoint: "offer")) }
+        for i in 20..<30 {
+            late.append(
+                Event(
+                    time: start + Int64(i) * 5 * hour + 3 * hour / 2, profile: "p-\(i)", type: .click,
+                    touchpoint: "offer"))
+        }
+        for i in 40..<50 {
+            late.append(
+                Event(time: start + Int64(i) * 5 * hour - hour / 6, profile: "p-\(i)", type: .view, touchpoint: "offer")
+            )
+        }
+        for i in 60..<70 {
+            late.append(
+                Event(
+                    time: start + Int64(i) * 5 * hour + hour * 3 / 4, profile: "p-\(i)", type: .click,
+                    touchpoint: "offer"))
+        }
         let writer = try TouchLogStore(directory: dir.path + "/s", blockEvents: 16)
         try await writer.append(late)
         writer.close()
@@ -213,12 +265,15 @@ import Testing
                 fromLog.snapshotInterval = nil
                 let expected = try fromLog.members(of: definition, at: QueryTime(asOf: t))
                 let fromSnapshot = try StoreReader(directory: dir.path + "/s")
-                #expect(try fromSnapshot.members(of: definition, at: QueryTime(asOf: t)) == expected, "\(definition.name) at \(t)")
+                #expect(
+                    try fromSnapshot.members(of: definition, at: QueryTime(asOf: t)) == expected,
+                    "\(definition.name) at \(t)")
                 #expect(fromSnapshot.lastQuery.snapshotOffset > 0, "the query should start from the snapshot")
             }
         }
         let chain = try StoreReader(directory: dir.path + "/s").members(of: definitions[0], at: QueryTime(asOf: end))
-        #expect(Set(chain) == Set((0..<20).map { "p-\($0)" } + (40..<50).map { "p-\($0)" } + (60..<70).map { "p-\($0)" }))
+        #expect(
+            Set(chain) == Set((0..<20).map { "p-\($0)" } + (40..<50).map { "p-\($0)" } + (60..<70).map { "p-\($0)" }))
         let report = try StoreVerifier.verify(directory: dir.path + "/s")
         #expect(report.isIntact && report.snapshotsChecked >= 3)
     }

@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+
 @testable import TouchLog
 @testable import TouchLogStorage
 
@@ -8,10 +9,12 @@ import Testing
     static func formatOneStore(_ directory: String) async throws -> SegmentDifferentialTests.Dataset {
         let data = try await SegmentDifferentialTests.dataset(seed: 31, store: directory)
         let store = try TouchLogStore(directory: directory)
-        try store.putSegment(SegmentDefinition(json: """
-            {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"iphone"},"timeframe":{"last":"7d"}},
-              {"match":"all","negate":true,"rules":[{"interaction":"conversion"},{"interaction":"view","touchpoint":{"startsWith":"s"},"count":{"atLeast":2}}]}]}
-            """))
+        try store.putSegment(
+            SegmentDefinition(
+                json: """
+                    {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"iphone"},"timeframe":{"last":"7d"}},
+                      {"match":"all","negate":true,"rules":[{"interaction":"conversion"},{"interaction":"view","touchpoint":{"startsWith":"s"},"count":{"atLeast":2}}]}]}
+                    """))
         _ = try await store.createSnapshot(of: "s")
         store.close()
         return data
@@ -41,7 +44,9 @@ import Testing
         #expect(try times.map { try after.members(of: definition, at: $0) } == answers)
         #expect(after.snapshots().isEmpty)
         let reference = SQLiteReference(events: data.events)
-        #expect(try times.map { try after.members(of: definition, at: $0) } == times.map { reference.members(definition, at: $0) })
+        #expect(
+            try times.map { try after.members(of: definition, at: $0) }
+                == times.map { reference.members(definition, at: $0) })
 
         // The new chain's first commit names the old one, which is kept and verified with it.
         let log = try LogReader(directory: path + "/log")
@@ -111,10 +116,11 @@ import Testing
         let dir = TemporaryDirectory()
         let path = dir.path + "/s"
         _ = try await SegmentDifferentialTests.dataset(seed: 41, store: path, formatVersion: 2)
-        let definition = try SegmentDefinition(json: """
-            {"name":"s","match":"any","rules":[{"interaction":"any","touchpoint":{"contains":"e"},"conversion":"converted"},
-              {"interaction":"view","touchpoint":{"startsWith":"s"},"negate":true}]}
-            """)
+        let definition = try SegmentDefinition(
+            json: """
+                {"name":"s","match":"any","rules":[{"interaction":"any","touchpoint":{"contains":"e"},"conversion":"converted"},
+                  {"interaction":"view","touchpoint":{"startsWith":"s"},"negate":true}]}
+                """)
         let time = QueryTime(asOf: SegmentDifferentialTests.start + SegmentDifferentialTests.span)
         let answer = try StoreReader(directory: path).members(of: definition, at: time)
         #expect(!answer.isEmpty)
@@ -147,7 +153,9 @@ import Testing
             #expect(!report.isIntact, "verify missed damage at byte \(position)")
             #expect(report.log.problems.contains { $0.location?.block == block.blockIndex }, "\(report.log.problems)")
             if refused { refusals += 1 }
-            if position < start + summary { #expect(refused, "damage in the summary at byte \(position) was not refused") }
+            if position < start + summary {
+                #expect(refused, "damage in the summary at byte \(position) was not refused")
+            }
         }
         #expect(refusals > positions.count / 2, "\(refusals) of \(positions.count) damaged bytes refused")
         writeWholeFile(file, original)

@@ -1,7 +1,8 @@
-import Testing
-@testable import TouchLog
-import TouchLogStorage
 import Glibc
+import Testing
+import TouchLogStorage
+
+@testable import TouchLog
 
 /// The JSON Lines `replay` would print for every event of a store.
 func replayLines(_ directory: String, filter: ReplayFilter = ReplayFilter()) throws -> [UInt8] {
@@ -61,14 +62,18 @@ func jsonLines(_ events: [Event]) -> String {
                 && error.message == "2 invalid lines; nothing appended"
         }
         #expect(try StoreReader(directory: dir.path + "/s").endOffset == 0)
-        #expect(try StoreVerifier.verify(directory: dir.path + "/s").log.bytes == 32, "blocks written before the bad line were removed")
+        #expect(
+            try StoreVerifier.verify(directory: dir.path + "/s").log.bytes == 32,
+            "blocks written before the bad line were removed")
         #expect(store.endOffset == 0)
     }
 
     @Test func skipInvalidAppendsTheValidLinesAndHandsOutTheRejects() throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
-        let input = dir.file("in.csv", """
+        let input = dir.file(
+            "in.csv",
+            """
             time,profile,type,touchpoint,value
             2022-06-01T10:21:14.250Z,p-1,click,summer-2022-collection,
             2022-06-01T10:21:15Z,p-2,like,x,
@@ -101,9 +106,12 @@ func jsonLines(_ events: [Event]) -> String {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
         let long = String(repeating: "x", count: 2 << 20)
-        let input = dir.file("in.csv", "\u{FEFF}time,profile,type,touchpoint\r\n1,\"p\nq\",view,t\r\n2,\(long),view,t\n3,p,view,t\n")
+        let input = dir.file(
+            "in.csv", "\u{FEFF}time,profile,type,touchpoint\r\n1,\"p\nq\",view,t\r\n2,\(long),view,t\n3,p,view,t\n")
         var problems: [String] = []
-        let report = try store.ingest([input], options: IngestOptions(skipInvalid: true)) { problem, _ in problems.append(problem.description) }
+        let report = try store.ingest([input], options: IngestOptions(skipInvalid: true)) { problem, _ in
+            problems.append(problem.description)
+        }
         #expect(report.offsets == 0..<2)
         #expect(problems == ["4 line is longer than 1048576 bytes"])
         #expect(try StoreReader(directory: dir.path + "/s").events().map(\.event.profile) == ["p\nq", "p"])
@@ -122,13 +130,16 @@ func jsonLines(_ events: [Event]) -> String {
             if random.chance(0.4) { filter.toOffset = UInt64(random.below(5_000)) }
             if random.chance(0.4) { filter.since = events[random.below(events.count)].time }
             if random.chance(0.4) { filter.until = events[random.below(events.count)].time }
-            if random.chance(0.3) { filter.profiles = [events[random.below(100)].profile, events[random.below(5000)].profile, "nobody"] }
+            if random.chance(0.3) {
+                filter.profiles = [events[random.below(100)].profile, events[random.below(5000)].profile, "nobody"]
+            }
             // One profile: format 2 reads the profile ids of the blocks its summary leaves possible, and decodes only those holding it.
             if random.chance(0.3) { filter.profiles = [events[random.below(5000)].profile] }
             if random.chance(0.3) { filter.touchpoints = [events[random.below(5000)].touchpoint ?? "none"] }
             if random.chance(0.3) { filter.types = [EventType(rawValue: UInt8(random.below(3)))!] }
             let expected = events.enumerated().filter { offset, e in
-                (filter.fromOffset.map { UInt64(offset) >= $0 } ?? true) && (filter.toOffset.map { UInt64(offset) <= $0 } ?? true)
+                (filter.fromOffset.map { UInt64(offset) >= $0 } ?? true)
+                    && (filter.toOffset.map { UInt64(offset) <= $0 } ?? true)
                     && (filter.since.map { e.time >= $0 } ?? true) && (filter.until.map { e.time <= $0 } ?? true)
                     && (filter.profiles.isEmpty || filter.profiles.contains(e.profile))
                     && (filter.touchpoints.isEmpty || e.touchpoint.map(filter.touchpoints.contains) == true)
@@ -145,7 +156,9 @@ func jsonLines(_ events: [Event]) -> String {
             for task in 0..<50 {
                 group.addTask {
                     for i in 0..<4 {
-                        try await store.append([Event(time: Int64(i), profile: "task-\(task)", type: .view, touchpoint: "t\(i)")])
+                        try await store.append([
+                            Event(time: Int64(i), profile: "task-\(task)", type: .view, touchpoint: "t\(i)")
+                        ])
                     }
                 }
             }
@@ -153,7 +166,10 @@ func jsonLines(_ events: [Event]) -> String {
         }
         let events = try StoreReader(directory: dir.path + "/s").events()
         #expect(events.count == 200)
-        #expect(Dictionary(grouping: events, by: \.event.profile).values.allSatisfy { $0.map(\.event.time) == [0, 1, 2, 3] })
+        #expect(
+            Dictionary(grouping: events, by: \.event.profile).values.allSatisfy {
+                $0.map(\.event.time) == [0, 1, 2, 3]
+            })
         #expect(store.syncCount < 200)
     }
 
@@ -177,7 +193,8 @@ func jsonLines(_ events: [Event]) -> String {
         await #expect {
             try await byEvents.append(bad)
         } throws: { error in
-            (error as! TouchLogError).message == "nothing appended: event 1402: touchpoint is 300 bytes, over the 256-byte limit"
+            (error as! TouchLogError).message
+                == "nothing appended: event 1402: touchpoint is 300 bytes, over the 256-byte limit"
         }
         #expect(byEvents.endOffset == 20_000)
     }
@@ -199,11 +216,16 @@ func jsonLines(_ events: [Event]) -> String {
         let dir = TemporaryDirectory()
         let base: Int64 = 1_654_070_400_000
         let events = (0..<6_000).map { i in
-            Event(time: base + Int64(i) * 1_000, profile: "p\(i % 700)", type: i % 3 == 0 ? .click : .view, touchpoint: "t\(i % 5)")
+            Event(
+                time: base + Int64(i) * 1_000, profile: "p\(i % 700)", type: i % 3 == 0 ? .click : .view,
+                touchpoint: "t\(i % 5)")
         }
         let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 500)
         try await store.append(events)
-        let definition = try SegmentDefinition(json: #"{"name": "s", "match": "all", "rules": [{"interaction": "click", "touchpoint": {"startsWith": "t"}, "count": {"atLeast": 2}}]}"#)
+        let definition = try SegmentDefinition(
+            json:
+                #"{"name": "s", "match": "all", "rules": [{"interaction": "click", "touchpoint": {"startsWith": "t"}, "count": {"atLeast": 2}}]}"#
+        )
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = 1_000
         let info = try #require(try reader.createSnapshot(of: definition))
@@ -226,11 +248,15 @@ func jsonLines(_ events: [Event]) -> String {
         // Each block is right in itself: the second takes the ids after the first's, but introduces "a" again (its
         // encoder was given a dictionary holding other strings).
         func batch(_ profiles: [String]) throws -> EventBatch {
-            try EventBatch(profiles.enumerated().map { Event(time: Int64($0.offset), profile: $0.element, type: .view, touchpoint: "t") })
+            try EventBatch(
+                profiles.enumerated().map {
+                    Event(time: Int64($0.offset), profile: $0.element, type: .view, touchpoint: "t")
+                })
         }
         var scratch = EventBlockCodec.EncodeScratch()
         func encode(_ batch: EventBatch, _ dictionary: inout StoreDictionary) -> RawBlock {
-            GroupedBlockCodec.encode(GroupedBlockCodec.prepare(batch, range: 0..<batch.count, scratch: &scratch), dictionary: &dictionary)
+            GroupedBlockCodec.encode(
+                GroupedBlockCodec.prepare(batch, range: 0..<batch.count, scratch: &scratch), dictionary: &dictionary)
         }
         var real = StoreDictionary()
         var other = StoreDictionary()
@@ -238,14 +264,18 @@ func jsonLines(_ events: [Event]) -> String {
         _ = encode(try batch(["x", "y"]), &other)
         let second = encode(try batch(["c", "a"]), &other)
         mkdir(dir.path + "/s", 0o755)
-        let writer = try LogWriter(directory: dir.path + "/s/log", lockPath: dir.path + "/s/LOCK", options: LogOptions(formatVersion: 2))
+        let writer = try LogWriter(
+            directory: dir.path + "/s/log", lockPath: dir.path + "/s/LOCK", options: LogOptions(formatVersion: 2))
         try writer.append([first])
         try writer.append([second])
         writer.close()
         let secondAt = try LogReader(directory: dir.path + "/s/log").blocks[1].position
         let report = try StoreVerifier.verify(directory: dir.path + "/s")
-        #expect(report.log.problems.map(\.description)
-                == ["log/00000000000000000000.tlog block 1 at byte \(secondAt): bad block dictionary: new profile 0 was introduced before, as id 0"])
+        #expect(
+            report.log.problems.map(\.description)
+                == [
+                    "log/00000000000000000000.tlog block 1 at byte \(secondAt): bad block dictionary: new profile 0 was introduced before, as id 0"
+                ])
     }
 
     @Test(arguments: [UInt16(1), 2, 3])
@@ -256,12 +286,19 @@ func jsonLines(_ events: [Event]) -> String {
         #expect(try StoreVerifier.verify(directory: dir.path + "/s").isIntact)
         // A block whose checksums are right but whose payload is not an event block (written below the domain layer).
         mkdir(dir.path + "/t", 0o755)
-        let writer = try LogWriter(directory: dir.path + "/t/log", lockPath: dir.path + "/t/LOCK", options: LogOptions(formatVersion: format))
-        let block = format == 1 ? RawBlock(payload: [1, 2, 3], count: 1, minTime: 0, maxTime: 0)
+        let writer = try LogWriter(
+            directory: dir.path + "/t/log", lockPath: dir.path + "/t/LOCK", options: LogOptions(formatVersion: format))
+        let block =
+            format == 1
+            ? RawBlock(payload: [1, 2, 3], count: 1, minTime: 0, maxTime: 0)
             : RawBlock(summary: [1, 2, 3], body: [], count: 1, minTime: 0, maxTime: 0, version: format)
         try writer.append([block])
         let report = try StoreVerifier.verify(directory: dir.path + "/t")
-        #expect(report.log.problems.map(\.description) == [format == 1 ? "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 3: unexpected end"
-                                                                       : "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 1: unknown summary layout 1"])
+        #expect(
+            report.log.problems.map(\.description) == [
+                format == 1
+                    ? "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 3: unexpected end"
+                    : "log/00000000000000000000.tlog block 0 at byte 32: bad block payload: payload byte 1: unknown summary layout 1"
+            ])
     }
 }

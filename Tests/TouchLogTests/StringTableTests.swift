@@ -3,6 +3,7 @@ import Glibc
 import Testing
 import TouchLogStorage
 import TouchLogTestSupport
+
 @testable import TouchLog
 
 @Suite struct StringTableTests {
@@ -14,7 +15,9 @@ import TouchLogTestSupport
         return (0..<count).map { _ in
             var s = stems[Int(random.next() % UInt64(stems.count))]
             let extra = Int(random.next() % 14)
-            for _ in 0..<extra { s.append(UInt8(truncatingIfNeeded: [0x30, 0x31, 0x7F, 0x80, 0xFF, 0x00][Int(random.next() % 6)])) }
+            for _ in 0..<extra {
+                s.append(UInt8(truncatingIfNeeded: [0x30, 0x31, 0x7F, 0x80, 0xFF, 0x00][Int(random.next() % 6)]))
+            }
             return s.isEmpty ? [0x41] : s
         }
     }
@@ -41,11 +44,18 @@ import TouchLogTestSupport
             var expected: [[UInt8]: UInt32] = [:]
             for (i, s) in base.enumerated() { expected[s] = UInt32(i) }
             func check(_ s: [UInt8], _ id: UInt32) {
-                if let known = expected[s] { #expect(known == id) } else { #expect(Int(id) == expected.count); expected[s] = id }
+                if let known = expected[s] {
+                    #expect(known == id)
+                } else {
+                    #expect(Int(id) == expected.count)
+                    expected[s] = id
+                }
                 #expect(Array(t[Int(id)]) == s)
             }
             for s in randomStrings(500, seed: seed + 100) { check(s, intern(s, into: &t)) }
-            let dictionary = Array(Set(randomStrings(2_000, seed: seed + 200))).sorted { $0.lexicographicallyPrecedes($1) }
+            let dictionary = Array(Set(randomStrings(2_000, seed: seed + 200))).sorted {
+                $0.lexicographicallyPrecedes($1)
+            }
             var only = [Bool](repeating: false, count: dictionary.count)
             for i in stride(from: 0, to: dictionary.count, by: 3) { only[i] = true }
             let some = t.internAll(table(dictionary), only: only)
@@ -116,11 +126,15 @@ extension SnapshotRetentionTests {
     @Test(arguments: [UInt16(1), 2])
     func aDeletedSnapshotsDirectoryIsRecreated(format: UInt16) async throws {
         let dir = TemporaryDirectory()
-        let store = try TouchLogStore(directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
+        let store = try TouchLogStore(
+            directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
         _ = try await store.append(randomEvents(1_000, seed: 3))
         store.close()
         // (Format 2 keeps rules over all time, or between fixed dates, in snapshots.)
-        let definition = try SegmentDefinition(json: #"{"name":"v","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"conversion":"not_converted"}]}"#)
+        let definition = try SegmentDefinition(
+            json:
+                #"{"name":"v","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"conversion":"not_converted"}]}"#
+        )
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = 100
         let time = QueryTime(asOf: .max)
@@ -149,7 +163,9 @@ extension SnapshotRetentionTests {
         for shape in shapes {
             var keys = (0..<count).map { _ in shape(&random) }
             var values = Array(0..<count).shuffled(using: &random)
-            let expected = zip(keys, values).enumerated().sorted { ($0.element.0, $0.offset) < ($1.element.0, $1.offset) }
+            let expected = zip(keys, values).enumerated().sorted {
+                ($0.element.0, $0.offset) < ($1.element.0, $1.offset)
+            }
             radixSort(keys: &keys, values: &values)
             #expect(keys == expected.map(\.element.0))
             #expect(values == expected.map(\.element.1))

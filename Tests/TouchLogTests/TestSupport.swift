@@ -1,6 +1,7 @@
 import Glibc
-@testable import TouchLog
 @_exported import TouchLogTestSupport
+
+@testable import TouchLog
 
 typealias TestRandom = SplitMix64
 
@@ -26,8 +27,10 @@ func randomEvents(_ count: Int, seed: UInt64) -> [Event] {
         if random.chance(0.05) { t = EventLimits.minTime + Int64(random.below(1000)) }
         if random.chance(0.05) { t = EventLimits.maxTime - Int64(random.below(1000)) }
         let type = EventType(rawValue: UInt8(random.below(3)))!
-        let touchpoint: String? = type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)]
+        let touchpoint: String? =
+            type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)]
         let value: Double? = random.chance(0.3) ? Double(random.below(100_000)) / 100 - 200 : nil
-        return Event(time: t, profile: profiles[random.below(profiles.count)], type: type, touchpoint: touchpoint, value: value)
+        return Event(
+            time: t, profile: profiles[random.below(profiles.count)], type: type, touchpoint: touchpoint, value: value)
     }
 }

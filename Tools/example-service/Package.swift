@@ -8,13 +8,13 @@ let package = Package(
     name: "audience-sync",
     platforms: [.macOS(.v15)],
     dependencies: [
-        .package(name: "touchlog", path: "../.."),
+        .package(name: "touchlog", path: "../..")
     ],
     targets: [
         .executableTarget(
             name: "AudienceSync",
             dependencies: [.product(name: "TouchLog", package: "touchlog")]
-        ),
+        )
     ],
     swiftLanguageModes: [.v6]
 )

@@ -32,10 +32,14 @@ func fail(_ message: String) -> Never {
 }
 
 let arguments = CommandLine.arguments
-guard arguments.count >= 3 else { fail("usage: touchlog-bench scan STORE | append STORE SCRATCH | query STORE QUERIES") }
+guard arguments.count >= 3 else {
+    fail("usage: touchlog-bench scan STORE | append STORE SCRATCH | query STORE QUERIES")
+}
 do {
     if arguments[1] == "convert" {
-        guard arguments.count == 5, let version = UInt16(arguments[4]) else { fail("usage: touchlog-bench convert STORE TARGET VERSION") }
+        guard arguments.count == 5, let version = UInt16(arguments[4]) else {
+            fail("usage: touchlog-bench convert STORE TARGET VERSION")
+        }
         try await convert(source: arguments[2], target: arguments[3], version: version)
         exit(0)
     }
@@ -58,7 +62,9 @@ do {
                 checksum &+= Int64(block.events.profiles.count + block.events.touchpoints.count)
             }
         }
-        print("{\"events\":\(events),\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(events) / elapsed),\"checksum\":\(checksum)}")
+        print(
+            "{\"events\":\(events),\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(events) / elapsed),\"checksum\":\(checksum)}"
+        )
 
     case "append":
         guard arguments.count == 4 else { fail("usage: touchlog-bench append STORE SCRATCH") }
@@ -73,9 +79,13 @@ do {
             let directory = arguments[3] + "-" + kind
             _ = system("rm -rf '\(directory)'")
             // TOUCHLOG_BENCH_FORMAT=2: into a format-2 store.
-            let version = getenv("TOUCHLOG_BENCH_FORMAT").flatMap { UInt16(String(cString: $0)) } ?? LogOptions.defaultFormatVersion
+            let version =
+                getenv("TOUCHLOG_BENCH_FORMAT").flatMap { UInt16(String(cString: $0)) }
+                ?? LogOptions.defaultFormatVersion
             let store = try TouchLogStore(directory: directory, options: LogOptions(formatVersion: version))
-            let chunks = stride(from: 0, to: events.count, by: chunk).map { Array(events[$0..<min($0 + chunk, events.count)]) }
+            let chunks = stride(from: 0, to: events.count, by: chunk).map {
+                Array(events[$0..<min($0 + chunk, events.count)])
+            }
             let batches = kind == "batch" ? try chunks.map { try EventBatch($0) } : []
             let start = monotonicSeconds()
             for k in chunks.indices {
@@ -130,7 +140,9 @@ func measureQueries(store directory: String, queries path: String) async throws 
 
 extension String {
     var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
 }
 
 /// Copies every event of `source` into a new store of format `version` at `target`, a commit per source block, and
@@ -145,5 +157,7 @@ func convert(source: String, target: String, version: UInt16) async throws {
     for batch in batches { try await store.append(batch) }
     let elapsed = monotonicSeconds() - start
     store.close()
-    print("{\"events\":\(reader.endOffset),\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(reader.endOffset) / elapsed)}")
+    print(
+        "{\"events\":\(reader.endOffset),\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(reader.endOffset) / elapsed)}"
+    )
 }

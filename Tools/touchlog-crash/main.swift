@@ -19,8 +19,8 @@
 // Exit 0 when every check passed after every kill, 1 at the first failure (with the store left for inspection).
 import Glibc
 import TouchLog
-import TouchLogStorage
 import TouchLogRandom
+import TouchLogStorage
 
 func say(_ text: String, to fd: Int32 = 1) {
     let line = text + "\n"
@@ -41,16 +41,19 @@ func nowMs() -> Int64 {
 /// Event `i` of a batch of `n` named `batch`: everything about it follows from those three.
 func event(_ batch: String, _ i: Int, _ n: Int) -> Event {
     let type = EventType(rawValue: UInt8(i % 3))!
-    return Event(time: 1_654_000_000_000 + Int64(i) * 1000, profile: "\(batch)/\(i)/\(n)", type: type,
-                 touchpoint: type == .conversion && i % 2 == 0 ? nil : "tp-\(i % 37)",
-                 value: type == .conversion ? Double(i) / 4 : nil)
+    return Event(
+        time: 1_654_000_000_000 + Int64(i) * 1000, profile: "\(batch)/\(i)/\(n)", type: type,
+        touchpoint: type == .conversion && i % 2 == 0 ? nil : "tp-\(i % 37)",
+        value: type == .conversion ? Double(i) / 4 : nil)
 }
 
 // MARK: writer
 
 func runWriter(directory: String, seed: UInt64) async -> Never {
     let store: TouchLogStore
-    do { store = try TouchLogStore(directory: directory, options: LogOptions(rollSize: 256 << 10), blockEvents: 256) } catch {
+    do {
+        store = try TouchLogStore(directory: directory, options: LogOptions(rollSize: 256 << 10), blockEvents: 256)
+    } catch {
         fail("writer cannot open the store: \(error)", code: 2)
     }
     let session = "\(getpid())-\(seed % 100_000)"
@@ -147,7 +150,9 @@ func readAcknowledgements(_ fd: Int32, into acked: inout Acknowledged) -> Int {
             acked.erased.insert(String(parts[1]))
             continue
         }
-        guard parts.count == 4, parts[0] == "ack", let from = UInt64(parts[2]), let end = UInt64(parts[3]) else { continue }
+        guard parts.count == 4, parts[0] == "ack", let from = UInt64(parts[2]), let end = UInt64(parts[3]) else {
+            continue
+        }
         acked.offsets[String(parts[1])] = from..<end
         count += 1
     }
@@ -169,13 +174,18 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
     let blocks: [BlockLocation]
     do {
         blocks = try LogReader(directory: directory + "/log").blocks
-        events = try StoreReader(directory: directory).events(matching: ReplayFilter(fromOffset: acked.checkedEnd, includeErased: true))
+        events = try StoreReader(directory: directory).events(
+            matching: ReplayFilter(fromOffset: acked.checkedEnd, includeErased: true))
     } catch {
         fail("after kill \(kill): the store cannot be read: \(error)")
     }
     if acked.checkedEnd > 0 {
-        guard let block = blocks.first(where: { $0.header.endOffset == acked.checkedEnd }), block.header.hash == acked.checkedHash else {
-            fail("after kill \(kill): the log checked up to offset \(acked.checkedEnd) after an earlier kill has changed")
+        guard let block = blocks.first(where: { $0.header.endOffset == acked.checkedEnd }),
+            block.header.hash == acked.checkedHash
+        else {
+            fail(
+                "after kill \(kill): the log checked up to offset \(acked.checkedEnd) after an earlier kill has changed"
+            )
         }
     }
     var current: (batch: Substring, n: Int, next: Int, from: UInt64)?
@@ -185,22 +195,33 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
         }
         if stored.event.profile.isEmpty {
             // Erased: the one event of an acknowledged erasable batch (its erasure is only asked after its ack).
-            guard current == nil, let batch = acked.offsets.first(where: { $0.key.contains(".v") && $0.value == stored.offset..<(stored.offset + 1) })?.key,
-                stored.event == Event(time: event(batch, 0, 1).time, profile: "", type: event(batch, 0, 1).type,
-                                      touchpoint: event(batch, 0, 1).touchpoint, value: event(batch, 0, 1).value)
+            guard current == nil,
+                let batch = acked.offsets.first(where: {
+                    $0.key.contains(".v") && $0.value == stored.offset..<(stored.offset + 1)
+                })?.key,
+                stored.event
+                    == Event(
+                        time: event(batch, 0, 1).time, profile: "", type: event(batch, 0, 1).type,
+                        touchpoint: event(batch, 0, 1).touchpoint, value: event(batch, 0, 1).value)
             else {
-                fail("after kill \(kill): offset \(stored.offset) holds an erased event of no acknowledged erasable batch")
+                fail(
+                    "after kill \(kill): offset \(stored.offset) holds an erased event of no acknowledged erasable batch"
+                )
             }
             acked.seen[batch] = stored.offset..<(stored.offset + 1)
             continue
         }
         let parts = stored.event.profile.split(separator: "/")
-        guard parts.count == 3, let i = Int(parts[1]), let n = Int(parts[2]), stored.event == event(String(parts[0]), i, n) else {
+        guard parts.count == 3, let i = Int(parts[1]), let n = Int(parts[2]),
+            stored.event == event(String(parts[0]), i, n)
+        else {
             fail("after kill \(kill): offset \(stored.offset) holds an event no writer wrote: \(stored.event)")
         }
         if let c = current {
             guard c.batch == parts[0], i == c.next else {
-                fail("after kill \(kill): batch \(c.batch) stops at event \(c.next) of \(c.n) (offset \(stored.offset) is \(stored.event.profile))")
+                fail(
+                    "after kill \(kill): batch \(c.batch) stops at event \(c.next) of \(c.n) (offset \(stored.offset) is \(stored.event.profile))"
+                )
             }
         } else {
             guard i == 0, acked.seen[String(parts[0])] == nil else {
@@ -216,18 +237,24 @@ func check(directory: String, acked: inout Acknowledged, kill: Int) -> (recovery
     }
     if let c = current { fail("after kill \(kill): the log ends inside batch \(c.batch) (\(c.next) of \(c.n) events)") }
     for (batch, offsets) in acked.offsets where acked.seen[batch] != offsets {
-        fail("after kill \(kill): acknowledged batch \(batch) at \(offsets) is \(acked.seen[batch].map { "at \($0)" } ?? "missing")")
+        fail(
+            "after kill \(kill): acknowledged batch \(batch) at \(offsets) is \(acked.seen[batch].map { "at \($0)" } ?? "missing")"
+        )
     }
     for batch in acked.erased {
-        guard let offsets = acked.offsets[batch], let events = try? StoreReader(directory: directory).events(
-            matching: ReplayFilter(fromOffset: offsets.lowerBound, toOffset: offsets.lowerBound, includeErased: true)),
+        guard let offsets = acked.offsets[batch],
+            let events = try? StoreReader(directory: directory).events(
+                matching: ReplayFilter(
+                    fromOffset: offsets.lowerBound, toOffset: offsets.lowerBound, includeErased: true)),
             events.map(\.event.profile) == [""]
         else { fail("after kill \(kill): the acknowledged erasure of batch \(batch) does not hold") }
     }
     do {
         let report = try StoreVerifier.verify(directory: directory)
         guard report.isIntact else {
-            fail("after kill \(kill): verify finds damage: \(report.log.problems.map(\.description) + report.otherProblems)")
+            fail(
+                "after kill \(kill): verify finds damage: \(report.log.problems.map(\.description) + report.otherProblems)"
+            )
         }
     } catch {
         fail("after kill \(kill): verify fails: \(error)")
@@ -242,14 +269,18 @@ func runHarness(_ options: [String: String]) -> Never {
     guard let store = options["store"] else { fail("run needs --store DIR", code: 64) }
     func number(_ name: String, _ otherwise: Int) -> Int {
         guard let text = options[name] else { return otherwise }
-        guard let value = Int(text), value > 0 else { fail("run: --\(name) needs a positive number, not \(text)", code: 64) }
+        guard let value = Int(text), value > 0 else {
+            fail("run: --\(name) needs a positive number, not \(text)", code: 64)
+        }
         return value
     }
     let kills = number("kills", 50)
     let maxDelay = number("max-delay-ms", 250)
     let freshEvery = number("fresh-every", 25)
     let seed = UInt64(number("seed", Int(nowMs())))
-    if let unknown = options.keys.first(where: { !["store", "kills", "max-delay-ms", "fresh-every", "seed"].contains($0) }) {
+    if let unknown = options.keys.first(where: {
+        !["store", "kills", "max-delay-ms", "fresh-every", "seed"].contains($0)
+    }) {
         fail("run: unknown option --\(unknown)", code: 64)
     }
     var random = SplitMix64(seed: seed)
@@ -285,13 +316,17 @@ func runHarness(_ options: [String: String]) -> Never {
             totals.recoveries += 1
             totals.cutBytes += recovery.bytesRemoved
         }
-        say("kill \(round) after \(delay) ms: \(acks) commits acknowledged, log end \(end)"
-            + (recovery.map { ", recovery cut \($0.bytesRemoved) bytes (\($0.uncommittedBlocks) whole blocks of an unfinished commit)" } ?? ""))
+        say(
+            "kill \(round) after \(delay) ms: \(acks) commits acknowledged, log end \(end)"
+                + (recovery.map {
+                    ", recovery cut \($0.bytesRemoved) bytes (\($0.uncommittedBlocks) whole blocks of an unfinished commit)"
+                } ?? ""))
         totals.events = max(totals.events, end)
     }
     totals.erasures += acked.erased.count
     let seconds = Double(nowMs() - started) / 1000
-    say("""
+    say(
+        """
         \(kills) kills in \(Double(Int(seconds * 10)) / 10) s over \(totals.stores) stores: every check passed. \
         \(totals.acks) acknowledged commits, all found whole; \(totals.erasures) acknowledged erasures, all holding; \
         \(totals.recoveries) recoveries cut \(totals.cutBytes) bytes of unfinished commits; \(totals.early) kills before the \
@@ -309,7 +344,9 @@ case "run":
     var options: [String: String] = [:]
     var rest = arguments.dropFirst(2)
     while let flag = rest.popFirst() {
-        guard flag.hasPrefix("--"), let value = rest.popFirst() else { fail("run: expected --option VALUE, got \(flag)", code: 64) }
+        guard flag.hasPrefix("--"), let value = rest.popFirst() else {
+            fail("run: expected --option VALUE, got \(flag)", code: 64)
+        }
         options[String(flag.dropFirst(2))] = value
     }
     runHarness(options)

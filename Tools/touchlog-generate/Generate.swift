@@ -35,18 +35,23 @@ struct Generate: ParsableCommand {
     ]
 
     func validate() throws {
-        guard events >= 0, profiles > 0, touchpoints > 0, days > 0 else { throw ValidationError("counts must be positive") }
+        guard events >= 0, profiles > 0, touchpoints > 0, days > 0 else {
+            throw ValidationError("counts must be positive")
+        }
         guard (0...1).contains(late) else { throw ValidationError("--late is a fraction from 0 to 1") }
         guard ["jsonl", "csv"].contains(format) else { throw ValidationError("--format is jsonl or csv") }
         guard Timestamp.parse(start) != nil else { throw ValidationError("--start is not a time") }
     }
 
     func run() throws {
-        let fd: Int32 = try output.map { path in
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))") }
-            return fd
-        } ?? 1
+        let fd: Int32 =
+            try output.map { path in
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+                guard fd >= 0 else {
+                    throw ValidationError("cannot write \(path): \(String(cString: strerror(errno)))")
+                }
+                return fd
+            } ?? 1
         defer { if fd != 1 { close(fd) } }
         let names = (0..<touchpoints).map { i in
             i < Self.seedTouchpoints.count ? Self.seedTouchpoints[i] : "touchpoint-\(String(i).leftPadded(4))"

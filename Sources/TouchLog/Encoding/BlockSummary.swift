@@ -49,8 +49,11 @@ struct BlockSummary: Equatable {
         private var valueCount32: UInt32, valuesBefore32: UInt32
         private var valuesStart: UInt32, valuesEnd: UInt32
 
-        init(touchpoint: UInt32, type: UInt8, count: Int, minTime: Int64, maxTime: Int64, firstEvent: Int, times: Range<Int>,
-             positions: Range<Int>, valueCount: Int, valuesBefore: Int, values: Range<Int>) {
+        init(
+            touchpoint: UInt32, type: UInt8, count: Int, minTime: Int64, maxTime: Int64, firstEvent: Int,
+            times: Range<Int>,
+            positions: Range<Int>, valueCount: Int, valuesBefore: Int, values: Range<Int>
+        ) {
             self.touchpoint = touchpoint
             self.type = type
             count32 = UInt32(count)
@@ -149,7 +152,9 @@ extension BlockSummary {
         let version = try input.byte()
         guard version == Self.layoutVersion else { throw input.fail("unknown summary layout \(version)") }
         count = try input.count(max: Int(UInt32.max), "event count")
-        guard count == Int(header.count) else { throw input.fail("holds \(count) events, its header says \(header.count)") }
+        guard count == Int(header.count) else {
+            throw input.fail("holds \(count) events, its header says \(header.count)")
+        }
         firstNewProfile = UInt32(try input.count(max: Int(UInt32.max), "first new profile"))
         newProfiles = try input.count(max: count, "new profile count")
         firstNewTouchpoint = UInt32(try input.count(max: Int(UInt32.max), "first new touchpoint"))
@@ -168,7 +173,9 @@ extension BlockSummary {
             guard codec <= 1 else { throw input.fail("\(kind) section has unknown codec \(codec)") }
             let stored = try input.count(max: bodyLength - start, "\(kind) section length")
             let raw = try input.count(max: BlockHeader.maxPayloadLength, "\(kind) section raw length")
-            if codec == 0 && raw != stored { throw input.fail("stored \(kind) section of \(stored) bytes claims \(raw)") }
+            if codec == 0 && raw != stored {
+                throw input.fail("stored \(kind) section of \(stored) bytes claims \(raw)")
+            }
             let check = UInt64(littleEndian: UnsafeRawPointer(try input.take(8)).loadUnaligned(as: UInt64.self))
             sections.append(Section(codec: codec, start: start, storedLength: stored, rawLength: raw, check: check))
             start += stored
@@ -196,13 +203,17 @@ extension BlockSummary {
             let span = try input.varint()
             // max ≥ min, so the difference fits 64 unsigned bits even when it does not fit a signed one.
             let blockSpan = UInt64(bitPattern: header.maxTime &- header.minTime)
-            guard low <= blockSpan, span <= blockSpan - low else { throw input.fail("group \(g) times lie outside the block's") }
+            guard low <= blockSpan, span <= blockSpan - low else {
+                throw input.fail("group \(g) times lie outside the block's")
+            }
             let timeBytes = try input.count(max: BlockHeader.maxPayloadLength, "group \(g) times length")
             let positionBytes = try input.count(max: BlockHeader.maxPayloadLength, "group \(g) positions length")
             let valueCount = try input.count(max: n, "group \(g) value count")
             let group = Group(
-                touchpoint: UInt32(key / 3), type: UInt8(key % 3), count: n, minTime: header.minTime &+ Int64(bitPattern: low),
-                maxTime: header.minTime &+ Int64(bitPattern: low) &+ Int64(bitPattern: span), firstEvent: event, times: times..<(times + timeBytes),
+                touchpoint: UInt32(key / 3), type: UInt8(key % 3), count: n,
+                minTime: header.minTime &+ Int64(bitPattern: low),
+                maxTime: header.minTime &+ Int64(bitPattern: low) &+ Int64(bitPattern: span), firstEvent: event,
+                times: times..<(times + timeBytes),
                 positions: positions..<(positions + positionBytes), valueCount: valueCount, valuesBefore: valued,
                 values: values..<(values + (valueCount == 0 || valueCount == n ? 0 : (n + 7) / 8) + 8 * valueCount))
             minTime = min(minTime, group.minTime)
@@ -215,8 +226,11 @@ extension BlockSummary {
             values = group.values.upperBound
         }
         guard event == count else { throw input.fail("groups hold \(event) events, the block \(count)") }
-        guard minTime == header.minTime, maxTime == header.maxTime else { throw input.fail("groups' times disagree with the header's") }
-        guard times == sections[SectionKind.times.rawValue].rawLength, positions == sections[SectionKind.positions.rawValue].rawLength,
+        guard minTime == header.minTime, maxTime == header.maxTime else {
+            throw input.fail("groups' times disagree with the header's")
+        }
+        guard times == sections[SectionKind.times.rawValue].rawLength,
+            positions == sections[SectionKind.positions.rawValue].rawLength,
             values == sections[SectionKind.values.rawValue].rawLength
         else { throw input.fail("groups' section lengths disagree with the sections'") }
         let profileBytes = sections[SectionKind.profiles.rawValue].rawLength

@@ -36,14 +36,17 @@ struct ErasureRecord: Equatable, Sendable {
             _ = try input.take(4)
             guard try input.byte() == 1 else { throw input.fail("unknown erasure record version") }
             let reasonLength = try input.count(max: Self.maxReasonBytes, "reason length")
-            let reason = String(decoding: UnsafeBufferPointer(start: try input.take(reasonLength), count: reasonLength), as: UTF8.self)
+            let reason = String(
+                decoding: UnsafeBufferPointer(start: try input.take(reasonLength), count: reasonLength), as: UTF8.self)
             let count = try input.count(max: input.remaining, "profile count")
             guard count > 0 else { throw input.fail("an erasure of no profiles") }
             var profiles: [Int] = []
             profiles.reserveCapacity(count)
             for k in 0..<count {
                 let step = try input.varint()
-                guard k == 0 || step > 0, step <= UInt64(UInt32.max) else { throw input.fail("profile ids do not ascend") }
+                guard k == 0 || step > 0, step <= UInt64(UInt32.max) else {
+                    throw input.fail("profile ids do not ascend")
+                }
                 let id = (profiles.last ?? 0) + Int(step)
                 guard id <= Int(UInt32.max) else { throw input.fail("profile id \(id) out of range") }
                 profiles.append(id)

@@ -52,23 +52,32 @@ public struct EventBatch: Sendable {
     public mutating func append(_ event: Event) throws(EventValidationError) {
         var profile = event.profile
         var touchpoint = event.touchpoint
-        if let reason = EventBatch.problem(time: event.time, type: event.type, profileLength: profile.utf8.count,
-                                           touchpointLength: touchpoint?.utf8.count, value: event.value) {
+        if let reason = EventBatch.problem(
+            time: event.time, type: event.type, profileLength: profile.utf8.count,
+            touchpointLength: touchpoint?.utf8.count, value: event.value)
+        {
             throw EventValidationError(index: nil, reason: reason)
         }
         profile.withUTF8 { p in
             if touchpoint != nil {
                 touchpoint!.withUTF8 { t in
-                    append(time: event.time, type: event.type, profile: UnsafeRawBufferPointer(p), touchpoint: UnsafeRawBufferPointer(t), value: event.value)
+                    append(
+                        time: event.time, type: event.type, profile: UnsafeRawBufferPointer(p),
+                        touchpoint: UnsafeRawBufferPointer(t), value: event.value)
                 }
             } else {
-                append(time: event.time, type: event.type, profile: UnsafeRawBufferPointer(p), touchpoint: nil, value: event.value)
+                append(
+                    time: event.time, type: event.type, profile: UnsafeRawBufferPointer(p), touchpoint: nil,
+                    value: event.value)
             }
         }
     }
 
     /// Adds an event whose fields were already checked.
-    mutating func append(time: Int64, type: EventType, profile: UnsafeRawBufferPointer, touchpoint: UnsafeRawBufferPointer?, value: Double?) {
+    mutating func append(
+        time: Int64, type: EventType, profile: UnsafeRawBufferPointer, touchpoint: UnsafeRawBufferPointer?,
+        value: Double?
+    ) {
         times.append(time)
         types.append(type.rawValue)
         if internsProfiles {
@@ -82,13 +91,19 @@ public struct EventBatch: Sendable {
     }
 
     /// Why fields break the contract, or nil when they are fine.
-    static func problem(time: Int64, type: EventType, profileLength: Int, touchpointLength: Int?, value: Double?) -> String? {
+    static func problem(time: Int64, type: EventType, profileLength: Int, touchpointLength: Int?, value: Double?)
+        -> String?
+    {
         if time < EventLimits.minTime || time > EventLimits.maxTime { return "time \(time) is outside years 0000-9999" }
         if profileLength == 0 { return "profile is empty" }
-        if profileLength > EventLimits.maxIdentifierBytes { return "profile is \(profileLength) bytes, over the 256-byte limit" }
+        if profileLength > EventLimits.maxIdentifierBytes {
+            return "profile is \(profileLength) bytes, over the 256-byte limit"
+        }
         if let touchpointLength {
             if touchpointLength == 0 { return "touchpoint is empty" }
-            if touchpointLength > EventLimits.maxIdentifierBytes { return "touchpoint is \(touchpointLength) bytes, over the 256-byte limit" }
+            if touchpointLength > EventLimits.maxIdentifierBytes {
+                return "touchpoint is \(touchpointLength) bytes, over the 256-byte limit"
+            }
         } else if type != .conversion {
             return "touchpoint is required for a \(type.name)"
         }
@@ -114,9 +129,10 @@ public struct EventBatch: Sendable {
 
     /// Event `index` as a value.
     public func event(at index: Int) -> Event {
-        Event(time: times[index], profile: profiles.string(Int(profileIDs[index])), type: type(at: index),
-              touchpoint: touchpointIDs[index] == 0 ? nil : touchpoints.string(Int(touchpointIDs[index] - 1)),
-              value: value(at: index))
+        Event(
+            time: times[index], profile: profiles.string(Int(profileIDs[index])), type: type(at: index),
+            touchpoint: touchpointIDs[index] == 0 ? nil : touchpoints.string(Int(touchpointIDs[index] - 1)),
+            value: value(at: index))
     }
 
     /// Removes every event and string, keeping capacity (and the string index's size) for the next batch of a

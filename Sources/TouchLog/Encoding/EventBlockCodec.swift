@@ -39,8 +39,10 @@ enum EventBlockCodec {
         out.bytes.reserveCapacity(range.count * 12 + 1024)
         out.byte(layoutVersion)
         out.varint(range.count)
-        let profiles = writeDictionary(batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &out)
-        let touchpoints = writeDictionary(batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &out)
+        let profiles = writeDictionary(
+            batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &out)
+        let touchpoints = writeDictionary(
+            batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &out)
         var previous: Int64 = 0
         var minTime = Int64.max
         var maxTime = Int64.min
@@ -60,15 +62,18 @@ enum EventBlockCodec {
             for v in batch.values[range] where !v.isNaN { out.float64(v) }
         }
         // Hand the bigger position buffer back for the next block.
-        scratch.positions = profiles.positions.capacity >= touchpoints.positions.capacity ? profiles.positions : touchpoints.positions
+        scratch.positions =
+            profiles.positions.capacity >= touchpoints.positions.capacity ? profiles.positions : touchpoints.positions
         return RawBlock(payload: out.bytes, count: range.count, minTime: minTime, maxTime: maxTime)
     }
 
     /// Writes the dictionary of the strings a block's events use (`ids`: each event's id in `table`; `none`: the id
     /// that stands for no string, for touchpoints 0 with id i + 1 for string i), sorted and front-coded, and returns
     /// each event's position in it (for `none` events 0, and the others position + 1) and the dictionary's size.
-    private static func writeDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
-                                        into out: inout ByteWriter) -> (positions: [UInt32], count: Int) {
+    private static func writeDictionary(
+        _ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
+        into out: inout ByteWriter
+    ) -> (positions: [UInt32], count: Int) {
         var sorted = StringTable()
         swap(&sorted, &scratch.sorted)
         defer { swap(&sorted, &scratch.sorted) }
@@ -107,8 +112,10 @@ enum EventBlockCodec {
     /// A block uses a scattered few of a big batch's strings: the events are first sorted by id, so that the batch's
     /// table is read in ascending order, once per string, and the strings are copied into `scratch.strings`
     /// (compact), then sorted by bytes there.
-    static func localDictionary(_ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
-                                into sorted: inout StringTable) -> [UInt32] {
+    static func localDictionary(
+        _ table: StringTable, ids: ArraySlice<UInt32>, none: UInt32?, scratch: inout EncodeScratch,
+        into sorted: inout StringTable
+    ) -> [UInt32] {
         let n = ids.count
         scratch.keys.removeAll(keepingCapacity: true)
         scratch.keys.append(contentsOf: ids.lazy.map { UInt64($0) })
@@ -152,7 +159,9 @@ enum EventBlockCodec {
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
             for local in order {
                 let current = UnsafeRawBufferPointer(rebasing: all[scratch.strings.range(local)])
-                if sorted.count > 0 && previous.count == current.count && commonPrefixLength(previous, current) == current.count {
+                if sorted.count > 0 && previous.count == current.count
+                    && commonPrefixLength(previous, current) == current.count
+                {
                     rank[local] = UInt32(sorted.count - 1 + offset)  // the entry before, under another id
                     continue
                 }
@@ -175,7 +184,9 @@ enum EventBlockCodec {
         let limit = min(a.count, b.count)
         var n = 0
         while n + 8 <= limit {
-            let difference = a.loadUnaligned(fromByteOffset: n, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: n, as: UInt64.self)
+            let difference =
+                a.loadUnaligned(fromByteOffset: n, as: UInt64.self)
+                ^ b.loadUnaligned(fromByteOffset: n, as: UInt64.self)
             if difference != 0 { return n + UInt64(littleEndian: difference).trailingZeroBitCount >> 3 }
             n += 8
         }
@@ -205,7 +216,9 @@ enum EventBlockCodec {
         if let failure { throw failure }
     }
 
-    private static func decode(_ input: inout PayloadCursor, into batch: inout EventBatch, strict: Bool) throws(DecodeError) {
+    private static func decode(_ input: inout PayloadCursor, into batch: inout EventBatch, strict: Bool)
+        throws(DecodeError)
+    {
         let version = try input.byte()
         guard version == layoutVersion else { throw input.fail("unknown payload layout \(version)") }
         let count = try input.count(max: input.size * 8, "event count")
@@ -275,7 +288,9 @@ enum EventBlockCodec {
     /// Steps over `count` front-coded strings and returns their total length (the first of two passes over them),
     /// checking that each shares no more than the previous one has and, with `checkingLengths`, that each is 1–256
     /// bytes.
-    static func frontCodedLength(_ input: inout PayloadCursor, count: Int, checkingLengths: Bool, _ what: String) throws(DecodeError) -> Int {
+    static func frontCodedLength(_ input: inout PayloadCursor, count: Int, checkingLengths: Bool, _ what: String)
+        throws(DecodeError) -> Int
+    {
         var total = 0
         var previousLength = 0
         for index in 0..<count {
@@ -292,7 +307,9 @@ enum EventBlockCodec {
     }
 
     /// Reads a front-coded dictionary (its size, then its strings) into `table`, replacing its strings.
-    private static func readDictionary(_ input: inout PayloadCursor, into table: inout StringTable, strict: Bool, _ what: String) throws(DecodeError) {
+    private static func readDictionary(
+        _ input: inout PayloadCursor, into table: inout StringTable, strict: Bool, _ what: String
+    ) throws(DecodeError) {
         let count = try input.count(max: input.size, "\(what) dictionary size")
         table.removeAll()
         try appendFrontCoded(&input, count: count, to: &table, checkingLengths: strict, strict: strict, what)
@@ -301,8 +318,10 @@ enum EventBlockCodec {
     /// Reads `count` front-coded strings (see ``frontCode(_:ids:into:)``) onto the end of `table`: one pass checks the
     /// lengths and sums them, a second copies the bytes into place, one copy per entry. `checkingLengths`: each string
     /// is 1–256 bytes; `strict`: also strictly ascending and valid UTF-8 (as the encoder writes them).
-    static func appendFrontCoded(_ input: inout PayloadCursor, count: Int, to table: inout StringTable, checkingLengths: Bool,
-                                 strict: Bool, ordered: Bool = true, _ what: String) throws(DecodeError) {
+    static func appendFrontCoded(
+        _ input: inout PayloadCursor, count: Int, to table: inout StringTable, checkingLengths: Bool,
+        strict: Bool, ordered: Bool = true, _ what: String
+    ) throws(DecodeError) {
         guard count > 0 else { return }
         let start = input
         let total = try frontCodedLength(&input, count: count, checkingLengths: checkingLengths, what)
@@ -349,12 +368,15 @@ enum EventBlockCodec {
     /// Copies 16 bytes; the two ranges may overlap (all 16 are loaded before any is stored).
     @inline(__always)
     private static func copy16(from source: UnsafePointer<UInt8>, to target: UnsafeMutablePointer<UInt8>) {
-        UnsafeMutableRawPointer(target).storeBytes(of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
+        UnsafeMutableRawPointer(target).storeBytes(
+            of: UnsafeRawPointer(source).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
     }
 
     /// Checks that every dictionary entry from `first` on is UTF-8: entry by entry only when some byte is not ASCII.
     /// (Lengths and order are checked as the dictionary is read.)
-    private static func checkUTF8(_ table: StringTable, from first: Int, _ input: inout PayloadCursor, _ what: String) throws(DecodeError) {
+    private static func checkUTF8(_ table: StringTable, from first: Int, _ input: inout PayloadCursor, _ what: String)
+        throws(DecodeError)
+    {
         var problem: String?
         let byteStart = first == 0 ? 0 : Int(table.ends[first - 1])
         table.bytes.withUnsafeBytes { all in

@@ -36,8 +36,10 @@ enum GroupedBlockCodec {
 
     /// Builds the dictionaries of events `range` of `batch` (the part of encoding that needs no store state, so it
     /// can run on any thread).
-    static func prepare(_ batch: EventBatch, range: Range<Int>, scratch: inout EventBlockCodec.EncodeScratch,
-                        sealed: Bool = false) -> Prepared {
+    static func prepare(
+        _ batch: EventBatch, range: Range<Int>, scratch: inout EventBlockCodec.EncodeScratch,
+        sealed: Bool = false
+    ) -> Prepared {
         precondition(!range.isEmpty, "a block holds at least one event")
         var block = Prepared()
         block.events.times = Array(batch.times[range])
@@ -46,14 +48,17 @@ enum GroupedBlockCodec {
         block.events.profileIDs = EventBlockCodec.localDictionary(
             batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &block.events.profiles)
         block.events.touchpointIDs = EventBlockCodec.localDictionary(
-            batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch, into: &block.events.touchpoints)
+            batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch,
+            into: &block.events.touchpoints)
         for t in block.events.times {
             block.minTime = min(block.minTime, t)
             block.maxTime = max(block.maxTime, t)
         }
         if sealed {
             var firstSeen = [UInt32](repeating: .max, count: block.events.profiles.count)
-            for (position, id) in block.events.profileIDs.enumerated().reversed() { firstSeen[Int(id)] = UInt32(position) }
+            for (position, id) in block.events.profileIDs.enumerated().reversed() {
+                firstSeen[Int(id)] = UInt32(position)
+            }
             block.firstSeen = firstSeen
         }
         return block
@@ -96,7 +101,9 @@ enum GroupedBlockCodec {
     static func lookUp(_ block: Prepared, in dictionary: StoreDictionary) -> Lookups {
         var profiles = dictionary.profiles.lookUp(block.events.profiles)
         if let firstSeen = block.firstSeen {
-            let order = profiles.missing.indices.sorted { firstSeen[profiles.missing[$0]] < firstSeen[profiles.missing[$1]] }
+            let order = profiles.missing.indices.sorted {
+                firstSeen[profiles.missing[$0]] < firstSeen[profiles.missing[$1]]
+            }
             profiles.missing = order.map { profiles.missing[$0] }
             profiles.hashes = order.map { profiles.hashes[$0] }
         }
@@ -113,14 +120,17 @@ enum GroupedBlockCodec {
         dictionary.touchpoints.internMissing(block.events.touchpoints, &lookups.touchpoints)
         dictionary.profileBlocks += 1
         dictionary.touchpointBlocks += 1
-        return Assigned(profileOf: lookups.profiles.ids, touchpointOf: lookups.touchpoints.ids,
-                        newProfiles: firstNewProfile..<dictionary.profiles.count,
-                        newTouchpoints: firstNewTouchpoint..<dictionary.touchpoints.count)
+        return Assigned(
+            profileOf: lookups.profiles.ids, touchpointOf: lookups.touchpoints.ids,
+            newProfiles: firstNewProfile..<dictionary.profiles.count,
+            newTouchpoints: firstNewTouchpoint..<dictionary.touchpoints.count)
     }
 
     /// The rest of encoding, on any thread: `dictionary` must hold the ids `assigned` names (it is only read).
     /// Format 3 also gives the *binding* of the pads to the block: the XXH3-64 of its raw new-profiles section.
-    static func build(_ block: Prepared, _ assigned: Assigned, dictionary: StoreDictionary) -> (block: RawBlock, binding: UInt64?) {
+    static func build(_ block: Prepared, _ assigned: Assigned, dictionary: StoreDictionary) -> (
+        block: RawBlock, binding: UInt64?
+    ) {
         let events = block.events
         let n = events.count
         let profileOf = assigned.profileOf
@@ -137,7 +147,8 @@ enum GroupedBlockCodec {
         radixSort(keys: &keys, values: &order)
         for j in 0..<n {
             let i = order[j]
-            let touchpoint = events.touchpointIDs[i] == 0 ? 0 : UInt64(touchpointOf[Int(events.touchpointIDs[i]) - 1]) + 1
+            let touchpoint =
+                events.touchpointIDs[i] == 0 ? 0 : UInt64(touchpointOf[Int(events.touchpointIDs[i]) - 1]) + 1
             keys[j] = touchpoint * 3 + UInt64(events.types[i])
         }
         radixSort(keys: &keys, values: &order)
@@ -177,11 +188,12 @@ enum GroupedBlockCodec {
                 values.bitPacked((start..<end).lazy.map { events.values[order[$0]].isNaN ? 0 : 1 }, width: 1)
             }
             for j in start..<end where !events.values[order[j]].isNaN { values.float64(events.values[order[j]]) }
-            groups.append(BlockSummary.Group(
-                touchpoint: UInt32(keys[start] / 3), type: UInt8(keys[start] % 3), count: end - start,
-                minTime: events.times[order[start]], maxTime: events.times[order[end - 1]], firstEvent: start,
-                times: timesStart..<times.bytes.count, positions: positionsStart..<positions.bytes.count,
-                valueCount: valueCount, valuesBefore: valued, values: valuesStart..<values.bytes.count))
+            groups.append(
+                BlockSummary.Group(
+                    touchpoint: UInt32(keys[start] / 3), type: UInt8(keys[start] % 3), count: end - start,
+                    minTime: events.times[order[start]], maxTime: events.times[order[end - 1]], firstEvent: start,
+                    times: timesStart..<times.bytes.count, positions: positionsStart..<positions.bytes.count,
+                    valueCount: valueCount, valuesBefore: valued, values: valuesStart..<values.bytes.count))
             valued += valueCount
             start = end
         }
@@ -200,7 +212,9 @@ enum GroupedBlockCodec {
 
         var body: [UInt8] = []
         var sections: [BlockSummary.Section] = []
-        for raw in [newProfiles.bytes, newTouchpoints.bytes, times.bytes, profiles.bytes, positions.bytes, values.bytes] {
+        for raw in [
+            newProfiles.bytes, newTouchpoints.bytes, times.bytes, profiles.bytes, positions.bytes, values.bytes,
+        ] {
             var stored = raw
             var codec: UInt8 = 0
             if raw.count >= 64 {
@@ -210,39 +224,51 @@ enum GroupedBlockCodec {
                     codec = 1
                 }
             }
-            sections.append(BlockSummary.Section(codec: codec, start: body.count, storedLength: stored.count, rawLength: raw.count,
-                                                 check: XXH3.hash(stored[...])))
+            sections.append(
+                BlockSummary.Section(
+                    codec: codec, start: body.count, storedLength: stored.count, rawLength: raw.count,
+                    check: XXH3.hash(stored[...])))
             body.append(contentsOf: stored)
         }
         let summary = BlockSummary(
             count: n, firstNewProfile: UInt32(firstNewProfile), newProfiles: assigned.newProfiles.count,
             firstNewTouchpoint: UInt32(firstNewTouchpoint), newTouchpoints: assigned.newTouchpoints.count,
             profileBase: base, profileWidth: width, sections: sections, groups: groups)
-        let raw = RawBlock(summary: summary.encoded(blockMinTime: block.minTime), body: body, count: n, minTime: block.minTime,
-                           maxTime: block.maxTime, version: assigned.pads == nil ? 2 : 3)
+        let raw = RawBlock(
+            summary: summary.encoded(blockMinTime: block.minTime), body: body, count: n, minTime: block.minTime,
+            maxTime: block.maxTime, version: assigned.pads == nil ? 2 : 3)
         return (raw, assigned.pads == nil ? nil : XXH3.hash(newProfiles.bytes[...]))
     }
 
     /// The raw bytes of one section of a block's body (`body` is the whole body), checked against its checksum
     /// and decompressed when it was compressed.
-    static func section(_ kind: BlockSummary.SectionKind, of summary: BlockSummary, body: UnsafeRawBufferPointer,
-                        into raw: inout [UInt8]) throws(DecodeError) {
+    static func section(
+        _ kind: BlockSummary.SectionKind, of summary: BlockSummary, body: UnsafeRawBufferPointer,
+        into raw: inout [UInt8]
+    ) throws(DecodeError) {
         let info = summary[kind]
         let stored = UnsafeRawBufferPointer(rebasing: body[info.start..<(info.start + info.storedLength)])
         try Self.section(kind, info, stored: stored, into: &raw)
     }
 
     /// The raw bytes of a section given its stored bytes alone, checked and decompressed.
-    static func section(_ kind: BlockSummary.SectionKind, _ section: BlockSummary.Section, stored: UnsafeRawBufferPointer,
-                        into raw: inout [UInt8]) throws(DecodeError) {
-        guard XXH3.hash(stored) == section.check else { throw DecodeError(byte: section.start, reason: "\(kind) section checksum mismatch") }
+    static func section(
+        _ kind: BlockSummary.SectionKind, _ section: BlockSummary.Section, stored: UnsafeRawBufferPointer,
+        into raw: inout [UInt8]
+    ) throws(DecodeError) {
+        guard XXH3.hash(stored) == section.check else {
+            throw DecodeError(byte: section.start, reason: "\(kind) section checksum mismatch")
+        }
         raw.resize(to: section.rawLength, filler: 0)
         if section.codec == 0 {
             raw.withUnsafeMutableBytes { $0.copyMemory(from: stored) }
             return
         }
         let ok = raw.withUnsafeMutableBytes { LZ4.decompress(stored, into: $0) }
-        guard ok else { throw DecodeError(byte: section.start, reason: "\(kind) section does not decompress to its \(section.rawLength) bytes") }
+        guard ok else {
+            throw DecodeError(
+                byte: section.start, reason: "\(kind) section does not decompress to its \(section.rawLength) bytes")
+        }
     }
 
     /// Per-thread buffers for decoding blocks, reused from one block to the next.
@@ -268,9 +294,11 @@ enum GroupedBlockCodec {
     @discardableResult
     ///
     /// A format-3 block's sealed profiles are opened by `openProfiles` (given the summary and the raw section).
-    static func decodeStored(_ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary?, into batch: inout EventBatch,
-                             scratch: inout DecodeScratch, strict: Bool = true,
-                             openProfiles: ((BlockSummary, inout [UInt8]) throws(DecodeError) -> Void)? = nil) throws(DecodeError) -> BlockSummary {
+    static func decodeStored(
+        _ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary?, into batch: inout EventBatch,
+        scratch: inout DecodeScratch, strict: Bool = true,
+        openProfiles: ((BlockSummary, inout [UInt8]) throws(DecodeError) -> Void)? = nil
+    ) throws(DecodeError) -> BlockSummary {
         let summaryEnd = Int(header.summaryLength)
         guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
         var summaryStart = 0
@@ -290,15 +318,20 @@ enum GroupedBlockCodec {
                 try section(.newProfiles, of: summary, body: body, into: &raw)
                 let sealed = header.version >= 3
                 if sealed {
-                    guard let openProfiles else { throw DecodeError(byte: 0, reason: "sealed profiles, and no key file to open them") }
+                    guard let openProfiles else {
+                        throw DecodeError(byte: 0, reason: "sealed profiles, and no key file to open them")
+                    }
                     try openProfiles(summary, &raw)
                 }
                 try raw.withDecodedBytes { section throws(DecodeError) in
-                    try StoreDictionary.read(section, summary.newProfiles, into: &scratch.newProfiles, strict: true, sealed: sealed, "profile")
+                    try StoreDictionary.read(
+                        section, summary.newProfiles, into: &scratch.newProfiles, strict: true, sealed: sealed,
+                        "profile")
                 }
                 try section(.newTouchpoints, of: summary, body: body, into: &raw)
                 try raw.withDecodedBytes { section throws(DecodeError) in
-                    try StoreDictionary.read(section, summary.newTouchpoints, into: &scratch.newTouchpoints, strict: true, "touchpoint")
+                    try StoreDictionary.read(
+                        section, summary.newTouchpoints, into: &scratch.newTouchpoints, strict: true, "touchpoint")
                 }
             }
             try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict)
@@ -312,8 +345,10 @@ enum GroupedBlockCodec {
     /// Without a `dictionary` (verify), every event is read and checked as when decoding, but nothing is written to
     /// `batch`: the events' count and times are those the summary states (checked against the header when it was
     /// parsed), and their ids are checked against the ranges the summary states.
-    static func decode(_ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary?,
-                       into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false) throws(DecodeError) {
+    static func decode(
+        _ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary?,
+        into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false
+    ) throws(DecodeError) {
         let n = summary.count
         for kind in [BlockSummary.SectionKind.times, .profiles, .positions, .values] {
             try section(kind, of: summary, body: body, into: &scratch.sections[kind.rawValue])
@@ -321,7 +356,8 @@ enum GroupedBlockCodec {
         let profileLimit = UInt64(summary.firstNewProfile) + UInt64(summary.newProfiles)
         if let dictionary {
             guard profileLimit <= UInt64(dictionary.profiles.count),
-                UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints) <= UInt64(dictionary.touchpoints.count)
+                UInt64(summary.firstNewTouchpoint) + UInt64(summary.newTouchpoints)
+                    <= UInt64(dictionary.touchpoints.count)
             else { throw DecodeError(byte: 0, reason: "uses ids the store dictionary does not hold yet") }
         }
 
@@ -339,18 +375,22 @@ enum GroupedBlockCodec {
         for group in summary.groups {
             guard group.type <= 2 else { throw DecodeError(byte: 0, reason: "a group of unknown type \(group.type)") }
             guard Int(group.touchpoint) <= touchpointLimit else {
-                throw DecodeError(byte: 0, reason: "a group names touchpoint \(group.touchpoint - 1) of \(touchpointLimit)")
+                throw DecodeError(
+                    byte: 0, reason: "a group names touchpoint \(group.touchpoint - 1) of \(touchpointLimit)")
             }
             if strict && group.touchpoint == 0 && group.type != EventType.conversion.rawValue {
-                throw DecodeError(byte: 0, reason: "a group of \(EventType(rawValue: group.type)!.name)s without a touchpoint")
+                throw DecodeError(
+                    byte: 0, reason: "a group of \(EventType(rawValue: group.type)!.name)s without a touchpoint")
             }
         }
         guard n > 0 else { return }
         if strict { scratch.seen = [UInt64](repeating: 0, count: (n + 63) / 64) }
         guard let dictionary else {
             try scratch.seen.withUnsafeMutableBufferPointer { seen throws(DecodeError) in
-                try decodeGroups(summary, sections: scratch.sections, ids: scratch.ids, into: nil, seen: strict ? seen.baseAddress! : nil,
-                                 strict: strict)
+                try decodeGroups(
+                    summary, sections: scratch.sections, ids: scratch.ids, into: nil,
+                    seen: strict ? seen.baseAddress! : nil,
+                    strict: strict)
             }
             return
         }
@@ -368,11 +408,13 @@ enum GroupedBlockCodec {
                     scratch.profiles.withUnsafeMutableBufferPointer { profiles in
                         scratch.touchpoints.withUnsafeMutableBufferPointer { touchpoints in
                             scratch.seen.withUnsafeMutableBufferPointer { seen in
-                                let columns = DecodedColumns(times: times.baseAddress!, types: types.baseAddress!, values: values.baseAddress!,
-                                                             profiles: profiles.baseAddress!, touchpoints: touchpoints.baseAddress!)
+                                let columns = DecodedColumns(
+                                    times: times.baseAddress!, types: types.baseAddress!, values: values.baseAddress!,
+                                    profiles: profiles.baseAddress!, touchpoints: touchpoints.baseAddress!)
                                 do throws(DecodeError) {
-                                    try decodeGroups(summary, sections: scratch.sections, ids: scratch.ids, into: columns,
-                                                     seen: strict ? seen.baseAddress! : nil, strict: strict)
+                                    try decodeGroups(
+                                        summary, sections: scratch.sections, ids: scratch.ids, into: columns,
+                                        seen: strict ? seen.baseAddress! : nil, strict: strict)
                                     return nil
                                 } catch { return error }
                             }
@@ -382,10 +424,12 @@ enum GroupedBlockCodec {
             }
         }
         if let failure { throw failure }
-        batch.profileIDs = EventBlockCodec.localDictionary(dictionary.profiles, ids: scratch.profiles[...], none: nil,
-                                                           scratch: &scratch.encode, into: &batch.profiles)
-        batch.touchpointIDs = EventBlockCodec.localDictionary(dictionary.touchpoints, ids: scratch.touchpoints[...], none: 0,
-                                                              scratch: &scratch.encode, into: &batch.touchpoints)
+        batch.profileIDs = EventBlockCodec.localDictionary(
+            dictionary.profiles, ids: scratch.profiles[...], none: nil,
+            scratch: &scratch.encode, into: &batch.profiles)
+        batch.touchpointIDs = EventBlockCodec.localDictionary(
+            dictionary.touchpoints, ids: scratch.touchpoints[...], none: 0,
+            scratch: &scratch.encode, into: &batch.touchpoints)
     }
 
     /// Where ``decodeGroups(_:sections:ids:into:seen:strict:)`` writes each event, by its position in the block.
@@ -401,8 +445,10 @@ enum GroupedBlockCodec {
     /// in the block (nil: only checks them), checking each position lies in the block and each time in its group's
     /// range; `seen` (strict decoding, all zero on entry: a bit per position) marks the positions written, so that none
     /// is written twice.
-    private static func decodeGroups(_ summary: BlockSummary, sections: [[UInt8]], ids: [UInt32], into out: DecodedColumns?,
-                                     seen: UnsafeMutablePointer<UInt64>?, strict: Bool) throws(DecodeError) {
+    private static func decodeGroups(
+        _ summary: BlockSummary, sections: [[UInt8]], ids: [UInt32], into out: DecodedColumns?,
+        seen: UnsafeMutablePointer<UInt64>?, strict: Bool
+    ) throws(DecodeError) {
         let n = summary.count
         try sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
             try sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes { p throws(DecodeError) in
@@ -412,7 +458,9 @@ enum GroupedBlockCodec {
                             var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: t[group.times]))
                             var positions = PayloadCursor(UnsafeRawBufferPointer(rebasing: p[group.positions]))
                             var values = PayloadCursor(UnsafeRawBufferPointer(rebasing: v[group.values]))
-                            let flags = group.valueCount > 0 && group.valueCount < group.count ? try values.take((group.count + 7) / 8) : nil
+                            let flags =
+                                group.valueCount > 0 && group.valueCount < group.count
+                                ? try values.take((group.count + 7) / 8) : nil
                             let allValued = group.valueCount == group.count
                             let profileIDs = ids.baseAddress! + group.firstEvent
                             var time = group.minTime
@@ -420,15 +468,21 @@ enum GroupedBlockCodec {
                             for k in 0..<group.count {
                                 if k > 0 {
                                     let delta = try times.varint()
-                                    guard delta <= UInt64(bitPattern: group.maxTime &- time) else { throw times.fail("a time past its group's max") }
+                                    guard delta <= UInt64(bitPattern: group.maxTime &- time) else {
+                                        throw times.fail("a time past its group's max")
+                                    }
                                     time &+= Int64(bitPattern: delta)
                                     position += try positions.zigzag()
-                                    guard position >= 0 && position < Int64(n) else { throw positions.fail("position \(position) outside the block") }
+                                    guard position >= 0 && position < Int64(n) else {
+                                        throw positions.fail("position \(position) outside the block")
+                                    }
                                 }
                                 let i = Int(position)
                                 if let seen {
                                     let bit: UInt64 = 1 << UInt64(i & 63)
-                                    guard seen[i >> 6] & bit == 0 else { throw positions.fail("position \(i) appears twice") }
+                                    guard seen[i >> 6] & bit == 0 else {
+                                        throw positions.fail("position \(i) appears twice")
+                                    }
                                     seen[i >> 6] |= bit
                                 }
                                 if let out {
@@ -443,7 +497,9 @@ enum GroupedBlockCodec {
                                     out?.values[i] = value
                                 }
                             }
-                            guard time == group.maxTime else { throw times.fail("a group's times end before its max time") }
+                            guard time == group.maxTime else {
+                                throw times.fail("a group's times end before its max time")
+                            }
                             guard times.isAtEnd, positions.isAtEnd, values.isAtEnd else {
                                 throw times.fail("a group's sections hold more than its events")
                             }

@@ -90,7 +90,9 @@ struct PayloadCursor {
 
     /// Reads `n` values of `width` (0...32) bits each, least significant bit first, into `out` (each value must
     /// fit its type); returns the largest value read (0 when none).
-    mutating func unpack<T: FixedWidthInteger>(_ n: Int, width: Int, into buffer: UnsafeMutableBufferPointer<T>) throws(DecodeError) -> UInt64 {
+    mutating func unpack<T: FixedWidthInteger>(_ n: Int, width: Int, into buffer: UnsafeMutableBufferPointer<T>)
+        throws(DecodeError) -> UInt64
+    {
         precondition(buffer.count >= n)
         guard n > 0 else { return 0 }
         let out = buffer.baseAddress!
@@ -145,7 +147,8 @@ extension Array where Element == UInt8 {
 
 extension Array {
     /// `withUnsafeBufferPointer` for a body that throws only ``DecodeError``.
-    func withDecodedBuffer<R>(_ body: (UnsafeBufferPointer<Element>) throws(DecodeError) -> R) throws(DecodeError) -> R {
+    func withDecodedBuffer<R>(_ body: (UnsafeBufferPointer<Element>) throws(DecodeError) -> R) throws(DecodeError) -> R
+    {
         let result: Result<R, DecodeError> = withUnsafeBufferPointer { buffer in
             do throws(DecodeError) { return .success(try body(buffer)) } catch { return .failure(error) }
         }

@@ -15,7 +15,9 @@ import TouchLogStorage
 enum ProfileSealing {
     /// Fresh random pads for strings `ids` of `table`, back to back.
     static func pads(for table: StringTable, ids: Range<Int>) throws(TouchLogError) -> [UInt8] {
-        let total = ids.isEmpty ? 0 : Int(table.ends[ids.upperBound - 1]) - (ids.lowerBound == 0 ? 0 : Int(table.ends[ids.lowerBound - 1]))
+        let total =
+            ids.isEmpty
+            ? 0 : Int(table.ends[ids.upperBound - 1]) - (ids.lowerBound == 0 ? 0 : Int(table.ends[ids.lowerBound - 1]))
         return try randomBytes(total)
     }
 
@@ -34,7 +36,8 @@ enum ProfileSealing {
             }
             return bytes
         } catch {
-            throw TouchLogError(code: .io, message: "cannot read /dev/urandom, which seals profile identifiers: \(error)")
+            throw TouchLogError(
+                code: .io, message: "cannot read /dev/urandom, which seals profile identifiers: \(error)")
         }
     }
 
@@ -75,11 +78,17 @@ enum ProfileSealing {
     /// Opens a sealed section of `count` profiles (ids from `firstProfile` on) with the block's `pads`: the same
     /// shape with the identifiers in clear, the entry of each profile `erased` says is erased left empty; and where
     /// each profile's pad lies among the pads.
-    static func open(_ section: UnsafeRawBufferPointer, count: Int, firstProfile: Int, pads: [UInt8],
-                     erased: (Int) -> Bool) throws(DecodeError) -> (opened: [UInt8], padRanges: [Range<Int>]) {
+    static func open(
+        _ section: UnsafeRawBufferPointer, count: Int, firstProfile: Int, pads: [UInt8],
+        erased: (Int) -> Bool
+    ) throws(DecodeError) -> (opened: [UInt8], padRanges: [Range<Int>]) {
         let ranges = try padRanges(section, count: count)
         guard ranges.last?.upperBound ?? 0 == pads.count else {
-            throw DecodeError(byte: 0, reason: "the key record holds \(pads.count) pad bytes, the sealed profiles need \(ranges.last?.upperBound ?? 0)")
+            throw DecodeError(
+                byte: 0,
+                reason:
+                    "the key record holds \(pads.count) pad bytes, the sealed profiles need \(ranges.last?.upperBound ?? 0)"
+            )
         }
         // The same shape, the sealed bytes XORed in place in a copy (an erased entry's length becomes 0, its bytes go).
         var opened = [UInt8](repeating: 0, count: section.count)
@@ -119,18 +128,25 @@ enum ProfileSealing {
     /// Appends to `strings` the identifiers of profiles `wanted` (ascending ids, all in the section) of a sealed
     /// section whose first profile is `firstProfile`, opened with `pads`; an erased one (in `erased`) is empty. The
     /// others are only stepped over.
-    static func copy(_ section: UnsafeRawBufferPointer, firstProfile: Int, pads: [UInt8], wanted: ArraySlice<Int>,
-                     erased: Set<Int>, into strings: inout StringTable) throws(DecodeError) {
+    static func copy(
+        _ section: UnsafeRawBufferPointer, firstProfile: Int, pads: [UInt8], wanted: ArraySlice<Int>,
+        erased: Set<Int>, into strings: inout StringTable
+    ) throws(DecodeError) {
         var input = PayloadCursor(section)
         var padStart = 0
         var next = wanted.startIndex
         var id = firstProfile
         var opened = [UInt8](repeating: 0, count: EventLimits.maxIdentifierBytes)
         while next < wanted.endIndex {
-            guard try input.varint() == 0 else { throw input.fail("sealed profile \(id - firstProfile) shares a prefix") }
-            let length = try input.count(max: EventLimits.maxIdentifierBytes, "sealed profile \(id - firstProfile) length")
+            guard try input.varint() == 0 else {
+                throw input.fail("sealed profile \(id - firstProfile) shares a prefix")
+            }
+            let length = try input.count(
+                max: EventLimits.maxIdentifierBytes, "sealed profile \(id - firstProfile) length")
             let sealed = try input.take(length)
-            guard padStart + length <= pads.count else { throw input.fail("the key record holds \(pads.count) pad bytes, too few") }
+            guard padStart + length <= pads.count else {
+                throw input.fail("the key record holds \(pads.count) pad bytes, too few")
+            }
             if wanted[next] == id {
                 if erased.contains(id) {
                     strings.append(UnsafeRawBufferPointer(start: nil, count: 0))

@@ -23,9 +23,13 @@ struct StoreDictionary: Sendable {
     /// and they ascend (see ``read(_:_:into:strict:_:)``).
     ///
     /// `sealed`: the section of a format-3 block, opened (``ProfileSealing``): in no order, an erased profile empty.
-    mutating func addProfiles(_ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool, sealed: Bool = false) throws(DecodeError) {
+    mutating func addProfiles(
+        _ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool, sealed: Bool = false
+    ) throws(DecodeError) {
         guard summary.firstNewProfile == UInt32(profiles.count) else {
-            throw DecodeError(byte: 0, reason: "introduces profiles from id \(summary.firstNewProfile), the store has \(profiles.count)")
+            throw DecodeError(
+                byte: 0,
+                reason: "introduces profiles from id \(summary.firstNewProfile), the store has \(profiles.count)")
         }
         try Self.add(section, summary.newProfiles, to: &profiles, strict: strict, sealed: sealed, "profile")
         profileBlocks += 1
@@ -33,9 +37,14 @@ struct StoreDictionary: Sendable {
 
     /// Adds the touchpoints a block introduces, given its summary and its new-touchpoints section; see
     /// ``addProfiles(_:section:strict:)``.
-    mutating func addTouchpoints(_ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool) throws(DecodeError) {
+    mutating func addTouchpoints(_ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool)
+        throws(DecodeError)
+    {
         guard summary.firstNewTouchpoint == UInt32(touchpoints.count) else {
-            throw DecodeError(byte: 0, reason: "introduces touchpoints from id \(summary.firstNewTouchpoint), the store has \(touchpoints.count)")
+            throw DecodeError(
+                byte: 0,
+                reason:
+                    "introduces touchpoints from id \(summary.firstNewTouchpoint), the store has \(touchpoints.count)")
         }
         try Self.add(section, summary.newTouchpoints, to: &touchpoints, strict: strict, "touchpoint")
         touchpointBlocks += 1
@@ -44,8 +53,10 @@ struct StoreDictionary: Sendable {
     /// Walks a new-profiles (or new-touchpoints) section whose entries have ids `entries`, appending to `strings` those
     /// whose ids are in `wanted` (ascending, all within `entries`), in order. Only the wanted strings are copied out;
     /// the others are only stepped over.
-    static func copy(_ section: UnsafeRawBufferPointer, entries: Range<Int>, wanted: ArraySlice<Int>,
-                     into strings: inout StringTable) throws(DecodeError) {
+    static func copy(
+        _ section: UnsafeRawBufferPointer, entries: Range<Int>, wanted: ArraySlice<Int>,
+        into strings: inout StringTable
+    ) throws(DecodeError) {
         var input = PayloadCursor(section)
         // The entry being rebuilt, with 16 bytes of room past the longest: a short suffix is copied as one 16-byte load
         // and store (when 16 bytes can be read where it starts).
@@ -57,10 +68,12 @@ struct StoreDictionary: Sendable {
         for id in entries {
             guard next < wanted.endIndex else { break }
             let shared = try input.count(max: previousLength, "entry \(id - entries.lowerBound) shared prefix")
-            let suffixLength = try input.count(max: EventLimits.maxIdentifierBytes - shared, "entry \(id - entries.lowerBound) length")
+            let suffixLength = try input.count(
+                max: EventLimits.maxIdentifierBytes - shared, "entry \(id - entries.lowerBound) length")
             let suffix = try input.take(suffixLength)
             if suffixLength <= 16 && sectionEnd - suffix >= 16 {
-                (previous + shared).storeBytes(of: UnsafeRawPointer(suffix).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
+                (previous + shared).storeBytes(
+                    of: UnsafeRawPointer(suffix).loadUnaligned(as: SIMD16<UInt8>.self), as: SIMD16<UInt8>.self)
             } else {
                 (previous + shared).copyMemory(from: suffix, byteCount: suffixLength)
             }
@@ -72,8 +85,10 @@ struct StoreDictionary: Sendable {
         }
     }
 
-    private static func add(_ section: UnsafeRawBufferPointer, _ count: Int, to table: inout StringTable, strict: Bool,
-                            sealed: Bool = false, _ what: String) throws(DecodeError) {
+    private static func add(
+        _ section: UnsafeRawBufferPointer, _ count: Int, to table: inout StringTable, strict: Bool,
+        sealed: Bool = false, _ what: String
+    ) throws(DecodeError) {
         let before = table.count
         do throws(DecodeError) { try read(section, count, into: &table, strict: strict, sealed: sealed, what) } catch {
             table.truncate(to: before)
@@ -86,11 +101,14 @@ struct StoreDictionary: Sendable {
     /// is UTF-8 and that they ascend. (That none was introduced by an earlier block is checked by `verify`, over the
     /// whole log at once.)
     /// `sealed`: an opened format-3 section, whose strings are in no order and empty where erased.
-    static func read(_ section: UnsafeRawBufferPointer, _ count: Int, into table: inout StringTable, strict: Bool,
-                     sealed: Bool = false, _ what: String) throws(DecodeError) {
+    static func read(
+        _ section: UnsafeRawBufferPointer, _ count: Int, into table: inout StringTable, strict: Bool,
+        sealed: Bool = false, _ what: String
+    ) throws(DecodeError) {
         var input = PayloadCursor(section)
-        try EventBlockCodec.appendFrontCoded(&input, count: count, to: &table, checkingLengths: !sealed, strict: strict,
-                                             ordered: !sealed, "new \(what)")
+        try EventBlockCodec.appendFrontCoded(
+            &input, count: count, to: &table, checkingLengths: !sealed, strict: strict,
+            ordered: !sealed, "new \(what)")
         guard input.isAtEnd else { throw input.fail("\(input.remaining) bytes after the new \(what)s") }
     }
 }

@@ -1,3 +1,4 @@
+import Glibc
 import TouchLogStorage
 
 /// A list of byte strings stored end to end in one buffer, with an index for interning.
@@ -104,8 +105,10 @@ public struct StringTable: Sendable {
 
     /// Appends `count` strings of `bytes` bytes in all, which `fill` writes: their bytes from the given pointer on,
     /// and the end of each (as an offset into all of the table's bytes) into the given buffer. Drops the hash index.
-    mutating func appendUninitialized(count: Int, bytes total: Int,
-                                      _ fill: (UnsafeMutablePointer<UInt8>, UnsafeMutableBufferPointer<UInt32>) -> Void) {
+    mutating func appendUninitialized(
+        count: Int, bytes total: Int,
+        _ fill: (UnsafeMutablePointer<UInt8>, UnsafeMutableBufferPointer<UInt32>) -> Void
+    ) {
         if !slots.isEmpty { slots = [] }
         let byteStart = bytes.count
         let endStart = ends.count
@@ -180,7 +183,8 @@ public struct StringTable: Sendable {
         let key = Self.sortKey(string)
         return sortedKeys.withUnsafeBufferPointer { keys in
             func below(_ id: Int) -> Bool {
-                keys[id] != key ? keys[id] < key : bytesPrecede(UnsafeRawBufferPointer(rebasing: all[range(id)]), string)
+                keys[id] != key
+                    ? keys[id] < key : bytesPrecede(UnsafeRawBufferPointer(rebasing: all[range(id)]), string)
             }
             var low = from
             var step = 1
@@ -241,7 +245,11 @@ public struct StringTable: Sendable {
                     for id in wanted {
                         let string = UnsafeRawBufferPointer(rebasing: theirs[other.range(id)])
                         // Out-of-order input only costs a restart from the beginning.
-                        if cursor > 0 && !bytesPrecede(UnsafeRawBufferPointer(rebasing: mine[range(cursor - 1)]), string) { cursor = 0 }
+                        if cursor > 0
+                            && !bytesPrecede(UnsafeRawBufferPointer(rebasing: mine[range(cursor - 1)]), string)
+                        {
+                            cursor = 0
+                        }
                         cursor = lowerBound(string, from: cursor, all: mine)
                         if cursor < sortedCount && equals(cursor, string) && !forgotten.contains(cursor) {
                             lookup.ids[id] = UInt32(cursor)
@@ -353,7 +361,8 @@ public struct StringTable: Sendable {
                 let hash = Self.hash(string)
                 var slot = Int(truncatingIfNeeded: hash) & mask
                 while fresh[slot].id1 != 0 { slot = (slot + 1) & mask }
-                fresh[slot] = Slot(id1: UInt32(id + 1), tag: Self.tag(hash, length: string.count), prefix: Self.sortKey(string))
+                fresh[slot] = Slot(
+                    id1: UInt32(id + 1), tag: Self.tag(hash, length: string.count), prefix: Self.sortKey(string))
             }
         }
         slots = fresh
@@ -362,7 +371,6 @@ public struct StringTable: Sendable {
     private static func tag(_ hash: UInt64, length: Int) -> UInt32 {
         UInt32(truncatingIfNeeded: length - 1) << 24 | UInt32(truncatingIfNeeded: hash >> 40)
     }
-
 
     /// Sorts string ids (given in ascending id order) by their strings' bytes. Ids below ``sortedCount`` are
     /// already in order; the rest are sorted by an 8-byte big-endian prefix first, then merged in.
@@ -426,7 +434,9 @@ public struct StringTable: Sendable {
         var h: UInt64 = 0x9E37_79B9_7F4A_7C15 ^ UInt64(bytes.count)
         var i = 0
         while i + 8 <= bytes.count {
-            h = (h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self))) &* 0xBF58_476D_1CE4_E5B9
+            h =
+                (h ^ UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+                &* 0xBF58_476D_1CE4_E5B9
             h ^= h >> 31
             i += 8
         }
@@ -461,5 +471,3 @@ func bytesPrecede(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> B
     }
     return a.count < b.count
 }
-
-import Glibc

@@ -19,7 +19,10 @@ public enum Timestamp {
         guard !s.isEmpty else { return nil }
         var i = 0
         var negative = false
-        if s[0] == UInt8(ascii: "-") { negative = true; i = 1 }
+        if s[0] == UInt8(ascii: "-") {
+            negative = true
+            i = 1
+        }
         guard i < s.count, s.count - i <= 18 else { return nil }
         var value: Int64 = 0
         while i < s.count {
@@ -46,10 +49,12 @@ public enum Timestamp {
         }
         guard let year = digits(0, 4), s[4] == UInt8(ascii: "-"), let month = digits(5, 2), s[7] == UInt8(ascii: "-"),
             let day = digits(8, 2), [UInt8(ascii: "T"), UInt8(ascii: "t"), UInt8(ascii: " ")].contains(s[10]),
-            let hour = digits(11, 2), s[13] == UInt8(ascii: ":"), let minute = digits(14, 2), s[16] == UInt8(ascii: ":"),
+            let hour = digits(11, 2), s[13] == UInt8(ascii: ":"), let minute = digits(14, 2),
+            s[16] == UInt8(ascii: ":"),
             let second = digits(17, 2)
         else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60, second < 60
+        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60,
+            second < 60
         else { return nil }
         var i = 19
         var millis = 0
@@ -100,7 +105,10 @@ public enum Timestamp {
         let (daysSigned, msOfDay) = ms.quotientAndRemainder(dividingBy: 86_400_000)
         var days = daysSigned
         var rem = msOfDay
-        if rem < 0 { rem += 86_400_000; days -= 1 }
+        if rem < 0 {
+            rem += 86_400_000
+            days -= 1
+        }
         let (y, m, d) = civilFromDays(Int(days))
         let r = Int(rem)
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { text in

@@ -16,13 +16,19 @@ struct CSVEventParser {
             let name = field.bytes.string(in: header)
             let known = Self.columnNames.firstIndex(of: name) ?? -1
             if known >= 0 {
-                guard seen.insert(known).inserted else { throw FieldProblem(column: field.column, reason: "duplicate column \"\(name)\" in the header") }
+                guard seen.insert(known).inserted else {
+                    throw FieldProblem(column: field.column, reason: "duplicate column \"\(name)\" in the header")
+                }
             }
             columnOf.append(known)
         }
         fieldCount = fields.count
         for required in 0..<3 where !seen.contains(required) {
-            throw FieldProblem(column: nil, reason: "the CSV header has no \"\(Self.columnNames[required])\" column (expected time,profile,type,touchpoint,value)")
+            throw FieldProblem(
+                column: nil,
+                reason:
+                    "the CSV header has no \"\(Self.columnNames[required])\" column (expected time,profile,type,touchpoint,value)"
+            )
         }
     }
 
@@ -30,7 +36,8 @@ struct CSVEventParser {
     func parse(_ record: UnsafeRawBufferPointer, into batch: inout EventBatch) throws(FieldProblem) {
         let fields = try Self.split(record)
         guard fields.count == fieldCount else {
-            throw FieldProblem(column: nil, reason: "expected \(fieldCount) fields as in the header, found \(fields.count)")
+            throw FieldProblem(
+                column: nil, reason: "expected \(fieldCount) fields as in the header, found \(fields.count)")
         }
         var parsed = ParsedFields()
         for (index, field) in fields.enumerated() {
@@ -41,7 +48,11 @@ struct CSVEventParser {
             case 0:
                 if empty { throw FieldProblem(column: field.column, reason: "time is empty") }
                 guard let ms = field.bytes.withBytes(in: record, { Timestamp.parse($0) }) else {
-                    throw FieldProblem(column: field.column, reason: "bad time \"\(field.bytes.string(in: record))\": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds")
+                    throw FieldProblem(
+                        column: field.column,
+                        reason:
+                            "bad time \"\(field.bytes.string(in: record))\": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds"
+                    )
                 }
                 parsed.time = ms
             case 1:
@@ -50,7 +61,8 @@ struct CSVEventParser {
             case 2:
                 let text = field.bytes.string(in: record)
                 guard let type = EventType(name: text) else {
-                    throw FieldProblem(column: field.column, reason: "unknown type \"\(text)\": expected view, click or conversion")
+                    throw FieldProblem(
+                        column: field.column, reason: "unknown type \"\(text)\": expected view, click or conversion")
                 }
                 parsed.type = type
             case 3:
@@ -75,7 +87,10 @@ struct CSVEventParser {
         var bytes = Array(text.utf8)
         if bytes.first == UInt8(ascii: "-") { bytes.removeFirst() }
         guard let first = bytes.first, first &- 48 < 10 else { return false }
-        return bytes.allSatisfy { $0 &- 48 < 10 || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }
+        return bytes.allSatisfy {
+            $0 &- 48 < 10 || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "e") || $0 == UInt8(ascii: "E")
+                || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-")
+        }
     }
 
     struct Field {
@@ -118,7 +133,9 @@ struct CSVEventParser {
                 fields.append(Field(bytes: .owned(out), column: start + 1))
             } else {
                 while i < record.count && record[i] != UInt8(ascii: ",") {
-                    if record[i] == UInt8(ascii: "\"") { throw FieldProblem(column: i + 1, reason: "quote inside an unquoted field") }
+                    if record[i] == UInt8(ascii: "\"") {
+                        throw FieldProblem(column: i + 1, reason: "quote inside an unquoted field")
+                    }
                     i += 1
                 }
                 fields.append(Field(bytes: .slice(start..<i), column: start + 1))

@@ -10,7 +10,9 @@ public enum InputFormat: String, Sendable, CaseIterable {
     static func detect(path: String) -> InputFormat {
         let lower = path.lowercased()
         if lower.hasSuffix(".csv") { return .csv }
-        if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") || path == "-" { return .jsonl }
+        if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") || path == "-" {
+            return .jsonl
+        }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return .jsonl }
         defer { close(fd) }

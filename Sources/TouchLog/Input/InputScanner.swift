@@ -31,7 +31,9 @@ struct InputScanner {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
-            throw InputError(kind: code == ENOENT ? .notFound : .unreadable, message: "cannot read \(path): \(String(cString: strerror(code)))")
+            throw InputError(
+                kind: code == ENOENT ? .notFound : .unreadable,
+                message: "cannot read \(path): \(String(cString: strerror(code)))")
         }
         var info = stat()
         if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
@@ -62,7 +64,9 @@ struct InputScanner {
         // file turns out longer, so that it always has room for a chunk after a carried-over record.
         let fullSize = chunkBytes + maxRecordBytes
         var info = stat()
-        let knownSize = memory?.count ?? (fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : fullSize)
+        let knownSize =
+            memory?.count
+            ?? (fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : fullSize)
         var memoryRead = 0
         var buffer = [UInt8](repeating: 0, count: min(fullSize, max(1 << 16, knownSize + 1)))
         var filled = 0
@@ -86,7 +90,9 @@ struct InputScanner {
                 let n = min(raw.count - filled, memory.count - memoryRead)
                 guard n > 0 else { return 0 }
                 // Copies the next n bytes of the in-memory input after the bytes already in the buffer.
-                memory.withUnsafeBytes { source in _ = memcpy(raw.baseAddress! + filled, source.baseAddress! + memoryRead, n) }
+                memory.withUnsafeBytes { source in
+                    _ = memcpy(raw.baseAddress! + filled, source.baseAddress! + memoryRead, n)
+                }
                 memoryRead += n
                 return n
             }
@@ -139,7 +145,9 @@ struct InputScanner {
                         skippingLongRecord = false
                     } else {
                         var slice = UnsafeRawBufferPointer(rebasing: raw[recordStart..<end])
-                        if firstRecord && slice.starts(with: [0xEF, 0xBB, 0xBF]) { slice = UnsafeRawBufferPointer(rebasing: slice.dropFirst(3)) }
+                        if firstRecord && slice.starts(with: [0xEF, 0xBB, 0xBF]) {
+                            slice = UnsafeRawBufferPointer(rebasing: slice.dropFirst(3))
+                        }
                         if slice.last == 0x0D { slice = UnsafeRawBufferPointer(rebasing: slice.dropLast()) }
                         if slice.count > maxRecordBytes {
                             try handler(.tooLong(line: recordLine))

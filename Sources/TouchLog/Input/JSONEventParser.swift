@@ -1,3 +1,5 @@
+import Glibc
+
 /// Parses one JSON Lines event: an object with `time`, `profile`, `type`, optional `touchpoint` and `value`;
 /// other fields are skipped. Works on the line's bytes directly (no Foundation, no allocation unless a
 /// string has escapes).
@@ -16,7 +18,9 @@ struct JSONEventParser {
 
     /// Decodes the JSON string whose opening quote is at `start` in `text` (escapes, surrogates, UTF-8 checked);
     /// returns its bytes and the index just past its closing quote.
-    static func string(in text: UnsafeRawBufferPointer, at start: Int) throws(FieldProblem) -> (bytes: [UInt8], end: Int) {
+    static func string(in text: UnsafeRawBufferPointer, at start: Int) throws(FieldProblem) -> (
+        bytes: [UInt8], end: Int
+    ) {
         var parser = JSONEventParser(line: text)
         parser.i = start
         let field = try parser.parseString()
@@ -54,14 +58,18 @@ struct JSONEventParser {
             while true {
                 skipSpace()
                 let keyStart = i
-                guard i < line.count, line[i] == UInt8(ascii: "\"") else { throw problem("expected a field name in double quotes") }
+                guard i < line.count, line[i] == UInt8(ascii: "\"") else {
+                    throw problem("expected a field name in double quotes")
+                }
                 let key = try parseString()
                 try expect(UInt8(ascii: ":"), "':' after the field name")
                 skipSpace()
                 let valueStart = i
                 let field = key.withBytes(in: line) { Self.knownField($0) }
                 if let field {
-                    if seen & (1 << field) != 0 { throw problem("duplicate field \"\(Self.fieldNames[Int(field)])\"", at: keyStart) }
+                    if seen & (1 << field) != 0 {
+                        throw problem("duplicate field \"\(Self.fieldNames[Int(field)])\"", at: keyStart)
+                    }
                     seen |= 1 << field
                     try parseKnown(field, into: &fields)
                     if field == 0 { fields.timeColumn = valueStart + 1 }
@@ -70,8 +78,14 @@ struct JSONEventParser {
                 }
                 skipSpace()
                 guard i < line.count else { throw problem("unexpected end of line inside the object") }
-                if line[i] == UInt8(ascii: ",") { i += 1; continue }
-                if line[i] == UInt8(ascii: "}") { i += 1; break }
+                if line[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if line[i] == UInt8(ascii: "}") {
+                    i += 1
+                    break
+                }
                 throw problem("expected ',' or '}'")
             }
         }
@@ -102,13 +116,18 @@ struct JSONEventParser {
             if isString {
                 let text = try parseString()
                 guard let ms = text.withBytes(in: line, { Timestamp.parse($0) }) else {
-                    throw problem("bad time \"\(text.string(in: line))\": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds", at: start)
+                    throw problem(
+                        "bad time \"\(text.string(in: line))\": expected RFC 3339 (2022-06-01T10:21:14.250Z) or epoch milliseconds",
+                        at: start)
                 }
                 fields.time = ms
             } else if c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39) {
                 let (range, integral) = try parseNumber()
-                guard integral, let ms = Timestamp.parseEpochMilliseconds(UnsafeRawBufferPointer(rebasing: line[range])) else {
-                    throw problem("bad time \(String(decoding: line[range], as: UTF8.self)): epoch milliseconds must be an integer within years 0000-9999", at: start)
+                guard integral, let ms = Timestamp.parseEpochMilliseconds(UnsafeRawBufferPointer(rebasing: line[range]))
+                else {
+                    throw problem(
+                        "bad time \(String(decoding: line[range], as: UTF8.self)): epoch milliseconds must be an integer within years 0000-9999",
+                        at: start)
                 }
                 fields.time = ms
             } else {
@@ -116,7 +135,10 @@ struct JSONEventParser {
             }
         case 1, 3:  // profile, touchpoint
             let name = field == 1 ? "profile" : "touchpoint"
-            if isNull && field == 3 { try literal("null"); return }
+            if isNull && field == 3 {
+                try literal("null")
+                return
+            }
             guard isString else { throw problem("\(name) must be a string") }
             let bytes = try parseString()
             if field == 1 { fields.profile = bytes } else { fields.touchpoint = bytes }
@@ -129,10 +151,16 @@ struct JSONEventParser {
                 if raw.equals("conversion") { return .conversion }
                 return nil
             }
-            guard let type else { throw problem("unknown type \"\(text.string(in: line))\": expected view, click or conversion", at: start) }
+            guard let type else {
+                throw problem(
+                    "unknown type \"\(text.string(in: line))\": expected view, click or conversion", at: start)
+            }
             fields.type = type
         default:  // value
-            if isNull { try literal("null"); return }
+            if isNull {
+                try literal("null")
+                return
+            }
             guard c == UInt8(ascii: "-") || (c >= 0x30 && c <= 0x39) else { throw problem("value must be a number") }
             let (range, _) = try parseNumber()
             guard let value = Double(String(decoding: line[range], as: UTF8.self)), value.isFinite else {
@@ -159,14 +187,18 @@ struct JSONEventParser {
         if i < line.count && line[i] == UInt8(ascii: ".") {
             integral = false
             i += 1
-            guard i < line.count, line[i] &- 48 < 10 else { throw problem("invalid number: digits expected after '.'", at: start) }
+            guard i < line.count, line[i] &- 48 < 10 else {
+                throw problem("invalid number: digits expected after '.'", at: start)
+            }
             while i < line.count && line[i] &- 48 < 10 { i += 1 }
         }
         if i < line.count && (line[i] == UInt8(ascii: "e") || line[i] == UInt8(ascii: "E")) {
             integral = false
             i += 1
             if i < line.count && (line[i] == UInt8(ascii: "+") || line[i] == UInt8(ascii: "-")) { i += 1 }
-            guard i < line.count, line[i] &- 48 < 10 else { throw problem("invalid number: digits expected in the exponent", at: start) }
+            guard i < line.count, line[i] &- 48 < 10 else {
+                throw problem("invalid number: digits expected in the exponent", at: start)
+            }
             while i < line.count && line[i] &- 48 < 10 { i += 1 }
         }
         return (start..<i, integral)
@@ -213,7 +245,8 @@ struct JSONEventParser {
         let highs: UInt64 = 0x8080_8080_8080_8080
         func zeroBytes(_ v: UInt64) -> UInt64 { (v &- ones) & ~v & highs }
         let w = UInt64(littleEndian: word)
-        return zeroBytes(w ^ (ones &* 0x22)) | zeroBytes(w ^ (ones &* 0x5C)) | ((w &- ones &* 0x20) & ~w & highs) | (w & highs)
+        return zeroBytes(w ^ (ones &* 0x22)) | zeroBytes(w ^ (ones &* 0x5C)) | ((w &- ones &* 0x20) & ~w & highs)
+            | (w & highs)
     }
 
     private func checkUTF8(_ range: Range<Int>) throws(FieldProblem) {
@@ -260,7 +293,9 @@ struct JSONEventParser {
                         throw problem("unpaired UTF-16 surrogate in \\u escape", at: escapeStart)
                     }
                     let low = try hex4(at: i + 3, escapeStart: escapeStart)
-                    guard (0xDC00..<0xE000).contains(low) else { throw problem("unpaired UTF-16 surrogate in \\u escape", at: escapeStart) }
+                    guard (0xDC00..<0xE000).contains(low) else {
+                        throw problem("unpaired UTF-16 surrogate in \\u escape", at: escapeStart)
+                    }
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     i += 6
                 } else if (0xDC00..<0xE000).contains(scalar) {
@@ -304,19 +339,30 @@ struct JSONEventParser {
             let isObject = close == UInt8(ascii: "}")
             i += 1
             skipSpace()
-            if i < line.count && line[i] == close { i += 1; return }
+            if i < line.count && line[i] == close {
+                i += 1
+                return
+            }
             while true {
                 if isObject {
                     skipSpace()
-                    guard i < line.count, line[i] == UInt8(ascii: "\"") else { throw problem("expected a field name in double quotes") }
+                    guard i < line.count, line[i] == UInt8(ascii: "\"") else {
+                        throw problem("expected a field name in double quotes")
+                    }
                     _ = try parseString()
                     try expect(UInt8(ascii: ":"), "':'")
                 }
                 try skipValue(depth: depth + 1)
                 skipSpace()
                 guard i < line.count else { throw problem("unexpected end of line inside a nested value") }
-                if line[i] == UInt8(ascii: ",") { i += 1; continue }
-                if line[i] == close { i += 1; return }
+                if line[i] == UInt8(ascii: ",") {
+                    i += 1
+                    continue
+                }
+                if line[i] == close {
+                    i += 1
+                    return
+                }
                 throw problem("expected ',' or '\(Character(Unicode.Scalar(close)))'")
             }
         case UInt8(ascii: "t"): try literal("true")
@@ -335,5 +381,3 @@ extension UnsafeRawBufferPointer {
         count == literal.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, literal.utf8Start, count) == 0)
     }
 }
-
-import Glibc

@@ -68,8 +68,10 @@ struct ParsedFields {
         guard let time else { throw FieldProblem(column: nil, reason: "missing field \"time\"") }
         guard let profile else { throw FieldProblem(column: nil, reason: "missing field \"profile\"") }
         guard let type else { throw FieldProblem(column: nil, reason: "missing field \"type\"") }
-        if let reason = EventBatch.problem(time: time, type: type, profileLength: profile.count(),
-                                           touchpointLength: touchpoint?.count(), value: value) {
+        if let reason = EventBatch.problem(
+            time: time, type: type, profileLength: profile.count(),
+            touchpointLength: touchpoint?.count(), value: value)
+        {
             throw FieldProblem(column: nil, reason: reason)
         }
         profile.withBytes(in: line) { p in

@@ -18,14 +18,17 @@ struct RecordParser {
     mutating func parse(_ record: InputScanner.Record, into batch: inout EventBatch) -> InputProblem? {
         switch record {
         case .tooLong(let line):
-            return InputProblem(source: source, line: line, column: nil, reason: "line is longer than \(maxRecordBytes) bytes")
+            return InputProblem(
+                source: source, line: line, column: nil, reason: "line is longer than \(maxRecordBytes) bytes")
         case .text(let bytes, let line):
             do throws(FieldProblem) {
                 if format == .csv && !sawHeader {
                     sawHeader = true
                     csv = try CSVEventParser(header: bytes)
                 } else if format == .csv {
-                    guard let csv else { throw FieldProblem(column: nil, reason: "cannot be read: the CSV header is not valid") }
+                    guard let csv else {
+                        throw FieldProblem(column: nil, reason: "cannot be read: the CSV header is not valid")
+                    }
                     try csv.parse(bytes, into: &batch)
                 } else {
                     try JSONEventParser.parse(bytes, into: &batch)

@@ -30,9 +30,12 @@ final class BlockEncoder: Sendable {
     }
 
     /// For a log of `formatVersion`; format 2 reads the store's dictionary with `loadDictionary` when it first needs it.
-    init(formatVersion: UInt16, keys: ProfileKeyFile? = nil,
-         loadDictionary: @escaping @Sendable () throws(TouchLogError) -> StoreDictionary = { StoreDictionary() }) {
-        precondition((formatVersion >= 3) == (keys != nil), "format 3, and only format 3, seals profiles with a key file")
+    init(
+        formatVersion: UInt16, keys: ProfileKeyFile? = nil,
+        loadDictionary: @escaping @Sendable () throws(TouchLogError) -> StoreDictionary = { StoreDictionary() }
+    ) {
+        precondition(
+            (formatVersion >= 3) == (keys != nil), "format 3, and only format 3, seals profiles with a key file")
         self.formatVersion = formatVersion
         self.keys = keys
         self.loadDictionary = loadDictionary
@@ -59,7 +62,9 @@ final class BlockEncoder: Sendable {
     func seal(_ blocks: [Pending]) throws(TouchLogError) -> [RawBlock] {
         let (assigned, dictionary) = try state.withLock {
             (state: inout State) throws(TouchLogError) -> ([GroupedBlockCodec.Assigned?], StoreDictionary?) in
-            guard blocks.contains(where: { if case .prepared = $0 { return true } else { return false } }) else { return ([], nil) }
+            guard blocks.contains(where: { if case .prepared = $0 { return true } else { return false } }) else {
+                return ([], nil)
+            }
             try load(&state)
             // Taken out of the state, so that once the lookups (which share it) are done it is changed in place.
             var dictionary = state.dictionary.take()!
@@ -85,7 +90,9 @@ final class BlockEncoder: Sendable {
             return (assigned, dictionary)
         }
         guard let dictionary else {
-            return blocks.map { if case .ready(let block) = $0 { return block } else { preconditionFailure("checked above") } }
+            return blocks.map {
+                if case .ready(let block) = $0 { return block } else { preconditionFailure("checked above") }
+            }
         }
         // `dictionary` is a copy (its storage shared, never written meanwhile: the writer is held).
         let built = Self.onEveryCore(blocks.count) { k -> (block: RawBlock, binding: UInt64?) in
@@ -97,9 +104,12 @@ final class BlockEncoder: Sendable {
         if let keys {
             // The pads go to the key file before the blocks go to the log (the log writer syncs both before the commit).
             for (k, block) in built.enumerated() {
-                guard let assigned = assigned[k], !assigned.newProfiles.isEmpty, let binding = block.binding else { continue }
-                try keys.append(firstProfile: assigned.newProfiles.lowerBound, count: assigned.newProfiles.count, binding: binding,
-                                pads: assigned.pads!)
+                guard let assigned = assigned[k], !assigned.newProfiles.isEmpty, let binding = block.binding else {
+                    continue
+                }
+                try keys.append(
+                    firstProfile: assigned.newProfiles.lowerBound, count: assigned.newProfiles.count, binding: binding,
+                    pads: assigned.pads!)
             }
         }
         return built.map(\.block)

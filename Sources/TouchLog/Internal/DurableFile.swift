@@ -36,7 +36,9 @@ package enum DurableFile {
             header = try file.read(at: 0, count: min(headerLength, size))
             body = try file.read(at: Int64(header.count), count: max(0, size - headerLength))
         } catch {
-            throw TouchLogError(code: error.errno == ENOENT ? .notFound : .io, message: "cannot read \(path): \(String(cString: strerror(error.errno)))")
+            throw TouchLogError(
+                code: error.errno == ENOENT ? .notFound : .io,
+                message: "cannot read \(path): \(String(cString: strerror(error.errno)))")
         }
         guard header.count + body.count == size else {
             throw TouchLogError(code: .corrupt, message: "\(path): the file ends early (it shrank while being read)")
@@ -44,7 +46,10 @@ package enum DurableFile {
         guard header.count == headerLength, header.starts(with: prefix), header[headerLength - 1] == 0x0A else {
             throw TouchLogError(code: .corrupt, message: "\(path): not a touchlog \(kind) file (bad header)")
         }
-        guard String(decoding: header[prefix.count..<(headerLength - 1)], as: UTF8.self) == BlockHash.sha256(of: body).description else {
+        guard
+            String(decoding: header[prefix.count..<(headerLength - 1)], as: UTF8.self)
+                == BlockHash.sha256(of: body).description
+        else {
             throw TouchLogError(code: .corrupt, message: "\(path): checksum mismatch (the file was altered or damaged)")
         }
         return body

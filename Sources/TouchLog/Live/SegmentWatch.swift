@@ -12,7 +12,10 @@ public struct SegmentWatchOptions: Sendable {
     /// The as-of time of each evaluation, epoch ms. Default: the wall clock.
     public var clock: @Sendable () -> Int64 = { Timestamp.now() }
 
-    public init(recheckInterval: Duration = .seconds(1), minimumInterval: Duration = .milliseconds(50), includeInitialMembers: Bool = true) {
+    public init(
+        recheckInterval: Duration = .seconds(1), minimumInterval: Duration = .milliseconds(50),
+        includeInitialMembers: Bool = true
+    ) {
         self.recheckInterval = recheckInterval
         self.minimumInterval = minimumInterval
         self.includeInitialMembers = includeInitialMembers
@@ -96,14 +99,18 @@ public struct SegmentWatch: AsyncSequence, Sendable {
                 guard let before = members else {
                     members = now
                     if options.includeInitialMembers {
-                        return SegmentUpdate(segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: now, exited: [], isInitial: true)
+                        return SegmentUpdate(
+                            segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: now, exited: [],
+                            isInitial: true)
                     }
                     continue
                 }
                 members = now
                 let diff = SegmentDiff(before: before, after: now)
                 if diff.changes.isEmpty { continue }
-                return SegmentUpdate(segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: diff.entered, exited: diff.exited, isInitial: false)
+                return SegmentUpdate(
+                    segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: diff.entered,
+                    exited: diff.exited, isInitial: false)
             }
         }
     }

@@ -28,7 +28,8 @@ public struct CalendarWindow: Sendable, Equatable {
     /// The window's first instant (ms) at `asOf`.
     public func start(asOf time: Int64) -> Int64 {
         let asOf = min(max(time, EventLimits.minTime), EventLimits.maxTime)
-        guard let zone = TimeZone(identifier: timeZone) else { return asOf &+ 1 }  // refused when the definition is read
+        // (An unknown zone is refused when the definition is read.)
+        guard let zone = TimeZone(identifier: timeZone) else { return asOf &+ 1 }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = zone
         calendar.firstWeekday = 2  // Monday

@@ -59,7 +59,8 @@ extension Explanation {
         let segment = CompiledSegment(definition, at: time)
         var builder = ProfileEventBuilder()
         let profileEvents = events.map { builder.event($0) }
-        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
+        let evaluation = ProfileEvaluation(
+            segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
         let found = evaluation.findings(profileEvents).leaves
         let atoms = evaluation.atoms(profileEvents)
         var leafIndex = 0
@@ -69,7 +70,8 @@ extension Explanation {
             case .interaction(let interaction, let negate):
                 let l = leafIndex
                 leafIndex += 1
-                var v = RuleVerdict(path: path, summary: interaction.summary, holds: atoms[l] != negate, negated: negate)
+                var v = RuleVerdict(
+                    path: path, summary: interaction.summary, holds: atoms[l] != negate, negated: negate)
                 v.qualifying = found[l].qualifying.map { events[$0] }
                 v.conversion = interaction.conversion
                 if interaction.conversion != nil, found[l].first != .max {
@@ -88,7 +90,9 @@ extension Explanation {
             case .sequence(let sequence, let negate):
                 let s = sequenceIndex
                 sequenceIndex += 1
-                var v = RuleVerdict(path: path, summary: sequence.summary, holds: atoms[segment.leaves.count + s] != negate, negated: negate)
+                var v = RuleVerdict(
+                    path: path, summary: sequence.summary, holds: atoms[segment.leaves.count + s] != negate,
+                    negated: negate)
                 v.isSequence = true
                 v.qualifying = evaluation.sequenceCandidates(profileEvents, s).map { events[$0.index] }
                 v.matchedSequence = evaluation.sequenceChain(profileEvents, s)?.map { events[$0] } ?? []
@@ -96,18 +100,27 @@ extension Explanation {
             case .group(let match, let rules, let negate):
                 let children = rules.enumerated().map { verdict($1, "\(path).rules[\($0)]", depth: depth) }
                 let value = match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
-                var v = RuleVerdict(path: path, summary: "\(match.rawValue) of \(rules.count) rule\(rules.count == 1 ? "" : "s")", holds: value != negate, negated: negate)
+                var v = RuleVerdict(
+                    path: path, summary: "\(match.rawValue) of \(rules.count) rule\(rules.count == 1 ? "" : "s")",
+                    holds: value != negate, negated: negate)
                 v.children = children
                 return v
             case .segment(let name, let negate):
                 // Compiled in place as the referenced definition's rules (see ``CompiledSegment``).
                 guard let referenced = definition.referenced[name], depth < SegmentDefinition.referenceDepthLimit else {
-                    return RuleVerdict(path: path, summary: "member of segment \"\(name)\" (not found)", holds: negate, negated: negate)
+                    return RuleVerdict(
+                        path: path, summary: "member of segment \"\(name)\" (not found)", holds: negate, negated: negate
+                    )
                 }
-                let children = referenced.rules.enumerated().map { verdict($1, "\(path)→\(name).rules[\($0)]", depth: depth + 1) }
+                let children = referenced.rules.enumerated().map {
+                    verdict($1, "\(path)→\(name).rules[\($0)]", depth: depth + 1)
+                }
                 let value = referenced.match == .all ? children.allSatisfy { $0.holds } : children.contains { $0.holds }
-                var v = RuleVerdict(path: path, summary: "member of segment \"\(name)\" (match \(referenced.match.rawValue) of \(referenced.rules.count) rule\(referenced.rules.count == 1 ? "" : "s"))",
-                                    holds: value != negate, negated: negate)
+                var v = RuleVerdict(
+                    path: path,
+                    summary:
+                        "member of segment \"\(name)\" (match \(referenced.match.rawValue) of \(referenced.rules.count) rule\(referenced.rules.count == 1 ? "" : "s"))",
+                    holds: value != negate, negated: negate)
                 v.referencedSegment = name
                 v.children = children
                 return v
@@ -125,10 +138,17 @@ extension InteractionRule {
     public var summary: String {
         var parts = [(interaction == .any ? "view or click" : interaction.rawValue) + Self.describe(touchpoint)]
         if let window = timeframe.summary { parts.append(window) }
-        if let atMost { parts.append(atLeast == atMost ? "exactly \(atMost) times" : "\(atLeast) to \(atMost) times") } else if atLeast > 1 { parts.append("at least \(atLeast) times") }
+        if let atMost {
+            parts.append(atLeast == atMost ? "exactly \(atMost) times" : "\(atLeast) to \(atMost) times")
+        } else if atLeast > 1 {
+            parts.append("at least \(atLeast) times")
+        }
         if let conversion { parts.append(conversion == .converted ? "then converted" : "not converted since") }
         if let value {
-            let bounds = [value.atLeast.map { "at least \(EventJSON.formatNumber($0))" }, value.atMost.map { "at most \(EventJSON.formatNumber($0))" }]
+            let bounds = [
+                value.atLeast.map { "at least \(EventJSON.formatNumber($0))" },
+                value.atMost.map { "at most \(EventJSON.formatNumber($0))" },
+            ]
             parts.append("\(value.aggregate.rawValue) of values " + bounds.compactMap { $0 }.joined(separator: " and "))
         }
         return parts.joined(separator: ", ")
@@ -156,9 +176,12 @@ extension InteractionRule.Timeframe {
         case .last(let ms): return "in the last \(RuleDuration.format(ms))"
         case .before(let ms): return "before the last \(RuleDuration.format(ms))"
         case .between(let from, let to):
-            return [from.map { "from \(Timestamp.format($0))" }, to.map { "to \(Timestamp.format($0))" }].compactMap { $0 }.joined(separator: " ")
+            return [from.map { "from \(Timestamp.format($0))" }, to.map { "to \(Timestamp.format($0))" }].compactMap {
+                $0
+            }.joined(separator: " ")
         case .calendar(let c):
-            let unit = c.count == 1 ? "this \(c.unit.rawValue)" : "this \(c.unit.rawValue) and the \(c.count - 1) before it"
+            let unit =
+                c.count == 1 ? "this \(c.unit.rawValue)" : "this \(c.unit.rawValue) and the \(c.count - 1) before it"
             return "\(unit) in \(c.timeZone)"
         }
     }
@@ -167,7 +190,12 @@ extension InteractionRule.Timeframe {
 extension SequenceRule {
     /// The sequence in words: `click on touchpoint exactly "a", then view …, within 1d`.
     public var summary: String {
-        var text = "sequence: " + steps.map { ($0.interaction == .any ? "view or click" : $0.interaction.rawValue) + InteractionRule.describe($0.touchpoint) }
+        var text =
+            "sequence: "
+            + steps.map {
+                ($0.interaction == .any ? "view or click" : $0.interaction.rawValue)
+                    + InteractionRule.describe($0.touchpoint)
+            }
             .joined(separator: ", then ")
         if let within { text += ", within \(RuleDuration.format(within))" }
         if let window = timeframe.summary { text += ", \(window)" }
@@ -180,28 +208,36 @@ extension Explanation {
     /// decided it. `version` names the definition's version ("version 2").
     package func report(segment name: String, version: String, definition: SegmentDefinition) -> String {
         var out = ""
-        let when = "as of \(Timestamp.format(time.asOf))" + (time.knownAt.map { ", known at \(Timestamp.format($0))" } ?? "")
+        let when =
+            "as of \(Timestamp.format(time.asOf))" + (time.knownAt.map { ", known at \(Timestamp.format($0))" } ?? "")
         if !isKnown {
-            out += "\(profile) is NOT a member of \(name) (\(version)) \(when): the store knows no events of this profile then "
+            out +=
+                "\(profile) is NOT a member of \(name) (\(version)) \(when): the store knows no events of this profile then "
                 + "(unknown: never appended by then, or erased)\n"
         } else {
             out += "\(profile) is \(isMember ? "a member" : "NOT a member") of \(name) (\(version)) \(when)\n"
-            out += "match \(definition.match.rawValue) of \(definition.rules.count) rule\(definition.rules.count == 1 ? "" : "s"):\n"
+            out +=
+                "match \(definition.match.rawValue) of \(definition.rules.count) rule\(definition.rules.count == 1 ? "" : "s"):\n"
             for verdict in rules { Self.write(verdict, indent: "  ", to: &out) }
         }
         return out
     }
 
     private static func write(_ verdict: RuleVerdict, indent: String, to out: inout String) {
-        out += "\(indent)\(verdict.path) \(verdict.holds ? "holds" : "does not hold"): \(verdict.negated ? "NOT " : "")\(verdict.summary)\n"
-        if let aggregate = verdict.aggregate { out += "\(indent)  aggregate of values: \(EventJSON.formatNumber(aggregate))\n" }
+        out +=
+            "\(indent)\(verdict.path) \(verdict.holds ? "holds" : "does not hold"): \(verdict.negated ? "NOT " : "")\(verdict.summary)\n"
+        if let aggregate = verdict.aggregate {
+            out += "\(indent)  aggregate of values: \(EventJSON.formatNumber(aggregate))\n"
+        }
         if !verdict.matchedSequence.isEmpty {
             out += "\(indent)  matched by:\n"
             for event in verdict.matchedSequence { out += "\(indent)    \(describe(event))\n" }
         }
         if verdict.children.isEmpty {
             let n = verdict.qualifying.count
-            let what = verdict.isSequence ? "event\(n == 1 ? "" : "s") that can take a step" : "qualifying event\(n == 1 ? "" : "s")"
+            let what =
+                verdict.isSequence
+                ? "event\(n == 1 ? "" : "s") that can take a step" : "qualifying event\(n == 1 ? "" : "s")"
             out += "\(indent)  \(n) \(what)\(n == 0 ? "" : ":")\n"
             for event in verdict.qualifying { out += "\(indent)    \(describe(event))\n" }
             if verdict.conversion != nil && !verdict.qualifying.isEmpty {
@@ -218,7 +254,9 @@ extension Explanation {
 
     private static func describe(_ stored: StoredEvent) -> String {
         let e = stored.event
-        return "offset \(stored.offset)  \(Timestamp.format(e.time))  \(e.type.name)" + (e.touchpoint.map { "  \($0)" } ?? "")
-            + (e.value.map { "  value \(EventJSON.formatNumber($0))" } ?? "") + "  (recorded \(Timestamp.format(stored.recorded)))"
+        return "offset \(stored.offset)  \(Timestamp.format(e.time))  \(e.type.name)"
+            + (e.touchpoint.map { "  \($0)" } ?? "")
+            + (e.value.map { "  value \(EventJSON.formatNumber($0))" } ?? "")
+            + "  (recorded \(Timestamp.format(stored.recorded)))"
     }
 }

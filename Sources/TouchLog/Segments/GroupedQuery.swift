@@ -45,12 +45,16 @@ struct GroupedQueryPlan {
         rules = segment.leaves.map { leaf in
             var allowed = [leaf.rule.touchpoint == nil]
             for id in 0..<touchpoints.count { allowed.append(leaf.rule.touchpoint?.matches(touchpoints[id]) ?? true) }
-            return Rule(leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil, wantsValues: leaf.rule.value != nil,
-                        kept: GroupedSnapshot.isKept(leaf.rule))
+            return Rule(
+                leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil,
+                wantsValues: leaf.rule.value != nil,
+                kept: GroupedSnapshot.isKept(leaf.rule))
         }
         sequences = segment.sequences.map { sequence in
-            Sequence(steps: sequence.steps.map { ($0.rule.interaction, $0.allowedTouchpoints(touchpoints)) }, window: sequence.window,
-                     rule: sequence.rule, kept: sequence.rule.timeframe.isFixed)
+            Sequence(
+                steps: sequence.steps.map { ($0.rule.interaction, $0.allowedTouchpoints(touchpoints)) },
+                window: sequence.window,
+                rule: sequence.rule, kept: sequence.rule.timeframe.isFixed)
         }
         let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
         conversionsFrom = starts.min()
@@ -80,10 +84,13 @@ struct GroupedQueryPlan {
     @inline(__always)
     func steps(_ s: Int, _ group: BlockSummary.Group) -> UInt16 {
         let sequence = sequences[s]
-        guard let window = sequence.window, group.minTime <= window.upperBound && group.maxTime >= window.lowerBound else { return 0 }
+        guard let window = sequence.window, group.minTime <= window.upperBound && group.maxTime >= window.lowerBound
+        else { return 0 }
         var mask: UInt16 = 0
         for (k, step) in sequence.steps.enumerated()
-        where step.interaction.matches(group.type) && Int(group.touchpoint) < step.touchpoints.count && step.touchpoints[Int(group.touchpoint)] {
+        where step.interaction.matches(group.type) && Int(group.touchpoint) < step.touchpoints.count
+            && step.touchpoints[Int(group.touchpoint)]
+        {
             mask |= 1 << UInt16(k)
         }
         return mask
@@ -135,7 +142,9 @@ final class GroupedQueryState: @unchecked Sendable {
         let greatest: UnsafeMutablePointer<UInt64>?
 
         /// Which columns `aggregate` reads (besides the counts).
-        static func needs(_ aggregate: InteractionRule.ValueCondition.Aggregate) -> (sums: Bool, least: Bool, greatest: Bool) {
+        static func needs(_ aggregate: InteractionRule.ValueCondition.Aggregate) -> (
+            sums: Bool, least: Bool, greatest: Bool
+        ) {
             (aggregate == .sum || aggregate == .avg, aggregate == .min, aggregate == .max)
         }
 
@@ -202,8 +211,9 @@ final class GroupedQueryState: @unchecked Sendable {
         values = plan.rules.map { rule in
             guard let condition = rule.leaf.rule.value else { return nil }
             let needs = ValueColumns.needs(condition.aggregate)
-            return ValueColumns(counts: zeroed(UInt32.self), sums: needs.sums ? zeroed(Int64.self) : nil,
-                                least: needs.least ? zeroed(UInt64.self) : nil, greatest: needs.greatest ? zeroed(UInt64.self) : nil)
+            return ValueColumns(
+                counts: zeroed(UInt32.self), sums: needs.sums ? zeroed(Int64.self) : nil,
+                least: needs.least ? zeroed(UInt64.self) : nil, greatest: needs.greatest ? zeroed(UInt64.self) : nil)
         }
         sequenceSteps = plan.sequences.map { _ in zeroed(UInt8.self) }
         precondition(next == sizes.count)
@@ -224,7 +234,8 @@ final class GroupedQueryState: @unchecked Sendable {
     static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
         let n = states[0].count
         let chunkSize = 4096
-        var holds = [[Bool]](repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count + plan.sequences.count)
+        var holds = [[Bool]](
+            repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count + plan.sequences.count)
         let sequenceHolds = plan.sequences.indices.map { sequenceVerdicts(states, plan, $0, profiles: n) }
         // Each chunk's combined counts, first times and latest conversions, summed across the states.
         let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkSize)
@@ -276,7 +287,9 @@ final class GroupedQueryState: @unchecked Sendable {
                             var totals = ValueTotals()
                             for columns in valueColumns[r] { totals.merge(columns, profile: p) }
                             var verdict = totals.satisfy(condition)
-                            if comparesConversions { verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted }
+                            if comparesConversions {
+                                verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted
+                            }
                             out[g] = verdict
                         }
                     }
@@ -286,7 +299,11 @@ final class GroupedQueryState: @unchecked Sendable {
                     guard comparesConversions else {
                         // low ≤ c ≤ high as one unsigned comparison (none holds when low > high).
                         let span = high &- low
-                        if low > high { out.update(repeating: false) } else { for g in 0..<m { out[g] = counts[g] &- low <= span } }
+                        if low > high {
+                            out.update(repeating: false)
+                        } else {
+                            for g in 0..<m { out[g] = counts[g] &- low <= span }
+                        }
                         return
                     }
                     // Converted: a conversion at or after the first qualifying event (both keys in time order).
@@ -312,7 +329,9 @@ final class GroupedQueryState: @unchecked Sendable {
                         continue
                     }
                     // When the tree holds without events, members must be known profiles.
-                    if verdicts[g] && (!plan.needsUniverse || states.contains(where: { $0.known![chunk + g] != 0 })) { result.append(chunk + g) }
+                    if verdicts[g] && (!plan.needsUniverse || states.contains(where: { $0.known![chunk + g] != 0 })) {
+                        result.append(chunk + g)
+                    }
                     g += 1
                 }
             }
@@ -341,11 +360,15 @@ struct GroupEvents {
         profiles.append(p)
     }
 
-    static func corrupt(_ what: String) -> TouchLogError { TouchLogError(code: .corrupt, message: "a block's group has \(what)") }
+    static func corrupt(_ what: String) -> TouchLogError {
+        TouchLogError(code: .corrupt, message: "a block's group has \(what)")
+    }
 
     /// The offsets of the events, from the group's part of the positions section (the first position as a varint,
     /// then zigzag differences) and the block's first offset.
-    mutating func decodePositions(_ group: BlockSummary.Group, _ section: [UInt8], first: UInt64, blockEvents: Int) throws(TouchLogError) {
+    mutating func decodePositions(_ group: BlockSummary.Group, _ section: [UInt8], first: UInt64, blockEvents: Int)
+        throws(TouchLogError)
+    {
         var at = group.positions.lowerBound
         let end = min(group.positions.upperBound, section.count)
         func varint() throws(TouchLogError) -> UInt64 {
@@ -368,7 +391,9 @@ struct GroupEvents {
                 let z = try varint()
                 position &+= Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
             }
-            guard position >= 0 && position < Int64(blockEvents) else { throw Self.corrupt("a position outside its block") }
+            guard position >= 0 && position < Int64(blockEvents) else {
+                throw Self.corrupt("a position outside its block")
+            }
             offsets.append(first + UInt64(position))
         }
     }
@@ -381,13 +406,17 @@ struct GroupEvents {
         let partial = group.valueCount > 0 && group.valueCount < group.count
         var at = range.lowerBound + (partial ? (group.count + 7) / 8 : 0)
         for k in 0..<times.count {
-            let carries = group.valueCount == group.count || (partial && section[range.lowerBound + k >> 3] & (1 << UInt8(k & 7)) != 0)
+            let carries =
+                group.valueCount == group.count
+                || (partial && section[range.lowerBound + k >> 3] & (1 << UInt8(k & 7)) != 0)
             guard carries else {
                 values.append(.nan)
                 continue
             }
             guard at + 8 <= range.upperBound else { throw Self.corrupt("fewer values than its bitmap names") }
-            let bits = section.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+            let bits = section.withUnsafeBytes {
+                UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: at, as: UInt64.self))
+            }
             values.append(Double(bitPattern: bits))
             at += 8
         }
@@ -402,7 +431,9 @@ extension ValueTotals {
         count += Int(columns.counts[p])
         if let sums = columns.sums { sum = InteractionRule.ValueCondition.add(sum, sums[p]) }
         if let least = columns.least { self.least = min(self.least, Int64(bitPattern: ~least[p] ^ (1 << 63))) }
-        if let greatest = columns.greatest { self.greatest = max(self.greatest, Int64(bitPattern: greatest[p] ^ (1 << 63))) }
+        if let greatest = columns.greatest {
+            self.greatest = max(self.greatest, Int64(bitPattern: greatest[p] ^ (1 << 63)))
+        }
     }
 }
 
@@ -410,20 +441,27 @@ extension GroupedQueryState {
     /// Whether sequence `s` holds for each of `n` profiles, from the candidate events every worker found: sorted by
     /// (profile, time, offset), each profile's run is tested in order (``SequenceMatcher``); and for the profiles a
     /// snapshot found matched.
-    static func sequenceVerdicts(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ s: Int, profiles n: Int) -> [Bool] {
+    static func sequenceVerdicts(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ s: Int, profiles n: Int)
+        -> [Bool]
+    {
         let rule = plan.sequences[s].rule
         // Most candidates belong to profiles whose events cannot take every step: they are dropped before the sort.
         let every = UInt8(truncatingIfNeeded: (1 << rule.steps.count) - 1)
-        let seen = states.count == 1 ? states[0].sequenceSteps[s] : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, n))
+        let seen =
+            states.count == 1 ? states[0].sequenceSteps[s] : UnsafeMutablePointer<UInt8>.allocate(capacity: max(1, n))
         defer { if states.count > 1 { seen.deallocate() } }
         if states.count > 1 {
             seen.initialize(repeating: 0, count: max(1, n))
             for state in states {
-                for event in state.sequenceEvents[s] { seen[Int(event.profile)] = state.sequenceSteps[s][Int(event.profile)] | seen[Int(event.profile)] }
+                for event in state.sequenceEvents[s] {
+                    seen[Int(event.profile)] = state.sequenceSteps[s][Int(event.profile)] | seen[Int(event.profile)]
+                }
             }
         }
         var events: [SequenceEvent] = []
-        for state in states { events.append(contentsOf: state.sequenceEvents[s].lazy.filter { seen[Int($0.profile)] == every }) }
+        for state in states {
+            events.append(contentsOf: state.sequenceEvents[s].lazy.filter { seen[Int($0.profile)] == every })
+        }
         events.sort { ($0.profile, $0.time, $0.offset) < ($1.profile, $1.time, $1.offset) }
         var verdicts = [Bool](repeating: false, count: n)
         var start = 0
@@ -431,8 +469,9 @@ extension GroupedQueryState {
             let profile = events[start].profile
             var end = start + 1
             while end < events.count && events[end].profile == profile { end += 1 }
-            verdicts[Int(profile)] = SequenceMatcher.matches(events[start..<end].lazy.map { ($0.time, $0.steps) }, steps: rule.steps.count,
-                                                             within: rule.within)
+            verdicts[Int(profile)] = SequenceMatcher.matches(
+                events[start..<end].lazy.map { ($0.time, $0.steps) }, steps: rule.steps.count,
+                within: rule.within)
             start = end
         }
         for state in states {
@@ -491,7 +530,9 @@ extension StoreReader {
 
     /// The store-wide ids of the members of `definition` at `time`, ascending, and the summaries of the blocks
     /// recorded by K (see ``groupedMembers(of:at:)``).
-    func groupedMemberIDs(of definition: SegmentDefinition, at time: QueryTime) throws(TouchLogError) -> (ids: [Int], summaries: [BlockSummary]) {
+    func groupedMemberIDs(of definition: SegmentDefinition, at time: QueryTime) throws(TouchLogError) -> (
+        ids: [Int], summaries: [BlockSummary]
+    ) {
         let segment = CompiledSegment(definition, at: time)
         var report = QueryReport()
         let end = blocksRecorded(by: time.knownAt)
@@ -502,7 +543,8 @@ extension StoreReader {
         try loadTouchpoints(through: end - 1)
         let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
         let summaries = try summaries(through: end)
-        let states = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
+        let states = try groupedScan(
+            definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
         var ids = GroupedQueryState.members(states, plan, segment)
         if !erasures.profiles.isEmpty { ids.removeAll { erasures.profiles.contains($0) } }
         groupedQueries += 1
@@ -527,8 +569,10 @@ extension StoreReader {
     /// newest usable snapshot; one is saved where the blocks wholly at or before T end when that is at least
     /// `interval` events past where the kept rules started. With `along` (`snapshot create`), one is also saved every
     /// `interval` events before that point, and one always at it.
-    func groupedScan(_ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, summaries: [BlockSummary],
-                     saveEvery interval: UInt64?, along: Bool = false, report: inout QueryReport) throws(TouchLogError) -> [GroupedQueryState] {
+    func groupedScan(
+        _ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, summaries: [BlockSummary],
+        saveEvery interval: UInt64?, along: Bool = false, report: inout QueryReport
+    ) throws(TouchLogError) -> [GroupedQueryState] {
         let asOf = plan.time.asOf
         let last = summaries[end - 1]
         let n = Int(last.firstNewProfile) + last.newProfiles
@@ -538,7 +582,10 @@ extension StoreReader {
         // Known profiles: those introduced before it, and the events at or before T after it.
         let knownBefore = straddle == end ? n : Int(summaries[straddle].firstNewProfile)
 
-        let start = plan.keepsAny ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report) : nil
+        let start =
+            plan.keepsAny
+            ? newestUsableGroupedSnapshot(definition, at: plan.time, blocks: end, summaries: summaries, report: &report)
+            : nil
         let snapshot = start?.snapshot
         let keptFrom = start?.blocks ?? 0
         report.snapshotOffset = snapshot?.endOffset ?? 0
@@ -565,9 +612,10 @@ extension StoreReader {
         func scan(_ range: Range<Int>, conversionsFrom: Int64?) throws(TouchLogError) {
             let blocks = reading.filter { range.contains($0) }
             try Self.onEveryWorker(readers) { w, reader throws(TouchLogError) in
-                let eventsRead = try Self.scan(blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
-                                               summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
-                                               conversionsFrom: conversionsFrom, profiles: n, into: states[w], reader: reader)
+                let eventsRead = try Self.scan(
+                    blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
+                    summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
+                    conversionsFrom: conversionsFrom, profiles: n, into: states[w], reader: reader)
                 read.withLock { $0 += eventsRead }
             }
         }
@@ -576,7 +624,8 @@ extension StoreReader {
         for saveAt in saveAts {
             try scan(from..<saveAt, conversionsFrom: plan.conversionsFrom.map { _ in .min })
             let through = summaries[saveAt - 1]
-            var taken = GroupedSnapshot.taking(states, plan, profiles: Int(through.firstNewProfile) + through.newProfiles)
+            var taken = GroupedSnapshot.taking(
+                states, plan, profiles: Int(through.firstNewProfile) + through.newProfiles)
             let header = locations[saveAt - 1].header
             taken.endOffset = header.endOffset
             taken.anchor = header.hash
@@ -603,7 +652,9 @@ extension StoreReader {
             if next > first { found.append((b, first..<next)) }
         }
         let parts = found
-        guard next == ids.count else { throw TouchLogError(code: .corrupt, message: "profile id \(ids[next]) is introduced by no block") }
+        guard next == ids.count else {
+            throw TouchLogError(code: .corrupt, message: "profile id \(ids[next]) is introduced by no block")
+        }
         let workers = max(1, min(Self.queryThreads, parts.count / 4))
         let tables = Mutex([StringTable](repeating: StringTable(), count: parts.count))
         let blocks = log.blocks
@@ -624,11 +675,14 @@ extension StoreReader {
                         try keys.copy(raw, summary, wanted: ids[range], erased: erased, into: &strings)
                     } else {
                         try raw.withDecodedBytes { section throws(DecodeError) in
-                            try StoreDictionary.copy(section, entries: first..<(first + summary.newProfiles), wanted: ids[range], into: &strings)
+                            try StoreDictionary.copy(
+                                section, entries: first..<(first + summary.newProfiles), wanted: ids[range],
+                                into: &strings)
                         }
                     }
                 } catch {
-                    throw TouchLogError(code: .corrupt, message: "\(reader.location(of: blocks[b])): bad block dictionary: \(error)")
+                    throw TouchLogError(
+                        code: .corrupt, message: "\(reader.location(of: blocks[b])): bad block dictionary: \(error)")
                 }
                 tables.withLock { $0[k] = strings }
             }
@@ -637,13 +691,17 @@ extension StoreReader {
         for table in tables.withLock({ $0 }) {
             for i in 0..<table.count { strings.append(table[i]) }
         }
-        guard strings.count == ids.count else { throw TouchLogError(code: .corrupt, message: "a block's dictionary lacks profiles it introduced") }
+        guard strings.count == ids.count else {
+            throw TouchLogError(code: .corrupt, message: "a block's dictionary lacks profiles it introduced")
+        }
         return strings
     }
 
     /// Runs `body` once on each of as many threads as there are `readers`, with the worker's number and reader (a
     /// reader is used by one thread only); throws the first error any of them threw, after all have returned.
-    static func onEveryWorker(_ readers: [BlockBodyReader], _ body: @Sendable (Int, BlockBodyReader) throws(TouchLogError) -> Void) throws(TouchLogError) {
+    static func onEveryWorker(
+        _ readers: [BlockBodyReader], _ body: @Sendable (Int, BlockBodyReader) throws(TouchLogError) -> Void
+    ) throws(TouchLogError) {
         let failure = Mutex<TouchLogError?>(nil)
         DispatchQueue.concurrentPerform(iterations: readers.count) { w in
             do throws(TouchLogError) { try body(w, readers[w]) } catch { failure.withLock { $0 = $0 ?? error } }
@@ -658,9 +716,11 @@ extension StoreReader {
     /// Kept rules and sequences, and conversions, count only from block `keptFrom` on (a snapshot holds what comes
     /// before it);
     /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken).
-    private static func scan(blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary], plan: GroupedQueryPlan,
-                             straddle: Int, keptFrom: Int, conversionsFrom: Int64?, profiles n: Int, into state: GroupedQueryState,
-                             reader: BlockBodyReader) throws(TouchLogError) -> UInt64 {
+    private static func scan(
+        blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary], plan: GroupedQueryPlan,
+        straddle: Int, keptFrom: Int, conversionsFrom: Int64?, profiles n: Int, into state: GroupedQueryState,
+        reader: BlockBodyReader
+    ) throws(TouchLogError) -> UInt64 {
         let asOf = plan.time.asOf
         var targets: [GroupTarget] = []
         var times: [UInt8] = []
@@ -684,7 +744,9 @@ extension StoreReader {
                 var wantsValues = false
                 for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
                     let window = plan.rules[r].leaf.window!
-                    var target = GroupTarget(counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound, high: window.upperBound)
+                    var target = GroupTarget(
+                        counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound,
+                        high: window.upperBound)
                     if let values = state.values[r] {
                         target.values = values
                         wantsValues = true
@@ -698,15 +760,18 @@ extension StoreReader {
                     sequenceSteps.append((q, steps))
                     upper = max(upper, plan.sequences[q].window!.upperBound)
                 }
-                let conversions = b >= keptFrom && conversionsFrom.map { from in
-                    group.type == EventType.conversion.rawValue && group.minTime <= asOf && group.maxTime >= from
-                } ?? false
+                let conversions =
+                    b >= keptFrom
+                    && conversionsFrom.map { from in
+                        group.type == EventType.conversion.rawValue && group.minTime <= asOf && group.maxTime >= from
+                    } ?? false
                 let universe = plan.needsUniverse && b >= straddle && group.minTime <= asOf
                 if conversions || universe { upper = asOf }
                 if targets.isEmpty && sequenceSteps.isEmpty && !conversions && !universe { continue }
                 if !sectionsRead {
                     try readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
-                    try readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
+                    try readSection(
+                        .profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
                     profiles.append(contentsOf: repeatElement(0, count: 8))  // room for the last value's 8-byte load
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
@@ -724,17 +789,22 @@ extension StoreReader {
                 }
                 if wantsValues || !sequenceSteps.isEmpty {
                     if !sequenceSteps.isEmpty && !positionsRead {
-                        try readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        try readSection(
+                            .positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
                         positionsRead = true
                     }
                     if wantsValues && !valuesRead {
-                        try readSection(.values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
+                        try readSection(
+                            .values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
                         valuesRead = true
                     }
                     detail.removeAll()
-                    try scan(group, summary, times: times, profiles: profiles, upTo: upper, limit: n) { t, p in detail.append(t, p) }
+                    try scan(group, summary, times: times, profiles: profiles, upTo: upper, limit: n) { t, p in
+                        detail.append(t, p)
+                    }
                     if !sequenceSteps.isEmpty {
-                        try detail.decodePositions(group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
+                        try detail.decodePositions(
+                            group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
                     }
                     if wantsValues { try detail.decodeValues(group, values) }
                     for k in 0..<detail.times.count {
@@ -742,7 +812,9 @@ extension StoreReader {
                         let p = detail.profiles[k]
                         for target in targets { target.count(t, p, value: wantsValues ? detail.values[k] : nil) }
                         for (q, steps) in sequenceSteps where plan.sequences[q].window!.contains(t) {
-                            state.sequenceEvents[q].append(GroupedQueryState.SequenceEvent(profile: UInt32(p), steps: steps, time: t, offset: detail.offsets[k]))
+                            state.sequenceEvents[q].append(
+                                GroupedQueryState.SequenceEvent(
+                                    profile: UInt32(p), steps: steps, time: t, offset: detail.offsets[k]))
                             state.sequenceSteps[q][p] |= UInt8(truncatingIfNeeded: steps)
                         }
                         note(t, p)
@@ -762,12 +834,18 @@ extension StoreReader {
 
     /// Reads one section of a format-2 block (checked against its checksum, decompressed) into `raw`; `stored` is
     /// scratch for its stored bytes.
-    static func readSection(_ kind: BlockSummary.SectionKind, of location: BlockLocation, _ summary: BlockSummary,
-                            reader: some BlockBodyReading, stored: inout [UInt8], into raw: inout [UInt8]) throws(TouchLogError) {
+    static func readSection(
+        _ kind: BlockSummary.SectionKind, of location: BlockLocation, _ summary: BlockSummary,
+        reader: some BlockBodyReading, stored: inout [UInt8], into raw: inout [UInt8]
+    ) throws(TouchLogError) {
         let info = summary[kind]
-        try storage { () throws(StorageError) in try reader.readBody(of: location, at: info.start, count: info.storedLength, into: &stored) }
+        try storage { () throws(StorageError) in
+            try reader.readBody(of: location, at: info.start, count: info.storedLength, into: &stored)
+        }
         do {
-            try stored.withDecodedBytes { bytes throws(DecodeError) in try GroupedBlockCodec.section(kind, info, stored: bytes, into: &raw) }
+            try stored.withDecodedBytes { bytes throws(DecodeError) in
+                try GroupedBlockCodec.section(kind, info, stored: bytes, into: &raw)
+            }
         } catch {
             throw TouchLogError(code: .corrupt, message: "\(reader.location(of: location)): bad block: \(error)")
         }
@@ -776,8 +854,10 @@ extension StoreReader {
     /// Calls `body` with the time and profile id of each event of `group` up to time `upper`, in time order.
     /// `profiles` must have 8 bytes of room past its packed ids.
     @inline(__always)
-    static func scan(_ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
-                      limit: Int, _ body: (Int64, Int) -> Void) throws(TouchLogError) {
+    static func scan(
+        _ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
+        limit: Int, _ body: (Int64, Int) -> Void
+    ) throws(TouchLogError) {
         let width = summary.profileWidth
         let mask = width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1
         let base = Int(summary.profileBase)
@@ -818,6 +898,9 @@ extension StoreReader {
                 }
             }
         }
-        if bad { throw TouchLogError(code: .corrupt, message: "a block's group runs past its section, or names a profile the store lacks") }
+        if bad {
+            throw TouchLogError(
+                code: .corrupt, message: "a block's group runs past its section, or names a profile the store lacks")
+        }
     }
 }

@@ -126,7 +126,9 @@ struct GroupedSnapshot {
             var ids: [UInt32] = []
             var counts: [UInt32] = []
             for event in entries.candidates {
-                if ids.last == event.profile { counts[counts.count - 1] += 1 } else {
+                if ids.last == event.profile {
+                    counts[counts.count - 1] += 1
+                } else {
                     ids.append(event.profile)
                     counts.append(1)
                 }
@@ -147,7 +149,8 @@ struct GroupedSnapshot {
             let layout = try input.byte()
             guard layout == 3 || layout == layoutVersion else { throw input.fail("not a format-2 snapshot") }
             let jsonLength = try input.count(max: input.size, "definition length")
-            let json = String(decoding: UnsafeBufferPointer(start: try input.take(jsonLength), count: jsonLength), as: UTF8.self)
+            let json = String(
+                decoding: UnsafeBufferPointer(start: try input.take(jsonLength), count: jsonLength), as: UTF8.self)
             let recorded: SegmentDefinition
             do { recorded = try SegmentDefinition(json: json) } catch { throw input.fail("bad definition: \(error)") }
             if let definition, definition.json != json { throw input.fail("snapshot of another definition") }
@@ -158,7 +161,9 @@ struct GroupedSnapshot {
             s.recorded = try input.zigzag()
             s.profiles = try input.count(max: Int(UInt32.max), "profile count")
             let kinds = Self.kinds(recorded)
-            guard try input.varint() == UInt64(kinds.count) else { throw input.fail("rule count differs from the definition") }
+            guard try input.varint() == UInt64(kinds.count) else {
+                throw input.fail("rule count differs from the definition")
+            }
             for kind in kinds {
                 guard try input.byte() == kind else { throw input.fail("rule kinds differ from the definition") }
             }
@@ -171,7 +176,9 @@ struct GroupedSnapshot {
                 entries.ids = try input.ids(below: s.profiles, "kept rule's profiles")
                 entries.counts = try input.column(count: entries.ids.count, "kept rule's counts")
                 guard !entries.counts.contains(0) else { throw input.fail("a kept rule's count is 0") }
-                if kind & 3 == 2 { entries.firsts = try input.column(count: entries.ids.count, "kept rule's first times") }
+                if kind & 3 == 2 {
+                    entries.firsts = try input.column(count: entries.ids.count, "kept rule's first times")
+                }
                 if kind & 4 != 0 {
                     entries.valueCounts = try input.column(count: entries.ids.count, "kept rule's value counts")
                     entries.valueSums = try input.column(count: entries.ids.count, "kept rule's value sums")
@@ -193,7 +200,9 @@ struct GroupedSnapshot {
                 guard input.isAtEnd else { throw input.fail("bytes after the last column") }
                 return s
             }
-            guard try input.varint() == UInt64(sequenceKinds.count) else { throw input.fail("sequence count differs from the definition") }
+            guard try input.varint() == UInt64(sequenceKinds.count) else {
+                throw input.fail("sequence count differs from the definition")
+            }
             for kind in sequenceKinds {
                 guard try input.byte() == kind else { throw input.fail("sequence kinds differ from the definition") }
             }
@@ -219,8 +228,12 @@ struct GroupedSnapshot {
                 var k = 0
                 for (id, c) in zip(ids, counts) {
                     for _ in 0..<Int(c) {
-                        guard steps[k] != 0 && Int(steps[k]) & ~every == 0 else { throw input.fail("a candidate's steps are not the sequence's") }
-                        entries.candidates.append(GroupedQueryState.SequenceEvent(profile: id, steps: UInt16(steps[k]), time: times[k], offset: offsets[k]))
+                        guard steps[k] != 0 && Int(steps[k]) & ~every == 0 else {
+                            throw input.fail("a candidate's steps are not the sequence's")
+                        }
+                        entries.candidates.append(
+                            GroupedQueryState.SequenceEvent(
+                                profile: id, steps: UInt16(steps[k]), time: times[k], offset: offsets[k]))
                         k += 1
                     }
                 }
@@ -238,7 +251,9 @@ struct GroupedSnapshot {
             let counts = state.counts[r]
             for (i, id) in entries.ids.enumerated() { counts[Int(id)] = entries.counts[i] }
             if let firsts = state.firsts[r] {
-                for (i, id) in entries.ids.enumerated() { firsts[Int(id)] = GroupedQueryState.earliestKey(entries.firsts[i]) }
+                for (i, id) in entries.ids.enumerated() {
+                    firsts[Int(id)] = GroupedQueryState.earliestKey(entries.firsts[i])
+                }
             }
             if let values = state.values[r] {
                 // (Columns the rule's aggregate never reads are kept in the file, neutral, and not loaded.)
@@ -251,7 +266,9 @@ struct GroupedSnapshot {
             }
         }
         if let conversions, let last = state.lastConversion {
-            for (i, id) in conversions.ids.enumerated() { last[Int(id)] = GroupedQueryState.latestKey(conversions.times[i]) }
+            for (i, id) in conversions.ids.enumerated() {
+                last[Int(id)] = GroupedQueryState.latestKey(conversions.times[i])
+            }
         }
         for (q, entries) in sequences.enumerated() {
             guard let entries else { continue }
@@ -316,7 +333,10 @@ struct GroupedSnapshot {
             let verdicts = GroupedQueryState.sequenceVerdicts(states, plan, q, profiles: n)
             var entries = SequenceEntries()
             entries.matched = verdicts.indices.lazy.filter { verdicts[$0] }.map { UInt32($0) }
-            for state in states { entries.candidates.append(contentsOf: state.sequenceEvents[q].lazy.filter { !verdicts[Int($0.profile)] }) }
+            for state in states {
+                entries.candidates.append(
+                    contentsOf: state.sequenceEvents[q].lazy.filter { !verdicts[Int($0.profile)] })
+            }
             entries.candidates.sort { ($0.profile, $0.time, $0.offset) < ($1.profile, $1.time, $1.offset) }
             s.sequences.append(entries)
         }
@@ -362,14 +382,19 @@ extension StoreReader {
     /// The newest format-2 snapshot of `definition` usable at `time` within the first `end` blocks (watermark ≤ T,
     /// recorded ≤ K, ending at a block boundary whose hash is its anchor, with that block's profile count), and how
     /// many blocks lie before it. Damaged or foreign ones are skipped and counted in the report.
-    func newestUsableGroupedSnapshot(_ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: [BlockSummary],
-                                     report: inout QueryReport) -> (snapshot: GroupedSnapshot, blocks: Int)? {
+    func newestUsableGroupedSnapshot(
+        _ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: [BlockSummary],
+        report: inout QueryReport
+    ) -> (snapshot: GroupedSnapshot, blocks: Int)? {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
-        for info in store.candidates(of: definition, at: time, after: 0, through: log.blocks[end - 1].header.endOffset) {
+        for info in store.candidates(of: definition, at: time, after: 0, through: log.blocks[end - 1].header.endOffset)
+        {
             let cached = loadedSnapshots.first { $0.path == info.path }?.snapshot
-            guard let snapshot = cached ?? (try? DurableFile.read(directory + "/" + info.path, kind: "snapshot")).flatMap({ body in
-                    try? store.loadGrouped(info, body: body, definition: definition)
-                }),
+            guard
+                let snapshot = cached
+                    ?? (try? DurableFile.read(directory + "/" + info.path, kind: "snapshot")).flatMap({ body in
+                        try? store.loadGrouped(info, body: body, definition: definition)
+                    }),
                 let index = anchoredBlock(endingAt: snapshot.endOffset, hash: snapshot.anchor),
                 snapshot.profiles == Int(summaries[index].firstNewProfile) + summaries[index].newProfiles
             else {
@@ -389,8 +414,11 @@ extension StoreReader {
     /// Saves `snapshot` and thins the segment's snapshots; false when it could not be written (it is only an optimisation).
     func saveGroupedSnapshot(_ snapshot: GroupedSnapshot, definition: SegmentDefinition) -> Bool {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
-        let name = SnapshotStore.fileName(endOffset: snapshot.endOffset, watermark: snapshot.watermark, recorded: snapshot.recorded)
-        guard store.save(snapshot.encode(definition: definition), definition: definition, name: name) == nil else { return false }
+        let name = SnapshotStore.fileName(
+            endOffset: snapshot.endOffset, watermark: snapshot.watermark, recorded: snapshot.recorded)
+        guard store.save(snapshot.encode(definition: definition), definition: definition, name: name) == nil else {
+            return false
+        }
         store.thin(definition, keep: Self.maxSnapshotsPerSegment)
         return true
     }
@@ -400,7 +428,8 @@ extension StoreReader {
     public func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
         let segment = CompiledSegment((try? prepared(definition)) ?? definition, at: QueryTime(asOf: .max))
         guard formatVersion >= 2 else { return !segment.usesSecondGrammar }
-        return segment.leaves.contains { GroupedSnapshot.isKept($0.rule) } || segment.sequences.contains { $0.rule.timeframe.isFixed }
+        return segment.leaves.contains { GroupedSnapshot.isKept($0.rule) }
+            || segment.sequences.contains { $0.rule.timeframe.isFixed }
     }
 
     /// Format 2's `createSnapshot(of:)`: a snapshot at the end of the log, from the newest one before it, and on the way
@@ -413,14 +442,17 @@ extension StoreReader {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         guard !store.all().contains(where: { $0.key == key && $0.endOffset == endOffset }) else { return nil }
         try loadTouchpoints(through: end - 1)
-        let plan = GroupedQueryPlan(CompiledSegment(definition, at: QueryTime(asOf: .max)), touchpoints: dictionary.touchpoints)
+        let plan = GroupedQueryPlan(
+            CompiledSegment(definition, at: QueryTime(asOf: .max)), touchpoints: dictionary.touchpoints)
         guard plan.canSnapshot else { return nil }
         let summaries = try summaries(through: end)
         var report = QueryReport()
-        _ = try groupedScan(definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval ?? .max, along: true,
-                            report: &report)
+        _ = try groupedScan(
+            definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval ?? .max, along: true,
+            report: &report)
         guard report.snapshotsWritten >= 1 else {
-            throw TouchLogError(code: .io, message: "cannot write the snapshot of \(definition.name) under \(directory)/snapshots")
+            throw TouchLogError(
+                code: .io, message: "cannot write the snapshot of \(definition.name) under \(directory)/snapshots")
         }
         return store.all().first { $0.key == key && $0.endOffset == endOffset }
     }

@@ -27,7 +27,8 @@ struct ProfileEventBuilder {
                 ids[t] = id
             }
         }
-        return ProfileEvent(time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id, value: e.value ?? .nan)
+        return ProfileEvent(
+            time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id, value: e.value ?? .nan)
     }
 }
 
@@ -89,9 +90,12 @@ final class ProfileEvaluation: @unchecked Sendable {
         var accepted: [Bool] = []
         for (l, leaf) in segment.leaves.enumerated() {
             let rule = leaf.rule
-            tests.append(LeafTest(low: leaf.window?.lowerBound ?? 1, high: leaf.window?.upperBound ?? 0, interaction: rule.interaction,
-                                  atLeast: rule.atLeast, atMost: rule.atMost ?? .max, conversion: rule.conversion, value: rule.value,
-                                  touchpoints: accepted.count, touchpointCount: matchers.leaves[l].count))
+            tests.append(
+                LeafTest(
+                    low: leaf.window?.lowerBound ?? 1, high: leaf.window?.upperBound ?? 0,
+                    interaction: rule.interaction,
+                    atLeast: rule.atLeast, atMost: rule.atMost ?? .max, conversion: rule.conversion, value: rule.value,
+                    touchpoints: accepted.count, touchpointCount: matchers.leaves[l].count))
             accepted += matchers.leaves[l]
         }
         self.tests = Self.buffer(tests)
@@ -157,7 +161,9 @@ final class ProfileEvaluation: @unchecked Sendable {
     @inline(__always)
     func qualifies(_ e: ProfileEvent, leaf l: Int) -> Bool {
         let leaf = segment.leaves[l]
-        guard let window = leaf.window, window.contains(e.time), leaf.rule.interaction.matches(e.type) else { return false }
+        guard let window = leaf.window, window.contains(e.time), leaf.rule.interaction.matches(e.type) else {
+            return false
+        }
         let allowed = matchers.leaves[l]
         return Int(e.touchpoint) < allowed.count && allowed[Int(e.touchpoint)]
     }
@@ -178,7 +184,9 @@ final class ProfileEvaluation: @unchecked Sendable {
     }
 
     /// The events of `events` that could take each step of sequence `s` (indices), in (time, offset) order.
-    func sequenceCandidates<Events: RandomAccessCollection<ProfileEvent>>(_ events: Events, _ s: Int) -> [(index: Int, steps: UInt16)]
+    func sequenceCandidates<Events: RandomAccessCollection<ProfileEvent>>(_ events: Events, _ s: Int) -> [(
+        index: Int, steps: UInt16
+    )]
     where Events.Index == Int {
         guard let window = segment.sequences[s].window else { return [] }
         var candidates: [(index: Int, steps: UInt16)] = []
@@ -195,7 +203,9 @@ final class ProfileEvaluation: @unchecked Sendable {
             (events[a.index].time, events[a.index].offset) < (events[b.index].time, events[b.index].offset)
         }
         if !inOrder {
-            candidates.sort { (events[$0.index].time, events[$0.index].offset) < (events[$1.index].time, events[$1.index].offset) }
+            candidates.sort {
+                (events[$0.index].time, events[$0.index].offset) < (events[$1.index].time, events[$1.index].offset)
+            }
         }
         return candidates
     }
@@ -203,10 +213,12 @@ final class ProfileEvaluation: @unchecked Sendable {
     /// Whether sequence `s` matches `events`: a chain e1…en in strictly increasing (time, offset) order with
     /// en.time − e1.time ≤ within. Per step it keeps only the latest first-step time of a chain that reached it,
     /// which is all a later step needs (the latest start gives the shortest span).
-    func sequenceHolds<Events: RandomAccessCollection<ProfileEvent>>(_ events: Events, _ s: Int) -> Bool where Events.Index == Int {
+    func sequenceHolds<Events: RandomAccessCollection<ProfileEvent>>(_ events: Events, _ s: Int) -> Bool
+    where Events.Index == Int {
         let rule = segment.sequences[s].rule
-        return SequenceMatcher.matches(sequenceCandidates(events, s).lazy.map { (events[$0.index].time, $0.steps) }, steps: rule.steps.count,
-                                       within: rule.within)
+        return SequenceMatcher.matches(
+            sequenceCandidates(events, s).lazy.map { (events[$0.index].time, $0.steps) }, steps: rule.steps.count,
+            within: rule.within)
     }
 
     /// The chain that shows sequence `s` holds (indices into `events`), or nil: from the earliest first step that
@@ -249,16 +261,23 @@ final class ProfileEvaluation: @unchecked Sendable {
 
     /// Each atom's verdict into `verdicts` (one per atom), without allocating: history asks this many times per
     /// profile.
-    func atoms(_ events: UnsafeBufferPointer<ProfileEvent>, leafTimes: LeafTimes?, into verdicts: UnsafeMutableBufferPointer<Bool>) {
+    func atoms(
+        _ events: UnsafeBufferPointer<ProfileEvent>, leafTimes: LeafTimes?,
+        into verdicts: UnsafeMutableBufferPointer<Bool>
+    ) {
         let asOf = segment.time.asOf
         var lastConversion = Int64.min
-        for e in events where e.time <= asOf && e.type == EventType.conversion.rawValue { lastConversion = max(lastConversion, e.time) }
+        for e in events where e.time <= asOf && e.type == EventType.conversion.rawValue {
+            lastConversion = max(lastConversion, e.time)
+        }
         for (l, test) in tests.enumerated() {
             if let leafTimes, test.value == nil, test.conversion == nil {
                 let (low, high) = (test.low, min(test.high, asOf))
                 var count = 0
                 if low <= high {
-                    let times = UnsafeBufferPointer(rebasing: leafTimes.times[(l * leafTimes.stride)..<(l * leafTimes.stride + leafTimes.counts[l])])
+                    let times = UnsafeBufferPointer(
+                        rebasing: leafTimes.times[(l * leafTimes.stride)..<(l * leafTimes.stride + leafTimes.counts[l])]
+                    )
                     count = times.partitioningIndex { $0 > high } - times.partitioningIndex { $0 >= low }
                 }
                 verdicts[l] = count >= test.atLeast && count <= test.atMost
@@ -267,7 +286,8 @@ final class ProfileEvaluation: @unchecked Sendable {
             var count = 0
             var first = Int64.max
             var values = ValueTotals()
-            for e in events where e.time <= asOf && e.time >= test.low && e.time <= test.high && test.interaction.matches(e.type)
+            for e in events
+            where e.time <= asOf && e.time >= test.low && e.time <= test.high && test.interaction.matches(e.type)
                 && Int(e.touchpoint) < test.touchpointCount && accepted[test.touchpoints + Int(e.touchpoint)]
             {
                 count += 1
@@ -277,7 +297,9 @@ final class ProfileEvaluation: @unchecked Sendable {
             // (As ``CompiledSegment/Leaf/holds(count:first:lastConversion:values:)``.)
             var holds = count >= test.atLeast && count <= test.atMost
             if holds, let value = test.value { holds = values.satisfy(value) }
-            if holds, let conversion = test.conversion { holds = (lastConversion >= first) == (conversion == .converted) }
+            if holds, let conversion = test.conversion {
+                holds = (lastConversion >= first) == (conversion == .converted)
+            }
             verdicts[l] = holds
         }
         for s in segment.sequences.indices { verdicts[tests.count + s] = sequenceHolds(events, s) }

@@ -29,12 +29,16 @@ final class ProjectionCache: Sendable {
 
     /// The cached projection of `definition` if it may start a query at `time` (watermark ≤ T, recorded ≤ K) and
     /// lies within the first `endOffset` events of the log.
-    func projection(of definition: SegmentDefinition, usableAt time: QueryTime, within endOffset: UInt64) -> SegmentProjection? {
+    func projection(of definition: SegmentDefinition, usableAt time: QueryTime, within endOffset: UInt64)
+        -> SegmentProjection?
+    {
         state.withLock { state in
             let key = SnapshotStore.key(definition)
             guard var entry = state.entries[key], entry.definition == definition else { return nil }
             let p = entry.projection
-            guard p.endOffset > 0, p.endOffset <= endOffset, p.watermark <= time.asOf, p.recorded <= (time.knownAt ?? .max) else { return nil }
+            guard p.endOffset > 0, p.endOffset <= endOffset, p.watermark <= time.asOf,
+                p.recorded <= (time.knownAt ?? .max)
+            else { return nil }
             state.clock += 1
             entry.lastUse = state.clock
             state.entries[key] = entry
@@ -46,10 +50,16 @@ final class ProjectionCache: Sendable {
     func offer(_ projection: SegmentProjection, of definition: SegmentDefinition) {
         state.withLock { state in
             let key = SnapshotStore.key(definition)
-            if let kept = state.entries[key], kept.definition == definition, kept.projection.endOffset >= projection.endOffset { return }
+            if let kept = state.entries[key], kept.definition == definition,
+                kept.projection.endOffset >= projection.endOffset
+            {
+                return
+            }
             state.clock += 1
             state.entries[key] = Entry(definition: definition, projection: projection, lastUse: state.clock)
-            while state.entries.count > capacity, let oldest = state.entries.min(by: { $0.value.lastUse < $1.value.lastUse }) {
+            while state.entries.count > capacity,
+                let oldest = state.entries.min(by: { $0.value.lastUse < $1.value.lastUse })
+            {
                 state.entries.removeValue(forKey: oldest.key)
             }
         }

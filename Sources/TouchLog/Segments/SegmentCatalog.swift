@@ -19,7 +19,9 @@ public struct SegmentCatalog: Sendable {
 
     /// Every version of `name`, oldest first (empty when it was never defined).
     public func history(_ name: String) throws(TouchLogError) -> [Version] {
-        guard SegmentDefinition.isValidName(name) else { throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"") }
+        guard SegmentDefinition.isValidName(name) else {
+            throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"")
+        }
         let folder = directory + "/" + name
         guard let names = try? listDirectory(folder) else { return [] }
         var versions: [Version] = []
@@ -31,9 +33,13 @@ public struct SegmentCatalog: Sendable {
             } else if parts[1] == "json" {
                 let body = try DurableFile.read(folder + "/" + file, kind: "segment")
                 do {
-                    versions.append(Version(number: number, definition: try SegmentDefinition(json: String(decoding: body, as: UTF8.self))))
+                    versions.append(
+                        Version(
+                            number: number,
+                            definition: try SegmentDefinition(json: String(decoding: body, as: UTF8.self))))
                 } catch {
-                    throw TouchLogError(code: .corrupt, message: "segments/\(name)/\(file): stored definition is invalid: \(error)")
+                    throw TouchLogError(
+                        code: .corrupt, message: "segments/\(name)/\(file): stored definition is invalid: \(error)")
                 }
             }
         }
@@ -61,7 +67,9 @@ public struct SegmentCatalog: Sendable {
     public func resolve(_ definition: SegmentDefinition) throws(TouchLogError) -> SegmentDefinition {
         guard !definition.references.isEmpty else { return definition }
         return try definition.resolving { name throws(TouchLogError) in
-            do throws(TouchLogError) { return try stored(name).definition } catch where error.code == .notFound { return nil }
+            do throws(TouchLogError) { return try stored(name).definition } catch  where error.code == .notFound {
+                return nil
+            }
         }
     }
 
@@ -69,7 +77,10 @@ public struct SegmentCatalog: Sendable {
     public func version(_ name: String, _ number: Int) throws(TouchLogError) -> SegmentDefinition {
         let all = try history(name)
         guard let found = all.first(where: { $0.number == number }) else {
-            throw TouchLogError(code: .notFound, message: "segment \"\(name)\" has no version \(number)" + (all.isEmpty ? "" : " (it has 1–\(all.last!.number))"))
+            throw TouchLogError(
+                code: .notFound,
+                message: "segment \"\(name)\" has no version \(number)"
+                    + (all.isEmpty ? "" : " (it has 1–\(all.last!.number))"))
         }
         guard let definition = found.definition else {
             throw TouchLogError(code: .notFound, message: "version \(number) of segment \"\(name)\" is its removal")
@@ -101,17 +112,22 @@ public struct SegmentCatalog: Sendable {
         let number = (history.last?.number ?? 0) + 1
         let folder = directory + "/" + definition.name
         if mkdir(folder, 0o755) == 0 { try DurableFile.syncDirectory(directory) }
-        try DurableFile.write(Array((definition.json + "\n").utf8), kind: "segment", to: folder + "/" + Self.fileName(number, "json"))
+        try DurableFile.write(
+            Array((definition.json + "\n").utf8), kind: "segment", to: folder + "/" + Self.fileName(number, "json"))
         return (number, true)
     }
 
     /// Marks `name` removed; returns the marker's version.
     func remove(_ name: String) throws(TouchLogError) -> Int {
         let (version, _) = try stored(name)
-        let referrers = try list().filter { $0.name != name && $0.definition.referencedNames.contains(name) }.map(\.name)
+        let referrers = try list().filter { $0.name != name && $0.definition.referencedNames.contains(name) }.map(
+            \.name)
         guard referrers.isEmpty else {
-            throw TouchLogError(code: .conflict, message: "segment \"\(name)\" is referred to by " + referrers.map { "\"\($0)\"" }.joined(separator: ", ")
-                                + ": change or remove \(referrers.count == 1 ? "it" : "them") first")
+            throw TouchLogError(
+                code: .conflict,
+                message: "segment \"\(name)\" is referred to by "
+                    + referrers.map { "\"\($0)\"" }.joined(separator: ", ")
+                    + ": change or remove \(referrers.count == 1 ? "it" : "them") first")
         }
         let path = directory + "/" + name + "/" + Self.fileName(version + 1, "removed")
         try DurableFile.write([], kind: "segment-removed", to: path)

@@ -48,11 +48,18 @@ extension SegmentDefinition.Rule {
                 members.append(("value", .object([(value.aggregate.rawValue, .object(bounds))])))
             }
         case .sequence(let rule, _):
-            members.append(("sequence", .array(rule.steps.map { step in
-                var fields: [(key: String, value: JSONValue)] = [("interaction", .string(step.interaction.rawValue))]
-                if let touchpoint = step.touchpoint { fields.append(("touchpoint", touchpoint.encoded())) }
-                return .object(fields)
-            })))
+            members.append(
+                (
+                    "sequence",
+                    .array(
+                        rule.steps.map { step in
+                            var fields: [(key: String, value: JSONValue)] = [
+                                ("interaction", .string(step.interaction.rawValue))
+                            ]
+                            if let touchpoint = step.touchpoint { fields.append(("touchpoint", touchpoint.encoded())) }
+                            return .object(fields)
+                        })
+                ))
             if let within = rule.within { members.append(("within", .string(RuleDuration.format(within)))) }
             if let timeframe = rule.timeframe.encoded() { members.append(("timeframe", timeframe)) }
         case .segment(let name, _):
@@ -89,15 +96,24 @@ extension InteractionRule.Timeframe {
             if let to { range.append(("to", .string(Timestamp.format(to)))) }
             return .object(range)
         case .calendar(let calendar):
-            return .object([("calendar", .object([("unit", .string(calendar.unit.rawValue)), ("count", .number(String(calendar.count))),
-                                                  ("timeZone", .string(calendar.timeZone))]))])
+            return .object([
+                (
+                    "calendar",
+                    .object([
+                        ("unit", .string(calendar.unit.rawValue)), ("count", .number(String(calendar.count))),
+                        ("timeZone", .string(calendar.timeZone)),
+                    ])
+                )
+            ])
         }
     }
 }
 
 /// Durations of the rule language: a positive integer and a unit (`ms s m h d w`), exact (`1d` = 86,400,000 ms).
 public enum RuleDuration {
-    static let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
+    static let units: [(String, Int64)] = [
+        ("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000),
+    ]
 
     /// Milliseconds of `text`, or nil when it is not a duration.
     public static func parse(_ text: String) -> Int64? {
@@ -123,12 +139,15 @@ private struct DefinitionReader {
 
     func fail(_ path: String, _ message: String) -> DefinitionError { DefinitionError(path: path, message: message) }
 
-    func object(_ value: JSONValue, _ path: String, allowed: Set<String>) throws(DefinitionError) -> [String: JSONValue] {
+    func object(_ value: JSONValue, _ path: String, allowed: Set<String>) throws(DefinitionError) -> [String: JSONValue]
+    {
         guard case .object(let members) = value else { throw fail(path, "expected an object, found \(value.kind)") }
         var result: [String: JSONValue] = [:]
         for member in members {
             guard allowed.contains(member.key) else {
-                throw fail(join(path, member.key), "unknown field (expected one of: \(allowed.sorted().joined(separator: ", ")))")
+                throw fail(
+                    join(path, member.key),
+                    "unknown field (expected one of: \(allowed.sorted().joined(separator: ", ")))")
             }
             result[member.key] = member.value
         }
@@ -143,7 +162,8 @@ private struct DefinitionReader {
         return s
     }
 
-    func choice<T: RawRepresentable>(_ value: JSONValue?, _ path: String, _ type: T.Type) throws(DefinitionError) -> T where T.RawValue == String {
+    func choice<T: RawRepresentable>(_ value: JSONValue?, _ path: String, _ type: T.Type) throws(DefinitionError) -> T
+    where T.RawValue == String {
         let s = try string(value, path)
         guard let v = T(rawValue: s) else { throw fail(path, "unknown value \"\(s)\"") }
         return v
@@ -156,18 +176,26 @@ private struct DefinitionReader {
     }
 
     func positiveInteger(_ value: JSONValue, _ path: String) throws(DefinitionError) -> Int {
-        guard case .number(let text) = value, let n = Int(text) else { throw fail(path, "expected a whole number, found \(value.kind == "a number" ? value.text : value.kind)") }
-        guard n >= 1 else { throw fail(path, "must be at least 1 (use \"negate\": true for profiles without such events)") }
+        guard case .number(let text) = value, let n = Int(text) else {
+            throw fail(path, "expected a whole number, found \(value.kind == "a number" ? value.text : value.kind)")
+        }
+        guard n >= 1 else {
+            throw fail(path, "must be at least 1 (use \"negate\": true for profiles without such events)")
+        }
         return n
     }
 
     func time(_ value: JSONValue, _ path: String) throws(DefinitionError) -> Int64 {
         switch value {
         case .string(let s):
-            guard let ms = Timestamp.parse(s) else { throw fail(path, "bad time \"\(s)\": expected RFC 3339 or epoch milliseconds") }
+            guard let ms = Timestamp.parse(s) else {
+                throw fail(path, "bad time \"\(s)\": expected RFC 3339 or epoch milliseconds")
+            }
             return ms
         case .number(let n):
-            guard let ms = Timestamp.parse(n) else { throw fail(path, "bad time \(n): expected integer epoch milliseconds") }
+            guard let ms = Timestamp.parse(n) else {
+                throw fail(path, "bad time \(n): expected integer epoch milliseconds")
+            }
             return ms
         default:
             throw fail(path, "expected a time, found \(value.kind)")
@@ -178,7 +206,9 @@ private struct DefinitionReader {
         let s = try string(value, path)
         let bytes = Array(s.utf8)
         guard !bytes.isEmpty else { throw fail(path, "is empty") }
-        guard bytes.count <= EventLimits.maxIdentifierBytes else { throw fail(path, "is \(bytes.count) bytes, over the 256-byte limit") }
+        guard bytes.count <= EventLimits.maxIdentifierBytes else {
+            throw fail(path, "is \(bytes.count) bytes, over the 256-byte limit")
+        }
         return bytes
     }
 
@@ -196,7 +226,9 @@ private struct DefinitionReader {
 
     func ruleList(_ value: JSONValue?, _ path: String, depth: Int) throws(DefinitionError) -> [SegmentDefinition.Rule] {
         guard let value else { throw fail(path, "is required") }
-        guard case .array(let items) = value else { throw fail(path, "expected an array of rules, found \(value.kind)") }
+        guard case .array(let items) = value else {
+            throw fail(path, "expected an array of rules, found \(value.kind)")
+        }
         guard !items.isEmpty else { throw fail(path, "needs at least one rule") }
         var rules: [SegmentDefinition.Rule] = []
         for (index, item) in items.enumerated() {
@@ -212,26 +244,33 @@ private struct DefinitionReader {
         if members.contains(where: { $0.key == "segment" }) {
             let fields = try object(value, path, allowed: ["segment", "negate"])
             let name = try string(fields["segment"], join(path, "segment"))
-            guard SegmentDefinition.isValidName(name) else { throw fail(join(path, "segment"), "\"\(name)\" is not a valid segment name") }
+            guard SegmentDefinition.isValidName(name) else {
+                throw fail(join(path, "segment"), "\"\(name)\" is not a valid segment name")
+            }
             return .segment(name, negate: try bool(fields["negate"], join(path, "negate")))
         }
         if members.contains(where: { $0.key == "rules" }) {
             let fields = try object(value, path, allowed: ["match", "rules", "negate"])
-            return .group(try choice(fields["match"], join(path, "match"), SegmentDefinition.Match.self),
-                          try ruleList(fields["rules"], join(path, "rules"), depth: depth + 1),
-                          negate: try bool(fields["negate"], join(path, "negate")))
+            return .group(
+                try choice(fields["match"], join(path, "match"), SegmentDefinition.Match.self),
+                try ruleList(fields["rules"], join(path, "rules"), depth: depth + 1),
+                negate: try bool(fields["negate"], join(path, "negate")))
         }
-        let fields = try object(value, path, allowed: ["interaction", "touchpoint", "timeframe", "count", "conversion", "value", "negate"])
+        let fields = try object(
+            value, path, allowed: ["interaction", "touchpoint", "timeframe", "count", "conversion", "value", "negate"])
         guard fields["interaction"] != nil else {
             throw fail(join(path, "interaction"), "is required (or give \"rules\" for a group)")
         }
-        var rule = InteractionRule(interaction: try choice(fields["interaction"], join(path, "interaction"), InteractionRule.Interaction.self))
+        var rule = InteractionRule(
+            interaction: try choice(fields["interaction"], join(path, "interaction"), InteractionRule.Interaction.self))
         if let touchpoint = fields["touchpoint"] {
             rule.touchpoint = try touchpointMatch(touchpoint, join(path, "touchpoint"))
         } else if rule.interaction != .conversion {
             throw fail(join(path, "touchpoint"), "is required for a \(rule.interaction.rawValue) rule")
         }
-        if let timeframe = fields["timeframe"] { rule.timeframe = try self.timeframe(timeframe, join(path, "timeframe")) }
+        if let timeframe = fields["timeframe"] {
+            rule.timeframe = try self.timeframe(timeframe, join(path, "timeframe"))
+        }
         if let count = fields["count"] {
             let countPath = join(path, "count")
             let bounds = try object(count, countPath, allowed: ["atLeast", "atMost"])
@@ -243,7 +282,9 @@ private struct DefinitionReader {
             }
         }
         if let conversion = fields["conversion"] {
-            if rule.interaction == .conversion { throw fail(join(path, "conversion"), "does not go with \"interaction\": \"conversion\"") }
+            if rule.interaction == .conversion {
+                throw fail(join(path, "conversion"), "does not go with \"interaction\": \"conversion\"")
+            }
             rule.conversion = try choice(conversion, join(path, "conversion"), InteractionRule.Conversion.self)
         }
         if let value = fields["value"] { rule.value = try valueCondition(value, join(path, "value")) }
@@ -253,7 +294,9 @@ private struct DefinitionReader {
     func valueCondition(_ value: JSONValue, _ path: String) throws(DefinitionError) -> InteractionRule.ValueCondition {
         let names = InteractionRule.ValueCondition.Aggregate.allCases.map(\.rawValue)
         let fields = try object(value, path, allowed: Set(names))
-        guard fields.count == 1, let (key, operand) = fields.first, let aggregate = InteractionRule.ValueCondition.Aggregate(rawValue: key) else {
+        guard fields.count == 1, let (key, operand) = fields.first,
+            let aggregate = InteractionRule.ValueCondition.Aggregate(rawValue: key)
+        else {
             throw fail(path, "needs exactly one of \(names.joined(separator: ", "))")
         }
         let boundsPath = join(path, key)
@@ -264,12 +307,17 @@ private struct DefinitionReader {
             guard case .number(let text) = v, let x = Double(text), x.isFinite else {
                 throw fail(join(boundsPath, name), "expected a number, found \(v.kind == "a number" ? v.text : v.kind)")
             }
-            guard abs(x) <= 9e12 else { throw fail(join(boundsPath, name), "\(text) is out of range (at most 9e12 either way)") }
+            guard abs(x) <= 9e12 else {
+                throw fail(join(boundsPath, name), "\(text) is out of range (at most 9e12 either way)")
+            }
             return x
         }
-        let condition = InteractionRule.ValueCondition(aggregate, atLeast: try number("atLeast"), atMost: try number("atMost"))
+        let condition = InteractionRule.ValueCondition(
+            aggregate, atLeast: try number("atLeast"), atMost: try number("atMost"))
         if let low = condition.atLeast, let high = condition.atMost, high < low {
-            throw fail(boundsPath, "atMost \(EventJSON.formatNumber(high)) is less than atLeast \(EventJSON.formatNumber(low))")
+            throw fail(
+                boundsPath, "atMost \(EventJSON.formatNumber(high)) is less than atLeast \(EventJSON.formatNumber(low))"
+            )
         }
         return condition
     }
@@ -287,7 +335,8 @@ private struct DefinitionReader {
         for (index, item) in items.enumerated() {
             let stepPath = "\(stepsPath)[\(index)]"
             let step = try object(item, stepPath, allowed: ["interaction", "touchpoint"])
-            let interaction = try choice(step["interaction"], join(stepPath, "interaction"), InteractionRule.Interaction.self)
+            let interaction = try choice(
+                step["interaction"], join(stepPath, "interaction"), InteractionRule.Interaction.self)
             var touchpoint: InteractionRule.TouchpointMatch?
             if let t = step["touchpoint"] {
                 touchpoint = try touchpointMatch(t, join(stepPath, "touchpoint"))
@@ -300,15 +349,20 @@ private struct DefinitionReader {
         if let within = fields["within"] {
             let text = try string(within, join(path, "within"))
             guard let ms = RuleDuration.parse(text) else {
-                throw fail(join(path, "within"), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 1d)")
+                throw fail(
+                    join(path, "within"),
+                    "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 1d)")
             }
             rule.within = ms
         }
-        if let timeframe = fields["timeframe"] { rule.timeframe = try self.timeframe(timeframe, join(path, "timeframe")) }
+        if let timeframe = fields["timeframe"] {
+            rule.timeframe = try self.timeframe(timeframe, join(path, "timeframe"))
+        }
         return .sequence(rule, negate: try bool(fields["negate"], join(path, "negate")))
     }
 
-    func touchpointMatch(_ value: JSONValue, _ path: String) throws(DefinitionError) -> InteractionRule.TouchpointMatch {
+    func touchpointMatch(_ value: JSONValue, _ path: String) throws(DefinitionError) -> InteractionRule.TouchpointMatch
+    {
         let fields = try object(value, path, allowed: ["exactly", "contains", "startsWith", "endsWith", "oneOf"])
         guard fields.count == 1, let (key, operand) = fields.first else {
             throw fail(path, "needs exactly one of exactly, contains, startsWith, endsWith, oneOf")
@@ -320,7 +374,9 @@ private struct DefinitionReader {
         case "startsWith": return .startsWith(try identifier(operand, operandPath))
         case "endsWith": return .endsWith(try identifier(operand, operandPath))
         default:
-            guard case .array(let items) = operand else { throw fail(operandPath, "expected an array of touchpoints, found \(operand.kind)") }
+            guard case .array(let items) = operand else {
+                throw fail(operandPath, "expected an array of touchpoints, found \(operand.kind)")
+            }
             guard !items.isEmpty else { throw fail(operandPath, "needs at least one touchpoint") }
             var list: [[UInt8]] = []
             for (index, item) in items.enumerated() { list.append(try identifier(item, "\(operandPath)[\(index)]")) }
@@ -334,7 +390,8 @@ private struct DefinitionReader {
             guard fields.count == 1 else { throw fail(path, "give one of last, before, calendar or from/to") }
             let text = try string(fields[key], join(path, key))
             guard let ms = RuleDuration.parse(text) else {
-                throw fail(join(path, key), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 30d)")
+                throw fail(
+                    join(path, key), "bad duration \"\(text)\" (a whole number and ms, s, m, h, d or w, such as 30d)")
             }
             return ms
         }
@@ -358,13 +415,17 @@ private struct DefinitionReader {
         if let count = fields["count"] {
             window.count = try positiveInteger(count, join(path, "count"))
             guard CalendarWindow.countLimit.contains(window.count) else {
-                throw fail(join(path, "count"), "\(window.count) is over the limit of \(CalendarWindow.countLimit.upperBound) units")
+                throw fail(
+                    join(path, "count"),
+                    "\(window.count) is over the limit of \(CalendarWindow.countLimit.upperBound) units")
             }
         }
         if let zone = fields["timeZone"] {
             window.timeZone = try string(zone, join(path, "timeZone"))
             guard CalendarWindow.isKnownTimeZone(window.timeZone) else {
-                throw fail(join(path, "timeZone"), "unknown time zone \"\(window.timeZone)\" (a tz database name, such as Europe/Amsterdam)")
+                throw fail(
+                    join(path, "timeZone"),
+                    "unknown time zone \"\(window.timeZone)\" (a tz database name, such as Europe/Amsterdam)")
             }
         }
         return window

@@ -30,7 +30,9 @@ public struct SegmentDefinition: Sendable, Equatable {
 
         public var isNegated: Bool {
             switch self {
-            case .interaction(_, let negate), .group(_, _, let negate), .sequence(_, let negate), .segment(_, let negate): return negate
+            case .interaction(_, let negate), .group(_, _, let negate), .sequence(_, let negate),
+                .segment(_, let negate):
+                return negate
             }
         }
     }
@@ -50,7 +52,10 @@ public struct SegmentDefinition: Sendable, Equatable {
     public static func isValidName(_ name: String) -> Bool {
         let bytes = Array(name.utf8)
         return (1...128).contains(bytes.count) && name != "." && name != ".."
-            && bytes.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }
+            && bytes.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2E
+                    || $0 == 0x5F || $0 == 0x2D
+            }
     }
 }
 
@@ -88,7 +93,8 @@ public struct InteractionRule: Sendable, Equatable {
             case .contains(let s):
                 guard s.count <= t.count else { return false }
                 if s.isEmpty { return true }
-                for start in 0...(t.count - s.count) where t[start] == s[0] && Array(t[start..<(start + s.count)]) == s { return true }
+                for start in 0...(t.count - s.count) where t[start] == s[0] && Array(t[start..<(start + s.count)]) == s
+                { return true }
                 return false
             case .oneOf(let list): return list.contains(t)
             }
@@ -214,8 +220,10 @@ public struct InteractionRule: Sendable, Equatable {
     /// A condition on the values of the qualifying events (with a count, both must hold).
     public var value: ValueCondition?
 
-    public init(interaction: Interaction, touchpoint: TouchpointMatch? = nil, timeframe: Timeframe = .allTime,
-                atLeast: Int = 1, atMost: Int? = nil, conversion: Conversion? = nil, value: ValueCondition? = nil) {
+    public init(
+        interaction: Interaction, touchpoint: TouchpointMatch? = nil, timeframe: Timeframe = .allTime,
+        atLeast: Int = 1, atMost: Int? = nil, conversion: Conversion? = nil, value: ValueCondition? = nil
+    ) {
         self.interaction = interaction
         self.touchpoint = touchpoint
         self.timeframe = timeframe

@@ -89,7 +89,9 @@ struct CompiledSegment {
             return .group(match, rules.map { compile($0, depth: depth) }, negate: negate)
         case .sequence(let sequence, let negate):
             let window = sequence.timeframe.window(asOf: time.asOf)
-            sequences.append(SequenceLeaf(rule: sequence, steps: sequence.steps.map { Leaf(rule: $0.rule, window: window) }, window: window))
+            sequences.append(
+                SequenceLeaf(
+                    rule: sequence, steps: sequence.steps.map { Leaf(rule: $0.rule, window: window) }, window: window))
             return .sequence(sequences.count - 1, negate: negate)
         case .segment(let name, let negate):
             // Resolution refuses missing segments, cycles and deep chains before a query compiles; should one slip
@@ -153,13 +155,14 @@ struct CompiledSegment {
     /// Whether anything beyond the first grammar is used (sequences, values, `before` and `calendar` windows): the
     /// format-1 projection does not keep what those need.
     var usesSecondGrammar: Bool {
-        !sequences.isEmpty || leaves.contains { leaf in
-            if leaf.rule.value != nil { return true }
-            switch leaf.rule.timeframe {
-            case .before, .calendar: return true
-            case .allTime, .last, .between: return false
+        !sequences.isEmpty
+            || leaves.contains { leaf in
+                if leaf.rule.value != nil { return true }
+                switch leaf.rule.timeframe {
+                case .before, .calendar: return true
+                case .allTime, .last, .between: return false
+                }
             }
-        }
     }
 }
 
@@ -195,7 +198,8 @@ struct LeafRouting {
         let allowed = rules.map { CompiledSegment.Leaf(rule: $0, window: nil).allowedTouchpoints(touchpoints) }
         for touchpoint in 0...touchpoints.count {
             for type in 0..<3 {
-                for (l, rule) in rules.enumerated() where rule.interaction.matches(UInt8(type)) && allowed[l][touchpoint] {
+                for (l, rule) in rules.enumerated()
+                where rule.interaction.matches(UInt8(type)) && allowed[l][touchpoint] {
                     leaves.append(Int32(l))
                 }
                 starts.append(Int32(leaves.count))
@@ -220,9 +224,11 @@ extension CompiledSegment.Leaf {
     /// Whether the rule holds for each of `n` profiles, given per profile its count (at `countAt + profile ×
     /// countStride`), its first qualifying time (likewise; read only when the rule asks about conversions) and
     /// its latest conversion.
-    func holds(_ n: Int, counts: UnsafeBufferPointer<UInt32>, at countAt: Int, stride countStride: Int,
-               firsts: UnsafeBufferPointer<Int64>, at firstAt: Int, stride firstStride: Int,
-               lastConversion: UnsafeBufferPointer<Int64>) -> [Bool] {
+    func holds(
+        _ n: Int, counts: UnsafeBufferPointer<UInt32>, at countAt: Int, stride countStride: Int,
+        firsts: UnsafeBufferPointer<Int64>, at firstAt: Int, stride firstStride: Int,
+        lastConversion: UnsafeBufferPointer<Int64>
+    ) -> [Bool] {
         precondition(n == 0 || (countAt + (n - 1) * countStride < counts.count && lastConversion.count >= n))
         precondition(n == 0 || rule.conversion == nil || firstAt + (n - 1) * firstStride < firsts.count)
         let low = UInt32(clamping: rule.atLeast)
@@ -330,8 +336,11 @@ extension StoreReader {
             }
         }
         lastQuery = report
-        let evaluation = ProfileEvaluation(segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
-        return profiles.filter { evaluation.isMember($0.value) }.map(\.key).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        let evaluation = ProfileEvaluation(
+            segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
+        return profiles.filter { evaluation.isMember($0.value) }.map(\.key).sorted {
+            $0.utf8.lexicographicallyPrecedes($1.utf8)
+        }
     }
 
     /// The most snapshots kept per segment definition; beyond it, the ones closest to their neighbours go.
@@ -339,7 +348,9 @@ extension StoreReader {
 
     /// Where a query at `time` starts: the furthest usable of the in-memory projection (``projectionCache``) and the
     /// snapshots on disk (a snapshot is loaded only when it is further along than the cached projection), else empty.
-    func startingProjection(_ definition: SegmentDefinition, at time: QueryTime, report: inout QueryReport) -> SegmentProjection {
+    func startingProjection(_ definition: SegmentDefinition, at time: QueryTime, report: inout QueryReport)
+        -> SegmentProjection
+    {
         var start = SegmentProjection(definition: definition)
         if let cached = projectionCache?.projection(of: definition, usableAt: time, within: endOffset),
             anchoredBlock(endingAt: cached.endOffset, hash: cached.anchor) != nil
@@ -358,7 +369,10 @@ extension StoreReader {
     /// Where the fold of a query stops: prunes the projection once, offers it to the ``projectionCache`` when it got
     /// further than where the query started, and saves it as a snapshot when it is ``snapshotInterval`` events on or
     /// more (so a query writes at most one snapshot), keeping only the newest ones of its segment.
-    private func keep(_ projection: inout SegmentProjection, since start: UInt64, _ definition: SegmentDefinition, _ report: inout QueryReport) {
+    private func keep(
+        _ projection: inout SegmentProjection, since start: UInt64, _ definition: SegmentDefinition,
+        _ report: inout QueryReport
+    ) {
         let saveDue = snapshotInterval.map { projection.endOffset - start >= $0 } ?? false
         guard projection.endOffset > start, projectionCache != nil || saveDue else { return }
         projection.prune()

@@ -35,11 +35,14 @@ public struct SegmentHistory: Sendable, Equatable {
     /// The times of a history, or an `invalidArgument` error naming what is wrong (the one check of a history's
     /// range and step: the CLI, the servers and a cluster's client all come through it).
     package static func times(from: Int64, to: Int64, step: Int64) throws(TouchLogError) -> [Int64] {
-        guard step > 0 else { throw TouchLogError(code: .invalidArgument, message: "the step must be a positive duration") }
+        guard step > 0 else {
+            throw TouchLogError(code: .invalidArgument, message: "the step must be a positive duration")
+        }
         guard from <= to else { throw TouchLogError(code: .invalidArgument, message: "--from is after --to") }
         let (span, overflow) = to.subtractingReportingOverflow(from)
         guard !overflow, span / step < Int64(maxPoints) else {
-            throw TouchLogError(code: .invalidArgument, message: "more than \(maxPoints) points: use a longer step or a shorter range")
+            throw TouchLogError(
+                code: .invalidArgument, message: "more than \(maxPoints) points: use a longer step or a shorter range")
         }
         return (0...(span / step)).map { from + $0 * step }
     }
@@ -63,7 +66,9 @@ extension StoreReader {
     /// window (membership cannot change in between), and its verdicts are added to the counts of the steps they
     /// hold for. Profiles none of whose events any rule counts are members from the step they become known at
     /// exactly when the rule tree holds with every rule false.
-    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil) throws -> SegmentHistory {
+    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
+        throws -> SegmentHistory
+    {
         let definition = try prepared(definition)
         let times = try SegmentHistory.times(from: from, to: to, step: step)
         let segments = times.map { CompiledSegment(definition, at: QueryTime(asOf: $0, knownAt: knownAt)) }
@@ -89,9 +94,14 @@ extension StoreReader {
                 // step; the others are known from their earliest event, which lies in a later block.
                 let straddle = log.blocks[..<end].firstIndex { $0.header.maxTime > times[0] } ?? end
                 let knownBefore = straddle == end ? profileCount : Int(summaries[straddle].firstNewProfile)
-                if needsKnown { firstSeen = [Int64](repeating: .min, count: knownBefore) + [Int64](repeating: .max, count: profileCount - knownBefore) }
-                (gathered, report.eventsRead) = try gatherGrouped(HistoryScope(segments, touchpoints: touchpoints), blocks: end,
-                                                                  summaries: summaries, upTo: last, firstSeen: &firstSeen, from: straddle)
+                if needsKnown {
+                    firstSeen =
+                        [Int64](repeating: .min, count: knownBefore)
+                        + [Int64](repeating: .max, count: profileCount - knownBefore)
+                }
+                (gathered, report.eventsRead) = try gatherGrouped(
+                    HistoryScope(segments, touchpoints: touchpoints), blocks: end,
+                    summaries: summaries, upTo: last, firstSeen: &firstSeen, from: straddle)
                 erased = erasures.profiles
             }
         } else {
@@ -122,21 +132,27 @@ extension StoreReader {
             if !needsKnown { firstSeen = [] }
         }
         lastQuery = report
-        let counts = Self.historyCounts(segments, times: times, touchpoints: touchpoints, gathered: gathered, profiles: profileCount,
-                                        firstSeen: firstSeen, erased: erased)
-        return SegmentHistory(from: from, to: to, step: step, knownAt: knownAt,
-                              points: zip(times, counts).map { SegmentHistory.Point(time: $0, count: $1) })
+        let counts = Self.historyCounts(
+            segments, times: times, touchpoints: touchpoints, gathered: gathered, profiles: profileCount,
+            firstSeen: firstSeen, erased: erased)
+        return SegmentHistory(
+            from: from, to: to, step: step, knownAt: knownAt,
+            points: zip(times, counts).map { SegmentHistory.Point(time: $0, count: $1) })
     }
 
     /// The counts per step from the gathered events (see ``history(of:from:to:step:knownAt:)``).
-    private static func historyCounts(_ segments: [CompiledSegment], times: [Int64], touchpoints: StringTable, gathered: [GatheredEvents],
-                                      profiles n: Int, firstSeen: [Int64], erased: Set<Int>) -> [Int] {
-        let S = times.count
+    private static func historyCounts(
+        _ segments: [CompiledSegment], times: [Int64], touchpoints: StringTable, gathered: [GatheredEvents],
+        profiles n: Int, firstSeen: [Int64], erased: Set<Int>
+    ) -> [Int] {
+        let stepCount = times.count
         // Per rule (interaction rules, then sequences) and step: the window's raw bounds (monotone in the step).
         let bounds: [[(low: Int64, high: Int64)]] = (0..<segments[0].atoms).map { a in
             segments.indices.map { i in
                 let segment = segments[i]
-                let timeframe = a < segment.leaves.count ? segment.leaves[a].rule.timeframe : segment.sequences[a - segment.leaves.count].rule.timeframe
+                let timeframe =
+                    a < segment.leaves.count
+                    ? segment.leaves[a].rule.timeframe : segment.sequences[a - segment.leaves.count].rule.timeframe
                 return timeframe.bounds(asOf: times[i])
             }
         }
@@ -163,23 +179,27 @@ extension StoreReader {
             let evaluations = segments.map { ProfileEvaluation(segment: $0, matchers: matchers) }
             let relevance = HistoryRelevance(segments[0], matchers: matchers, touchpoints: touchpoints.count)
             let (starts, grouped) = Self.grouped(gathered, profiles: range, relevance: relevance)
-            var delta = Self.historyDeltas(profiles: range, starts: starts, grouped: grouped, steps: S, atoms: atoms, relevance: relevance,
-                                           lows: lows, highs: highs, times: times, firstSeen: firstSeen, erased: erased, evaluations: evaluations)
+            var delta = Self.historyDeltas(
+                profiles: range, starts: starts, grouped: grouped, steps: stepCount, atoms: atoms, relevance: relevance,
+                lows: lows, highs: highs, times: times, firstSeen: firstSeen, erased: erased, evaluations: evaluations)
             if eventless {
-                for p in range where starts[p - range.lowerBound] == starts[p - range.lowerBound + 1] && firstSeen[p] != .max && !erased.contains(p) {
+                for p in range
+                where starts[p - range.lowerBound] == starts[p - range.lowerBound + 1] && firstSeen[p] != .max
+                    && !erased.contains(p)
+                {
                     delta[times.partitioningIndex { $0 >= firstSeen[p] }] += 1
-                    delta[S] -= 1
+                    delta[stepCount] -= 1
                 }
             }
             deltas.withLock { $0.append(delta) }
         }
-        var delta = [Int](repeating: 0, count: S + 1)
+        var delta = [Int](repeating: 0, count: stepCount + 1)
         for part in deltas.withLock({ $0 }) {
             for i in part.indices { delta[i] += part[i] }
         }
         var counts: [Int] = []
         var running = 0
-        for i in 0..<S {
+        for i in 0..<stepCount {
             running += delta[i]
             counts.append(running)
         }
@@ -190,7 +210,9 @@ extension StoreReader {
     /// `events[starts[p − range.lowerBound] ..< starts[p − range.lowerBound + 1]]`, in the order gathered (a counting
     /// sort). Rules none of a profile's events can count for (over the whole range) are false at every step; a
     /// profile for which every rule is gets none, and is left to the known profiles without counted events.
-    private static func grouped(_ gathered: [GatheredEvents], profiles range: Range<Int>, relevance: HistoryRelevance) -> (starts: [Int], events: [ProfileEvent]) {
+    private static func grouped(_ gathered: [GatheredEvents], profiles range: Range<Int>, relevance: HistoryRelevance)
+        -> (starts: [Int], events: [ProfileEvent])
+    {
         let (low, n) = (UInt32(range.lowerBound), UInt32(range.count))
         // Per profile: its events (at index p + 1), then whether it can make some rule hold.
         var starts = [Int](repeating: 0, count: range.count + 1)
@@ -213,7 +235,8 @@ extension StoreReader {
                     for part in gathered {
                         part.profiles.withUnsafeBufferPointer { profiles in
                             part.events.withUnsafeBufferPointer { events in
-                                for i in profiles.indices where profiles[i] &- low < n && possible[Int(profiles[i] &- low)] {
+                                for i in profiles.indices
+                                where profiles[i] &- low < n && possible[Int(profiles[i] &- low)] {
                                     let p = Int(profiles[i] &- low)
                                     (buffer.baseAddress! + fill[p]).initialize(to: events[i])
                                     fill[p] += 1
@@ -230,19 +253,25 @@ extension StoreReader {
 
     /// The membership differences per step (index S: after the last) of the profiles in `range` that have grouped
     /// events (see ``grouped(_:profiles:relevance:)``).
-    private static func historyDeltas(profiles range: Range<Int>, starts: [Int], grouped: [ProfileEvent], steps S: Int, atoms: Int,
-                                      relevance: HistoryRelevance, lows: [Int64], highs: [Int64], times: [Int64], firstSeen: [Int64],
-                                      erased: Set<Int>, evaluations: [ProfileEvaluation]) -> [Int] {
+    private static func historyDeltas(
+        profiles range: Range<Int>, starts: [Int], grouped: [ProfileEvent], steps stepCount: Int, atoms: Int,
+        relevance: HistoryRelevance, lows: [Int64], highs: [Int64], times: [Int64], firstSeen: [Int64],
+        erased: Set<Int>, evaluations: [ProfileEvaluation]
+    ) -> [Int] {
         let leaves = evaluations[0].segment.leaves.count
         let most = zip(starts, starts.dropFirst()).map { $1 - $0 }.max() ?? 0
         // Scratch for one profile at a time, allocated once: buffers rather than arrays, whose every use in this loop
         // would retain and release them. (Copies of the times and bounds too, for the same reason as the evaluations.)
-        let scratch = HistoryScratch(events: most, atoms: atoms, leaves: leaves, sequences: relevance.sequences, times: times, lows: lows, highs: highs)
+        let scratch = HistoryScratch(
+            events: most, atoms: atoms, leaves: leaves, sequences: relevance.sequences, times: times, lows: lows,
+            highs: highs)
         defer { scratch.deallocate() }
         let (times, lows, highs) = (scratch.times, scratch.lows, scratch.highs)
-        let (events, leafTimes, leafCounts, changes) = (scratch.events, scratch.leafTimes, scratch.leafCounts, scratch.changes)
+        let (events, leafTimes, leafCounts, changes) = (
+            scratch.events, scratch.leafTimes, scratch.leafCounts, scratch.changes
+        )
         func firstStep(_ t: Int64) -> Int { times.partitioningIndex { $0 >= t } }
-        var delta = [Int](repeating: 0, count: S + 1)
+        var delta = [Int](repeating: 0, count: stepCount + 1)
         // (The evaluations are kept by `evaluations`: using them unretained spares two reference-count changes per ask.)
         let steps = evaluations.map { Unmanaged.passUnretained($0) }
         for profile in range {
@@ -274,8 +303,12 @@ extension StoreReader {
                     }
                     guard scratch.relevant[a] else { continue }
                     counted = true
-                    change(UnsafeBufferPointer(rebasing: highs[(a * S)..<(a * S + S)]).partitioningIndex { $0 >= e.time })
-                    change(UnsafeBufferPointer(rebasing: lows[(a * S)..<(a * S + S)]).partitioningIndex { $0 > e.time })
+                    change(
+                        UnsafeBufferPointer(rebasing: highs[(a * stepCount)..<(a * stepCount + stepCount)])
+                            .partitioningIndex { $0 >= e.time })
+                    change(
+                        UnsafeBufferPointer(rebasing: lows[(a * stepCount)..<(a * stepCount + stepCount)])
+                            .partitioningIndex { $0 > e.time })
                 }
                 if counted { change(firstStep(e.time)) }
             }
@@ -284,13 +317,16 @@ extension StoreReader {
             var previous = -1
             var member = false
             var memberFrom = 0
-            let given = ProfileEvaluation.LeafTimes(times: UnsafeBufferPointer(leafTimes), stride: count, counts: UnsafeBufferPointer(leafCounts))
-            for c in profileChanges where c != previous && c < S {
+            let given = ProfileEvaluation.LeafTimes(
+                times: UnsafeBufferPointer(leafTimes), stride: count, counts: UnsafeBufferPointer(leafCounts))
+            for c in profileChanges where c != previous && c < stepCount {
                 previous = c
-                let now = known <= times[c] && steps[c]._withUnsafeGuaranteedRef { evaluation in
-                    evaluation.atoms(UnsafeBufferPointer(profileEvents), leafTimes: given, into: scratch.verdicts)
-                    return evaluation.evaluate(UnsafeBufferPointer(scratch.verdicts))
-                }
+                let now =
+                    known <= times[c]
+                    && steps[c]._withUnsafeGuaranteedRef { evaluation in
+                        evaluation.atoms(UnsafeBufferPointer(profileEvents), leafTimes: given, into: scratch.verdicts)
+                        return evaluation.evaluate(UnsafeBufferPointer(scratch.verdicts))
+                    }
                 if now != member {
                     if member {
                         delta[memberFrom] += 1
@@ -303,7 +339,7 @@ extension StoreReader {
             }
             if member {
                 delta[memberFrom] += 1
-                delta[S] -= 1
+                delta[stepCount] -= 1
             }
             profileEvents.deinitialize()
         }
@@ -314,8 +350,10 @@ extension StoreReader {
     /// count, up to `last`; when `firstSeen` is not empty (the tree holds without events), also each profile's earliest time
     /// (from every group of the blocks from `straddle` on) where it is earlier than the one given. The blocks are
     /// shared out among the cores in turn, each worker gathering on its own; returns the events of the blocks read.
-    private func gatherGrouped(_ scope: HistoryScope, blocks end: Int, summaries: [BlockSummary], upTo last: Int64,
-                               firstSeen: inout [Int64], from straddle: Int) throws(TouchLogError) -> (gathered: [GatheredEvents], eventsRead: UInt64) {
+    private func gatherGrouped(
+        _ scope: HistoryScope, blocks end: Int, summaries: [BlockSummary], upTo last: Int64,
+        firstSeen: inout [Int64], from straddle: Int
+    ) throws(TouchLogError) -> (gathered: [GatheredEvents], eventsRead: UInt64) {
         let locations = log.blocks
         let blocks = (0..<end).filter { locations[$0].header.minTime <= last }
         let workers = max(1, min(Self.queryThreads, blocks.count / 4))
@@ -326,9 +364,10 @@ extension StoreReader {
             var seen = given
             let eventsRead = try seen.withUnsafeMutableBufferPointer { seen throws(TouchLogError) in
                 // (An empty array's buffer may have a base address: none is passed unless the tree holds without events.)
-                try Self.gatherBlocks(scope, stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
-                                      summaries: summaries, upTo: last, into: &part, firstSeen: given.isEmpty ? nil : seen.baseAddress,
-                                      from: straddle, reader: reader)
+                try Self.gatherBlocks(
+                    scope, stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
+                    summaries: summaries, upTo: last, into: &part, firstSeen: given.isEmpty ? nil : seen.baseAddress,
+                    from: straddle, reader: reader)
             }
             parts.withLock { $0.append((part, seen, eventsRead)) }
         }
@@ -347,9 +386,11 @@ extension StoreReader {
     }
 
     /// One worker's part of ``gatherGrouped(_:blocks:summaries:upTo:firstSeen:from:)``: the blocks `blocks`.
-    private static func gatherBlocks(_ scope: HistoryScope, _ blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary],
-                                      upTo last: Int64, into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?,
-                                      from straddle: Int, reader: BlockBodyReader) throws(TouchLogError) -> UInt64 {
+    private static func gatherBlocks(
+        _ scope: HistoryScope, _ blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary],
+        upTo last: Int64, into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?,
+        from straddle: Int, reader: BlockBodyReader
+    ) throws(TouchLogError) -> UInt64 {
         let n = Int(summaries[summaries.count - 1].firstNewProfile) + summaries[summaries.count - 1].newProfiles
         var times: [UInt8] = []
         var profiles: [UInt8] = []
@@ -369,13 +410,16 @@ extension StoreReader {
                 guard wanted || firstSeen != nil else { continue }
                 if !sectionsRead {
                     try readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
-                    try readSection(.profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
+                    try readSection(
+                        .profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
                     profiles.append(contentsOf: repeatElement(0, count: 8))
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
                 }
                 detail.removeAll()
-                try scan(group, summary, times: times, profiles: profiles, upTo: last, limit: n) { t, p in detail.append(t, p) }
+                try scan(group, summary, times: times, profiles: profiles, upTo: last, limit: n) { t, p in
+                    detail.append(t, p)
+                }
                 if let firstSeen {
                     for k in 0..<detail.times.count where detail.times[k] < firstSeen[detail.profiles[k]] {
                         firstSeen[detail.profiles[k]] = detail.times[k]
@@ -384,14 +428,17 @@ extension StoreReader {
                 guard wanted else { continue }
                 if scope.needsOffsets {
                     if !positionsRead {
-                        try readSection(.positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        try readSection(
+                            .positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
                         positionsRead = true
                     }
-                    try detail.decodePositions(group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
+                    try detail.decodePositions(
+                        group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
                 }
                 if scope.needsValues {
                     if !valuesRead {
-                        try readSection(.values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
+                        try readSection(
+                            .values, of: locations[b], summary, reader: reader, stored: &stored, into: &values)
                         valuesRead = true
                     }
                     try detail.decodeValues(group, values)
@@ -400,9 +447,12 @@ extension StoreReader {
                 // between blocks are ordered by it; within a block only sequences need the true order).
                 let blockOffset = locations[b].header.firstOffset
                 for k in 0..<detail.times.count {
-                    gathered.append(UInt32(detail.profiles[k]),
-                                    ProfileEvent(time: detail.times[k], offset: scope.needsOffsets ? detail.offsets[k] : blockOffset, type: group.type,
-                                                 touchpoint: group.touchpoint, value: scope.needsValues ? detail.values[k] : .nan))
+                    gathered.append(
+                        UInt32(detail.profiles[k]),
+                        ProfileEvent(
+                            time: detail.times[k], offset: scope.needsOffsets ? detail.offsets[k] : blockOffset,
+                            type: group.type,
+                            touchpoint: group.touchpoint, value: scope.needsValues ? detail.values[k] : .nan))
                 }
             }
         }
@@ -447,11 +497,14 @@ private final class HistoryRelevance {
                 func accepts(_ interaction: InteractionRule.Interaction, _ allowed: [Bool]) -> Bool {
                     interaction.matches(UInt8(type)) && touchpoint < allowed.count && allowed[touchpoint]
                 }
-                for (l, leaf) in segment.leaves.enumerated() where accepts(leaf.rule.interaction, matchers.leaves[l]) { list.append(Int32(l)) }
+                for (l, leaf) in segment.leaves.enumerated() where accepts(leaf.rule.interaction, matchers.leaves[l]) {
+                    list.append(Int32(l))
+                }
                 leafKeys.append(list.count > Int(starts.last!))
                 for (s, sequence) in segment.sequences.enumerated() {
                     var mask: UInt16 = 0
-                    for (k, step) in sequence.steps.enumerated() where accepts(step.rule.interaction, matchers.steps[s][k]) { mask |= 1 << UInt16(k) }
+                    for (k, step) in sequence.steps.enumerated()
+                    where accepts(step.rule.interaction, matchers.steps[s][k]) { mask |= 1 << UInt16(k) }
                     masks[s * keys + touchpoint * 3 + type] = mask
                     if mask != 0 { list.append(Int32(leafCount + s)) }
                 }
@@ -463,7 +516,9 @@ private final class HistoryRelevance {
             _ = buffer.initialize(from: elements)
             return buffer
         }
-        (atomStarts, atomList, stepMasks, self.leafKeys) = (buffer(starts), buffer(list), buffer(masks), buffer(leafKeys))
+        (atomStarts, atomList, stepMasks, self.leafKeys) = (
+            buffer(starts), buffer(list), buffer(masks), buffer(leafKeys)
+        )
     }
 
     deinit {
@@ -484,12 +539,17 @@ private final class HistoryRelevance {
     }
 
     /// Marks in `relevant` the atoms `events` can make hold at some step (`seen`: scratch of one mask per sequence).
-    func mark(_ events: UnsafeBufferPointer<ProfileEvent>, into relevant: UnsafeMutableBufferPointer<Bool>, seen: UnsafeMutableBufferPointer<UInt16>) {
+    func mark(
+        _ events: UnsafeBufferPointer<ProfileEvent>, into relevant: UnsafeMutableBufferPointer<Bool>,
+        seen: UnsafeMutableBufferPointer<UInt16>
+    ) {
         relevant.update(repeating: false)
         seen.update(repeating: 0)
         for e in events {
             let k = Self.key(e)
-            for a in atomStarts[k]..<atomStarts[k + 1] where atomList[Int(a)] < leafCount { relevant[Int(atomList[Int(a)])] = true }
+            for a in atomStarts[k]..<atomStarts[k + 1] where atomList[Int(a)] < leafCount {
+                relevant[Int(atomList[Int(a)])] = true
+            }
             for s in seen.indices { seen[s] |= stepMasks[s * keys + k] }
         }
         for s in seen.indices { relevant[leafCount + s] = seen[s] == every[s] }
@@ -501,13 +561,17 @@ private final class HistoryRelevance {
         var possible = [Bool](repeating: false, count: range.count)
         possible.withUnsafeMutableBufferPointer { possible in
             for part in gathered {
-                for (p, e) in zip(part.profiles, part.events) where p &- low < n && leafKeys[Self.key(e)] { possible[Int(p &- low)] = true }
+                for (p, e) in zip(part.profiles, part.events) where p &- low < n && leafKeys[Self.key(e)] {
+                    possible[Int(p &- low)] = true
+                }
             }
             // A sequence: where a profile's events can take every step.
             for s in every.indices {
                 var seen = [UInt16](repeating: 0, count: range.count)
                 for part in gathered {
-                    for (p, e) in zip(part.profiles, part.events) where p &- low < n { seen[Int(p &- low)] |= stepMasks[s * keys + Self.key(e)] }
+                    for (p, e) in zip(part.profiles, part.events) where p &- low < n {
+                        seen[Int(p &- low)] |= stepMasks[s * keys + Self.key(e)]
+                    }
                 }
                 for p in 0..<range.count where seen[p] == every[s] { possible[p] = true }
             }
@@ -577,7 +641,9 @@ private struct HistoryScope {
         let first = segments[0]
         matchers = RuleMatchers(first, touchpoints: touchpoints)
         var atoms: [(interactions: [InteractionRule.Interaction], touchpoints: [[Bool]], low: Int64, high: Int64)] = []
-        func union(_ bounds: [(low: Int64, high: Int64)]) -> (Int64, Int64) { (bounds.map(\.low).min()!, bounds.map(\.high).max()!) }
+        func union(_ bounds: [(low: Int64, high: Int64)]) -> (Int64, Int64) {
+            (bounds.map(\.low).min()!, bounds.map(\.high).max()!)
+        }
         for l in first.leaves.indices {
             let (low, high) = union(segments.map { $0.leaves[l].rule.timeframe.bounds(asOf: $0.time.asOf) })
             atoms.append(([first.leaves[l].rule.interaction], [matchers.leaves[l]], low, high))
@@ -596,7 +662,9 @@ private struct HistoryScope {
         if conversions && group.type == EventType.conversion.rawValue { return true }
         for atom in atoms where group.maxTime >= atom.low && group.minTime <= atom.high {
             for (interaction, allowed) in zip(atom.interactions, atom.touchpoints)
-            where interaction.matches(group.type) && Int(group.touchpoint) < allowed.count && allowed[Int(group.touchpoint)] {
+            where interaction.matches(group.type) && Int(group.touchpoint) < allowed.count
+                && allowed[Int(group.touchpoint)]
+            {
                 return true
             }
         }

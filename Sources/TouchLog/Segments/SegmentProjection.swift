@@ -55,7 +55,9 @@ struct SegmentProjection {
 
     init(definition: SegmentDefinition) {
         let rules = CompiledSegment.interactionRules(of: definition)
-        let recentRules = rules.indices.filter { if case .last = rules[$0].timeframe { return true } else { return false } }
+        let recentRules = rules.indices.filter {
+            if case .last = rules[$0].timeframe { return true } else { return false }
+        }
         let summaryRules = rules.indices.filter { !recentRules.contains($0) }
         let firstRules = summaryRules.filter { rules[$0].conversion != nil }
         self.rules = rules
@@ -111,8 +113,8 @@ struct SegmentProjection {
     private mutating func count(_ events: EventBatch, upTo asOf: Int64?, _ global: (Int) -> UInt32) {
         let routing = LeafRouting(rules, touchpoints: events.touchpoints)
         let conversion = EventType.conversion.rawValue
-        let S = summaryRules.count
-        let F = firstRules.count
+        let summaryWidth = summaryRules.count
+        let firstWidth = firstRules.count
         let limit = asOf ?? .max
         for i in 0..<events.count {
             let t = events.times[i]
@@ -129,9 +131,9 @@ struct SegmentProjection {
                     return
                 }
                 guard bounds[l].contains(t) else { return }
-                summaryCounts[gi * S + s] += 1
+                summaryCounts[gi * summaryWidth + s] += 1
                 let f = firstSlot[l]
-                if f >= 0 && t < summaryFirsts[gi * F + f] { summaryFirsts[gi * F + f] = t }
+                if f >= 0 && t < summaryFirsts[gi * firstWidth + f] { summaryFirsts[gi * firstWidth + f] = t }
             }
         }
     }
@@ -183,8 +185,8 @@ struct SegmentProjection {
     /// with T), as profile ids sorted by the profiles' bytes.
     func memberIDs(_ segment: CompiledSegment) -> [Int] {
         let n = profiles.count
-        let S = summaryRules.count
-        let F = firstRules.count
+        let summaryWidth = summaryRules.count
+        let firstWidth = firstRules.count
         var holds = [[Bool]](repeating: [], count: rules.count)
         lastConversion.withUnsafeBufferPointer { lastConversion in
             for (s, l) in summaryRules.enumerated() {
@@ -192,8 +194,10 @@ struct SegmentProjection {
                 let f = max(0, firstSlot[l])
                 holds[l] = summaryCounts.withUnsafeBufferPointer { counts in
                     summaryFirsts.withUnsafeBufferPointer { firsts in
-                        segment.leaves[l].holds(n, counts: counts, at: s, stride: S, firsts: firsts, at: f, stride: max(F, 1),
-                                                lastConversion: lastConversion)
+                        segment.leaves[l].holds(
+                            n, counts: counts, at: s, stride: summaryWidth, firsts: firsts, at: f,
+                            stride: max(firstWidth, 1),
+                            lastConversion: lastConversion)
                     }
                 }
             }
@@ -208,7 +212,9 @@ struct SegmentProjection {
                 }
                 holds[l] = counts.withUnsafeBufferPointer { counts in
                     firsts.withUnsafeBufferPointer { firsts in
-                        segment.leaves[l].holds(n, counts: counts, at: 0, stride: 1, firsts: firsts, at: 0, stride: 1, lastConversion: lastConversion)
+                        segment.leaves[l].holds(
+                            n, counts: counts, at: 0, stride: 1, firsts: firsts, at: 0, stride: 1,
+                            lastConversion: lastConversion)
                     }
                 }
             }
@@ -227,7 +233,8 @@ extension CompiledSegment {
             switch rule {
             case .interaction(let r, _): result.append(r)
             case .group(_, let rules, _): rules.forEach(walk)
-            case .sequence, .segment: break  // answered by ``ProfileEvaluation`` (see ``CompiledSegment/usesSecondGrammar``)
+            // Answered by ``ProfileEvaluation`` (see ``CompiledSegment/usesSecondGrammar``).
+            case .sequence, .segment: break
             }
         }
         definition.rules.forEach(walk)

@@ -28,7 +28,9 @@ extension SegmentDefinition {
     /// This definition with ``referenced`` holding every segment it refers to, directly or not: those it already
     /// holds, else what `lookup` gives (nil: no such segment). Fails, naming the JSON path, on a missing segment, a
     /// cycle (naming its members) or references nested deeper than ``referenceDepthLimit``.
-    package func resolving(_ lookup: (String) throws(TouchLogError) -> SegmentDefinition?) throws(TouchLogError) -> SegmentDefinition {
+    package func resolving(_ lookup: (String) throws(TouchLogError) -> SegmentDefinition?) throws(TouchLogError)
+        -> SegmentDefinition
+    {
         var resolved = self
         var table: [String: SegmentDefinition] = [:]
         func definition(_ name: String) throws(TouchLogError) -> SegmentDefinition? {
@@ -45,10 +47,15 @@ extension SegmentDefinition {
                 throw Self.refusal(path, "refers back to itself: \(cycle) is a cycle")
             }
             guard chain.count <= Self.referenceDepthLimit else {
-                throw Self.refusal(path, "references nest more than \(Self.referenceDepthLimit) deep: " + (chain + [name]).joined(separator: " → "))
+                throw Self.refusal(
+                    path,
+                    "references nest more than \(Self.referenceDepthLimit) deep: "
+                        + (chain + [name]).joined(separator: " → "))
             }
             guard let found = try definition(name) else {
-                throw Self.refusal(path, "no segment named \"\(name)\"" + (chain.count > 1 ? " (referred to by \"\(chain.last!)\")" : ""))
+                throw Self.refusal(
+                    path,
+                    "no segment named \"\(name)\"" + (chain.count > 1 ? " (referred to by \"\(chain.last!)\")" : ""))
             }
             if name != self.name { table[name] = found }
             for next in found.referencedNames { try visit(next, chain: chain + [name], path: path) }
@@ -74,13 +81,15 @@ extension SegmentDefinition {
         func expand(_ rule: Rule, depth: Int) -> Rule {
             switch rule {
             case .interaction, .sequence: return rule
-            case .group(let match, let rules, let negate): return .group(match, rules.map { expand($0, depth: depth) }, negate: negate)
+            case .group(let match, let rules, let negate):
+                return .group(match, rules.map { expand($0, depth: depth) }, negate: negate)
             case .segment(let name, let negate):
                 guard let target = referenced[name], depth < Self.referenceDepthLimit else { return rule }
                 return .group(target.match, target.rules.map { expand($0, depth: depth + 1) }, negate: negate)
             }
         }
-        var result = SegmentDefinition(name: name, description: description, match: match, rules: rules.map { expand($0, depth: 0) })
+        var result = SegmentDefinition(
+            name: name, description: description, match: match, rules: rules.map { expand($0, depth: 0) })
         result.referenced = referenced
         return result
     }

@@ -34,7 +34,9 @@ struct SnapshotStore {
         var kept = infos.sorted { $0.endOffset < $1.endOffset }
         var doomed: [SnapshotInfo] = []
         while kept.count > max(keep, 2) {
-            let i = (1..<(kept.count - 1)).min { kept[$0 + 1].endOffset - kept[$0 - 1].endOffset < kept[$1 + 1].endOffset - kept[$1 - 1].endOffset }!
+            let i = (1..<(kept.count - 1)).min {
+                kept[$0 + 1].endOffset - kept[$0 - 1].endOffset < kept[$1 + 1].endOffset - kept[$1 - 1].endOffset
+            }!
             doomed.append(kept.remove(at: i))
         }
         return doomed
@@ -44,9 +46,13 @@ struct SnapshotStore {
     static func definition(in body: [UInt8]) throws -> SegmentDefinition {
         try body.withUnsafeBytes { raw in
             var input = PayloadCursor(raw)
-            guard try input.byte() == layoutVersion else { throw DecodeError(byte: 0, reason: "unknown snapshot layout") }
+            guard try input.byte() == layoutVersion else {
+                throw DecodeError(byte: 0, reason: "unknown snapshot layout")
+            }
             let length = try input.count(max: input.size, "definition length")
-            return try SegmentDefinition(json: String(decoding: UnsafeBufferPointer(start: try input.take(length), count: length), as: UTF8.self))
+            return try SegmentDefinition(
+                json: String(decoding: UnsafeBufferPointer(start: try input.take(length), count: length), as: UTF8.self)
+            )
         }
     }
 
@@ -60,7 +66,8 @@ struct SnapshotStore {
             return String(repeating: "0", count: 16 - digits.count) + digits
         }
         let offset = String(endOffset)
-        return String(repeating: "0", count: max(0, 20 - offset.count)) + offset + "-" + hex(watermark) + "-" + hex(recorded) + ".snap"
+        return String(repeating: "0", count: max(0, 20 - offset.count)) + offset + "-" + hex(watermark) + "-"
+            + hex(recorded) + ".snap"
     }
 
     /// Every snapshot file, by key and then offset.
@@ -73,8 +80,10 @@ struct SnapshotStore {
                     let w = UInt64(parts[1], radix: 16), let r = UInt64(parts[2], radix: 16)
                 else { continue }
                 let path = "snapshots/\(key)/\(name)"
-                result.append(SnapshotInfo(path: path, key: key, endOffset: offset, watermark: Int64(bitPattern: w),
-                                           recorded: Int64(bitPattern: r), bytes: fileSize(root + "/" + path)))
+                result.append(
+                    SnapshotInfo(
+                        path: path, key: key, endOffset: offset, watermark: Int64(bitPattern: w),
+                        recorded: Int64(bitPattern: r), bytes: fileSize(root + "/" + path)))
             }
         }
         return result
@@ -83,8 +92,10 @@ struct SnapshotStore {
     /// Writes a snapshot of `projection`. Failures are returned, not thrown: a snapshot is only an optimisation.
     @discardableResult
     func save(_ projection: SegmentProjection, definition: SegmentDefinition) -> TouchLogError? {
-        save(encode(projection, definition: definition), definition: definition,
-             name: Self.fileName(endOffset: projection.endOffset, watermark: projection.watermark, recorded: projection.recorded))
+        save(
+            encode(projection, definition: definition), definition: definition,
+            name: Self.fileName(
+                endOffset: projection.endOffset, watermark: projection.watermark, recorded: projection.recorded))
     }
 
     /// Writes a snapshot body of `definition` as `name`; failures are returned, not thrown.
@@ -110,7 +121,9 @@ struct SnapshotStore {
     /// The snapshots of `definition` that may serve a query at `time` (watermark ≤ T, recorded ≤ K) and end after
     /// offset `after` and at or before `through`, the newest first. (Whether they belong to the log is the reader's
     /// to check: ``StoreReader/anchoredBlock(endingAt:hash:)``.)
-    func candidates(of definition: SegmentDefinition, at time: QueryTime, after: UInt64, through: UInt64) -> [SnapshotInfo] {
+    func candidates(of definition: SegmentDefinition, at time: QueryTime, after: UInt64, through: UInt64)
+        -> [SnapshotInfo]
+    {
         let key = Self.key(definition)
         return all().filter { info in
             info.key == key && info.endOffset > after && info.endOffset <= through && info.watermark <= time.asOf
@@ -120,10 +133,14 @@ struct SnapshotStore {
 
     /// Decodes a format-2 snapshot's checked body (``GroupedSnapshot``); `definition` nil: the one recorded in it.
     /// Throws `corrupt` when its contents are bad or disagree with its file name.
-    func loadGrouped(_ info: SnapshotInfo, body: [UInt8], definition: SegmentDefinition?) throws(TouchLogError) -> GroupedSnapshot {
+    func loadGrouped(_ info: SnapshotInfo, body: [UInt8], definition: SegmentDefinition?) throws(TouchLogError)
+        -> GroupedSnapshot
+    {
         do {
             let snapshot = try GroupedSnapshot.decode(body, definition: definition)
-            guard snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark, snapshot.recorded == info.recorded else {
+            guard snapshot.endOffset == info.endOffset, snapshot.watermark == info.watermark,
+                snapshot.recorded == info.recorded
+            else {
                 throw DecodeError(byte: 0, reason: "contents disagree with the file name")
             }
             return snapshot
@@ -138,11 +155,15 @@ struct SnapshotStore {
     }
 
     /// Decodes a snapshot's checked body; `definition` nil: the one recorded in it.
-    func load(_ info: SnapshotInfo, body: [UInt8], definition: SegmentDefinition?) throws(TouchLogError) -> SegmentProjection {
+    func load(_ info: SnapshotInfo, body: [UInt8], definition: SegmentDefinition?) throws(TouchLogError)
+        -> SegmentProjection
+    {
         do {
             let definition = try definition ?? SnapshotStore.definition(in: body)
             let projection = try decode(body, definition: definition)
-            guard projection.endOffset == info.endOffset, projection.watermark == info.watermark, projection.recorded == info.recorded else {
+            guard projection.endOffset == info.endOffset, projection.watermark == info.watermark,
+                projection.recorded == info.recorded
+            else {
                 throw DecodeError(byte: 0, reason: "contents disagree with the file name")
             }
             return projection
@@ -225,13 +246,16 @@ struct SnapshotStore {
             p.profiles.bytes = try input.column(count: total, spare: total / 16, "profile bytes")
             p.profiles.markSorted()
             p.lastConversion = try input.column(count: n, spare: spare, "latest conversions")
-            let S = p.summaryRules.count
-            p.summaryCounts = try input.column(count: n * S, spare: spare * S, "summary counts")
-            p.summaryFirsts = try input.column(count: n * p.firstRules.count, spare: spare * p.firstRules.count, "summary first times")
+            let summaryWidth = p.summaryRules.count
+            p.summaryCounts = try input.column(count: n * summaryWidth, spare: spare * summaryWidth, "summary counts")
+            p.summaryFirsts = try input.column(
+                count: n * p.firstRules.count, spare: spare * p.firstRules.count, "summary first times")
             for r in p.recent.indices {
                 p.recent[r].profiles = try input.column(count: nil, "recent profiles")
                 p.recent[r].times = try input.column(count: p.recent[r].profiles.count, "recent times")
-                guard !p.recent[r].profiles.contains(where: { Int($0) >= n }) else { throw input.fail("recent event names a profile out of range") }
+                guard !p.recent[r].profiles.contains(where: { Int($0) >= n }) else {
+                    throw input.fail("recent event names a profile out of range")
+                }
             }
             guard input.isAtEnd else { throw input.fail("bytes after the last column") }
             return p
@@ -255,12 +279,16 @@ extension PayloadCursor {
     ///
     /// The array gets room for `spare` more elements (a projection's per-profile columns grow when a query folds
     /// in new profiles; without room, the first one would copy the whole column).
-    mutating func column<T: BitwiseCopyable>(count expected: Int?, spare: Int = 0, _ what: @autoclosure () -> String) throws(DecodeError) -> [T] {
+    mutating func column<T: BitwiseCopyable>(count expected: Int?, spare: Int = 0, _ what: @autoclosure () -> String)
+        throws(DecodeError) -> [T]
+    {
         let stated = try varint()
         if let expected {
             guard stated == UInt64(expected) else { throw fail("\(what()): \(stated) elements, expected \(expected)") }
         } else {
-            guard stated <= UInt64(remaining) * 256 / UInt64(MemoryLayout<T>.stride) else { throw fail("\(what()): \(stated) elements is too many") }
+            guard stated <= UInt64(remaining) * 256 / UInt64(MemoryLayout<T>.stride) else {
+                throw fail("\(what()): \(stated) elements is too many")
+            }
         }
         let count = Int(stated)
         let storedLength = try self.count(max: remaining, "\(what()) stored length")
@@ -293,7 +321,9 @@ package struct QueryReport: Sendable, Equatable {
 extension StoreReader {
     /// The newest snapshot of `definition` usable at `time` (watermark ≤ T, recorded ≤ K, anchored in this log) that
     /// is past offset `after`.
-    func newestUsableSnapshot(_ definition: SegmentDefinition, at time: QueryTime, after: UInt64 = 0, report: inout QueryReport) -> SegmentProjection? {
+    func newestUsableSnapshot(
+        _ definition: SegmentDefinition, at time: QueryTime, after: UInt64 = 0, report: inout QueryReport
+    ) -> SegmentProjection? {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         for info in store.candidates(of: definition, at: time, after: after, through: endOffset) {
             guard let projection = try? store.load(info, definition: definition),
@@ -314,7 +344,9 @@ extension StoreReader {
         // The format-1 projection keeps only the first grammar's rules; the rest is read from the log.
         guard !CompiledSegment(definition, at: QueryTime(asOf: .max)).usesSecondGrammar else { return nil }
         var report = QueryReport()
-        var projection = newestUsableSnapshot(definition, at: QueryTime(asOf: .max), report: &report) ?? SegmentProjection(definition: definition)
+        var projection =
+            newestUsableSnapshot(definition, at: QueryTime(asOf: .max), report: &report)
+            ?? SegmentProjection(definition: definition)
         guard projection.endOffset < endOffset else { return nil }
         let start = projection.endOffset == 0 ? 0 : log.blockIndex(containing: projection.endOffset) ?? log.blocks.count
         for location in log.blocks[start...] { projection.fold(try decode(location), header: location.header) }
@@ -342,7 +374,8 @@ extension StoreReader {
             let doomed = currentKeys.contains(key) ? Array(sorted.dropFirst(keep)) : sorted
             for info in doomed {
                 guard unlink(directory + "/" + info.path) == 0 else {
-                    throw TouchLogError(code: .io, message: "cannot delete \(info.path): \(String(cString: strerror(errno)))")
+                    throw TouchLogError(
+                        code: .io, message: "cannot delete \(info.path): \(String(cString: strerror(errno)))")
                 }
                 deleted.append(info)
             }
@@ -355,7 +388,8 @@ extension StoreReader {
     /// The index of the block of this log that ends at `offset` and has hash `anchor` (where a snapshot or a
     /// projection made from this log ends); nil when there is none.
     func anchoredBlock(endingAt offset: UInt64, hash anchor: BlockHash) -> Int? {
-        guard offset > 0, let index = log.blockIndex(containing: offset - 1), log.blocks[index].header.endOffset == offset,
+        guard offset > 0, let index = log.blockIndex(containing: offset - 1),
+            log.blocks[index].header.endOffset == offset,
             log.blocks[index].header.hash == anchor
         else { return nil }
         return index
@@ -363,7 +397,9 @@ extension StoreReader {
 
     /// Where a snapshot of either layout (a format-1 projection, a format-2 ``GroupedSnapshot``) says it ends, and the
     /// hash of the block there; throws `corrupt` when its contents are bad or disagree with its file name.
-    private func snapshotAnchor(_ info: SnapshotInfo, body: [UInt8], store: SnapshotStore) throws(TouchLogError) -> (UInt64, BlockHash) {
+    private func snapshotAnchor(_ info: SnapshotInfo, body: [UInt8], store: SnapshotStore) throws(TouchLogError) -> (
+        UInt64, BlockHash
+    ) {
         if body.first == GroupedSnapshot.layoutVersion {
             let snapshot = try store.loadGrouped(info, body: body, definition: nil)
             return (snapshot.endOffset, snapshot.anchor)
@@ -383,16 +419,22 @@ extension StoreReader {
                 let body = try DurableFile.read(directory + "/" + info.path, kind: "snapshot")
                 let (end, anchor) = try snapshotAnchor(info, body: body, store: store)
                 if end > endOffset {
-                    problems.append("\(info.path): snapshot is at offset \(end), past the end of the log (\(endOffset))")
+                    problems.append(
+                        "\(info.path): snapshot is at offset \(end), past the end of the log (\(endOffset))")
                 } else if anchoredBlock(endingAt: end, hash: anchor) == nil {
-                    problems.append("\(info.path): snapshot does not belong to this log (its anchor hash is not the log's block at offset \(end))")
+                    problems.append(
+                        "\(info.path): snapshot does not belong to this log (its anchor hash is not the log's block at offset \(end))"
+                    )
                 }
             } catch {
-                problems.append("\(error)".hasPrefix(info.path) || "\(error)".contains(info.path) ? "\(error)" : "\(info.path): \(error)")
+                problems.append(
+                    "\(error)".hasPrefix(info.path) || "\(error)".contains(info.path)
+                        ? "\(error)" : "\(info.path): \(error)")
             }
         }
         let catalog = segments
-        for name in ((try? listDirectory(directory + "/segments")) ?? []).sorted() where SegmentDefinition.isValidName(name) {
+        for name in ((try? listDirectory(directory + "/segments")) ?? []).sorted()
+        where SegmentDefinition.isValidName(name) {
             do { _ = try catalog.history(name) } catch { problems.append("\(error)") }
         }
         return (problems, snapshotFiles.count)

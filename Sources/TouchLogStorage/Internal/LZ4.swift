@@ -22,7 +22,8 @@ package enum LZ4 {
     }
 
     /// Decompresses `source` into exactly all of `output`; false when it does not yield exactly that many bytes.
-    package static func decompress(_ source: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool {
+    package static func decompress(_ source: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) -> Bool
+    {
         if output.isEmpty { return source.isEmpty }
         // liblz4 stays inside both buffers and reports malformed input with a negative result.
         let produced = LZ4_decompress_safe(

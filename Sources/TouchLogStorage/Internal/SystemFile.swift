@@ -24,14 +24,14 @@ package struct SystemFile: Sendable {
         case .createReadWrite: flags = O_RDWR | O_CREAT | O_CLOEXEC
         }
         #if TOUCHLOG_FAULT_INJECTION
-        let injector = mode == .createReadWrite ? FaultInjector.injector(for: path) : nil
-        let creating = injector != nil && !exists(path)
-        if creating { _ = try injector!.before("create", path) }
+            let injector = mode == .createReadWrite ? FaultInjector.injector(for: path) : nil
+            let creating = injector != nil && !exists(path)
+            if creating { _ = try injector!.before("create", path) }
         #endif
         let fd = retryOnInterrupt { Glibc.open(path, flags, 0o644) }
         guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: errno) }
         #if TOUCHLOG_FAULT_INJECTION
-        if creating { injector!.created(path) }
+            if creating { injector!.created(path) }
         #endif
         return SystemFile(descriptor: fd, path: path)
     }
@@ -68,7 +68,9 @@ package struct SystemFile: Sendable {
     private func fill(_ buffer: UnsafeMutableRawBufferPointer, from position: Int64) -> Result<Int, SystemCallError> {
         var total = 0
         while total < buffer.count {
-            let n = retryOnInterrupt { pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(position) + off_t(total)) }
+            let n = retryOnInterrupt {
+                pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(position) + off_t(total))
+            }
             if n < 0 { return .failure(SystemCallError(call: "pread \(path)", errno: errno)) }
             if n == 0 { break }
             total += n
@@ -79,17 +81,19 @@ package struct SystemFile: Sendable {
     /// Writes all of `bytes` at `position`.
     package func write(_ bytes: UnsafeRawBufferPointer, at position: Int64) throws(SystemCallError) {
         #if TOUCHLOG_FAULT_INJECTION
-        if let injector = FaultInjector.injector(for: path),
-            let torn = try injector.before("pwrite", path, writing: bytes.count, at: position)
-        {
-            // An injected crash in the middle of this write: part of it reaches the file.
-            try write(UnsafeRawBufferPointer(rebasing: bytes[..<torn]), at: position)
-            throw SystemCallError(call: "pwrite \(path) (injected crash after \(torn) bytes)", errno: EIO)
-        }
+            if let injector = FaultInjector.injector(for: path),
+                let torn = try injector.before("pwrite", path, writing: bytes.count, at: position)
+            {
+                // An injected crash in the middle of this write: part of it reaches the file.
+                try write(UnsafeRawBufferPointer(rebasing: bytes[..<torn]), at: position)
+                throw SystemCallError(call: "pwrite \(path) (injected crash after \(torn) bytes)", errno: EIO)
+            }
         #endif
         var done = 0
         while done < bytes.count {
-            let n = retryOnInterrupt { pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done)) }
+            let n = retryOnInterrupt {
+                pwrite(descriptor, bytes.baseAddress! + done, bytes.count - done, off_t(position) + off_t(done))
+            }
             if n < 0 { throw SystemCallError(call: "pwrite \(path)", errno: errno) }
             done += n
         }
@@ -97,34 +101,43 @@ package struct SystemFile: Sendable {
 
     package func write(_ bytes: [UInt8], at position: Int64) throws(SystemCallError) {
         let result: SystemCallError? = bytes.withUnsafeBytes { raw in
-            do throws(SystemCallError) { try write(raw, at: position); return nil } catch { return error }
+            do throws(SystemCallError) {
+                try write(raw, at: position)
+                return nil
+            } catch { return error }
         }
         if let result { throw result }
     }
 
     package func sync() throws(SystemCallError) {
         #if TOUCHLOG_FAULT_INJECTION
-        let injector = FaultInjector.injector(for: path)
-        _ = try injector?.before("fsync", path)
+            let injector = FaultInjector.injector(for: path)
+            _ = try injector?.before("fsync", path)
         #endif
-        guard retryOnInterrupt({ fsync(descriptor) }) == 0 else { throw SystemCallError(call: "fsync \(path)", errno: errno) }
-        #if TOUCHLOG_FAULT_INJECTION
-        if let injector {
-            if Self.isDirectory(path) { injector.syncedDirectory(path) } else { injector.synced(path, size: try size()) }
+        guard retryOnInterrupt({ fsync(descriptor) }) == 0 else {
+            throw SystemCallError(call: "fsync \(path)", errno: errno)
         }
+        #if TOUCHLOG_FAULT_INJECTION
+            if let injector {
+                if Self.isDirectory(path) {
+                    injector.syncedDirectory(path)
+                } else {
+                    injector.synced(path, size: try size())
+                }
+            }
         #endif
     }
 
     package func truncate(to size: Int64) throws(SystemCallError) {
         #if TOUCHLOG_FAULT_INJECTION
-        let injector = FaultInjector.injector(for: path)
-        _ = try injector?.before("ftruncate", path)
+            let injector = FaultInjector.injector(for: path)
+            _ = try injector?.before("ftruncate", path)
         #endif
         guard retryOnInterrupt({ ftruncate(descriptor, off_t(size)) }) == 0 else {
             throw SystemCallError(call: "ftruncate \(path)", errno: errno)
         }
         #if TOUCHLOG_FAULT_INJECTION
-        injector?.truncated(path, to: size)
+            injector?.truncated(path, to: size)
         #endif
     }
 
@@ -144,30 +157,30 @@ package struct SystemFile: Sendable {
 
     package static func remove(_ path: String) throws(SystemCallError) {
         #if TOUCHLOG_FAULT_INJECTION
-        _ = try FaultInjector.injector(for: path)?.before("unlink", path)
+            _ = try FaultInjector.injector(for: path)?.before("unlink", path)
         #endif
         guard unlink(path) == 0 else { throw SystemCallError(call: "unlink \(path)", errno: errno) }
     }
 
     package static func rename(_ from: String, _ to: String) throws(SystemCallError) {
         #if TOUCHLOG_FAULT_INJECTION
-        let injector = FaultInjector.injector(for: to)
-        _ = try injector?.before("rename", to)
+            let injector = FaultInjector.injector(for: to)
+            _ = try injector?.before("rename", to)
         #endif
         guard Glibc.rename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
         #if TOUCHLOG_FAULT_INJECTION
-        injector?.renamed(from, to)
+            injector?.renamed(from, to)
         #endif
     }
 
     package static func makeDirectory(_ path: String) throws(SystemCallError) {
         #if TOUCHLOG_FAULT_INJECTION
-        let injector = exists(path) ? nil : FaultInjector.injector(for: path)
-        _ = try injector?.before("mkdir", path)
+            let injector = exists(path) ? nil : FaultInjector.injector(for: path)
+            _ = try injector?.before("mkdir", path)
         #endif
         if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir \(path)", errno: errno) }
         #if TOUCHLOG_FAULT_INJECTION
-        injector?.created(path)
+            injector?.created(path)
         #endif
     }
 
@@ -240,7 +253,9 @@ package struct ZeroedMemory: @unchecked Sendable {
         // Large ones: whole huge pages, plus room to align the first of them.
         let rounded = (size + huge - 1) & ~(huge - 1)
         let length = size >= huge ? rounded + huge : size
-        guard let mapping = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), mapping != MAP_FAILED else {
+        guard let mapping = mmap(nil, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+            mapping != MAP_FAILED
+        else {
             fatalError("cannot map \(length) bytes of memory: \(String(cString: strerror(errno)))")
         }
         self.mapping = mapping

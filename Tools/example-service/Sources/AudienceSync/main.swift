@@ -14,7 +14,8 @@ struct AudienceSync {
     static func main() async throws {
         let arguments = CommandLine.arguments.dropFirst()
         guard arguments.count == 3 else {
-            FileHandle.standardError.write(Data("usage: audience-sync STORE SEGMENT.json AUDIENCE.txt < events.jsonl\n".utf8))
+            FileHandle.standardError.write(
+                Data("usage: audience-sync STORE SEGMENT.json AUDIENCE.txt < events.jsonl\n".utf8))
             exit(64)
         }
         let (storePath, segmentPath, audiencePath) = (arguments[1], arguments[2], arguments[3])
@@ -32,7 +33,9 @@ struct AudienceSync {
                 audience.subtract(update.exited)
                 for profile in update.entered where !update.isInitial { print("+\(profile)") }
                 for profile in update.exited { print("-\(profile)") }
-                if update.isInitial { print("audience of \(definition.name): \(audience.count) profiles at offset \(update.endOffset)") }
+                if update.isInitial {
+                    print("audience of \(definition.name): \(audience.count) profiles at offset \(update.endOffset)")
+                }
                 try write(audience, to: audiencePath)
             }
             return audience
@@ -42,9 +45,12 @@ struct AudienceSync {
         var appended = 0
         for await batch in lineBatches(maxLines: 5_000, maxWait: .milliseconds(100)) {
             do {
-                let report = try await store.append(contentsOf: Array(batch.utf8), options: IngestOptions(format: .jsonl, skipInvalid: true))
+                let report = try await store.append(
+                    contentsOf: Array(batch.utf8), options: IngestOptions(format: .jsonl, skipInvalid: true))
                 appended += report.appendedCount
-                for problem in report.problems { FileHandle.standardError.write(Data("skipped line \(problem)\n".utf8)) }
+                for problem in report.problems {
+                    FileHandle.standardError.write(Data("skipped line \(problem)\n".utf8))
+                }
             } catch {
                 FileHandle.standardError.write(Data("append failed: \(error)\n".utf8))
             }
@@ -54,13 +60,17 @@ struct AudienceSync {
         let watched = try await watcher.value
         let queried = Set(try await store.members(of: definition.name))
         try write(queried, to: audiencePath)
-        print("appended \(appended) events; audience of \(definition.name): \(queried.count) profiles " +
-              (watched == queried ? "(the watch kept it current)" : "(the watch was \(watched.symmetricDifference(queried).count) behind)"))
+        print(
+            "appended \(appended) events; audience of \(definition.name): \(queried.count) profiles "
+                + (watched == queried
+                    ? "(the watch kept it current)"
+                    : "(the watch was \(watched.symmetricDifference(queried).count) behind)"))
     }
 
     /// The audience, one profile per line in byte order, replaced atomically.
     static func write(_ audience: Set<String>, to path: String) throws {
-        let text = audience.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { $0 + "\n" }.joined()
+        let text = audience.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map { $0 + "\n" }
+            .joined()
         try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
