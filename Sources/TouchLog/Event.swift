@@ -57,6 +57,12 @@ public struct StoredEvent: Sendable, Hashable {
     /// When the store committed the event, in milliseconds since the epoch.
     public var recorded: Int64
     public var event: Event
+
+    public init(offset: UInt64, recorded: Int64, event: Event) {
+        self.offset = offset
+        self.recorded = recorded
+        self.event = event
+    }
 }
 
 /// Limits on identifiers, from the product contract.

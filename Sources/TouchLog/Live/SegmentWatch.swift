@@ -22,8 +22,9 @@ public struct SegmentWatchOptions: Sendable {
     }
 }
 
-/// Who entered and who left a segment between two evaluations of a ``SegmentWatch``.
-public struct SegmentUpdate: Sendable, Equatable {
+/// Who entered and who left a segment between two evaluations of a ``SegmentWatch``. It encodes with its fields as
+/// named (``asOf`` in epoch milliseconds).
+public struct SegmentUpdate: Sendable, Equatable, Codable {
     /// The segment's name.
     public var segment: String
     /// The definition version evaluated (a new version is reported as the difference it makes).
