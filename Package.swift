@@ -128,6 +128,13 @@ let package = Package(
             swiftSettings: faultInjection + fuzzTargets
         ),
         .testTarget(name: "TouchLogCLITests", dependencies: ["TouchLog", "TouchLogTestSupport"]),
+        // Every Swift example of the README and the DocC articles, compiled as a service would (only `import
+        // TouchLog` and Foundation, with members visible only through what is imported).
+        .testTarget(
+            name: "TouchLogDocTests",
+            dependencies: ["TouchLog", "TouchLogTestSupport"],
+            swiftSettings: [.enableUpcomingFeature("MemberImportVisibility")]
+        ),
         .testTarget(
             name: "TouchLogClusterTests",
             dependencies: [
