@@ -64,18 +64,9 @@ struct AppendCommand: ParsableCommand {
                 inputs, options: options,
                 rejected: { problem, text in
                     if let rejectsFile {
-                        var line: [UInt8] = []
-                        line.append(contentsOf: "{\"line\":\(problem.line)".utf8)
-                        if let source = problem.source {
-                            line.append(contentsOf: ",\"file\":".utf8)
-                            EventJSON.appendString(source, to: &line)
-                        }
-                        if let column = problem.column { line.append(contentsOf: ",\"column\":\(column)".utf8) }
-                        line.append(contentsOf: ",\"reason\":".utf8)
-                        EventJSON.appendString(problem.reason, to: &line)
-                        line.append(contentsOf: ",\"text\":".utf8)
-                        EventJSON.appendString(String(decoding: text, as: UTF8.self), to: &line)
-                        line.append(contentsOf: "}\n".utf8)
+                        var writer = JSONWriter()
+                        problem.write(to: &writer, text: Array(text))
+                        let line = writer.bytes + [0x0A]
                         _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, rejectsFile) }
                     } else {
                         printError(problem.description)

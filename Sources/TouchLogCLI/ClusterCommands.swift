@@ -183,16 +183,9 @@ struct ClusterCommand: ParsableCommand {
                 }
                 for p in partitions {
                     if json {
-                        var line = "{\"partition\":\(p.partition),\"owner\":" + (p.owner.map { "\"\($0)\"" } ?? "null")
-                        line +=
-                            ",\"streamSequence\":\(p.streamSequence),\"appliedSequence\":"
-                            + (p.appliedSequence.map(String.init) ?? "null")
-                        line += ",\"events\":" + (p.events.map(String.init) ?? "null")
-                        line +=
-                            ",\"digest\":" + (p.digest.map { "\"\($0)\"" } ?? "null") + ",\"head\":"
-                            + (p.head.map { "\"\($0)\"" } ?? "null")
-                        line += ",\"streamLeader\":" + (p.leader.map { "\"\($0)\"" } ?? "null") + "}\n"
-                        out.write(line)
+                        var writer = JSONWriter()
+                        p.write(to: &writer)
+                        out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
                     } else {
                         let applied = p.appliedSequence.map(String.init) ?? "-"
                         out.write(

@@ -93,7 +93,9 @@ struct HistoryCommand: ParsableCommand {
             for point in history.points { out.write("\(Timestamp.format(point.time)),\(point.count)\n") }
         case .jsonl:
             for point in history.points {
-                out.write("{\"time\":\"\(Timestamp.format(point.time))\",\"count\":\(point.count)}\n")
+                var writer = JSONWriter()
+                point.write(to: &writer)
+                out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
             }
         }
         out.flush()

@@ -19,17 +19,18 @@ struct StatsCommand: ParsableCommand {
                 let stats = try client.stats(timeout: gather.deadline, allowPartial: gather.allowPartial)
                 var out = StandardOutput()
                 if json {
-                    out.write(
-                        "{\"events\":\(stats.events),\"profiles\":\(stats.profiles),\"erasedProfiles\":\(stats.erased),\"storeBytes\":\(stats.bytes),"
-                            + "\"partitions\":\(client.config.partitions),\"missingPartitions\":[\(stats.missing.map(String.init).joined(separator: ","))]}\n"
-                    )
+                    var writer = JSONWriter()
+                    stats.write(to: &writer)
+                    out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
                 } else {
                     out.write(
                         "events          \(stats.events)\nprofiles        \(stats.profiles)"
-                            + (stats.erased > 0 ? " (and \(stats.erased) erased)" : "") + "\n"
-                            + "store bytes     \(stats.bytes) (each partition's owner, one copy)\npartitions      \(client.config.partitions)"
-                            + (stats.missing.isEmpty
-                                ? "" : " (missing: \(stats.missing.map(String.init).joined(separator: ", ")))") + "\n")
+                            + (stats.erasedProfiles > 0 ? " (and \(stats.erasedProfiles) erased)" : "") + "\n"
+                            + "store bytes     \(stats.totalBytes) (each partition's owner, one copy)\npartitions      \(client.config.partitions)"
+                            + (stats.missingPartitions.isEmpty
+                                ? ""
+                                : " (missing: \(stats.missingPartitions.map(String.init).joined(separator: ", ")))")
+                            + "\n")
                 }
                 out.flush()
             }
@@ -44,29 +45,9 @@ struct StatsCommand: ParsableCommand {
             var out = StandardOutput()
             let types = EventType.allCases.map { ($0.name, stats.eventsByType[$0] ?? 0) }
             if json {
-                var fields = ["\"events\":\(stats.events)"]
-                fields += types.map { "\"\($0.0)s\":\($0.1)" }
-                fields += [
-                    "\"profiles\":\(stats.profiles)", "\"erasedProfiles\":\(stats.erasedProfiles)",
-                    "\"touchpoints\":\(stats.touchpoints)",
-                    "\"files\":\(stats.files)",
-                    "\"blocks\":\(stats.blocks)", "\"logBytes\":\(stats.logBytes)",
-                    "\"storeBytes\":\(stats.totalBytes)",
-                    "\"bytesPerEvent\":\(stats.bytesPerEvent)", "\"snapshots\":\(stats.snapshots)",
-                    "\"segments\":\(stats.segments)",
-                    "\"format\":\(stats.formatVersion)",
-                ]
-                if let range = stats.timeRange {
-                    fields.append(
-                        "\"timeRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]"
-                    )
-                }
-                if let range = stats.recordedRange {
-                    fields.append(
-                        "\"recordedRange\":[\"\(Timestamp.format(range.lowerBound))\",\"\(Timestamp.format(range.upperBound))\"]"
-                    )
-                }
-                out.write("{" + fields.joined(separator: ",") + "}\n")
+                var writer = JSONWriter()
+                stats.write(to: &writer)
+                out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
             } else {
                 func row(_ name: String, _ value: String) { out.write(name.padding(16) + value + "\n") }
                 row("events", "\(stats.events)")

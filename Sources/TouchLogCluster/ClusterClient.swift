@@ -544,6 +544,21 @@ public final class ClusterClient: Sendable {
         public var head: String?
         public var events: UInt64?
         public var leader: String?
+
+        /// A line of `touchlog cluster status --json`: `{"partition","owner","streamSequence","appliedSequence",
+        /// "events","digest","head","streamLeader"}`, null where nothing is known (no owner, no answer).
+        package func write(to out: inout JSONWriter) {
+            out.object {
+                $0.field("partition", partition)
+                $0.field("owner", owner)
+                $0.field("streamSequence", streamSequence)
+                $0.field("appliedSequence", appliedSequence)
+                $0.field("events", events)
+                $0.field("digest", digest)
+                $0.field("head", head)
+                $0.field("streamLeader", leader)
+            }
+        }
     }
 
     /// Every partition: owner, stream vs applied sequence, the applied digest and the local chain head.
@@ -562,17 +577,16 @@ public final class ClusterClient: Sendable {
     }
 
     /// Sums of the partitions' stats: events, profiles, erased profiles and bytes on disk.
-    public func stats(timeout: Duration = .seconds(10), allowPartial: Bool = false) throws(ClusterError) -> (
-        events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]
-    ) {
+    public func stats(timeout: Duration = .seconds(10), allowPartial: Bool = false) throws(ClusterError) -> ClusterStats
+    {
         let (bodies, missing) = try scatter([("op", .string("stats"))], timeout: timeout, allowPartial: allowPartial)
-        var result: (events: UInt64, profiles: Int, erased: Int, bytes: Int64, missing: [Int]) = (0, 0, 0, 0, missing)
+        var result = ClusterStats(partitions: config.partitions, missingPartitions: missing)
         for body in bodies.values {
             guard let value = ClusterRequest.decode(body) else { continue }
             result.events += UInt64(value["events"]?.integer ?? 0)
             result.profiles += Int(value["profiles"]?.integer ?? 0)
-            result.erased += Int(value["erasedProfiles"]?.integer ?? 0)
-            result.bytes += value["bytes"]?.integer ?? 0
+            result.erasedProfiles += Int(value["erasedProfiles"]?.integer ?? 0)
+            result.totalBytes += value["bytes"]?.integer ?? 0
         }
         return result
     }
@@ -597,6 +611,31 @@ func retryingTimeouts<T>(for limit: Duration = .seconds(8), _ body: () throws(NA
     while true {
         do { return try body() } catch {
             guard error.isTimeout, ContinuousClock.now < deadline else { throw ClusterError(error) }
+        }
+    }
+}
+
+/// A cluster's figures: the sums of its partitions' stores (each counted once, at its owner).
+public struct ClusterStats: Sendable, Equatable {
+    public var events: UInt64 = 0
+    public var profiles = 0
+    public var erasedProfiles = 0
+    /// Bytes on disk of the owners' stores.
+    public var totalBytes: Int64 = 0
+    public var partitions: Int
+    /// Partitions without an owner (with `allowPartial`), left out of the sums.
+    public var missingPartitions: [Int]
+
+    /// `touchlog stats --nats … --json` and a cluster server's `GET /v1/stats`: `{"events","profiles",
+    /// "erasedProfiles","totalBytes","partitions","missingPartitions"}`.
+    package func write(to out: inout JSONWriter) {
+        out.object {
+            $0.field("events", events)
+            $0.field("profiles", profiles)
+            $0.field("erasedProfiles", erasedProfiles)
+            $0.field("totalBytes", Int(totalBytes))
+            $0.field("partitions", partitions)
+            $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } }
         }
     }
 }

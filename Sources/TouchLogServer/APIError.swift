@@ -80,14 +80,7 @@ struct APIError: Error, HTTPResponseError {
             $0.field("message", message)
             if !problems.isEmpty {
                 $0.field("problems") {
-                    $0.array(problems) { out, problem in
-                        out.object {
-                            $0.field("line", problem.line)
-                            if let column = problem.column { $0.field("column", column) }
-                            $0.field("reason", problem.reason)
-                            $0.field("message", problem.description)
-                        }
-                    }
+                    $0.array(problems) { out, problem in problem.write(to: &out) }
                 }
             }
         }

@@ -19,26 +19,7 @@ extension TouchLogServer {
             _ = try RequestParameters(request, allowed: [])
             let stats = try await store.stats()
             var out = JSONWriter()
-            out.object {
-                $0.field("events", stats.events)
-                $0.field("profiles", stats.profiles)
-                $0.field("erasedProfiles", stats.erasedProfiles)
-                $0.field("touchpoints", stats.touchpoints)
-                $0.field("files", stats.files)
-                $0.field("blocks", stats.blocks)
-                $0.field("logBytes", Int(stats.logBytes))
-                $0.field("totalBytes", Int(stats.totalBytes))
-                $0.field("bytesPerEvent", stats.bytesPerEvent)
-                $0.field("views", stats.eventsByType[.view] ?? 0)
-                $0.field("clicks", stats.eventsByType[.click] ?? 0)
-                $0.field("conversions", stats.eventsByType[.conversion] ?? 0)
-                $0.field("firstTime", stats.timeRange.map { JSONTime($0.lowerBound) })
-                $0.field("lastTime", stats.timeRange.map { JSONTime($0.upperBound) })
-                $0.field("firstRecorded", stats.recordedRange.map { JSONTime($0.lowerBound) })
-                $0.field("lastRecorded", stats.recordedRange.map { JSONTime($0.upperBound) })
-                $0.field("snapshots", stats.snapshots)
-                $0.field("segments", stats.segments)
-            }
+            stats.write(to: &out)
             return out.response()
         }
 

@@ -86,14 +86,7 @@ public struct TouchLogClusterServer: Sendable {
             let allowPartial = try parameters.bool("allowPartial") ?? false
             let stats = try await blocking { try client.stats(allowPartial: allowPartial) }
             var out = JSONWriter()
-            out.object {
-                $0.field("events", stats.events)
-                $0.field("profiles", stats.profiles)
-                $0.field("erasedProfiles", stats.erased)
-                $0.field("totalBytes", Int(stats.bytes))
-                $0.field("partitions", client.config.partitions)
-                $0.field("missingPartitions") { $0.array(stats.missing) { $0.element($1) } }
-            }
+            stats.write(to: &out)
             return out.response()
         }
 

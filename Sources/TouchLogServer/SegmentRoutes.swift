@@ -215,12 +215,7 @@ extension TouchLogServer {
             $0.field("step", RuleDuration.format(history.step))
             $0.field("knownAt", history.knownAt.map(JSONTime.init))
             $0.field("points") {
-                $0.array(history.points) { out, point in
-                    out.object {
-                        $0.field("time", JSONTime(point.time))
-                        $0.field("count", point.count)
-                    }
-                }
+                $0.array(history.points) { out, point in point.write(to: &out) }
             }
             if !missingPartitions.isEmpty {
                 $0.field("missingPartitions") { $0.array(missingPartitions) { $0.element($1) } }

@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import TouchLog
 
 /// A `text/event-stream` response fed by `produce`, with a comment line every `heartbeat` while it is idle.
 ///

@@ -161,7 +161,8 @@ import TouchLog
         #expect(lines[0].hasPrefix(#"{"line":2,"column":9,"reason":"bad time"#))
         #expect(
             lines[3]
-                == #"{"line":5,"column":1,"reason":"expected '{' (each line must be one JSON object)","text":"this is not json"}"#
+                == #"{"line":5,"column":1,"reason":"expected '{' (each line must be one JSON object)","#
+                + #""message":"5:1 expected '{' (each line must be one JSON object)","text":"this is not json"}"#
         )
     }
 

@@ -1,47 +1,46 @@
-import Hummingbird
-import NIOCore
-import TouchLog
-
 /// A scalar the ``JSONWriter`` can write.
-protocol JSONScalar {
+package protocol JSONScalar {
     func write(to out: inout [UInt8])
 }
 
 extension String: JSONScalar {
-    func write(to out: inout [UInt8]) { EventJSON.appendString(self, to: &out) }
+    package func write(to out: inout [UInt8]) { EventJSON.appendString(self, to: &out) }
 }
 
 extension Int: JSONScalar {
-    func write(to out: inout [UInt8]) { out.append(contentsOf: String(self).utf8) }
+    package func write(to out: inout [UInt8]) { out.append(contentsOf: String(self).utf8) }
 }
 
 extension UInt64: JSONScalar {
-    func write(to out: inout [UInt8]) { out.append(contentsOf: String(self).utf8) }
+    package func write(to out: inout [UInt8]) { out.append(contentsOf: String(self).utf8) }
 }
 
 extension Bool: JSONScalar {
-    func write(to out: inout [UInt8]) { out.append(contentsOf: (self ? "true" : "false").utf8) }
+    package func write(to out: inout [UInt8]) { out.append(contentsOf: (self ? "true" : "false").utf8) }
 }
 
 extension Double: JSONScalar {
-    func write(to out: inout [UInt8]) { out.append(contentsOf: EventJSON.formatNumber(self).utf8) }
+    package func write(to out: inout [UInt8]) { out.append(contentsOf: EventJSON.formatNumber(self).utf8) }
 }
 
 /// A time written as RFC 3339 UTC with milliseconds, as everywhere in touchlog's output.
-struct JSONTime: JSONScalar {
-    var milliseconds: Int64
-    init(_ milliseconds: Int64) { self.milliseconds = milliseconds }
-    func write(to out: inout [UInt8]) { EventJSON.appendString(Timestamp.format(milliseconds), to: &out) }
+package struct JSONTime: JSONScalar {
+    package var milliseconds: Int64
+    package init(_ milliseconds: Int64) { self.milliseconds = milliseconds }
+    package func write(to out: inout [UInt8]) { EventJSON.appendString(Timestamp.format(milliseconds), to: &out) }
 }
 
-/// Writes a JSON document front to back, without building a tree first: responses can hold a million members.
+/// Writes a JSON document front to back, without building a tree first: responses can hold a million members. The
+/// CLI and the server write every JSON shape they share with it (``JSONShapes``), so the two print the same.
 ///
 /// ```swift
 /// var out = JSONWriter()
 /// out.object { $0.field("count", 2); $0.field("members") { $0.array(["a", "b"]) { $0.element($1) } } }
 /// ```
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+package struct JSONWriter {
+    package init() {}
+
+    package private(set) var bytes: [UInt8] = []
     /// Per open object or array: whether something was written in it (so the next item needs a comma).
     private var nonEmpty: [Bool] = []
 
@@ -57,7 +56,7 @@ struct JSONWriter {
     }
 
     /// An object; `body` writes its fields.
-    mutating func object(_ body: (inout JSONWriter) -> Void) {
+    package mutating func object(_ body: (inout JSONWriter) -> Void) {
         bytes.append(UInt8(ascii: "{"))
         nonEmpty.append(false)
         body(&self)
@@ -66,7 +65,7 @@ struct JSONWriter {
     }
 
     /// An array of `items`; `body` writes each one (with ``element(_:)`` or ``object(_:)``).
-    mutating func array<S: Sequence>(_ items: S, _ body: (inout JSONWriter, S.Element) -> Void) {
+    package mutating func array<S: Sequence>(_ items: S, _ body: (inout JSONWriter, S.Element) -> Void) {
         bytes.append(UInt8(ascii: "["))
         nonEmpty.append(false)
         for item in items {
@@ -81,18 +80,18 @@ struct JSONWriter {
     }
 
     /// An array element that is a scalar.
-    mutating func element(_ value: some JSONScalar) {
+    package mutating func element(_ value: some JSONScalar) {
         value.write(to: &bytes)
     }
 
     /// A field with a scalar value (`null` for nil).
-    mutating func field(_ name: String, _ value: (some JSONScalar)?) {
+    package mutating func field(_ name: String, _ value: (some JSONScalar)?) {
         key(name)
         if let value { value.write(to: &bytes) } else { bytes.append(contentsOf: "null".utf8) }
     }
 
     /// A field whose value `body` writes (an object or array).
-    mutating func field(_ name: String, _ body: (inout JSONWriter) -> Void) {
+    package mutating func field(_ name: String, _ body: (inout JSONWriter) -> Void) {
         key(name)
         let depth = nonEmpty.count
         body(&self)
@@ -100,23 +99,13 @@ struct JSONWriter {
     }
 
     /// A field holding an array of strings.
-    mutating func field(_ name: String, strings: [String]) {
+    package mutating func field(_ name: String, strings: [String]) {
         field(name) { $0.array(strings) { $0.element($1) } }
     }
 
     /// A JSON document that is already written (a segment definition's canonical JSON).
-    mutating func field(_ name: String, raw: String) {
+    package mutating func field(_ name: String, raw: String) {
         key(name)
         bytes.append(contentsOf: raw.utf8)
-    }
-
-    /// The document as a `200 OK` (or `status`) response.
-    func response(status: HTTPResponse.Status = .ok) -> Response {
-        var buffer = ByteBuffer()
-        buffer.reserveCapacity(bytes.count + 1)
-        buffer.writeBytes(bytes)
-        buffer.writeInteger(UInt8(0x0A))
-        return Response(
-            status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: buffer))
     }
 }
