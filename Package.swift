@@ -117,8 +117,11 @@ let package = Package(
         ),
         // Seeded randomness ("seed N" is the same stream in the generator, the crash harness and the tests).
         .target(name: "TouchLogRandom", path: "Tools/TouchLogRandom"),
-        // Temporary directories, fixture paths and a settable clock for the tests (and TouchLogRandom, re-exported).
-        .target(name: "TouchLogTestSupport", dependencies: ["TouchLogRandom"], path: "Tests/TouchLogTestSupport"),
+        // What the test targets share: temporary directories, fixture paths, a settable clock, events as JSON Lines
+        // (and TouchLogRandom, re-exported).
+        .target(
+            name: "TouchLogTestSupport", dependencies: ["TouchLog", "TouchLogRandom"], path: "Tests/TouchLogTestSupport"
+        ),
         .testTarget(
             name: "TouchLogStorageTests", dependencies: ["TouchLogStorage", "TouchLogTestSupport"],
             swiftSettings: faultInjection),

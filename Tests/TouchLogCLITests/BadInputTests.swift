@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TouchLogTestSupport
 
 /// The bad-input matrix of the CLI: each malformed input gives one clear line per bad input line (`LINE:COLUMN reason`),
 /// a summary, exit 65, and appends nothing: the store still holds exactly what it held before.
@@ -125,7 +126,7 @@ import Testing
 
     @Test(arguments: cases)
     func badInputExits65NamesEachLineAndAppendsNothing(_ bad: Case) throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         let before = try touchlog(["replay", "--store", scratch.store]).stdout
         let path = scratch.path + "/" + bad.file
@@ -144,11 +145,11 @@ import Testing
     }
 
     @Test func emptyAndBlankInputsAppendNothingAndSucceed() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         for (name, contents) in [
             ("empty.jsonl", ""), ("blank.jsonl", "\n  \n\t\n"), ("header-only.csv", "time,profile,type,touchpoint\n"),
         ] {
-            let path = scratch.write(name, contents)
+            let path = scratch.file(name, contents)
             let run = try touchlog(["append", "--store", scratch.store, path])
             #expect(run.status == 0)
             #expect(run.stdout == "appended 0 events\n")
@@ -160,7 +161,7 @@ import Testing
     }
 
     @Test func wrongFlagsAndTimesAreUsageErrors() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         let s = scratch.store
         for arguments in [

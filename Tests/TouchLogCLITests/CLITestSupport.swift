@@ -63,22 +63,6 @@ func run(_ path: String, _ arguments: [String], stdin: String? = nil, environmen
         stderr: String(decoding: errData, as: UTF8.self))
 }
 
-/// A fresh temporary directory, removed when released.
-final class Scratch {
-    let path: String
-    init() {
-        path = NSTemporaryDirectory() + "touchlog-cli-" + UUID().uuidString
-        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    var store: String { path + "/store" }
-    func write(_ name: String, _ text: String) -> String {
-        let file = path + "/" + name
-        _ = FileManager.default.createFile(atPath: file, contents: Data(text.utf8))
-        return file
-    }
-}
-
 /// A file under the package's `Fixtures/`.
 func fixture(_ relative: String) -> String {
     var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
 import TouchLog
+import TouchLogTestSupport
 
 @Suite struct CLITests {
     @Test func theFixtureAppendsReplaysVerifiesAndReportsStats() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let append = try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")])
         #expect(append.status == 0)
         #expect(append.stdout == "appended 42 events, offsets 0–41\n")
@@ -27,11 +28,11 @@ import TouchLog
     /// New stores get log format 3; TOUCHLOG_NEW_STORE_FORMAT=1 or 2 creates one an older touchlog can read (format 1:
     /// 0.1.0), and an existing store keeps its format whatever the variable says.
     @Test func newStoresGetFormat3UnlessAskedForAnOlderOne() throws {
-        let three = Scratch()
+        let three = TemporaryDirectory()
         #expect(try touchlog(["append", "--store", three.store, fixture("events/sample.jsonl")]).status == 0)
         #expect(try touchlog(["stats", "--store", three.store]).stdout.contains("(1 block, format 3)"))
         for version in [1, 2] {
-            let older = Scratch()
+            let older = TemporaryDirectory()
             #expect(
                 try touchlog(
                     ["append", "--store", older.store, fixture("events/sample.jsonl")],
@@ -46,7 +47,7 @@ import TouchLog
                 environment: ["TOUCHLOG_NEW_STORE_FORMAT": "1"]
             ).status == 0)
         #expect(try touchlog(["stats", "--store", three.store]).stdout.contains("(2 blocks, format 3)"))
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let bad = try touchlog(
             ["append", "--store", scratch.store, fixture("events/sample.jsonl")],
             environment: ["TOUCHLOG_NEW_STORE_FORMAT": "4"])
@@ -58,7 +59,7 @@ import TouchLog
     /// printed before; unknown identifiers exit 66 and change nothing (or are listed with --skip-unknown), an
     /// empty one exits 65; --from reads identifiers from a file.
     @Test func eraseForgetsAProfileAndVerifyNamesTheHeadBeforeIt() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let store = ["--store", scratch.store]
         #expect(try touchlog(["append", fixture("events/sample.jsonl")] + store).status == 0)
         #expect(try touchlog(["segment", "put", fixture("segments/summer-2022-clickers.json")] + store).status == 0)
@@ -87,13 +88,13 @@ import TouchLog
             "\(verify.stdout)")
         #expect(try touchlog(["stats"] + store).stdout.contains("profiles        10 (and 1 erased)\n"))
 
-        let list = scratch.write("erase.txt", "bob\n\nalice\n")
+        let list = scratch.file("erase.txt", "bob\n\nalice\n")
         #expect(try touchlog(["erase", "--from", list] + store).stdout.hasPrefix("erased 2 profiles\n"))
         #expect(try touchlog(query).stdout.isEmpty)
     }
 
     @Test func csvGivesTheSameEventsAsJSONLines() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let csv = try String(contentsOfFile: fixture("events/sample.csv"), encoding: .utf8)
         #expect(try touchlog(["append", "--store", scratch.store, "--format", "csv", "-"], stdin: csv).status == 0)
         let golden = try String(contentsOfFile: fixture("golden/replay-sample.jsonl"), encoding: .utf8)
@@ -101,7 +102,7 @@ import TouchLog
     }
 
     @Test func replayOutputAppendsBackIntoAnIdenticalStore() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")])
         try touchlog(["append", "--store", scratch.store, fixture("events/sample.csv")])
         let first = try touchlog(["replay", "--store", scratch.store]).stdout
@@ -112,7 +113,7 @@ import TouchLog
     }
 
     @Test func replayFiltersNarrowTheOutput() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")])
         func offsets(_ args: [String]) throws -> [Int] {
             try touchlog(["replay", "--store", scratch.store] + args).stdout.split(separator: "\n").map { line in
@@ -129,7 +130,7 @@ import TouchLog
     }
 
     @Test func invalidInputExits65AppendsNothingAndNamesEachLine() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let run = try touchlog(["append", "--store", scratch.store, fixture("invalid/mixed.jsonl")])
         #expect(run.status == 65)
         #expect(run.stdout == "")
@@ -148,7 +149,7 @@ import TouchLog
     }
 
     @Test func skipInvalidWritesRejectsWithReasons() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let rejects = scratch.path + "/rejects.jsonl"
         let run = try touchlog([
             "append", "--store", scratch.store, "--skip-invalid", "--rejects", rejects, fixture("invalid/mixed.jsonl"),
@@ -177,7 +178,7 @@ import TouchLog
     }
 
     @Test func aMissingStoreOrInputExits66() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         for command in ["replay", "verify", "stats"] {
             let run = try touchlog([command, "--store", scratch.path + "/nothing-here"])
             #expect(run.status == 66, "\(command)")
@@ -192,7 +193,7 @@ import TouchLog
     }
 
     @Test func aSecondWriterExits75() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let holder = try TouchLogStore(directory: scratch.store)
         let run = try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")])
         #expect(run.status == 75)
@@ -203,7 +204,7 @@ import TouchLog
     }
 
     @Test func verifyExits1AndNamesTheDamage() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")])
         try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")])
         let file = scratch.store + "/log/00000000000000000000.tlog"
@@ -232,7 +233,7 @@ import TouchLog
     }
 
     @Test func readerProcessesDuringAppendsSeeOnlyWholeCommits() async throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         // Blocks of 30 events, commits of 100: every commit spans several blocks.
         let store = try TouchLogStore(directory: scratch.store, options: .init(rollSize: 64 << 10), blockEvents: 30)
         let writer = Task {

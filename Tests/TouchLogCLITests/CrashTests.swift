@@ -1,11 +1,12 @@
 import Foundation
 import Testing
+import TouchLogTestSupport
 
 /// The crash test of the default run: 50 SIGKILLs of a writer at random moments (Tools/crash does 1,000), each
 /// followed by reopening the store and checking every acknowledged commit, atomicity, offsets and verify.
 @Suite struct CrashTests {
     @Test func aWriterKilledFiftyTimesLosesNothingItAcknowledged() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let seed = UInt64(Date().timeIntervalSince1970 * 1000)
         let result = try run(
             builtExecutable("touchlog-crash"),

@@ -1,9 +1,10 @@
 import Foundation
 import Testing
+import TouchLogTestSupport
 
 @Suite struct SegmentCLITests {
     /// A store with the sample events and the seed article's three segments.
-    func sampleStore(_ scratch: Scratch) throws {
+    func sampleStore(_ scratch: TemporaryDirectory) throws {
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         for name in ["discount-clickers-not-converted", "iphone-interest", "summer-2022-clickers"] {
             let put = try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/\(name).json")])
@@ -12,7 +13,7 @@ import Testing
     }
 
     @Test func theSeedSegmentsAtThreeDatesMatchTheGoldenFile() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
         let golden = try String(contentsOfFile: fixture("golden/segments-sample.txt"), encoding: .utf8)
         #expect(try goldenAnswers(golden, store: scratch.store) == golden)
@@ -34,7 +35,7 @@ import Testing
     /// The example segments of the second grammar (a sequence, a value aggregate, lifecycle with `before`, a
     /// calendar week in Amsterdam, segment references) and histories, on the sample events.
     @Test func theSecondGrammarExamplesAndHistoriesMatchTheGoldenFile() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
         for name in [
             "summer-browse-then-click", "big-spenders", "summer-dormant", "discount-this-week-amsterdam",
@@ -98,7 +99,7 @@ import Testing
     /// A store written by touchlog 0.1.0 (format 1; `Fixtures/stores/sample-0.1.0`: the sample events, the three seed
     /// segments, a snapshot of each) still answers, then migrates to format 2 with the same answers.
     @Test func aStoreOf010AnswersAndMigratesWithTheGoldenAnswersAndBothChainsVerified() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try FileManager.default.copyItem(atPath: fixture("stores/sample-0.1.0"), toPath: scratch.store)
         let before = try touchlog(["verify", "--store", scratch.store]).stdout
         #expect(before.contains("checked 3 snapshots and the segment definitions\nok\n"), "\(before)")
@@ -138,7 +139,7 @@ import Testing
     }
 
     @Test func queryFormatsCountAndRulesFile() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
         let at = ["--as-of", "2022-07-03T00:00:00Z", "--store", scratch.store]
         #expect(try touchlog(["query", "discount-clickers-not-converted", "--count"] + at).stdout == "4\n")
@@ -152,13 +153,13 @@ import Testing
     }
 
     @Test func knownAtLeavesOutWhatWasRecordedLater() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
         usleep(20_000)
         let between = String(Int64(Date().timeIntervalSince1970 * 1000))
         usleep(20_000)
         // A late click of 1 July, recorded only now.
-        let late = scratch.write(
+        let late = scratch.file(
             "late.jsonl",
             #"{"time":"2022-07-01T12:00:00Z","profile":"zoe","type":"click","touchpoint":"discount-notification"}"#
                 + "\n")
@@ -177,7 +178,7 @@ import Testing
     }
 
     @Test func explainNamesTheDecidingEvents() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
         let run = try touchlog([
             "explain", "discount-clickers-not-converted", "carol", "--as-of", "2022-07-31T00:00:00Z", "--store",
@@ -199,11 +200,11 @@ import Testing
     }
 
     @Test func definitionsAreVersionedListedShownAndRemoved() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
         var changed = try String(contentsOfFile: fixture("segments/summer-2022-clickers.json"), encoding: .utf8)
         changed = changed.replacingOccurrences(of: "\"30d\"", with: "\"3d\"")
-        let file = scratch.write("changed.json", changed)
+        let file = scratch.file("changed.json", changed)
         #expect(
             try touchlog(["segment", "put", "--store", scratch.store, file]).stdout
                 == "stored segment summer-2022-clickers version 2\n")
@@ -233,9 +234,9 @@ import Testing
     }
 
     @Test func badDefinitionsAndNamesGiveTheDocumentedExitCodes() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         try sampleStore(scratch)
-        let bad = scratch.write(
+        let bad = scratch.file(
             "bad.json",
             #"{"name":"x","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"t"},"timeframe":{"last":"30x"}}]}"#
         )
@@ -257,7 +258,7 @@ import Testing
 
 @Suite struct SnapshotCLITests {
     @Test func snapshotsAreCreatedListedVerifiedPrunedAndNeverChangeAnAnswer() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         for name in ["discount-clickers-not-converted", "iphone-interest", "summer-2022-clickers"] {
             #expect(
@@ -314,7 +315,7 @@ import Testing
     }
 
     @Test func queriesSaveSnapshotsByThemselves() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         #expect(
             try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/iphone-interest.json")]).status

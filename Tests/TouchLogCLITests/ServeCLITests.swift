@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TouchLogTestSupport
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -8,7 +9,7 @@ import Testing
 /// `touchlog serve` as a user runs it: a process, a port, SIGTERM.
 @Suite struct ServeCLITests {
     @Test func bindingBeyondLoopbackWithoutATokenIsAUsageError() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         let refused = try touchlog(["serve", "--store", scratch.store, "--host", "0.0.0.0"])
         #expect(refused.status == 64)
         #expect(refused.stderr.contains("binding 0.0.0.0 exposes the store beyond this machine: give a bearer token"))
@@ -18,7 +19,7 @@ import Testing
     }
 
     @Test func serveAnswersOverHTTPHoldsTheLockAndReleasesItOnSIGTERM() throws {
-        let scratch = Scratch()
+        let scratch = TemporaryDirectory()
         #expect(try touchlog(["append", "--store", scratch.store, fixture("events/sample.jsonl")]).status == 0)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: touchlogExecutable)

@@ -143,12 +143,3 @@ struct ServerSentEvent {
         if !sawField { return nil }
     }
 }
-
-/// JSON Lines for `events`, as clients send them.
-func jsonLines(_ events: [Event]) -> String {
-    events.map { event in
-        var fields = [#""time":\#(event.time)"#, #""profile":"\#(event.profile)""#, #""type":"\#(event.type.name)""#]
-        if let touchpoint = event.touchpoint { fields.append(#""touchpoint":"\#(touchpoint)""#) }
-        return "{" + fields.joined(separator: ",") + "}\n"
-    }.joined()
-}

@@ -9,10 +9,6 @@ import TouchLogTestSupport
 private let t0: Int64 = 1_654_070_400_000  // 2022-06-01T08:00:00Z
 private let hour: Int64 = 3_600_000
 
-private func click(_ profile: String, at time: Int64, _ touchpoint: String = "promo") -> Event {
-    Event(time: time, profile: profile, type: .click, touchpoint: touchpoint)
-}
-
 private let promoClickers = """
     {"name":"promo-clickers","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},
      "timeframe":{"last":"1d"},"conversion":"not_converted"}]}

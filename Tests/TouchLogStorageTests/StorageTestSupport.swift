@@ -3,8 +3,6 @@ import Glibc
 
 @testable import TouchLogStorage
 
-typealias TestRandom = SplitMix64
-
 extension TemporaryDirectory {
     var log: String { path + "/log" }
     var lock: String { path + "/LOCK" }

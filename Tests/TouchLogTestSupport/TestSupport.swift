@@ -1,5 +1,22 @@
+import Foundation
 import Glibc
+import TouchLog
 @_exported import TouchLogRandom
+
+/// The tests' seeded randomness ("seed N" is the same stream as the generator's).
+public typealias TestRandom = SplitMix64
+
+/// `events` as JSON Lines, the input `append` takes (each line an ``Event``'s `Codable` form).
+public func jsonLines(_ events: [Event]) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = .sortedKeys
+    return events.map { String(decoding: try! encoder.encode($0), as: UTF8.self) + "\n" }.joined()
+}
+
+/// A click by `profile` on `touchpoint` at `time` (epoch ms).
+public func click(_ profile: String, at time: Int64, _ touchpoint: String = "promo") -> Event {
+    Event(time: time, profile: profile, type: .click, touchpoint: touchpoint)
+}
 
 /// A fresh directory under /tmp, removed with everything in it when released.
 public final class TemporaryDirectory {
@@ -13,6 +30,9 @@ public final class TemporaryDirectory {
     }
 
     deinit { _ = system("rm -rf '\(path)'") }
+
+    /// A store's directory inside it (not made until a store is opened there).
+    public var store: String { path + "/store" }
 
     /// Writes `contents` to a file in the directory and returns its path.
     @discardableResult

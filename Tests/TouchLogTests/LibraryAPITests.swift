@@ -14,10 +14,6 @@ final class TestClock: Sendable {
 private let hour: Int64 = 3_600_000
 private let t0: Int64 = 1_654_070_400_000  // 2022-06-01T08:00:00Z
 
-private func click(_ profile: String, at time: Int64, _ touchpoint: String = "promo") -> Event {
-    Event(time: time, profile: profile, type: .click, touchpoint: touchpoint)
-}
-
 private func clickersNotConverted(window: String) throws -> SegmentDefinition {
     try SegmentDefinition(
         json: """

@@ -14,15 +14,6 @@ func replayLines(_ directory: String, filter: ReplayFilter = ReplayFilter()) thr
     return out
 }
 
-func jsonLines(_ events: [Event]) -> String {
-    var out: [UInt8] = []
-    var batch = EventBatch()
-    for event in events { try! batch.append(event) }
-    let block = DecodedBlock(firstOffset: 0, recorded: 0, events: batch)
-    for i in 0..<batch.count { EventJSON.appendLine(block, i, to: &out) }
-    return String(decoding: out, as: UTF8.self)
-}
-
 @Suite struct StoreTests {
     @Test func replayOutputAppendedToANewStoreGivesTheSameEventsAtTheSameOffsets() async throws {
         let dir = TemporaryDirectory()

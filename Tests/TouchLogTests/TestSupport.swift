@@ -3,8 +3,6 @@ import Glibc
 
 @testable import TouchLog
 
-typealias TestRandom = SplitMix64
-
 /// Random events covering the contract's corners: unicode and escapes in ids, 1- and 256-byte ids, conversions
 /// with and without touchpoints and values, times across the whole allowed range.
 func randomEvents(_ count: Int, seed: UInt64) -> [Event] {
