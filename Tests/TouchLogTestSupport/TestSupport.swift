@@ -74,3 +74,24 @@ public final class ManualClock: @unchecked Sendable {
 
     public func read() -> Int64 { value }
 }
+
+/// The bytes of the file at `path` (which must exist).
+public func readWholeFile(_ path: String) -> [UInt8] {
+    let file = fopen(path, "r")!
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, file)
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[..<n])
+    }
+    return bytes
+}
+
+/// Replaces the file at `path` with `bytes`.
+public func writeWholeFile(_ path: String, _ bytes: [UInt8]) {
+    let file = fopen(path, "w")!
+    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+    fclose(file)
+}

@@ -1,0 +1,98 @@
+import Testing
+
+@testable import TouchLog
+@testable import TouchLogStorage
+
+@Suite struct FormatTwoStoreTests {
+    static let formatTwo = LogOptions(formatVersion: 2)
+
+    @Test func aFormatTwoStoreHoldsTheSameEventsAndAnswersAsAFormatOneStore() async throws {
+        let dir = TemporaryDirectory()
+        let events = randomEvents(6_000, seed: 8)
+        let one = try TouchLogStore(directory: dir.path + "/one", blockEvents: 500)
+        let two = try TouchLogStore(directory: dir.path + "/two", options: Self.formatTwo, blockEvents: 500)
+        for store in [one, two] {
+            try await store.append(Array(events[..<2_000]))
+            try await store.append(try EventBatch(events[2_000..<4_000]))
+            let lines = dir.file("in-\(store === one ? 1 : 2).jsonl", jsonLines(Array(events[4_000...])))
+            _ = try store.ingest([lines])
+        }
+        #expect(try StoreReader(directory: dir.path + "/two").formatVersion == 2)
+        let stored = try StoreReader(directory: dir.path + "/two").events()
+        #expect(stored.map(\.event) == events)
+        #expect(stored.map(\.offset) == Array(0..<6_000))
+        let report = try StoreVerifier.verify(directory: dir.path + "/two")
+        #expect(report.isIntact, "\(report.log.problems) \(report.otherProblems)")
+        for path in ["one", "two"] {
+            _ = try SegmentCatalog(layout: StoreLayout(root: dir.path + "/" + path)).put(
+                try SegmentDefinition(
+                    json: """
+                        {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"a"},"timeframe":{"last":"30d"}},
+                          {"interaction":"conversion","negate":true}]}
+                        """))
+        }
+        let definition = try one.segments.current("s").definition
+        for asOf: Int64 in [1_654_070_400_000, 1_700_000_000_000, EventLimits.maxTime] {
+            let a = try StoreReader(directory: dir.path + "/one").members(of: definition, at: QueryTime(asOf: asOf))
+            let b = try StoreReader(directory: dir.path + "/two").members(of: definition, at: QueryTime(asOf: asOf))
+            #expect(a == b)
+        }
+    }
+
+    /// The blocks of one commit look up their strings together, before any gets its ids: a profile new to the
+    /// store that several of them use is introduced by the first alone, and the later ones name it by that id.
+    @Test func aProfileNewInSeveralBlocksOfOneCommitIsIntroducedOnce() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 7)
+        try await store.append([Event(time: 1, profile: "known", type: .view, touchpoint: "t")])
+        var events: [Event] = []
+        for i in 0..<200 {
+            // Each profile recurs every 30 events (about four blocks later); every block also brings new ones.
+            events.append(
+                Event(
+                    time: Int64(2 + i), profile: i % 3 == 0 ? "known" : "p\((i * 7) % 30)-\(i / 60)",
+                    type: .click, touchpoint: "t\(i % 4)"))
+        }
+        try await store.append(Array(events[..<100]))
+        try await store.append(try EventBatch(events[100...]))
+        store.close()
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact, "\(report.log.problems)")
+        #expect(
+            try StoreReader(directory: dir.path + "/s").events().map(\.event) == [
+                Event(time: 1, profile: "known", type: .view, touchpoint: "t")
+            ] + events)
+        #expect(try StoreReader(directory: dir.path + "/s").stats().profiles == Set(events.map(\.profile)).count)
+    }
+
+    @Test(arguments: [UInt16(2), 3])
+    func identifiersOfACommitThatNeverHappenedAreGivenAgainLater(format: UInt16) async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(
+            directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
+        try await store.append([Event(time: 1, profile: "old", type: .view, touchpoint: "t")])
+        // Refused input: its new profiles must not keep ids that no block of the log introduces.
+        let bad = dir.file(
+            "bad.jsonl",
+            """
+            {"time":2,"profile":"new-1","type":"view","touchpoint":"t2"}
+            {"time":3,"profile":"new-2","type":"view"}
+
+            """)
+        #expect(throws: TouchLogError.self) { try store.ingest([bad]) }
+        try await store.append([
+            Event(time: 4, profile: "new-2", type: .click, touchpoint: "t3"),
+            Event(time: 5, profile: "old", type: .view, touchpoint: "t"),
+        ])
+        store.close()
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact, "\(report.log.problems)")
+        let reopened = try TouchLogStore(directory: dir.path + "/s")
+        try await reopened.append([Event(time: 6, profile: "new-1", type: .view, touchpoint: "t2")])
+        #expect(
+            try StoreReader(directory: dir.path + "/s").events().map(\.event.profile) == [
+                "old", "new-2", "old", "new-1",
+            ])
+        #expect(try StoreVerifier.verify(directory: dir.path + "/s").isIntact)
+    }
+}
