@@ -59,81 +59,34 @@ struct InputScanner {
     }
 
     /// Calls `handler` for each record; `progress` gets the bytes read so far.
+    ///
+    /// The input is read in chunks (``ChunkReader``) into one buffer, records are found in it (``RecordSplitter``),
+    /// and the unfinished record at a chunk's end is moved to the buffer's start before the next chunk is read.
     func forEachRecord(progress: (Int64) -> Void = { _ in }, _ handler: (Record) throws -> Void) throws {
         // A small file gets a buffer its size (plus one byte to see its end); the buffer grows to the full size if the
         // file turns out longer, so that it always has room for a chunk after a carried-over record.
         let fullSize = chunkBytes + maxRecordBytes
-        var info = stat()
-        let knownSize =
-            memory?.count
-            ?? (fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : fullSize)
-        var memoryRead = 0
-        var buffer = [UInt8](repeating: 0, count: min(fullSize, max(1 << 16, knownSize + 1)))
+        var reader = ChunkReader(descriptor: descriptor, name: name, memory: memory)
+        var buffer = [UInt8](repeating: 0, count: min(fullSize, max(1 << 16, (reader.knownSize ?? fullSize) + 1)))
+        var splitter = RecordSplitter(quoteAware: quoteAware)
         var filled = 0
         var line = 1
-        var totalRead: Int64 = 0
         var skippingLongRecord = false
-        // CSV state: inside a quoted field; at the start of a field (only there does a quote open one); just after
-        // a closing quote (where a second quote is an escaped quote, back inside). A stray quote elsewhere is left to
-        // the parser to refuse, and does not swallow the lines that follow.
-        var inQuotes = false
-        var atFieldStart = true
-        var justClosed = false
         var scanFrom = 0
         var firstRecord = true
         var atEOF = false
         while !atEOF {
             // Read more after the bytes carried over from the last chunk.
             if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: fullSize - buffer.count)) }
-            let got = buffer.withUnsafeMutableBytes { raw in
-                guard let memory else { return Glibc.read(descriptor, raw.baseAddress! + filled, raw.count - filled) }
-                let n = min(raw.count - filled, memory.count - memoryRead)
-                guard n > 0 else { return 0 }
-                // Copies the next n bytes of the in-memory input after the bytes already in the buffer.
-                memory.withUnsafeBytes { source in
-                    _ = memcpy(raw.baseAddress! + filled, source.baseAddress! + memoryRead, n)
-                }
-                memoryRead += n
-                return n
-            }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw InputError(kind: .unreadable, message: "cannot read \(name): \(String(cString: strerror(errno)))")
-            }
+            let got = try reader.read(into: &buffer, from: filled)
             if got == 0 { atEOF = true }
             filled += got
-            totalRead += Int64(got)
-            progress(totalRead)
+            progress(reader.totalRead)
             var recordStart = 0
             try buffer.withUnsafeBytes { raw in
                 var i = scanFrom
                 while i < filled || (atEOF && recordStart < filled) {
-                    var end: Int
-                    if quoteAware {
-                        end = i
-                        while end < filled {
-                            let c = raw[end]
-                            if c == UInt8(ascii: "\"") {
-                                if inQuotes {
-                                    inQuotes = false
-                                    justClosed = true
-                                } else if atFieldStart || justClosed {
-                                    inQuotes = true
-                                    justClosed = false
-                                }
-                                atFieldStart = false
-                            } else if !inQuotes {
-                                if c == 0x0A { break }
-                                atFieldStart = c == UInt8(ascii: ",")
-                                justClosed = false
-                            }
-                            end += 1
-                        }
-                    } else if let found = memchr(raw.baseAddress! + i, 0x0A, filled - i) {
-                        end = raw.baseAddress!.distance(to: UnsafeRawPointer(found))
-                    } else {
-                        end = filled
-                    }
+                    let end = splitter.end(in: raw, from: i, to: filled)
                     if end == filled && !atEOF {
                         i = end
                         break
@@ -156,9 +109,7 @@ struct InputScanner {
                         }
                     }
                     firstRecord = false
-                    inQuotes = false
-                    atFieldStart = true
-                    justClosed = false
+                    splitter.startRecord()
                     recordStart = min(end + 1, filled)
                     i = recordStart
                     if end == filled { break }
@@ -185,6 +136,103 @@ struct InputScanner {
             }
             filled = carried
         }
+    }
+}
+
+/// Reads an input's bytes in chunks: from a file descriptor (a file or a pipe), or from bytes already in memory.
+struct ChunkReader {
+    let descriptor: Int32
+    let name: String
+    let memory: [UInt8]?
+    /// How much of `memory` has been handed out.
+    private var memoryRead = 0
+    /// Bytes read so far.
+    private(set) var totalRead: Int64 = 0
+
+    init(descriptor: Int32, name: String, memory: [UInt8]?) {
+        self.descriptor = descriptor
+        self.name = name
+        self.memory = memory
+    }
+
+    /// The input's size when it is known in advance (bytes in memory, a regular file).
+    var knownSize: Int? {
+        if let memory { return memory.count }
+        var info = stat()
+        return fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : nil
+    }
+
+    /// Reads into `buffer` from index `start` up to its end; returns how many bytes came (0: the end of the input).
+    mutating func read(into buffer: inout [UInt8], from start: Int) throws(InputError) -> Int {
+        while true {
+            let got = buffer.withUnsafeMutableBytes { raw in
+                guard let memory else { return Glibc.read(descriptor, raw.baseAddress! + start, raw.count - start) }
+                let n = min(raw.count - start, memory.count - memoryRead)
+                guard n > 0 else { return 0 }
+                memory.withUnsafeBytes { source in
+                    _ = memcpy(raw.baseAddress! + start, source.baseAddress! + memoryRead, n)
+                }
+                memoryRead += n
+                return n
+            }
+            if got < 0 {
+                if errno == EINTR { continue }
+                throw InputError(kind: .unreadable, message: "cannot read \(name): \(String(cString: strerror(errno)))")
+            }
+            totalRead += Int64(got)
+            return got
+        }
+    }
+}
+
+/// Finds where records end: at a newline, or, for CSV (`quoteAware`), at a newline outside a quoted field.
+///
+/// CSV state is kept across calls (a record may span chunks): inside a quoted field; at the start of a field (only
+/// there does a quote open one); just after a closing quote (where a second quote is an escaped quote, back inside).
+/// A stray quote elsewhere is left to the parser to refuse, and does not swallow the lines that follow.
+struct RecordSplitter {
+    let quoteAware: Bool
+    private var inQuotes = false
+    private var atFieldStart = true
+    private var justClosed = false
+
+    init(quoteAware: Bool) { self.quoteAware = quoteAware }
+
+    /// The index of the newline that ends the record being scanned, looking from `start` to `end` of `raw`; `end`
+    /// when it does not end there.
+    @inline(__always)
+    mutating func end(in raw: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
+        guard quoteAware else {
+            guard let found = memchr(raw.baseAddress! + start, 0x0A, end - start) else { return end }
+            return raw.baseAddress!.distance(to: UnsafeRawPointer(found))
+        }
+        var i = start
+        while i < end {
+            let c = raw[i]
+            if c == UInt8(ascii: "\"") {
+                if inQuotes {
+                    inQuotes = false
+                    justClosed = true
+                } else if atFieldStart || justClosed {
+                    inQuotes = true
+                    justClosed = false
+                }
+                atFieldStart = false
+            } else if !inQuotes {
+                if c == 0x0A { return i }
+                atFieldStart = c == UInt8(ascii: ",")
+                justClosed = false
+            }
+            i += 1
+        }
+        return end
+    }
+
+    /// Resets the CSV state for the next record.
+    mutating func startRecord() {
+        inQuotes = false
+        atFieldStart = true
+        justClosed = false
     }
 }
 
