@@ -42,22 +42,19 @@ struct StoreLayout {
         if !exists { StoreMigration.finishInterruptedMigration(self) }
         var created = false
         for path in [root, log, snapshots, segments] {
-            if mkdir(path, 0o755) == 0 {
-                created = true
-            } else if errno != EEXIST {
-                throw TouchLogError(code: .io, message: "cannot create \(path): \(String(cString: strerror(errno)))")
+            do { created = try SystemFile.makeDirectory(path) || created } catch {
+                throw TouchLogError(
+                    code: .io, message: "cannot create \(path): \(String(cString: strerror(error.errno)))")
             }
         }
         if created {
             let parent = root.contains("/") ? String(root[..<root.lastIndex(of: "/")!]) : "."
             for directory in [parent.isEmpty ? "/" : parent, root] {
-                let fd = open(directory, O_RDONLY | O_CLOEXEC)
-                guard fd >= 0, fsync(fd) == 0 else {
-                    if fd >= 0 { close(fd) }
+                do { try SystemFile.syncDirectory(directory) } catch {
                     throw TouchLogError(
-                        code: .io, message: "cannot sync directory \(directory): \(String(cString: strerror(errno)))")
+                        code: .io,
+                        message: "cannot sync directory \(directory): \(String(cString: strerror(error.errno)))")
                 }
-                close(fd)
             }
         }
     }

@@ -173,7 +173,7 @@ public final class LogWriter {
         self.options = options
         let lock = try Self.acquireLock(lockPath)
         do {
-            try Self.wrap("create the log directory", SystemFile.makeDirectory(directory))
+            _ = try Self.wrap("create the log directory", SystemFile.makeDirectory(directory))
             for name in try Self.wrap("list the log directory", SystemFile.list(directory))
             where name.hasSuffix(".tlog.new") {
                 // A file whose creation a crash interrupted: it was never renamed into the log.

@@ -102,8 +102,8 @@ struct SnapshotStore {
     func save(_ body: [UInt8], definition: SegmentDefinition, name: String) -> TouchLogError? {
         let folder = directory + "/" + Self.key(definition)
         // The snapshots directory itself is disposable too: recreate it when someone deleted it.
-        if mkdir(directory, 0o755) == 0 { try? DurableFile.syncDirectory(root) }
-        if mkdir(folder, 0o755) == 0 { try? DurableFile.syncDirectory(directory) }
+        if (try? SystemFile.makeDirectory(directory)) == true { try? DurableFile.syncDirectory(root) }
+        if (try? SystemFile.makeDirectory(folder)) == true { try? DurableFile.syncDirectory(directory) }
         do {
             try DurableFile.write(body, kind: "snapshot", to: folder + "/" + name)
             return nil
@@ -115,7 +115,9 @@ struct SnapshotStore {
     /// Deletes the snapshots of `definition` beyond `keep`, keeping them spread along the log (``thinned(_:keep:)``).
     func thin(_ definition: SegmentDefinition, keep: Int) {
         let key = Self.key(definition)
-        for info in Self.thinned(all().filter { $0.key == key }, keep: keep) { unlink(root + "/" + info.path) }
+        for info in Self.thinned(all().filter { $0.key == key }, keep: keep) {
+            try? SystemFile.remove(root + "/" + info.path)
+        }
     }
 
     /// The snapshots of `definition` that may serve a query at `time` (watermark ≤ T, recorded ≤ K) and end after
@@ -373,13 +375,13 @@ extension StoreReader {
             let sorted = infos.sorted { $0.endOffset > $1.endOffset }
             let doomed = currentKeys.contains(key) ? Array(sorted.dropFirst(keep)) : sorted
             for info in doomed {
-                guard unlink(directory + "/" + info.path) == 0 else {
+                do { try SystemFile.remove(directory + "/" + info.path) } catch {
                     throw TouchLogError(
-                        code: .io, message: "cannot delete \(info.path): \(String(cString: strerror(errno)))")
+                        code: .io, message: "cannot delete \(info.path): \(String(cString: strerror(error.errno)))")
                 }
                 deleted.append(info)
             }
-            if doomed.count == sorted.count { rmdir(directory + "/snapshots/" + key) }
+            if doomed.count == sorted.count { try? SystemFile.removeDirectory(directory + "/snapshots/" + key) }
         }
         try DurableFile.syncDirectory(directory + "/snapshots")
         return deleted

@@ -173,15 +173,29 @@ package struct SystemFile: Sendable {
         #endif
     }
 
-    package static func makeDirectory(_ path: String) throws(SystemCallError) {
+    /// Makes a directory; true when it made one, false when one was already there.
+    @discardableResult
+    package static func makeDirectory(_ path: String) throws(SystemCallError) -> Bool {
         #if TOUCHLOG_FAULT_INJECTION
             let injector = exists(path) ? nil : FaultInjector.injector(for: path)
             _ = try injector?.before("mkdir", path)
         #endif
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw SystemCallError(call: "mkdir \(path)", errno: errno) }
+        guard mkdir(path, 0o755) == 0 else {
+            if errno == EEXIST { return false }
+            throw SystemCallError(call: "mkdir \(path)", errno: errno)
+        }
         #if TOUCHLOG_FAULT_INJECTION
             injector?.created(path)
         #endif
+        return true
+    }
+
+    /// Removes an empty directory.
+    package static func removeDirectory(_ path: String) throws(SystemCallError) {
+        #if TOUCHLOG_FAULT_INJECTION
+            _ = try FaultInjector.injector(for: path)?.before("rmdir", path)
+        #endif
+        guard rmdir(path) == 0 else { throw SystemCallError(call: "rmdir \(path)", errno: errno) }
     }
 
     package static func exists(_ path: String) -> Bool {
