@@ -98,8 +98,8 @@ final class ProfileEvaluation: @unchecked Sendable {
                     touchpoints: accepted.count, touchpointCount: matchers.leaves[l].count))
             accepted += matchers.leaves[l]
         }
-        self.tests = Self.buffer(tests)
-        self.accepted = Self.buffer(accepted)
+        self.tests = .allocate(copying: tests)
+        self.accepted = .allocate(copying: accepted)
         var program: [TreeStep] = []
         func add(_ node: CompiledSegment.Node) {
             switch node {
@@ -111,19 +111,13 @@ final class ProfileEvaluation: @unchecked Sendable {
             }
         }
         add(segment.root)
-        self.program = Self.buffer(program)
+        self.program = .allocate(copying: program)
     }
 
     deinit {
         tests.deallocate()
         accepted.deallocate()
         program.deallocate()
-    }
-
-    private static func buffer<T>(_ elements: [T]) -> UnsafeMutableBufferPointer<T> {
-        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: elements.count)
-        _ = buffer.initialize(from: elements)
-        return buffer
     }
 
     /// Whether the rule tree holds, given each atom's verdict (as ``CompiledSegment/evaluate(_:)``).

@@ -511,13 +511,9 @@ private final class HistoryRelevance {
                 starts.append(Int32(list.count))
             }
         }
-        func buffer<T>(_ elements: [T]) -> UnsafeMutableBufferPointer<T> {
-            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: elements.count)
-            _ = buffer.initialize(from: elements)
-            return buffer
-        }
         (atomStarts, atomList, stepMasks, self.leafKeys) = (
-            buffer(starts), buffer(list), buffer(masks), buffer(leafKeys)
+            .allocate(copying: starts), .allocate(copying: list), .allocate(copying: masks),
+            .allocate(copying: leafKeys)
         )
     }
 
@@ -601,11 +597,6 @@ private struct HistoryScratch {
             buffer.initialize(repeating: zero)
             return buffer
         }
-        func copy(_ elements: [Int64]) -> UnsafeMutableBufferPointer<Int64> {
-            let buffer = UnsafeMutableBufferPointer<Int64>.allocate(capacity: elements.count)
-            _ = buffer.initialize(from: elements)
-            return buffer
-        }
         events = .allocate(capacity: most)
         leafTimes = zeroed(leaves * most, 0)
         leafCounts = zeroed(leaves, 0)
@@ -613,7 +604,9 @@ private struct HistoryScratch {
         relevant = zeroed(atoms, false)
         verdicts = zeroed(atoms, false)
         seen = zeroed(sequences, 0)
-        (self.times, self.lows, self.highs) = (copy(times), copy(lows), copy(highs))
+        (self.times, self.lows, self.highs) = (
+            .allocate(copying: times), .allocate(copying: lows), .allocate(copying: highs)
+        )
     }
 
     func deallocate() {
