@@ -183,9 +183,7 @@ struct ClusterCommand: ParsableCommand {
                 }
                 for p in partitions {
                     if json {
-                        var writer = JSONWriter()
-                        p.write(to: &writer)
-                        out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
+                        out.writeJSONLine { p.write(to: &$0) }
                     } else {
                         let applied = p.appliedSequence.map(String.init) ?? "-"
                         out.write(

@@ -93,9 +93,7 @@ struct HistoryCommand: ParsableCommand {
             for point in history.points { out.write("\(Timestamp.format(point.time)),\(point.count)\n") }
         case .jsonl:
             for point in history.points {
-                var writer = JSONWriter()
-                point.write(to: &writer)
-                out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
+                out.writeJSONLine { point.write(to: &$0) }
             }
         }
         out.flush()

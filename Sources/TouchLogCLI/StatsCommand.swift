@@ -19,9 +19,7 @@ struct StatsCommand: ParsableCommand {
                 let stats = try client.stats(timeout: gather.deadline, allowPartial: gather.allowPartial)
                 var out = StandardOutput()
                 if json {
-                    var writer = JSONWriter()
-                    stats.write(to: &writer)
-                    out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
+                    out.writeJSONLine { stats.write(to: &$0) }
                 } else {
                     out.write(
                         "events          \(stats.events)\nprofiles        \(stats.profiles)"
@@ -45,9 +43,7 @@ struct StatsCommand: ParsableCommand {
             var out = StandardOutput()
             let types = EventType.allCases.map { ($0.name, stats.eventsByType[$0] ?? 0) }
             if json {
-                var writer = JSONWriter()
-                stats.write(to: &writer)
-                out.write(String(decoding: writer.bytes, as: UTF8.self) + "\n")
+                out.writeJSONLine { stats.write(to: &$0) }
             } else {
                 func row(_ name: String, _ value: String) { out.write(name.padding(16) + value + "\n") }
                 row("events", "\(stats.events)")

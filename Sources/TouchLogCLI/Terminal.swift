@@ -70,6 +70,15 @@ struct StandardOutput {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    /// Writes one JSON document (what `body` writes) as a line.
+    mutating func writeJSONLine(_ body: (inout JSONWriter) -> Void) {
+        var writer = JSONWriter()
+        body(&writer)
+        buffer.append(contentsOf: writer.bytes)
+        buffer.append(0x0A)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
     mutating func flushIfFull() {
         if buffer.count >= 1 << 16 { flush() }
     }
