@@ -114,9 +114,7 @@ extension Event: Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let time: Int64
         if let text = try? c.decode(String.self, forKey: .time) {
-            do { time = try Timestamp.milliseconds(text) } catch {
-                throw DecodingError.dataCorruptedError(forKey: .time, in: c, debugDescription: error.message)
-            }
+            time = try c.time(text, forKey: .time)
         } else {
             time = try c.decode(Int64.self, forKey: .time)
         }
@@ -144,6 +142,16 @@ extension Event: Codable {
     }
 }
 
+extension KeyedDecodingContainer {
+    /// `text` (at `key`), RFC 3339 or epoch milliseconds, in milliseconds; refused, saying what was expected, when it
+    /// is neither.
+    fileprivate func time(_ text: String, forKey key: Key) throws -> Int64 {
+        do { return try Timestamp.milliseconds(text) } catch {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: error.message)
+        }
+    }
+}
+
 /// A stored event encodes as a line of `touchlog replay`: the event's fields with `offset` and `recorded` (RFC 3339)
 /// added, which is also valid input for appending.
 extension StoredEvent: Codable {
@@ -153,10 +161,7 @@ extension StoredEvent: Codable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        let text = try c.decode(String.self, forKey: .recorded)
-        guard let recorded = Timestamp.parse(text) else {
-            throw DecodingError.dataCorruptedError(forKey: .recorded, in: c, debugDescription: "bad time \"\(text)\"")
-        }
+        let recorded = try c.time(try c.decode(String.self, forKey: .recorded), forKey: .recorded)
         self.init(
             offset: try c.decode(UInt64.self, forKey: .offset), recorded: recorded, event: try Event(from: decoder))
     }
