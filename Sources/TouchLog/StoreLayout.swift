@@ -1,4 +1,3 @@
-import Glibc
 import TouchLogStorage
 
 /// The files of a store directory.
@@ -24,8 +23,7 @@ struct StoreLayout {
 
     /// True when `root` holds a store (its `log/` directory exists).
     var exists: Bool {
-        var info = stat()
-        return stat(log, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        SystemFile.isDirectory(log)
     }
 
     func requireExisting() throws(TouchLogError) {
@@ -43,17 +41,14 @@ struct StoreLayout {
         var created = false
         for path in [root, log, snapshots, segments] {
             do { created = try SystemFile.makeDirectory(path) || created } catch {
-                throw TouchLogError(
-                    code: .io, message: "cannot create \(path): \(String(cString: strerror(error.errno)))")
+                throw TouchLogError(code: .io, message: "cannot create \(path): \(error.reason)")
             }
         }
         if created {
             let parent = root.contains("/") ? String(root[..<root.lastIndex(of: "/")!]) : "."
             for directory in [parent.isEmpty ? "/" : parent, root] {
                 do { try SystemFile.syncDirectory(directory) } catch {
-                    throw TouchLogError(
-                        code: .io,
-                        message: "cannot sync directory \(directory): \(String(cString: strerror(error.errno)))")
+                    throw TouchLogError(code: .io, message: "cannot sync directory \(directory): \(error.reason)")
                 }
             }
         }

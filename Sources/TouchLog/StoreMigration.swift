@@ -1,4 +1,3 @@
-import Glibc
 import TouchLogStorage
 
 /// What ``StoreMigration/migrate(directory:progress:)`` did.
@@ -134,7 +133,7 @@ public enum StoreMigration {
         }
 
         // The switch: archive the old log, move the new one in, then what named the old chain goes.
-        guard rename(layout.log, archive) == 0 else { throw errnoError("cannot move \(layout.log) to \(archive)") }
+        try move(layout.log, to: archive, "cannot move \(layout.log) to \(archive)")
         try finishSwitch(layout)
         for key in (try? SystemFile.list(layout.snapshots)) ?? [] { removeTree(layout.snapshots + "/" + key) }
         return report
@@ -154,13 +153,9 @@ public enum StoreMigration {
         let work = layout.root + "/" + workDirectory
         if SystemFile.isDirectory(work + "/keys") {
             removeTree(layout.root + "/keys")  // a plain-text store has none; anything there belongs to no log
-            guard rename(work + "/keys", layout.root + "/keys") == 0 else {
-                throw errnoError("cannot move the migrated key file into place")
-            }
+            try move(work + "/keys", to: layout.root + "/keys", "cannot move the migrated key file into place")
         }
-        guard rename(work + "/log", layout.log) == 0 else {
-            throw errnoError("cannot move the migrated log into \(layout.log)")
-        }
+        try move(work + "/log", to: layout.log, "cannot move the migrated log into \(layout.log)")
         try? SystemFile.syncDirectory(layout.root)
         removeTree(work)
     }
@@ -169,9 +164,9 @@ public enum StoreMigration {
     private static func removeTree(_ path: String) {
         if SystemFile.isDirectory(path) {
             for name in (try? SystemFile.list(path)) ?? [] { removeTree(path + "/" + name) }
-            _ = rmdir(path)
+            try? SystemFile.removeDirectory(path)
         } else {
-            _ = unlink(path)
+            try? SystemFile.remove(path)
         }
     }
 
@@ -197,7 +192,9 @@ public enum StoreMigration {
         }
     }
 
-    private static func errnoError(_ what: String) -> TouchLogError {
-        TouchLogError(code: .io, message: "\(what): \(String(cString: strerror(errno)))")
+    private static func move(_ from: String, to: String, _ what: String) throws(TouchLogError) {
+        do { try SystemFile.rename(from, to) } catch {
+            throw TouchLogError(code: .io, message: "\(what): \(error.reason)")
+        }
     }
 }

@@ -1,4 +1,3 @@
-import Glibc
 import TouchLogStorage
 
 /// What `touchlog stats` reports about a store.
@@ -86,27 +85,14 @@ extension StoreReader {
     }
 }
 
+/// The size of the file at `path`; 0 when there is none.
 func fileSize(_ path: String) -> Int64 {
-    var info = stat()
-    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+    SystemFile.status(path)?.size ?? 0
 }
 
-func listDirectory(_ path: String) throws -> [String] {
-    guard let dir = opendir(path) else { throw TouchLogError(code: .io, message: "cannot list \(path)") }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) {
-            String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self)
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
-
+/// The bytes of the files at and under `path`.
 func directorySize(_ path: String) -> Int64 {
-    var info = stat()
-    guard stat(path, &info) == 0 else { return 0 }
-    if (info.st_mode & S_IFMT) != S_IFDIR { return Int64(info.st_size) }
-    return ((try? listDirectory(path)) ?? []).reduce(0) { $0 + directorySize(path + "/" + $1) }
+    guard let status = SystemFile.status(path) else { return 0 }
+    guard status.kind == .directory else { return status.size }
+    return ((try? SystemFile.list(path)) ?? []).reduce(0) { $0 + directorySize(path + "/" + $1) }
 }

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -174,7 +173,7 @@ public final class TouchLogStore: Sendable {
     ) throws(E) -> [BlockEncoder.Pending] {
         let starts = Array(stride(from: 0, to: total, by: blockEvents))
         let results = Mutex([Result<BlockEncoder.Pending, E>?](repeating: nil, count: starts.count))
-        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), starts.count))
+        let workers = max(1, min(Platform.processorCount, starts.count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             var scratch = BlockScratch()
             for k in stride(from: worker, to: starts.count, by: workers) {

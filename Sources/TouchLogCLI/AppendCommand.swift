@@ -1,6 +1,6 @@
 import ArgumentParser
-import Glibc
 import TouchLog
+import TouchLogStorage
 
 struct AppendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,39 +40,37 @@ struct AppendCommand: ParsableCommand {
         if let urls = cluster.urls(unless: storeOptions) { return try appendToCluster(urls, inputs) }
         let directory = try storeOptions.directory()
         try reportingErrors {
-            for input in inputs where input != "-" && access(input, R_OK) != 0 {
-                throw TouchLogError(
-                    code: .notFound,
-                    message: "cannot read \(input): \(String(cString: strerror(errno))); nothing appended")
-            }
-            var rejectsFile: UnsafeMutablePointer<FILE>?
-            if let rejects {
-                guard let file = fopen(rejects, "w") else {
+            for input in inputs where input != "-" {
+                do throws(SystemCallError) { try SystemFile.open(input, .readOnly).close() } catch {
                     throw TouchLogError(
-                        code: .io, message: "cannot write \(rejects): \(String(cString: strerror(errno)))")
+                        code: .notFound, message: "cannot read \(input): \(error.reason); nothing appended")
                 }
-                rejectsFile = file
             }
-            defer { if let rejectsFile { fclose(rejectsFile) } }
+            let rejectsFile = try rejects.map { path throws(TouchLogError) in try OutputFile(path) }
+            defer { rejectsFile?.close() }
             let store = try writableStore(directory)
             if let recovery = store.recovery { printError("touchlog: \(recovery)") }
             let total = inputs.reduce(Int64(0)) { $0 + ($1 == "-" ? 0 : fileBytes($1)) }
             let progress = Progress("append")
             var options = IngestOptions(format: format?.format, skipInvalid: skipInvalid)
             options.skipInvalid = skipInvalid
+            var rejectsFailure: TouchLogError?
             let report = try store.ingest(
                 inputs, options: options,
                 rejected: { problem, text in
                     if let rejectsFile {
                         var writer = JSONWriter()
                         problem.write(to: &writer, text: Array(text))
-                        let line = writer.bytes + [0x0A]
-                        _ = line.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, rejectsFile) }
+                        do throws(TouchLogError) { try rejectsFile.write(writer.bytes + [0x0A]) } catch {
+                            rejectsFailure = rejectsFailure ?? error
+                        }
                     } else {
                         printError(problem.description)
                     }
                 }, progress: { progress.update($0, of: total) })
             progress.finish()
+            // The events are in; a rejects file that could not be written is still an error to report.
+            defer { if let rejectsFailure { printError("touchlog: \(rejectsFailure.message)") } }
             var out = StandardOutput()
             let n = report.appendedCount
             if n == 0 {
@@ -102,8 +100,7 @@ struct InputFormatArgument: ExpressibleByArgument {
 }
 
 func fileBytes(_ path: String) -> Int64 {
-    var info = stat()
-    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+    SystemFile.status(path)?.size ?? 0
 }
 
 extension AppendCommand {
@@ -118,7 +115,10 @@ extension AppendCommand {
             var batches: [EventBatch] = []
             var problems: [InputProblem] = []
             for input in inputs {
-                let bytes = try readWholeInput(input)
+                let bytes: [UInt8]
+                do throws(TouchLogError) { bytes = try readWholeInput(input) } catch {
+                    throw TouchLogError(code: error.code, message: error.message + "; nothing appended")
+                }
                 do {
                     batches.append(
                         try EventBatch.parse(bytes, format: format?.format, source: inputs.count > 1 ? input : nil))

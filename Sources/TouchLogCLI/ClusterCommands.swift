@@ -1,8 +1,8 @@
 import ArgumentParser
 import Dispatch
-import Glibc
 import TouchLog
 import TouchLogCluster
+import TouchLogStorage
 
 /// `--nats URLS`, falling back to `TOUCHLOG_NATS`: run the command against a cluster instead of a local store.
 struct ClusterOptions: ParsableArguments {
@@ -17,7 +17,7 @@ struct ClusterOptions: ParsableArguments {
         if let nats, !nats.isEmpty { return Self.split(nats) }
         // A store given by option or variable wins over the variable naming servers.
         if let storeOptions, (try? storeOptions.directory()) != nil { return nil }
-        guard let fromEnvironment = getenv("TOUCHLOG_NATS").map({ String(cString: $0) }), !fromEnvironment.isEmpty
+        guard let fromEnvironment = Platform.environment("TOUCHLOG_NATS"), !fromEnvironment.isEmpty
         else { return nil }
         return Self.split(fromEnvironment)
     }
@@ -86,29 +86,6 @@ func reportingClusterErrors<T>(_ body: () throws -> T) throws -> T {
         printError("touchlog: \(error.message)")
         throw ExitCode(ExitStatus.of(error))
     }
-}
-
-/// Reads a whole input file ('-': standard input).
-func readWholeInput(_ path: String) throws -> [UInt8] {
-    let fd = path == "-" ? dup(0) : open(path, O_RDONLY)
-    guard fd >= 0 else {
-        throw TouchLogError(
-            code: .notFound, message: "cannot read \(path): \(String(cString: strerror(errno))); nothing appended")
-    }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 1 << 20)
-    while true {
-        let n = read(fd, &buffer, buffer.count)
-        if n < 0 && errno == EINTR { continue }
-        if n < 0 {
-            throw TouchLogError(
-                code: .io, message: "cannot read \(path): \(String(cString: strerror(errno))); nothing appended")
-        }
-        if n == 0 { break }
-        out += buffer[0..<n]
-    }
-    return out
 }
 
 struct ClusterCommand: ParsableCommand {
@@ -222,16 +199,9 @@ struct NodeCommand: AsyncParsableCommand {
         printError(
             "touchlog node: \(node.name) joined cluster \(node.config.id) (\(node.config.partitions) partitions), data in \(data)"
         )
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
-        let sources = [SIGTERM, SIGINT].map { signalNumber in
-            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-            source.setEventHandler { node.stop() }
-            source.resume()
-            return source
-        }
+        let signals = TerminationSignals { node.stop() }
         await node.run()
-        for source in sources { source.cancel() }
+        signals.cancel()
         printError("touchlog node: \(node.name) stopped; its leases are released")
     }
 }

@@ -1,6 +1,6 @@
 import ArgumentParser
-import Glibc
 import TouchLog
+import TouchLogStorage
 
 struct EraseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -74,19 +74,9 @@ struct EraseCommand: AsyncParsableCommand {
 
     /// The non-empty lines of `path` ('-': standard input), without their line ends.
     static func lines(of path: String) throws -> [String] {
-        guard let handle = path == "-" ? fdopen(dup(0), "r") : fopen(path, "r") else {
-            throw TouchLogError(code: .notFound, message: "cannot read \(path): \(String(cString: strerror(errno)))")
+        String(decoding: try readWholeInput(path), as: UTF8.self).split(whereSeparator: \.isNewline).compactMap {
+            let text = String($0)
+            return text.isEmpty ? nil : text
         }
-        defer { fclose(handle) }
-        var lines: [String] = []
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, handle) > 0 {
-            var text = String(cString: line!)
-            while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-            if !text.isEmpty { lines.append(text) }
-        }
-        return lines
     }
 }

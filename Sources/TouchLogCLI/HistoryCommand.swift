@@ -1,7 +1,7 @@
 import ArgumentParser
-import Glibc
 import TouchLog
 import TouchLogCluster
+import TouchLogStorage
 
 /// A duration of the rule language (`1d`, `6h`, `90m`).
 struct DurationArgument: ExpressibleByArgument {
@@ -80,7 +80,9 @@ struct HistoryCommand: ParsableCommand {
         var out = StandardOutput()
         switch format {
         case .text:
-            if isatty(1) == 1, !history.points.isEmpty { out.write(Self.sparkline(history.points.map(\.count)) + "\n") }
+            if Platform.isTerminal(.output), !history.points.isEmpty {
+                out.write(Self.sparkline(history.points.map(\.count)) + "\n")
+            }
             let width = history.points.map { String($0.count).count }.max() ?? 1
             for point in history.points {
                 let count = String(point.count)

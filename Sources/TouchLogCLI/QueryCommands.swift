@@ -1,6 +1,6 @@
 import ArgumentParser
-import Glibc
 import TouchLog
+import TouchLogStorage
 
 /// `--as-of` and `--known-at`, shared by the query commands.
 struct TimeOptions: ParsableArguments {
@@ -21,7 +21,7 @@ struct TimeOptions: ParsableArguments {
 /// A reader for segment queries; `TOUCHLOG_SNAPSHOT_EVERY=N` sets how often queries save snapshots (0: never).
 func queryReader(_ directory: String) throws -> StoreReader {
     let reader = try StoreReader(directory: directory)
-    if let text = getenv("TOUCHLOG_SNAPSHOT_EVERY").map({ String(cString: $0) }) {
+    if let text = Platform.environment("TOUCHLOG_SNAPSHOT_EVERY") {
         guard let every = UInt64(text) else {
             throw ValidationError("TOUCHLOG_SNAPSHOT_EVERY must be a whole number, not \"\(text)\"")
         }

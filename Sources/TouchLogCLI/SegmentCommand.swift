@@ -1,6 +1,6 @@
 import ArgumentParser
-import Glibc
 import TouchLog
+import TouchLogStorage
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -136,25 +136,7 @@ struct SegmentCommand: ParsableCommand {
 
 /// Reads and checks a definition file; a grammar error is invalid input (exit 65) naming the JSON path.
 func loadDefinition(_ path: String) throws -> SegmentDefinition {
-    let text: String
-    if path == "-" {
-        var bytes: [UInt8] = []
-        while let line = readLine(strippingNewline: false) { bytes.append(contentsOf: line.utf8) }
-        text = String(decoding: bytes, as: UTF8.self)
-    } else {
-        guard let file = fopen(path, "r") else {
-            throw TouchLogError(code: .notFound, message: "cannot read \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
-            if n == 0 { break }
-            bytes.append(contentsOf: buffer[..<n])
-        }
-        text = String(decoding: bytes, as: UTF8.self)
-    }
+    let text = String(decoding: try readWholeInput(path), as: UTF8.self)
     do {
         return try SegmentDefinition(json: text)
     } catch {

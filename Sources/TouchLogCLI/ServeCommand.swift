@@ -1,9 +1,9 @@
 import ArgumentParser
-import Glibc
 import Logging
 import TouchLog
 import TouchLogCluster
 import TouchLogServer
+import TouchLogStorage
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,7 +37,7 @@ struct ServeCommand: AsyncParsableCommand {
         var options = ServerOptions()
         options.host = host
         options.port = port
-        options.token = token ?? getenv("TOUCHLOG_TOKEN").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        options.token = token ?? Platform.environment("TOUCHLOG_TOKEN").flatMap { $0.isEmpty ? nil : $0 }
         options.maxEventBodyBytes = maxEventBody
         return options
     }

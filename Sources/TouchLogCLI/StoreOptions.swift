@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import TouchLog
 import TouchLogStorage
 
@@ -11,7 +10,7 @@ struct StoreOptions: ParsableArguments {
     /// The store directory, or a usage error when neither the option nor the variable gives one.
     func directory() throws -> String {
         if let store, !store.isEmpty { return store }
-        if let fromEnvironment = getenv("TOUCHLOG_STORE").map({ String(cString: $0) }), !fromEnvironment.isEmpty {
+        if let fromEnvironment = Platform.environment("TOUCHLOG_STORE"), !fromEnvironment.isEmpty {
             return fromEnvironment
         }
         throw ValidationError("no store given: pass --store DIR or set TOUCHLOG_STORE")
@@ -22,7 +21,7 @@ struct StoreOptions: ParsableArguments {
 /// (which touchlog 0.1.0 can read) instead of 2. An existing store keeps its format.
 func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogStore {
     var options = LogOptions()
-    if let text = getenv("TOUCHLOG_NEW_STORE_FORMAT").map({ String(cString: $0) }) {
+    if let text = Platform.environment("TOUCHLOG_NEW_STORE_FORMAT") {
         guard let version = UInt16(text), BlockHeader.supportedVersions.contains(version) else {
             throw ValidationError("TOUCHLOG_NEW_STORE_FORMAT must be 1, 2 or 3, not \"\(text)\"")
         }

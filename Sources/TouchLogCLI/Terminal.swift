@@ -1,6 +1,7 @@
 import ArgumentParser
-import Glibc
+import Dispatch
 import TouchLog
+import TouchLogStorage
 
 /// Exit statuses of the CLI, from the product contract (sysexits values).
 enum ExitStatus {
@@ -30,16 +31,7 @@ func printError(_ text: String) {
 }
 
 func writeStandardError(_ text: String) {
-    var bytes = Array(text.utf8)
-    var done = 0
-    while done < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress! + done, $0.count - done) }
-        if n <= 0 {
-            if n < 0 && errno == EINTR { continue }
-            return
-        }
-        done += n
-    }
+    try? StandardStream.error.write(text)
 }
 
 /// Runs a command body, printing library errors as one `touchlog: …` line and exiting with their status.
@@ -84,19 +76,77 @@ struct StandardOutput {
     }
 
     mutating func flush() {
-        var done = 0
-        while done < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + done, buffer.count - done) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                // A closed pipe (`| head`) or a full disk: nothing more can be written.
-                printError("touchlog: cannot write output: \(String(cString: strerror(errno)))")
-                Glibc.exit(errno == EPIPE ? 0 : ExitStatus.failure)
-            }
-            done += n
+        do throws(SystemCallError) {
+            try StandardStream.output.write(buffer)
+        } catch {
+            // A closed pipe (`| head`) or a full disk: nothing more can be written.
+            printError("touchlog: cannot write output: \(error.reason)")
+            Platform.exit(error.isBrokenPipe ? 0 : ExitStatus.failure)
         }
         buffer.removeAll(keepingCapacity: true)
     }
+}
+
+/// Reads a whole input file ('-': standard input).
+func readWholeInput(_ path: String) throws(TouchLogError) -> [UInt8] {
+    let file: SystemFile
+    do throws(SystemCallError) { file = path == "-" ? .standardInput : try SystemFile.open(path, .readOnly) } catch {
+        throw TouchLogError(code: error.isNotFound ? .notFound : .io, message: "cannot read \(path): \(error.reason)")
+    }
+    defer { file.close() }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let result = buffer.withUnsafeMutableBytes { raw in
+            Result { () throws(SystemCallError) in try file.readNext(into: raw) }
+        }
+        switch result {
+        case .success(0): return bytes
+        case .success(let n): bytes += buffer[..<n]
+        case .failure(let error):
+            throw TouchLogError(code: .io, message: "cannot read \(path): \(error.reason)")
+        }
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a call of `handler` (the process does not end by itself) until ``cancel()``.
+struct TerminationSignals {
+    private let sources: [any DispatchSourceSignal]
+
+    init(_ handler: @escaping @Sendable () -> Void) {
+        sources = Platform.terminationSignals.map { number in
+            Platform.ignoreSignal(number)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            return source
+        }
+    }
+
+    func cancel() {
+        for source in sources { source.cancel() }
+    }
+}
+
+/// A file the user named for output (`--rejects`, `--output`): created or emptied, then written from its start.
+final class OutputFile {
+    private let file: SystemFile
+    private var position: Int64 = 0
+
+    init(_ path: String) throws(TouchLogError) {
+        do { file = try SystemFile.open(path, .replace) } catch {
+            throw TouchLogError(code: .io, message: "cannot write \(path): \(error.reason)")
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws(TouchLogError) {
+        do { try file.write(bytes, at: position) } catch {
+            throw TouchLogError(code: .io, message: "cannot write \(file.path): \(error.reason)")
+        }
+        position += Int64(bytes.count)
+    }
+
+    func close() { file.close() }
 }
 
 /// Progress on standard error, shown only when it is a terminal and at most a few times a second.
@@ -109,7 +159,7 @@ final class Progress {
     /// `sharesTerminalWithOutput`: the command prints much to stdout, so progress only shows when stdout is not the terminal.
     init(_ label: String, sharesTerminalWithOutput: Bool = false) {
         self.label = label
-        self.enabled = isatty(2) == 1 && !(sharesTerminalWithOutput && isatty(1) == 1)
+        self.enabled = Platform.isTerminal(.error) && !(sharesTerminalWithOutput && Platform.isTerminal(.output))
     }
 
     func update(_ done: Int64, of total: Int64?, unit: String = "bytes") {
@@ -152,9 +202,7 @@ extension String {
 }
 
 func monotonicMilliseconds() -> Int64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
+    Int64(Platform.monotonicNanoseconds() / 1_000_000)
 }
 
 /// `1 block`, `2 blocks`: a count with its noun, plural when needed.

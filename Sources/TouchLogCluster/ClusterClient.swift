@@ -1,6 +1,6 @@
-import Glibc
 import Synchronization
 import TouchLog
+import TouchLogStorage
 
 /// What the store commands do against a cluster: publish events to the partition streams, keep segment definitions in
 /// the cluster's bucket, and ask partition owners (scatter) and combine their answers (gather).
@@ -330,7 +330,7 @@ public final class ClusterClient: Sendable {
             {
                 break
             }
-            usleep(200_000)
+            Platform.sleep(milliseconds: 200)
         }
         let missing = partitions.filter { !done.contains($0) }
         if !missing.isEmpty && !allowPartial {

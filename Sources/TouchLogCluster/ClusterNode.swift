@@ -1,7 +1,7 @@
 import Dispatch
-import Glibc
 import Synchronization
 import TouchLog
+import TouchLogStorage
 
 /// A cluster node: claims partitions by lease, applies each partition's stream to a local store under its data
 /// directory (`DIR/p<N>`, an ordinary touchlog store), and answers requests for the partitions it owns.
@@ -55,10 +55,8 @@ public final class ClusterNode: Sendable {
 
     /// `hostname-pid`, the default node name.
     static func defaultName() -> String {
-        var buffer = [CChar](repeating: 0, count: 256)
-        gethostname(&buffer, buffer.count)
-        let host = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(host.isEmpty ? "node" : host)-\(getpid())"
+        let host = Platform.hostName
+        return "\(host.isEmpty ? "node" : host)-\(Platform.processID)"
     }
 
     /// A name usable in consumer names and keys: letters, digits, `-` and `_`.
@@ -73,7 +71,7 @@ public final class ClusterNode: Sendable {
     /// The data directory records the cluster it serves (`DIR/cluster-id`); one of another cluster is refused, as is a
     /// partition store that records another cluster or partition.
     static func claimDirectory(_ directory: String, config: ClusterConfig) throws(ClusterError) {
-        mkdir(directory, 0o755)
+        _ = try? SystemFile.makeDirectory(directory)
         let path = directory + "/cluster-id"
         let recorded: [UInt8]?
         do throws(TouchLogError) {
@@ -92,7 +90,7 @@ public final class ClusterNode: Sendable {
         }
         for partition in 0..<config.partitions {
             let store = directory + "/p\(partition)"
-            guard access(store, F_OK) == 0 else { continue }
+            guard SystemFile.exists(store) else { continue }
             guard let opened = try? TouchLogStore(readingFrom: store), let metadata = try? opened.lastCommitMetadata()
             else { continue }
             if let record = AppliedRecord(metadata: metadata),
@@ -114,14 +112,14 @@ public final class ClusterNode: Sendable {
     /// back when it has held more than its share for two rounds running (so partitions spread as nodes join). After
     /// ``stop()``, the last round releases every lease.
     public func start() {
-        let round = UInt32(max(50, config.leaseMilliseconds / 3) * 1000)
-        let thread = startThread {
+        let round = Int(max(50, config.leaseMilliseconds / 3))
+        SystemThread.detached {
             while !self.state.withLock({ $0.stopping }) {
                 self.leaseRound()
-                var slept: UInt32 = 0
+                var slept = 0
                 while slept < round && !self.state.withLock({ $0.stopping }) {
-                    usleep(min(50_000, round - slept))
-                    slept += min(50_000, round - slept)
+                    Platform.sleep(milliseconds: min(50, round - slept))
+                    slept += min(50, round - slept)
                 }
             }
             self.releaseAll()
@@ -131,7 +129,6 @@ public final class ClusterNode: Sendable {
                 return state.waiters
             }) { waiter() }
         }
-        pthread_detach(thread)
     }
 
     /// ``start()``, then returns once ``stop()`` has released everything.
@@ -260,7 +257,7 @@ final class OwnedPartition: @unchecked Sendable {
     private let stopped = Atomic<Bool>(false)
     private let consumer: NATSPullConsumer
     private let requests: NATSSubscription
-    private let threads = Mutex<[pthread_t]>([])
+    private let threads = Mutex<[SystemThread]>([])
 
     init(_ index: Int, node: ClusterNode, leaseRevision: UInt64) throws(ClusterError) {
         self.index = index
@@ -297,15 +294,15 @@ final class OwnedPartition: @unchecked Sendable {
 
     /// Starts the loops that apply the stream and take requests, each on a thread of its own (both wait on NATS).
     func start() {
-        threads.withLock { $0 = [startThread { self.applyLoop() }, startThread { self.requestLoop() }] }
+        threads.withLock { $0 = [SystemThread.start { self.applyLoop() }, SystemThread.start { self.requestLoop() }] }
     }
 
     /// Stops applying and answering, waits for both loops, and closes the store.
     func stop() {
         stopped.store(true, ordering: .sequentiallyConsistent)
         requests.unsubscribe()
-        for thread in threads.withLock({ $0 }) where !pthread_equal(thread, pthread_self()).isTrue {
-            pthread_join(thread, nil)
+        for thread in threads.withLock({ $0 }) where !thread.isCurrent {
+            thread.join()
         }
         consumer.unsubscribe()
         node.nats.deleteConsumer(stream: ClusterConfig.stream(index), durable: "touchlog-\(node.name)-p\(index)")
@@ -321,7 +318,7 @@ final class OwnedPartition: @unchecked Sendable {
                 messages = try consumer.fetch(batch: 256, timeout: .milliseconds(200))
             } catch {
                 if !isStopped { node.report("partition \(index): \(error.message)") }
-                usleep(200_000)
+                Platform.sleep(milliseconds: 200)
                 continue
             }
             for message in messages where !isStopped {
@@ -332,7 +329,7 @@ final class OwnedPartition: @unchecked Sendable {
                     // the lease back, so a healthy node takes it over rather than this one answering from a stale store.
                     node.report("partition \(index): cannot apply a message, giving the partition up: \(error.message)")
                     stopped.store(true, ordering: .sequentiallyConsistent)
-                    pthread_detach(startThread { self.node.drop(self.index, releaseLease: true) })
+                    SystemThread.detached { self.node.drop(self.index, releaseLease: true) }
                     return
                 }
             }
@@ -389,7 +386,7 @@ final class OwnedPartition: @unchecked Sendable {
     func waitApplied(_ sequence: UInt64, deadline: ContinuousClock.Instant) -> Bool {
         while applied.withLock({ $0.sequence }) < sequence {
             if isStopped || ContinuousClock.now >= deadline { return false }
-            usleep(2_000)
+            Platform.sleep(milliseconds: 2)
         }
         return true
     }
@@ -400,11 +397,10 @@ final class OwnedPartition: @unchecked Sendable {
             guard let reply = message.reply else { continue }
             let request = message.data
             // Answered on a thread of its own, so a long query does not hold up the next request.
-            pthread_detach(
-                startThread {
-                    for chunk in self.answer(request) { try? self.node.nats.publish(reply, chunk) }
-                    try? self.node.nats.flush()
-                })
+            SystemThread.detached {
+                for chunk in self.answer(request) { try? self.node.nats.publish(reply, chunk) }
+                try? self.node.nats.flush()
+            }
         }
     }
 
@@ -564,28 +560,6 @@ final class OwnedPartition: @unchecked Sendable {
         }
         return out
     }
-}
-
-/// Runs `body` on a new thread (joinable: pass it to `pthread_join` or `pthread_detach`).
-func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
-    final class Body {
-        let run: @Sendable () -> Void
-        init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-    }
-    let context = Unmanaged.passRetained(Body(body)).toOpaque()
-    var thread = pthread_t()
-    let status = pthread_create(
-        &thread, nil,
-        { context in
-            Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
-            return nil
-        }, context)
-    precondition(status == 0, "cannot start a thread: \(String(cString: strerror(status)))")
-    return thread
-}
-
-extension Int32 {
-    var isTrue: Bool { self != 0 }
 }
 
 func wrap<T>(_ body: () throws(NATSError) -> T) throws(ClusterError) -> T {

@@ -1,5 +1,4 @@
 import CTouchLogNATS
-import Glibc
 
 /// A failure talking to NATS, with the C client's status and, for JetStream API errors, the server's error code.
 public struct NATSError: Error, CustomStringConvertible, Sendable {
@@ -71,13 +70,9 @@ public final class NATSConnection: @unchecked Sendable {
         var options: OpaquePointer?
         try check(natsOptions_Create(&options), "cannot set up a NATS connection")
         defer { natsOptions_Destroy(options) }
-        var cStrings = urls.map { strdup($0) }
-        defer { for s in cStrings { free(s) } }
-        let status = cStrings.withUnsafeMutableBufferPointer { buffer in
-            buffer.withMemoryRebound(to: UnsafePointer<CChar>?.self) {
-                natsOptions_SetServers(options, $0.baseAddress, Int32($0.count))
-            }
-        }
+        let cStrings = CStringArray(urls)
+        defer { cStrings.deallocate() }
+        let status = natsOptions_SetServers(options, cStrings.pointers.baseAddress, Int32(cStrings.pointers.count))
         try check(status, "invalid NATS URL in \(urls.joined(separator: ","))")
         try check(natsOptions_SetName(options, name), "cannot name the NATS connection")
         try check(natsOptions_SetTimeout(options, milliseconds(timeout)), "cannot set the NATS timeout")
@@ -179,22 +174,20 @@ public final class NATSConnection: @unchecked Sendable {
     func addStream(name: String, subjects: [String], replicas: Int, maxMessageBytes: Int32) throws(NATSError) {
         var config = jsStreamConfig()
         jsStreamConfig_Init(&config)
-        var cSubjects: [UnsafePointer<CChar>?] = subjects.map { UnsafePointer(strdup($0)) }
-        defer { for s in cSubjects { free(UnsafeMutablePointer(mutating: s)) } }
+        let cSubjects = CStringArray(subjects)
+        defer { cSubjects.deallocate() }
         var info: UnsafeMutablePointer<jsStreamInfo>?
         var code = jsErrCode(0)
         let status: natsStatus = name.withCString { cName in
-            cSubjects.withUnsafeMutableBufferPointer { subjectsBuffer in
-                config.Name = cName
-                config.Subjects = subjectsBuffer.baseAddress
-                config.SubjectsLen = Int32(subjectsBuffer.count)
-                config.Storage = js_FileStorage
-                config.Retention = js_LimitsPolicy
-                config.Replicas = Int64(replicas)
-                config.MaxMsgSize = maxMessageBytes
-                config.DenyDelete = false
-                return js_AddStream(&info, jetStream, &config, nil, &code)
-            }
+            config.Name = cName
+            config.Subjects = cSubjects.pointers.baseAddress
+            config.SubjectsLen = Int32(cSubjects.pointers.count)
+            config.Storage = js_FileStorage
+            config.Retention = js_LimitsPolicy
+            config.Replicas = Int64(replicas)
+            config.MaxMsgSize = maxMessageBytes
+            config.DenyDelete = false
+            return js_AddStream(&info, jetStream, &config, nil, &code)
         }
         if info != nil { jsStreamInfo_Destroy(info) }
         try check(status, "cannot create the stream \(name)", code)
@@ -546,5 +539,26 @@ final class NATSKeyValue: @unchecked Sendable {
         try check(status, "cannot list the bucket \(name)")
         defer { kvKeysList_Destroy(&list) }
         return (0..<Int(list.Count)).compactMap { list.Keys[$0].map { String(cString: $0) } }
+    }
+}
+
+/// Copies of Swift strings as NUL-terminated C strings, with an array of pointers to them, for the C calls that take a
+/// `const char **`; ``deallocate()`` frees them.
+struct CStringArray {
+    let pointers: UnsafeMutableBufferPointer<UnsafePointer<CChar>?>
+
+    init(_ strings: [String]) {
+        pointers = .allocate(capacity: strings.count)
+        for (i, string) in strings.enumerated() {
+            let utf8 = Array(string.utf8CString)
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: utf8.count)
+            copy.initialize(from: utf8, count: utf8.count)
+            pointers[i] = UnsafePointer(copy)
+        }
+    }
+
+    func deallocate() {
+        for pointer in pointers { pointer.map { UnsafeMutablePointer(mutating: $0).deallocate() } }
+        pointers.deallocate()
     }
 }

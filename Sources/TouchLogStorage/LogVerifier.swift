@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Synchronization
 
 /// What `verify` found in a log.
@@ -147,7 +146,7 @@ public enum LogVerifier {
         _ blocks: [BlockLocation], directory: String, files: [LogFile], hashes: Bool,
         _ makePayloadCheck: @escaping @Sendable () -> PayloadCheck
     ) -> [StorageError?] {
-        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), blocks.count))
+        let workers = max(1, min(Platform.processorCount, blocks.count))
         let results = Mutex<[StorageError?]>(Array(repeating: nil, count: blocks.count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let reader = BlockFileReader(directory: directory, files: files)

@@ -1,5 +1,3 @@
-import Glibc
-
 /// Settings of a log writer.
 public struct LogOptions: Sendable {
     /// A new file is started at the first commit that begins when the active file is at least this large.
@@ -22,7 +20,7 @@ public struct LogOptions: Sendable {
     }
 
     /// The real-time clock in milliseconds since the epoch.
-    public static let systemClock: @Sendable () -> Int64 = { SystemFile.nowMilliseconds() }
+    public static let systemClock: @Sendable () -> Int64 = { Platform.nowMilliseconds() }
 }
 
 /// The contents of one block and what its header must say about them.
@@ -501,8 +499,8 @@ public final class LogWriter {
             // Held by this very process: a writer closed a moment ago can still hold it through a child process being
             // spawned (the child has the descriptor until its exec closes it). Give that a moment before refusing.
             var waits = 0
-            while !locked && holder == "\(getpid())"[...] && waits < 50 {
-                usleep(10_000)
+            while !locked && holder == "\(Platform.processID)"[...] && waits < 50 {
+                Platform.sleep(milliseconds: 10)
                 waits += 1
                 locked = try handle.tryLockExclusive()
             }
@@ -517,7 +515,7 @@ public final class LogWriter {
                 code: .locked, message: "the store is locked by another writer\(pid); one writing process per store")
         }
         _ = try? handle.truncate(to: 0)
-        _ = try? handle.write(Array("\(getpid())\n".utf8), at: 0)
+        _ = try? handle.write(Array("\(Platform.processID)\n".utf8), at: 0)
         return handle
     }
 

@@ -1,5 +1,3 @@
-import Glibc
-
 /// The one error type of the storage module.
 ///
 /// Shaped like swift-nio's `FileSystemError`: a ``Code`` that can grow without breaking callers, a
@@ -81,6 +79,6 @@ public struct SystemCallError: Error, CustomStringConvertible, Sendable, Equatab
     }
 
     public var description: String {
-        "\(call): \(String(cString: strerror(errno)))"
+        "\(call): \(Platform.errorText(errno))"
     }
 }

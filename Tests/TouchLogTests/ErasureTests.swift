@@ -13,7 +13,7 @@ import Testing
     /// Every byte of every file under `directory`, with its path.
     static func files(under directory: String) -> [(path: String, bytes: [UInt8])] {
         var found: [(String, [UInt8])] = []
-        for name in (try? listDirectory(directory)) ?? [] {
+        for name in (try? SystemFile.list(directory)) ?? [] {
             let path = directory + "/" + name
             if SystemFile.isDirectory(path) {
                 found += files(under: path)

@@ -1,4 +1,3 @@
-import Glibc
 import TouchLogStorage
 
 /// A list of byte strings stored end to end in one buffer, with an index for interning.
@@ -344,7 +343,7 @@ public struct StringTable: Sendable {
         guard r.count == other.count else { return false }
         return bytes.withUnsafeBytes { mine in
             // Both ranges are inside their buffers: `r` comes from `ends`, `other` is the caller's.
-            memcmp(mine.baseAddress! + r.lowerBound, other.baseAddress!, r.count) == 0
+            Memory.equal(mine.baseAddress! + r.lowerBound, other.baseAddress!, count: r.count)
         }
     }
 

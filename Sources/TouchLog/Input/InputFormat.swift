@@ -1,4 +1,4 @@
-import Glibc
+import TouchLogStorage
 
 /// The two input formats of `append`.
 public enum InputFormat: String, Sendable, CaseIterable {
@@ -13,12 +13,9 @@ public enum InputFormat: String, Sendable, CaseIterable {
         if lower.hasSuffix(".jsonl") || lower.hasSuffix(".ndjson") || lower.hasSuffix(".json") || path == "-" {
             return .jsonl
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .jsonl }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4096) }
-        return detect(start: bytes.prefix(max(0, n)))
+        guard let file = try? SystemFile.open(path, .readOnly) else { return .jsonl }
+        defer { file.close() }
+        return detect(start: (try? file.read(at: 0, count: 4096)) ?? [])
     }
 
     /// The format of an input that starts with `start`: JSON Lines when its first non-blank byte is `{` (or it is

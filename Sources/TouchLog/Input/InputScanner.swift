@@ -1,4 +1,4 @@
-import Glibc
+import TouchLogStorage
 
 /// Reads an input (a file, standard input, or bytes in memory) in large chunks and hands out its records with line numbers.
 ///
@@ -17,9 +17,10 @@ struct InputScanner {
         }
     }
 
-    let descriptor: Int32
+    /// The file or stream read; nil for an input in memory.
+    let file: SystemFile?
     let name: String
-    /// An input already in memory (a request body): read from here instead of `descriptor`.
+    /// An input already in memory (a request body): read from here instead of `file`.
     var memory: [UInt8]? = nil
     var quoteAware = false
     var maxRecordBytes = 1 << 20
@@ -27,29 +28,26 @@ struct InputScanner {
 
     /// Opens `path` for reading ("-" is standard input).
     static func open(_ path: String) throws(InputError) -> InputScanner {
-        if path == "-" { return InputScanner(descriptor: 0, name: "-") }
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            let code = errno
+        if path == "-" { return InputScanner(file: .standardInput, name: "-") }
+        let file: SystemFile
+        do throws(SystemCallError) { file = try SystemFile.open(path, .readOnly) } catch {
             throw InputError(
-                kind: code == ENOENT ? .notFound : .unreadable,
-                message: "cannot read \(path): \(String(cString: strerror(code)))")
+                kind: error.isNotFound ? .notFound : .unreadable, message: "cannot read \(path): \(error.reason)")
         }
-        var info = stat()
-        if fstat(fd, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR {
-            Glibc.close(fd)
+        if (try? file.status().kind) == .directory {
+            file.close()
             throw InputError(kind: .unreadable, message: "cannot read \(path): it is a directory")
         }
-        return InputScanner(descriptor: fd, name: path)
+        return InputScanner(file: file, name: path)
     }
 
     /// An input already in memory.
     static func bytes(_ bytes: [UInt8], name: String) -> InputScanner {
-        InputScanner(descriptor: -1, name: name, memory: bytes)
+        InputScanner(file: nil, name: name, memory: bytes)
     }
 
     func close() {
-        if descriptor > 0 { Glibc.close(descriptor) }
+        file?.close()
     }
 
     /// True for a record of only spaces and tabs (skipped).
@@ -66,7 +64,7 @@ struct InputScanner {
         // A small file gets a buffer its size (plus one byte to see its end); the buffer grows to the full size if the
         // file turns out longer, so that it always has room for a chunk after a carried-over record.
         let fullSize = chunkBytes + maxRecordBytes
-        var reader = ChunkReader(descriptor: descriptor, name: name, memory: memory)
+        var reader = ChunkReader(file: file, name: name, memory: memory)
         var buffer = [UInt8](repeating: 0, count: min(fullSize, max(1 << 16, (reader.knownSize ?? fullSize) + 1)))
         var splitter = RecordSplitter(quoteAware: quoteAware)
         var filled = 0
@@ -131,7 +129,7 @@ struct InputScanner {
             }
             if recordStart > 0 {
                 buffer.withUnsafeMutableBytes { raw in
-                    _ = memmove(raw.baseAddress!, raw.baseAddress! + recordStart, carried)
+                    raw.baseAddress!.copyMemory(from: raw.baseAddress! + recordStart, byteCount: carried)
                 }
             }
             filled = carried
@@ -139,9 +137,9 @@ struct InputScanner {
     }
 }
 
-/// Reads an input's bytes in chunks: from a file descriptor (a file or a pipe), or from bytes already in memory.
+/// Reads an input's bytes in chunks: from a file or a stream (a pipe, standard input), or from bytes already in memory.
 struct ChunkReader {
-    let descriptor: Int32
+    let file: SystemFile?
     let name: String
     let memory: [UInt8]?
     /// How much of `memory` has been handed out.
@@ -149,8 +147,8 @@ struct ChunkReader {
     /// Bytes read so far.
     private(set) var totalRead: Int64 = 0
 
-    init(descriptor: Int32, name: String, memory: [UInt8]?) {
-        self.descriptor = descriptor
+    init(file: SystemFile?, name: String, memory: [UInt8]?) {
+        self.file = file
         self.name = name
         self.memory = memory
     }
@@ -158,30 +156,31 @@ struct ChunkReader {
     /// The input's size when it is known in advance (bytes in memory, a regular file).
     var knownSize: Int? {
         if let memory { return memory.count }
-        var info = stat()
-        return fstat(descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG ? Int(info.st_size) : nil
+        guard let status = try? file?.status(), status.kind == .file else { return nil }
+        return Int(status.size)
     }
 
     /// Reads into `buffer` from index `start` up to its end; returns how many bytes came (0: the end of the input).
     mutating func read(into buffer: inout [UInt8], from start: Int) throws(InputError) -> Int {
-        while true {
-            let got = buffer.withUnsafeMutableBytes { raw in
-                guard let memory else { return Glibc.read(descriptor, raw.baseAddress! + start, raw.count - start) }
-                let n = min(raw.count - start, memory.count - memoryRead)
-                guard n > 0 else { return 0 }
-                memory.withUnsafeBytes { source in
-                    _ = memcpy(raw.baseAddress! + start, source.baseAddress! + memoryRead, n)
+        let got: Int
+        if let memory {
+            got = min(buffer.count - start, memory.count - memoryRead)
+            if got > 0 { buffer.replaceSubrange(start..<start + got, with: memory[memoryRead..<memoryRead + got]) }
+            memoryRead += got
+        } else {
+            let result = buffer.withUnsafeMutableBytes { raw in
+                Result { () throws(SystemCallError) in
+                    try file!.readNext(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
                 }
-                memoryRead += n
-                return n
             }
-            if got < 0 {
-                if errno == EINTR { continue }
-                throw InputError(kind: .unreadable, message: "cannot read \(name): \(String(cString: strerror(errno)))")
+            switch result {
+            case .success(let n): got = n
+            case .failure(let error):
+                throw InputError(kind: .unreadable, message: "cannot read \(name): \(error.reason)")
             }
-            totalRead += Int64(got)
-            return got
         }
+        totalRead += Int64(got)
+        return got
     }
 }
 
@@ -203,8 +202,10 @@ struct RecordSplitter {
     @inline(__always)
     mutating func end(in raw: UnsafeRawBufferPointer, from start: Int, to end: Int) -> Int {
         guard quoteAware else {
-            guard let found = memchr(raw.baseAddress! + start, 0x0A, end - start) else { return end }
-            return raw.baseAddress!.distance(to: UnsafeRawPointer(found))
+            guard let found = Memory.firstOffset(of: 0x0A, in: raw.baseAddress! + start, count: end - start) else {
+                return end
+            }
+            return start + found
         }
         var i = start
         while i < end {

@@ -1,4 +1,4 @@
-import Glibc
+import TouchLogStorage
 
 /// Parses one JSON Lines event: an object with `time`, `profile`, `type`, optional `touchpoint` and `value`;
 /// other fields are skipped. Works on the line's bytes directly (no Foundation, no allocation unless a
@@ -378,6 +378,7 @@ extension UnsafeRawBufferPointer {
     @inline(__always)
     func equals(_ literal: StaticString) -> Bool {
         // Both buffers are valid for `count` bytes: `literal` is a compile-time constant of that length.
-        count == literal.utf8CodeUnitCount && (count == 0 || memcmp(baseAddress!, literal.utf8Start, count) == 0)
+        count == literal.utf8CodeUnitCount
+            && (count == 0 || Memory.equal(baseAddress!, literal.utf8Start, count: count))
     }
 }

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -118,7 +117,7 @@ final class BlockEncoder: Sendable {
     /// `body(k)` for each `k` in `0..<count`, spread over the cores; the results in order of `k`.
     private static func onEveryCore<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
         let results = Mutex([T?](repeating: nil, count: count))
-        let workers = max(1, min(sysconf(Int32(_SC_NPROCESSORS_ONLN)), count))
+        let workers = max(1, min(Platform.processorCount, count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             for k in stride(from: worker, to: count, by: workers) {
                 let result = body(k)

@@ -1,4 +1,3 @@
-import Glibc
 import TouchLogStorage
 
 /// Small files written atomically and checked when read: segment definitions (and later snapshots).
@@ -37,8 +36,7 @@ package enum DurableFile {
             body = try file.read(at: Int64(header.count), count: max(0, size - headerLength))
         } catch {
             throw TouchLogError(
-                code: error.errno == ENOENT ? .notFound : .io,
-                message: "cannot read \(path): \(String(cString: strerror(error.errno)))")
+                code: error.isNotFound ? .notFound : .io, message: "cannot read \(path): \(error.reason)")
         }
         guard header.count + body.count == size else {
             throw TouchLogError(code: .corrupt, message: "\(path): the file ends early (it shrank while being read)")

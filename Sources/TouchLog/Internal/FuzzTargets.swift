@@ -1,5 +1,4 @@
 #if TOUCHLOG_FUZZ_TARGETS
-    import Glibc
     import TouchLogStorage
 
     /// What the fuzzer (`Tools/fuzz`, through `touchlog-fuzz`) feeds arbitrary bytes to, and what the tests replay the
@@ -163,8 +162,8 @@
         private static func logFile(_ bytes: [UInt8]) -> String? {
             let store = FuzzScratch.shared.directory + "/log-file"
             let log = store + "/log"
-            _ = mkdir(store, 0o755)
-            _ = mkdir(log, 0o755)
+            _ = try? SystemFile.makeDirectory(store)
+            _ = try? SystemFile.makeDirectory(log)
             FuzzScratch.removeFiles(in: log)
             guard bytes.withUnsafeBytes({ FuzzScratch.write($0, to: log + "/00000000000000000000.tlog") }) else {
                 return "cannot write the scratch log file"
@@ -273,11 +272,11 @@
         let reader: StoreReader
 
         private init() {
-            let base =
-                access("/dev/shm", W_OK) == 0 ? "/dev/shm" : (getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp")
-            var template = Array("\(base)/touchlog-fuzz-XXXXXX".utf8CString)
-            guard let made = mkdtemp(&template) else { fatalError("cannot create a scratch directory in \(base)") }
-            directory = String(cString: made)
+            let base = SystemFile.isDirectory("/dev/shm") ? "/dev/shm" : (Platform.environment("TMPDIR") ?? "/tmp")
+            directory = "\(base)/touchlog-fuzz-\(Platform.processID)-\(Platform.nowMilliseconds())"
+            guard (try? SystemFile.makeDirectory(directory)) == true else {
+                fatalError("cannot create a scratch directory in \(base)")
+            }
             do {
                 store = try TouchLogStore(directory: directory + "/store")
                 reader = try StoreReader(directory: directory + "/store")
@@ -288,7 +287,7 @@
 
         /// Removes the files of `directory` (not its subdirectories).
         static func removeFiles(in directory: String) {
-            for name in (try? SystemFile.list(directory)) ?? [] { _ = unlink(directory + "/" + name) }
+            for name in (try? SystemFile.list(directory)) ?? [] { try? SystemFile.remove(directory + "/" + name) }
         }
 
         static func write(_ data: UnsafeRawBufferPointer, to path: String) -> Bool {

@@ -1,5 +1,4 @@
 import Dispatch
-import Glibc
 import Synchronization
 import TouchLogStorage
 
@@ -710,7 +709,7 @@ extension StoreReader {
     }
 
     /// Threads a format-2 query scans on: the cores.
-    static let queryThreads = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    static let queryThreads = Platform.processorCount
 
     /// One worker's part of a format-2 query: scans `blocks` into `state`; returns the events of the blocks it read.
     /// Kept rules and sequences, and conversions, count only from block `keptFrom` on (a snapshot holds what comes

@@ -1,4 +1,4 @@
-import Glibc
+import TouchLogStorage
 
 /// The segment definitions of a store, every version kept.
 ///
@@ -23,7 +23,7 @@ public struct SegmentCatalog: Sendable {
             throw TouchLogError(code: .notFound, message: "no segment named \"\(name)\"")
         }
         let folder = directory + "/" + name
-        guard let names = try? listDirectory(folder) else { return [] }
+        guard let names = try? SystemFile.list(folder) else { return [] }
         var versions: [Version] = []
         for file in names.sorted() {
             let parts = file.split(separator: ".")
@@ -90,7 +90,7 @@ public struct SegmentCatalog: Sendable {
 
     /// The current segments: name, version and definition (references resolved), sorted by name.
     public func list() throws(TouchLogError) -> [(name: String, version: Int, definition: SegmentDefinition)] {
-        let names = ((try? listDirectory(directory)) ?? []).filter { SegmentDefinition.isValidName($0) }.sorted()
+        let names = ((try? SystemFile.list(directory)) ?? []).filter { SegmentDefinition.isValidName($0) }.sorted()
         var result: [(name: String, version: Int, definition: SegmentDefinition)] = []
         for name in names {
             if let last = try history(name).last, let definition = last.definition {
@@ -111,7 +111,7 @@ public struct SegmentCatalog: Sendable {
         if let last = history.last, last.definition == definition { return (last.number, false) }
         let number = (history.last?.number ?? 0) + 1
         let folder = directory + "/" + definition.name
-        if mkdir(folder, 0o755) == 0 { try DurableFile.syncDirectory(directory) }
+        if (try? SystemFile.makeDirectory(folder)) == true { try DurableFile.syncDirectory(directory) }
         try DurableFile.write(
             Array((definition.json + "\n").utf8), kind: "segment", to: folder + "/" + Self.fileName(number, "json"))
         return (number, true)

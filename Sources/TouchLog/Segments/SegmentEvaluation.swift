@@ -1,5 +1,3 @@
-import Glibc
-
 /// When a segment is evaluated: as of event time T, by what the store knew at K.
 public struct QueryTime: Sendable, Equatable {
     /// Only events with event time ≤ `asOf` count.

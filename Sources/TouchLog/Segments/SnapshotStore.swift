@@ -1,4 +1,3 @@
-import Glibc
 import TouchLogStorage
 
 /// A saved projection, as `snapshot list` shows it.
@@ -73,8 +72,8 @@ struct SnapshotStore {
     /// Every snapshot file, by key and then offset.
     func all() -> [SnapshotInfo] {
         var result: [SnapshotInfo] = []
-        for key in ((try? listDirectory(directory)) ?? []).sorted() {
-            for name in ((try? listDirectory(directory + "/" + key)) ?? []).sorted() {
+        for key in ((try? SystemFile.list(directory)) ?? []).sorted() {
+            for name in ((try? SystemFile.list(directory + "/" + key)) ?? []).sorted() {
                 let parts = name.dropLast(5).split(separator: "-")
                 guard name.hasSuffix(".snap"), parts.count == 3, let offset = UInt64(parts[0]),
                     let w = UInt64(parts[1], radix: 16), let r = UInt64(parts[2], radix: 16)
@@ -221,7 +220,7 @@ struct SnapshotStore {
             guard try input.byte() == Self.layoutVersion else { throw input.fail("unknown snapshot layout") }
             let jsonLength = try input.count(max: input.size, "definition length")
             let json = Array(definition.json.utf8)
-            guard jsonLength == json.count, memcmp(try input.take(jsonLength), json, jsonLength) == 0 else {
+            guard jsonLength == json.count, Memory.equal(try input.take(jsonLength), json, count: jsonLength) else {
                 throw input.fail("snapshot of another definition")
             }
             var p = SegmentProjection(definition: definition)
@@ -377,7 +376,7 @@ extension StoreReader {
             for info in doomed {
                 do { try SystemFile.remove(directory + "/" + info.path) } catch {
                     throw TouchLogError(
-                        code: .io, message: "cannot delete \(info.path): \(String(cString: strerror(error.errno)))")
+                        code: .io, message: "cannot delete \(info.path): \(error.reason)")
                 }
                 deleted.append(info)
             }
@@ -435,7 +434,7 @@ extension StoreReader {
             }
         }
         let catalog = segments
-        for name in ((try? listDirectory(directory + "/segments")) ?? []).sorted()
+        for name in ((try? SystemFile.list(directory + "/segments")) ?? []).sorted()
         where SegmentDefinition.isValidName(name) {
             do { _ = try catalog.history(name) } catch { problems.append("\(error)") }
         }

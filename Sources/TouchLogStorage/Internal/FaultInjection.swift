@@ -1,5 +1,11 @@
 #if TOUCHLOG_FAULT_INJECTION
-    import Glibc
+    #if canImport(Glibc)
+        import Glibc
+    #elseif canImport(Musl)
+        import Musl
+    #elseif canImport(Darwin)
+        import Darwin
+    #endif
     import Synchronization
 
     /// A fault-injecting layer under every file operation of ``SystemFile`` below one directory, for tests. Compiled only
@@ -155,7 +161,7 @@
             let s = state.withLock { $0 }
             for (_, entries) in s.pendingEntries {
                 for entry in entries.reversed() {
-                    if let from = entry.from { _ = Glibc.rename(entry.path, from) } else { _ = unlink(entry.path) }
+                    if let from = entry.from { _ = rename(entry.path, from) } else { _ = unlink(entry.path) }
                 }
             }
             var random = seed | 1
@@ -169,11 +175,11 @@
                 random ^= random << 17
                 switch mode {
                 case .dropUnsynced:
-                    _ = Glibc.truncate(path, off_t(durable))
+                    _ = truncate(path, off_t(durable))
                 case .tornAt512, .tornAt4K:
                     let block: Int64 = mode == .tornAt512 ? 512 : 4096
                     let keep = durable + Int64(random % UInt64(size - durable + 1))
-                    _ = Glibc.truncate(path, off_t(max(durable, keep / block * block)))
+                    _ = truncate(path, off_t(max(durable, keep / block * block)))
                 case .garbage:
                     let fd = open(path, O_WRONLY | O_CLOEXEC)
                     guard fd >= 0 else { continue }

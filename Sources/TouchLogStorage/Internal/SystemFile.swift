@@ -1,9 +1,16 @@
-import Glibc
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// A file descriptor with the few calls the log needs, each turning `errno` into a typed error.
 ///
-/// Every system call the storage layer makes goes through this file, so that the fault-injecting layer
-/// (``FaultInjector``, for tests) has one place to intercept. The injector exists only in debug builds
+/// Every file and directory operation of the package goes through this file (the rest of the system calls through
+/// ``Platform``), so that the fault-injecting layer (``FaultInjector``, for tests) has one place to intercept, and
+/// the platform's C library is imported here and there only. The injector exists only in debug builds
 /// (`TOUCHLOG_FAULT_INJECTION`, set by Package.swift for them): a release build makes the calls and nothing else.
 package struct SystemFile: Sendable {
     package let descriptor: Int32
@@ -14,6 +21,8 @@ package struct SystemFile: Sendable {
         case readOnly
         case readWrite
         case createReadWrite
+        /// Creates the file, or empties the one there (an output the user named, such as a rejects file).
+        case replace
     }
 
     package static func open(_ path: String, _ mode: Mode) throws(SystemCallError) -> SystemFile {
@@ -22,13 +31,14 @@ package struct SystemFile: Sendable {
         case .readOnly: flags = O_RDONLY | O_CLOEXEC
         case .readWrite: flags = O_RDWR | O_CLOEXEC
         case .createReadWrite: flags = O_RDWR | O_CREAT | O_CLOEXEC
+        case .replace: flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
         }
         #if TOUCHLOG_FAULT_INJECTION
             let injector = mode == .createReadWrite ? FaultInjector.injector(for: path) : nil
             let creating = injector != nil && !exists(path)
             if creating { _ = try injector!.before("create", path) }
         #endif
-        let fd = retryOnInterrupt { Glibc.open(path, flags, 0o644) }
+        let fd = retryOnInterrupt { systemOpen(path, flags, 0o644) }
         guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: errno) }
         #if TOUCHLOG_FAULT_INJECTION
             if creating { injector!.created(path) }
@@ -36,14 +46,52 @@ package struct SystemFile: Sendable {
         return SystemFile(descriptor: fd, path: path)
     }
 
+    /// Standard input, to read as a stream (``readNext(into:)``); closing it does nothing.
+    package static let standardInput = SystemFile(descriptor: 0, path: "-")
+
     package func close() {
-        _ = Glibc.close(descriptor)
+        if descriptor > 0 { _ = systemClose(descriptor) }
+    }
+
+    /// What a path or a descriptor is.
+    package struct Status: Sendable {
+        package enum Kind: Sendable { case file, directory, other }
+        package let kind: Kind
+        package let size: Int64
+
+        init(_ info: stat) {
+            switch info.st_mode & S_IFMT {
+            case S_IFREG: kind = .file
+            case S_IFDIR: kind = .directory
+            default: kind = .other
+            }
+            size = Int64(info.st_size)
+        }
+    }
+
+    package func status() throws(SystemCallError) -> Status {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { throw SystemCallError(call: "fstat \(path)", errno: errno) }
+        return Status(info)
+    }
+
+    /// What is at `path`, following links; nil when nothing is (or it cannot be reached).
+    package static func status(_ path: String) -> Status? {
+        var info = stat()
+        return stat(path, &info) == 0 ? Status(info) : nil
     }
 
     package func size() throws(SystemCallError) -> Int64 {
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { throw SystemCallError(call: "fstat \(path)", errno: errno) }
-        return Int64(info.st_size)
+        try status().size
+    }
+
+    /// Reads the next bytes of a stream (standard input, a pipe, a file read from its start) into `buffer`: how many
+    /// came, 0 at its end.
+    package func readNext(into buffer: UnsafeMutableRawBufferPointer) throws(SystemCallError) -> Int {
+        guard buffer.count > 0 else { return 0 }
+        let n = retryOnInterrupt { systemRead(descriptor, buffer.baseAddress!, buffer.count) }
+        guard n >= 0 else { throw SystemCallError(call: "read \(path)", errno: errno) }
+        return n
     }
 
     /// Reads up to `count` bytes from `position` into a new array (shorter only at end of file), filled straight
@@ -167,7 +215,7 @@ package struct SystemFile: Sendable {
             let injector = FaultInjector.injector(for: to)
             _ = try injector?.before("rename", to)
         #endif
-        guard Glibc.rename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
+        guard systemRename(from, to) == 0 else { throw SystemCallError(call: "rename \(from)", errno: errno) }
         #if TOUCHLOG_FAULT_INJECTION
             injector?.renamed(from, to)
         #endif
@@ -199,13 +247,11 @@ package struct SystemFile: Sendable {
     }
 
     package static func exists(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0
+        status(path) != nil
     }
 
     package static func isDirectory(_ path: String) -> Bool {
-        var info = stat()
-        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+        status(path)?.kind == .directory
     }
 
     /// The names in a directory, without `.` and `..`.
@@ -221,14 +267,24 @@ package struct SystemFile: Sendable {
         }
         return names
     }
-
-    /// Milliseconds since the Unix epoch from the real-time clock.
-    package static func nowMilliseconds() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1000 + Int64(spec.tv_nsec) / 1_000_000
-    }
 }
+
+extension SystemCallError {
+    /// The call failed because the path does not exist.
+    package var isNotFound: Bool { errno == ENOENT }
+
+    /// The call wrote to a pipe whose reader has gone (`| head`).
+    package var isBrokenPipe: Bool { errno == EPIPE }
+
+    /// The C library's text for the error ("No such file or directory").
+    package var reason: String { Platform.errorText(errno) }
+}
+
+// The C functions under names SystemFile's methods do not shadow.
+private func systemOpen(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 { open(path, flags, mode) }
+private func systemClose(_ fd: Int32) -> Int32 { close(fd) }
+private func systemRead(_ fd: Int32, _ bytes: UnsafeMutableRawPointer, _ count: Int) -> Int { read(fd, bytes, count) }
+private func systemRename(_ from: String, _ to: String) -> Int32 { rename(from, to) }
 
 @inline(__always)
 private func retryOnInterrupt<T: BinaryInteger>(_ body: () -> T) -> T {
@@ -248,7 +304,9 @@ package func adviseHugePages(_ buffer: UnsafeMutableRawBufferPointer) {
     let start = (Int(bitPattern: base) + huge - 1) & ~(huge - 1)
     let end = (Int(bitPattern: base) + buffer.count) & ~(huge - 1)
     guard end > start else { return }
-    _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE)
+    #if os(Linux)
+        _ = madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_HUGEPAGE)
+    #endif
 }
 
 /// Zero-filled memory straight from the kernel, aligned to 2 MiB and advised to transparent huge pages, so that a
@@ -277,7 +335,9 @@ package struct ZeroedMemory: @unchecked Sendable {
         if size >= huge {
             let aligned = (Int(bitPattern: mapping) + huge - 1) & ~(huge - 1)
             base = UnsafeMutableRawPointer(bitPattern: aligned)!
-            _ = madvise(base, rounded, MADV_HUGEPAGE)
+            #if os(Linux)
+                _ = madvise(base, rounded, MADV_HUGEPAGE)
+            #endif
         } else {
             base = mapping
         }
