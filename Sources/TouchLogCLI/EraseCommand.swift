@@ -74,8 +74,10 @@ struct EraseCommand: AsyncParsableCommand {
 
     /// The non-empty lines of `path` ('-': standard input), without their line ends.
     static func lines(of path: String) throws -> [String] {
-        String(decoding: try readWholeInput(path), as: UTF8.self).split(whereSeparator: \.isNewline).compactMap {
-            let text = String($0)
+        // Lines end at \n; a \r before it goes too. Nothing else splits a line: a profile is any string.
+        try readWholeInput(path).split(separator: 0x0A).compactMap { line in
+            var text = String(decoding: line, as: UTF8.self)
+            while text.hasSuffix("\r") { text.removeLast() }
             return text.isEmpty ? nil : text
         }
     }

@@ -20,9 +20,6 @@ package enum Platform {
     /// This process's id.
     package static var processID: Int32 { getpid() }
 
-    /// The calling thread's last system-call error number.
-    package static var lastError: Int32 { errno }
-
     /// The C library's text for an error number ("No such file or directory").
     package static func errorText(_ code: Int32) -> String {
         String(cString: strerror(code))
@@ -147,13 +144,12 @@ package enum Memory {
     }
 }
 
-/// Standard input, output and error, as descriptors.
+/// Standard output and error, as descriptors (standard input is read as ``SystemFile/standardInput``).
 package enum StandardStream: Sendable {
-    case input, output, error
+    case output, error
 
     package var descriptor: Int32 {
         switch self {
-        case .input: 0
         case .output: 1
         case .error: 2
         }
