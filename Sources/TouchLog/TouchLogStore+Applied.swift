@@ -105,6 +105,21 @@ extension TouchLogStore {
         try readers.withReader(body)
     }
 
+    /// Calls `body`, on the calling thread, with each block that may hold events matching `filter`, decoded and checked,
+    /// in log order up to the end of the log as it is now: how `touchlog replay` streams millions of events without
+    /// making each one a ``StoredEvent`` (``replay(matching:)`` does). `body`'s errors are rethrown as they are.
+    package func forEachBlock(matching filter: ReplayFilter, _ body: (DecodedBlock) throws -> Void) throws {
+        var failure: (any Error)?
+        try readers.withReader { reader throws(TouchLogError) in
+            do { try reader.forEachBlock(matching: filter, body) } catch let error as TouchLogError {
+                throw error
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+    }
+
     /// Whether the store holds each profile (a writable store only).
     package func holds(profiles: [String]) throws(TouchLogError) -> [Bool] {
         try requireWriter().encoder.profileIDs(of: profiles).map { $0 != nil }

@@ -13,14 +13,33 @@ extension TouchLogStore {
 
     /// Stores `definition` as the next version of its name; returns that version and whether anything changed
     /// (putting the current definition again stores nothing). Durable on return; serialized with appends.
+    ///
+    /// Throws ``TouchLogError/Code-swift.struct/invalidInput`` when the definition refers to a segment that does not
+    /// exist, the references form a cycle or nest too deep, and ``TouchLogError/Code-swift.struct/readOnly`` for a store opened read-only.
     @discardableResult
-    public func putSegment(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
-        try withLogWriter { _ throws(TouchLogError) in try segments.put(definition) }
+    public func putSegment(_ definition: SegmentDefinition) async throws(TouchLogError) -> (version: Int, changed: Bool)
+    {
+        try await offload { () throws(TouchLogError) in try self.putSegmentNow(definition) }
     }
 
     /// Removes a segment; its versions are kept for audit. Returns the version number of the removal.
+    ///
+    /// Throws ``TouchLogError/Code-swift.struct/notFound`` when there is no such segment, and
+    /// ``TouchLogError/Code-swift.struct/conflict`` while another segment refers to it.
     @discardableResult
-    public func removeSegment(_ name: String) throws(TouchLogError) -> Int {
+    public func removeSegment(_ name: String) async throws(TouchLogError) -> Int {
+        try await offload { () throws(TouchLogError) in try self.removeSegmentNow(name) }
+    }
+
+    /// ``putSegment(_:)`` on the caller's thread (for callers that are not async, such as a cluster node's handler).
+    @discardableResult
+    package func putSegmentNow(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
+        try withLogWriter { _ throws(TouchLogError) in try segments.put(definition) }
+    }
+
+    /// ``removeSegment(_:)`` on the caller's thread.
+    @discardableResult
+    package func removeSegmentNow(_ name: String) throws(TouchLogError) -> Int {
         try withLogWriter { _ throws(TouchLogError) in try segments.remove(name) }
     }
 
@@ -56,12 +75,18 @@ extension TouchLogStore {
     public func explain(_ name: String, profile: String, at time: QueryTime = .now) async throws(TouchLogError)
         -> Explanation
     {
-        let definition = try segments.current(name).definition
-        return try await read("explain \(name)") { reader in try reader.explain(definition, profile: profile, at: time)
+        try await explain(try segments.current(name).definition, profile: profile, at: time)
+    }
+
+    /// Why `profile` is, or is not, a member of `definition` (stored or not) at `time`.
+    public func explain(_ definition: SegmentDefinition, profile: String, at time: QueryTime = .now)
+        async throws(TouchLogError) -> Explanation
+    {
+        try await read("explain \(definition.name)") { reader in
+            try reader.explain(definition, profile: profile, at: time)
         }
     }
 
-    /// Who entered and who left the segment `name` between two times (its current definition at both).
     /// The member count of the segment `name` (its current definition) at `from`, `from + step`, … up to `to`, by what
     /// the store knew at `knownAt`, in one pass over the log (see ``StoreReader/history(of:from:to:step:knownAt:)``).
     public func history(of name: String, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
@@ -79,6 +104,8 @@ extension TouchLogStore {
         }
     }
 
+    /// Who entered and who left the segment `name` between two times (its current definition at both), sorted by
+    /// profile.
     public func diff(_ name: String, from before: QueryTime, to after: QueryTime) async throws(TouchLogError)
         -> SegmentDiff
     {
@@ -122,22 +149,36 @@ extension TouchLogStore {
 
     // MARK: Snapshots, audit
 
-    /// Folds the whole log into the segment's projection and saves it as a snapshot (nil: one is already at the end
-    /// of the log, or in format 2 the segment has nothing to snapshot); in format 2 also one every
-    /// ``StoreReader/snapshotInterval`` events on the way (see <doc:Snapshots>). Snapshots only make queries faster;
-    /// deleting them never changes an answer.
-    public func createSnapshot(of name: String) async throws(TouchLogError) -> SnapshotInfo? {
-        let definition = try segments.current(name).definition
-        return try await read("snapshot \(name)") { reader in try reader.createSnapshot(of: definition) }
+    /// Snapshots every current segment (or only `name`) at the end of the log: folds the log from the newest
+    /// snapshot into the segment's projection and saves it; in format 2 and later also one every
+    /// ``SnapshotPolicy/interval`` events on the way (see <doc:Snapshots>). Works on a store opened read-only too:
+    /// snapshots are files of their own, never the log. Throws ``TouchLogError/Code-swift.struct/notFound`` when
+    /// `name` is no current segment.
+    public func createSnapshots(of name: String? = nil) async throws(TouchLogError) -> [SnapshotCreation] {
+        let current = try segments.list().filter { name == nil || $0.name == name }
+        if let name, current.isEmpty { _ = try segments.current(name) }
+        return try await read("snapshot") { reader in
+            try current.map { segment in
+                SnapshotCreation(
+                    segment: segment.name, snapshot: try reader.createSnapshot(of: segment.definition),
+                    helps: reader.snapshotsHelp(segment.definition))
+            }
+        }
     }
 
-    /// Every snapshot in the store.
-    public func snapshots() -> [SnapshotInfo] {
-        SnapshotStore(layout: StoreLayout(root: directory)).all()
+    /// Every snapshot in the store, by key and offset, each with the current segment it belongs to.
+    public func snapshots() throws(TouchLogError) -> [SnapshotInfo] {
+        var names: [String: String] = [:]
+        for segment in try segments.list() { names[SnapshotStore.key(segment.definition)] = segment.name }
+        return SnapshotStore(layout: StoreLayout(root: directory)).all().map { info in
+            var info = info
+            info.segment = names[info.key]
+            return info
+        }
     }
 
     /// Keeps the newest `keep` snapshots of each current segment and deletes the rest, and those of earlier or removed
-    /// definitions; returns what was deleted.
+    /// definitions; returns what was deleted. Works on a store opened read-only too.
     @discardableResult
     public func pruneSnapshots(keep: Int) async throws(TouchLogError) -> [SnapshotInfo] {
         let keys = Set(try segments.list().map { SnapshotStore.key($0.definition) })
@@ -152,7 +193,14 @@ extension TouchLogStore {
 
     /// Events, profiles, touchpoints, files, bytes and time ranges of the store.
     public func stats() async throws(TouchLogError) -> StoreStats {
-        try await read("stats") { reader in try reader.stats() }
+        try await stats(progress: { _, _ in })
+    }
+
+    /// ``stats()``, calling `progress` with the events counted so far and the total as it goes.
+    package func stats(progress: @escaping @Sendable (_ done: UInt64, _ total: UInt64) -> Void)
+        async throws(TouchLogError) -> StoreStats
+    {
+        try await read("stats") { reader in try reader.stats(progress: progress) }
     }
 
     /// The chain head: the hash of the last committed block (as ``verify()`` prints it).

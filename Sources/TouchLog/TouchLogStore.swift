@@ -4,9 +4,9 @@ import TouchLogStorage
 
 /// A touchlog store: the entry point for services that embed touchlog.
 ///
-/// Open it for writing with ``init(directory:create:options:blockEvents:)`` (one process at a time: opening takes
-/// the store's lock), or for reading with ``init(readingFrom:)`` (any number of processes, while another one
-/// writes). Every method is safe to call from many tasks at once: appends are group-committed, and queries run on
+/// Open it for writing with ``init(directory:create:options:blockEvents:snapshots:)`` (one process at a time: opening
+/// takes the store's lock), or for reading with ``init(readingFrom:snapshots:)`` (any number of processes, while
+/// another one writes). Every method is safe to call from many tasks at once: appends are group-committed, and queries run on
 /// their own threads with readers from a pool, so they never wait for each other or for the writer.
 ///
 /// ```swift
@@ -23,6 +23,8 @@ public final class TouchLogStore: Sendable {
     public let recovery: RecoveryReport?
     /// Events per block when a batch is split into blocks.
     public let blockEvents: Int
+    /// When queries save snapshots of the projections they fold.
+    public let snapshotPolicy: SnapshotPolicy
     /// Nil when the store was opened read-only.
     private let writer: GroupCommitWriter?
     /// Makes the writer's blocks in the log's format (nil when read-only).
@@ -36,9 +38,10 @@ public final class TouchLogStore: Sendable {
     ///
     /// Throws ``TouchLogError/Code-swift.struct/locked`` when another process is writing to it, and
     /// ``TouchLogError/Code-swift.struct/corrupt`` when its log is damaged before its last commit.
-    public init(directory: String, create: Bool = true, options: LogOptions = LogOptions(), blockEvents: Int = 65_536)
-        throws(TouchLogError)
-    {
+    public init(
+        directory: String, create: Bool = true, options: LogOptions = LogOptions(), blockEvents: Int = 65_536,
+        snapshots: SnapshotPolicy = .automatic()
+    ) throws(TouchLogError) {
         let layout = StoreLayout(root: directory)
         if create { try layout.create() } else { try layout.requireExisting() }
         let log = try storage { () throws(StorageError) in
@@ -58,9 +61,10 @@ public final class TouchLogStore: Sendable {
         self.directory = directory
         self.recovery = log.recovery
         self.blockEvents = max(1, blockEvents)
+        self.snapshotPolicy = snapshots
         self.encoder = encoder
         self.writer = GroupCommitWriter(log, committed: { encoder.finished(committed: $0) })
-        self.readers = ReaderPool(directory: directory)
+        self.readers = ReaderPool(directory: directory, snapshotInterval: snapshots.interval)
         // Pads of a commit a crash cut short go, and an erasure committed before a crash is finished.
         if let keys { try Self.recoverKeys(directory: directory, keys: keys) }
     }
@@ -68,18 +72,23 @@ public final class TouchLogStore: Sendable {
     /// Opens the store in `directory` for reading only: no lock is taken, so another process may be writing to it.
     ///
     /// Queries see the commits made up to the moment they start; ``tail(from:matching:pollInterval:)`` and
-    /// ``watch(_:options:)`` poll for the writer's new commits. Changes (appends, definitions, removals) throw
-    /// ``TouchLogError/Code-swift.struct/readOnly``. Throws ``TouchLogError/Code-swift.struct/notFound`` when there
-    /// is no store in `directory`.
-    public init(readingFrom directory: String) throws(TouchLogError) {
+    /// ``watch(_:options:)`` poll for the writer's new commits. Changes (appends, definitions, removals, erasures)
+    /// throw ``TouchLogError/Code-swift.struct/readOnly``. Throws ``TouchLogError/Code-swift.struct/notFound`` when
+    /// there is no store in `directory`.
+    ///
+    /// By default reading writes nothing. With `snapshots: .automatic()` queries also save snapshots (files of their
+    /// own beside the log, written atomically, never the log or the definitions): what the `touchlog` command does,
+    /// so that one process's query makes the next one fast.
+    public init(readingFrom directory: String, snapshots: SnapshotPolicy = .never) throws(TouchLogError) {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
         self.directory = directory
         self.recovery = nil
         self.blockEvents = 65_536
+        self.snapshotPolicy = snapshots
         self.writer = nil
         self.encoder = nil
-        self.readers = ReaderPool(directory: directory)
+        self.readers = ReaderPool(directory: directory, snapshotInterval: snapshots.interval)
         // Fails now, not at the first query, when the log is unreadable.
         try readers.withReader { _ throws(TouchLogError) in }
     }
@@ -214,4 +223,22 @@ public final class TouchLogStore: Sendable {
         defer { changes.signal() }
         return try requireWriter().writer.withWriter(body)
     }
+}
+
+/// When a store's queries save snapshots of the segment projections they fold (see <doc:Snapshots>). Snapshots only
+/// make later queries faster; they never change an answer.
+public struct SnapshotPolicy: Sendable, Hashable {
+    /// A query saves a snapshot when it has folded at least this many events past the snapshot it started from (nil:
+    /// never); ``TouchLogStore/createSnapshots(of:)`` also saves one this often along the log.
+    public let interval: UInt64?
+
+    /// Queries save a snapshot when they have folded at least `events` past the one they started from, keeping at
+    /// most 8 per segment, spread along the log: the default of a store opened for writing.
+    public static func automatic(every events: UInt64 = 1_000_000) -> SnapshotPolicy {
+        SnapshotPolicy(interval: max(1, events))
+    }
+
+    /// Queries write nothing: the default of a store opened read-only. Snapshots are still made on request
+    /// (``TouchLogStore/createSnapshots(of:)``, one at the end of the log).
+    public static let never = SnapshotPolicy(interval: nil)
 }

@@ -13,7 +13,7 @@ struct DurationArgument: ExpressibleByArgument {
     }
 }
 
-struct HistoryCommand: ParsableCommand {
+struct HistoryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "history",
         abstract: "A segment's member count at --from, --from + --step, … up to --to, in one pass over the log.",
@@ -50,7 +50,7 @@ struct HistoryCommand: ParsableCommand {
         // The range and step are checked by the library (an invalid argument: exit 64), for the cluster too.
     }
 
-    func run() throws {
+    func run() async throws {
         if let urls = cluster.urls(unless: storeOptions) {
             return try withCluster(urls) { client in
                 let definition = try rules.map(loadDefinition) ?? client.segment(name!).definition
@@ -66,11 +66,11 @@ struct HistoryCommand: ParsableCommand {
             }
         }
         let directory = try storeOptions.directory()
-        try reportingErrors {
-            let reader = try queryReader(directory)
-            let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
+        try await reportingErrorsAsync {
+            let store = try readingStore(directory)
+            let definition = try resolveDefinition(store, name: name, rulesFile: rules)
             print(
-                try reader.history(
+                try await store.history(
                     of: definition, from: from.milliseconds, to: to.milliseconds, step: step.milliseconds,
                     knownAt: knownAt?.milliseconds))
         }

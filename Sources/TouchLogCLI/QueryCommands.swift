@@ -18,26 +18,14 @@ struct TimeOptions: ParsableArguments {
     }
 }
 
-/// A reader for segment queries; `TOUCHLOG_SNAPSHOT_EVERY=N` sets how often queries save snapshots (0: never).
-func queryReader(_ directory: String) throws -> StoreReader {
-    let reader = try StoreReader(directory: directory)
-    if let text = Platform.environment("TOUCHLOG_SNAPSHOT_EVERY") {
-        guard let every = UInt64(text) else {
-            throw ValidationError("TOUCHLOG_SNAPSHOT_EVERY must be a whole number, not \"\(text)\"")
-        }
-        reader.snapshotInterval = every == 0 ? nil : every
-    }
-    return reader
-}
-
 /// A segment named in the store, or a definition file given by `--rules`.
-func resolveDefinition(_ reader: StoreReader, name: String?, rulesFile: String?) throws -> SegmentDefinition {
+func resolveDefinition(_ store: TouchLogStore, name: String?, rulesFile: String?) throws -> SegmentDefinition {
     if let rulesFile { return try loadDefinition(rulesFile) }
     guard let name else { throw ValidationError("name a segment or give --rules FILE") }
-    return try reader.segments.current(name).definition
+    return try store.segments.current(name).definition
 }
 
-struct QueryCommand: ParsableCommand {
+struct QueryCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "query",
         abstract: "The members of a segment, one profile per line, sorted by bytes.",
@@ -63,18 +51,18 @@ struct QueryCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    func run() async throws {
         if let urls = cluster.urls(unless: storeOptions) { return try queryCluster(urls) }
         let directory = try storeOptions.directory()
-        try reportingErrors {
-            let reader = try queryReader(directory)
-            let definition = try resolveDefinition(reader, name: name, rulesFile: rules)
+        try await reportingErrorsAsync {
+            let store = try readingStore(directory)
+            let definition = try resolveDefinition(store, name: name, rulesFile: rules)
             if count {
                 var out = StandardOutput()
-                out.write("\(try reader.count(of: definition, at: time.queryTime))\n")
+                out.write("\(try await store.count(of: definition, at: time.queryTime))\n")
                 out.flush()
             } else {
-                print(try reader.members(of: definition, at: time.queryTime))
+                print(try await store.members(of: definition, at: time.queryTime))
             }
         }
     }
@@ -128,7 +116,7 @@ struct QueryCommand: ParsableCommand {
     }
 }
 
-struct ExplainCommand: ParsableCommand {
+struct ExplainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Whether a profile is in a segment, each rule's verdict, and the events that decided it."
@@ -141,7 +129,7 @@ struct ExplainCommand: ParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
-    func run() throws {
+    func run() async throws {
         if let urls = cluster.urls(unless: storeOptions) {
             return try withCluster(urls) { client in
                 let (revision, definition) = try client.segment(name)
@@ -153,10 +141,10 @@ struct ExplainCommand: ParsableCommand {
             }
         }
         let directory = try storeOptions.directory()
-        try reportingErrors {
-            let reader = try queryReader(directory)
-            let (version, definition) = try reader.segments.current(name)
-            let explanation = try reader.explain(definition, profile: profile, at: time.queryTime)
+        try await reportingErrorsAsync {
+            let store = try readingStore(directory)
+            let (version, definition) = try store.segments.current(name)
+            let explanation = try await store.explain(definition, profile: profile, at: time.queryTime)
             var out = StandardOutput()
             out.write(explanation.report(segment: name, version: "version \(version)", definition: definition))
             out.flush()
@@ -164,7 +152,7 @@ struct ExplainCommand: ParsableCommand {
     }
 }
 
-struct DiffCommand: ParsableCommand {
+struct DiffCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "diff",
         abstract: "Who entered (+profile) and who left (-profile) a segment between two times, sorted by profile."
@@ -181,7 +169,7 @@ struct DiffCommand: ParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
-    func run() throws {
+    func run() async throws {
         if let urls = cluster.urls(unless: storeOptions) {
             return try withCluster(urls) { client in
                 let definition = try client.segment(name).definition
@@ -195,14 +183,12 @@ struct DiffCommand: ParsableCommand {
             }
         }
         let directory = try storeOptions.directory()
-        try reportingErrors {
-            let reader = try queryReader(directory)
-            let definition = try reader.segments.current(name).definition
-            let before = try reader.members(
-                of: definition, at: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds))
-            let after = try reader.members(
-                of: definition, at: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds))
-            print(SegmentDiff(before: before, after: after))
+        try await reportingErrorsAsync {
+            let store = try readingStore(directory)
+            print(
+                try await store.diff(
+                    name, from: QueryTime(asOf: from.milliseconds, knownAt: knownAt?.milliseconds),
+                    to: QueryTime(asOf: to.milliseconds, knownAt: knownAt?.milliseconds)))
         }
     }
 

@@ -68,19 +68,20 @@ struct ReplayCommand: ParsableCommand {
         }
         let directory = try storeOptions.directory()
         try reportingErrors {
-            let reader = try StoreReader(directory: directory)
+            let store = try readingStore(directory)
+            let end = store.endOffset
             let filter = ReplayFilter(
                 fromOffset: fromOffset, toOffset: toOffset, since: since?.milliseconds, until: until?.milliseconds,
                 profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)), includeErased: includeErased)
             let progress = Progress("replay", sharesTerminalWithOutput: true)
             var out = StandardOutput()
-            try reader.forEachBlock(matching: filter) { block in
+            try store.forEachBlock(matching: filter) { block in
                 for index in filter.matches(in: block) {
                     EventJSON.appendLine(block, index, to: &out.buffer)
                     out.flushIfFull()
                 }
                 progress.update(
-                    Int64(block.firstOffset) + Int64(block.events.count), of: Int64(reader.endOffset), unit: "events")
+                    Int64(block.firstOffset) + Int64(block.events.count), of: Int64(end), unit: "events")
             }
             progress.finish()
             out.flush()

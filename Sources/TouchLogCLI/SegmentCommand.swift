@@ -9,7 +9,7 @@ struct SegmentCommand: ParsableCommand {
         subcommands: [Put.self, List.self, Show.self, Remove.self]
     )
 
-    struct Put: ParsableCommand {
+    struct Put: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "put",
             abstract: "Store a definition from a JSON file (- for standard input) as its name's next version.")
@@ -17,7 +17,7 @@ struct SegmentCommand: ParsableCommand {
         @OptionGroup var cluster: ClusterOptions
         @Argument(help: ArgumentHelp("The definition.", valueName: "file.json")) var file: String
 
-        func run() throws {
+        func run() async throws {
             if let urls = cluster.urls(unless: storeOptions) {
                 return try withCluster(urls) { client in
                     let definition = try loadDefinition(file)
@@ -29,10 +29,10 @@ struct SegmentCommand: ParsableCommand {
                 }
             }
             let directory = try storeOptions.directory()
-            try reportingErrors {
+            try await reportingErrorsAsync {
                 let definition = try loadDefinition(file)
                 let store = try writableStore(directory)
-                let (version, changed) = try store.putSegment(definition)
+                let (version, changed) = try await store.putSegment(definition)
                 var out = StandardOutput()
                 out.write(
                     changed
@@ -61,9 +61,9 @@ struct SegmentCommand: ParsableCommand {
             }
             let directory = try storeOptions.directory()
             try reportingErrors {
-                let reader = try StoreReader(directory: directory)
+                let store = try readingStore(directory)
                 var out = StandardOutput()
-                for (name, version, definition) in try reader.segments.list() {
+                for (name, version, definition) in try store.segments.list() {
                     out.write("\(name)\tv\(version)\(definition.description.map { "\t" + $0 } ?? "")\n")
                 }
                 out.flush()
@@ -93,10 +93,10 @@ struct SegmentCommand: ParsableCommand {
             }
             let directory = try storeOptions.directory()
             try reportingErrors {
-                let reader = try StoreReader(directory: directory)
+                let segments = try readingStore(directory).segments
                 let definition =
-                    try version.map { v throws(TouchLogError) in try reader.segments.version(name, v) }
-                    ?? reader.segments.current(name).definition
+                    try version.map { v throws(TouchLogError) in try segments.version(name, v) }
+                    ?? segments.current(name).definition
                 var out = StandardOutput()
                 out.write(definition.json + "\n")
                 out.flush()
@@ -104,14 +104,14 @@ struct SegmentCommand: ParsableCommand {
         }
     }
 
-    struct Remove: ParsableCommand {
+    struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "rm", abstract: "Remove a segment (its versions are kept for audit).")
         @OptionGroup var storeOptions: StoreOptions
         @OptionGroup var cluster: ClusterOptions
         @Argument(help: "The segment's name.") var name: String
 
-        func run() throws {
+        func run() async throws {
             if let urls = cluster.urls(unless: storeOptions) {
                 return try withCluster(urls) { client in
                     try client.removeSegment(name)
@@ -121,11 +121,11 @@ struct SegmentCommand: ParsableCommand {
                 }
             }
             let directory = try storeOptions.directory()
-            try reportingErrors {
-                let reader = try StoreReader(directory: directory)
-                _ = try reader.segments.current(name)
+            try await reportingErrorsAsync {
+                // No such segment is that, not "locked" when a server holds the store.
+                _ = try readingStore(directory).segments.current(name)
                 let store = try writableStore(directory, create: false)
-                let version = try store.removeSegment(name)
+                let version = try await store.removeSegment(name)
                 var out = StandardOutput()
                 out.write("removed segment \(name) (version \(version); earlier versions kept)\n")
                 out.flush()

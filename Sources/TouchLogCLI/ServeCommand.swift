@@ -25,7 +25,8 @@ struct ServeCommand: AsyncParsableCommand {
     var token: String?
     @Option(help: ArgumentHelp("The largest body accepted by POST /v1/events, in bytes.", valueName: "bytes"))
     var maxEventBody = 64 << 20
-    @Flag(help: "Open the store read-only: no lock is taken, changes get 403.") var readOnly = false
+    @Flag(help: "Open the store read-only: no lock is taken, changes get 403 (queries still save snapshots).")
+    var readOnly = false
     @Flag(help: "Log each server event at info level on stderr.") var verbose = false
 
     func validate() throws {
@@ -64,7 +65,7 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let directory = try storeOptions.directory()
         try await reportingErrorsAsync {
-            let store = readOnly ? try TouchLogStore(readingFrom: directory) : try writableStore(directory)
+            let store = readOnly ? try readingStore(directory) : try writableStore(directory)
             defer { store.close() }
             let server = try TouchLogServer(store: store, options: serverOptions())
             var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })

@@ -14,7 +14,7 @@ struct SnapshotCommand: ParsableCommand {
         defaultSubcommand: List.self
     )
 
-    struct Create: ParsableCommand {
+    struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "create", abstract: "Snapshot every current segment (or one) at the end of the log.",
             discussion:
@@ -23,24 +23,22 @@ struct SnapshotCommand: ParsableCommand {
         @OptionGroup var storeOptions: StoreOptions
         @Argument(help: "Only this segment.") var name: String?
 
-        func run() throws {
+        func run() async throws {
             let directory = try storeOptions.directory()
-            try reportingErrors {
-                let reader = try StoreReader(directory: directory)
-                let segments = try reader.segments.list().filter { name == nil || $0.name == name }
-                if let name, segments.isEmpty { _ = try reader.segments.current(name) }
+            try await reportingErrorsAsync {
+                let store = try readingStore(directory)
                 var out = StandardOutput()
-                for segment in segments {
-                    if let info = try reader.createSnapshot(of: segment.definition) {
+                for result in try await store.createSnapshots(of: name) {
+                    if let info = result.snapshot {
                         out.write(
-                            "\(segment.name): snapshot at offset \(info.endOffset), watermark \(Timestamp.format(info.watermark)), \(info.bytes) bytes\n"
+                            "\(result.segment): snapshot at offset \(info.endOffset), watermark \(Timestamp.format(info.watermark)), \(info.bytes) bytes\n"
                         )
-                    } else if !reader.snapshotsHelp(segment.definition) {
+                    } else if !result.helps {
                         out.write(
-                            "\(segment.name): nothing to snapshot (its rules all look back from T, and are read from the log)\n"
+                            "\(result.segment): nothing to snapshot (its rules all look back from T, and are read from the log)\n"
                         )
                     } else {
-                        out.write("\(segment.name): already snapshotted at the end of the log\n")
+                        out.write("\(result.segment): already snapshotted at the end of the log\n")
                     }
                 }
                 out.flush()
@@ -56,11 +54,10 @@ struct SnapshotCommand: ParsableCommand {
         func run() throws {
             let directory = try storeOptions.directory()
             try reportingErrors {
-                let reader = try StoreReader(directory: directory)
-                let names = try segmentNamesByKey(reader)
+                let store = try readingStore(directory)
                 var out = StandardOutput()
-                for info in reader.snapshots() {
-                    let name = names[info.key] ?? "(an earlier or removed definition)"
+                for info in try store.snapshots() {
+                    let name = info.segment ?? "(an earlier or removed definition)"
                     out.write(
                         "\(name)\toffset \(info.endOffset)\twatermark \(Timestamp.format(info.watermark))\trecorded \(Timestamp.format(info.recorded))\t\(info.bytes) bytes\t\(info.path)\n"
                     )
@@ -70,7 +67,7 @@ struct SnapshotCommand: ParsableCommand {
         }
     }
 
-    struct Prune: ParsableCommand {
+    struct Prune: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "prune",
             abstract:
@@ -82,25 +79,17 @@ struct SnapshotCommand: ParsableCommand {
             if keep < 0 { throw ValidationError("--keep must be 0 or more") }
         }
 
-        func run() throws {
+        func run() async throws {
             let directory = try storeOptions.directory()
-            try reportingErrors {
-                let reader = try StoreReader(directory: directory)
-                let current = try segmentNamesByKey(reader)
-                let removed = try reader.pruneSnapshots(keep: keep, currentKeys: Set(current.keys))
+            try await reportingErrorsAsync {
+                let store = try readingStore(directory)
+                let removed = try await store.pruneSnapshots(keep: keep)
                 var out = StandardOutput()
                 out.write(
-                    "deleted \(removed.count) snapshot\(removed.count == 1 ? "" : "s"), kept \(reader.snapshots().count)\n"
+                    "deleted \(removed.count) snapshot\(removed.count == 1 ? "" : "s"), kept \(try store.snapshots().count)\n"
                 )
                 out.flush()
             }
         }
     }
-}
-
-/// Current segment names by snapshot key.
-func segmentNamesByKey(_ reader: StoreReader) throws -> [String: String] {
-    var names: [String: String] = [:]
-    for segment in try reader.segments.list() { names[StoreReader.snapshotKey(segment.definition)] = segment.name }
-    return names
 }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import TouchLog
 
-struct StatsCommand: ParsableCommand {
+struct StatsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "stats",
         abstract: "Events, profiles, touchpoints, files, bytes on disk and per event, time ranges, snapshots."
@@ -13,7 +13,7 @@ struct StatsCommand: ParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
-    func run() throws {
+    func run() async throws {
         if let urls = cluster.urls(unless: storeOptions) {
             return try withCluster(urls) { client in
                 let stats = try client.stats(timeout: gather.deadline, allowPartial: gather.allowPartial)
@@ -34,10 +34,11 @@ struct StatsCommand: ParsableCommand {
             }
         }
         let directory = try storeOptions.directory()
-        try reportingErrors {
-            let reader = try StoreReader(directory: directory)
+        try await reportingErrorsAsync {
+            let store = try readingStore(directory)
             let progress = Progress("stats")
-            let stats = try reader.stats { done, total in progress.update(Int64(done), of: Int64(total), unit: "events")
+            let stats = try await store.stats { done, total in
+                progress.update(Int64(done), of: Int64(total), unit: "events")
             }
             progress.finish()
             var out = StandardOutput()

@@ -17,6 +17,22 @@ struct StoreOptions: ParsableArguments {
     }
 }
 
+/// When the CLI's queries save snapshots (the spec's "taken automatically"): every 1,000,000 events folded past the
+/// snapshot a query started from, or every `TOUCHLOG_SNAPSHOT_EVERY=N` (0: never).
+func snapshotPolicy() throws -> SnapshotPolicy {
+    guard let text = Platform.environment("TOUCHLOG_SNAPSHOT_EVERY") else { return .automatic() }
+    guard let every = UInt64(text) else {
+        throw ValidationError("TOUCHLOG_SNAPSHOT_EVERY must be a whole number, not \"\(text)\"")
+    }
+    return every == 0 ? .never : .automatic(every: every)
+}
+
+/// How the CLI opens a store to read it: without its lock (another process may be writing), with queries saving
+/// snapshots by ``snapshotPolicy()``.
+func readingStore(_ directory: String) throws -> TouchLogStore {
+    try TouchLogStore(readingFrom: directory, snapshots: try snapshotPolicy())
+}
+
 /// How the CLI opens a store for writing; `TOUCHLOG_NEW_STORE_FORMAT=1` gives a store it creates log format 1
 /// (which touchlog 0.1.0 can read) instead of 2. An existing store keeps its format.
 func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogStore {
@@ -27,7 +43,7 @@ func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogS
         }
         options.formatVersion = version
     }
-    return try TouchLogStore(directory: directory, create: create, options: options)
+    return try TouchLogStore(directory: directory, create: create, options: options, snapshots: try snapshotPolicy())
 }
 
 /// A time argument: RFC 3339 or epoch milliseconds.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import Synchronization
 import TouchLog
 import TouchLogStorage
 
@@ -149,12 +150,13 @@ final class OutputFile {
     func close() { file.close() }
 }
 
-/// Progress on standard error, shown only when it is a terminal and at most a few times a second.
-final class Progress {
+/// Progress on standard error, shown only when it is a terminal and at most a few times a second; updated from any
+/// thread (a query's runs on one of its own).
+final class Progress: Sendable {
     private let enabled: Bool
     private let label: String
-    private var lastShown: Int64 = 0
-    private var shown = false
+    /// When it was last shown (monotonic milliseconds) and whether it ever was.
+    private let state = Mutex((lastShown: Int64(0), shown: false))
 
     /// `sharesTerminalWithOutput`: the command prints much to stdout, so progress only shows when stdout is not the terminal.
     init(_ label: String, sharesTerminalWithOutput: Bool = false) {
@@ -165,16 +167,19 @@ final class Progress {
     func update(_ done: Int64, of total: Int64?, unit: String = "bytes") {
         guard enabled else { return }
         let now = monotonicMilliseconds()
-        guard now - lastShown >= 200 else { return }
-        lastShown = now
-        shown = true
+        let due = state.withLock { state in
+            guard now - state.lastShown >= 200 else { return false }
+            state = (now, true)
+            return true
+        }
+        guard due else { return }
         var text = "\r\(label): \(formatCount(done, unit: unit))"
         if let total, total > 0 { text += " of \(formatCount(total, unit: unit)) (\(done * 100 / total)%)" }
         writeStandardError(text + "   ")
     }
 
     func finish() {
-        if shown { writeStandardError("\r\u{1B}[K") }
+        if state.withLock({ $0.shown }) { writeStandardError("\r\u{1B}[K") }
     }
 
     private func formatCount(_ n: Int64, unit: String) -> String {

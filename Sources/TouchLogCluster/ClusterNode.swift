@@ -447,7 +447,7 @@ final class OwnedPartition: @unchecked Sendable {
             }
             let definition = try Self.definition(definitionJSON)
             // Kept as a local segment too, so that the partition store can be asked by name (`touchlog query --store`).
-            try store.putSegment(definition)
+            try store.putSegmentNow(definition)
             try store.withReader { reader throws(TouchLogError) in
                 do {
                     if op == "count" {

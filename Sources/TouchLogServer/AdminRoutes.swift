@@ -43,15 +43,13 @@ extension TouchLogServer {
 
         router.get("/v1/snapshots") { request, _ -> Response in
             _ = try RequestParameters(request, allowed: [])
-            let names = Dictionary(
-                try store.segments.list().map { (StoreReader.snapshotKey($0.definition), $0.name) },
-                uniquingKeysWith: { a, _ in a })
+            let snapshots = try store.snapshots()
             var out = JSONWriter()
             out.object {
                 $0.field("snapshots") {
-                    $0.array(store.snapshots()) { out, info in
+                    $0.array(snapshots) { out, info in
                         out.object {
-                            $0.field("segment", names[info.key])
+                            $0.field("segment", info.segment)
                             $0.field("key", info.key)
                             $0.field("endOffset", info.endOffset)
                             $0.field("watermark", JSONTime(info.watermark))
@@ -67,21 +65,15 @@ extension TouchLogServer {
         // Snapshots every current segment (or `segment`) at the end of the log.
         router.post("/v1/snapshots") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["segment"])
-            var names = try store.segments.list().map(\.name)
-            if let only = parameters.string("segment") {
-                _ = try store.segments.current(only)
-                names = [only]
-            }
-            var created: [(String, SnapshotInfo?)] = []
-            for name in names { created.append((name, try await store.createSnapshot(of: name))) }
+            let created = try await store.createSnapshots(of: parameters.string("segment"))
             var out = JSONWriter()
             out.object {
                 $0.field("snapshots") {
                     $0.array(created) { out, item in
                         out.object {
-                            $0.field("segment", item.0)
-                            $0.field("created", item.1 != nil)
-                            $0.field("endOffset", item.1?.endOffset)
+                            $0.field("segment", item.segment)
+                            $0.field("created", item.snapshot != nil)
+                            $0.field("endOffset", item.snapshot?.endOffset)
                         }
                     }
                 }

@@ -12,7 +12,7 @@ extension TouchLogServer {
             _ = try RequestParameters(request, allowed: [])
             let name = try context.parameters.require("name")
             let definition = try await Self.definition(named: name, in: request, limit: options.maxBodyBytes)
-            let (version, changed) = try store.putSegment(definition)
+            let (version, changed) = try await store.putSegment(definition)
             return Self.stored(name: name, version: version, changed: changed)
         }
 
@@ -55,7 +55,7 @@ extension TouchLogServer {
         router.delete("/v1/segments/:name") { request, context -> Response in
             _ = try RequestParameters(request, allowed: [])
             let name = try context.parameters.require("name")
-            let version = try store.removeSegment(name)
+            let version = try await store.removeSegment(name)
             var out = JSONWriter()
             out.object {
                 $0.field("name", name)

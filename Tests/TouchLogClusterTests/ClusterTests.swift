@@ -167,7 +167,7 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
                 referable.append(definition.name)
             }
             try client.putSegment(definition)
-            try reference.putSegment(definition)
+            try await reference.putSegment(definition)
             if index % 3 == 0 {
                 // A history: each partition's counts, added up, equal the single store's.
                 let from = Self.start + Int64(random.below(Int(Self.span)))

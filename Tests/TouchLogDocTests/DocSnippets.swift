@@ -14,7 +14,7 @@ extension SnippetContext {
         ])                                                                 // share fsyncs (group commit)
         let report = try await store.append(contentsOf: Array(jsonLines.utf8))   // JSON Lines or CSV, checked line by line
 
-        try store.putSegment(SegmentDefinition(json: definitionJSON))      // versioned
+        try await store.putSegment(SegmentDefinition(json: definitionJSON))  // versioned
         let members = try await store.members(of: "discount-clickers-not-converted")        // as of now
         let july3 = try QueryTime(asOf: "2022-07-03T00:00:00Z")            // or QueryTime(asOf: date, knownAt: date)
         let then = try await store.members(of: "discount-clickers-not-converted", at: july3)
@@ -85,7 +85,7 @@ extension SnippetContext {
              "rules": [{"interaction": "click", "touchpoint": {"exactly": "discount-notification"},
                         "timeframe": {"last": "30d"}, "conversion": "not_converted"}]}
             """)
-        let (version, changed) = try store.putSegment(definition)
+        let (version, changed) = try await store.putSegment(definition)
         _ = (definition, version, changed)
     }
 
@@ -128,10 +128,10 @@ extension SnippetContext {
 
     // Sources/TouchLog/TouchLog.docc/Snapshots.md, example 1
     func snapshots1() async throws {
-        let info = try await store.createSnapshot(of: "discount-clickers-not-converted")
-        let all = store.snapshots()
+        let created = try await store.createSnapshots(of: "discount-clickers-not-converted")  // or of every segment
+        let all = try store.snapshots()                   // each with its segment's name
         try await store.pruneSnapshots(keep: 2)
-        _ = (info, all)
+        _ = (created, all)
     }
 
     // Sources/TouchLog/TouchLog.docc/TimeTravel.md, example 1
@@ -151,7 +151,7 @@ extension SnippetContext {
         try await store.append([
             Event.click("p-123", touchpoint: "summer-2022-collection", at: Date()),
         ])
-        try store.putSegment(SegmentDefinition(json: definitionJSON))
+        try await store.putSegment(SegmentDefinition(json: definitionJSON))
         let members = try await store.members(of: "discount-clickers-not-converted")
         for try await update in store.watch("discount-clickers-not-converted") {
             print(update.entered, update.exited)

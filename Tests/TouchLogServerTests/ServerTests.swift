@@ -199,7 +199,7 @@ private let promoClickers = """
     @Test func aWatchStreamsEntriesAndExitsAndATailResumesFromLastEventID() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
-        try store.putSegment(
+        try await store.putSegment(
             try SegmentDefinition(
                 json:
                     #"{"name":"recent","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},"conversion":"not_converted"}]}"#

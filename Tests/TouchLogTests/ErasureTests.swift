@@ -66,7 +66,7 @@ import Testing
             Event(time: 5_000, profile: target, type: .conversion, touchpoint: nil, value: 12.5),
         ])
         _ = try store.segments.put(try SegmentDefinition(json: Self.summer))
-        _ = try await store.createSnapshot(of: "s")
+        _ = try await store.createSnapshots(of: "s")
         let definition = try store.segments.current("s").definition
         #expect(
             try await store.members(of: "s", at: QueryTime(asOf: 10_000)) == [

@@ -30,7 +30,7 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
     @Test func concurrentAppendersLoseNothingWhileQueriesRun() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s", blockEvents: 64)
-        try store.putSegment(try clickersNotConverted(window: "3650d"))
+        try await store.putSegment(try clickersNotConverted(window: "3650d"))
         let tasks = 16
         let appendsPerTask = 25
         let eventsPerAppend = 40
@@ -80,7 +80,7 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         let dir = TemporaryDirectory()
         #expect(throws: TouchLogError.self) { try TouchLogStore(readingFrom: dir.path + "/none") }
         let writer = try TouchLogStore(directory: dir.path + "/s")
-        try writer.putSegment(try clickersNotConverted(window: "1d"))
+        try await writer.putSegment(try clickersNotConverted(window: "1d"))
         try await writer.append([click("a", at: t0), click("b", at: t0 + hour)])
         let reader = try TouchLogStore(readingFrom: dir.path + "/s")
         #expect(reader.isReadOnly)
@@ -97,9 +97,53 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         await #expect {
             try await reader.append([click("c", at: t0)])
         } throws: { ($0 as? TouchLogError)?.code == .readOnly }
-        #expect(throws: TouchLogError.self) { try reader.putSegment(try clickersNotConverted(window: "2d")) }
+        await #expect(throws: TouchLogError.self) {
+            try await reader.putSegment(try clickersNotConverted(window: "2d"))
+        }
         #expect(try await reader.verify().isIntact)
         #expect(try await reader.stats().events == 3)
+    }
+
+    /// Reads write nothing unless the store's snapshot policy says so: a read-only store by default saves no snapshot,
+    /// nor does a writer with `.never`; `.automatic` saves them on either, and making them on request works on both.
+    @Test func queriesSaveSnapshotsOnlyWhenTheStoresPolicySaysSo() async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/s"
+        let everClicked = try SegmentDefinition(
+            json: #"{"name":"ever","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"}}]}"#)
+        do {
+            let writer = try TouchLogStore(directory: path, blockEvents: 100, snapshots: .never)
+            try await writer.putSegment(everClicked)
+            try await writer.append((0..<2_000).map { click("p-\($0 % 300)", at: t0 + Int64($0)) })
+            #expect(try await writer.count(of: "ever") == 300)
+            #expect(try writer.snapshots().isEmpty, "a writer with .never")
+            writer.close()
+        }
+        let reader = try TouchLogStore(readingFrom: path)
+        #expect(reader.snapshotPolicy == .never)
+        #expect(try await reader.count(of: "ever") == 300)
+        #expect(try reader.snapshots().isEmpty, "a read-only store by default")
+
+        let saving = try TouchLogStore(readingFrom: path, snapshots: .automatic(every: 100))
+        #expect(try await saving.count(of: "ever") == 300)
+        #expect(try saving.snapshots().map(\.segment).contains("ever"), "a read-only store with .automatic")
+        try await saving.pruneSnapshots(keep: 0)
+        #expect(try saving.snapshots().isEmpty)
+
+        let writer = try TouchLogStore(directory: path, snapshots: .automatic(every: 100))
+        #expect(writer.snapshotPolicy == .automatic(every: 100))
+        #expect(try await writer.count(of: "ever") == 300)
+        #expect(try !writer.snapshots().isEmpty, "a writer with .automatic")
+        writer.close()
+
+        try await reader.pruneSnapshots(keep: 0)
+        let made = try await reader.createSnapshots()
+        #expect(made.map(\.segment) == ["ever"])
+        #expect(made[0].helps && made[0].snapshot != nil, "made on request by a read-only store")
+        #expect(try await reader.createSnapshots(of: "ever")[0].snapshot == nil, "already at the end of the log")
+        await #expect { try await reader.createSnapshots(of: "nope") } throws: {
+            ($0 as? TouchLogError)?.code == .notFound
+        }
     }
 
     @Test func invalidLinesInMemoryAreRefusedLikeAFileAndNothingIsAppended() async throws {
@@ -203,7 +247,7 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
     @Test func aWatchReportsEntriesAndExitsFromCommitsTimeAndNewVersions() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
-        try store.putSegment(try clickersNotConverted(window: "1d"))
+        try await store.putSegment(try clickersNotConverted(window: "1d"))
         try await store.append([click("a", at: t0), click("z", at: t0, "other")])
         let clock = TestClock(t0 + hour)
         var options = SegmentWatchOptions(recheckInterval: .milliseconds(30), minimumInterval: .milliseconds(1))
@@ -238,13 +282,13 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         #expect(aged.exited == ["b"])
         #expect(aged.endOffset == 4)
 
-        try store.putSegment(try clickersNotConverted(window: "30d"))
+        try await store.putSegment(try clickersNotConverted(window: "30d"))
         let widened = try await watch.next()!
         #expect(widened.version == 2)
         #expect(widened.entered == ["b"])
         #expect(widened.exited == [])
 
-        try store.removeSegment("promo-clickers")
+        try await store.removeSegment("promo-clickers")
         await #expect {
             _ = try await watch.next()
         } throws: { ($0 as? TouchLogError)?.code == .notFound }
@@ -253,7 +297,7 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
     @Test func aWatchOfAReadOnlyStoreSeesTheWritersCommits() async throws {
         let dir = TemporaryDirectory()
         let writer = try TouchLogStore(directory: dir.path + "/s")
-        try writer.putSegment(try clickersNotConverted(window: "1d"))
+        try await writer.putSegment(try clickersNotConverted(window: "1d"))
         let reader = try TouchLogStore(readingFrom: dir.path + "/s")
         var options = SegmentWatchOptions(
             recheckInterval: .seconds(60), minimumInterval: .milliseconds(1), includeInitialMembers: false)

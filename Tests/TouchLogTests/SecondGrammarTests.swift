@@ -44,43 +44,43 @@ import Testing
         #expect(definition.references.map(\.path) == ["rules[5].rules[0].segment", "rules[5].rules[1].segment"])
     }
 
-    @Test func referencesAreCheckedWhenADefinitionIsPutAndWhenOneIsRemoved() throws {
+    @Test func referencesAreCheckedWhenADefinitionIsPutAndWhenOneIsRemoved() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s")
         let plain = #"{"interaction":"conversion"}"#
         // A reference to a segment that does not exist.
-        #expect { try store.putSegment(try Self.definition("a", #"{"segment":"b"}"#)) } throws: { error in
+        await #expect { try await store.putSegment(try Self.definition("a", #"{"segment":"b"}"#)) } throws: { error in
             let e = error as! TouchLogError
             return e.code == .invalidInput && e.message == "rules[0].segment: no segment named \"b\""
         }
-        try store.putSegment(try Self.definition("b", plain))
-        try store.putSegment(
+        try await store.putSegment(try Self.definition("b", plain))
+        try await store.putSegment(
             try Self.definition(
                 "a", #"{"interaction":"view","touchpoint":{"exactly":"x"}},{"segment":"b","negate":true}"#))
-        try store.putSegment(try Self.definition("c", #"{"segment":"a"}"#))
+        try await store.putSegment(try Self.definition("c", #"{"segment":"a"}"#))
         // Closing a cycle names its members.
-        #expect {
-            try store.putSegment(try Self.definition("b", #"{"match":"any","rules":[{"segment":"c"}]}"#))
+        await #expect {
+            try await store.putSegment(try Self.definition("b", #"{"match":"any","rules":[{"segment":"c"}]}"#))
         } throws: { error in
             "\(error)" == #"rules[0].rules[0].segment: refers back to itself: "b" → "c" → "a" → "b" is a cycle"#
         }
-        #expect { try store.putSegment(try Self.definition("d", #"{"segment":"d"}"#)) } throws: {
+        await #expect { try await store.putSegment(try Self.definition("d", #"{"segment":"d"}"#)) } throws: {
             "\($0)".contains(#""d" → "d" is a cycle"#)
         }
         // Removing a referenced segment names the referrers; removing the referrers first works.
-        #expect { try store.removeSegment("b") } throws: { error in
+        await #expect { try await store.removeSegment("b") } throws: { error in
             let e = error as! TouchLogError
             return e.code == .conflict && e.message == #"segment "b" is referred to by "a": change or remove it first"#
         }
         // Reading a definition resolves what it refers to, directly or not.
         #expect(try store.segments.current("c").definition.referenced.keys.sorted() == ["a", "b"])
-        try store.removeSegment("c")
-        try store.removeSegment("a")
-        try store.removeSegment("b")
+        try await store.removeSegment("c")
+        try await store.removeSegment("a")
+        try await store.removeSegment("b")
         // A chain deeper than 8 is refused.
-        try store.putSegment(try Self.definition("r0", plain))
-        for i in 1...8 { try store.putSegment(try Self.definition("r\(i)", #"{"segment":"r\#(i - 1)"}"#)) }
-        #expect { try store.putSegment(try Self.definition("r9", #"{"segment":"r8"}"#)) } throws: {
+        try await store.putSegment(try Self.definition("r0", plain))
+        for i in 1...8 { try await store.putSegment(try Self.definition("r\(i)", #"{"segment":"r\#(i - 1)"}"#)) }
+        await #expect { try await store.putSegment(try Self.definition("r9", #"{"segment":"r8"}"#)) } throws: {
             "\($0)".contains("references nest more than 8 deep")
         }
     }

@@ -27,14 +27,14 @@
         }
 
         /// Appends the events (no faults), then runs the faulted steps; returns the answers for both definitions.
-        static func faultedSteps(_ store: TouchLogStore) {
+        static func faultedSteps(_ store: TouchLogStore) async {
             let directory = store.directory
-            _ = try? store.putSegment(definitionV1)
+            _ = try? await store.putSegment(definitionV1)
             if let reader = try? StoreReader(directory: directory) {
                 reader.snapshotInterval = 500
                 _ = try? reader.members(of: definitionV1, at: times[1])
             }
-            _ = try? store.putSegment(definitionV2)
+            _ = try? await store.putSegment(definitionV2)
         }
 
         /// How many file operations `steps` makes under `root` when nothing fails: the crash points to try.
@@ -60,7 +60,7 @@
             try await referenceStore.append(events)
             let expected = try Self.answers(reference.path + "/s")
             let count = await Self.fileOperations(under: reference.path + "/s") {
-                Self.faultedSteps(referenceStore)
+                await Self.faultedSteps(referenceStore)
                 referenceStore.close()
             }
 
@@ -73,7 +73,7 @@
                     try await writer.append(events)
                     let injector = FaultInjector.install(root: store)
                     injector.fail(at: point, .crash(tornAt: 512))
-                    Self.faultedSteps(writer)
+                    await Self.faultedSteps(writer)
                     writer.close()
                     let label =
                         "crash at \(injector.operationLog.dropFirst(point).first ?? "operation \(point)"), \(loss)"
@@ -89,7 +89,7 @@
                         }, "\(label)")
                     #expect(try Self.answers(store) == expected, "\(label)")
                     // The writer carries on: the definition can be put again and queries save snapshots again.
-                    try TouchLogStore(directory: store).putSegment(Self.definitionV2)
+                    try await TouchLogStore(directory: store).putSegment(Self.definitionV2)
                     let reader = try StoreReader(directory: store)
                     reader.snapshotInterval = 500
                     _ = try reader.members(of: Self.definitionV2, at: Self.times[1])
@@ -125,7 +125,7 @@
             func fresh(_ path: String) async throws -> TouchLogStore {
                 let store = try TouchLogStore(directory: path, blockEvents: 64)
                 try await store.append(events)
-                try store.putSegment(segment)
+                try await store.putSegment(segment)
                 return store
             }
             let reference = TemporaryDirectory()

@@ -9,13 +9,13 @@ import Testing
     static func formatOneStore(_ directory: String) async throws -> SegmentDifferentialTests.Dataset {
         let data = try await SegmentDifferentialTests.dataset(seed: 31, store: directory)
         let store = try TouchLogStore(directory: directory)
-        try store.putSegment(
+        try await store.putSegment(
             SegmentDefinition(
                 json: """
                     {"name":"s","match":"any","rules":[{"interaction":"click","touchpoint":{"contains":"iphone"},"timeframe":{"last":"7d"}},
                       {"match":"all","negate":true,"rules":[{"interaction":"conversion"},{"interaction":"view","touchpoint":{"startsWith":"s"},"count":{"atLeast":2}}]}]}
                     """))
-        _ = try await store.createSnapshot(of: "s")
+        _ = try await store.createSnapshots(of: "s")
         store.close()
         return data
     }

@@ -13,14 +13,17 @@ final class ReaderPool: Sendable {
     }
 
     let directory: String
+    /// The readers' ``StoreReader/snapshotInterval``.
+    let snapshotInterval: UInt64?
     /// Segment projections kept in memory, shared by the pool's readers.
     let projections = ProjectionCache()
     /// Readers kept when idle; more are opened when more queries run at once, and dropped after.
     private let keep = 8
     private let idle = Mutex<[Box]>([])
 
-    init(directory: String) {
+    init(directory: String, snapshotInterval: UInt64?) {
         self.directory = directory
+        self.snapshotInterval = snapshotInterval
     }
 
     /// Runs `body` with a reader of its own that sees every commit made before the call.
@@ -31,6 +34,7 @@ final class ReaderPool: Sendable {
         } else {
             box = Box(try StoreReader(directory: directory))
             box.reader.projectionCache = projections
+            box.reader.snapshotInterval = snapshotInterval
         }
         try box.reader.refresh()
         let result = try body(box.reader)

@@ -6,10 +6,29 @@ public struct SnapshotInfo: Sendable, Equatable {
     public var path: String
     /// The definition's key: the first 16 hex digits of the SHA-256 of its JSON.
     public var key: String
+    /// The offset after the last event the projection has folded.
     public var endOffset: UInt64
+    /// The projection holds every event with an event time at or before this (epoch milliseconds).
     public var watermark: Int64
+    /// …recorded at or before this.
     public var recorded: Int64
+    /// The file's size.
     public var bytes: Int64
+    /// The current segment whose definition has this key; nil for an earlier version's or a removed segment's snapshot
+    /// (those ``TouchLogStore/pruneSnapshots(keep:)`` deletes).
+    public var segment: String?
+}
+
+/// What ``TouchLogStore/createSnapshots(of:)`` did for one segment.
+public struct SnapshotCreation: Sendable, Equatable {
+    /// The segment's name.
+    public var segment: String
+    /// The snapshot saved at the end of the log; nil when one was already there, or when snapshots do not help the
+    /// segment (``helps``).
+    public var snapshot: SnapshotInfo?
+    /// False when the segment has nothing to snapshot: its rules all look back from T (`last` N days) and are read
+    /// from the log.
+    public var helps: Bool
 }
 
 /// The snapshot files of a store: `snapshots/KEY/…snap`, one directory per segment definition (a changed

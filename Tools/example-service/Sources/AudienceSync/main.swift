@@ -22,7 +22,7 @@ struct AudienceSync {
         let store = try TouchLogStore(directory: storePath)
         defer { store.close() }
         let definition = try SegmentDefinition(json: String(contentsOfFile: segmentPath, encoding: .utf8))
-        try store.putSegment(definition)
+        try await store.putSegment(definition)
 
         var options = SegmentWatchOptions(recheckInterval: .seconds(1))
         options.includeInitialMembers = true
