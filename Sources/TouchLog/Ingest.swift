@@ -9,6 +9,7 @@ public struct IngestOptions: Sendable {
     /// How many problems an error or report keeps (all are counted).
     public static let maxProblems = 100
 
+    /// Options with the given format (nil: detected per input) and treatment of invalid lines.
     public init(format: InputFormat? = nil, skipInvalid: Bool = false) {
         self.format = format
         self.skipInvalid = skipInvalid
@@ -26,6 +27,7 @@ public struct IngestReport: Sendable {
     /// Bytes of input read.
     public var bytesRead: Int64 = 0
 
+    /// How many events were appended.
     public var appendedCount: Int { offsets.count }
 }
 

@@ -9,12 +9,16 @@ public struct ReplayFilter: Sendable {
     public var since: Int64?
     /// Latest event time (inclusive), ms.
     public var until: Int64?
+    /// Only these profiles (empty: all).
     public var profiles: [String] = []
+    /// Only these touchpoints (empty: all).
     public var touchpoints: [String] = []
+    /// Only these event types (empty: all).
     public var types: Set<EventType> = []
     /// Also the events of erased profiles (format 3), whose profile is empty (left out by default).
     public var includeErased = false
 
+    /// A filter; each condition left out matches everything.
     public init(
         fromOffset: UInt64? = nil, toOffset: UInt64? = nil, since: Int64? = nil, until: Int64? = nil,
         profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = [], includeErased: Bool = false

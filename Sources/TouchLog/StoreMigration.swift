@@ -4,10 +4,13 @@ import TouchLogStorage
 public struct MigrationReport: Sendable {
     /// The format the store had; nil when it was already of the newest format (nothing was done).
     public var fromVersion: UInt16?
+    /// Events rewritten.
     public var events: UInt64 = 0
+    /// Commits rewritten (each keeps its recorded time).
     public var commits = 0
     /// The chain head of the log that was replaced (kept in `STORE/log-format1/` or `log-format2/`), and of the new one.
     public var previousHead = BlockHash.zero
+    /// The chain head of the new log.
     public var head = BlockHash.zero
 }
 

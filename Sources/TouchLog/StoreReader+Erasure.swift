@@ -6,6 +6,7 @@ public struct ErasureInfo: Sendable, Equatable {
     public var recorded: Int64
     /// The internal ids of the profiles it erased, ascending.
     public var profiles: [Int]
+    /// The reason given for it (may be empty).
     public var reason: String
     /// The chain head just before it: what `verify` printed before the erasure.
     public var headBefore: BlockHash

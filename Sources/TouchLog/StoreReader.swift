@@ -8,6 +8,7 @@ public struct DecodedBlock: Sendable {
     public var firstOffset: UInt64
     /// When the store committed the block.
     public var recorded: Int64
+    /// The block's events, in log order.
     public var events: EventBatch
 
     /// Event `index` with its offset and recorded time.
@@ -22,6 +23,7 @@ public struct DecodedBlock: Sendable {
 /// checksum; damage is thrown as ``TouchLogError/Code-swift.struct/corrupt`` naming file, block and byte.
 /// Not thread-safe: give each task its own reader.
 public final class StoreReader {
+    /// The store directory.
     public let directory: String
     let log: LogReader
     /// A query saves a snapshot of a segment's projection when it has folded at least this many events past the

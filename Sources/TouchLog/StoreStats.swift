@@ -2,6 +2,7 @@ import TouchLogStorage
 
 /// What `touchlog stats` reports about a store.
 public struct StoreStats: Sendable {
+    /// Events in the log.
     public var events: UInt64 = 0
     /// The log's format version (1, 2 or 3).
     public var formatVersion: UInt16 = 1
@@ -9,19 +10,25 @@ public struct StoreStats: Sendable {
     public var profiles = 0
     /// Format 3: profiles erased (their events stay, anonymous).
     public var erasedProfiles = 0
+    /// Distinct touchpoints.
     public var touchpoints = 0
+    /// Log files.
     public var files = 0
+    /// Blocks in the log.
     public var blocks = 0
     /// Bytes of the log files.
     public var logBytes: Int64 = 0
     /// Bytes of everything in the store directory.
     public var totalBytes: Int64 = 0
+    /// Events of each type.
     public var eventsByType: [EventType: UInt64] = [:]
     /// Earliest and latest event time.
     public var timeRange: ClosedRange<Int64>?
     /// Earliest and latest recorded time.
     public var recordedRange: ClosedRange<Int64>?
+    /// Snapshot files.
     public var snapshots = 0
+    /// Current segments.
     public var segments = 0
 
     /// Log bytes per event.

@@ -4,9 +4,11 @@ import TouchLogStorage
 
 /// What `touchlog verify` found.
 public struct StoreVerifyReport: Sendable {
+    /// What the check of the log found: files, blocks, events, bytes, the chain head and any damage.
     public var log: VerifyReport
     /// Problems outside the log (snapshots, segment definitions), each a sentence naming the file.
     public var otherProblems: [String] = []
+    /// How many snapshot files were checked.
     public var snapshotsChecked = 0
     /// After `touchlog migrate`: the report on the replaced log kept in `STORE/log-format1/` or `log-format2/` (its chain is checked
     /// like the log's, and the log's first commit must name its head and length).
@@ -18,9 +20,11 @@ public struct StoreVerifyReport: Sendable {
     /// Format 3: the erasures the log records, each with the chain head just before it.
     public var erasures: [ErasureInfo] = []
 
+    /// True when nothing anywhere is damaged.
     public var isIntact: Bool { log.isIntact && otherProblems.isEmpty && (archivedLog?.isIntact ?? true) }
 }
 
+/// The whole-store check behind ``TouchLogStore/verify()`` and `touchlog verify`.
 public enum StoreVerifier {
     /// Checks every block of the store's log: header and payload checksums, the hash chain, offsets, file
     /// headers and names, recorded times, and each payload's events (count, times inside the block's range,

@@ -5,7 +5,9 @@ import TouchLogStorage
 /// Storage failures keep their `StorageError` as `cause` and their location; ``code`` says what a caller
 /// (or the CLI's exit status) should make of it.
 public struct TouchLogError: Error, CustomStringConvertible, Sendable {
+    /// What kind of failure an error is: compare with the static codes (`error.code == .notFound`).
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name, as the server's JSON errors and `touchlog` messages spell it (`notFound`).
         public let name: String
         private init(_ name: String) { self.name = name }
         public var description: String { name }
@@ -42,12 +44,16 @@ public struct TouchLogError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// What kind of failure this is.
     public var code: Code
+    /// One sentence for a person: what failed and, where it helps, what to do.
     public var message: String
     /// For ``Code-swift.struct/invalidInput``: the first problems found (at most ``IngestOptions/maxProblems``).
     public var problems: [InputProblem] = []
+    /// The underlying error, when there is one (a `StorageError` naming the file, block and byte).
     public var cause: (any Error & Sendable)?
 
+    /// An error of `code` with `message`.
     public init(code: Code, message: String, problems: [InputProblem] = [], cause: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message

@@ -93,7 +93,7 @@ public final class TouchLogStore: Sendable {
         try readers.withReader { _ throws(TouchLogError) in }
     }
 
-    /// True when the store was opened with ``init(readingFrom:)``.
+    /// True when the store was opened with ``init(readingFrom:snapshots:)``.
     public var isReadOnly: Bool { writer == nil }
 
     /// Releases the store's lock now, so that another writer (in this process or another) can open it; later appends

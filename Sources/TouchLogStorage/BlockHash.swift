@@ -8,6 +8,7 @@ public struct BlockHash: Hashable, Sendable, CustomStringConvertible {
     /// The hash that the first block of a log names as its predecessor: 32 zero bytes.
     public static let zero = BlockHash(bytes: [UInt8](repeating: 0, count: 32))
 
+    /// The hash with these 32 bytes.
     public init(bytes: [UInt8]) {
         precondition(bytes.count == 32, "a block hash has 32 bytes")
         self.bytes = bytes

@@ -24,12 +24,17 @@
 /// touchpoints and types it holds, when, and where each section of its body lies), kept apart from the body so
 /// that a reader can decide from it alone whether, and which part of, the block to read.
 public struct BlockHeader: Hashable, Sendable {
+    /// Bytes of a block header.
     public static let size = 136
+    /// The first four bytes of every block header.
     public static let magic: [UInt8] = Array("TLBK".utf8)
     /// The newest format version this touchlog reads and writes; it reads every version from 1 on.
     public static let formatVersion: UInt16 = 3
+    /// The block format versions this touchlog reads and writes.
     public static let supportedVersions: ClosedRange<UInt16> = 1...3
+    /// Codec byte of a version-1 block whose payload is LZ4-compressed.
     public static let codecLZ4: UInt8 = 1
+    /// Codec byte of a block stored as given.
     public static let codecStored: UInt8 = 0
     /// The largest raw payload a block may hold (64 MiB); larger claims are treated as damage.
     public static let maxPayloadLength = 64 << 20
@@ -46,12 +51,15 @@ public struct BlockHeader: Hashable, Sendable {
 
     /// The block's format version: 1 (an LZ4 payload) or 2 (a summary and a body, stored as given).
     public var version: UInt16 = 1
+    /// How the stored bytes are encoded (``codecLZ4`` or ``codecStored``).
     public var codec: UInt8 = BlockHeader.codecLZ4
     /// True on the last block of a commit; a reader serves no block after the last such block.
     public var isCommit: Bool
     /// Version 2: the summary begins with the commit's metadata (a varint length, then the bytes).
     public var hasMetadata = false
+    /// The offset of the block's first record.
     public var firstOffset: UInt64
+    /// How many records the block holds.
     public var count: UInt32
     /// The bytes that follow the header: version 1, the compressed payload; version 2, the summary and the body.
     public var storedLength: UInt32
@@ -61,11 +69,17 @@ public struct BlockHeader: Hashable, Sendable {
     public var summaryLength: UInt32 = 0
     /// Version 2: the low 32 bits of XXH3-64 of the summary.
     public var summaryCheck: UInt32 = 0
+    /// The earliest event time in the block.
     public var minTime: Int64
+    /// The latest event time in the block.
     public var maxTime: Int64
+    /// The earliest recorded time of the block's records.
     public var minRecorded: Int64
+    /// The latest recorded time of the block's records.
     public var maxRecorded: Int64
+    /// The hash of the block before it in the log (``BlockHash/zero`` for the first).
     public var previousHash: BlockHash
+    /// This block's hash: SHA-256 of header bytes 0..<96 and the stored bytes.
     public var hash: BlockHash
 
     /// The offset after this block's last record.
@@ -135,6 +149,7 @@ public struct BlockHeader: Hashable, Sendable {
         case unknownCodec(UInt8)
         case implausible(String)
 
+        /// The header's fields in one line, for messages.
         public var description: String {
             switch self {
             case .truncated(let available): return "block header cut short (\(available) of \(BlockHeader.size) bytes)"
@@ -264,8 +279,11 @@ public struct BlockHeader: Hashable, Sendable {
 /// | 16..<24 | reserved, zero |
 /// | 24..<32 | header check: the first 8 bytes of SHA-256 of bytes 0..<24 |
 public struct LogFileHeader: Hashable, Sendable {
+    /// Bytes of a file header.
     public static let size = 32
+    /// The first four bytes of every log file.
     public static let magic: [UInt8] = Array("TLOG".utf8)
+    /// The offset of the file's first record (also its name).
     public var firstOffset: UInt64
     /// The format version of the file's blocks.
     public var version: UInt16 = BlockHeader.formatVersion

@@ -31,6 +31,7 @@ public struct BlockLocation: Hashable, Sendable {
     public var blockIndex: Int
     /// Byte position of the block header inside its file.
     public var position: Int64
+    /// The block's header.
     public var header: BlockHeader
 
     /// Bytes the block takes in its file, header included.

@@ -7,6 +7,7 @@
 ///
 /// Not thread-safe: give each task its own reader.
 public final class LogReader {
+    /// The log directory.
     public let directory: String
     /// The log files, ordered by first offset.
     public private(set) var files: [LogFile] = []

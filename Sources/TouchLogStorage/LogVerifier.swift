@@ -3,8 +3,11 @@ import Synchronization
 
 /// What `verify` found in a log.
 public struct VerifyReport: Sendable {
+    /// Log files checked.
     public var files = 0
+    /// Blocks checked.
     public var blocks = 0
+    /// Records (events) in the checked blocks.
     public var records: UInt64 = 0
     /// Bytes of all log files.
     public var bytes: Int64 = 0
@@ -17,6 +20,7 @@ public struct VerifyReport: Sendable {
     /// Every problem found, each naming the file, block and byte.
     public var problems: [StorageError] = []
 
+    /// True when no problem was found.
     public var isIntact: Bool { problems.isEmpty }
 }
 

@@ -10,6 +10,7 @@ public struct LogOptions: Sendable {
     /// The format new logs get unless asked otherwise (format 1 logs are still read and appended to).
     public static let defaultFormatVersion: UInt16 = 3
 
+    /// Options for a log: its roll size, clock and the format version of a new log.
     public init(
         rollSize: Int64 = 64 << 20, clock: @escaping @Sendable () -> Int64 = LogOptions.systemClock,
         formatVersion: UInt16 = LogOptions.defaultFormatVersion
@@ -33,8 +34,11 @@ public struct RawBlock: Sendable {
     public var payload: [UInt8] { didSet { compressed = nil } }
     /// Format 2: the summary (nil: a format-1 block).
     public var summary: [UInt8]?
+    /// How many records (events) the block holds.
     public var count: Int
+    /// The earliest event time in the block.
     public var minTime: Int64
+    /// The latest event time in the block.
     public var maxTime: Int64
     /// The payload compressed by ``compress()`` ahead of ``LogWriter/add(_:)`` (which otherwise compresses it),
     /// so that callers can compress blocks on several threads.
@@ -104,6 +108,7 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
     /// What the first removed bytes were.
     public var reason: String
 
+    /// What was removed, where and why, in one sentence.
     public var description: String {
         var text =
             "recovered \(file): removed \(bytesRemoved) bytes after byte \(position) left by an unfinished commit"
@@ -126,7 +131,9 @@ public struct RecoveryReport: Hashable, Sendable, CustomStringConvertible {
 ///
 /// Not thread-safe: use it from one task or thread at a time (``GroupCommitWriter`` shares one among many tasks).
 public final class LogWriter {
+    /// The log directory.
     public let directory: String
+    /// The options it was opened with.
     public let options: LogOptions
     /// What opening removed from the end of the log, if anything.
     public let recovery: RecoveryReport?

@@ -6,8 +6,10 @@
 public struct StorageError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
+        /// The code's name (`corrupt`).
         public let name: String
         private init(_ name: String) { self.name = name }
+        /// The name.
         public var description: String { name }
 
         /// An operating-system call failed (read, write, fsync, open, …).
@@ -35,12 +37,14 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         /// The byte position inside that file.
         public var byte: Int64?
 
+        /// A location in `file`.
         public init(file: String, block: Int? = nil, byte: Int64? = nil) {
             self.file = file
             self.block = block
             self.byte = byte
         }
 
+        /// The location as words: `log/… block 3 at byte 4096`.
         public var description: String {
             var text = file
             if let block { text += " block \(block)" }
@@ -49,11 +53,16 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         }
     }
 
+    /// What kind of failure this is.
     public var code: Code
+    /// One sentence for a person, naming the file, block and byte where it can.
     public var message: String
+    /// Where in the log, for programs.
     public var location: Location?
+    /// The underlying error (a ``SystemCallError``), when there is one.
     public var cause: (any Error & Sendable)?
 
+    /// An error of `code` with `message`.
     public init(code: Code, message: String, location: Location? = nil, cause: (any Error & Sendable)? = nil) {
         self.code = code
         self.message = message
@@ -61,6 +70,7 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
         self.cause = cause
     }
 
+    /// The message.
     public var description: String {
         var text = location.map { "\($0): \(message)" } ?? message
         if let cause { text += " (\(cause))" }
@@ -70,14 +80,18 @@ public struct StorageError: Error, CustomStringConvertible, Sendable {
 
 /// An `errno` value with the name of the call that returned it.
 public struct SystemCallError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The system call that failed (`fsync`).
     public var call: String
+    /// The `errno` it set.
     public var errno: Int32
 
+    /// The failure of `call` with `errno`.
     public init(call: String, errno: Int32) {
         self.call = call
         self.errno = errno
     }
 
+    /// The call and the operating system's words for the error.
     public var description: String {
         "\(call): \(Platform.errorText(errno))"
     }

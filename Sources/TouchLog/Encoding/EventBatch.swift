@@ -23,6 +23,7 @@ public struct EventBatch: Sendable {
     /// block has tens of thousands of distinct profiles, and finding each in a hash index costs more than that).
     var internsProfiles = true
 
+    /// An empty batch.
     public init() {}
 
     /// An empty batch that does not intern profiles (see ``internsProfiles``), for events on their way to blocks.
@@ -45,6 +46,7 @@ public struct EventBatch: Sendable {
 
     /// The number of events.
     public var count: Int { times.count }
+    /// True when the batch holds no events.
     public var isEmpty: Bool { times.isEmpty }
 
     /// Adds an event after checking it against the contract (identifier lengths, UTF-8, required touchpoint,
@@ -111,6 +113,7 @@ public struct EventBatch: Sendable {
         return nil
     }
 
+    /// The type of event `index`.
     public func type(at index: Int) -> EventType { EventType(rawValue: types[index])! }
 
     /// The bytes of event `index`'s profile.
@@ -122,6 +125,7 @@ public struct EventBatch: Sendable {
         return id == 0 ? nil : touchpoints[Int(id - 1)]
     }
 
+    /// The value of event `index`, or nil when it has none.
     public func value(at index: Int) -> Double? {
         let v = values[index]
         return v.isNaN ? nil : v
@@ -152,6 +156,7 @@ public struct EventBatch: Sendable {
 public struct EventValidationError: Error, CustomStringConvertible, Sendable {
     /// The event's position in the batch, when known.
     public var index: Int?
+    /// What is wrong with the event.
     public var reason: String
 
     public var description: String {

@@ -33,6 +33,7 @@ public struct StringTable: Sendable {
     /// integers and touches ``bytes`` only on a tie.
     private var sortedKeys: [UInt64] = []
 
+    /// An empty table.
     public init() {}
 
     /// How many strings the table holds.

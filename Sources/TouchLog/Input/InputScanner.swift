@@ -239,8 +239,11 @@ struct RecordSplitter {
 
 /// A problem with an input as a whole (it cannot be opened or read), as opposed to a bad line.
 public struct InputError: Error, Sendable, CustomStringConvertible {
+    /// Why the input could not be read: it does not exist, reading it failed, or it is neither CSV nor JSON Lines.
     public enum Kind: Sendable { case notFound, unreadable, invalidFormat }
+    /// What went wrong.
     public var kind: Kind
+    /// One sentence naming the input.
     public var message: String
     public var description: String { message }
 }

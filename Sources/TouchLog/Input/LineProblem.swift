@@ -6,8 +6,10 @@ public struct InputProblem: Error, Sendable, Hashable, CustomStringConvertible {
     public var line: Int
     /// 1-based byte column, when the problem has a place in the line.
     public var column: Int?
+    /// What is wrong, in words (`time: not RFC 3339 or epoch milliseconds`).
     public var reason: String
 
+    /// A problem at `line` (and `column`) of `source`.
     public init(source: String? = nil, line: Int, column: Int?, reason: String) {
         self.source = source
         self.line = line

@@ -25,6 +25,7 @@ public struct EventStream: AsyncSequence, Sendable {
         Iterator(stream: self)
     }
 
+    /// Iterates the events with a reader of its own.
     public struct Iterator: AsyncIteratorProtocol {
         private let stream: EventStream
         private var reader: StoreReader?

@@ -12,6 +12,7 @@ public struct SegmentWatchOptions: Sendable {
     /// The as-of time of each evaluation, epoch ms. Default: the wall clock.
     public var clock: @Sendable () -> Int64 = { Timestamp.now() }
 
+    /// Options with the given intervals; the rest keep their defaults.
     public init(
         recheckInterval: Duration = .seconds(1), minimumInterval: Duration = .milliseconds(50),
         includeInitialMembers: Bool = true
@@ -59,6 +60,7 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         Iterator(watch: self)
     }
 
+    /// Iterates the updates; each iterator evaluates the segment on its own.
     public struct Iterator: AsyncIteratorProtocol {
         private let watch: SegmentWatch
         private var members: [String]?

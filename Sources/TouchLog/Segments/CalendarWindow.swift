@@ -4,18 +4,22 @@ import Foundation
 /// start up to T, plus the `count − 1` whole units before it. Unit edges come from the system's tz database through
 /// Foundation's `Calendar`, so a day of 23 or 25 hours (a daylight-saving change) is one day.
 public struct CalendarWindow: Sendable, Equatable {
+    /// A calendar unit: a day, a week (starting on Monday) or a month.
     public enum Unit: String, Sendable, Equatable, CaseIterable {
         case day, week, month
     }
 
+    /// The unit that contains T.
     public var unit: Unit
     /// How many units, the one containing T included (1–10,000).
     public var count: Int
     /// An identifier of the tz database, such as `Europe/Amsterdam`.
     public var timeZone: String
 
+    /// The counts the grammar accepts.
     public static let countLimit = 1...10_000
 
+    /// A window of `count` units up to T in `timeZone`.
     public init(unit: Unit, count: Int = 1, timeZone: String = "UTC") {
         self.unit = unit
         self.count = count

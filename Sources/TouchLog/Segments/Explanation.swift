@@ -1,9 +1,12 @@
 /// Why a profile is, or is not, in a segment at a time: the auditor's answer to "why was this person targeted?".
 public struct Explanation: Sendable {
+    /// The profile explained.
     public var profile: String
+    /// The time it was explained at.
     public var time: QueryTime
     /// The profile has an event visible at the time (members are always known profiles).
     public var isKnown: Bool
+    /// Whether the profile is a member at that time.
     public var isMember: Bool
     /// The verdict of each top-level rule, with its sub-rules.
     public var rules: [RuleVerdict]
@@ -14,7 +17,9 @@ public struct Explanation: Sendable {
         public var path: String
         /// The rule in words.
         public var summary: String
+        /// Whether the rule holds for the profile (after its negation, if any).
         public var holds: Bool
+        /// Whether the rule is negated.
         public var negated: Bool
         /// For an interaction rule: its qualifying events, in log order; for a sequence: the events that could take
         /// one of its steps, in (time, offset) order.

@@ -10,6 +10,7 @@ public struct SegmentCatalog: Sendable {
 
     /// One version of a segment.
     public struct Version: Sendable, Equatable {
+        /// The version number: 1 for the first, one more for each change or removal.
         public var number: Int
         /// Nil for a removal marker.
         public var definition: SegmentDefinition?

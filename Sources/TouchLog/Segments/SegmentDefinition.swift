@@ -5,7 +5,9 @@
 public struct SegmentDefinition: Sendable, Equatable {
     /// 1–128 characters of `[A-Za-z0-9._-]`, not `.` or `..`.
     public var name: String
+    /// What the segment is for, in words (optional).
     public var description: String?
+    /// Whether all rules or any rule must hold.
     public var match: Match
     /// At least one.
     public var rules: [Rule]
@@ -28,6 +30,7 @@ public struct SegmentDefinition: Sendable, Equatable {
         /// Holds for the members of the named segment's current version at the same T and K.
         case segment(String, negate: Bool)
 
+        /// Whether the rule holds for profiles that do not meet it.
         public var isNegated: Bool {
             switch self {
             case .interaction(_, let negate), .group(_, _, let negate), .sequence(_, let negate),
@@ -37,10 +40,12 @@ public struct SegmentDefinition: Sendable, Equatable {
         }
     }
 
+    /// Definitions are equal when their JSON says the same (``referenced`` is left out).
     public static func == (a: SegmentDefinition, b: SegmentDefinition) -> Bool {
         a.name == b.name && a.description == b.description && a.match == b.match && a.rules == b.rules
     }
 
+    /// A definition; ``init(json:)`` also checks the grammar.
     public init(name: String, description: String? = nil, match: Match, rules: [Rule]) {
         self.name = name
         self.description = description
@@ -146,14 +151,19 @@ public struct InteractionRule: Sendable, Equatable {
     /// and do not depend on the order events are read in (150.10 + 49.90 is at least 200). Sums saturate at
     /// ±9.2 × 10¹².
     public struct ValueCondition: Sendable, Equatable {
+        /// How the qualifying events' values are combined.
         public enum Aggregate: String, Sendable, Equatable, CaseIterable {
             case sum, avg, min, max
         }
 
+        /// How the values are combined.
         public var aggregate: Aggregate
+        /// The combined value must be at least this, when given.
         public var atLeast: Double?
+        /// …and at most this, when given.
         public var atMost: Double?
 
+        /// A condition on the combined values.
         public init(_ aggregate: Aggregate, atLeast: Double? = nil, atMost: Double? = nil) {
             self.aggregate = aggregate
             self.atLeast = atLeast
@@ -208,18 +218,22 @@ public struct InteractionRule: Sendable, Equatable {
         case notConverted = "not_converted"
     }
 
+    /// Which event types qualify.
     public var interaction: Interaction
     /// Required unless `interaction` is `conversion`.
     public var touchpoint: TouchpointMatch?
+    /// Which event times qualify, relative to T.
     public var timeframe: Timeframe = .allTime
     /// Qualifying events needed: at least this many (≥ 1; default 1).
     public var atLeast: Int = 1
     /// …and at most this many, when given.
     public var atMost: Int?
+    /// Whether the profile must (or must not) have converted after its first qualifying event.
     public var conversion: Conversion?
     /// A condition on the values of the qualifying events (with a count, both must hold).
     public var value: ValueCondition?
 
+    /// An interaction rule; ``SegmentDefinition/init(json:)`` also checks the grammar.
     public init(
         interaction: Interaction, touchpoint: TouchpointMatch? = nil, timeframe: Timeframe = .allTime,
         atLeast: Int = 1, atMost: Int? = nil, conversion: Conversion? = nil, value: ValueCondition? = nil
@@ -239,10 +253,12 @@ public struct InteractionRule: Sendable, Equatable {
 public struct SequenceRule: Sendable, Equatable {
     /// One step: an event type and touchpoint, as in an interaction rule.
     public struct Step: Sendable, Equatable {
+        /// Which event type the step takes.
         public var interaction: InteractionRule.Interaction
         /// Required unless `interaction` is `conversion`.
         public var touchpoint: InteractionRule.TouchpointMatch?
 
+        /// A step.
         public init(interaction: InteractionRule.Interaction, touchpoint: InteractionRule.TouchpointMatch? = nil) {
             self.interaction = interaction
             self.touchpoint = touchpoint
@@ -256,10 +272,13 @@ public struct SequenceRule: Sendable, Equatable {
     public var steps: [Step]
     /// The longest time from the first step's event to the last's; nil: unbounded.
     public var within: Int64?
+    /// Which event times every step's event must be in, relative to T.
     public var timeframe: InteractionRule.Timeframe
 
+    /// How many steps a sequence may have.
     public static let stepLimit = 2...8
 
+    /// A sequence rule.
     public init(steps: [Step], within: Int64? = nil, timeframe: InteractionRule.Timeframe = .allTime) {
         self.steps = steps
         self.within = within
@@ -271,6 +290,7 @@ public struct SequenceRule: Sendable, Equatable {
 public struct DefinitionError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Such as `rules[1].timeframe.last`; empty for the document as a whole.
     public var path: String
+    /// What is wrong.
     public var message: String
 
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }

@@ -1,10 +1,13 @@
 /// Who entered and who left a segment between two member lists (both sorted by bytes).
 public struct SegmentDiff: Sendable {
+    /// One profile that entered or left.
     public struct Change: Sendable, Equatable {
+        /// The profile.
         public var profile: String
         /// True for an entry (+), false for an exit (−).
         public var entered: Bool
 
+        /// A change of `profile`.
         public init(profile: String, entered: Bool) {
             self.profile = profile
             self.entered = entered
@@ -19,6 +22,7 @@ public struct SegmentDiff: Sendable {
     /// The profiles that left, sorted by bytes.
     public var exited: [String] { changes.filter { !$0.entered }.map(\.profile) }
 
+    /// The changes from the members `before` to the members `after` (both sorted by bytes).
     public init(before: [String], after: [String]) {
         var changes: [Change] = []
         var i = 0

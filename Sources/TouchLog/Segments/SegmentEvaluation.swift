@@ -5,6 +5,7 @@ public struct QueryTime: Sendable, Equatable {
     /// Only events recorded at or before `knownAt` count; nil means everything recorded.
     public var knownAt: Int64?
 
+    /// As of `asOf`, by what was recorded at `knownAt` (nil: everything), both epoch milliseconds.
     public init(asOf: Int64, knownAt: Int64? = nil) {
         self.asOf = asOf
         self.knownAt = knownAt

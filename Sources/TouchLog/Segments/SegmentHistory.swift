@@ -4,23 +4,32 @@ import TouchLogStorage
 
 /// A segment's size over time: its member count at each of a series of times, by what the store knew at K.
 public struct SegmentHistory: Sendable, Equatable {
+    /// The member count at one time.
     public struct Point: Sendable, Equatable {
+        /// The as-of time, epoch milliseconds.
         public var time: Int64
+        /// Members at that time.
         public var count: Int
 
+        /// A point.
         public init(time: Int64, count: Int) {
             self.time = time
             self.count = count
         }
     }
 
+    /// The first time counted, epoch milliseconds.
     public var from: Int64
+    /// The last time that may be counted (the last point is at or before it).
     public var to: Int64
+    /// Milliseconds between points.
     public var step: Int64
+    /// Counted by what the store knew at this time; nil: everything recorded.
     public var knownAt: Int64?
     /// At `from`, `from + step`, … up to `to`.
     public var points: [Point]
 
+    /// A history with these points.
     public init(from: Int64, to: Int64, step: Int64, knownAt: Int64?, points: [Point]) {
         self.from = from
         self.to = to
