@@ -22,14 +22,14 @@ public struct DecodedBlock: Sendable {
 /// Sees the commits made up to its creation or its last ``refresh()``. Every block read is checked against its
 /// checksum; damage is thrown as ``TouchLogError/Code-swift.struct/corrupt`` naming file, block and byte.
 /// Not thread-safe: give each task its own reader.
-public final class StoreReader {
+package final class StoreReader {
     /// The store directory.
-    public let directory: String
+    package let directory: String
     let log: LogReader
     /// A query saves a snapshot of a segment's projection when it has folded at least this many events past the
     /// snapshot it started from (nil: never); at most 8 are kept per segment. Snapshots only make later queries
     /// faster; they never change an answer.
-    public var snapshotInterval: UInt64? = 1_000_000
+    package var snapshotInterval: UInt64? = 1_000_000
     /// What the last segment query read and wrote.
     package internal(set) var lastQuery = QueryReport()
     /// Projections kept in memory across queries (shared by the readers of a ``TouchLogStore``); nil: none.
@@ -58,7 +58,7 @@ public final class StoreReader {
     var erasures = Erasures()
 
     /// Opens the store in `directory` for reading. Throws ``TouchLogError/Code-swift.struct/notFound`` when there is none.
-    public init(directory: String) throws(TouchLogError) {
+    package init(directory: String) throws(TouchLogError) {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
         self.directory = directory
@@ -67,21 +67,21 @@ public final class StoreReader {
     }
 
     /// Picks up commits made since opening.
-    public func refresh() throws(TouchLogError) {
+    package func refresh() throws(TouchLogError) {
         try storage { () throws(StorageError) in try log.refresh() }
         try readErasures()
     }
 
     /// The offset after the last committed event (the number of events in the store).
-    public var endOffset: UInt64 { log.endOffset }
+    package var endOffset: UInt64 { log.endOffset }
 
     /// The chain head: hash of the last committed block.
-    public var headHash: BlockHash { log.headHash }
+    package var headHash: BlockHash { log.headHash }
 
     /// Calls `body` with each block that may hold events matching `filter`, in log order; blocks that cannot (by their
     /// header's offset and time ranges; in format 2 also by their summary's touchpoints and types and by their profile
     /// ids) are skipped without being decoded.
-    public func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void)
+    package func forEachBlock(matching filter: ReplayFilter = ReplayFilter(), _ body: (DecodedBlock) throws -> Void)
         throws
     {
         try forEachBlock(matching: filter, recordedBy: nil, body)
@@ -109,7 +109,7 @@ public final class StoreReader {
     }
 
     /// Every event matching `filter`, in log order (for small ranges; large replays should use ``forEachBlock(matching:_:)``).
-    public func events(matching filter: ReplayFilter = ReplayFilter()) throws -> [StoredEvent] {
+    package func events(matching filter: ReplayFilter = ReplayFilter()) throws -> [StoredEvent] {
         var result: [StoredEvent] = []
         try forEachBlock(matching: filter) { block in
             for i in filter.matches(in: block) { result.append(block.storedEvent(at: i)) }
@@ -118,7 +118,7 @@ public final class StoreReader {
     }
 
     /// The format version of the store's log (1 for a store without files yet).
-    public var formatVersion: UInt16 { log.formatVersion ?? 1 }
+    package var formatVersion: UInt16 { log.formatVersion ?? 1 }
 
     /// Format 2: reads the new-profile and new-touchpoint sections of the blocks up to and including `last` (default:
     /// every block) that it has not read yet.

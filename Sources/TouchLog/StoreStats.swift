@@ -38,7 +38,7 @@ public struct StoreStats: Sendable {
 extension StoreReader {
     /// Counts the store's events, distinct profiles and touchpoints, files and bytes. Reads the whole log (formats 2
     /// and 3: only the block summaries).
-    public func stats(progress: (_ done: UInt64, _ total: UInt64) -> Void = { _, _ in }) throws -> StoreStats {
+    package func stats(progress: (_ done: UInt64, _ total: UInt64) -> Void = { _, _ in }) throws -> StoreStats {
         var stats = StoreStats()
         let layout = StoreLayout(root: directory)
         var minTime = Int64.max

@@ -88,7 +88,9 @@ extension TouchLogStore {
     }
 
     /// The member count of the segment `name` (its current definition) at `from`, `from + step`, … up to `to`, by what
-    /// the store knew at `knownAt`, in one pass over the log (see ``StoreReader/history(of:from:to:step:knownAt:)``).
+    /// the store knew at `knownAt`, in one pass over the log: each profile is evaluated only at the steps where one of
+    /// its events enters or leaves a rule's window, since membership cannot change in between. Throws
+    /// ``TouchLogError/Code-swift.struct/invalidArgument`` when `to` is before `from` or `step` is not positive.
     public func history(of name: String, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
         async throws(TouchLogError) -> SegmentHistory
     {

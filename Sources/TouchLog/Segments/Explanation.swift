@@ -43,7 +43,7 @@ public struct Explanation: Sendable {
 
 extension StoreReader {
     /// Explains `profile`'s membership of `definition` at `time`. Reads only blocks holding the profile.
-    public func explain(_ definition: SegmentDefinition, profile: String, at time: QueryTime) throws -> Explanation {
+    package func explain(_ definition: SegmentDefinition, profile: String, at time: QueryTime) throws -> Explanation {
         let definition = try segments.resolve(definition)
         var events: [StoredEvent] = []
         let filter = ReplayFilter(until: time.asOf, profiles: [profile])

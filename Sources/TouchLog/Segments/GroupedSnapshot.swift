@@ -425,7 +425,7 @@ extension StoreReader {
 
     /// Whether snapshots of `definition` can speed its queries: in format 2, only rules and sequences whose window
     /// stays put as T moves (all time, `from`/`to`) are kept in them; rules over the last N days are read from the log.
-    public func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
+    package func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
         let segment = CompiledSegment((try? prepared(definition)) ?? definition, at: QueryTime(asOf: .max))
         guard formatVersion >= 2 else { return !segment.usesSecondGrammar }
         return segment.leaves.contains { GroupedSnapshot.isKept($0.rule) }

@@ -143,5 +143,5 @@ public struct SegmentCatalog: Sendable {
 
 extension StoreReader {
     /// The store's segment definitions.
-    public var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }
+    package var segments: SegmentCatalog { SegmentCatalog(layout: StoreLayout(root: directory)) }
 }

@@ -273,7 +273,7 @@ extension StoreReader {
     /// then reads the rest of the log with T applied per event, so late events are counted. Blocks whose events
     /// are all after T are skipped by their headers, and reading stops at the first block recorded after K
     /// (recorded time never decreases along the log).
-    public func members(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
+    package func members(of definition: SegmentDefinition, at time: QueryTime) throws -> [String] {
         let definition = try prepared(definition)
         if formatVersion >= 2 { return try groupedMembers(of: definition, at: time) }
         let segment = CompiledSegment(definition, at: time)
@@ -306,7 +306,7 @@ extension StoreReader {
 
     /// How many members `definition` has at `time`: the answer of ``members(of:at:)`` without its strings (a format-2
     /// store never looks them up).
-    public func count(of definition: SegmentDefinition, at time: QueryTime) throws -> Int {
+    package func count(of definition: SegmentDefinition, at time: QueryTime) throws -> Int {
         let definition = try prepared(definition)
         if formatVersion >= 2 { return try groupedMemberIDs(of: definition, at: time).ids.count }
         return try members(of: definition, at: time).count

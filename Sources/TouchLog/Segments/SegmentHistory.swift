@@ -75,7 +75,7 @@ extension StoreReader {
     /// window (membership cannot change in between), and its verdicts are added to the counts of the steps they
     /// hold for. Profiles none of whose events any rule counts are members from the step they become known at
     /// exactly when the rule tree holds with every rule false.
-    public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
+    package func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
         throws -> SegmentHistory
     {
         let definition = try prepared(definition)

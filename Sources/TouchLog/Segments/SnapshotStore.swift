@@ -358,7 +358,7 @@ extension StoreReader {
     }
 
     /// Folds the whole log into `definition`'s projection and saves it as a snapshot; returns its info.
-    public func createSnapshot(of definition: SegmentDefinition) throws -> SnapshotInfo? {
+    package func createSnapshot(of definition: SegmentDefinition) throws -> SnapshotInfo? {
         let definition = try prepared(definition)
         if formatVersion >= 2 { return try createGroupedSnapshot(of: definition) }
         // The format-1 projection keeps only the first grammar's rules; the rest is read from the log.
@@ -377,16 +377,16 @@ extension StoreReader {
     }
 
     /// Every snapshot in the store.
-    public func snapshots() -> [SnapshotInfo] { SnapshotStore(layout: StoreLayout(root: directory)).all() }
+    package func snapshots() -> [SnapshotInfo] { SnapshotStore(layout: StoreLayout(root: directory)).all() }
 }
 
 extension StoreReader {
     /// The directory name under `snapshots/` of a definition's projection.
-    public static func snapshotKey(_ definition: SegmentDefinition) -> String { SnapshotStore.key(definition) }
+    package static func snapshotKey(_ definition: SegmentDefinition) -> String { SnapshotStore.key(definition) }
 
     /// Deletes all but the newest `keep` snapshots of each key in `currentKeys`, and every snapshot of other keys.
     /// Returns what was deleted.
-    public func pruneSnapshots(keep: Int, currentKeys: Set<String>) throws -> [SnapshotInfo] {
+    package func pruneSnapshots(keep: Int, currentKeys: Set<String>) throws -> [SnapshotInfo] {
         var deleted: [SnapshotInfo] = []
         let byKey = Dictionary(grouping: snapshots(), by: \.key)
         for (key, infos) in byKey {
