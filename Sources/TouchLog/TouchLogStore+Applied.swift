@@ -105,9 +105,10 @@ extension TouchLogStore {
         try readers.withReader(body)
     }
 
-    /// Calls `body`, on the calling thread, with each block that may hold events matching `filter`, decoded and checked,
-    /// in log order up to the end of the log as it is now: how `touchlog replay` streams millions of events without
-    /// making each one a ``StoredEvent`` (``replay(matching:)`` does). `body`'s errors are rethrown as they are.
+    /// Calls `body`, on the calling thread, with each block that may hold events matching `filter`, decoded and
+    /// checked, in log order up to the end of the log as it is now: how `touchlog replay` streams millions of events
+    /// without making each one a ``StoredEvent`` (``replay(matching:)`` does). `body`'s errors are rethrown as they
+    /// are.
     package func forEachBlock(matching filter: ReplayFilter, _ body: (DecodedBlock) throws -> Void) throws {
         var failure: (any Error)?
         try readers.withReader { reader throws(TouchLogError) in

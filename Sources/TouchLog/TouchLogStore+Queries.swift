@@ -15,7 +15,8 @@ extension TouchLogStore {
     /// (putting the current definition again stores nothing). Durable on return; serialized with appends.
     ///
     /// Throws ``TouchLogError/Code-swift.struct/invalidInput`` when the definition refers to a segment that does not
-    /// exist, the references form a cycle or nest too deep, and ``TouchLogError/Code-swift.struct/readOnly`` for a store opened read-only.
+    /// exist, the references form a cycle or nest too deep, and ``TouchLogError/Code-swift.struct/readOnly`` for a
+    /// store opened read-only.
     @discardableResult
     public func putSegment(_ definition: SegmentDefinition) async throws(TouchLogError) -> (version: Int, changed: Bool)
     {
