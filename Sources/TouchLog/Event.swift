@@ -1,7 +1,10 @@
 /// What a profile did: saw a touchpoint, clicked it, or converted.
 public enum EventType: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+    /// The profile saw the touchpoint (an impression).
     case view = 0
+    /// The profile clicked the touchpoint.
     case click = 1
+    /// The profile converted (a purchase, a sign-up); a touchpoint is optional.
     case conversion = 2
 
     /// The name used in input, output and segment rules.

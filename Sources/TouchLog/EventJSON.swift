@@ -5,7 +5,7 @@
 /// (format 3; an empty profile) has `"profile":null,"erased":true`: such a line is not valid `append` input.
 public enum EventJSON {
     /// Appends the line for event `index` of `block` (with its newline) to `out`.
-    public static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
+    package static func appendLine(_ block: DecodedBlock, _ index: Int, to out: inout [UInt8]) {
         // (Read through `block.events` each time: a local copy of the batch would retain and release its arrays per line.)
         appendLine(
             offset: block.firstOffset + UInt64(index), recorded: block.recorded, time: block.events.times[index],

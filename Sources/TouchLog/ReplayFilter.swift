@@ -43,7 +43,7 @@ public struct ReplayFilter: Sendable {
     }
 
     /// The positions in `block` of the events that match.
-    public func matches(in block: DecodedBlock) -> [Int] {
+    package func matches(in block: DecodedBlock) -> [Int] {
         let events = block.events
         // String conditions are resolved once per dictionary entry, not per event.
         var profileAllowed = allowed(profiles, in: events.profiles)

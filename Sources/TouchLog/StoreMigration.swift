@@ -1,6 +1,6 @@
 import TouchLogStorage
 
-/// What ``StoreMigration/migrate(directory:progress:)`` did.
+/// What ``TouchLogStore/migrate(directory:progress:)`` did.
 public struct MigrationReport: Sendable {
     /// The format the store had; nil when it was already of the newest format (nothing was done).
     public var fromVersion: UInt16?
@@ -12,6 +12,9 @@ public struct MigrationReport: Sendable {
     public var previousHead = BlockHash.zero
     /// The chain head of the new log.
     public var head = BlockHash.zero
+    /// The directory under the store that keeps the replaced log (`log-format1` or `log-format2`); nil when nothing
+    /// was done.
+    public var archivedLog: String?
 }
 
 /// Rewrites a store's log into the newest format (`touchlog migrate`).
@@ -25,11 +28,11 @@ public struct MigrationReport: Sendable {
 /// The new log is written to `STORE/migrating/log/` and compared, event by event, with the old one before anything
 /// is renamed; the switch is two renames, and a store left between them (a crash) is completed the next time it is
 /// opened. The store's lock is held throughout: no other writer can append meanwhile.
-public enum StoreMigration {
+package enum StoreMigration {
     /// Where the log a migration replaced is kept, under the store: `log-format1` or `log-format2`.
-    public static func archivedLog(from version: UInt16) -> String { "log-format\(version)" }
+    package static func archivedLog(from version: UInt16) -> String { "log-format\(version)" }
     /// The replaced log kept under the store in `directory`, if any (its directory name and format).
-    public static func archivedLog(in directory: String) -> (name: String, version: UInt16)? {
+    package static func archivedLog(in directory: String) -> (name: String, version: UInt16)? {
         for version in UInt16(1)..<BlockHeader.formatVersion
         where SystemFile.isDirectory(directory + "/" + archivedLog(from: version)) {
             return (archivedLog(from: version), version)
@@ -71,7 +74,7 @@ public enum StoreMigration {
 
     /// Migrates the store in `directory` to the newest format (a no-op, reported as such, for a store already in it).
     /// Throws ``TouchLogError/Code-swift.struct/locked`` when another process writes to the store.
-    public static func migrate(
+    package static func migrate(
         directory: String, progress: (_ eventsDone: UInt64, _ eventsTotal: UInt64) -> Void = { _, _ in }
     )
         throws(TouchLogError) -> MigrationReport
@@ -84,6 +87,7 @@ public enum StoreMigration {
         var report = MigrationReport()
         guard old.formatVersion < BlockHeader.formatVersion else { return report }
         report.fromVersion = old.formatVersion
+        report.archivedLog = archivedLog(from: old.formatVersion)
         let work = directory + "/" + workDirectory
         let archive = directory + "/" + archivedLog(from: old.formatVersion)
         if let kept = archivedLog(in: directory) {

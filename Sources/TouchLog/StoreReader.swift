@@ -3,16 +3,16 @@ import Synchronization
 import TouchLogStorage
 
 /// One decoded block of the log.
-public struct DecodedBlock: Sendable {
+package struct DecodedBlock: Sendable {
     /// Offset of the block's first event.
-    public var firstOffset: UInt64
+    package var firstOffset: UInt64
     /// When the store committed the block.
-    public var recorded: Int64
+    package var recorded: Int64
     /// The block's events, in log order.
-    public var events: EventBatch
+    package var events: EventBatch
 
     /// Event `index` with its offset and recorded time.
-    public func storedEvent(at index: Int) -> StoredEvent {
+    package func storedEvent(at index: Int) -> StoredEvent {
         StoredEvent(offset: firstOffset + UInt64(index), recorded: recorded, event: events.event(at: index))
     }
 }

@@ -25,12 +25,12 @@ public struct StoreVerifyReport: Sendable {
 }
 
 /// The whole-store check behind ``TouchLogStore/verify()`` and `touchlog verify`.
-public enum StoreVerifier {
+package enum StoreVerifier {
     /// Checks every block of the store's log: header and payload checksums, the hash chain, offsets, file
     /// headers and names, recorded times, and each payload's events (count, times inside the block's range,
     /// identifiers, sorted dictionaries). Goes on past damage so that every damaged place is named. When the log
     /// is intact, also checks every snapshot (checksum, contents, anchor in the log) and segment definition file.
-    public static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in })
+    package static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in })
         throws(TouchLogError) -> StoreVerifyReport
     {
         let layout = StoreLayout(root: directory)

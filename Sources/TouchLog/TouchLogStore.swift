@@ -93,6 +93,23 @@ public final class TouchLogStore: Sendable {
         try readers.withReader { _ throws(TouchLogError) in }
     }
 
+    /// Rewrites the store in `directory` into the newest log format, as `touchlog migrate` does; a store already in it
+    /// is left as it is (the report's ``MigrationReport/fromVersion`` is nil).
+    ///
+    /// Every event keeps its offset and every commit its recorded time, so every answer stays the same. The new log
+    /// is a new hash chain whose first commit names the old chain's head; the old log is kept under the store
+    /// (``MigrationReport/archivedLog``), and ``verify()`` checks both. Snapshots are removed; queries recreate what
+    /// they need. Call it with the store closed: it takes the store's lock, and throws
+    /// ``TouchLogError/Code-swift.struct/locked`` while another writer holds it. `progress` is called with the events
+    /// rewritten so far and the total.
+    public static func migrate(
+        directory: String, progress: @escaping @Sendable (_ done: UInt64, _ total: UInt64) -> Void = { _, _ in }
+    ) async throws(TouchLogError) -> MigrationReport {
+        try await offload { () throws(TouchLogError) in
+            try StoreMigration.migrate(directory: directory, progress: progress)
+        }
+    }
+
     /// True when the store was opened with ``init(readingFrom:snapshots:)``.
     public var isReadOnly: Bool { writer == nil }
 

@@ -1,7 +1,7 @@
 import ArgumentParser
 import TouchLog
 
-struct MigrateCommand: ParsableCommand {
+struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
         abstract: "Rewrite the store's log into the newest format (3), keeping every event, offset and recorded time.",
@@ -16,11 +16,11 @@ struct MigrateCommand: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
-    func run() throws {
+    func run() async throws {
         let directory = try storeOptions.directory()
-        try reportingErrors {
+        try await reportingErrorsAsync {
             let progress = Progress("migrate")
-            let report = try StoreMigration.migrate(directory: directory) { done, total in
+            let report = try await TouchLogStore.migrate(directory: directory) { done, total in
                 progress.update(Int64(done), of: Int64(total))
             }
             progress.finish()
@@ -30,7 +30,7 @@ struct MigrateCommand: ParsableCommand {
                     "migrated \(counted(report.events, "event")) in \(counted(report.commits, "commit")) from format \(from) to format 3\n"
                 )
                 out.write(
-                    "previous chain head: \(report.previousHead) (that log is kept in \(StoreMigration.archivedLog(from: from))/)\n"
+                    "previous chain head: \(report.previousHead) (that log is kept in \(report.archivedLog ?? "")/)\n"
                 )
                 out.write("chain head: \(report.head)\n")
             } else {

@@ -142,11 +142,17 @@ public struct BlockHeader: Hashable, Sendable {
 
     /// Why a header's bytes were refused.
     public enum Defect: Error, Hashable, Sendable, CustomStringConvertible {
+        /// Fewer bytes than a header's size are left in the file.
         case truncated(available: Int)
+        /// The bytes do not start with the block magic.
         case badMagic
+        /// The header's own checksum does not match its bytes.
         case badHeaderCheck
+        /// The block's format version is newer than this build reads.
         case unsupportedVersion(UInt16)
+        /// The payload codec is none this build knows.
         case unknownCodec(UInt8)
+        /// The fields contradict each other (the reason says how).
         case implausible(String)
 
         /// The header's fields in one line, for messages.

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import Testing
 
 @testable import TouchLog
@@ -32,11 +33,16 @@ import Testing
         let answers = try times.map { try before.members(of: definition, at: $0) }
         let oldHead = before.headHash
 
-        let report = try StoreMigration.migrate(directory: path)
+        let progress = Mutex<(calls: Int, done: UInt64, total: UInt64)>((0, 0, 0))
+        let report = try await TouchLogStore.migrate(directory: path) { done, total in
+            progress.withLock { $0 = ($0.calls + 1, done, total) }
+        }
         #expect(report.fromVersion == 1)
         #expect(report.events == UInt64(events.count))
         #expect(report.commits == 8)
         #expect(report.previousHead == oldHead)
+        #expect(report.archivedLog == "log-format1")
+        #expect(progress.withLock { $0 } == (8, UInt64(events.count), UInt64(events.count)))
 
         let after = try StoreReader(directory: path)
         #expect(after.formatVersion == 3)
@@ -53,12 +59,13 @@ import Testing
         let firstCommit = log.blocks.first(where: \.header.isCommit)!
         let link = try #require(try log.metadata(of: firstCommit).flatMap { StoreMigration.Link($0) })
         #expect(link == StoreMigration.Link(fromVersion: 1, head: oldHead, events: UInt64(events.count)))
-        let verified = try StoreVerifier.verify(directory: path)
+        let verified = try await TouchLogStore(readingFrom: path).verify()
         #expect(verified.isIntact, "\(verified.log.problems) \(verified.otherProblems)")
         #expect(verified.archivedLog?.head == oldHead)
 
         // Already migrated: nothing to do. And the store takes appends in format 3.
-        #expect(try StoreMigration.migrate(directory: path).fromVersion == nil)
+        let again = try await TouchLogStore.migrate(directory: path)
+        #expect(again.fromVersion == nil && again.archivedLog == nil)
         let store = try TouchLogStore(directory: path)
         try await store.append([Event(time: 1_700_000_000_000, profile: "p-new", type: .view, touchpoint: "store")])
         store.close()

@@ -172,7 +172,14 @@ func replayLines(_ directory: String, filter: ReplayFilter = ReplayFilter()) thr
         let byEvents = try TouchLogStore(directory: dir.path + "/a", blockEvents: 700)
         let byBatch = try TouchLogStore(directory: dir.path + "/b", blockEvents: 700)
         #expect(try await byEvents.append(events) == 0..<20_000)
-        #expect(try await byBatch.append(EventBatch(events)) == 0..<20_000)
+        let batch = try EventBatch(events)
+        #expect(
+            (0..<batch.count).allSatisfy { i in
+                batch.event(at: i) == events[i] && batch.time(at: i) == events[i].time
+                    && batch.profile(at: i) == events[i].profile && batch.touchpoint(at: i) == events[i].touchpoint
+                    && batch.type(at: i) == events[i].type && batch.value(at: i) == events[i].value
+            })
+        #expect(try await byBatch.append(batch) == 0..<20_000)
         let a = try StoreReader(directory: dir.path + "/a").events().map(\.event)
         #expect(a == events)
         #expect(a == (try StoreReader(directory: dir.path + "/b").events().map(\.event)))

@@ -4,7 +4,7 @@
 /// no per-event allocation, and a predicate on a touchpoint or profile is checked once per distinct string.
 public struct EventBatch: Sendable {
     /// Event times, ms since the epoch.
-    public internal(set) var times: [Int64] = []
+    package internal(set) var times: [Int64] = []
     /// ``EventType`` raw values.
     var types: [UInt8] = []
     /// Index into ``profiles`` of each event's profile.
@@ -15,9 +15,9 @@ public struct EventBatch: Sendable {
     var values: [Double] = []
     /// The distinct profiles (in a decoded block: sorted by bytes). Batches the library builds only for its block
     /// encoder skip interning and may repeat a profile.
-    public internal(set) var profiles = StringTable()
+    package internal(set) var profiles = StringTable()
     /// The distinct touchpoints (in a decoded block: sorted by bytes).
-    public internal(set) var touchpoints = StringTable()
+    package internal(set) var touchpoints = StringTable()
     /// When false, each appended event's profile is added as a string of its own, without looking for an equal
     /// one: for a batch that only goes to the block encoder, which merges equal strings as it sorts them (a
     /// block has tens of thousands of distinct profiles, and finding each in a hash index costs more than that).
@@ -113,14 +113,26 @@ public struct EventBatch: Sendable {
         return nil
     }
 
+    /// The time of event `index`, in milliseconds since the epoch.
+    public func time(at index: Int) -> Int64 { times[index] }
+
     /// The type of event `index`.
     public func type(at index: Int) -> EventType { EventType(rawValue: types[index])! }
 
+    /// The profile of event `index`.
+    public func profile(at index: Int) -> String { profiles.string(Int(profileIDs[index])) }
+
+    /// The touchpoint of event `index`, or nil (a conversion may have none).
+    public func touchpoint(at index: Int) -> String? {
+        let id = touchpointIDs[index]
+        return id == 0 ? nil : touchpoints.string(Int(id - 1))
+    }
+
     /// The bytes of event `index`'s profile.
-    public func profileBytes(at index: Int) -> ArraySlice<UInt8> { profiles[Int(profileIDs[index])] }
+    package func profileBytes(at index: Int) -> ArraySlice<UInt8> { profiles[Int(profileIDs[index])] }
 
     /// The bytes of event `index`'s touchpoint, or nil.
-    public func touchpointBytes(at index: Int) -> ArraySlice<UInt8>? {
+    package func touchpointBytes(at index: Int) -> ArraySlice<UInt8>? {
         let id = touchpointIDs[index]
         return id == 0 ? nil : touchpoints[Int(id - 1)]
     }
@@ -134,8 +146,7 @@ public struct EventBatch: Sendable {
     /// Event `index` as a value.
     public func event(at index: Int) -> Event {
         Event(
-            time: times[index], profile: profiles.string(Int(profileIDs[index])), type: type(at: index),
-            touchpoint: touchpointIDs[index] == 0 ? nil : touchpoints.string(Int(touchpointIDs[index] - 1)),
+            time: times[index], profile: profile(at: index), type: type(at: index), touchpoint: touchpoint(at: index),
             value: value(at: index))
     }
 

@@ -9,7 +9,7 @@ import TouchLogStorage
 /// searched by bisection, and a hash index over the strings after it. A table loaded with a million sorted
 /// profiles so needs no hash index until new profiles arrive, and sorted lookups (a block's dictionary) walk it
 /// in order.
-public struct StringTable: Sendable {
+package struct StringTable: Sendable {
     /// All strings' bytes, one after another.
     var bytes: [UInt8] = []
     /// `ends[i]` is where string `i` ends in `bytes`; it starts where string `i - 1` ends.
@@ -34,20 +34,20 @@ public struct StringTable: Sendable {
     private var sortedKeys: [UInt64] = []
 
     /// An empty table.
-    public init() {}
+    package init() {}
 
     /// How many strings the table holds.
-    public var count: Int { ends.count }
+    package var count: Int { ends.count }
 
     func range(_ id: Int) -> Range<Int> {
         (id == 0 ? 0 : Int(ends[id - 1]))..<Int(ends[id])
     }
 
     /// The bytes of string `id`.
-    public subscript(id: Int) -> ArraySlice<UInt8> { bytes[range(id)] }
+    package subscript(id: Int) -> ArraySlice<UInt8> { bytes[range(id)] }
 
     /// String `id` decoded from UTF-8 (the table only holds valid UTF-8).
-    public func string(_ id: Int) -> String { String(decoding: self[id], as: UTF8.self) }
+    package func string(_ id: Int) -> String { String(decoding: self[id], as: UTF8.self) }
 
     /// Removes every string, keeping the storage for reuse (with `keepingIndex`, the hash index's size too, for
     /// a table about to be filled with as many strings again).
@@ -333,7 +333,7 @@ public struct StringTable: Sendable {
     }
 
     /// The id of `string`, or nil when the table does not hold it (a linear search when there is no hash index).
-    public func firstIndex(of string: [UInt8]) -> Int? {
+    package func firstIndex(of string: [UInt8]) -> Int? {
         string.withUnsafeBytes { raw in
             (0..<count).first { equals($0, raw) }
         }

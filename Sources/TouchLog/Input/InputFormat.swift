@@ -2,7 +2,9 @@ import TouchLogStorage
 
 /// The two input formats of `append`.
 public enum InputFormat: String, Sendable, CaseIterable {
+    /// JSON Lines: one object per line, `{"time":…,"profile":…,"type":…,"touchpoint":…,"value":…}`.
     case jsonl
+    /// CSV with the header `time,profile,type,touchpoint,value`.
     case csv
 
     /// The format of the input at `path`: by its extension (`.csv`; `.jsonl`, `.ndjson`, `.json`), else by its

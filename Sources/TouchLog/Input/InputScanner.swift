@@ -240,7 +240,14 @@ struct RecordSplitter {
 /// A problem with an input as a whole (it cannot be opened or read), as opposed to a bad line.
 public struct InputError: Error, Sendable, CustomStringConvertible {
     /// Why the input could not be read: it does not exist, reading it failed, or it is neither CSV nor JSON Lines.
-    public enum Kind: Sendable { case notFound, unreadable, invalidFormat }
+    public enum Kind: Sendable {
+        /// There is no such file.
+        case notFound
+        /// It could not be opened or read (permissions, a directory, an I/O error).
+        case unreadable
+        /// Its first bytes are neither CSV nor JSON Lines.
+        case invalidFormat
+    }
     /// What went wrong.
     public var kind: Kind
     /// One sentence naming the input.

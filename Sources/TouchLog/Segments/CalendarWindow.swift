@@ -6,7 +6,12 @@ import Foundation
 public struct CalendarWindow: Sendable, Equatable {
     /// A calendar unit: a day, a week (starting on Monday) or a month.
     public enum Unit: String, Sendable, Equatable, CaseIterable {
-        case day, week, month
+        /// A calendar day, from midnight in the window's time zone.
+        case day
+        /// A week, from Monday's midnight.
+        case week
+        /// A calendar month, from midnight on its first day.
+        case month
     }
 
     /// The unit that contains T.

@@ -18,14 +18,19 @@ public struct SegmentDefinition: Sendable, Equatable {
 
     /// Whether every rule (`all`) or at least one (`any`) must hold.
     public enum Match: String, Sendable, Equatable {
+        /// Every rule must hold.
         case all
+        /// At least one rule must hold.
         case any
     }
 
     /// An interaction rule, a group of rules, a sequence of steps or a reference to another segment, possibly negated.
     public indirect enum Rule: Sendable, Equatable {
+        /// Holds when the profile's events meet the rule (or, negated, when they do not).
         case interaction(InteractionRule, negate: Bool)
+        /// Holds when all or any of the nested rules hold, as `Match` says.
         case group(Match, [Rule], negate: Bool)
+        /// Holds when the profile did the steps in order, each within its gap of the one before.
         case sequence(SequenceRule, negate: Bool)
         /// Holds for the members of the named segment's current version at the same T and K.
         case segment(String, negate: Bool)
@@ -68,7 +73,14 @@ public struct SegmentDefinition: Sendable, Equatable {
 public struct InteractionRule: Sendable, Equatable {
     /// `view`, `click`, `any` (a view or a click) or `conversion`.
     public enum Interaction: String, Sendable, Equatable {
-        case view, click, any, conversion
+        /// Views only.
+        case view
+        /// Clicks only.
+        case click
+        /// Views and clicks.
+        case any
+        /// Conversions only.
+        case conversion
 
         func matches(_ type: UInt8) -> Bool {
             switch self {
@@ -82,10 +94,15 @@ public struct InteractionRule: Sendable, Equatable {
 
     /// How a touchpoint is matched: on bytes, case-sensitive.
     public enum TouchpointMatch: Sendable, Equatable {
+        /// The touchpoint equals these bytes.
         case exactly([UInt8])
+        /// The touchpoint contains these bytes.
         case contains([UInt8])
+        /// The touchpoint starts with these bytes.
         case startsWith([UInt8])
+        /// The touchpoint ends with these bytes.
         case endsWith([UInt8])
+        /// The touchpoint equals one of these.
         case oneOf([[UInt8]])
 
         /// True when `touchpoint` matches.
@@ -153,7 +170,14 @@ public struct InteractionRule: Sendable, Equatable {
     public struct ValueCondition: Sendable, Equatable {
         /// How the qualifying events' values are combined.
         public enum Aggregate: String, Sendable, Equatable, CaseIterable {
-            case sum, avg, min, max
+            /// The sum of the values.
+            case sum
+            /// Their mean.
+            case avg
+            /// The smallest.
+            case min
+            /// The largest.
+            case max
         }
 
         /// How the values are combined.
@@ -214,7 +238,9 @@ public struct InteractionRule: Sendable, Equatable {
 
     /// Whether the profile converted after its first qualifying event.
     public enum Conversion: String, Sendable, Equatable {
+        /// It converted after its first qualifying event.
         case converted
+        /// It has not converted after its first qualifying event.
         case notConverted = "not_converted"
     }
 
