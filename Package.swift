@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // Metrics: the libraries record through swift-metrics; `touchlog serve` exports them in Prometheus's format.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
         // Test-only: a real HTTP client for the server's tests.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.30.0"),
     ],
@@ -56,11 +59,18 @@ let package = Package(
         ),
         .target(
             name: "TouchLogStorage",
-            dependencies: ["CTouchLogLZ4", "CTouchLogXXHash", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "CTouchLogLZ4", "CTouchLogXXHash", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+            ],
             // The fault injector (FaultInjection.swift) exists only in debug builds, which the tests use.
             swiftSettings: faultInjection
         ),
-        .target(name: "TouchLog", dependencies: ["TouchLogStorage"], swiftSettings: fuzzTargets),
+        .target(
+            name: "TouchLog",
+            dependencies: ["TouchLogStorage", .product(name: "CoreMetrics", package: "swift-metrics")],
+            swiftSettings: fuzzTargets
+        ),
         // The HTTP API of `touchlog serve`, for services in other languages.
         .target(
             name: "TouchLogServer",
@@ -68,8 +78,10 @@ let package = Package(
                 "TouchLog", "TouchLogCluster", .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            resources: [.copy("openapi.yaml")]
+            resources: [.copy("openapi.yaml"), .copy("Console")]
         ),
         // Past one machine: partitions on NATS JetStream, nodes that apply them to local stores, scatter-gather queries.
         .target(
@@ -84,6 +96,8 @@ let package = Package(
                 "TouchLog", "TouchLogStorage", "TouchLogServer", "TouchLogCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         // Tools (Tools/*): executable targets, not products.
@@ -150,6 +164,8 @@ let package = Package(
             dependencies: [
                 "TouchLogServer", "TouchLog", "TouchLogTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
     ],

@@ -46,6 +46,8 @@ extension TouchLogStore {
     ) throws(TouchLogError) -> IngestReport {
         let blockEvents = self.blockEvents
         let encoder = try requireWriter().encoder
+        let started = Platform.monotonicNanoseconds()
+        let metrics = self.metrics
         return try withLogWriter { (writer: LogWriter) throws(TouchLogError) -> IngestReport in
             try storage { () throws(StorageError) in try writer.beginTransaction() }
             var report = IngestReport(offsets: writer.endOffset..<writer.endOffset)
@@ -98,6 +100,7 @@ extension TouchLogStore {
                     if !batch.isEmpty { try writer.add(encoder.block(of: batch)) }
                     report.offsets = try writer.commit()
                     committed = true
+                    metrics.appended(report.offsets.count, since: started)
                     report.rejectedCount = invalid
                 }
             } catch let error as StorageError {

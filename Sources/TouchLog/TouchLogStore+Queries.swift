@@ -58,7 +58,9 @@ extension TouchLogStore {
     public func members(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError)
         -> [String]
     {
-        try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
+        try await metrics.timeQuery("members", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
+            try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
+        }
     }
 
     /// How many members the segment `name` (its current definition) has at `time`: ``members(of:at:)-(String,_)``'s
@@ -69,7 +71,9 @@ extension TouchLogStore {
 
     /// How many members `definition` (stored or not) has at `time`.
     public func count(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError) -> Int {
-        try await read("query \(definition.name)") { reader in try reader.count(of: definition, at: time) }
+        try await metrics.timeQuery("count", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
+            try await read("query \(definition.name)") { reader in try reader.count(of: definition, at: time) }
+        }
     }
 
     /// Why `profile` is, or is not, in the segment `name` at `time`: each rule's verdict and the events that decided it.
@@ -83,8 +87,10 @@ extension TouchLogStore {
     public func explain(_ definition: SegmentDefinition, profile: String, at time: QueryTime = .now)
         async throws(TouchLogError) -> Explanation
     {
-        try await read("explain \(definition.name)") { reader in
-            try reader.explain(definition, profile: profile, at: time)
+        try await metrics.timeQuery("explain", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
+            try await read("explain \(definition.name)") { reader in
+                try reader.explain(definition, profile: profile, at: time)
+            }
         }
     }
 
@@ -102,8 +108,10 @@ extension TouchLogStore {
     public func history(of definition: SegmentDefinition, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
         async throws(TouchLogError) -> SegmentHistory
     {
-        try await read("history \(definition.name)") { reader in
-            try reader.history(of: definition, from: from, to: to, step: step, knownAt: knownAt)
+        try await metrics.timeQuery("history", asOf: to, knownAt: knownAt) { () throws(TouchLogError) in
+            try await read("history \(definition.name)") { reader in
+                try reader.history(of: definition, from: from, to: to, step: step, knownAt: knownAt)
+            }
         }
     }
 
@@ -113,10 +121,13 @@ extension TouchLogStore {
         -> SegmentDiff
     {
         let definition = try segments.current(name).definition
-        return try await read("diff \(name)") { reader in
-            SegmentDiff(
-                before: try reader.members(of: definition, at: before),
-                after: try reader.members(of: definition, at: after))
+        return try await metrics.timeQuery("diff", asOf: after.asOf, knownAt: after.knownAt) {
+            () throws(TouchLogError) in
+            try await read("diff \(name)") { reader in
+                SegmentDiff(
+                    before: try reader.members(of: definition, at: before),
+                    after: try reader.members(of: definition, at: after))
+            }
         }
     }
 
@@ -204,6 +215,12 @@ extension TouchLogStore {
         async throws(TouchLogError) -> StoreStats
     {
         try await read("stats") { reader in try reader.stats(progress: progress) }
+    }
+
+    /// The bytes of the log's files (what `/metrics` reports as `touchlog_log_bytes`).
+    package func logBytes() -> Int64 {
+        let log = StoreLayout(root: directory).log
+        return ((try? SystemFile.list(log)) ?? []).reduce(0) { $0 + (SystemFile.status(log + "/" + $1)?.size ?? 0) }
     }
 
     /// The chain head: the hash of the last committed block (as ``verify()`` prints it).

@@ -33,6 +33,8 @@ public final class TouchLogStore: Sendable {
     let readers: ReaderPool
     /// Wakes tails and watches when this store commits or changes a definition.
     let changes = ChangeSignal()
+    /// Appends and queries, recorded through swift-metrics.
+    let metrics = StoreMetrics()
 
     /// Opens the store in `directory` for writing, creating it when `create` is true and it does not exist.
     ///
@@ -166,9 +168,11 @@ public final class TouchLogStore: Sendable {
             let end = writer.withWriter { $0.endOffset }
             return end..<end
         }
+        let started = Platform.monotonicNanoseconds()
         do {
             let offsets = try await writer.append(sealing: { try encoder.seal(blocks) })
             changes.signal()
+            metrics.appended(offsets.count, since: started)
             return offsets
         } catch {
             throw TouchLogError(wrapping: error, "append failed")

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Logging
+import Metrics
+import Prometheus
 import TouchLog
 import TouchLogCluster
 import TouchLogServer
@@ -64,10 +66,13 @@ struct ServeCommand: AsyncParsableCommand {
             return
         }
         let directory = try storeOptions.directory()
+        // Metrics first: the store and its writer make their handles from the backend bootstrapped when they open.
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(TouchLogServer.metricsFactory(registry: registry))
         try await reportingErrorsAsync {
             let store = readOnly ? try readingStore(directory) : try writableStore(directory)
             defer { store.close() }
-            let server = try TouchLogServer(store: store, options: serverOptions())
+            let server = try TouchLogServer(store: store, options: serverOptions(), metrics: registry)
             var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
             logger.logLevel = verbose ? .info : .warning
             let host = self.host.contains(":") ? "[\(self.host)]" : self.host

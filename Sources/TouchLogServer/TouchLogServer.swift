@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import Prometheus
 import TouchLog
 
 /// The HTTP API of a store (`touchlog serve`): JSON over HTTP/1.1 for services in other languages.
@@ -12,13 +13,20 @@ import TouchLog
 public struct TouchLogServer: Sendable {
     public let store: TouchLogStore
     public let options: ServerOptions
+    /// What `GET /metrics` exports; without one there is no such route.
+    public let metrics: PrometheusCollectorRegistry?
 
     /// Throws ``TouchLogError/Code-swift.struct/invalidArgument`` when the options may not be used (a non-loopback
-    /// address without a token, a short token, a bad port).
-    public init(store: TouchLogStore, options: ServerOptions) throws(TouchLogError) {
+    /// address without a token, a short token, a bad port). With `metrics`, `GET /metrics` serves that registry in
+    /// Prometheus's text format (bootstrap swift-metrics with ``metricsFactory(registry:)`` over it first, before the
+    /// store is opened).
+    public init(store: TouchLogStore, options: ServerOptions, metrics: PrometheusCollectorRegistry? = nil)
+        throws(TouchLogError)
+    {
         if let problem = options.problem { throw TouchLogError(code: .invalidArgument, message: problem) }
         self.store = store
         self.options = options
+        self.metrics = metrics
     }
 
     /// Serves until the task is cancelled or the process gets SIGINT or SIGTERM (then open streams are closed and
@@ -54,21 +62,26 @@ public struct TouchLogServer: Sendable {
 
     /// The routes, behind the error and token middlewares.
     func router() -> Router<BasicRequestContext> {
-        Self.router(options: options) { router in
+        Self.router(options: options, console: true) { router in
             addEventRoutes(to: router)
             addSegmentRoutes(to: router)
             addAdminRoutes(to: router)
+            if let metrics { addMetricsRoute(to: router, registry: metrics) }
         }
     }
 
-    /// A router with the JSON error and token middlewares, then the routes `add` adds.
-    static func router(options: ServerOptions, _ add: (Router<BasicRequestContext>) -> Void) -> Router<
-        BasicRequestContext
-    > {
+    /// A router with the metrics, JSON error and token middlewares, then the routes `add` adds; with `console`, the
+    /// web console's files too (before the token: they hold no data, and the page asks for the token).
+    static func router(
+        options: ServerOptions, console: Bool = false, _ add: (Router<BasicRequestContext>) -> Void
+    ) -> Router<BasicRequestContext> {
         let router = Router()
         let table = RouteTable()
-        // Middlewares first: a route is built with the middlewares added before it.
+        // Middlewares first: a route is built with the middlewares added before it. Hummingbird's metrics middleware
+        // is outermost, so that it counts every response by route and status, refusals included.
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: JSONErrorMiddleware(routes: table))
+        if console { ConsoleFiles.addRoutes(to: router) }
         if let token = options.token { router.add(middleware: BearerTokenMiddleware(token: Array(token.utf8))) }
         add(router)
         router.get("/openapi.yaml") { _, _ -> Response in

@@ -158,6 +158,7 @@ public final class LogWriter {
     private var activeSize: Int64
     private var failure: StorageError?
     private var transaction: Transaction?
+    private let metrics = LogMetrics()
 
     private struct Transaction {
         var startPosition: Int64
@@ -170,6 +171,7 @@ public final class LogWriter {
         var held: RawBlock?
         var written = 0
         var metadata: [UInt8]?
+        var started = Platform.monotonicNanoseconds()
     }
 
     /// Opens (creating if needed) the log in `directory`, locking `lockPath` for this process.
@@ -390,6 +392,8 @@ public final class LogWriter {
         endOffset = tx.writeOffset
         headHash = tx.previousHash
         lastRecorded = tx.recorded
+        metrics.commits.increment()
+        metrics.commitDuration.recordNanoseconds(Int64(Platform.monotonicNanoseconds() - tx.started))
         return tx.startOffset..<tx.writeOffset
     }
 
@@ -428,6 +432,8 @@ public final class LogWriter {
     }
 
     private func sync() throws(StorageError) {
+        let started = Platform.monotonicNanoseconds()
+        defer { metrics.fsyncDuration.recordNanoseconds(Int64(Platform.monotonicNanoseconds() - started)) }
         do { try activeFile.sync() } catch {
             throw fail(
                 StorageError(

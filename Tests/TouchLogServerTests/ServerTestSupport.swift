@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import TouchLog
 import TouchLogServer
 import TouchLogTestSupport
@@ -26,15 +27,16 @@ struct RunningServer {
     let task: Task<Void, any Error>
     var token: String?
 
-    /// Starts a server for `store` (port 0: the system picks a free one).
-    static func start(_ store: TouchLogStore, configure: (inout ServerOptions) -> Void = { _ in }) async throws
-        -> RunningServer
-    {
+    /// Starts a server for `store` (port 0: the system picks a free one), serving `metrics` at `/metrics` if given.
+    static func start(
+        _ store: TouchLogStore, metrics: PrometheusCollectorRegistry? = nil,
+        configure: (inout ServerOptions) -> Void = { _ in }
+    ) async throws -> RunningServer {
         var options = ServerOptions()
         options.port = 0
         options.heartbeat = .milliseconds(200)
         configure(&options)
-        let server = try TouchLogServer(store: store, options: options)
+        let server = try TouchLogServer(store: store, options: options, metrics: metrics)
         let (ports, listening) = AsyncStream<Int>.makeStream()
         let task = Task {
             try await server.run(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) { port in

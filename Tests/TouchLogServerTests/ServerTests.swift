@@ -1,5 +1,6 @@
 import Foundation
 import NIOHTTP1
+import Prometheus
 import Testing
 import TouchLog
 import TouchLogTestSupport
@@ -296,11 +297,12 @@ private let promoClickers = """
             }
         }
         let served = Set(
-            try TouchLogServer(store: server.store, options: ServerOptions()).router().routes.map {
-                "\($0.method) \($0.path)"
-            })
+            try TouchLogServer(store: server.store, options: ServerOptions(), metrics: PrometheusCollectorRegistry())
+                .router().routes.map {
+                    "\($0.method) \($0.path)"
+                })
         #expect(documented == served)
-        #expect(documented.count == 21)
+        #expect(documented.count == 25)
         await server.stop()
     }
 

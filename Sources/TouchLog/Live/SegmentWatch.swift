@@ -67,6 +67,8 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         private var lastEvaluation: ContinuousClock.Instant?
         private var lastEnd: UInt64 = 0
         private var seenGeneration: UInt64 = 0
+        /// Counted in `touchlog_watched_segments` while the iterator lives.
+        private let counted = WatchCount()
 
         init(watch: SegmentWatch) {
             self.watch = watch
