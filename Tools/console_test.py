@@ -1,5 +1,5 @@
 """The web console in a real browser (Debian's chromium and chromedriver, driven by selenium) against a real
-`touchlog serve` on the sample events: the seed's three segments are built through the console's form, their
+`touchlog serve` on the sample events: the seed's three segments are built with the console's rule builder, their
 counts checked against `touchlog query --count`, the size chart drawn, the members' CSV downloaded and compared
 with `touchlog query`, a profile explained and replayed, the store verified, an error shown as text, a read-only
 server's console offering no changes; screenshots at 1280x800 and 390x844 go to .build/console-*.png.
@@ -19,7 +19,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOUCHLOG = os.path.join(ROOT, ".build", "debug", "touchlog")
@@ -65,6 +65,82 @@ def browser(downloads):
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 
+class Builder:
+    """Drives the rule builder: each rule card is found again by its JSON path, since a change may redraw it."""
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    def field(self, path, css):
+        scope = "#view .builder" if path is None else f'#view fieldset.rule[data-path="{path}"] > .fields'
+        return self.driver.find_element(By.CSS_SELECTOR, f"{scope} {css}")
+
+    def type(self, path, name, text):
+        element = self.field(path, f"[name={name}]")
+        element.clear()
+        element.send_keys(text)
+
+    def choose(self, path, name, value):
+        Select(self.field(path, f"select[name={name}]")).select_by_value(value)
+
+    def add(self, list_path, kind):
+        scope = "#view .builder > .rules" if list_path is None else f'#view fieldset.rule[data-path="{list_path}"] > .fields > .rules'
+        Select(self.driver.find_element(By.CSS_SELECTOR, f"{scope} > .add select[name=add-kind]")).select_by_value(kind)
+        self.driver.find_element(By.CSS_SELECTOR, f"{scope} > .add button.add-rule").click()
+
+    def negate(self, path):
+        self.driver.find_element(By.CSS_SELECTOR, f'#view fieldset.rule[data-path="{path}"] > div input[name=negate]').click()
+
+    def head(self, fixture):
+        self.type(None, "name", fixture["name"])
+        self.type(None, "description", fixture["description"])
+        self.choose(None, "match", fixture["match"])
+
+    def interaction(self, path, interaction, matcher, text, last=None):
+        self.choose(path, "interaction", interaction)
+        self.choose(path, "matcher", matcher)
+        self.type(path, "touchpoint", text)
+        if last:
+            self.choose(path, "timeframe", "last")
+            self.type(path, "duration", last)
+
+
+def build_summer(b, fixture):
+    b.head(fixture)
+    b.add(None, "interaction")
+    b.interaction("rules[0]", "click", "startsWith", "summer-2022", last="30d")
+
+
+def build_discount(b, fixture):
+    b.head(fixture)
+    b.add(None, "interaction")
+    b.interaction("rules[0]", "click", "exactly", "discount-notification", last="30d")
+    b.choose("rules[0]", "conversion", "not_converted")
+
+
+def build_iphone(b, fixture):
+    b.head(fixture)
+    b.add(None, "group")
+    b.choose("rules[0]", "match", "any")
+    b.interaction("rules[0].rules[0]", "any", "contains", "iphone")
+    b.type("rules[0].rules[0]", "atLeast", "2")
+    b.add("rules[0]", "group")
+    b.choose("rules[0].rules[1]", "match", "all")
+    b.interaction("rules[0].rules[1].rules[0]", "any", "contains", "iphone")
+    b.add("rules[0].rules[1]", "interaction")
+    b.interaction("rules[0].rules[1].rules[1]", "any", "exactly", "store-location")
+    b.add(None, "interaction")
+    b.interaction("rules[1]", "conversion", "oneOf", "iphone-interest")
+    b.negate("rules[1]")
+
+
+BUILD = {
+    "summer-2022-clickers": build_summer,
+    "discount-clickers-not-converted": build_discount,
+    "iphone-interest": build_iphone,
+}
+
+
 def main():
     failures = []
 
@@ -91,18 +167,18 @@ def main():
         wait.until(EC.text_to_be_present_in_element((By.ID, "segment-rows"), "No segments yet"))
         check(True, "with the token the segment list loads (empty)")
 
-        # The seed's three segments, typed into the new-segment form.
+        # The seed's three segments, built with the rule builder's form.
         for name in SEGMENTS:
-            with open(os.path.join(ROOT, "Fixtures/segments", name + ".json")) as f:
-                definition = json.dumps(json.load(f))
             driver.find_element(By.ID, "new-segment").click()
-            editor = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#view textarea")))
-            editor.clear()
-            editor.send_keys(definition)
+            wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#view .builder input[name=name]")))
+            with open(os.path.join(ROOT, "Fixtures/segments", name + ".json")) as f:
+                fixture = json.load(f)
+            BUILD[name](Builder(driver), fixture)
             wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "#view .live-count"), "members"))
             driver.find_element(By.CSS_SELECTOR, "#view .editor-form button[type=submit]").click()
             wait.until(lambda d: d.execute_script("return location.hash") == "#/segment/" + name)
-        check(cli("segment", "list", "--store", store).count("\tv1") == 3, "the three segments were saved (v1)")
+            saved = json.loads(cli("segment", "show", name, "--store", store))
+            check(saved == fixture, f"{name}, built with the form, is the fixture's definition")
 
         # Counts as of a past date equal the CLI's.
         driver.execute_script(f"document.getElementById('as-of').value = '{AS_OF}'")
@@ -145,8 +221,48 @@ def main():
         expected_events = len(cli("replay", "--store", store, "--profile", profile).splitlines())
         check(replayed.text == f"{expected_events} events of {profile}", f"the replay shows the profile's {expected_events} events")
 
+        # The rest of the grammar from the builder: a sequence with a window, a segment reference, a value aggregate
+        # and a calendar timeframe; the server accepts what it makes.
+        driver.find_element(By.ID, "new-segment").click()
+        wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#view .builder input[name=name]")))
+        b = Builder(driver)
+        b.type(None, "name", "grammar-tour")
+        b.add(None, "sequence")
+        b.type("rules[0]", "touchpoint", "summer-2022-collection")
+        driver.find_elements(By.CSS_SELECTOR, '#view fieldset.rule[data-path="rules[0]"] input[name=touchpoint]')[1].send_keys(
+            "summer-2022-collection")
+        b.type("rules[0]", "within", "1d")
+        b.add(None, "segment")
+        b.choose("rules[1]", "segment", "iphone-interest")
+        b.negate("rules[1]")
+        b.add(None, "interaction")
+        b.choose("rules[2]", "interaction", "conversion")
+        b.choose("rules[2]", "matcher", "")
+        b.choose("rules[2]", "aggregate", "sum")
+        b.type("rules[2]", "value-atLeast", "50")
+        b.choose("rules[2]", "timeframe", "calendar")
+        b.choose("rules[2]", "unit", "month")
+        b.type("rules[2]", "timeZone", "Europe/Amsterdam")
+        b.choose(None, "match", "any")
+        wait.until(EC.text_to_be_present_in_element((By.CSS_SELECTOR, "#view .live-count"), "members"))
+        made = json.loads(driver.find_element(By.CSS_SELECTOR, "#view textarea").get_attribute("value"))
+        expected = {"name": "grammar-tour", "match": "any", "rules": [
+            {"sequence": [{"interaction": "view", "touchpoint": {"exactly": "summer-2022-collection"}},
+                          {"interaction": "click", "touchpoint": {"exactly": "summer-2022-collection"}}], "within": "1d"},
+            {"segment": "iphone-interest", "negate": True},
+            {"interaction": "conversion", "value": {"sum": {"atLeast": 50}},
+             "timeframe": {"calendar": {"unit": "month", "count": 1, "timeZone": "Europe/Amsterdam"}}}]}
+        check(made == expected, "a sequence, a segment reference, a value and a calendar timeframe from the builder")
+        count = driver.find_element(By.CSS_SELECTOR, "#view .live-count").text
+        query = os.path.join(work, "tour.json")
+        with open(query, "w") as f:
+            json.dump(made, f)
+        cli_count = cli("query", "--rules", query, "--store", store, "--as-of", AS_OF + "Z", "--count").strip()
+        check(count == f"{cli_count} members as of {AS_OF}Z.", f"and its live count ({count!r}) is the CLI's ({cli_count})")
+
         # A definition the server refuses: its message, in words, under the editor.
         driver.find_element(By.ID, "new-segment").click()
+        driver.find_element(By.CSS_SELECTOR, "#view details.json summary").click()
         editor = wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, "#view textarea")))
         editor.clear()
         editor.send_keys('{"name":"bad","match":"all","rules":[{"interaction":"tap"}]}')

@@ -10,6 +10,7 @@ enum ConsoleFiles {
     static let files: [(path: String, name: String, type: String)] = [
         ("/", "index.html", "text/html; charset=utf-8"),
         ("/console/console.js", "console.js", "text/javascript; charset=utf-8"),
+        ("/console/builder.js", "builder.js", "text/javascript; charset=utf-8"),
         ("/console/console.css", "console.css", "text/css; charset=utf-8"),
     ]
 

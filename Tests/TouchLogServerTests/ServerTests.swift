@@ -302,7 +302,7 @@ private let promoClickers = """
                     "\($0.method) \($0.path)"
                 })
         #expect(documented == served)
-        #expect(documented.count == 25)
+        #expect(documented.count == 26)
         await server.stop()
     }
 

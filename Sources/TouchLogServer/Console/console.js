@@ -318,7 +318,16 @@ function makeEditor(definition) {
   const form = $("#editor-template").content.cloneNode(true).firstElementChild;
   const textarea = form.definition;
   const count = $(".live-count", form);
-  textarea.value = JSON.stringify(definition, null, 2);
+  let model = JSON.parse(JSON.stringify(definition));
+  const names = () => state.segments.map((s) => s.name).filter((n) => n !== model.name);
+  const builderBox = $(".builder-box", form);
+  const fromBuilder = () => {
+    textarea.value = JSON.stringify(model, null, 2);
+    clearTimeout(timer);
+    timer = setTimeout(recount, 250);
+  };
+  builderBox.replaceChildren(renderBuilder(model, fromBuilder, names()));
+  textarea.value = JSON.stringify(model, null, 2);
   let timer, generation = 0;
   const recount = async () => {
     const mine = ++generation;
@@ -339,6 +348,13 @@ function makeEditor(definition) {
   textarea.addEventListener("input", () => {
     clearTimeout(timer);
     timer = setTimeout(recount, 250);
+    try {
+      const parsed = JSON.parse(textarea.value);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+        model = parsed;
+        builderBox.replaceChildren(renderBuilder(model, fromBuilder, names()));
+      }
+    } catch (_) { /* the builder keeps the last definition that parsed */ }
   });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -356,14 +372,9 @@ function makeEditor(definition) {
 }
 
 function showNewSegment() {
-  const template = {
-    name: "new-segment",
-    description: "Clicked the summer 2022 collection in the last 30 days",
-    match: "all",
-    rules: [{ interaction: "click", touchpoint: { startsWith: "summer-2022" }, timeframe: { last: "30d" } }],
-  };
+  const template = { name: "", match: "all", rules: [] };
   $("#view").replaceChildren(element("h2", { text: "New segment" }), makeEditor(template));
-  $("#view textarea").focus();
+  $("#view input[name=name]").focus();
 }
 
 // MARK: Store health
