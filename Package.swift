@@ -22,6 +22,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+        // Heap: the live audiences' queue of the next times a profile's membership can change.
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         // `touchlog serve`. Its default traits (swift-configuration support, full Foundation) are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
@@ -68,7 +70,10 @@ let package = Package(
         ),
         .target(
             name: "TouchLog",
-            dependencies: ["TouchLogStorage", .product(name: "CoreMetrics", package: "swift-metrics")],
+            dependencies: [
+                "TouchLogStorage", .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ],
             swiftSettings: fuzzTargets
         ),
         // The HTTP API of `touchlog serve`, for services in other languages.

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// How a ``SegmentWatch`` re-evaluates its segment.
 public struct SegmentWatchOptions: Sendable {
     /// How often to re-evaluate when nothing is committed: members also enter and leave as time passes (a `last`
@@ -63,7 +65,7 @@ public struct SegmentWatch: AsyncSequence, Sendable {
     /// Iterates the updates; each iterator evaluates the segment on its own.
     public struct Iterator: AsyncIteratorProtocol {
         private let watch: SegmentWatch
-        private var members: [String]?
+        private let live = LiveState()
         private var lastEvaluation: ContinuousClock.Instant?
         private var lastEnd: UInt64 = 0
         private var seenGeneration: UInt64 = 0
@@ -97,25 +99,23 @@ public struct SegmentWatch: AsyncSequence, Sendable {
                 lastEvaluation = ContinuousClock.now
                 let (version, definition) = try store.segments.current(watch.name)
                 let asOf = options.clock()
-                let (end, now) = try await store.read("watch \(watch.name)") { reader in
-                    (reader.endOffset, try reader.members(of: definition, at: QueryTime(asOf: asOf)))
+                let live = self.live
+                let step = try await store.read("watch \(watch.name)") { reader in
+                    try live.advance(reader, definition: definition, to: asOf)
                 }
-                lastEnd = end
-                guard let before = members else {
-                    members = now
+                lastEnd = step.endOffset
+                if step.isInitial {
                     if options.includeInitialMembers {
                         return SegmentUpdate(
-                            segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: now, exited: [],
-                            isInitial: true)
+                            segment: watch.name, version: version, asOf: asOf, endOffset: step.endOffset,
+                            entered: step.entered, exited: [], isInitial: true)
                     }
                     continue
                 }
-                members = now
-                let diff = SegmentDiff(before: before, after: now)
-                if diff.changes.isEmpty { continue }
+                if step.entered.isEmpty && step.exited.isEmpty { continue }
                 return SegmentUpdate(
-                    segment: watch.name, version: version, asOf: asOf, endOffset: end, entered: diff.entered,
-                    exited: diff.exited, isInitial: false)
+                    segment: watch.name, version: version, asOf: asOf, endOffset: step.endOffset,
+                    entered: step.entered, exited: step.exited, isInitial: false)
             }
         }
     }
@@ -132,5 +132,43 @@ extension TouchLogStore {
     /// ```
     public func watch(_ name: String, options: SegmentWatchOptions = SegmentWatchOptions()) -> SegmentWatch {
         SegmentWatch(store: self, name: name, options: options)
+    }
+}
+
+/// A watch's ``LiveAudience``, built at its first evaluation and again when the definition (or a segment it refers
+/// to) changes, a profile is erased, or the clock goes back; between those, each evaluation re-checks only the
+/// profiles that can have changed.
+final class LiveState: Sendable {
+    // A watch iterator evaluates one step at a time (each `next()` awaits the last); the lock makes that hold
+    // whatever a caller does.
+    private let audience = Mutex<LiveAudience?>(nil)
+
+    struct Step: Sendable {
+        var endOffset: UInt64
+        var entered: [String]
+        var exited: [String]
+        /// The first evaluation: ``entered`` is every member.
+        var isInitial: Bool
+    }
+
+    func advance(_ reader: StoreReader, definition: SegmentDefinition, to asOf: Int64) throws -> Step {
+        try audience.withLock { audience in
+            try reader.readErasures()
+            let erasures = reader.erasures.records.count
+            if let audience, audience.definition == definition, audience.erasures == erasures, audience.asOf <= asOf {
+                let (entered, exited) = try audience.advance(reader, to: asOf)
+                return Step(endOffset: audience.endOffset, entered: entered, exited: exited, isInitial: false)
+            }
+            let before = audience?.members
+            let fresh = LiveAudience(definition, erasures: erasures)
+            _ = try fresh.advance(reader, to: asOf)
+            audience = fresh
+            let now = fresh.members
+            guard let before else {
+                return Step(endOffset: fresh.endOffset, entered: now, exited: [], isInitial: true)
+            }
+            let diff = SegmentDiff(before: before, after: now)
+            return Step(endOffset: fresh.endOffset, entered: diff.entered, exited: diff.exited, isInitial: false)
+        }
     }
 }

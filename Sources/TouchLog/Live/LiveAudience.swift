@@ -1,0 +1,208 @@
+import HeapModule
+import TouchLogStorage
+
+/// A segment's members as of a clock that only moves forward, kept current by re-checking only the profiles that can
+/// have changed: those a new commit gave events, and those one of whose events enters or leaves a rule's window (or
+/// T) at the new time. Each profile's next such time waits in a priority queue, so the cost of a step is what the
+/// step changed, not the size of the audience. What ``SegmentWatch`` evaluates between its updates.
+///
+/// Membership at T is a function of a profile's events that a rule can count (its type and touchpoint match an
+/// interaction rule or a sequence step, or it is a conversion and a rule asks about conversions) and of when the
+/// profile was first seen: it changes only when an event's time passes T, enters or leaves a rule's window, or the
+/// profile becomes known. Those events and that time are all a live audience keeps, per profile. Evaluation is
+/// ``ProfileEvaluation``'s, as `explain` and `history` use it.
+final class LiveAudience: @unchecked Sendable {
+    // @unchecked: not thread-safe; a watch keeps its audience behind a lock (``LiveState``), one step at a time.
+    let definition: SegmentDefinition
+    private(set) var asOf: Int64 = .min
+    /// Where the next read starts: every event before it has been taken in.
+    private(set) var endOffset: UInt64 = 0
+    /// How many erasures the log held when the audience was built: one more means it must be built again.
+    let erasures: Int
+
+    private var builder = ProfileEventBuilder()
+    private var names: [String] = []
+    private var ids: [String: Int] = [:]
+    private var events: [[ProfileEvent]] = []
+    private var firstTime: [Int64] = []
+    private var isMember: [Bool] = []
+    /// When each profile must next be evaluated (``Int64/max``: never unless it gets events).
+    private var due: [Int64] = []
+    private var queue = Heap<Due>()
+    /// Per touchpoint id (0: none), which event types (bit per ``EventType`` raw value) a rule can count.
+    private var relevantTypes: [UInt8] = []
+    /// The rules' timeframes (interaction rules', then sequences'), compiled once, as a segment at any time.
+    private let shape: CompiledSegment
+    private let conversionsMatter: Bool
+
+    private struct Due: Comparable {
+        var time: Int64
+        var profile: Int
+        static func < (a: Due, b: Due) -> Bool { (a.time, a.profile) < (b.time, b.profile) }
+    }
+
+    /// The members' names, sorted ascending by bytes.
+    var members: [String] {
+        names.indices.filter { isMember[$0] }.map { names[$0] }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// An audience of `definition` (references resolved) that has read nothing yet, for a log holding `erasures`.
+    init(_ definition: SegmentDefinition, erasures: Int) {
+        self.definition = definition
+        self.erasures = erasures
+        shape = CompiledSegment(definition.expanded, at: QueryTime(asOf: 0))
+        conversionsMatter = shape.leaves.contains { $0.rule.conversion != nil }
+    }
+
+    /// Takes in the events `reader` holds past ``endOffset`` (erased profiles left out), moves the clock to `asOf`
+    /// (never back), and returns who entered and who left, each sorted ascending by bytes.
+    func advance(_ reader: StoreReader, to asOf: Int64) throws -> (entered: [String], exited: [String]) {
+        var touched: [Int] = []
+        if reader.endOffset > endOffset {
+            try reader.forEachBlock(matching: ReplayFilter(fromOffset: endOffset)) { block in
+                for i in 0..<block.events.count where block.firstOffset + UInt64(i) >= endOffset {
+                    take(block.storedEvent(at: i), touched: &touched)
+                }
+            }
+            endOffset = reader.endOffset
+        }
+        self.asOf = max(self.asOf, asOf)
+        let time = self.asOf
+        var check = touched
+        while let next = queue.min, next.time <= time {
+            queue.removeMin()
+            if due[next.profile] == next.time { check.append(next.profile) }
+        }
+        guard !check.isEmpty else { return ([], []) }
+        let segment = CompiledSegment(definition.expanded, at: QueryTime(asOf: time))
+        let evaluation = ProfileEvaluation(
+            segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
+        var entered: [String] = []
+        var exited: [String] = []
+        var seen = Set<Int>()
+        for p in check where seen.insert(p).inserted {
+            let now = firstTime[p] <= time && evaluation.evaluate(evaluation.atoms(events[p]))
+            if now != isMember[p] {
+                isMember[p] = now
+                if now { entered.append(names[p]) } else { exited.append(names[p]) }
+            }
+            let next = nextChange(of: p, after: time)
+            due[p] = next
+            if next != .max { queue.insert(Due(time: next, profile: p)) }
+        }
+        let byBytes: (String, String) -> Bool = { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        return (entered.sorted(by: byBytes), exited.sorted(by: byBytes))
+    }
+
+    /// Adds one event: its profile becomes known (or known earlier), and the event is kept when a rule can count it.
+    private func take(_ stored: StoredEvent, touched: inout [Int]) {
+        let name = stored.event.profile
+        guard !name.isEmpty else { return }  // an erased profile's event (format 3)
+        let p: Int
+        if let known = ids[name] {
+            p = known
+        } else {
+            p = names.count
+            ids[name] = p
+            names.append(name)
+            events.append([])
+            firstTime.append(.max)
+            isMember.append(false)
+            due.append(.max)
+        }
+        firstTime[p] = min(firstTime[p], stored.event.time)
+        let event = builder.event(stored)
+        if isRelevant(event) { events[p].append(event) }
+        touched.append(p)
+    }
+
+    private func isRelevant(_ event: ProfileEvent) -> Bool {
+        let touchpoint = Int(event.touchpoint)
+        while relevantTypes.count <= touchpoint {
+            relevantTypes.append(relevance(ofTouchpoint: relevantTypes.count))
+        }
+        return relevantTypes[touchpoint] & (1 << event.type) != 0
+    }
+
+    /// Which event types with touchpoint `id` (0: none; else id − 1 in the builder's table) a rule can count.
+    private func relevance(ofTouchpoint id: Int) -> UInt8 {
+        let bytes: ArraySlice<UInt8>? = id == 0 ? nil : builder.touchpoints[id - 1]
+        func accepts(_ rule: InteractionRule) -> UInt8 {
+            guard let matcher = rule.touchpoint else { return typeMask(rule.interaction) }
+            guard let bytes, matcher.matches(bytes) else { return 0 }
+            return typeMask(rule.interaction)
+        }
+        var mask: UInt8 = conversionsMatter ? 1 << EventType.conversion.rawValue : 0
+        for leaf in shape.leaves { mask |= accepts(leaf.rule) }
+        for sequence in shape.sequences { for step in sequence.steps { mask |= accepts(step.rule) } }
+        return mask
+    }
+
+    private func typeMask(_ interaction: InteractionRule.Interaction) -> UInt8 {
+        EventType.allCases.reduce(0) { $0 | (interaction.matches($1.rawValue) ? 1 << $1.rawValue : 0) }
+    }
+
+    /// The earliest time after `time` at which profile `p`'s membership can change without new events: when it
+    /// becomes known, when one of its events reaches T, or enters or leaves the window of a rule that can count it.
+    private func nextChange(of p: Int, after time: Int64) -> Int64 {
+        var next = Int64.max
+        func consider(_ t: Int64?) {
+            if let t, t > time, t < next { next = t }
+        }
+        consider(firstTime[p])
+        for e in events[p] {
+            consider(e.time)
+            for leaf in shape.leaves where counts(leaf.rule, e) {
+                consider(leaf.rule.timeframe.nextChange(of: e.time, after: time))
+            }
+            for sequence in shape.sequences where sequence.steps.contains(where: { counts($0.rule, e) }) {
+                consider(sequence.rule.timeframe.nextChange(of: e.time, after: time))
+            }
+        }
+        return next
+    }
+
+    private func counts(_ rule: InteractionRule, _ e: ProfileEvent) -> Bool {
+        guard rule.interaction.matches(e.type) else { return false }
+        guard let matcher = rule.touchpoint else { return true }
+        return e.touchpoint != 0 && matcher.matches(builder.touchpoints[Int(e.touchpoint) - 1])
+    }
+}
+
+extension InteractionRule.Timeframe {
+    /// The earliest query time after `time` at which whether an event at `t` is inside the window (at or before T
+    /// included) changes, or nil when it never does again.
+    func nextChange(of t: Int64, after time: Int64) -> Int64? {
+        func inside(_ asOf: Int64) -> Bool { window(asOf: asOf)?.contains(t) ?? false }
+        switch self {
+        case .allTime, .between:
+            // The window's far end is T (or a fixed time before it): the event comes in when T reaches it.
+            return time < t && inside(t) ? t : nil
+        case .last(let d):
+            if time < t { return t }
+            let leaves = t &+ d &+ 1
+            return time < leaves && leaves > t ? leaves : nil
+        case .before(let d):
+            let enters = t &+ d &+ 1
+            return time < enters && enters > t ? enters : nil
+        case .calendar(let calendar):
+            if time < t { return t }
+            guard calendar.start(asOf: time) <= t else { return nil }
+            // The window's start only moves forward: bracket the first T at which it passes t, then halve.
+            var low = time
+            var high = time
+            var step: Int64 = 86_400_000
+            repeat {
+                guard high < EventLimits.maxTime else { return nil }
+                low = high
+                high = min(high &+ step, EventLimits.maxTime)
+                step = step &* 2
+            } while calendar.start(asOf: high) <= t
+            while high - low > 1 {
+                let middle = low + (high - low) / 2
+                if calendar.start(asOf: middle) > t { high = middle } else { low = middle }
+            }
+            return high
+        }
+    }
+}

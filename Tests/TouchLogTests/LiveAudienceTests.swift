@@ -1,0 +1,105 @@
+import Testing
+import TouchLogStorage
+
+@testable import TouchLog
+
+/// Live audiences against full evaluation: random definitions from the whole grammar (references included), a
+/// simulated clock that only moves forward, in steps that land on event times and window edges as often as between
+/// them, and commits between the steps (late events, events stamped ahead of the clock, conversions, new
+/// profiles). At every step the members kept from the live audience's entries and exits equal the engine's full
+/// answer at that time (the engine itself is checked against SQL by ``SegmentDifferentialTests``).
+@Suite struct LiveAudienceTests {
+    typealias Differential = SegmentDifferentialTests
+
+    @Test(arguments: [UInt64(11), 12, 13, 14])
+    func liveAudiencesEqualFullEvaluationAtEveryStep(seed: UInt64) async throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/s"
+        let data = try await Differential.dataset(seed: seed, store: path, formatVersion: seed % 2 == 0 ? 3 : 1)
+        var random = TestRandom(seed: seed &* 7919)
+        var catalog = Differential.Catalog()
+        let definitions = try (0..<5).map { try catalog.next(&random, index: $0, store: path) }
+        let store = try TouchLogStore(directory: path)
+        defer { store.close() }
+        let reader = try StoreReader(directory: path)
+        let segments = SegmentCatalog(layout: StoreLayout(root: path))
+        var eventTimes = data.events.map(\.event.time)
+        var steps = 0
+        var changes = 0
+        for definition in definitions {
+            let resolved = try segments.resolve(definition)
+            let live = LiveAudience(resolved, erasures: 0)
+            var kept = Set<String>()
+            var time = Differential.start - 2 * 86_400_000
+            for _ in 0..<30 {
+                // Forward: by a random span, to just before, on or after an event's time or a window edge, or not.
+                let candidate: Int64
+                switch random.below(6) {
+                case 0: candidate = time
+                case 1, 2: candidate = time + Int64(random.below(3 * 86_400_000))
+                default:
+                    let edge = [0, 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(5)]
+                    candidate = eventTimes[random.below(eventTimes.count)] + Int64(edge) + Int64(random.below(3)) - 1
+                }
+                time = max(time, candidate)
+                if random.chance(0.35) {
+                    let events = (0..<(1 + random.below(8))).map { _ in randomEvent(&random, near: time) }
+                    try await store.append(events)
+                    eventTimes += events.map(\.time)
+                    try reader.refresh()
+                }
+                let (entered, exited) = try live.advance(reader, to: time)
+                #expect(Set(entered).isDisjoint(with: exited))
+                #expect(entered.allSatisfy { !kept.contains($0) } && exited.allSatisfy { kept.contains($0) })
+                kept.formUnion(entered)
+                kept.subtract(exited)
+                changes += entered.count + exited.count
+                let full = try reader.members(of: resolved, at: QueryTime(asOf: time))
+                #expect(
+                    kept.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } == full,
+                    "\(resolved.json) as of \(time)")
+                #expect(live.members == full)
+                steps += 1
+            }
+        }
+        #expect(steps == definitions.count * 30)
+        #expect(changes > 0, "the steps should move some profiles in or out")
+    }
+
+    /// An event around the clock: mostly in the last days, some late (weeks back), some stamped ahead of it.
+    func randomEvent(_ random: inout TestRandom, near time: Int64) -> Event {
+        let roll = random.below(100)
+        let type: EventType = roll < 45 ? .view : roll < 80 ? .click : .conversion
+        let touchpoints = Differential.touchpoints
+        let touchpoint: String? =
+            type == .conversion && random.chance(0.5) ? nil : touchpoints[random.below(touchpoints.count)]
+        var at = time - Int64(random.below(3 * 86_400_000))
+        if random.chance(0.2) { at = time - Int64(random.below(40 * 86_400_000)) }
+        if random.chance(0.15) { at = time + Int64(random.below(86_400_000)) }
+        if random.chance(0.5) { at -= (at - Differential.start) % 21_600_000 }
+        let profile = random.chance(0.8) ? "p-\(random.below(50))" : "new-\(random.below(1_000))"
+        return Event(
+            time: at, profile: profile, type: type, touchpoint: touchpoint,
+            value: random.chance(type == .conversion ? 0.8 : 0.2) ? Double(random.below(10_000)) / 100 : nil)
+    }
+
+    /// A window's next change: an event enters `last` at its time and leaves a millisecond after the window's length;
+    /// enters `before` a millisecond after it; a calendar week's window drops it when the next week starts.
+    @Test func aWindowsNextChangeIsWhenTheEventEntersOrLeavesIt() {
+        let t: Int64 = 1_663_545_600_000  // Monday 2022-09-19T00:00:00Z
+        let day: Int64 = 86_400_000
+        typealias Timeframe = InteractionRule.Timeframe
+        #expect(Timeframe.last(milliseconds: day).nextChange(of: t, after: t - 5) == t)
+        #expect(Timeframe.last(milliseconds: day).nextChange(of: t, after: t) == t + day + 1)
+        #expect(Timeframe.last(milliseconds: day).nextChange(of: t, after: t + day + 1) == nil)
+        #expect(Timeframe.before(milliseconds: day).nextChange(of: t, after: t) == t + day + 1)
+        #expect(Timeframe.before(milliseconds: day).nextChange(of: t, after: t + day + 1) == nil)
+        #expect(Timeframe.allTime.nextChange(of: t, after: t - 1) == t)
+        #expect(Timeframe.allTime.nextChange(of: t, after: t) == nil)
+        #expect(Timeframe.between(from: t + 1, to: nil).nextChange(of: t, after: t - 1) == nil)
+        let week = Timeframe.calendar(CalendarWindow(unit: .week, count: 1, timeZone: "UTC"))
+        #expect(week.nextChange(of: t + 3 * day, after: t + 3 * day) == t + 7 * day)
+        let twoWeeks = Timeframe.calendar(CalendarWindow(unit: .week, count: 2, timeZone: "UTC"))
+        #expect(twoWeeks.nextChange(of: t + 3 * day, after: t + 4 * day) == t + 14 * day)
+    }
+}
