@@ -116,7 +116,9 @@ let package = Package(
         // In-process measurements for Tools/bench.
         .executableTarget(
             name: "touchlog-bench",
-            dependencies: ["TouchLog", "TouchLogStorage", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "TouchLog", "TouchLogStorage", "TouchLogRandom", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             path: "Tools/touchlog-bench"
         ),
         // libFuzzer's driver, weakly declared: present only in the build Tools/fuzz makes.

@@ -8,9 +8,16 @@
 //                                          queries of the file QUERIES in order, one per line: `SEGMENT ASOF KNOWNAT`
 //                                          (epoch ms; KNOWNAT `-` for everything recorded); prints each one's seconds,
 //                                          member count and SHA-256 of the sorted members joined by newlines
+//   touchlog-bench watch STORE SEGMENT     watch SEGMENT of STORE (a scratch copy: it is appended to) as of a clock at
+//                                          its last event time, then append 50 commits of 1,000 events near that
+//                                          time; per commit, the time until the watch's update arrives (with a full
+//                                          query of the same time running beside it, which tells whether one is due),
+//                                          and the full query's time (what each update cost before live audiences)
 import Crypto
 import Glibc
+import Synchronization
 import TouchLog
+import TouchLogRandom
 import TouchLogStorage
 
 func monotonicSeconds() -> Double {
@@ -41,6 +48,11 @@ do {
             fail("usage: touchlog-bench convert STORE TARGET VERSION")
         }
         try await convert(source: arguments[2], target: arguments[3], version: version)
+        exit(0)
+    }
+    if arguments[1] == "watch" {
+        guard arguments.count == 4 else { fail("usage: touchlog-bench watch STORE SEGMENT") }
+        try await measureWatch(store: arguments[2], segment: arguments[3])
         exit(0)
     }
     if arguments[1] == "query" {
@@ -160,4 +172,61 @@ func convert(source: String, target: String, version: UInt16) async throws {
     print(
         "{\"events\":\(reader.endOffset),\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(reader.endOffset) / elapsed)}"
     )
+}
+
+/// A watch's updates against full queries, commit by commit (see the usage above).
+func measureWatch(store directory: String, segment: String) async throws {
+    let store = try TouchLogStore(directory: directory, create: false)
+    let stats = try await store.stats()
+    guard let last = stats.timeRange?.upperBound else { fail("the store is empty") }
+    let clock = Mutex(last)
+    var options = SegmentWatchOptions(recheckInterval: .seconds(3_600), minimumInterval: .zero)
+    options.clock = { clock.withLock { $0 } }
+    // The watch runs in a task of its own and stamps each update with the time it arrived.
+    let (arrivals, arrived) = AsyncStream<(SegmentUpdate, Double)>.makeStream()
+    let watcher = Task {
+        for try await update in store.watch(segment, options: options) { arrived.yield((update, monotonicSeconds())) }
+    }
+    var updates = arrivals.makeAsyncIterator()
+    let opened = monotonicSeconds()
+    guard let (initial, initialAt) = await updates.next() else { fail("the watch ended") }
+    let initialSeconds = initialAt - opened
+    var live: [Double] = []
+    var full: [Double] = []
+    var members = Set(initial.entered)
+    var random = SplitMix64(seed: 7)
+    for commit in 0..<50 {
+        let now = last + Int64(commit + 1) * 60_000
+        clock.withLock { $0 = now }
+        let events = (0..<1_000).map { _ in
+            let roll = random.next() % 100
+            let type: EventType = roll < 60 ? .view : roll < 90 ? .click : .conversion
+            let touchpoints = ["summer-2022-collection", "discount-notification", "store-location", "iphone-interest"]
+            return Event(
+                time: now - Int64(random.next() % 86_400_000), profile: "p-\(random.next() % 100_000)", type: type,
+                touchpoint: type == .conversion ? nil : touchpoints[Int(random.next() % 4)])
+        }
+        try await store.append(events)
+        let committed = monotonicSeconds()
+        // An update comes only when the members changed: a full query tells whether to wait for one.
+        let expected = Set(try await store.members(of: segment, at: QueryTime(asOf: now)))
+        full.append(monotonicSeconds() - committed)
+        if expected != members {
+            guard let (update, at) = await updates.next() else { fail("the watch ended") }
+            live.append(at - committed)
+            members.formUnion(update.entered)
+            members.subtract(update.exited)
+            guard members == expected else { fail("the watch disagrees with the query after commit \(commit)") }
+        }
+    }
+    watcher.cancel()
+    func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int((p * Double(sorted.count - 1)).rounded()))]
+    }
+    print(
+        "{\"initialSeconds\":\(initialSeconds),\"updates\":\(live.count),\"updateP50\":\(percentile(live, 0.5)),"
+            + "\"updateP99\":\(percentile(live, 0.99)),\"fullQueryP50\":\(percentile(full, 0.5)),"
+            + "\"fullQueryP99\":\(percentile(full, 0.99)),\"members\":\(members.count)}")
+    store.close()
 }

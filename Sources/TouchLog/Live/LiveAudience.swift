@@ -60,9 +60,7 @@ final class LiveAudience: @unchecked Sendable {
         var touched: [Int] = []
         if reader.endOffset > endOffset {
             try reader.forEachBlock(matching: ReplayFilter(fromOffset: endOffset)) { block in
-                for i in 0..<block.events.count where block.firstOffset + UInt64(i) >= endOffset {
-                    take(block.storedEvent(at: i), touched: &touched)
-                }
+                take(block, touched: &touched)
             }
             endOffset = reader.endOffset
         }
@@ -94,26 +92,51 @@ final class LiveAudience: @unchecked Sendable {
         return (entered.sorted(by: byBytes), exited.sorted(by: byBytes))
     }
 
-    /// Adds one event: its profile becomes known (or known earlier), and the event is kept when a rule can count it.
-    private func take(_ stored: StoredEvent, touched: inout [Int]) {
-        let name = stored.event.profile
-        guard !name.isEmpty else { return }  // an erased profile's event (format 3)
-        let p: Int
-        if let known = ids[name] {
-            p = known
-        } else {
-            p = names.count
-            ids[name] = p
-            names.append(name)
-            events.append([])
-            firstTime.append(.max)
-            isMember.append(false)
-            due.append(.max)
+    /// Adds a block's events from ``endOffset`` on: each profile becomes known (or known earlier), and each event is
+    /// kept when a rule can count it. Strings are looked up once per block, through its own dictionaries.
+    private func take(_ block: DecodedBlock, touched: inout [Int]) {
+        let batch = block.events
+        let erased = -2
+        var profileIDs = [Int](repeating: -1, count: batch.profiles.count)
+        var touchpointIDs = [UInt32](repeating: .max, count: batch.touchpoints.count + 1)
+        touchpointIDs[0] = 0
+        let first = endOffset > block.firstOffset ? Int(endOffset - block.firstOffset) : 0
+        for i in first..<batch.count {
+            let local = Int(batch.profileIDs[i])
+            var p = profileIDs[local]
+            if p == -1 {
+                let bytes = batch.profiles[local]
+                p = bytes.isEmpty ? erased : profile(named: String(decoding: bytes, as: UTF8.self))  // empty: erased
+                profileIDs[local] = p
+            }
+            if p == erased { continue }
+            let localTouchpoint = Int(batch.touchpointIDs[i])
+            var touchpoint = touchpointIDs[localTouchpoint]
+            if touchpoint == .max {
+                touchpoint = builder.touchpoint(batch.touchpoints[localTouchpoint - 1])
+                touchpointIDs[localTouchpoint] = touchpoint
+            }
+            let event = ProfileEvent(
+                time: batch.times[i], offset: block.firstOffset + UInt64(i), type: batch.types[i],
+                touchpoint: touchpoint,
+                value: batch.values[i])
+            firstTime[p] = min(firstTime[p], event.time)
+            if isRelevant(event) { events[p].append(event) }
+            touched.append(p)
         }
-        firstTime[p] = min(firstTime[p], stored.event.time)
-        let event = builder.event(stored)
-        if isRelevant(event) { events[p].append(event) }
-        touched.append(p)
+    }
+
+    /// The number of the profile `name`, added when it is new.
+    private func profile(named name: String) -> Int {
+        if let known = ids[name] { return known }
+        let p = names.count
+        ids[name] = p
+        names.append(name)
+        events.append([])
+        firstTime.append(.max)
+        isMember.append(false)
+        due.append(.max)
+        return p
     }
 
     private func isRelevant(_ event: ProfileEvent) -> Bool {

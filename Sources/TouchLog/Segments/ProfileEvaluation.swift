@@ -17,18 +17,19 @@ struct ProfileEventBuilder {
 
     mutating func event(_ stored: StoredEvent) -> ProfileEvent {
         let e = stored.event
-        var id: UInt32 = 0
-        if let t = e.touchpoint {
-            if let known = ids[t] {
-                id = known
-            } else {
-                touchpoints.append(Array(t.utf8))
-                id = UInt32(touchpoints.count)
-                ids[t] = id
-            }
-        }
+        let id = e.touchpoint.map { touchpoint(Array($0.utf8)[...]) } ?? 0
         return ProfileEvent(
             time: e.time, offset: stored.offset, type: e.type.rawValue, touchpoint: id, value: e.value ?? .nan)
+    }
+
+    /// The id (+ 1 in ``touchpoints``) of the touchpoint with these bytes, added when it is new.
+    mutating func touchpoint(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let known = ids[text] { return known }
+        touchpoints.append(Array(bytes))
+        let id = UInt32(touchpoints.count)
+        ids[text] = id
+        return id
     }
 }
 
