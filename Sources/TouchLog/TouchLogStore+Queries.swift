@@ -218,10 +218,7 @@ extension TouchLogStore {
     }
 
     /// The bytes of the log's files (what `/metrics` reports as `touchlog_log_bytes`).
-    package func logBytes() -> Int64 {
-        let log = StoreLayout(root: directory).log
-        return ((try? SystemFile.list(log)) ?? []).reduce(0) { $0 + (SystemFile.status(log + "/" + $1)?.size ?? 0) }
-    }
+    package func logBytes() -> Int64 { directorySize(StoreLayout(root: directory).log) }
 
     /// The chain head: the hash of the last committed block (as ``verify()`` prints it).
     public func headHash() throws(TouchLogError) -> BlockHash {

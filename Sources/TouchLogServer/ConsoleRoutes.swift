@@ -17,8 +17,7 @@ enum ConsoleFiles {
     /// Adds a GET route for each file; a file missing from the installation answers 404 saying so.
     static func addRoutes(to router: Router<BasicRequestContext>) {
         for file in files {
-            let (base, ext) = (String(file.name.split(separator: ".")[0]), String(file.name.split(separator: ".")[1]))
-            let bytes = Bundle.module.url(forResource: base, withExtension: ext, subdirectory: "Console")
+            let bytes = Bundle.module.url(forResource: file.name, withExtension: nil, subdirectory: "Console")
                 .flatMap { try? Data(contentsOf: $0) }.map { Array($0) }
             router.get(RouterPath(file.path)) { _, _ -> Response in
                 guard let bytes else {

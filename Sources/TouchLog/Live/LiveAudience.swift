@@ -14,6 +14,8 @@ import TouchLogStorage
 final class LiveAudience: @unchecked Sendable {
     // @unchecked: not thread-safe; a watch keeps its audience behind a lock (``LiveState``), one step at a time.
     let definition: SegmentDefinition
+    /// ``definition`` with its references replaced by their rules: what is compiled at each step.
+    private let expanded: SegmentDefinition
     private(set) var asOf: Int64 = .min
     /// Where the next read starts: every event before it has been taken in.
     private(set) var endOffset: UInt64 = 0
@@ -50,7 +52,8 @@ final class LiveAudience: @unchecked Sendable {
     init(_ definition: SegmentDefinition, erasures: Int) {
         self.definition = definition
         self.erasures = erasures
-        shape = CompiledSegment(definition.expanded, at: QueryTime(asOf: 0))
+        expanded = definition.expanded
+        shape = CompiledSegment(expanded, at: QueryTime(asOf: 0))
         conversionsMatter = shape.leaves.contains { $0.rule.conversion != nil }
     }
 
@@ -72,7 +75,7 @@ final class LiveAudience: @unchecked Sendable {
             if due[next.profile] == next.time { check.append(next.profile) }
         }
         guard !check.isEmpty else { return ([], []) }
-        let segment = CompiledSegment(definition.expanded, at: QueryTime(asOf: time))
+        let segment = CompiledSegment(expanded, at: QueryTime(asOf: time))
         let evaluation = ProfileEvaluation(
             segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
         var entered: [String] = []
@@ -84,7 +87,7 @@ final class LiveAudience: @unchecked Sendable {
                 isMember[p] = now
                 if now { entered.append(names[p]) } else { exited.append(names[p]) }
             }
-            let next = nextChange(of: p, after: time)
+            let next = nextChange(of: p, after: time, matchers: evaluation.matchers)
             due[p] = next
             if next != .max { queue.insert(Due(time: next, profile: p)) }
         }
@@ -166,8 +169,9 @@ final class LiveAudience: @unchecked Sendable {
     }
 
     /// The earliest time after `time` at which profile `p`'s membership can change without new events: when it
-    /// becomes known, when one of its events reaches T, or enters or leaves the window of a rule that can count it.
-    private func nextChange(of p: Int, after time: Int64) -> Int64 {
+    /// becomes known, when one of its events reaches T, or enters or leaves the window of a rule that can count it
+    /// (`matchers`: which touchpoints each rule and step accepts, over the builder's table).
+    private func nextChange(of p: Int, after time: Int64, matchers: RuleMatchers) -> Int64 {
         var next = Int64.max
         func consider(_ t: Int64?) {
             if let t, t > time, t < next { next = t }
@@ -175,20 +179,19 @@ final class LiveAudience: @unchecked Sendable {
         consider(firstTime[p])
         for e in events[p] {
             consider(e.time)
-            for leaf in shape.leaves where counts(leaf.rule, e) {
+            let touchpoint = Int(e.touchpoint)
+            for (l, leaf) in shape.leaves.enumerated()
+            where leaf.rule.interaction.matches(e.type) && matchers.leaves[l][touchpoint] {
                 consider(leaf.rule.timeframe.nextChange(of: e.time, after: time))
             }
-            for sequence in shape.sequences where sequence.steps.contains(where: { counts($0.rule, e) }) {
+            for (s, sequence) in shape.sequences.enumerated()
+            where sequence.steps.indices.contains(where: {
+                sequence.steps[$0].rule.interaction.matches(e.type) && matchers.steps[s][$0][touchpoint]
+            }) {
                 consider(sequence.rule.timeframe.nextChange(of: e.time, after: time))
             }
         }
         return next
-    }
-
-    private func counts(_ rule: InteractionRule, _ e: ProfileEvent) -> Bool {
-        guard rule.interaction.matches(e.type) else { return false }
-        guard let matcher = rule.touchpoint else { return true }
-        return e.touchpoint != 0 && matcher.matches(builder.touchpoints[Int(e.touchpoint) - 1])
     }
 }
 
