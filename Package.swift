@@ -73,6 +73,8 @@ let package = Package(
             dependencies: [
                 "TouchLogStorage", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                // Ed25519 signatures and SHA-256 digests of audit records.
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: fuzzTargets
         ),

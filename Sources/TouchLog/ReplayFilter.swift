@@ -17,13 +17,17 @@ public struct ReplayFilter: Sendable {
     public var types: Set<EventType> = []
     /// Also the events of erased profiles (format 3), whose profile is empty (left out by default).
     public var includeErased = false
+    /// Only events recorded at or before this time, ms: what the store knew then (nil: everything recorded).
+    public var knownAt: Int64?
 
     /// A filter; each condition left out matches everything.
     public init(
         fromOffset: UInt64? = nil, toOffset: UInt64? = nil, since: Int64? = nil, until: Int64? = nil,
-        profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = [], includeErased: Bool = false
+        profiles: [String] = [], touchpoints: [String] = [], types: Set<EventType> = [], includeErased: Bool = false,
+        knownAt: Int64? = nil
     ) {
         self.includeErased = includeErased
+        self.knownAt = knownAt
         self.fromOffset = fromOffset
         self.toOffset = toOffset
         self.since = since
@@ -44,6 +48,8 @@ public struct ReplayFilter: Sendable {
 
     /// The positions in `block` of the events that match.
     package func matches(in block: DecodedBlock) -> [Int] {
+        // A commit's blocks all carry its recorded time.
+        if let knownAt, block.recorded > knownAt { return [] }
         let events = block.events
         // String conditions are resolved once per dictionary entry, not per event.
         var profileAllowed = allowed(profiles, in: events.profiles)

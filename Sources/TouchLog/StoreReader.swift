@@ -30,6 +30,8 @@ package final class StoreReader {
     /// snapshot it started from (nil: never); at most 8 are kept per segment. Snapshots only make later queries
     /// faster; they never change an answer.
     package var snapshotInterval: UInt64? = 1_000_000
+    /// False: queries fold the log from its start and never read a snapshot (an audit trusts only the log).
+    package var usesSnapshots = true
     /// What the last segment query read and wrote.
     package internal(set) var lastQuery = QueryReport()
     /// Projections kept in memory across queries (shared by the readers of a ``TouchLogStore``); nil: none.
@@ -93,6 +95,7 @@ package final class StoreReader {
     {
         let pruning = try pruning(for: filter)
         if pruning?.matchesNothing == true { return }
+        let knownAt = [knownAt, filter.knownAt].compactMap { $0 }.min()
         let start = filter.fromOffset.flatMap { log.blockIndex(containing: $0) } ?? 0
         for index in log.blocks.indices.dropFirst(start) {
             let header = log.blocks[index].header

@@ -19,20 +19,25 @@ public struct StoreVerifyReport: Sendable {
     public var archivedFormat: UInt16?
     /// Format 3: the erasures the log records, each with the chain head just before it.
     public var erasures: [ErasureInfo] = []
+    /// Where each anchor asked for (a chain head noted at an earlier audit) is; one not found is a problem.
+    public var anchors: [AnchorCheck] = []
 
-    /// True when nothing anywhere is damaged.
-    public var isIntact: Bool { log.isIntact && otherProblems.isEmpty && (archivedLog?.isIntact ?? true) }
+    /// True when nothing anywhere is damaged and every anchor asked for is still a committed block.
+    public var isIntact: Bool {
+        log.isIntact && otherProblems.isEmpty && (archivedLog?.isIntact ?? true) && anchors.allSatisfy(\.isFound)
+    }
 }
 
-/// The whole-store check behind ``TouchLogStore/verify()`` and `touchlog verify`.
+/// The whole-store check behind ``TouchLogStore/verify(anchors:)`` and `touchlog verify`.
 package enum StoreVerifier {
     /// Checks every block of the store's log: header and payload checksums, the hash chain, offsets, file
     /// headers and names, recorded times, and each payload's events (count, times inside the block's range,
     /// identifiers, sorted dictionaries). Goes on past damage so that every damaged place is named. When the log
     /// is intact, also checks every snapshot (checksum, contents, anchor in the log) and segment definition file.
-    package static func verify(directory: String, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in })
-        throws(TouchLogError) -> StoreVerifyReport
-    {
+    /// `anchors`: chain heads noted earlier, each looked for among the committed blocks (``StoreVerifyReport/anchors``).
+    package static func verify(
+        directory: String, anchors: [BlockHash] = [], progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }
+    ) throws(TouchLogError) -> StoreVerifyReport {
         let layout = StoreLayout(root: directory)
         try layout.requireExisting()
         // Format 2: the summaries first, in log order (each block's new strings take the ids after the previous
@@ -71,6 +76,10 @@ package enum StoreVerifier {
         }
         if let reader { log.problems += introductions.repeated(reader, chain: known) }
         var report = StoreVerifyReport(log: log)
+        for anchor in anchors {
+            // A log too damaged to read has no block to find: the anchor counts as missing.
+            report.anchors.append((try? AnchorCheck.locate(anchor, in: directory)) ?? AnchorCheck(anchor: anchor))
+        }
         report.erasures = reader?.erasures.records ?? []
         let skipped = unchecked.withLock { $0 }
         if skipped > 0 {

@@ -199,10 +199,13 @@ extension TouchLogStore {
         return try await read("prune snapshots") { reader in try reader.pruneSnapshots(keep: keep, currentKeys: keys) }
     }
 
-    /// Checks every checksum, the hash chain, offsets, snapshots and definitions; see ``StoreVerifyReport``.
-    public func verify() async throws(TouchLogError) -> StoreVerifyReport {
+    /// Checks every checksum, the hash chain, offsets, snapshots and definitions, and that the log still holds each of
+    /// `anchors` (chain heads an auditor noted earlier) as a committed block; see ``StoreVerifyReport``.
+    public func verify(anchors: [BlockHash] = []) async throws(TouchLogError) -> StoreVerifyReport {
         let directory = self.directory
-        return try await offload { () throws(TouchLogError) in try StoreVerifier.verify(directory: directory) }
+        return try await offload { () throws(TouchLogError) in
+            try StoreVerifier.verify(directory: directory, anchors: anchors)
+        }
     }
 
     /// Events, profiles, touchpoints, files, bytes and time ranges of the store.
@@ -220,7 +223,7 @@ extension TouchLogStore {
     /// The bytes of the log's files (what `/metrics` reports as `touchlog_log_bytes`).
     package func logBytes() -> Int64 { directorySize(StoreLayout(root: directory).log) }
 
-    /// The chain head: the hash of the last committed block (as ``verify()`` prints it).
+    /// The chain head: the hash of the last committed block (as ``verify(anchors:)`` prints it).
     public func headHash() throws(TouchLogError) -> BlockHash {
         try readers.withReader { reader throws(TouchLogError) in reader.headHash }
     }

@@ -100,7 +100,7 @@ public final class TouchLogStore: Sendable {
     ///
     /// Every event keeps its offset and every commit its recorded time, so every answer stays the same. The new log
     /// is a new hash chain whose first commit names the old chain's head; the old log is kept under the store
-    /// (``MigrationReport/archivedLog``), and ``verify()`` checks both. Snapshots are removed; queries recreate what
+    /// (``MigrationReport/archivedLog``), and ``verify(anchors:)`` checks both. Snapshots are removed; queries recreate what
     /// they need. Call it with the store closed: it takes the store's lock, and throws
     /// ``TouchLogError/Code-swift.struct/locked`` while another writer holds it. `progress` is called with the events
     /// rewritten so far and the total.

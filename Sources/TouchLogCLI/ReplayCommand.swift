@@ -27,6 +27,11 @@ struct ReplayCommand: ParsableCommand {
         [String] = []
     @Option(help: ArgumentHelp("Only this type: view, click or conversion (repeat for several).", valueName: "type"))
     var type: [EventTypeArgument] = []
+    @Option(
+        help: ArgumentHelp(
+            "Only events recorded at or before this time: what the store knew then (an auditor's view).",
+            valueName: "time"))
+    var knownAt: TimeArgument?
     @Flag(help: "Also the events of erased profiles, with \"profile\":null,\"erased\":true (not valid append input).")
     var includeErased = false
     @OptionGroup var cluster: ClusterOptions
@@ -51,7 +56,8 @@ struct ReplayCommand: ParsableCommand {
             return try withCluster(urls) { client in
                 let filter = ReplayFilter(
                     since: since?.milliseconds, until: until?.milliseconds, profiles: profile, touchpoints: touchpoint,
-                    types: Set(type.map(\.type)), includeErased: includeErased)
+                    types: Set(type.map(\.type)), includeErased: includeErased,
+                    knownAt: knownAt?.milliseconds)
                 var gather = gather
                 if gather.timeout == 10 { gather.timeout = 600 }
                 let (lines, missing) = try client.replay(
@@ -72,7 +78,8 @@ struct ReplayCommand: ParsableCommand {
             let end = store.endOffset
             let filter = ReplayFilter(
                 fromOffset: fromOffset, toOffset: toOffset, since: since?.milliseconds, until: until?.milliseconds,
-                profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)), includeErased: includeErased)
+                profiles: profile, touchpoints: touchpoint, types: Set(type.map(\.type)), includeErased: includeErased,
+                knownAt: knownAt?.milliseconds)
             let progress = Progress("replay", sharesTerminalWithOutput: true)
             var out = StandardOutput()
             try store.forEachBlock(matching: filter) { block in

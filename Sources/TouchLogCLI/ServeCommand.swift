@@ -30,6 +30,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Open the store read-only: no lock is taken, changes get 403 (queries still save snapshots).")
     var readOnly = false
     @Flag(help: "Log each server event at info level on stderr.") var verbose = false
+    @Option(
+        help: ArgumentHelp(
+            "Sign the audit records of GET /v1/segments/{name}/audit with this Ed25519 private key.",
+            valueName: "keyfile"))
+    var auditKey: String?
 
     func validate() throws {
         if let problem = serverOptions().problem { throw ValidationError(problem) }
@@ -70,9 +75,11 @@ struct ServeCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(TouchLogServer.metricsFactory(registry: registry))
         try await reportingErrorsAsync {
+            var options = serverOptions()
+            options.auditKey = try auditKey.map { path throws(TouchLogError) in try AuditSigningKey(contentsOf: path) }
             let store = readOnly ? try readingStore(directory) : try writableStore(directory)
             defer { store.close() }
-            let server = try TouchLogServer(store: store, options: serverOptions(), metrics: registry)
+            let server = try TouchLogServer(store: store, options: options, metrics: registry)
             var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
             logger.logLevel = verbose ? .info : .warning
             let host = self.host.contains(":") ? "[\(self.host)]" : self.host

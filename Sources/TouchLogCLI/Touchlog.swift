@@ -18,7 +18,7 @@ struct Touchlog: AsyncParsableCommand {
             AppendCommand.self, SegmentCommand.self, QueryCommand.self, ExplainCommand.self, DiffCommand.self,
             HistoryCommand.self,
             SnapshotCommand.self, ReplayCommand.self, VerifyCommand.self, StatsCommand.self, ServeCommand.self,
-            MigrateCommand.self, EraseCommand.self, ClusterCommand.self, NodeCommand.self,
+            MigrateCommand.self, EraseCommand.self, AuditCommand.self, ClusterCommand.self, NodeCommand.self,
         ]
     )
 }

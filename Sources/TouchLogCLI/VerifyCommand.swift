@@ -5,10 +5,19 @@ struct VerifyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
         abstract: "Check every checksum, the hash chain, offsets and payloads; print the chain head.",
-        discussion: "Exits 1 when damage is found, naming the file, block and byte of each damaged place."
+        discussion: """
+            Exits 1 when damage is found, naming the file, block and byte of each damaged place, and when the log no \
+            longer holds a block given with --anchor.
+            """
     )
 
     @OptionGroup var storeOptions: StoreOptions
+    @Option(
+        help: ArgumentHelp(
+            "A chain head noted earlier (64 hex digits, as verify prints it): also check that the log still holds it "
+                + "as a committed block, with the chain from it intact (repeatable).",
+            valueName: "head"))
+    var anchor: [String] = []
     @OptionGroup var cluster: ClusterOptions
     @OptionGroup var gather: GatherOptions
 
@@ -26,8 +35,9 @@ struct VerifyCommand: ParsableCommand {
         }
         let directory = try storeOptions.directory()
         try reportingErrors {
+            let anchors = try anchor.map { text throws(TouchLogError) in try parseAnchor(text) }
             let progress = Progress("verify")
-            let report = try StoreVerifier.verify(directory: directory) { done, total in
+            let report = try StoreVerifier.verify(directory: directory, anchors: anchors) { done, total in
                 progress.update(done, of: total)
             }
             progress.finish()
@@ -63,11 +73,24 @@ struct VerifyCommand: ParsableCommand {
             }
             for problem in log.problems { out.write("damage: \(problem)\n") }
             for problem in report.otherProblems { out.write("damage: \(problem)\n") }
+            for anchor in report.anchors { out.write((anchor.isFound ? "" : "missing: ") + anchor.summary + "\n") }
             for note in report.notes { out.write("note: \(note)\n") }
-            let count = log.problems.count + report.otherProblems.count + (report.archivedLog?.problems.count ?? 0)
+            let count =
+                log.problems.count + report.otherProblems.count + (report.archivedLog?.problems.count ?? 0)
+                + report.anchors.filter { !$0.isFound }.count
             out.write(count == 0 ? "ok\n" : "FAILED: \(count) problem\(count == 1 ? "" : "s") found\n")
             out.flush()
             if count > 0 { throw ExitCode(ExitStatus.failure) }
         }
     }
+}
+
+/// A chain head given on the command line: 64 hexadecimal digits, else invalid input (exit 65).
+func parseAnchor(_ text: String, option: String = "--anchor") throws(TouchLogError) -> BlockHash {
+    guard text.utf8.count == 64, let hash = BlockHash(hex: text) else {
+        throw TouchLogError(
+            code: .invalidInput,
+            message: "\(option) \"\(text)\" is not a chain head: expected 64 hexadecimal digits, as verify prints it")
+    }
+    return hash
 }

@@ -441,6 +441,7 @@ public final class ClusterClient: Sendable {
             fields.append(("types", .array(filter.types.map { .string($0.name) }.sorted { $0.text < $1.text })))
         }
         if filter.includeErased { fields.append(("includeErased", .bool(true))) }
+        if let knownAt = filter.knownAt { fields.append(("knownAt", .number(String(knownAt)))) }
         // Only the partitions that can hold the profiles asked for.
         let partitions = filter.profiles.isEmpty ? nil : Array(Set(filter.profiles.map(config.partition(of:)))).sorted()
         let (bodies, missing) = try scatter(

@@ -507,6 +507,7 @@ final class OwnedPartition: @unchecked Sendable {
                 filter.types = Set(items.compactMap { $0.string.flatMap(EventType.init(name:)) })
             }
             filter.includeErased = request["includeErased"] == .bool(true)
+            filter.knownAt = request["knownAt"]?.integer
             try store.withReader { reader throws(TouchLogError) in
                 do {
                     try reader.forEachBlock(matching: filter) { block in

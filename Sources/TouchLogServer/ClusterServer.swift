@@ -217,7 +217,7 @@ public struct TouchLogClusterServer: Sendable {
 
         router.get("/v1/events") { request, _ -> Response in
             let parameters = try RequestParameters(
-                request, allowed: ["since", "until", "includeErased", "allowPartial"],
+                request, allowed: ["since", "until", "knownAt", "includeErased", "allowPartial"],
                 repeatable: ["profile", "touchpoint", "type"])
             var filter = try TouchLogServer.replayFilter(parameters)
             filter.includeErased = try parameters.bool("includeErased") ?? false

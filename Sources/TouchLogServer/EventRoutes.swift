@@ -28,7 +28,7 @@ extension TouchLogServer {
         // Replay: the events matching the filter, as JSON Lines (what `touchlog replay` prints), streamed.
         router.get("/v1/events") { request, _ -> Response in
             let parameters = try RequestParameters(
-                request, allowed: ["fromOffset", "toOffset", "since", "until", "includeErased"],
+                request, allowed: ["fromOffset", "toOffset", "since", "until", "knownAt", "includeErased"],
                 repeatable: ["profile", "touchpoint", "type"])
             var filter = try Self.replayFilter(parameters)
             filter.includeErased = try parameters.bool("includeErased") ?? false
@@ -114,7 +114,8 @@ extension TouchLogServer {
         let filter = ReplayFilter(
             fromOffset: try parameters.offset("fromOffset"), toOffset: try parameters.offset("toOffset"),
             since: try parameters.time("since"), until: try parameters.time("until"),
-            profiles: parameters.strings("profile"), touchpoints: parameters.strings("touchpoint"), types: types)
+            profiles: parameters.strings("profile"), touchpoints: parameters.strings("touchpoint"), types: types,
+            knownAt: try parameters.time("knownAt"))
         return filter
     }
 }

@@ -106,6 +106,18 @@ extension TouchLogServer {
             return out.response()
         }
 
+        // An audit record (what `touchlog audit NAME` prints), signed when the server was given a key.
+        router.get("/v1/segments/:name/audit") { request, context -> Response in
+            let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt"])
+            let name = try context.parameters.require("name")
+            guard let asOf = try parameters.time("asOf") else { throw APIError.badRequest("asOf: required") }
+            let record = try await store.audit(
+                name, at: QueryTime(asOf: asOf, knownAt: try parameters.time("knownAt")), signingKey: options.auditKey)
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: record.json + "\n")))
+        }
+
         router.get("/v1/segments/:name/diff") { request, context -> Response in
             let name = try context.parameters.require("name")
             let (from, to, knownAt) = try Self.diffTimes(request)

@@ -1,3 +1,5 @@
+import TouchLog
+
 /// How `touchlog serve` listens and what it accepts.
 public struct ServerOptions: Sendable {
     /// The address to bind. Anything but a loopback address needs a ``token``.
@@ -13,6 +15,8 @@ public struct ServerOptions: Sendable {
     /// How often an idle server-sent-events stream sends a comment, so that proxies keep it open and a vanished
     /// client is noticed.
     public var heartbeat: Duration = .seconds(15)
+    /// Signs the audit records of `GET /v1/segments/{name}/audit` (nil: they are unsigned).
+    public var auditKey: AuditSigningKey?
 
     public init() {}
 

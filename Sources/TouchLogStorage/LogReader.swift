@@ -26,6 +26,8 @@ public final class LogReader {
     public private(set) var formatVersion: UInt16?
 
     private let blockFiles: BlockFileReader
+    /// The blocks ``showPrefix(endingAt:)`` left out, given back by the next ``refresh()``.
+    private var hidden: [BlockLocation] = []
     /// The last block's stored bytes (kept to reuse the buffer).
     private var stored: [UInt8] = []
 
@@ -42,8 +44,27 @@ public final class LogReader {
     /// The chain head: the hash of the last committed block (which may be a marker).
     public var headHash: BlockHash { lastBlock?.header.hash ?? .zero }
 
+    /// Shows only the blocks that end at or before offset `end`, as if the log's records ended there (an audit
+    /// recomputes an answer the store gave then); ``markers``, ``lastBlock`` and ``headHash`` stay those of the whole
+    /// log, and the next ``refresh()`` shows every block again. Returns false, changing nothing, when no committed
+    /// block ends at `end` (0 always qualifies).
+    public func showPrefix(endingAt end: UInt64) -> Bool {
+        guard end == 0 || blockIndex(containing: end - 1).map({ blocks[$0].header.endOffset == end }) == true else {
+            return false
+        }
+        let keep = end == 0 ? 0 : blockIndex(containing: end - 1)! + 1
+        hidden = Array(blocks[keep...]) + hidden
+        blocks.removeSubrange(keep...)
+        endOffset = end
+        return true
+    }
+
     /// Picks up commits made since the last refresh.
     public func refresh() throws(StorageError) {
+        if !hidden.isEmpty {
+            blocks += hidden
+            hidden = []
+        }
         let listed = try LogWriter.wrap("list the log directory", LogFile.list(in: directory))
         guard listed.starts(with: files) else {
             throw StorageError(code: .corrupt, message: "log files were removed or renamed while the log was open")

@@ -217,6 +217,14 @@ func referenceStore(_ nats: NATSConnection, partitions: Int, directory: String) 
                 == withoutOffsets(
                     try await reference.events(matching: ReplayFilter(profiles: ["p-7"], types: [.click]))
                         .reduce(into: [UInt8]()) { EventJSON.appendLine($1, to: &$0) }))
+        // Known at K: what every partition had recorded by then, as the single store with the same recorded times.
+        let recordedTimes = try await reference.events().map(\.recorded).sorted()
+        let knownAt = recordedTimes[recordedTimes.count / 2]
+        #expect(
+            withoutOffsets(try client.replay(ReplayFilter(knownAt: knownAt)).lines)
+                == withoutOffsets(
+                    try await reference.events(matching: ReplayFilter(knownAt: knownAt))
+                        .reduce(into: [UInt8]()) { EventJSON.appendLine($1, to: &$0) }))
         // Explain: the owner's verdict is the single store's.
         for index in 0..<10 {
             let definition = Self.randomDefinition(&random, index: 100 + index)

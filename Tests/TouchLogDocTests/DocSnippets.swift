@@ -51,6 +51,27 @@ extension SnippetContext {
         _ = report
     }
 
+    // Sources/TouchLog/TouchLog.docc/Audits.md, example 1
+    func audits1() async throws {
+        let notedHead = try store.headHash()                // at the last audit, kept elsewhere; months later:
+        let report = try await store.verify(anchors: [notedHead])
+        print(report.anchors[0].summary)   // where it is, or that it is missing
+        _ = (notedHead, report)
+    }
+
+    // Sources/TouchLog/TouchLog.docc/Audits.md, example 2
+    func audits2() async throws {
+        let key = try AuditSigningKey(contentsOf: "/etc/touchlog/audit-key")   // `touchlog audit keygen` wrote it
+        let record = try await store.audit("summer-2022-clickers", at: try QueryTime(asOf: "2022-07-03T00:00:00Z"), signingKey: key)
+        try record.json.write(toFile: "summer-2022-clickers-2022-07-03.json", atomically: true, encoding: .utf8)
+
+        // Months later, anywhere the store is:
+        let check = try await store.check(String(contentsOfFile: "summer-2022-clickers-2022-07-03.json", encoding: .utf8),
+                                          publicKey: key.publicKey)
+        print(check.isValid, check.problems)   // each part that does not hold, named
+        _ = (key, record, check)
+    }
+
     // Sources/TouchLog/TouchLog.docc/Erasing.md, example 1
     func erasing1() async throws {
         let report = try await store.erase(profiles: ["customer-8812", "customer-9034"], reason: "request 2026-117")

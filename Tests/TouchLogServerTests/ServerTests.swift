@@ -302,7 +302,7 @@ private let promoClickers = """
                     "\($0.method) \($0.path)"
                 })
         #expect(documented == served)
-        #expect(documented.count == 26)
+        #expect(documented.count == 27)
         await server.stop()
     }
 
@@ -326,6 +326,27 @@ private let promoClickers = """
             let again = try await server.request(.DELETE, path)
             #expect(again.status == 404 && again.errorCode == "notFound")
         }
+        await server.stop()
+    }
+
+    @Test func anAuditOverHTTPIsTheLibrarysRecordByteForByteSignedWithTheServersKey() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        try await store.putSegment(try SegmentDefinition(json: promoClickers))
+        try await store.append([click("a", at: t0), click("b", at: t0 + hour)])
+        let key = AuditSigningKey.generate()
+        let server = try await RunningServer.start(store) { $0.auditKey = key }
+        let reply = try await server.get("/v1/segments/promo-clickers/audit?asOf=2022-06-01T09:30:00Z")
+        #expect(reply.status == 200)
+        let record = try await store.audit(
+            "promo-clickers", at: QueryTime(asOf: Timestamp.parse("2022-06-01T09:30:00Z")!), signingKey: key)
+        #expect(reply.text == record.json + "\n")
+        #expect(record.members == 2 && record.publicKey == key.publicKey)
+        #expect(try await store.check(reply.text, publicKey: key.publicKey).isValid)
+        #expect(try await server.get("/v1/segments/promo-clickers/audit").status == 400)
+        #expect(try await server.get("/v1/segments/nobody/audit?asOf=0").status == 404)
+        let events = try await server.get("/v1/events?knownAt=0")
+        #expect(events.status == 200 && events.body.isEmpty)
         await server.stop()
     }
 }

@@ -70,6 +70,18 @@ final class SQLiteReference {
         return result
     }
 
+    /// The offsets (row order, from 0) of the events recorded at or before `knownAt` with an event time at or after
+    /// `since`: what a replay with `--known-at` prints.
+    func offsets(recordedBy knownAt: Int64, since: Int64 = .min) -> [UInt64] {
+        var statement: OpaquePointer?
+        let sql = "SELECT rowid - 1 FROM ev WHERE recorded <= \(knownAt) AND time >= \(since) ORDER BY rowid"
+        precondition(sqlite3_prepare_v2(db, sql, -1, &statement, nil) == SQLITE_OK)
+        defer { sqlite3_finalize(statement) }
+        var result: [UInt64] = []
+        while sqlite3_step(statement) == SQLITE_ROW { result.append(UInt64(sqlite3_column_int64(statement, 0))) }
+        return result
+    }
+
     /// The UTC offset (ms) of a zone at the instant in SQL expression `t`, from the zone's rules written out for
     /// the years the tests use (2021–2023): the reference knows nothing of the tz database the engine reads.
     static func offset(_ zone: String, _ t: String) -> String {

@@ -386,6 +386,7 @@ extension StoreReader {
         _ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: [BlockSummary],
         report: inout QueryReport
     ) -> (snapshot: GroupedSnapshot, blocks: Int)? {
+        guard usesSnapshots else { return nil }
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         for info in store.candidates(of: definition, at: time, after: 0, through: log.blocks[end - 1].header.endOffset)
         {

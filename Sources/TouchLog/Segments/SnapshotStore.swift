@@ -344,6 +344,7 @@ extension StoreReader {
     func newestUsableSnapshot(
         _ definition: SegmentDefinition, at time: QueryTime, after: UInt64 = 0, report: inout QueryReport
     ) -> SegmentProjection? {
+        guard usesSnapshots else { return nil }
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         for info in store.candidates(of: definition, at: time, after: after, through: endOffset) {
             guard let projection = try? store.load(info, definition: definition),

@@ -23,6 +23,8 @@ package struct SystemFile: Sendable {
         case createReadWrite
         /// Creates the file, or empties the one there (an output the user named, such as a rejects file).
         case replace
+        /// Creates a new file readable and writable by its owner only (a private key); fails when one exists.
+        case createPrivate
     }
 
     package static func open(_ path: String, _ mode: Mode) throws(SystemCallError) -> SystemFile {
@@ -32,13 +34,14 @@ package struct SystemFile: Sendable {
         case .readWrite: flags = O_RDWR | O_CLOEXEC
         case .createReadWrite: flags = O_RDWR | O_CREAT | O_CLOEXEC
         case .replace: flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC
+        case .createPrivate: flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC
         }
         #if TOUCHLOG_FAULT_INJECTION
             let injector = mode == .createReadWrite ? FaultInjector.injector(for: path) : nil
             let creating = injector != nil && !exists(path)
             if creating { _ = try injector!.before("create", path) }
         #endif
-        let fd = retryOnInterrupt { systemOpen(path, flags, 0o644) }
+        let fd = retryOnInterrupt { systemOpen(path, flags, mode == .createPrivate ? 0o600 : 0o644) }
         guard fd >= 0 else { throw SystemCallError(call: "open \(path)", errno: errno) }
         #if TOUCHLOG_FAULT_INJECTION
             if creating { injector!.created(path) }
@@ -58,6 +61,8 @@ package struct SystemFile: Sendable {
         package enum Kind: Sendable { case file, directory, other }
         package let kind: Kind
         package let size: Int64
+        /// The permission bits (`0o644`).
+        package let permissions: UInt32
 
         init(_ info: stat) {
             switch info.st_mode & S_IFMT {
@@ -66,6 +71,7 @@ package struct SystemFile: Sendable {
             default: kind = .other
             }
             size = Int64(info.st_size)
+            permissions = UInt32(info.st_mode) & 0o7777
         }
     }
 
