@@ -14,7 +14,7 @@ import TouchLogTestSupport
         return environment
     }
 
-    @Test func anAuditorNotesTheHeadKeepsASignedRecordAndChecksBothLater() throws {
+    @Test func anAuditorNotesTheHeadKeepsASignedRecordAndChecksBothLater() async throws {
         let scratch = TemporaryDirectory()
         let environment = try Self.store(scratch)
         let verify = try touchlog(["verify"], environment: environment)
@@ -42,6 +42,11 @@ import TouchLogTestSupport
             environment: environment)
         #expect(again.stdout == audit.stdout)
         let record = scratch.file("record.json", audit.stdout)
+        // The library's record is the same bytes.
+        let library = try await TouchLogStore(readingFrom: scratch.store).audit(
+            "summer-2022-clickers", at: try QueryTime(asOf: "2022-07-03T00:00:00Z"),
+            signingKey: try AuditSigningKey(contentsOf: key))
+        #expect(library.json + "\n" == audit.stdout)
 
         // Months later, after more appends: both still hold.
         #expect(
