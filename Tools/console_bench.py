@@ -1,7 +1,9 @@
 """Measures the web console as a person meets it, on 1M generated events (touchlog-generate: 100k profiles, 180
 days from 2022-04-01) in a release `touchlog serve` on loopback, in Debian's chromium:
-- first page load: a fresh tab opening `/` until the segment list shows every count (the seed's three segments,
-  as of now), ten times, each in a new browser with an empty cache;
+- first page load: opening `/` until the segment list shows every count (the seed's three segments, as of now),
+  ten times, each in a new browser with an empty cache: once as the browser's very first page (its own start-up
+  inside the page's time), and once in a browser that is already running (it opened about:blank first), as a
+  person opens the console in the browser they have open;
 - live count: the definition editor's count request (`POST /v1/query?countOnly=true`, as of the data's last day) as
   the browser's resource timing sees it, for variants of the seed's three segments that no earlier request asked
   (each keystroke makes a new definition): p50 and p95.
@@ -48,14 +50,18 @@ def main():
     server, url = ct.serve(store)
     try:
         loads = []
+        running = []
         for _ in range(10):
-            driver = ct.browser(work)
-            try:
-                driver.get(url + "/")
-                WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.ready"))
-                loads.append(float(driver.execute_script("return document.body.dataset.ready")))
-            finally:
-                driver.quit()
+            for warm, into in ((False, loads), (True, running)):
+                driver = ct.browser(work)
+                try:
+                    if warm:
+                        driver.get("about:blank")
+                    driver.get(url + "/")
+                    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.body.dataset.ready"))
+                    into.append(float(driver.execute_script("return document.body.dataset.ready")))
+                finally:
+                    driver.quit()
 
         driver = ct.browser(work)
         counts = []
@@ -92,8 +98,9 @@ def main():
         server.terminate()
         server.wait()
     print(f"1,000,000 events, 100,000 profiles; the seed's three segments")
-    print(f"first page load until every count is shown (10 fresh browsers): "
-          f"p50 {statistics.median(loads):.0f} ms, max {max(loads):.0f} ms")
+    print(f"first page load until every count is shown, 10 new browsers each with an empty cache:")
+    print(f"  as the browser's first page: p50 {statistics.median(loads):.0f} ms, max {max(loads):.0f} ms")
+    print(f"  in a running browser: p50 {statistics.median(running):.0f} ms, max {max(running):.0f} ms")
     print(f"live count, {len(counts)} new definitions: p50 {statistics.median(counts):.1f} ms, "
           f"p95 {percentile(counts, 95):.1f} ms, max {max(counts):.1f} ms")
 
