@@ -5,6 +5,8 @@ Phases, each against a fresh store served by the release build on a loopback por
   append  wrk POSTs JSON Lines (TOUCHLOG_LOAD_EVENTS events per request, each request with its own touchpoint)
   query   wrk GETs /v1/segments/load-clickers/members?countOnly=true (as of now) on the store the appends built
   mixed   both at once
+  watch   on a second fresh store, 100,000 events/s in requests of 1,000, first alone and then with 100 watched
+          segments (Tools/load_watch.py): the CPU the watches add and each update's delay after its commit
 After the appends, the whole log is replayed over HTTP: every acknowledged request's events must be there, whole,
 contiguous and once (a request in flight when wrk stopped may be there too, whole, or absent).
 """
@@ -18,6 +20,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+
+import load_watch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOUCHLOG = os.path.join(ROOT, ".build", "release", "touchlog")
@@ -37,14 +41,18 @@ def parse_args():
     p.add_argument("--connections", type=int, default=16, help="concurrent appenders (default 16)")
     p.add_argument("--query-connections", type=int, default=4, help="concurrent queriers (default 4)")
     p.add_argument("--events-per-request", type=int, default=100, help="default 100")
+    p.add_argument("--watch-seconds", type=int, help="each half of the watch phase; default 15 (5 with --quick)")
+    p.add_argument("--watch-only", action="store_true", help="only the watch phase")
     p.add_argument("--port", type=int, default=18480)
     args = p.parse_args()
-    for name in ("append_seconds", "query_seconds", "connections", "query_connections", "events_per_request"):
+    for name in ("append_seconds", "query_seconds", "watch_seconds", "connections", "query_connections",
+                 "events_per_request"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     args.append_seconds = args.append_seconds or (10 if args.quick else 30)
     args.query_seconds = args.query_seconds or (5 if args.quick else 15)
+    args.watch_seconds = args.watch_seconds or (5 if args.quick else 15)
     return args
 
 
@@ -107,8 +115,44 @@ def check_by_replay(base, events_per_request, acknowledged, connections):
     return offsets, len(runs)
 
 
+def watch_phase(args, base):
+    print(f"watch: {args.watch_seconds} s of appends alone, then {args.watch_seconds} s with 100 watches", file=sys.stderr)
+    work = tempfile.mkdtemp(prefix="touchlog-load-watch-")
+    server = subprocess.Popen([TOUCHLOG, "serve", "--store", os.path.join(work, "store"), "--port", str(args.port)],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        server.stderr.readline()
+        return load_watch.run(args.port, server.pid, args.watch_seconds, lambda path, body: http("PUT", base + path, body))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_watch(watch):
+    alone, watched = watch["appends_alone"], watch["appends_watched"]
+    print()
+    print(f"watch phase: {watch['events_per_second']:,.0f} events/s asked for, requests of 1,000 events, 100 segments")
+    print(f"  appends alone:        {alone['events_per_second']:>9,.0f} events/s, server CPU {alone['cpu_cores'] * 100:5.1f}% of a core"
+          f" ({alone['late']} requests sent late)")
+    print(f"  with 100 watches:     {watched['events_per_second']:>9,.0f} events/s, server CPU {watched['cpu_cores'] * 100:5.1f}% of a core"
+          f" ({watched['late']} requests sent late)")
+    print(f"  the watches add {(watched['cpu_cores'] - alone['cpu_cores']) * 100:.1f}% of a core "
+          f"({(watched['cpu_cores'] / alone['cpu_cores'] - 1) * 100:+.0f}% over appends alone)")
+    print(f"  {watch['updates']:,} updates, delay after the commit's acknowledgement: p50 {watch['delay_ms']['p50']:.1f} ms, "
+          f"p99 {watch['delay_ms']['p99']:.1f} ms, max {watch['delay_ms']['max']:.1f} ms"
+          f" ({watch['unmatched_updates']} not matched to an append)")
+
+
 def main():
     args = parse_args()
+    if args.watch_only:
+        watch = watch_phase(args, f"http://127.0.0.1:{args.port}")
+        print_watch(watch)
+        os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
+        with open(os.path.join(ROOT, ".build", "load-watch-results.json"), "w") as f:
+            json.dump(watch, f, indent=2)
+        return
     work = tempfile.mkdtemp(prefix="touchlog-load-")
     store = os.path.join(work, "store")
     base = f"http://127.0.0.1:{args.port}"
@@ -140,6 +184,8 @@ def main():
         server.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
 
+    watch = watch_phase(args, base)
+
     failures = sum(r["non2xx"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in (append, query, mixed_append, mixed_query))
     rows = [
         ("appends", append, args.events_per_request),
@@ -157,9 +203,10 @@ def main():
           f"{acknowledged:,} acknowledged, none lost (replayed over HTTP in {replay_seconds:.1f} s)")
     print(f"store after all phases: {stats['events']:,} events, {stats['bytesPerEvent']:.2f} bytes/event, verify intact: {verify['intact']}")
     print(f"server peak memory: {memory:.0f} MB; failed requests: {failures}")
+    print_watch(watch)
     results = {"args": vars(args), "append": append, "query": query, "mixed_append": mixed_append, "mixed_query": mixed_query,
                "replayed_events": events, "replayed_requests": requests, "acknowledged": acknowledged,
-               "server_peak_mb": memory, "failures": failures, "verify_intact": verify["intact"]}
+               "server_peak_mb": memory, "failures": failures, "verify_intact": verify["intact"], "watch": watch}
     os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
     with open(os.path.join(ROOT, ".build", "load-results.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -1,3 +1,4 @@
+import Dispatch
 import TouchLogStorage
 
 extension QueryTime {
@@ -35,13 +36,19 @@ extension TouchLogStore {
     /// ``putSegment(_:)`` on the caller's thread (for callers that are not async, such as a cluster node's handler).
     @discardableResult
     package func putSegmentNow(_ definition: SegmentDefinition) throws(TouchLogError) -> (version: Int, changed: Bool) {
-        try withLogWriter { _ throws(TouchLogError) in try segments.put(definition) }
+        try withLogWriter { _ throws(TouchLogError) in
+            defer { definitionChanges.add(1, ordering: .sequentiallyConsistent) }
+            return try segments.put(definition)
+        }
     }
 
     /// ``removeSegment(_:)`` on the caller's thread.
     @discardableResult
     package func removeSegmentNow(_ name: String) throws(TouchLogError) -> Int {
-        try withLogWriter { _ throws(TouchLogError) in try segments.remove(name) }
+        try withLogWriter { _ throws(TouchLogError) in
+            defer { definitionChanges.add(1, ordering: .sequentiallyConsistent) }
+            return try segments.remove(name)
+        }
     }
 
     // MARK: Queries
@@ -228,12 +235,14 @@ extension TouchLogStore {
         try readers.withReader { reader throws(TouchLogError) in reader.headHash }
     }
 
-    /// Runs `body` on a dispatch thread with a pooled reader that sees every commit made before the call.
-    func read<T: Sendable>(_ what: String, _ body: @escaping @Sendable (StoreReader) throws -> T)
+    /// Runs `body` on a dispatch thread (`queue`'s) with a pooled reader that sees every commit made before the call.
+    func read<T: Sendable>(
+        _ what: String, on queue: DispatchQueue = .global(), _ body: @escaping @Sendable (StoreReader) throws -> T
+    )
         async throws(TouchLogError) -> T
     {
         let readers = self.readers
-        return try await offload { () throws(TouchLogError) in
+        return try await offload(on: queue) { () throws(TouchLogError) in
             try readers.withReader { reader throws(TouchLogError) in
                 do { return try body(reader) } catch { throw TouchLogError(wrapping: error, "\(what) failed") }
             }

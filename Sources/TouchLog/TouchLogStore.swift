@@ -35,6 +35,14 @@ public final class TouchLogStore: Sendable {
     let changes = ChangeSignal()
     /// Appends and queries, recorded through swift-metrics.
     let metrics = StoreMetrics()
+    /// Where watches take their steps, one at a time: a hundred watches woken by one commit then share one reader
+    /// and one core, and each new block is decoded once for all of them (``liveBlocks``).
+    let liveQueue = DispatchQueue(label: "touchlog.watches")
+    /// The blocks watches read lately, decoded.
+    let liveBlocks = DecodedBlockCache()
+    /// How many times this store has changed a definition (put or removed one): a watch of a store opened for writing
+    /// reads its definition again only when this moved.
+    let definitionChanges = Atomic<UInt64>(0)
 
     /// Opens the store in `directory` for writing, creating it when `create` is true and it does not exist.
     ///

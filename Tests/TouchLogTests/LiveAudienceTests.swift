@@ -26,7 +26,9 @@ import TouchLogStorage
         var eventTimes = data.events.map(\.event.time)
         var steps = 0
         var changes = 0
-        for definition in definitions {
+        // Decoded blocks shared by all the audiences, as a store's watches share them (small, so blocks also leave it).
+        let shared = DecodedBlockCache(capacity: 200)
+        for (index, definition) in definitions.enumerated() {
             let resolved = try segments.resolve(definition)
             let live = LiveAudience(resolved, erasures: 0)
             var kept = Set<String>()
@@ -48,7 +50,7 @@ import TouchLogStorage
                     eventTimes += events.map(\.time)
                     try reader.refresh()
                 }
-                let (entered, exited) = try live.advance(reader, to: time)
+                let (entered, exited) = try live.advance(reader, to: time, blocks: index % 2 == 0 ? shared : nil)
                 #expect(Set(entered).isDisjoint(with: exited))
                 #expect(entered.allSatisfy { !kept.contains($0) } && exited.allSatisfy { kept.contains($0) })
                 kept.formUnion(entered)

@@ -46,9 +46,11 @@ final class ReaderPool: Sendable {
 
 /// Runs blocking work (file reads, folding the log) on a dispatch thread, so that a long query does not hold one of
 /// the few threads Swift concurrency runs every task on.
-func offload<T: Sendable>(_ work: @escaping @Sendable () throws(TouchLogError) -> T) async throws(TouchLogError) -> T {
+func offload<T: Sendable>(
+    on queue: DispatchQueue = .global(), _ work: @escaping @Sendable () throws(TouchLogError) -> T
+) async throws(TouchLogError) -> T {
     let result: Result<T, TouchLogError> = await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
+        queue.async {
             do throws(TouchLogError) { continuation.resume(returning: .success(try work())) } catch {
                 continuation.resume(returning: .failure(error))
             }

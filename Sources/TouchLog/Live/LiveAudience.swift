@@ -36,6 +36,9 @@ final class LiveAudience: @unchecked Sendable {
     /// The rules' timeframes (interaction rules', then sequences'), compiled once, as a segment at any time.
     private let shape: CompiledSegment
     private let conversionsMatter: Bool
+    /// Whether a known profile none of whose events a rule can count is a member (a negated rule makes it one): only
+    /// then do such profiles, and when each was first seen, matter; otherwise their events are passed over.
+    private let emptyProfileIsMember: Bool
 
     private struct Due: Comparable {
         var time: Int64
@@ -55,15 +58,27 @@ final class LiveAudience: @unchecked Sendable {
         expanded = definition.expanded
         shape = CompiledSegment(expanded, at: QueryTime(asOf: 0))
         conversionsMatter = shape.leaves.contains { $0.rule.conversion != nil }
+        // Without countable events every window is empty at every T, so the answer does not depend on T.
+        let empty = ProfileEvaluation(segment: shape, matchers: RuleMatchers(shape, touchpoints: StringTable()))
+        emptyProfileIsMember = empty.evaluate(empty.atoms([]))
     }
 
     /// Takes in the events `reader` holds past ``endOffset`` (erased profiles left out), moves the clock to `asOf`
     /// (never back), and returns who entered and who left, each sorted ascending by bytes.
-    func advance(_ reader: StoreReader, to asOf: Int64) throws -> (entered: [String], exited: [String]) {
+    /// `blocks`: decoded blocks to take rather than decode again (shared by the store's watches).
+    func advance(_ reader: StoreReader, to asOf: Int64, blocks: DecodedBlockCache? = nil) throws -> (
+        entered: [String], exited: [String]
+    ) {
         var touched: [Int] = []
         if reader.endOffset > endOffset {
-            try reader.forEachBlock(matching: ReplayFilter(fromOffset: endOffset)) { block in
-                take(block, touched: &touched)
+            if let blocks {
+                try blocks.forEachBlock(of: reader, from: endOffset, erasures: erasures) { block in
+                    take(block, touched: &touched)
+                }
+            } else {
+                try reader.forEachBlock(matching: ReplayFilter(fromOffset: endOffset)) { block in
+                    take(block, touched: &touched)
+                }
             }
             endOffset = reader.endOffset
         }
@@ -99,12 +114,25 @@ final class LiveAudience: @unchecked Sendable {
     /// kept when a rule can count it. Strings are looked up once per block, through its own dictionaries.
     private func take(_ block: DecodedBlock, touched: inout [Int]) {
         let batch = block.events
+        // Each of the block's touchpoints (0: none) once: its id in the builder's table and which types count.
+        var touchpointIDs = [UInt32](repeating: 0, count: batch.touchpoints.count + 1)
+        var masks = [UInt8](repeating: 0, count: batch.touchpoints.count + 1)
+        for local in touchpointIDs.indices {
+            let id = local == 0 ? 0 : builder.touchpoint(batch.touchpoints[local - 1])
+            touchpointIDs[local] = id
+            masks[local] = relevance(of: Int(id))
+        }
+        // A block no rule can count an event of changes nothing, unless profiles without such events can be members.
+        let everyEvent = emptyProfileIsMember
+        if !everyEvent && !masks.contains(where: { $0 != 0 }) { return }
         let erased = -2
         var profileIDs = [Int](repeating: -1, count: batch.profiles.count)
-        var touchpointIDs = [UInt32](repeating: .max, count: batch.touchpoints.count + 1)
-        touchpointIDs[0] = 0
         let first = endOffset > block.firstOffset ? Int(endOffset - block.firstOffset) : 0
         for i in first..<batch.count {
+            let localTouchpoint = Int(batch.touchpointIDs[i])
+            let type = batch.types[i]
+            let relevant = masks[localTouchpoint] & (1 << type) != 0
+            if !relevant && !everyEvent { continue }
             let local = Int(batch.profileIDs[i])
             var p = profileIDs[local]
             if p == -1 {
@@ -113,18 +141,14 @@ final class LiveAudience: @unchecked Sendable {
                 profileIDs[local] = p
             }
             if p == erased { continue }
-            let localTouchpoint = Int(batch.touchpointIDs[i])
-            var touchpoint = touchpointIDs[localTouchpoint]
-            if touchpoint == .max {
-                touchpoint = builder.touchpoint(batch.touchpoints[localTouchpoint - 1])
-                touchpointIDs[localTouchpoint] = touchpoint
+            let time = batch.times[i]
+            firstTime[p] = min(firstTime[p], time)
+            if relevant {
+                events[p].append(
+                    ProfileEvent(
+                        time: time, offset: block.firstOffset + UInt64(i), type: type,
+                        touchpoint: touchpointIDs[localTouchpoint], value: batch.values[i]))
             }
-            let event = ProfileEvent(
-                time: batch.times[i], offset: block.firstOffset + UInt64(i), type: batch.types[i],
-                touchpoint: touchpoint,
-                value: batch.values[i])
-            firstTime[p] = min(firstTime[p], event.time)
-            if isRelevant(event) { events[p].append(event) }
             touched.append(p)
         }
     }
@@ -142,12 +166,12 @@ final class LiveAudience: @unchecked Sendable {
         return p
     }
 
-    private func isRelevant(_ event: ProfileEvent) -> Bool {
-        let touchpoint = Int(event.touchpoint)
-        while relevantTypes.count <= touchpoint {
+    /// Which event types (a bit per raw value) with touchpoint `id` of the builder's table (0: none) a rule can count.
+    private func relevance(of id: Int) -> UInt8 {
+        while relevantTypes.count <= id {
             relevantTypes.append(relevance(ofTouchpoint: relevantTypes.count))
         }
-        return relevantTypes[touchpoint] & (1 << event.type) != 0
+        return relevantTypes[id]
     }
 
     /// Which event types with touchpoint `id` (0: none; else id − 1 in the builder's table) a rule can count.

@@ -69,6 +69,8 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         private var lastEvaluation: ContinuousClock.Instant?
         private var lastEnd: UInt64 = 0
         private var seenGeneration: UInt64 = 0
+        /// The definition last read, and ``TouchLogStore/definitionChanges`` then (a writer's own changes).
+        private var definition: (changes: UInt64, version: Int, definition: SegmentDefinition)?
         /// Counted in `touchlog_watched_segments` while the iterator lives.
         private let counted = WatchCount()
 
@@ -90,18 +92,28 @@ public struct SegmentWatch: AsyncSequence, Sendable {
                         while ContinuousClock.now < deadline && !Task.isCancelled && store.endOffset == lastEnd {
                             try? await Task.sleep(for: Swift.min(options.pollInterval, deadline - ContinuousClock.now))
                         }
-                    } else if ContinuousClock.now < deadline {
+                    } else if ContinuousClock.now < deadline && store.changes.generation == seenGeneration {
+                        // (Under steady commits the store has changed by now: no timer and no child tasks.)
                         await store.changes.wait(after: seenGeneration, timeout: deadline - ContinuousClock.now)
                     }
                     if Task.isCancelled || store.changes.isClosed { return nil }
                 }
                 seenGeneration = store.changes.generation
                 lastEvaluation = ContinuousClock.now
-                let (version, definition) = try store.segments.current(watch.name)
+                let changes = store.definitionChanges.load(ordering: .sequentiallyConsistent)
+                let (version, definition): (Int, SegmentDefinition)
+                if !store.isReadOnly, let known = self.definition, known.changes == changes {
+                    (version, definition) = (known.version, known.definition)
+                } else {
+                    // A read-only store's definitions change in another process: read every time.
+                    (version, definition) = try store.segments.current(watch.name)
+                    self.definition = (changes, version, definition)
+                }
                 let asOf = options.clock()
                 let live = self.live
-                let step = try await store.read("watch \(watch.name)") { reader in
-                    try live.advance(reader, definition: definition, to: asOf)
+                let blocks = store.liveBlocks
+                let step = try await store.read("watch \(watch.name)", on: store.liveQueue) { reader in
+                    try live.advance(reader, definition: definition, to: asOf, blocks: blocks)
                 }
                 lastEnd = step.endOffset
                 if step.isInitial {
@@ -151,17 +163,20 @@ final class LiveState: Sendable {
         var isInitial: Bool
     }
 
-    func advance(_ reader: StoreReader, definition: SegmentDefinition, to asOf: Int64) throws -> Step {
+    /// `blocks`: decoded blocks shared with other watches of the store.
+    func advance(_ reader: StoreReader, definition: SegmentDefinition, to asOf: Int64, blocks: DecodedBlockCache? = nil)
+        throws -> Step
+    {
         try audience.withLock { audience in
             try reader.readErasures()
             let erasures = reader.erasures.records.count
             if let audience, audience.definition == definition, audience.erasures == erasures, audience.asOf <= asOf {
-                let (entered, exited) = try audience.advance(reader, to: asOf)
+                let (entered, exited) = try audience.advance(reader, to: asOf, blocks: blocks)
                 return Step(endOffset: audience.endOffset, entered: entered, exited: exited, isInitial: false)
             }
             let before = audience?.members
             let fresh = LiveAudience(definition, erasures: erasures)
-            _ = try fresh.advance(reader, to: asOf)
+            _ = try fresh.advance(reader, to: asOf, blocks: blocks)
             audience = fresh
             let now = fresh.members
             guard let before else {
