@@ -123,14 +123,16 @@ def run(port, server_pid, seconds, put):
         put(f"/v1/segments/watch-{k}", json.dumps(segment(k)).encode())
     payloads = Bodies()
 
-    # Appends alone.
-    acks = {}
-    cpu0 = cpu_seconds(server_pid)
-    alone = Appender(port, seconds, payloads, acks)
-    alone.start()
-    alone.join()
-    cpu_alone = (cpu_seconds(server_pid) - cpu0) / alone.elapsed
+    def appends():
+        """Appends for `seconds`; the appender, the acknowledgements and the server's CPU cores used meanwhile."""
+        acks = {}
+        cpu0 = cpu_seconds(server_pid)
+        appender = Appender(port, seconds, payloads, acks)
+        appender.start()
+        appender.join()
+        return appender, acks, (cpu_seconds(server_pid) - cpu0) / appender.elapsed
 
+    alone, _, cpu_alone = appends()
     # The same with a watch on every segment.
     watchers = [Watcher(port, f"watch-{k}") for k in range(SEGMENTS)]
     for w in watchers:
@@ -139,12 +141,7 @@ def run(port, server_pid, seconds, put):
         if not w.ready.wait(120):
             raise SystemExit(f"watch phase: {w.name} sent no initial update")
     print("watch: every watch has its first update; appends again", file=sys.stderr, flush=True)
-    acks = {}
-    cpu0 = cpu_seconds(server_pid)
-    watched = Appender(port, seconds, payloads, acks)
-    watched.start()
-    watched.join()
-    cpu_watched = (cpu_seconds(server_pid) - cpu0) / watched.elapsed
+    watched, acks, cpu_watched = appends()
     time.sleep(1.0)  # the last updates
     delays = []
     unmatched = 0

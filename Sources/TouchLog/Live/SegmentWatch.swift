@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// How a ``SegmentWatch`` re-evaluates its segment.
@@ -112,7 +113,9 @@ public struct SegmentWatch: AsyncSequence, Sendable {
                 let asOf = options.clock()
                 let live = self.live
                 let blocks = store.liveBlocks
-                let step = try await store.read("watch \(watch.name)", on: store.liveQueue) { reader in
+                // A first audience (it reads the whole log) is built off the watches' queue, not holding up their steps.
+                let queue = live.holdsAudience(of: definition) ? store.liveQueue : .global()
+                let step = try await store.read("watch \(watch.name)", on: queue) { reader in
                     try live.advance(reader, definition: definition, to: asOf, blocks: blocks)
                 }
                 lastEnd = step.endOffset
@@ -161,6 +164,11 @@ final class LiveState: Sendable {
         var exited: [String]
         /// The first evaluation: ``entered`` is every member.
         var isInitial: Bool
+    }
+
+    /// Whether it holds an audience of `definition` (else the next step builds one).
+    func holdsAudience(of definition: SegmentDefinition) -> Bool {
+        audience.withLock { $0?.definition == definition }
     }
 
     /// `blocks`: decoded blocks shared with other watches of the store.
