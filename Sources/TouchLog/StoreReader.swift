@@ -46,6 +46,9 @@ package final class StoreReader {
     var groupedQueries = 0
     /// Format 2: the summaries read so far, by block index.
     private var summaries: [BlockSummary?] = []
+    /// Format 2: the summaries of blocks `0..<summaryList.count`, every one read: what ``summaries(through:)`` hands
+    /// out without copying each summary at every query.
+    private var summaryList: [BlockSummary] = []
     /// Format 2: the stored bytes of the last section read (a buffer reused from one read to the next).
     var sectionBytes: [UInt8] = []
     /// Format 2: buffers of ``mayHold(_:block:)``.
@@ -183,10 +186,11 @@ package final class StoreReader {
 
     /// The summaries of blocks `0..<end` (see ``summary(of:)``); those not read yet are read and parsed on every core.
     func summaries(through end: Int) throws(TouchLogError) -> [BlockSummary] {
+        if end <= summaryList.count { return end == summaryList.count ? summaryList : Array(summaryList[..<end]) }
         if summaries.count < log.blocks.count {
             summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count))
         }
-        let missing = (0..<end).filter { summaries[$0] == nil }
+        let missing = (summaryList.count..<end).filter { summaries[$0] == nil }
         let workers = max(1, min(StoreReader.queryThreads, missing.count / 16))
         if workers > 1 {
             let blocks = log.blocks
@@ -204,7 +208,9 @@ package final class StoreReader {
             }
             for (k, summary) in parsed.withLock({ $0 }).enumerated() { summaries[missing[k]] = summary }
         }
-        return try (0..<end).map { b throws(TouchLogError) in try summary(of: b) }
+        summaryList.reserveCapacity(end)
+        for b in summaryList.count..<end { summaryList.append(try summary(of: b)) }
+        return summaryList
     }
 
     /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next
