@@ -110,8 +110,10 @@ final class LiveAudience: @unchecked Sendable {
         return (entered.sorted(by: byBytes), exited.sorted(by: byBytes))
     }
 
-    /// Adds a block's events from ``endOffset`` on: each profile becomes known (or known earlier), and each event is
-    /// kept when a rule can count it. Strings are looked up once per block, through its own dictionaries.
+    /// Adds a block's events from ``endOffset`` on: each event is kept when a rule can count it, and its profile
+    /// becomes known (or known earlier); events no rule can count are passed over unless ``emptyProfileIsMember``
+    /// (then only when a profile was first seen matters of them). Strings are looked up once per block, through its
+    /// own dictionaries.
     private func take(_ block: DecodedBlock, touched: inout [Int]) {
         let batch = block.events
         // Each of the block's touchpoints (0: none) once: its id in the builder's table and which types count.
