@@ -76,10 +76,9 @@ package enum StoreVerifier {
         }
         if let reader { log.problems += introductions.repeated(reader, chain: known) }
         var report = StoreVerifyReport(log: log)
-        for anchor in anchors {
-            // A log too damaged to read has no block to find: the anchor counts as missing.
-            report.anchors.append((try? AnchorCheck.locate(anchor, in: directory)) ?? AnchorCheck(anchor: anchor))
-        }
+        // A log too damaged to read has no block to find: its anchors count as missing.
+        report.anchors =
+            (try? AnchorCheck.locate(anchors, in: directory)) ?? anchors.map { AnchorCheck(anchor: $0) }
         report.erasures = reader?.erasures.records ?? []
         let skipped = unchecked.withLock { $0 }
         if skipped > 0 {

@@ -16,8 +16,32 @@ public struct BlockHash: Hashable, Sendable, CustomStringConvertible {
 
     /// The hash that `hex` (64 hexadecimal digits, as ``description`` writes them) names, or nil.
     public init?(hex: String) {
+        guard let bytes = Hex.bytes(hex, count: 32) else { return nil }
+        self.init(bytes: bytes)
+    }
+
+    /// Lowercase hexadecimal, as `verify` prints the chain head.
+    public var description: String { Hex.text(bytes) }
+}
+
+/// Bytes as hexadecimal digits: chain heads, and the keys and signatures of audit records.
+package enum Hex {
+    /// Two lowercase digits per byte.
+    package static func text(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text = [UInt8]()
+        text.reserveCapacity(bytes.count * 2)
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 15)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The `count` bytes that `hex` (2 × `count` digits, either case) names, or nil.
+    package static func bytes(_ hex: String, count: Int) -> [UInt8]? {
         let digits = Array(hex.utf8)
-        guard digits.count == 64 else { return nil }
+        guard digits.count == 2 * count else { return nil }
         func value(_ c: UInt8) -> UInt8? {
             switch c {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
@@ -27,23 +51,12 @@ public struct BlockHash: Hashable, Sendable, CustomStringConvertible {
             }
         }
         var bytes: [UInt8] = []
-        for i in stride(from: 0, to: 64, by: 2) {
+        bytes.reserveCapacity(count)
+        for i in stride(from: 0, to: digits.count, by: 2) {
             guard let high = value(digits[i]), let low = value(digits[i + 1]) else { return nil }
             bytes.append(high << 4 | low)
         }
-        self.init(bytes: bytes)
-    }
-
-    /// Lowercase hexadecimal, as `verify` prints the chain head.
-    public var description: String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text = [UInt8]()
-        text.reserveCapacity(64)
-        for byte in bytes {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        return bytes
     }
 }
 

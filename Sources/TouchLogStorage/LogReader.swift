@@ -49,10 +49,11 @@ public final class LogReader {
     /// log, and the next ``refresh()`` shows every block again. Returns false, changing nothing, when no committed
     /// block ends at `end` (0 always qualifies).
     public func showPrefix(endingAt end: UInt64) -> Bool {
-        guard end == 0 || blockIndex(containing: end - 1).map({ blocks[$0].header.endOffset == end }) == true else {
-            return false
+        var keep = 0
+        if end > 0 {
+            guard let last = blockIndex(containing: end - 1), blocks[last].header.endOffset == end else { return false }
+            keep = last + 1
         }
-        let keep = end == 0 ? 0 : blockIndex(containing: end - 1)! + 1
         hidden = Array(blocks[keep...]) + hidden
         blocks.removeSubrange(keep...)
         endOffset = end

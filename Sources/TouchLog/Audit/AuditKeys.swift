@@ -80,8 +80,8 @@ public struct AuditPublicKey: Sendable, Hashable {
 
     /// The key as 64 hexadecimal digits (how an audit record names it); nil when `hex` is not that.
     public init?(hex: String) {
-        guard let hash = BlockHash(hex: hex) else { return nil }
-        self.init(raw: hash.bytes)
+        guard let raw = Hex.bytes(hex, count: 32) else { return nil }
+        self.init(raw: raw)
     }
 
     /// Reads the public key file at `path` (``TouchLogError/Code-swift.struct/notFound`` when there is none).
@@ -93,7 +93,7 @@ public struct AuditPublicKey: Sendable, Hashable {
     public var pem: String { PEMKey.encode(raw, as: .publicKey) }
 
     /// The key as 64 lowercase hexadecimal digits.
-    public var hex: String { BlockHash(bytes: raw).description }
+    public var hex: String { Hex.text(raw) }
 
     /// Whether `signature` is this key's Ed25519 signature of `message`.
     func verifies(_ signature: [UInt8], of message: [UInt8]) -> Bool {

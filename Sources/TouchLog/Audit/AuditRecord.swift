@@ -88,19 +88,8 @@ public struct AuditRecord: Sendable, Equatable {
             ("memberDigest", .string(memberDigest.description)),
         ]
         if let publicKey { fields.append(("publicKey", .string(publicKey.hex))) }
-        if signed, let signature { fields.append(("signature", .string(Self.hex(signature)))) }
+        if signed, let signature { fields.append(("signature", .string(Hex.text(signature)))) }
         return Array(JSONValue.object(fields).text.utf8)
-    }
-
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 
@@ -176,14 +165,11 @@ extension AuditRecord {
             guard let key = AuditPublicKey(hex: try string("publicKey")) else {
                 throw refuse("\"publicKey\" is not 64 hexadecimal digits (an Ed25519 public key)")
             }
-            let text = try string("signature")
-            guard text.utf8.count == 128, let bytes = BlockHash(hex: String(text.prefix(64))).map(\.bytes),
-                let rest = BlockHash(hex: String(text.suffix(64))).map(\.bytes)
-            else {
+            guard let bytes = Hex.bytes(try string("signature"), count: 64) else {
                 throw refuse("\"signature\" is not 128 hexadecimal digits (an Ed25519 signature)")
             }
             publicKey = key
-            signature = bytes + rest
+            signature = bytes
         default:
             throw refuse("\"publicKey\" and \"signature\" come together or not at all")
         }

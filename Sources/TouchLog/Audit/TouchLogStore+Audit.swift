@@ -34,27 +34,31 @@ public struct AnchorCheck: Sendable, Equatable {
                 : "\(blocksAfter) block\(blocksAfter == 1 ? " was" : "s were") committed after it")
     }
 
-    /// Looks for `anchor` among the committed blocks of the store in `directory` (its log, then a replaced log that a
-    /// migration kept). Reading a log checks every block header and the hash chain from its first block to its last.
-    static func locate(_ anchor: BlockHash, in directory: String) throws(TouchLogError) -> AnchorCheck {
-        var check = AnchorCheck(anchor: anchor)
+    /// Looks for each of `anchors` among the committed blocks of the store in `directory` (its log, then a replaced
+    /// log that a migration kept), reading each log once. Reading a log checks every block header and the hash chain
+    /// from its first block to its last.
+    static func locate(_ anchors: [BlockHash], in directory: String) throws(TouchLogError) -> [AnchorCheck] {
+        var checks = anchors.map { AnchorCheck(anchor: $0) }
         var logs = ["log"]
         if let kept = StoreMigration.archivedLog(in: directory) { logs.append(kept.name) }
-        for name in logs {
+        for name in logs where checks.contains(where: { !$0.isFound }) {
             let reader = try storage { () throws(StorageError) in try LogReader(directory: directory + "/" + name) }
             let all = (reader.blocks + reader.markers).sorted {
                 ($0.fileIndex, $0.blockIndex) < ($1.fileIndex, $1.blockIndex)
             }
-            guard let index = all.firstIndex(where: { $0.header.hash == anchor }) else { continue }
-            let found = all[index]
-            check.log = name
-            check.block = "\(name)/\(reader.files[found.fileIndex].name) block \(found.blockIndex)"
-            check.endOffset = found.header.endOffset
-            check.recorded = found.header.maxRecorded
-            check.blocksAfter = all.count - index - 1
-            return check
+            var positions: [BlockHash: Int] = [:]
+            for (index, block) in all.enumerated() { positions[block.header.hash] = index }
+            for k in checks.indices where !checks[k].isFound {
+                guard let index = positions[checks[k].anchor] else { continue }
+                let found = all[index]
+                checks[k].log = name
+                checks[k].block = "\(name)/\(reader.files[found.fileIndex].name) block \(found.blockIndex)"
+                checks[k].endOffset = found.header.endOffset
+                checks[k].recorded = found.header.maxRecorded
+                checks[k].blocksAfter = all.count - index - 1
+            }
         }
-        return check
+        return checks
     }
 }
 
@@ -201,11 +205,11 @@ extension TouchLogStore {
         } else if publicKey != nil {
             check.fail(.signature, "the record is not signed, and a public key was given to check its signature")
         }
-        // The anchor.
-        let anchor = try AnchorCheck.locate(record.chainHead, in: directory)
+        // The anchor. (The reader, opened now, is the one the answer is recomputed with.)
+        let reader = try auditReader(directory)
+        let anchor = try AnchorCheck.locate([record.chainHead], in: directory)[0]
         check.anchor = anchor
         if !anchor.isFound {
-            let reader = try StoreReader(directory: directory)
             check.fail(
                 .anchor,
                 "the store no longer holds the block \(record.chainHead) the record is anchored to: its log was rebuilt "
@@ -248,7 +252,6 @@ extension TouchLogStore {
             check.notes.append("the members were not recomputed: the record's definition is not the store's")
             return check
         }
-        let reader = try auditReader(directory)
         guard reader.log.showPrefix(endingAt: record.offset) else {
             if anchor.isFound { check.fail(.anchor, "no block of the log ends at offset \(record.offset)") }
             check.notes.append("the members were not recomputed: no block of this log ends at offset \(record.offset)")
