@@ -104,6 +104,10 @@ import TouchLogTestSupport
         var wrongCount = unsigned
         wrongCount.members += 1
         #expect(try await store.check(wrongCount.json).problems.map(\.part) == [.members])
+        // An edited offset: the anchored block ends elsewhere, said once.
+        var wrongOffset = unsigned
+        wrongOffset.offset -= 1
+        #expect(try await store.check(wrongOffset.json).problems.map(\.part) == [.anchor])
         var wrongDigest = unsigned
         wrongDigest.memberDigest = BlockHash.sha256(of: [1])
         #expect(try await store.check(wrongDigest.json).problems.map(\.part) == [.memberDigest])
