@@ -449,6 +449,14 @@ async function route() {
   }
 }
 
+// The list and the view again, for new times. A click on a segment meanwhile routes on its own (hashchange), so the
+// view is then not drawn a second time under the reader's hands.
+async function refresh() {
+  const hash = location.hash;
+  await loadSegments();
+  if (location.hash === hash) await route();
+}
+
 async function start() {
   // The list is asked for with the health check, not after it.
   const list = api("/v1/segments");
@@ -474,12 +482,12 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   $("#time-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    attempt(async () => { await loadSegments(); await route(); });
+    attempt(refresh);
   });
   $("#time-now").addEventListener("click", () => {
     $("#as-of").value = "";
     $("#known-at").value = "";
-    attempt(async () => { await loadSegments(); await route(); });
+    attempt(refresh);
   });
   $("#new-segment").addEventListener("click", () => { location.hash = "#/new"; });
   window.addEventListener("hashchange", () => attempt(route));
