@@ -51,6 +51,23 @@ extension TouchLogStore {
         }
     }
 
+    /// The current version and definition (references resolved) of the segment `name`, as
+    /// ``SegmentCatalog/current(_:)`` reads it: a store opened for writing keeps what it read until it changes a
+    /// definition (no other process can), so a query by name does not read the catalog each time.
+    package func currentSegment(_ name: String) throws(TouchLogError) -> (version: Int, definition: SegmentDefinition) {
+        guard !isReadOnly else { return try segments.current(name) }
+        let changes = definitionChanges.load(ordering: .sequentiallyConsistent)
+        if let known = currentDefinitions.withLock({ $0.changes == changes ? $0.definitions[name] : nil }) {
+            return known
+        }
+        let current = try segments.current(name)
+        currentDefinitions.withLock { cache in
+            if cache.changes != changes { cache = (changes, [:]) }
+            cache.definitions[name] = current
+        }
+        return current
+    }
+
     // MARK: Queries
 
     /// The members of the segment `name` (its current definition) at `time`, sorted ascending by bytes.
@@ -58,7 +75,7 @@ extension TouchLogStore {
     /// Starts from the newest usable snapshot and reads only the log after it; may save a snapshot for later queries.
     /// Throws ``TouchLogError/Code-swift.struct/notFound`` when there is no such segment.
     public func members(of name: String, at time: QueryTime = .now) async throws(TouchLogError) -> [String] {
-        try await members(of: try segments.current(name).definition, at: time)
+        try await members(of: try currentSegment(name).definition, at: time)
     }
 
     /// The members of `definition` (stored or not) at `time`, sorted ascending by bytes.
@@ -66,20 +83,50 @@ extension TouchLogStore {
         -> [String]
     {
         try await metrics.timeQuery("members", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
-            try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
+            if time.knownAt == nil, let live = try await liveAnswer(definition, at: time.asOf, listing: true) {
+                return live.members ?? []
+            }
+            return try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
+        }
+    }
+
+    /// The members of `definition` as of now (the wall clock when the store answers), by everything recorded, and
+    /// that time: what a server answers when no time is given. A repeated ask is answered by the definition's live
+    /// audience at its own time when the wall clock went back, so the answers' times never go back.
+    package func membersNow(of definition: SegmentDefinition) async throws(TouchLogError) -> (
+        asOf: Int64, members: [String]
+    ) {
+        try await metrics.timeQuery("members", asOf: Timestamp.now(), knownAt: nil) { () throws(TouchLogError) in
+            if let live = try await liveAnswer(definition, at: nil, listing: true) {
+                return (live.asOf, live.members ?? [])
+            }
+            let time = QueryTime.now
+            return (time.asOf, try await read("query \(definition.name)") { try $0.members(of: definition, at: time) })
+        }
+    }
+
+    /// ``membersNow(of:)``'s count, without building the list.
+    package func countNow(of definition: SegmentDefinition) async throws(TouchLogError) -> (asOf: Int64, count: Int) {
+        try await metrics.timeQuery("count", asOf: Timestamp.now(), knownAt: nil) { () throws(TouchLogError) in
+            if let live = try await liveAnswer(definition, at: nil, listing: false) { return (live.asOf, live.count) }
+            let time = QueryTime.now
+            return (time.asOf, try await read("query \(definition.name)") { try $0.count(of: definition, at: time) })
         }
     }
 
     /// How many members the segment `name` (its current definition) has at `time`: ``members(of:at:)-(String,_)``'s
     /// count, without building the list.
     public func count(of name: String, at time: QueryTime = .now) async throws(TouchLogError) -> Int {
-        try await count(of: try segments.current(name).definition, at: time)
+        try await count(of: try currentSegment(name).definition, at: time)
     }
 
     /// How many members `definition` (stored or not) has at `time`.
     public func count(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError) -> Int {
         try await metrics.timeQuery("count", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
-            try await read("query \(definition.name)") { reader in try reader.count(of: definition, at: time) }
+            if time.knownAt == nil, let live = try await liveAnswer(definition, at: time.asOf, listing: false) {
+                return live.count
+            }
+            return try await read("query \(definition.name)") { reader in try reader.count(of: definition, at: time) }
         }
     }
 
@@ -87,7 +134,7 @@ extension TouchLogStore {
     public func explain(_ name: String, profile: String, at time: QueryTime = .now) async throws(TouchLogError)
         -> Explanation
     {
-        try await explain(try segments.current(name).definition, profile: profile, at: time)
+        try await explain(try currentSegment(name).definition, profile: profile, at: time)
     }
 
     /// Why `profile` is, or is not, a member of `definition` (stored or not) at `time`.
@@ -108,7 +155,7 @@ extension TouchLogStore {
     public func history(of name: String, from: Int64, to: Int64, step: Int64, knownAt: Int64? = nil)
         async throws(TouchLogError) -> SegmentHistory
     {
-        try await history(of: try segments.current(name).definition, from: from, to: to, step: step, knownAt: knownAt)
+        try await history(of: try currentSegment(name).definition, from: from, to: to, step: step, knownAt: knownAt)
     }
 
     /// The history of `definition` (stored or not).

@@ -40,9 +40,16 @@ public final class TouchLogStore: Sendable {
     let liveQueue = DispatchQueue(label: "touchlog.watches")
     /// The blocks watches read lately, decoded.
     let liveBlocks = DecodedBlockCache()
+    /// The live audiences of definitions asked again and again as of now.
+    let liveQueries = LiveQueries()
     /// How many times this store has changed a definition (put or removed one): a watch of a store opened for writing
     /// reads its definition again only when this moved.
     let definitionChanges = Atomic<UInt64>(0)
+    /// ``currentSegment(_:)``'s definitions, read when ``definitionChanges`` was `changes`.
+    let currentDefinitions = Mutex<
+        (changes: UInt64, definitions: [String: (version: Int, definition: SegmentDefinition)])
+    >(
+        (.max, [:]))
 
     /// Opens the store in `directory` for writing, creating it when `create` is true and it does not exist.
     ///

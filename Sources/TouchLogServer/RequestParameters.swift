@@ -69,6 +69,9 @@ struct RequestParameters {
         return .milliseconds(ms)
     }
 
+    /// True when neither `asOf` nor `knownAt` is given: the question is "now, by everything recorded".
+    var asksNow: Bool { string("asOf") == nil && string("knownAt") == nil }
+
     /// `asOf` (default now) and `knownAt` (default everything recorded).
     func queryTime() throws(APIError) -> QueryTime {
         QueryTime(asOf: try time("asOf") ?? Timestamp.now(), knownAt: try time("knownAt"))

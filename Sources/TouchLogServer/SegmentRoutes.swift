@@ -24,7 +24,7 @@ extension TouchLogServer {
             if let number = try parameters.integer("version", in: 1...999_999) {
                 (version, definition) = (number, try store.segments.version(name, number))
             } else {
-                (version, definition) = try store.segments.current(name)
+                (version, definition) = try store.currentSegment(name)
             }
             return Self.segment(name: name, version: version, definition)
         }
@@ -69,10 +69,14 @@ extension TouchLogServer {
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
             let name = try context.parameters.require("name")
             let time = try parameters.queryTime()
-            let (version, definition) = try store.segments.current(name)
+            let (version, definition) = try store.currentSegment(name)
+            let countOnly = try parameters.bool("countOnly") ?? false
+            if parameters.asksNow {
+                return try await Self.membersNowResponse(
+                    store, definition, name: name, version: version, countOnly: countOnly)
+            }
             return try await Self.membersResponse(
-                store, definition, name: name, version: version, time: time,
-                countOnly: try parameters.bool("countOnly") ?? false)
+                store, definition, name: name, version: version, time: time, countOnly: countOnly)
         }
 
         // An ad-hoc definition, evaluated without being stored (`touchlog query --rules FILE`).
@@ -81,9 +85,13 @@ extension TouchLogServer {
             let time = try parameters.queryTime()
             let definition = try SegmentDefinition(
                 json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
+            let countOnly = try parameters.bool("countOnly") ?? false
+            if parameters.asksNow {
+                return try await Self.membersNowResponse(
+                    store, definition, name: definition.name, version: nil, countOnly: countOnly)
+            }
             return try await Self.membersResponse(
-                store, definition, name: definition.name, version: nil, time: time,
-                countOnly: try parameters.bool("countOnly") ?? false)
+                store, definition, name: definition.name, version: nil, time: time, countOnly: countOnly)
         }
 
         router.get("/v1/segments/:name/explain") { request, context -> Response in
@@ -129,7 +137,7 @@ extension TouchLogServer {
         router.get("/v1/segments/:name/history") { request, context -> Response in
             let name = try context.parameters.require("name")
             let (from, to, step, knownAt) = try Self.historyParameters(request)
-            let (version, definition) = try store.segments.current(name)
+            let (version, definition) = try store.currentSegment(name)
             let history = try await store.history(of: definition, from: from, to: to, step: step, knownAt: knownAt)
             return Self.history(name: name, version: version, history)
         }
@@ -138,7 +146,7 @@ extension TouchLogServer {
         router.get("/v1/segments/:name/watch") { request, context -> Response in
             let parameters = try RequestParameters(request, allowed: ["initial", "recheck"])
             let name = try context.parameters.require("name")
-            _ = try store.segments.current(name)  // 404 now rather than an error event
+            _ = try store.currentSegment(name)  // 404 now rather than an error event
             var watchOptions = SegmentWatchOptions(includeInitialMembers: try parameters.bool("initial") ?? true)
             if let recheck = try parameters.duration("recheck") { watchOptions.recheckInterval = recheck }
             let watch = store.watch(name, options: watchOptions)
@@ -169,6 +177,20 @@ extension TouchLogServer {
         let members = countOnly ? nil : try await store.members(of: definition, at: time)
         let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
         return Self.members(name: name, version: version, time: time, count: count, members: members)
+    }
+
+    /// ``membersResponse(_:_:name:version:time:countOnly:)`` as of now: the time the store answered at (a repeated
+    /// ask is answered by the definition's live audience).
+    static func membersNowResponse(
+        _ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, countOnly: Bool
+    ) async throws(TouchLogError) -> Response {
+        if countOnly {
+            let (asOf, count) = try await store.countNow(of: definition)
+            return Self.members(name: name, version: version, time: QueryTime(asOf: asOf), count: count, members: nil)
+        }
+        let (asOf, members) = try await store.membersNow(of: definition)
+        return Self.members(
+            name: name, version: version, time: QueryTime(asOf: asOf), count: members.count, members: members)
     }
 
     /// `{"segment","version","asOf","knownAt","count","members"}`, and `missingPartitions` from a cluster that

@@ -38,7 +38,8 @@ import TouchLogStorage
                 let candidate: Int64
                 switch random.below(6) {
                 case 0: candidate = time
-                case 1, 2: candidate = time + Int64(random.below(3 * 86_400_000))
+                case 1: candidate = time + Int64(random.below(2 * 3_600_000))
+                case 2: candidate = time + Int64(random.below(3 * 86_400_000))
                 default:
                     let edge = [0, 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(5)]
                     candidate = eventTimes[random.below(eventTimes.count)] + Int64(edge) + Int64(random.below(3)) - 1
@@ -61,6 +62,7 @@ import TouchLogStorage
                     kept.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) } == full,
                     "\(resolved.json) as of \(time)")
                 #expect(live.members == full)
+                #expect(live.memberCount == full.count)
                 steps += 1
             }
         }
@@ -83,6 +85,35 @@ import TouchLogStorage
         return Event(
             time: at, profile: profile, type: type, touchpoint: touchpoint,
             value: random.chance(type == .conversion ? 0.8 : 0.2) ? Double(random.below(10_000)) / 100 : nil)
+    }
+
+    /// Events near a window's start are kept until they leave it: a profile with two clicks in the last hour leaves
+    /// the audience when the first is an hour old, also after steps that re-checked it (and dropped what had left).
+    @Test func eventsAreKeptUntilTheyLeaveTheWindow() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        defer { store.close() }
+        let t0 = Differential.start
+        let minute: Int64 = 60_000
+        try await store.append([
+            Event(time: t0 - 3 * 60 * minute, profile: "a", type: .click, touchpoint: "x"),
+            Event(time: t0, profile: "a", type: .click, touchpoint: "x"),
+            Event(time: t0 + 30 * minute, profile: "a", type: .click, touchpoint: "x"),
+            Event(time: t0 + 40 * minute, profile: "a", type: .conversion),
+        ])
+        let definition = try SegmentDefinition(
+            json: #"{"name":"twice","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"x"},"#
+                + #""timeframe":{"last":"1h"},"#
+                + #""count":{"atLeast":2}}]}"#)
+        let live = LiveAudience(definition, erasures: 0)
+        let reader = try StoreReader(directory: store.directory)
+        var members: [String] = []
+        for (at, expected) in [(35, ["a"]), (50, ["a"]), (55, ["a"]), (60, ["a"]), (61, []), (95, [])] {
+            let (entered, exited) = try live.advance(reader, to: t0 + Int64(at) * minute)
+            members = Set(members).union(entered).subtracting(exited).sorted()
+            #expect(members == expected, "at t0 + \(at) min")
+            #expect(try reader.members(of: definition, at: QueryTime(asOf: t0 + Int64(at) * minute)) == expected)
+        }
     }
 
     /// A window's next change: an event enters `last` at its time and leaves a millisecond after the window's length;

@@ -21,6 +21,9 @@ final class LiveAudience: @unchecked Sendable {
     private(set) var endOffset: UInt64 = 0
     /// How many erasures the log held when the audience was built: one more means it must be built again.
     let erasures: Int
+    /// The store's ``ChangeSignal/generation`` read before the last read of the log (a live query's own): while it
+    /// has not moved, no commit has been made since, and a step needs no reader.
+    var generation: UInt64 = .max
 
     private var builder = ProfileEventBuilder()
     private var names: [String] = []
@@ -31,8 +34,22 @@ final class LiveAudience: @unchecked Sendable {
     /// When each profile must next be evaluated (``Int64/max``: never unless it gets events).
     private var due: [Int64] = []
     private var queue = Heap<Due>()
-    /// Per touchpoint id (0: none), which event types (bit per ``EventType`` raw value) a rule can count.
-    private var relevantTypes: [UInt8] = []
+    /// Per touchpoint id of the builder's table (0: none), its class: touchpoints that every rule and sequence step
+    /// accepts alike share one, and kept events carry their class, so that what a step compiles is the size of the
+    /// classes, not of the store's touchpoints (a store can have one per campaign, request or message).
+    private var classOf: [UInt32] = []
+    /// Per class, whether each interaction rule, then each sequence step, accepts its touchpoints.
+    private var classAccepts: [[Bool]] = []
+    private var classByAccepts: [[Bool]: UInt32] = [:]
+    /// Per class, which event types (bit per ``EventType`` raw value) a rule can count.
+    private var classTypes: [UInt8] = []
+    /// Which classes each rule and step accepts (indexed by class): rebuilt when a class is added.
+    private var matchers: RuleMatchers
+    /// The time of the step being taken: events that no rule can count from then on are not kept.
+    private var horizonTime: Int64 = .min
+    /// ``horizon(_:_:)``'s per class and type (class × 8 + type), as of `horizonsAt`.
+    private var horizons: [Int64] = []
+    private var horizonsAt: Int64 = .min
     /// The rules' timeframes (interaction rules', then sequences'), compiled once, as a segment at any time.
     private let shape: CompiledSegment
     private let conversionsMatter: Bool
@@ -46,10 +63,20 @@ final class LiveAudience: @unchecked Sendable {
         static func < (a: Due, b: Due) -> Bool { (a.time, a.profile) < (b.time, b.profile) }
     }
 
+    /// How many members there are.
+    private(set) var memberCount = 0
+    /// ``members`` as last listed, kept up to date by each step's entries and exits once asked for.
+    private var listed: [String]?
+
     /// The members' names, sorted ascending by bytes.
     var members: [String] {
-        names.indices.filter { isMember[$0] }.map { names[$0] }.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        if let listed { return listed }
+        let sorted = names.indices.filter { isMember[$0] }.map { names[$0] }.sorted(by: Self.byBytes)
+        listed = sorted
+        return sorted
     }
+
+    private static func byBytes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
 
     /// An audience of `definition` (references resolved) that has read nothing yet, for a log holding `erasures`.
     init(_ definition: SegmentDefinition, erasures: Int) {
@@ -58,9 +85,12 @@ final class LiveAudience: @unchecked Sendable {
         expanded = definition.expanded
         shape = CompiledSegment(expanded, at: QueryTime(asOf: 0))
         conversionsMatter = shape.leaves.contains { $0.rule.conversion != nil }
+        matchers = RuleMatchers(
+            leaves: shape.leaves.map { _ in [] }, steps: shape.sequences.map { $0.steps.map { _ in [] } })
         // Without countable events every window is empty at every T, so the answer does not depend on T.
         let empty = ProfileEvaluation(segment: shape, matchers: RuleMatchers(shape, touchpoints: StringTable()))
         emptyProfileIsMember = empty.evaluate(empty.atoms([]))
+        _ = touchpointClass(of: 0)  // class 0: events without a touchpoint
     }
 
     /// Takes in the events `reader` holds past ``endOffset`` (erased profiles left out), moves the clock to `asOf`
@@ -70,6 +100,8 @@ final class LiveAudience: @unchecked Sendable {
         entered: [String], exited: [String]
     ) {
         var touched: [Int] = []
+        let time = max(self.asOf, asOf)
+        horizonTime = time
         if reader.endOffset > endOffset {
             if let blocks {
                 try blocks.forEachBlock(of: reader, from: endOffset, erasures: erasures) { block in
@@ -82,8 +114,20 @@ final class LiveAudience: @unchecked Sendable {
             }
             endOffset = reader.endOffset
         }
-        self.asOf = max(self.asOf, asOf)
-        let time = self.asOf
+        return step(to: time, touched: touched)
+    }
+
+    /// Moves the clock to `asOf` (never back) without reading: what ``advance(_:to:blocks:)`` does when the log has
+    /// not grown since the last step.
+    func advance(to asOf: Int64) -> (entered: [String], exited: [String]) {
+        let time = max(self.asOf, asOf)
+        horizonTime = time
+        return step(to: time, touched: [])
+    }
+
+    /// Re-checks the profiles `touched` and those due at or before `time`, and moves the clock there.
+    private func step(to time: Int64, touched: [Int]) -> (entered: [String], exited: [String]) {
+        self.asOf = time
         var check = touched
         while let next = queue.min, next.time <= time {
             queue.removeMin()
@@ -91,8 +135,7 @@ final class LiveAudience: @unchecked Sendable {
         }
         guard !check.isEmpty else { return ([], []) }
         let segment = CompiledSegment(expanded, at: QueryTime(asOf: time))
-        let evaluation = ProfileEvaluation(
-            segment: segment, matchers: RuleMatchers(segment, touchpoints: builder.touchpoints))
+        let evaluation = ProfileEvaluation(segment: segment, matchers: matchers)
         var entered: [String] = []
         var exited: [String] = []
         var seen = Set<Int>()
@@ -100,14 +143,41 @@ final class LiveAudience: @unchecked Sendable {
             let now = firstTime[p] <= time && evaluation.evaluate(evaluation.atoms(events[p]))
             if now != isMember[p] {
                 isMember[p] = now
+                memberCount += now ? 1 : -1
                 if now { entered.append(names[p]) } else { exited.append(names[p]) }
             }
+            compact(p, at: time)
             let next = nextChange(of: p, after: time, matchers: evaluation.matchers)
             due[p] = next
             if next != .max { queue.insert(Due(time: next, profile: p)) }
         }
-        let byBytes: (String, String) -> Bool = { $0.utf8.lexicographicallyPrecedes($1.utf8) }
-        return (entered.sorted(by: byBytes), exited.sorted(by: byBytes))
+        entered.sort(by: Self.byBytes)
+        exited.sort(by: Self.byBytes)
+        if let old = listed, !(entered.isEmpty && exited.isEmpty) {
+            listed = Self.merge(old, entering: entered, leaving: exited)
+        }
+        return (entered, exited)
+    }
+
+    /// `list` without `leaving` and with `entering`, all three sorted by bytes (`leaving` a part of `list`, `entering`
+    /// none of it), in one pass.
+    static func merge(_ list: [String], entering: [String], leaving: [String]) -> [String] {
+        var merged: [String] = []
+        merged.reserveCapacity(list.count + entering.count - leaving.count)
+        var (e, l) = (0, 0)
+        for name in list {
+            if l < leaving.count && leaving[l] == name {
+                l += 1
+                continue
+            }
+            while e < entering.count && byBytes(entering[e], name) {
+                merged.append(entering[e])
+                e += 1
+            }
+            merged.append(name)
+        }
+        merged.append(contentsOf: entering[e...])
+        return merged
     }
 
     /// Adds a block's events from ``endOffset`` on: each event is kept when a rule can count it, and its profile
@@ -116,18 +186,20 @@ final class LiveAudience: @unchecked Sendable {
     /// own dictionaries.
     private func take(_ block: DecodedBlock, touched: inout [Int]) {
         let batch = block.events
-        // Each of the block's touchpoints (0: none) once: its id in the builder's table and which types count.
+        // Each of the block's touchpoints (0: none) once: its class and which types count.
         var touchpointIDs = [UInt32](repeating: 0, count: batch.touchpoints.count + 1)
         var masks = [UInt8](repeating: 0, count: batch.touchpoints.count + 1)
         for local in touchpointIDs.indices {
             let id = local == 0 ? 0 : builder.touchpoint(batch.touchpoints[local - 1])
-            touchpointIDs[local] = id
-            masks[local] = relevance(of: Int(id))
+            let touchpointClass = touchpointClass(of: Int(id))
+            touchpointIDs[local] = touchpointClass
+            masks[local] = classTypes[Int(touchpointClass)]
         }
         // A block no rule can count an event of changes nothing, unless profiles without such events can be members.
         let everyEvent = emptyProfileIsMember
         if !everyEvent && !masks.contains(where: { $0 != 0 }) { return }
         let erased = -2
+        let conversion = conversionsMatter ? EventType.conversion.rawValue : UInt8.max
         var profileIDs = [Int](repeating: -1, count: batch.profiles.count)
         let first = endOffset > block.firstOffset ? Int(endOffset - block.firstOffset) : 0
         for i in first..<batch.count {
@@ -145,7 +217,10 @@ final class LiveAudience: @unchecked Sendable {
             if p == erased { continue }
             let time = batch.times[i]
             firstTime[p] = min(firstTime[p], time)
-            if relevant {
+            // (An event no rule can count at T or later is passed over; conversions wait for ``compact(_:at:)``.)
+            if relevant
+                && (time > horizonTime || time >= horizon(touchpointIDs[localTouchpoint], type) || type == conversion)
+            {
                 events[p].append(
                     ProfileEvent(
                         time: time, offset: block.firstOffset + UInt64(i), type: type,
@@ -153,6 +228,53 @@ final class LiveAudience: @unchecked Sendable {
             }
             touched.append(p)
         }
+    }
+
+    /// Drops the events of profile `p` that can no longer change its membership at `time` or later: those at or
+    /// before `time` that no rule can count from `time` on (a window's start only moves forward with T), except its
+    /// latest conversion at or before `time` (what conversion conditions compare with).
+    private func compact(_ p: Int, at time: Int64) {
+        func gone(_ e: ProfileEvent) -> Bool { e.time <= time && e.time < horizon(e.touchpoint, e.type) }
+        guard events[p].contains(where: gone) else { return }
+        var latestConversion = Int64.min
+        if conversionsMatter {
+            for e in events[p] where e.time <= time && e.type == EventType.conversion.rawValue {
+                latestConversion = max(latestConversion, e.time)
+            }
+        }
+        events[p].removeAll { gone($0) && !($0.type == EventType.conversion.rawValue && $0.time == latestConversion) }
+    }
+
+    /// The earliest event time a rule can count of events of touchpoint class `touchpointClass` and `type`, as of
+    /// ``horizonTime`` or any later time (``Int64/max``: none can).
+    private func horizon(_ touchpointClass: UInt32, _ type: UInt8) -> Int64 {
+        let index = Int(touchpointClass) * 8 + Int(type)
+        if horizonsAt != horizonTime || index >= horizons.count {
+            let segment = CompiledSegment(expanded, at: QueryTime(asOf: horizonTime))
+            horizons = [Int64](repeating: .max, count: classAccepts.count * 8)
+            func lower(_ window: ClosedRange<Int64>?, _ interaction: InteractionRule.Interaction, _ k: Int) {
+                // (No window at T: a fixed range that starts later; any time may count then.)
+                let low = window?.lowerBound ?? .min
+                for (c, accepts) in classAccepts.enumerated() where accepts[k] {
+                    for type in EventType.allCases where interaction.matches(type.rawValue) {
+                        horizons[c * 8 + Int(type.rawValue)] = min(horizons[c * 8 + Int(type.rawValue)], low)
+                    }
+                }
+            }
+            var k = 0
+            for leaf in segment.leaves {
+                lower(leaf.window, leaf.rule.interaction, k)
+                k += 1
+            }
+            for sequence in segment.sequences {
+                for step in sequence.steps {
+                    lower(sequence.window, step.rule.interaction, k)
+                    k += 1
+                }
+            }
+            horizonsAt = horizonTime
+        }
+        return horizons[index]
     }
 
     /// The number of the profile `name`, added when it is new.
@@ -168,26 +290,47 @@ final class LiveAudience: @unchecked Sendable {
         return p
     }
 
-    /// Which event types (a bit per raw value) with touchpoint `id` of the builder's table (0: none) a rule can count.
-    private func relevance(of id: Int) -> UInt8 {
-        while relevantTypes.count <= id {
-            relevantTypes.append(relevance(ofTouchpoint: relevantTypes.count))
+    /// The class of touchpoint `id` of the builder's table (0: none), added when no class accepts alike.
+    private func touchpointClass(of id: Int) -> UInt32 {
+        while classOf.count <= id {
+            let bytes: ArraySlice<UInt8>? = classOf.isEmpty ? nil : builder.touchpoints[classOf.count - 1]
+            func accepts(_ rule: InteractionRule) -> Bool {
+                guard let matcher = rule.touchpoint else { return true }
+                return bytes.map { matcher.matches($0) } ?? false
+            }
+            let accepted =
+                shape.leaves.map { accepts($0.rule) } + shape.sequences.flatMap { $0.steps.map { accepts($0.rule) } }
+            if let known = classByAccepts[accepted] {
+                classOf.append(known)
+                continue
+            }
+            let added = UInt32(classAccepts.count)
+            classByAccepts[accepted] = added
+            classAccepts.append(accepted)
+            let rules = shape.leaves.map(\.rule) + shape.sequences.flatMap { $0.steps.map(\.rule) }
+            var types: UInt8 = conversionsMatter ? 1 << EventType.conversion.rawValue : 0
+            for (rule, accepts) in zip(rules, accepted) where accepts { types |= typeMask(rule.interaction) }
+            classTypes.append(types)
+            classOf.append(added)
+            // Which classes each rule and step accepts.
+            var leaves: [[Bool]] = []
+            var steps: [[[Bool]]] = []
+            var k = 0
+            for _ in shape.leaves {
+                leaves.append(classAccepts.map { $0[k] })
+                k += 1
+            }
+            for sequence in shape.sequences {
+                var accepting: [[Bool]] = []
+                for _ in sequence.steps {
+                    accepting.append(classAccepts.map { $0[k] })
+                    k += 1
+                }
+                steps.append(accepting)
+            }
+            matchers = RuleMatchers(leaves: leaves, steps: steps)
         }
-        return relevantTypes[id]
-    }
-
-    /// Which event types with touchpoint `id` (0: none; else id − 1 in the builder's table) a rule can count.
-    private func relevance(ofTouchpoint id: Int) -> UInt8 {
-        let bytes: ArraySlice<UInt8>? = id == 0 ? nil : builder.touchpoints[id - 1]
-        func accepts(_ rule: InteractionRule) -> UInt8 {
-            guard let matcher = rule.touchpoint else { return typeMask(rule.interaction) }
-            guard let bytes, matcher.matches(bytes) else { return 0 }
-            return typeMask(rule.interaction)
-        }
-        var mask: UInt8 = conversionsMatter ? 1 << EventType.conversion.rawValue : 0
-        for leaf in shape.leaves { mask |= accepts(leaf.rule) }
-        for sequence in shape.sequences { for step in sequence.steps { mask |= accepts(step.rule) } }
-        return mask
+        return classOf[id]
     }
 
     private func typeMask(_ interaction: InteractionRule.Interaction) -> UInt8 {
@@ -196,7 +339,7 @@ final class LiveAudience: @unchecked Sendable {
 
     /// The earliest time after `time` at which profile `p`'s membership can change without new events: when it
     /// becomes known, when one of its events reaches T, or enters or leaves the window of a rule that can count it
-    /// (`matchers`: which touchpoints each rule and step accepts, over the builder's table).
+    /// (`matchers`: which touchpoint classes each rule and step accepts).
     private func nextChange(of p: Int, after time: Int64, matchers: RuleMatchers) -> Int64 {
         var next = Int64.max
         func consider(_ t: Int64?) {

@@ -43,6 +43,12 @@ struct RuleMatchers {
         leaves = segment.leaves.map { $0.allowedTouchpoints(touchpoints) }
         steps = segment.sequences.map { $0.steps.map { $0.allowedTouchpoints(touchpoints) } }
     }
+
+    /// Per interaction rule, then per sequence and step, whether it accepts each touchpoint id.
+    init(leaves: [[Bool]], steps: [[[Bool]]]) {
+        self.leaves = leaves
+        self.steps = steps
+    }
 }
 
 /// The membership of one profile from its own events: the evaluation every other follows, used where one profile
