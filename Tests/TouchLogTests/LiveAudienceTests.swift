@@ -34,17 +34,7 @@ import TouchLogStorage
             var kept = Set<String>()
             var time = Differential.start - 2 * 86_400_000
             for _ in 0..<30 {
-                // Forward: by a random span, to just before, on or after an event's time or a window edge, or not.
-                let candidate: Int64
-                switch random.below(6) {
-                case 0: candidate = time
-                case 1: candidate = time + Int64(random.below(2 * 3_600_000))
-                case 2: candidate = time + Int64(random.below(3 * 86_400_000))
-                default:
-                    let edge = [0, 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(5)]
-                    candidate = eventTimes[random.below(eventTimes.count)] + Int64(edge) + Int64(random.below(3)) - 1
-                }
-                time = max(time, candidate)
+                time = Self.nextTime(&random, after: time, eventTimes: eventTimes)
                 if random.chance(0.35) {
                     let events = (0..<(1 + random.below(8))).map { _ in randomEvent(&random, near: time) }
                     try await store.append(events)
@@ -68,6 +58,21 @@ import TouchLogStorage
         }
         #expect(steps == definitions.count * 30)
         #expect(changes > 0, "the steps should move some profiles in or out")
+    }
+
+    /// The simulated clock's next time: forward by a random span (minutes to days), to just before, on or after an
+    /// event's time or a window edge, or not at all.
+    static func nextTime(_ random: inout TestRandom, after time: Int64, eventTimes: [Int64]) -> Int64 {
+        let candidate: Int64
+        switch random.below(6) {
+        case 0: candidate = time
+        case 1: candidate = time + Int64(random.below(2 * 3_600_000))
+        case 2: candidate = time + Int64(random.below(3 * 86_400_000))
+        default:
+            let edge = [0, 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(5)]
+            candidate = eventTimes[random.below(eventTimes.count)] + Int64(edge) + Int64(random.below(3)) - 1
+        }
+        return max(time, candidate)
     }
 
     /// An event around the clock: mostly in the last days, some late (weeks back), some stamped ahead of it.

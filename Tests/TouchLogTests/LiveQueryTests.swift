@@ -31,16 +31,7 @@ import TouchLogStorage
         var erased: String?
         let liveTest = LiveAudienceTests()
         for step in 0..<40 {
-            let candidate: Int64
-            switch random.below(6) {
-            case 0: candidate = time
-            case 1: candidate = time + Int64(random.below(2 * 3_600_000))
-            case 2: candidate = time + Int64(random.below(3 * 86_400_000))
-            default:
-                let edge = [0, 3_600_000, 86_400_000, 7 * 86_400_000, 30 * 86_400_000][random.below(5)]
-                candidate = eventTimes[random.below(eventTimes.count)] + Int64(edge) + Int64(random.below(3)) - 1
-            }
-            time = max(time, candidate)
+            time = LiveAudienceTests.nextTime(&random, after: time, eventTimes: eventTimes)
             if random.chance(0.4) {
                 let events = (0..<(1 + random.below(8))).map { _ in liveTest.randomEvent(&random, near: time) }
                 try await store.append(events)

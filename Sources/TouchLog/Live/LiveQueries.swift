@@ -52,7 +52,7 @@ final class LiveQueries: Sendable {
     }
 
     /// What a query of `definition` as of `asOf` should do: use `slot` when it has an audience, and start a build of
-    /// `slot` when `build` (the caller builds, then calls ``built(_:)``).
+    /// `slot` when `build` (the caller builds, then calls ``built(_:failed:)``).
     func ask(_ definition: SegmentDefinition, asOf: Int64) -> (slot: Slot?, build: Bool) {
         let now = Platform.monotonicNanoseconds()
         return state.withLock { state in
