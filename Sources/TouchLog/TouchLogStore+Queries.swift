@@ -82,35 +82,31 @@ extension TouchLogStore {
     public func members(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError)
         -> [String]
     {
-        try await metrics.timeQuery("members", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
-            if time.knownAt == nil, let live = try await liveAnswer(definition, at: time.asOf, listing: true) {
-                return live.members ?? []
-            }
-            return try await read("query \(definition.name)") { reader in try reader.members(of: definition, at: time) }
-        }
+        try await answer(definition, at: time, listing: true).members ?? []
     }
 
-    /// The members of `definition` as of now (the wall clock when the store answers), by everything recorded, and
-    /// that time: what a server answers when no time is given. A repeated ask is answered by the definition's live
-    /// audience at its own time when the wall clock went back, so the answers' times never go back.
-    package func membersNow(of definition: SegmentDefinition) async throws(TouchLogError) -> (
-        asOf: Int64, members: [String]
-    ) {
-        try await metrics.timeQuery("members", asOf: Timestamp.now(), knownAt: nil) { () throws(TouchLogError) in
-            if let live = try await liveAnswer(definition, at: nil, listing: true) {
-                return (live.asOf, live.members ?? [])
+    /// The members of `definition` at `time` (with `listing`) or only their count, and the as-of time answered. Nil
+    /// `time`: now, by everything recorded, the wall clock when the store answers (what a server answers when no time
+    /// is given); a repeated ask is answered by the definition's live audience, at its own time when the wall clock
+    /// went back, so the answers' times never go back. A live audience answers whatever it can (see ``LiveQueries``);
+    /// a reader the rest.
+    package func answer(_ definition: SegmentDefinition, at time: QueryTime?, listing: Bool)
+        async throws(TouchLogError) -> SegmentAnswer
+    {
+        let operation = listing ? "members" : "count"
+        return try await metrics.timeQuery(operation, asOf: time?.asOf ?? Timestamp.now(), knownAt: time?.knownAt) {
+            () throws(TouchLogError) in
+            if time?.knownAt == nil, let live = try await liveAnswer(definition, at: time?.asOf, listing: listing) {
+                return live
             }
-            let time = QueryTime.now
-            return (time.asOf, try await read("query \(definition.name)") { try $0.members(of: definition, at: time) })
-        }
-    }
-
-    /// ``membersNow(of:)``'s count, without building the list.
-    package func countNow(of definition: SegmentDefinition) async throws(TouchLogError) -> (asOf: Int64, count: Int) {
-        try await metrics.timeQuery("count", asOf: Timestamp.now(), knownAt: nil) { () throws(TouchLogError) in
-            if let live = try await liveAnswer(definition, at: nil, listing: false) { return (live.asOf, live.count) }
-            let time = QueryTime.now
-            return (time.asOf, try await read("query \(definition.name)") { try $0.count(of: definition, at: time) })
+            let time = time ?? .now
+            return try await read("query \(definition.name)") { reader in
+                guard listing else {
+                    return SegmentAnswer(asOf: time.asOf, count: try reader.count(of: definition, at: time))
+                }
+                let members = try reader.members(of: definition, at: time)
+                return SegmentAnswer(asOf: time.asOf, count: members.count, members: members)
+            }
         }
     }
 
@@ -122,12 +118,7 @@ extension TouchLogStore {
 
     /// How many members `definition` (stored or not) has at `time`.
     public func count(of definition: SegmentDefinition, at time: QueryTime = .now) async throws(TouchLogError) -> Int {
-        try await metrics.timeQuery("count", asOf: time.asOf, knownAt: time.knownAt) { () throws(TouchLogError) in
-            if time.knownAt == nil, let live = try await liveAnswer(definition, at: time.asOf, listing: false) {
-                return live.count
-            }
-            return try await read("query \(definition.name)") { reader in try reader.count(of: definition, at: time) }
-        }
+        try await answer(definition, at: time, listing: false).count
     }
 
     /// Why `profile` is, or is not, in the segment `name` at `time`: each rule's verdict and the events that decided it.

@@ -42,8 +42,8 @@ public final class TouchLogStore: Sendable {
     let liveBlocks = DecodedBlockCache()
     /// The live audiences of definitions asked again and again as of now.
     let liveQueries = LiveQueries()
-    /// How many times this store has changed a definition (put or removed one): a watch of a store opened for writing
-    /// reads its definition again only when this moved.
+    /// How many times this store has changed a definition (put or removed one): a store opened for writing reads a
+    /// definition again (``currentSegment(_:)``, for queries by name and watches) only when this moved.
     let definitionChanges = Atomic<UInt64>(0)
     /// ``currentSegment(_:)``'s definitions, read when ``definitionChanges`` was `changes`.
     let currentDefinitions = Mutex<

@@ -69,11 +69,14 @@ struct RequestParameters {
         return .milliseconds(ms)
     }
 
-    /// True when neither `asOf` nor `knownAt` is given: the question is "now, by everything recorded".
-    var asksNow: Bool { string("asOf") == nil && string("knownAt") == nil }
-
     /// `asOf` (default now) and `knownAt` (default everything recorded).
     func queryTime() throws(APIError) -> QueryTime {
         QueryTime(asOf: try time("asOf") ?? Timestamp.now(), knownAt: try time("knownAt"))
+    }
+
+    /// ``queryTime()``, or nil when neither `asOf` nor `knownAt` is given: "now, by everything recorded", which the
+    /// store answers at a time of its own.
+    func queryTimeUnlessNow() throws(APIError) -> QueryTime? {
+        string("asOf") == nil && string("knownAt") == nil ? nil : try queryTime()
     }
 }

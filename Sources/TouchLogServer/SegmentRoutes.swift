@@ -68,30 +68,22 @@ extension TouchLogServer {
         router.get("/v1/segments/:name/members") { request, context -> Response in
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
             let name = try context.parameters.require("name")
-            let time = try parameters.queryTime()
+            let time = try parameters.queryTimeUnlessNow()
             let (version, definition) = try store.currentSegment(name)
-            let countOnly = try parameters.bool("countOnly") ?? false
-            if parameters.asksNow {
-                return try await Self.membersNowResponse(
-                    store, definition, name: name, version: version, countOnly: countOnly)
-            }
             return try await Self.membersResponse(
-                store, definition, name: name, version: version, time: time, countOnly: countOnly)
+                store, definition, name: name, version: version, time: time,
+                countOnly: try parameters.bool("countOnly") ?? false)
         }
 
         // An ad-hoc definition, evaluated without being stored (`touchlog query --rules FILE`).
         router.post("/v1/query") { request, _ -> Response in
             let parameters = try RequestParameters(request, allowed: ["asOf", "knownAt", "countOnly"])
-            let time = try parameters.queryTime()
+            let time = try parameters.queryTimeUnlessNow()
             let definition = try SegmentDefinition(
                 json: String(decoding: try await Self.body(of: request, limit: options.maxBodyBytes), as: UTF8.self))
-            let countOnly = try parameters.bool("countOnly") ?? false
-            if parameters.asksNow {
-                return try await Self.membersNowResponse(
-                    store, definition, name: definition.name, version: nil, countOnly: countOnly)
-            }
             return try await Self.membersResponse(
-                store, definition, name: definition.name, version: nil, time: time, countOnly: countOnly)
+                store, definition, name: definition.name, version: nil, time: time,
+                countOnly: try parameters.bool("countOnly") ?? false)
         }
 
         router.get("/v1/segments/:name/explain") { request, context -> Response in
@@ -169,28 +161,16 @@ extension TouchLogServer {
     }
 
     /// The answer to a members query of `definition`: its members and their count, or with `countOnly` the count alone
-    /// (which never builds the list of strings).
+    /// (which never builds the list of strings). Nil `time`: now, as of the time the store answered at (a repeated
+    /// ask is answered by the definition's live audience).
     static func membersResponse(
-        _ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, time: QueryTime,
+        _ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, time: QueryTime?,
         countOnly: Bool
     ) async throws(TouchLogError) -> Response {
-        let members = countOnly ? nil : try await store.members(of: definition, at: time)
-        let count = if let members { members.count } else { try await store.count(of: definition, at: time) }
-        return Self.members(name: name, version: version, time: time, count: count, members: members)
-    }
-
-    /// ``membersResponse(_:_:name:version:time:countOnly:)`` as of now: the time the store answered at (a repeated
-    /// ask is answered by the definition's live audience).
-    static func membersNowResponse(
-        _ store: TouchLogStore, _ definition: SegmentDefinition, name: String, version: Int?, countOnly: Bool
-    ) async throws(TouchLogError) -> Response {
-        if countOnly {
-            let (asOf, count) = try await store.countNow(of: definition)
-            return Self.members(name: name, version: version, time: QueryTime(asOf: asOf), count: count, members: nil)
-        }
-        let (asOf, members) = try await store.membersNow(of: definition)
+        let answer = try await store.answer(definition, at: time, listing: !countOnly)
         return Self.members(
-            name: name, version: version, time: QueryTime(asOf: asOf), count: members.count, members: members)
+            name: name, version: version, time: time ?? QueryTime(asOf: answer.asOf), count: answer.count,
+            members: answer.members)
     }
 
     /// `{"segment","version","asOf","knownAt","count","members"}`, and `missingPartitions` from a cluster that

@@ -89,8 +89,9 @@ import TouchLogStorage
                     Event(time: Timestamp.now(), profile: "late-comer", type: .click, touchpoint: "t-1")
                 ])
             }
-            let (asOf, members) = try await store.membersNow(of: definition)
-            let (countAsOf, count) = try await store.countNow(of: definition)
+            let listed = try await store.answer(definition, at: nil, listing: true)
+            let counted = try await store.answer(definition, at: nil, listing: false)
+            let (asOf, members, countAsOf, count) = (listed.asOf, listed.members ?? [], counted.asOf, counted.count)
             #expect(asOf >= last && countAsOf >= asOf)
             last = countAsOf
             let reader = try StoreReader(directory: store.directory)

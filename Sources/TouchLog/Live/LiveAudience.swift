@@ -50,6 +50,8 @@ final class LiveAudience: @unchecked Sendable {
     /// ``horizon(_:_:)``'s per class and type (class × 8 + type), as of `horizonsAt`.
     private var horizons: [Int64] = []
     private var horizonsAt: Int64 = .min
+    /// ``compiled(at:)``'s last.
+    private var lastCompiled: (time: Int64, segment: CompiledSegment)?
     /// The rules' timeframes (interaction rules', then sequences'), compiled once, as a segment at any time.
     private let shape: CompiledSegment
     private let conversionsMatter: Bool
@@ -134,7 +136,7 @@ final class LiveAudience: @unchecked Sendable {
             if due[next.profile] == next.time { check.append(next.profile) }
         }
         guard !check.isEmpty else { return ([], []) }
-        let segment = CompiledSegment(expanded, at: QueryTime(asOf: time))
+        let segment = compiled(at: time)
         let evaluation = ProfileEvaluation(segment: segment, matchers: matchers)
         var entered: [String] = []
         var exited: [String] = []
@@ -250,7 +252,7 @@ final class LiveAudience: @unchecked Sendable {
     private func horizon(_ touchpointClass: UInt32, _ type: UInt8) -> Int64 {
         let index = Int(touchpointClass) * 8 + Int(type)
         if horizonsAt != horizonTime || index >= horizons.count {
-            let segment = CompiledSegment(expanded, at: QueryTime(asOf: horizonTime))
+            let segment = compiled(at: horizonTime)
             horizons = [Int64](repeating: .max, count: classAccepts.count * 8)
             func lower(_ window: ClosedRange<Int64>?, _ interaction: InteractionRule.Interaction, _ k: Int) {
                 // (No window at T: a fixed range that starts later; any time may count then.)
@@ -275,6 +277,14 @@ final class LiveAudience: @unchecked Sendable {
             horizonsAt = horizonTime
         }
         return horizons[index]
+    }
+
+    /// The definition compiled at `time` (kept for the step at that time: its evaluation and its horizons).
+    private func compiled(at time: Int64) -> CompiledSegment {
+        if let last = lastCompiled, last.time == time { return last.segment }
+        let segment = CompiledSegment(expanded, at: QueryTime(asOf: time))
+        lastCompiled = (time, segment)
+        return segment
     }
 
     /// The number of the profile `name`, added when it is new.

@@ -120,17 +120,24 @@ final class LiveQueries: Sendable {
     }
 }
 
-/// What a live query answers: the members' count, and their names when asked.
-struct LiveAnswer: Sendable {
-    var asOf: Int64
-    var count: Int
-    var members: [String]?
+/// A members query's answer: the as-of time answered, the members' count, and their names when asked.
+package struct SegmentAnswer: Sendable {
+    package var asOf: Int64
+    package var count: Int
+    package var members: [String]? = nil
 }
 
 extension LiveAudience {
+    /// The time it answers a query as of `requested` at (nil: now, `now` or its own time when the clock went back),
+    /// or nil when that is before its own time (its clock only moves forward).
+    func answerTime(for requested: Int64?, now: Int64) -> Int64? {
+        let at = requested ?? max(now, asOf)
+        return at >= asOf ? at : nil
+    }
+
     /// Its answer as of `at` (its clock), with the members' names when `listing`.
-    func answer(at: Int64, listing: Bool) -> LiveAnswer {
-        LiveAnswer(asOf: at, count: memberCount, members: listing ? members : nil)
+    func answer(at: Int64, listing: Bool) -> SegmentAnswer {
+        SegmentAnswer(asOf: at, count: memberCount, members: listing ? members : nil)
     }
 }
 
@@ -139,7 +146,7 @@ extension TouchLogStore {
     /// own time when the clock went back), or nil when no audience can give it (the query runs as usual). Registers
     /// the ask, and starts building an audience when this is the definition's repeated ask.
     func liveAnswer(_ definition: SegmentDefinition, at time: Int64?, listing: Bool) async throws(TouchLogError)
-        -> LiveAnswer?
+        -> SegmentAnswer?
     {
         let now = Timestamp.now()
         // Only "now" is asked again and again at a moving time; a past time is left to snapshots.
@@ -159,10 +166,10 @@ extension TouchLogStore {
         let generation = changes.generation
         if !isReadOnly {
             // Nothing committed since the audience last read the log: only the clock moves, on this thread.
-            let quick = slot.audience.withLockIfAvailable { audience -> LiveAnswer? in
-                guard let audience, audience.generation == generation else { return nil }
-                let at = time ?? max(asOf, audience.asOf)
-                guard at >= audience.asOf else { return nil }
+            let quick = slot.audience.withLockIfAvailable { audience -> SegmentAnswer? in
+                guard let audience, audience.generation == generation,
+                    let at = audience.answerTime(for: time, now: asOf)
+                else { return nil }
                 _ = audience.advance(to: at)
                 return audience.answer(at: at, listing: listing)
             }
@@ -172,12 +179,11 @@ extension TouchLogStore {
             }
         }
         let blocks = liveBlocks
-        let (answered, stale) = try await read("query \(definition.name)") { reader -> (LiveAnswer?, Bool) in
-            try slot.audience.withLock { audience -> (LiveAnswer?, Bool) in
+        let (answered, stale) = try await read("query \(definition.name)") { reader -> (SegmentAnswer?, Bool) in
+            try slot.audience.withLock { audience -> (SegmentAnswer?, Bool) in
                 guard let audience else { return (nil, false) }
                 guard audience.erasures == reader.erasures.records.count else { return (nil, true) }
-                let at = time ?? max(asOf, audience.asOf)
-                guard at >= audience.asOf else { return (nil, false) }
+                guard let at = audience.answerTime(for: time, now: asOf) else { return (nil, false) }
                 _ = try audience.advance(reader, to: at, blocks: blocks)
                 audience.generation = generation
                 return (audience.answer(at: at, listing: listing), false)

@@ -70,8 +70,6 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         private var lastEvaluation: ContinuousClock.Instant?
         private var lastEnd: UInt64 = 0
         private var seenGeneration: UInt64 = 0
-        /// The definition last read, and ``TouchLogStore/definitionChanges`` then (a writer's own changes).
-        private var definition: (changes: UInt64, version: Int, definition: SegmentDefinition)?
         /// Counted in `touchlog_watched_segments` while the iterator lives.
         private let counted = WatchCount()
 
@@ -101,15 +99,7 @@ public struct SegmentWatch: AsyncSequence, Sendable {
                 }
                 seenGeneration = store.changes.generation
                 lastEvaluation = ContinuousClock.now
-                let changes = store.definitionChanges.load(ordering: .sequentiallyConsistent)
-                let (version, definition): (Int, SegmentDefinition)
-                if !store.isReadOnly, let known = self.definition, known.changes == changes {
-                    (version, definition) = (known.version, known.definition)
-                } else {
-                    // A read-only store's definitions change in another process: read every time.
-                    (version, definition) = try store.segments.current(watch.name)
-                    self.definition = (changes, version, definition)
-                }
+                let (version, definition) = try store.currentSegment(watch.name)
                 let asOf = options.clock()
                 let live = self.live
                 let blocks = store.liveBlocks
