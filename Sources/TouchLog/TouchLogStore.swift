@@ -35,9 +35,11 @@ public final class TouchLogStore: Sendable {
     let changes = ChangeSignal()
     /// Appends and queries, recorded through swift-metrics.
     let metrics = StoreMetrics()
-    /// Where watches take their steps, one at a time: a hundred watches woken by one commit then share one reader
-    /// and one core, and each new block is decoded once for all of them (``liveBlocks``).
+    /// Where watches take their steps, one round at a time (``watchHub``): a hundred watches woken by one commit then
+    /// share one reader and one core, and each new block is decoded once for all of them (``liveBlocks``).
     let liveQueue = DispatchQueue(label: "touchlog.watches")
+    /// The watches waiting for their next update, stepped in rounds.
+    let watchHub = WatchHub()
     /// The blocks watches read lately, decoded.
     let liveBlocks = DecodedBlockCache()
     /// The live audiences of definitions asked again and again as of now.

@@ -3,11 +3,12 @@ import Testing
 import TouchLog
 import TouchLogTestSupport
 
-/// A clock a test moves by hand, for watches.
+/// A clock a test moves by hand, for watches (or a count tasks share).
 final class TestClock: Sendable {
     private let value: Mutex<Int64>
     init(_ start: Int64) { value = Mutex(start) }
     func set(_ ms: Int64) { value.withLock { $0 = ms } }
+    func advance() { value.withLock { $0 += 1 } }
     func read() -> Int64 { value.withLock { $0 } }
 }
 
@@ -20,6 +21,14 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
             {"name":"promo-clickers","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},
              "timeframe":{"last":"\(window)"},"conversion":"not_converted"}]}
             """)
+}
+
+/// Watch options for a clock that stands at `t0 + hour`: evaluated at each commit, rechecked once a minute.
+private func fixedClockOptions(includeInitialMembers: Bool) -> SegmentWatchOptions {
+    var options = SegmentWatchOptions(
+        recheckInterval: .seconds(60), minimumInterval: .milliseconds(1), includeInitialMembers: includeInitialMembers)
+    options.clock = { t0 + hour }
+    return options
 }
 
 /// The public API as a service uses it: many tasks at once, read-only handles, tails and watches.
@@ -294,25 +303,87 @@ private func clickersNotConverted(window: String) throws -> SegmentDefinition {
         } throws: { ($0 as? TouchLogError)?.code == .notFound }
     }
 
+    /// Many watches wait at once (the store steps them in rounds): one commit reaches each with its own segment's
+    /// change, a commit that touches one segment wakes only its watch, and cancelling the others ends just them.
+    @Test func manyWatchesEachSeeTheirOwnSegmentAndEndAlone() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        defer { store.close() }
+        let count = 24
+        for i in 0..<count {
+            try await store.putSegment(
+                try SegmentDefinition(
+                    json: """
+                        {"name":"s\(i)","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"tp\(i)"}}]}
+                        """))
+        }
+        try await store.append((0..<count).map { click("old\($0)", at: t0, "tp\($0)") })
+        let options = fixedClockOptions(includeInitialMembers: true)
+        // Each watch: its initial members, the update of a commit that changes every segment, then the next one.
+        let ready = TestClock(0)
+        let firstSeen = TestClock(0)
+        let tasks = (0..<count).map { i in
+            Task {
+                var iterator = store.watch("s\(i)", options: options).makeAsyncIterator()
+                let initial = try await iterator.next()
+                ready.advance()
+                let first = try await iterator.next()
+                firstSeen.advance()
+                let second = try await iterator.next()
+                return [initial, first, second]
+            }
+        }
+        func waitFor(_ counter: TestClock) async throws {
+            while counter.read() < count { try await Task.sleep(for: .milliseconds(5)) }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await waitFor(ready)
+        try await store.append((0..<count).map { click("new\($0)", at: t0, "tp\($0)") })
+        try await waitFor(firstSeen)
+        // A commit that touches segment 5 only: its watch reports it, the others wait until they are cancelled.
+        try await store.append([click("late", at: t0, "tp5"), click("nobody", at: t0, "elsewhere")])
+        let five = try await tasks[5].value
+        try await Task.sleep(for: .milliseconds(100))
+        for (i, task) in tasks.enumerated() where i != 5 { task.cancel() }
+        for (i, task) in tasks.enumerated() {
+            let updates = try await task.value
+            #expect(updates[0]?.entered == ["old\(i)"])
+            #expect(updates[1]?.entered == ["new\(i)"] && updates[1]?.exited == [])
+            if i == 5 { continue }
+            #expect(updates[2] == nil, "watch \(i) has no update: its segment did not change")
+        }
+        #expect(five[2]?.entered == ["late"])
+    }
+
+    @Test func closingTheStoreEndsEveryWaitingWatch() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        try await store.putSegment(try clickersNotConverted(window: "1d"))
+        let options = fixedClockOptions(includeInitialMembers: false)
+        let tasks = (0..<3).map { _ in
+            Task {
+                var iterator = store.watch("promo-clickers", options: options).makeAsyncIterator()
+                return try await iterator.next()
+            }
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        store.close()
+        for task in tasks { #expect(try await task.value == nil) }
+    }
+
     @Test func aWatchOfAReadOnlyStoreSeesTheWritersCommits() async throws {
         let dir = TemporaryDirectory()
         let writer = try TouchLogStore(directory: dir.path + "/s")
         try await writer.putSegment(try clickersNotConverted(window: "1d"))
         let reader = try TouchLogStore(readingFrom: dir.path + "/s")
-        var options = SegmentWatchOptions(
-            recheckInterval: .seconds(60), minimumInterval: .milliseconds(1), includeInitialMembers: false)
-        options.clock = { t0 + hour }
+        var options = fixedClockOptions(includeInitialMembers: true)
         options.pollInterval = .milliseconds(5)
-        let watch = reader.watch("promo-clickers", options: options).makeAsyncIterator()
-        let next = Task { [watch] in
-            var iterator = watch
-            return try await iterator.next()
-        }
-        try await Task.sleep(for: .milliseconds(30))
+        var watch = reader.watch("promo-clickers", options: options).makeAsyncIterator()
+        // The initial members fix what the watch has seen: the writer's commit comes after them.
+        #expect(try await watch.next()?.entered == [])
         try await writer.append([click("a", at: t0)])
-        let update = try await next.value
+        let update = try await watch.next()
         #expect(update?.entered == ["a"])
         #expect(update?.isInitial == false)
-
     }
 }

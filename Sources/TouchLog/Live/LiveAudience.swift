@@ -67,18 +67,53 @@ final class LiveAudience: @unchecked Sendable {
 
     /// How many members there are.
     private(set) var memberCount = 0
-    /// ``members`` as last listed, kept up to date by each step's entries and exits once asked for.
+    /// ``members`` as last listed (nil: never listed).
     private var listed: [String]?
+    /// The profiles whose membership changed since ``listed`` was made, with their membership then; merged into it at
+    /// the next listing (a repeated query's). A watch lists only at its first step: past a quarter of the list, the
+    /// list is forgotten, so steps that are never listed cost no more than their changes.
+    private var changedSinceListing: [Int: Bool] = [:]
 
     /// The members' names, sorted ascending by bytes.
     var members: [String] {
-        if let listed { return listed }
-        let sorted = names.indices.filter { isMember[$0] }.map { names[$0] }.sorted(by: Self.byBytes)
+        if let old = listed {
+            var entering: [String] = []
+            var leaving: [String] = []
+            for (p, was) in changedSinceListing where was != isMember[p] {
+                if isMember[p] { entering.append(names[p]) } else { leaving.append(names[p]) }
+            }
+            changedSinceListing = [:]
+            guard !(entering.isEmpty && leaving.isEmpty) else { return old }
+            let merged = Self.merge(old, entering: Self.sortedByBytes(entering), leaving: Self.sortedByBytes(leaving))
+            listed = merged
+            return merged
+        }
+        let sorted = Self.sortedByBytes(names.indices.filter { isMember[$0] }.map { names[$0] })
         listed = sorted
+        changedSinceListing = [:]
         return sorted
     }
 
     private static func byBytes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+
+    /// `names` sorted ascending by bytes: by their first 8 bytes as a big-endian integer (a radix sort), then only
+    /// the runs that share those by all their bytes.
+    static func sortedByBytes(_ names: [String]) -> [String] {
+        guard names.count > 1 else { return names }
+        var keys = names.map { name -> UInt64 in
+            var key: UInt64 = 0
+            for (j, byte) in name.utf8.prefix(8).enumerated() { key |= UInt64(byte) << UInt64(56 - 8 * j) }
+            return key
+        }
+        var order = Array(names.indices)
+        radixSort(keys: &keys, values: &order)
+        var runStart = 0
+        for k in 1...keys.count where k == keys.count || keys[k] != keys[runStart] {
+            if k - runStart > 1 { order[runStart..<k].sort { byBytes(names[$0], names[$1]) } }
+            runStart = k
+        }
+        return order.map { names[$0] }
+    }
 
     /// An audience of `definition` (references resolved) that has read nothing yet, for a log holding `erasures`.
     init(_ definition: SegmentDefinition, erasures: Int) {
@@ -144,6 +179,14 @@ final class LiveAudience: @unchecked Sendable {
         for p in check where seen.insert(p).inserted {
             let now = firstTime[p] <= time && evaluation.evaluate(evaluation.atoms(events[p]))
             if now != isMember[p] {
+                if let old = listed, changedSinceListing[p] == nil {
+                    changedSinceListing[p] = isMember[p]
+                    // Past a quarter of the list, sorting anew is as cheap as merging: forget the list.
+                    if changedSinceListing.count > old.count / 4 + 16 {
+                        listed = nil
+                        changedSinceListing = [:]
+                    }
+                }
                 isMember[p] = now
                 memberCount += now ? 1 : -1
                 if now { entered.append(names[p]) } else { exited.append(names[p]) }
@@ -153,12 +196,7 @@ final class LiveAudience: @unchecked Sendable {
             due[p] = next
             if next != .max { queue.insert(Due(time: next, profile: p)) }
         }
-        entered.sort(by: Self.byBytes)
-        exited.sort(by: Self.byBytes)
-        if let old = listed, !(entered.isEmpty && exited.isEmpty) {
-            listed = Self.merge(old, entering: entered, leaving: exited)
-        }
-        return (entered, exited)
+        return (Self.sortedByBytes(entered), Self.sortedByBytes(exited))
     }
 
     /// `list` without `leaving` and with `entering`, all three sorted by bytes (`leaving` a part of `list`, `entering`

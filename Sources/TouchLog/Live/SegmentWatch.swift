@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// How a ``SegmentWatch`` re-evaluates its segment.
@@ -63,13 +62,12 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         Iterator(watch: self)
     }
 
-    /// Iterates the updates; each iterator evaluates the segment on its own.
+    /// Iterates the updates; each iterator evaluates the segment on its own (in the store's rounds of watch steps,
+    /// ``WatchHub``).
     public struct Iterator: AsyncIteratorProtocol {
         private let watch: SegmentWatch
         private let live = LiveState()
-        private var lastEvaluation: ContinuousClock.Instant?
-        private var lastEnd: UInt64 = 0
-        private var seenGeneration: UInt64 = 0
+        private var progress = WatchProgress()
         /// Counted in `touchlog_watched_segments` while the iterator lives.
         private let counted = WatchCount()
 
@@ -78,50 +76,7 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         }
 
         public mutating func next() async throws -> SegmentUpdate? {
-            let store = watch.store
-            let options = watch.options
-            while true {
-                if Task.isCancelled { return nil }
-                if let last = lastEvaluation {
-                    if store.changes.isClosed { return nil }
-                    try? await Task.sleep(until: last + options.minimumInterval)
-                    let deadline = last + options.recheckInterval
-                    if store.isReadOnly {
-                        // Poll for the writer's commits until the recheck is due.
-                        while ContinuousClock.now < deadline && !Task.isCancelled && store.endOffset == lastEnd {
-                            try? await Task.sleep(for: Swift.min(options.pollInterval, deadline - ContinuousClock.now))
-                        }
-                    } else if ContinuousClock.now < deadline && store.changes.generation == seenGeneration {
-                        // (Under steady commits the store has changed by now: no timer and no child tasks.)
-                        await store.changes.wait(after: seenGeneration, timeout: deadline - ContinuousClock.now)
-                    }
-                    if Task.isCancelled || store.changes.isClosed { return nil }
-                }
-                seenGeneration = store.changes.generation
-                lastEvaluation = ContinuousClock.now
-                let (version, definition) = try store.currentSegment(watch.name)
-                let asOf = options.clock()
-                let live = self.live
-                let blocks = store.liveBlocks
-                // A first audience (it reads the whole log) is built off the watches' queue, not holding up their steps.
-                let queue = live.holdsAudience(of: definition) ? store.liveQueue : .global()
-                let step = try await store.read("watch \(watch.name)", on: queue) { reader in
-                    try live.advance(reader, definition: definition, to: asOf, blocks: blocks)
-                }
-                lastEnd = step.endOffset
-                if step.isInitial {
-                    if options.includeInitialMembers {
-                        return SegmentUpdate(
-                            segment: watch.name, version: version, asOf: asOf, endOffset: step.endOffset,
-                            entered: step.entered, exited: [], isInitial: true)
-                    }
-                    continue
-                }
-                if step.entered.isEmpty && step.exited.isEmpty { continue }
-                return SegmentUpdate(
-                    segment: watch.name, version: version, asOf: asOf, endOffset: step.endOffset,
-                    entered: step.entered, exited: step.exited, isInitial: false)
-            }
+            try await watch.store.watchHub.next(watch, live: live, progress: &progress)
         }
     }
 }
