@@ -10,6 +10,10 @@ package struct DecodedBlock: Sendable {
     package var recorded: Int64
     /// The block's events, in log order.
     package var events: EventBatch
+    /// Each event's store-wide profile id, when the block was decoded for a live audience (``StoreReader/decode(_:profileNames:)``
+    /// without names): then ``events`` holds no profiles, and the names are the reader's ``StoreReader/dictionary``'s.
+    /// Nil otherwise, and for format-1 blocks.
+    var storeProfileIDs: [UInt32]? = nil
 
     /// Event `index` with its offset and recorded time.
     package func storedEvent(at index: Int) -> StoredEvent {
@@ -215,7 +219,7 @@ package final class StoreReader {
 
     /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next
     /// decode reuses; a caller that keeps it past that costs a copy, never a wrong answer.
-    func decode(_ location: BlockLocation) throws(TouchLogError) -> DecodedBlock {
+    func decode(_ location: BlockLocation, profileNames: Bool = true) throws(TouchLogError) -> DecodedBlock {
         try storage { () throws(StorageError) in try log.read(location, into: &payload) }
         var events = EventBatch()
         swap(&events, &scratch)
@@ -226,9 +230,10 @@ package final class StoreReader {
                     throw DecodeError(byte: 0, reason: "not a committed block")
                 }
                 try loadDictionary(through: index)
-                try decodeGrouped(location.header, into: &events)
+                try decodeGrouped(location.header, into: &events, profileNames: profileNames)
                 return DecodedBlock(
-                    firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events)
+                    firstOffset: location.header.firstOffset, recorded: location.header.maxRecorded, events: events,
+                    storeProfileIDs: profileNames ? nil : Array(groupedScratch.profiles[..<events.count]))
             }
             try EventBlockCodec.decode(payload, into: &events)
             guard events.count == Int(location.header.count) else {
@@ -245,8 +250,11 @@ package final class StoreReader {
     }
 
     /// Decodes the format-2 block whose stored bytes are in ``payload``.
-    private func decodeGrouped(_ header: BlockHeader, into events: inout EventBatch) throws(DecodeError) {
+    private func decodeGrouped(
+        _ header: BlockHeader, into events: inout EventBatch, profileNames: Bool = true
+    ) throws(DecodeError) {
         try GroupedBlockCodec.decodeStored(
-            header, payload, dictionary: dictionary, into: &events, scratch: &groupedScratch, strict: false)
+            header, payload, dictionary: dictionary, into: &events, scratch: &groupedScratch, strict: false,
+            profileNames: profileNames)
     }
 }

@@ -297,7 +297,7 @@ enum GroupedBlockCodec {
     static func decodeStored(
         _ header: BlockHeader, _ stored: [UInt8], dictionary: StoreDictionary?, into batch: inout EventBatch,
         scratch: inout DecodeScratch, strict: Bool = true,
-        openProfiles: ((BlockSummary, inout [UInt8]) throws(DecodeError) -> Void)? = nil
+        openProfiles: ((BlockSummary, inout [UInt8]) throws(DecodeError) -> Void)? = nil, profileNames: Bool = true
     ) throws(DecodeError) -> BlockSummary {
         let summaryEnd = Int(header.summaryLength)
         guard summaryEnd <= stored.count else { throw DecodeError(byte: 0, reason: "a summary longer than the block") }
@@ -334,7 +334,9 @@ enum GroupedBlockCodec {
                         section, summary.newTouchpoints, into: &scratch.newTouchpoints, strict: true, "touchpoint")
                 }
             }
-            try decode(summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict)
+            try decode(
+                summary, body: body, dictionary: dictionary, into: &batch, scratch: &scratch, strict: strict,
+                profileNames: profileNames)
         }
         return summary
     }
@@ -345,9 +347,11 @@ enum GroupedBlockCodec {
     /// Without a `dictionary` (verify), every event is read and checked as when decoding, but nothing is written to
     /// `batch`: the events' count and times are those the summary states (checked against the header when it was
     /// parsed), and their ids are checked against the ranges the summary states.
+    /// Without `profileNames`, `batch` gets no profiles (its ``EventBatch/profileIDs`` and ``EventBatch/profiles``
+    /// stay empty): the events' store-wide profile ids are left in `scratch.profiles`.
     static func decode(
         _ summary: BlockSummary, body: UnsafeRawBufferPointer, dictionary: StoreDictionary?,
-        into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false
+        into batch: inout EventBatch, scratch: inout DecodeScratch, strict: Bool = false, profileNames: Bool = true
     ) throws(DecodeError) {
         let n = summary.count
         for kind in [BlockSummary.SectionKind.times, .profiles, .positions, .values] {
@@ -424,9 +428,14 @@ enum GroupedBlockCodec {
             }
         }
         if let failure { throw failure }
-        batch.profileIDs = EventBlockCodec.localDictionary(
-            dictionary.profiles, ids: scratch.profiles[...], none: nil,
-            scratch: &scratch.encode, into: &batch.profiles)
+        if profileNames {
+            batch.profileIDs = EventBlockCodec.localDictionary(
+                dictionary.profiles, ids: scratch.profiles[...], none: nil,
+                scratch: &scratch.encode, into: &batch.profiles)
+        } else {
+            batch.profileIDs.removeAll()
+            batch.profiles = StringTable()
+        }
         batch.touchpointIDs = EventBlockCodec.localDictionary(
             dictionary.touchpoints, ids: scratch.touchpoints[...], none: 0,
             scratch: &scratch.encode, into: &batch.touchpoints)

@@ -4,7 +4,9 @@ import TouchLogStorage
 /// Blocks decoded lately, shared by a store's watches: after a commit every watch takes in the same new blocks, and
 /// decoding them once for all of them is most of what a hundred watches cost. Holds blocks of at most `capacity`
 /// events, the newest; a block is known by its first offset and its hash. A new erasure empties it: a block decoded
-/// before the erasure still names the erased profiles.
+/// before the erasure still names the erased profiles. Format-2 blocks are kept without profile strings of their own
+/// (``DecodedBlock/storeProfileIDs``): a live audience looks up only the profiles it meets for the first time, in its
+/// reader's dictionary, which ``forEachBlock(of:from:erasures:_:)`` loads through the last block.
 final class DecodedBlockCache: Sendable {
     private struct State {
         var blocks: [UInt64: (hash: BlockHash, block: DecodedBlock)] = [:]
@@ -26,6 +28,7 @@ final class DecodedBlockCache: Sendable {
         of reader: StoreReader, from offset: UInt64, erasures: Int, _ body: (DecodedBlock) throws -> Void
     ) throws {
         guard let start = reader.log.blockIndex(containing: offset) else { return }
+        if let last = reader.log.blocks.last, last.header.version >= 2 { try reader.loadDictionary() }
         for index in start..<reader.log.blocks.count {
             let location = reader.log.blocks[index]
             let header = location.header
@@ -38,7 +41,7 @@ final class DecodedBlockCache: Sendable {
                 try body(cached)
                 continue
             }
-            let block = try reader.decode(location)
+            let block = try reader.decode(location, profileNames: false)
             keep(block, hash: header.hash, erasures: erasures)
             try body(block)
         }

@@ -27,7 +27,10 @@ final class LiveAudience: @unchecked Sendable {
 
     private var builder = ProfileEventBuilder()
     private var names: [String] = []
+    /// The profile of each name (format-1 blocks, which name profiles by string).
     private var ids: [String: Int] = [:]
+    /// The profile of each store-wide id (format 2 and later; -1: not met yet; -2: erased).
+    private var byStoreID: [Int32] = []
     private var events: [[ProfileEvent]] = []
     private var firstTime: [Int64] = []
     private var isMember: [Bool] = []
@@ -140,14 +143,10 @@ final class LiveAudience: @unchecked Sendable {
         let time = max(self.asOf, asOf)
         horizonTime = time
         if reader.endOffset > endOffset {
-            if let blocks {
-                try blocks.forEachBlock(of: reader, from: endOffset, erasures: erasures) { block in
-                    take(block, touched: &touched)
-                }
-            } else {
-                try reader.forEachBlock(matching: ReplayFilter(fromOffset: endOffset)) { block in
-                    take(block, touched: &touched)
-                }
+            // (Without a cache to share, one that keeps nothing: blocks are decoded the same way, by store-wide ids.)
+            let source = blocks ?? DecodedBlockCache(capacity: 0)
+            try source.forEachBlock(of: reader, from: endOffset, erasures: erasures) { block in
+                take(block, names: reader.dictionary.profiles, touched: &touched)
             }
             endOffset = reader.endOffset
         }
@@ -223,8 +222,9 @@ final class LiveAudience: @unchecked Sendable {
     /// Adds a block's events from ``endOffset`` on: each event is kept when a rule can count it, and its profile
     /// becomes known (or known earlier); events no rule can count are passed over unless ``emptyProfileIsMember``
     /// (then only when a profile was first seen matters of them). Strings are looked up once per block, through its
-    /// own dictionaries.
-    private func take(_ block: DecodedBlock, touched: inout [Int]) {
+    /// own dictionaries; a block decoded without profile strings (``DecodedBlock/storeProfileIDs``) names its profiles
+    /// by store-wide id, and only a profile met for the first time is looked up, in `names` (the store dictionary's).
+    private func take(_ block: DecodedBlock, names storeNames: StringTable, touched: inout [Int]) {
         let batch = block.events
         // Each of the block's touchpoints (0: none) once: its class and which types count.
         var touchpointIDs = [UInt32](repeating: 0, count: batch.touchpoints.count + 1)
@@ -247,12 +247,28 @@ final class LiveAudience: @unchecked Sendable {
             let type = batch.types[i]
             let relevant = masks[localTouchpoint] & (1 << type) != 0
             if !relevant && !everyEvent { continue }
-            let local = Int(batch.profileIDs[i])
-            var p = profileIDs[local]
-            if p == -1 {
-                let bytes = batch.profiles[local]
-                p = bytes.isEmpty ? erased : profile(named: String(decoding: bytes, as: UTF8.self))  // empty: erased
-                profileIDs[local] = p
+            var p: Int
+            if let storeIDs = block.storeProfileIDs {
+                let id = Int(storeIDs[i])
+                if id >= byStoreID.count {
+                    byStoreID.append(
+                        contentsOf: repeatElement(-1, count: max(id + 1, 2 * byStoreID.count) - byStoreID.count))
+                }
+                p = Int(byStoreID[id])
+                if p == -1 {
+                    // (A store's blocks are all of one format: a profile named by store-wide id is never named otherwise.)
+                    let bytes = storeNames[id]
+                    p = bytes.isEmpty ? erased : newProfile(String(decoding: bytes, as: UTF8.self))  // empty: erased
+                    byStoreID[id] = Int32(p)
+                }
+            } else {
+                let local = Int(batch.profileIDs[i])
+                p = profileIDs[local]
+                if p == -1 {
+                    let bytes = batch.profiles[local]
+                    p = bytes.isEmpty ? erased : profile(named: String(decoding: bytes, as: UTF8.self))  // empty: erased
+                    profileIDs[local] = p
+                }
             }
             if p == erased { continue }
             let time = batch.times[i]
@@ -328,8 +344,14 @@ final class LiveAudience: @unchecked Sendable {
     /// The number of the profile `name`, added when it is new.
     private func profile(named name: String) -> Int {
         if let known = ids[name] { return known }
-        let p = names.count
+        let p = newProfile(name)
         ids[name] = p
+        return p
+    }
+
+    /// Adds a profile not seen before.
+    private func newProfile(_ name: String) -> Int {
+        let p = names.count
         names.append(name)
         events.append([])
         firstTime.append(.max)
