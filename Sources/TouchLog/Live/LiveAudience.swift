@@ -257,16 +257,16 @@ final class LiveAudience: @unchecked Sendable {
                 p = Int(byStoreID[id])
                 if p == -1 {
                     // (A store's blocks are all of one format: a profile named by store-wide id is never named otherwise.)
-                    let bytes = storeNames[id]
-                    p = bytes.isEmpty ? erased : newProfile(String(decoding: bytes, as: UTF8.self))  // empty: erased
+                    let bytes = storeNames[id]  // (empty: erased)
+                    p = bytes.isEmpty ? erased : newProfile(String(decoding: bytes, as: UTF8.self))
                     byStoreID[id] = Int32(p)
                 }
             } else {
                 let local = Int(batch.profileIDs[i])
                 p = profileIDs[local]
                 if p == -1 {
-                    let bytes = batch.profiles[local]
-                    p = bytes.isEmpty ? erased : profile(named: String(decoding: bytes, as: UTF8.self))  // empty: erased
+                    let bytes = batch.profiles[local]  // (empty: erased)
+                    p = bytes.isEmpty ? erased : profile(named: String(decoding: bytes, as: UTF8.self))
                     profileIDs[local] = p
                 }
             }
