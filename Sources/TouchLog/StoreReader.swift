@@ -10,9 +10,9 @@ package struct DecodedBlock: Sendable {
     package var recorded: Int64
     /// The block's events, in log order.
     package var events: EventBatch
-    /// Each event's store-wide profile id, when the block was decoded for a live audience (``StoreReader/decode(_:profileNames:)``
-    /// without names): then ``events`` holds no profiles, and the names are the reader's ``StoreReader/dictionary``'s.
-    /// Nil otherwise, and for format-1 blocks.
+    /// Each event's store-wide profile id, when the block was decoded for a live audience without profile names
+    /// (``StoreReader/decode(_:profileNames:)``): then ``events`` holds no profiles, and the names are those of the
+    /// reader's ``StoreReader/dictionary``. Nil otherwise, and for format-1 blocks.
     var storeProfileIDs: [UInt32]? = nil
 
     /// Event `index` with its offset and recorded time.

@@ -256,7 +256,7 @@ final class LiveAudience: @unchecked Sendable {
                 }
                 p = Int(byStoreID[id])
                 if p == -1 {
-                    // (A store's blocks are all of one format: a profile named by store-wide id is never named otherwise.)
+                    // (A store's blocks are all of one format: a profile named by id is never named otherwise.)
                     let bytes = storeNames[id]  // (empty: erased)
                     p = bytes.isEmpty ? erased : newProfile(String(decoding: bytes, as: UTF8.self))
                     byStoreID[id] = Int32(p)

@@ -62,8 +62,8 @@ public struct SegmentWatch: AsyncSequence, Sendable {
         Iterator(watch: self)
     }
 
-    /// Iterates the updates; each iterator evaluates the segment on its own (in the store's rounds of watch steps,
-    /// ``WatchHub``).
+    /// Iterates the updates; each iterator evaluates the segment on its own, in the rounds in which the store steps
+    /// every waiting watch.
     public struct Iterator: AsyncIteratorProtocol {
         private let watch: SegmentWatch
         private let live = LiveState()
