@@ -63,3 +63,15 @@ func radixSort(keys: inout [UInt64], values: inout [Int]) {
         swap(&values, &spareValues)
     }
 }
+
+/// Sorts `values` by strings whose first 8 bytes, as big-endian numbers, are `keys` (``StringTable/sortKey(_:)``):
+/// by the keys first (``radixSort(keys:values:)``), then each run of equal keys (strings sharing their first 8
+/// bytes) by `precedes`, which compares the whole strings' bytes.
+func sortByPrefixKeys(_ keys: inout [UInt64], values: inout [Int], runsBy precedes: (Int, Int) -> Bool) {
+    radixSort(keys: &keys, values: &values)
+    var runStart = 0
+    for k in 1...keys.count where k == keys.count || keys[k] != keys[runStart] {
+        if k - runStart > 1 { values[runStart..<k].sort(by: precedes) }
+        runStart = k
+    }
+}

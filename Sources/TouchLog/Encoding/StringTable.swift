@@ -382,12 +382,7 @@ package struct StringTable: Sendable {
             var keys = ids[split...].map { Self.sortKey(string($0)) }
             var keyed = Array(ids[split...])
             // Integers first; only runs of equal keys (strings sharing their first 8 bytes) need the bytes.
-            radixSort(keys: &keys, values: &keyed)
-            var runStart = 0
-            for k in 1...keys.count where k == keys.count || keys[k] != keys[runStart] {
-                if k - runStart > 1 { keyed[runStart..<k].sort { bytesPrecede(string($0), string($1)) } }
-                runStart = k
-            }
+            sortByPrefixKeys(&keys, values: &keyed) { bytesPrecede(string($0), string($1)) }
             if split == 0 {
                 ids = keyed
                 return

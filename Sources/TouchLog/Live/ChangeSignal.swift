@@ -62,14 +62,4 @@ final class ChangeSignal: Sendable {
             state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
         }
     }
-
-    /// Like ``wait(after:)``, but returns after `timeout` at the latest.
-    func wait(after seen: UInt64, timeout: Duration) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.wait(after: seen) }
-            group.addTask { try? await Task.sleep(for: timeout) }
-            await group.next()
-            group.cancelAll()
-        }
-    }
 }

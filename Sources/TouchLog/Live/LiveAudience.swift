@@ -104,17 +104,11 @@ final class LiveAudience: @unchecked Sendable {
     static func sortedByBytes(_ names: [String]) -> [String] {
         guard names.count > 1 else { return names }
         var keys = names.map { name -> UInt64 in
-            var key: UInt64 = 0
-            for (j, byte) in name.utf8.prefix(8).enumerated() { key |= UInt64(byte) << UInt64(56 - 8 * j) }
-            return key
+            var name = name
+            return name.withUTF8 { StringTable.sortKey(UnsafeRawBufferPointer($0)) }
         }
         var order = Array(names.indices)
-        radixSort(keys: &keys, values: &order)
-        var runStart = 0
-        for k in 1...keys.count where k == keys.count || keys[k] != keys[runStart] {
-            if k - runStart > 1 { order[runStart..<k].sort { byBytes(names[$0], names[$1]) } }
-            runStart = k
-        }
+        sortByPrefixKeys(&keys, values: &order) { byBytes(names[$0], names[$1]) }
         return order.map { names[$0] }
     }
 
@@ -241,6 +235,10 @@ final class LiveAudience: @unchecked Sendable {
         let erased = -2
         let conversion = conversionsMatter ? EventType.conversion.rawValue : UInt8.max
         var profileIDs = [Int](repeating: -1, count: batch.profiles.count)
+        // (Every store-wide id a block names is in `storeNames`, loaded through the reader's last block.)
+        if block.storeProfileIDs != nil && byStoreID.count < storeNames.count {
+            byStoreID.append(contentsOf: repeatElement(-1, count: storeNames.count - byStoreID.count))
+        }
         let first = endOffset > block.firstOffset ? Int(endOffset - block.firstOffset) : 0
         for i in first..<batch.count {
             let localTouchpoint = Int(batch.touchpointIDs[i])
@@ -250,10 +248,6 @@ final class LiveAudience: @unchecked Sendable {
             var p: Int
             if let storeIDs = block.storeProfileIDs {
                 let id = Int(storeIDs[i])
-                if id >= byStoreID.count {
-                    byStoreID.append(
-                        contentsOf: repeatElement(-1, count: max(id + 1, 2 * byStoreID.count) - byStoreID.count))
-                }
                 p = Int(byStoreID[id])
                 if p == -1 {
                     // (A store's blocks are all of one format: a profile named by id is never named otherwise.)
