@@ -27,7 +27,7 @@ let package = Package(
         // `touchlog serve`. Its default traits (swift-configuration support, full Foundation) are not needed.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0", traits: []),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         // Metrics: the libraries record through swift-metrics; `touchlog serve` exports them in Prometheus's format.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
@@ -73,6 +73,7 @@ let package = Package(
             dependencies: [
                 "TouchLogStorage", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "HeapModule", package: "swift-collections"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 // Ed25519 signatures and SHA-256 digests of audit records.
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

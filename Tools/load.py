@@ -4,7 +4,10 @@
 Phases, each against a fresh store served by the release build on a loopback port:
   append  wrk POSTs JSON Lines (TOUCHLOG_LOAD_EVENTS events per request, each request with its own touchpoint)
   query   wrk GETs /v1/segments/load-clickers/members?countOnly=true (as of now) on the store the appends built
-  mixed   both at once
+  mixed   both at once, in rounds: appends alone, then appends with queries, eight times over, so that each
+          mixed round is compared with appends alone on the same store at nearly the same size and moment (one
+          run of appends alone drifts by ±15 % on this machine); one untimed query before each mixed round
+          brings the segment's live audience up to date, as a service asking again and again keeps it
   watch   on a second fresh store, 100,000 events/s in requests of 1,000, first alone and then with 100 watched
           segments (Tools/load_watch.py): the CPU the watches add and each update's delay after its commit
 After the appends, the whole log is replayed over HTTP: every acknowledged request's events must be there, whole,
@@ -35,7 +38,7 @@ SEGMENT = {
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="10 s of appends, 5 s of queries, 5 s mixed")
+    p.add_argument("--quick", action="store_true", help="10 s of appends, 5 s of queries, 3 mixed rounds of 3 s")
     p.add_argument("--append-seconds", type=int, help="default 30 (10 with --quick)")
     p.add_argument("--query-seconds", type=int, help="default 15 (5 with --quick)")
     p.add_argument("--connections", type=int, default=16, help="concurrent appenders (default 16)")
@@ -43,16 +46,21 @@ def parse_args():
     p.add_argument("--events-per-request", type=int, default=100, help="default 100")
     p.add_argument("--watch-seconds", type=int, help="each half of the watch phase; default 15 (5 with --quick)")
     p.add_argument("--watch-only", action="store_true", help="only the watch phase")
+    p.add_argument("--mixed-rounds", type=int, help="rounds of appends alone, then mixed (default 8; 3 with --quick)")
+    p.add_argument("--round-seconds", type=int, help="each half of a mixed round (default 5; 3 with --quick)")
+    p.add_argument("--no-watch", action="store_true", help="skip the watch phase")
     p.add_argument("--port", type=int, default=18480)
     args = p.parse_args()
     for name in ("append_seconds", "query_seconds", "watch_seconds", "connections", "query_connections",
-                 "events_per_request"):
+                 "events_per_request", "mixed_rounds", "round_seconds"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     args.append_seconds = args.append_seconds or (10 if args.quick else 30)
     args.query_seconds = args.query_seconds or (5 if args.quick else 15)
     args.watch_seconds = args.watch_seconds or (5 if args.quick else 15)
+    args.mixed_rounds = args.mixed_rounds or (3 if args.quick else 8)
+    args.round_seconds = args.round_seconds or (3 if args.quick else 5)
     return args
 
 
@@ -75,9 +83,34 @@ def wrk_result(out):
     return result
 
 
+def cpu_times():
+    """The machine's CPU time so far (all, and stolen by the hypervisor), in clock ticks, from /proc/stat."""
+    with open("/proc/stat") as stat:
+        ticks = [int(t) for t in stat.readline().split()[1:]]
+    return sum(ticks[:8]), ticks[7]
+
+
 def wrk(script, url, seconds, connections, env):
     command = wrk_command(script, url, seconds, connections)
-    return wrk_result(subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout)
+    total, stolen = cpu_times()
+    result = wrk_result(subprocess.run(command, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout)
+    total_after, stolen_after = cpu_times()
+    result["steal"] = (stolen_after - stolen) / max(1, total_after - total)
+    return result
+
+
+def combined(results):
+    """Results of several wrk runs as one: requests and errors summed over the time of all; p50 the median of the
+    runs' p50s and p99 the greatest of their p99s."""
+    total = {key: sum(r[key] for r in results) for key in ("requests", "non2xx", "connect", "read", "write", "timeout")}
+    total["seconds"] = sum(r["seconds"] for r in results)
+    total["duration_us"] = total["seconds"] * 1e6
+    total["rps"] = total["requests"] / total["seconds"]
+    total["p50_us"] = sorted(r["p50_us"] for r in results)[len(results) // 2]
+    total["p99_us"] = max(r["p99_us"] for r in results)
+    total["rounds_rps"] = [r["rps"] for r in results]
+    total["steal"] = sum(r.get("steal", 0) * r["seconds"] for r in results) / total["seconds"]
+    return total
 
 
 def peak_memory_mb(pid):
@@ -170,12 +203,22 @@ def main():
         replay_seconds = time.monotonic() - started
         print(f"query: {args.query_seconds} s, {args.query_connections} connections on {events:,} events", file=sys.stderr)
         query = wrk("Tools/load-query.lua", base, args.query_seconds, args.query_connections, env)
-        print(f"mixed: {args.query_seconds} s", file=sys.stderr)
-        mixed_query_process = subprocess.Popen(
-            wrk_command("Tools/load-query.lua", base, args.query_seconds, args.query_connections),
-            cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
-        mixed_append = wrk("Tools/load-append.lua", base, args.query_seconds, args.connections, env)
-        mixed_query = wrk_result(mixed_query_process.communicate()[0])
+        seconds = args.round_seconds
+        print(f"mixed: {args.mixed_rounds} rounds of {seconds} s of appends alone, then {seconds} s mixed", file=sys.stderr)
+        rounds = []
+        for _ in range(args.mixed_rounds):
+            alone = wrk("Tools/load-append.lua", base, seconds, args.connections, env)
+            # One query first, untimed, so that the live audience has read the round's appends alone: a service that
+            # asks again and again keeps it current, and the mixed round measures what it adds from then on.
+            http("GET", base + env["TOUCHLOG_LOAD_PATH"])
+            query_process = subprocess.Popen(
+                wrk_command("Tools/load-query.lua", base, seconds, args.query_connections),
+                cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.PIPE, text=True)
+            mixed = wrk("Tools/load-append.lua", base, seconds, args.connections, env)
+            rounds.append((alone, mixed, wrk_result(query_process.communicate()[0])))
+        alone_append = combined([r[0] for r in rounds])
+        mixed_append = combined([r[1] for r in rounds])
+        mixed_query = combined([r[2] for r in rounds])
         stats = json.loads(http("GET", base + "/v1/stats"))
         verify = json.loads(http("POST", base + "/v1/verify"))
         memory = peak_memory_mb(server.pid)
@@ -184,27 +227,34 @@ def main():
         server.wait(timeout=60)
         shutil.rmtree(work, ignore_errors=True)
 
-    watch = watch_phase(args, base)
+    watch = None if args.no_watch else watch_phase(args, base)
 
-    failures = sum(r["non2xx"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in (append, query, mixed_append, mixed_query))
+    failures = sum(r["non2xx"] + r["connect"] + r["read"] + r["write"] + r["timeout"] for r in (append, query, alone_append, mixed_append, mixed_query))
     rows = [
         ("appends", append, args.events_per_request),
         ("queries (member count, as of now)", query, 0),
-        ("mixed: appends", mixed_append, args.events_per_request),
-        ("mixed: queries", mixed_query, 0),
+        ("mixed rounds: appends alone", alone_append, args.events_per_request),
+        ("mixed rounds: appends", mixed_append, args.events_per_request),
+        ("mixed rounds: queries", mixed_query, 0),
     ]
     print()
     print(f"{'phase':36} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'events/s':>11}")
     for name, r, per in rows:
         events_per_second = f"{r['rps'] * per:,.0f}" if per else ""
         print(f"{name:36} {r['rps']:>11,.0f} {r['p50_us'] / 1000:>8.1f} {r['p99_us'] / 1000:>8.1f} {events_per_second:>11}")
+    ratios = [m / a for a, m in zip(alone_append["rounds_rps"], mixed_append["rounds_rps"])]
+    print(f"mixed rounds: appends keep {mixed_append['rps'] / alone_append['rps'] * 100:.1f}% of their rate alone "
+          f"(rounds: {', '.join(f'{r * 100:.0f}%' for r in ratios)}); CPU stolen by the hypervisor: "
+          f"{alone_append['steal'] * 100:.1f}% alone, {mixed_append['steal'] * 100:.1f}% mixed")
     print()
     print(f"replay check: {events:,} events in {requests:,} requests, each whole and contiguous; "
           f"{acknowledged:,} acknowledged, none lost (replayed over HTTP in {replay_seconds:.1f} s)")
     print(f"store after all phases: {stats['events']:,} events, {stats['bytesPerEvent']:.2f} bytes/event, verify intact: {verify['intact']}")
     print(f"server peak memory: {memory:.0f} MB; failed requests: {failures}")
-    print_watch(watch)
-    results = {"args": vars(args), "append": append, "query": query, "mixed_append": mixed_append, "mixed_query": mixed_query,
+    if watch:
+        print_watch(watch)
+    results = {"args": vars(args), "append": append, "query": query, "alone_append": alone_append, "mixed_append": mixed_append,
+               "mixed_query": mixed_query, "mixed_ratio": mixed_append["rps"] / alone_append["rps"],
                "replayed_events": events, "replayed_requests": requests, "acknowledged": acknowledged,
                "server_peak_mb": memory, "failures": failures, "verify_intact": verify["intact"], "watch": watch}
     os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)

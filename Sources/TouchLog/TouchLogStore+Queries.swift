@@ -273,14 +273,19 @@ extension TouchLogStore {
         try readers.withReader { reader throws(TouchLogError) in reader.headHash }
     }
 
-    /// Runs `body` on a dispatch thread (`queue`'s) with a pooled reader that sees every commit made before the call.
+    /// Runs `body` on one of the store's query threads (or on `queue`'s, when given) with a pooled reader that sees
+    /// every commit made before the call.
     func read<T: Sendable>(
-        _ what: String, on queue: DispatchQueue = .global(), _ body: @escaping @Sendable (StoreReader) throws -> T
+        _ what: String, on queue: DispatchQueue? = nil, _ body: @escaping @Sendable (StoreReader) throws -> T
     )
         async throws(TouchLogError) -> T
     {
         let readers = self.readers
-        return try await offload(on: queue) { () throws(TouchLogError) in
+        let run = { (work: @escaping @Sendable () throws(TouchLogError) -> T) async throws(TouchLogError) -> T in
+            if let queue { return try await offload(on: queue, work) }
+            return try await offload(threads: self.queryThreads, work)
+        }
+        return try await run { () throws(TouchLogError) in
             try readers.withReader { reader throws(TouchLogError) in
                 do { return try body(reader) } catch { throw TouchLogError(wrapping: error, "\(what) failed") }
             }

@@ -31,6 +31,8 @@ public final class TouchLogStore: Sendable {
     let encoder: BlockEncoder?
     /// Readers for queries, one per query in flight.
     let readers: ReaderPool
+    /// The threads its queries run on.
+    let queryThreads: QueryThreads
     /// Wakes tails and watches when this store commits or changes a definition.
     let changes = ChangeSignal()
     /// Appends and queries, recorded through swift-metrics.
@@ -56,10 +58,11 @@ public final class TouchLogStore: Sendable {
     /// Opens the store in `directory` for writing, creating it when `create` is true and it does not exist.
     ///
     /// Throws ``TouchLogError/Code-swift.struct/locked`` when another process is writing to it, and
-    /// ``TouchLogError/Code-swift.struct/corrupt`` when its log is damaged before its last commit.
+    /// ``TouchLogError/Code-swift.struct/corrupt`` when its log is damaged before its last commit. `queryPriority`:
+    /// how its queries share a busy CPU with its appends and the rest of the process.
     public init(
         directory: String, create: Bool = true, options: LogOptions = LogOptions(), blockEvents: Int = 65_536,
-        snapshots: SnapshotPolicy = .automatic()
+        snapshots: SnapshotPolicy = .automatic(), queryPriority: QueryPriority = .normal
     ) throws(TouchLogError) {
         let layout = StoreLayout(root: directory)
         if create { try layout.create() } else { try layout.requireExisting() }
@@ -84,6 +87,7 @@ public final class TouchLogStore: Sendable {
         self.encoder = encoder
         self.writer = GroupCommitWriter(log, committed: { encoder.finished(committed: $0) })
         self.readers = ReaderPool(directory: directory, snapshotInterval: snapshots.interval)
+        self.queryThreads = QueryThreads.shared(queryPriority)
         // Pads of a commit a crash cut short go, and an erasure committed before a crash is finished.
         if let keys { try Self.recoverKeys(directory: directory, keys: keys) }
     }
@@ -108,6 +112,7 @@ public final class TouchLogStore: Sendable {
         self.writer = nil
         self.encoder = nil
         self.readers = ReaderPool(directory: directory, snapshotInterval: snapshots.interval)
+        self.queryThreads = QueryThreads.shared(.normal)
         // Fails now, not at the first query, when the log is unreadable.
         try readers.withReader { _ throws(TouchLogError) in }
     }
@@ -279,4 +284,24 @@ public struct SnapshotPolicy: Sendable, Hashable {
     /// Queries write nothing: the default of a store opened read-only. Snapshots are still made on request
     /// (``TouchLogStore/createSnapshots(of:)``, one at the end of the log).
     public static let never = SnapshotPolicy(interval: nil)
+}
+
+/// How the threads that run a store's queries share a busy CPU with the rest of the process (appends, the server's
+/// connections). Queries, explanations, history, diffs and replays run on threads of their own, one set per priority in
+/// a process; watches keep the store's own queue.
+public struct QueryPriority: Sendable, Hashable {
+    /// The query threads' nice value, 0 through 19: 0 is the process's own priority, and each step up gives them
+    /// about a fifth less of a CPU that other threads want too. Linux only: elsewhere the threads run at the process's
+    /// priority.
+    public let nice: Int32
+
+    /// Query threads at nice value `nice` (clamped to 0 through 19).
+    public init(nice: Int32) { self.nice = min(19, max(0, nice)) }
+
+    /// The process's own priority: the default of the library.
+    public static let normal = QueryPriority(nice: 0)
+
+    /// Appends first: when appends and queries both want the CPU, appends keep most of it and queries wait longer
+    /// (nice value 10). What `touchlog serve` uses unless told otherwise.
+    public static let belowAppends = QueryPriority(nice: 10)
 }

@@ -32,6 +32,11 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Log each server event at info level on stderr.") var verbose = false
     @Option(
         help: ArgumentHelp(
+            "The nice value of the threads that answer queries, 0 (the server's own priority) through 19: above 0, appends keep more of a busy CPU and queries wait longer.",
+            valueName: "n"))
+    var queryNice: Int32 = QueryPriority.belowAppends.nice
+    @Option(
+        help: ArgumentHelp(
             "Sign the audit records of GET /v1/segments/{name}/audit with this Ed25519 private key.",
             valueName: "keyfile"))
     var auditKey: String?
@@ -39,6 +44,9 @@ struct ServeCommand: AsyncParsableCommand {
     func validate() throws {
         if let problem = serverOptions().problem { throw ValidationError(problem) }
         if maxEventBody < 1 { throw ValidationError("--max-event-body must be positive") }
+        if !(0...19).contains(queryNice) {
+            throw ValidationError("--query-nice must be 0 through 19, not \(queryNice)")
+        }
     }
 
     func serverOptions() -> ServerOptions {
@@ -59,7 +67,7 @@ struct ServeCommand: AsyncParsableCommand {
             let client = try reportingClusterErrors { try ClusterClient(urls: urls, name: "touchlog-serve") }
             try await reportingErrorsAsync {
                 let server = try TouchLogClusterServer(client: client, options: serverOptions())
-                var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
+                var logger = Logger(label: "touchlog.serve", factory: StandardErrorLogHandler.init)
                 logger.logLevel = verbose ? .info : .warning
                 let host = self.host.contains(":") ? "[\(self.host)]" : self.host
                 try await server.run(logger: logger) { port in
@@ -77,10 +85,13 @@ struct ServeCommand: AsyncParsableCommand {
         try await reportingErrorsAsync {
             var options = serverOptions()
             options.auditKey = try auditKey.map { path throws(TouchLogError) in try AuditSigningKey(contentsOf: path) }
-            let store = readOnly ? try readingStore(directory) : try writableStore(directory)
+            let store =
+                readOnly
+                ? try readingStore(directory)
+                : try writableStore(directory, queryPriority: QueryPriority(nice: queryNice))
             defer { store.close() }
             let server = try TouchLogServer(store: store, options: options, metrics: registry)
-            var logger = Logger(label: "touchlog.serve", factory: { StreamLogHandler.standardError(label: $0) })
+            var logger = Logger(label: "touchlog.serve", factory: StandardErrorLogHandler.init)
             logger.logLevel = verbose ? .info : .warning
             let host = self.host.contains(":") ? "[\(self.host)]" : self.host
             try await server.run(logger: logger) { port in
@@ -89,5 +100,31 @@ struct ServeCommand: AsyncParsableCommand {
                 )
             }
         }
+    }
+}
+
+/// Log lines on standard error, as `StreamLogHandler` writes them, with the metadata kept as set and formatted only
+/// when a line is written. `StreamLogHandler` formats its metadata whenever it is set, and the server sets a request
+/// id on every request's logger, most of which never log a line.
+struct StandardErrorLogHandler: LogHandler {
+    private var stream: StreamLogHandler
+    var metadata: Logger.Metadata = [:]
+
+    init(label: String) { stream = .standardError(label: label) }
+
+    var logLevel: Logger.Level {
+        get { stream.logLevel }
+        set { stream.logLevel = newValue }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var stream = self.stream
+        stream.metadata = metadata
+        stream.log(event: event)
     }
 }

@@ -35,7 +35,9 @@ func readingStore(_ directory: String) throws -> TouchLogStore {
 
 /// How the CLI opens a store for writing; `TOUCHLOG_NEW_STORE_FORMAT=1` gives a store it creates log format 1
 /// (which touchlog 0.1.0 can read) instead of 2. An existing store keeps its format.
-func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogStore {
+func writableStore(_ directory: String, create: Bool = true, queryPriority: QueryPriority = .normal) throws
+    -> TouchLogStore
+{
     var options = LogOptions()
     if let text = Platform.environment("TOUCHLOG_NEW_STORE_FORMAT") {
         guard let version = UInt16(text), BlockHeader.supportedVersions.contains(version) else {
@@ -43,7 +45,9 @@ func writableStore(_ directory: String, create: Bool = true) throws -> TouchLogS
         }
         options.formatVersion = version
     }
-    return try TouchLogStore(directory: directory, create: create, options: options, snapshots: try snapshotPolicy())
+    return try TouchLogStore(
+        directory: directory, create: create, options: options, snapshots: try snapshotPolicy(),
+        queryPriority: queryPriority)
 }
 
 /// A time argument: RFC 3339 or epoch milliseconds.

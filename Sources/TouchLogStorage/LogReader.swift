@@ -66,12 +66,23 @@ public final class LogReader {
             blocks += hidden
             hidden = []
         }
+        // Commits go to the last file until the writer rolls over to a new one, named for the offset it starts at:
+        // while no file of that name exists, the last file holds every new commit, and the directory is not listed.
+        if !files.isEmpty {
+            try scanFiles()
+            if !SystemFile.exists(directory + "/" + LogFileHeader.fileName(firstOffset: endOffset)) { return }
+        }
         let listed = try LogWriter.wrap("list the log directory", LogFile.list(in: directory))
         guard listed.starts(with: files) else {
             throw StorageError(code: .corrupt, message: "log files were removed or renamed while the log was open")
         }
         files = listed
         blockFiles.files = listed
+        try scanFiles()
+    }
+
+    /// Reads the blocks committed to ``files`` since the last block read.
+    private func scanFiles() throws(StorageError) {
         // Resume in the file of the last committed block, just after it; later files are walked whole.
         var index = lastBlock?.fileIndex ?? 0
         while index < files.count {

@@ -52,6 +52,25 @@ import Testing
         #expect(report.head == writer.headHash)
     }
 
+    /// A reader refreshed after each commit finds the files the writer rolls over to (it lists the directory only
+    /// when a file named for its end offset exists) and ends up where a reader opened afterwards starts.
+    @Test func aRefreshedReaderFollowsTheWriterAcrossFiles() throws {
+        let dir = TemporaryDirectory()
+        let writer = try LogWriter(directory: dir.log, lockPath: dir.lock, options: LogOptions(rollSize: 300))
+        try writer.append([testBlock(1)])
+        let reader = try LogReader(directory: dir.log)
+        for marker in 2...9 {
+            try writer.append([testBlock(UInt8(marker))])
+            try reader.refresh()
+            #expect(reader.endOffset == UInt64(marker) * 10)
+            #expect(reader.files.count == (try LogFile.list(in: dir.log)).count)
+        }
+        #expect(reader.files.count > 2)
+        let fresh = try LogReader(directory: dir.log)
+        #expect(reader.blocks == fresh.blocks)
+        #expect(reader.headHash == writer.headHash)
+    }
+
     @Test func aRolledBackTransactionLeavesNoTrace() throws {
         let dir = TemporaryDirectory()
         let writer = try LogWriter(directory: dir.log, lockPath: dir.lock)

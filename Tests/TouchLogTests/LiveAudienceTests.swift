@@ -122,6 +122,45 @@ import TouchLogStorage
         }
     }
 
+    /// A step re-checks only the profiles whose membership a commit can change: not those whose new events no rule can
+    /// count (another type or touchpoint, or a click long out of the window), and a profile's next change is queued
+    /// again only when it moved, so that a profile with many new events keeps one entry in the queue.
+    @Test func aStepChecksOnlyWhatItCanChange() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        defer { store.close() }
+        let t0 = Differential.start
+        let minute: Int64 = 60_000
+        var events: [Event] = []
+        for i in 0..<300 {
+            events.append(Event(time: t0 - 10 * minute, profile: "view-\(i)", type: .view, touchpoint: "x"))
+            events.append(Event(time: t0 - 10 * minute, profile: "other-\(i)", type: .click, touchpoint: "y"))
+            events.append(Event(time: t0 - 2 * 1440 * minute, profile: "old-\(i)", type: .click, touchpoint: "x"))
+        }
+        for i in 0..<10 { events.append(Event(time: t0 - minute, profile: "new-\(i)", type: .click, touchpoint: "x")) }
+        try await store.append(events)
+        let definition = try SegmentDefinition(
+            json: #"{"name":"recent","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"x"},"#
+                + #""timeframe":{"last":"1h"}}]}"#)
+        let live = LiveAudience(definition, erasures: 0)
+        let reader = try StoreReader(directory: store.directory)
+        _ = try live.advance(reader, to: t0)
+        #expect(live.memberCount == 10)
+        #expect(live.checks == 10, "only the profiles with a click in the window are checked")
+        #expect(live.queuedChanges == 10)
+        // Each new click of new-0 is later than its first, which leaves the window first: its next change stays.
+        for step in 1...50 {
+            try await store.append([
+                Event(time: t0 + Int64(step) * 1000, profile: "new-0", type: .click, touchpoint: "x")
+            ])
+            try reader.refresh()
+            _ = try live.advance(reader, to: t0 + Int64(step) * 1000)
+        }
+        #expect(live.checks == 60)
+        #expect(live.queuedChanges == 10, "one entry per profile, not one per step")
+        #expect(live.memberCount == (try reader.count(of: definition, at: QueryTime(asOf: t0 + 50_000))))
+    }
+
     /// Entries, exits and listings are sorted by a prefix key first: the same order as comparing all the bytes, for
     /// names sharing their first 8 bytes or more, shorter than 8, empty, and beyond ASCII.
     @Test func namesSortByBytesAsAWhole() {

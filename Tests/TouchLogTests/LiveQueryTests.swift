@@ -102,4 +102,54 @@ import TouchLogStorage
         }
         #expect(store.liveAudiences == (1, 10), "the first ask and the one that starts the build run as usual")
     }
+
+    /// Queries of one live audience that run at once share its reads of the log (one reads, the others wait and take
+    /// what it read when it covers their commits): still, every query sees every commit acknowledged before it began.
+    @Test func queriesAtOnceEachSeeEveryCommitBeforeThem() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path + "/s")
+        defer { store.close() }
+        let definition = try SegmentDefinition(
+            json: #"{"name":"clickers","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"t"},"#
+                + #""timeframe":{"last":"1h"}}]}"#)
+        try await store.append([Event(time: Timestamp.now(), profile: "first", type: .click, touchpoint: "t")])
+        for _ in 0..<2 { _ = try await store.answer(definition, at: nil, listing: false) }
+        await store.liveBuildsFinished()
+        let answeredBefore = store.liveAudiences.answered
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<8 {
+                group.addTask {
+                    for i in 0..<25 {
+                        let name = "p-\(task)-\(i)"
+                        try await store.append([
+                            Event(time: Timestamp.now(), profile: name, type: .click, touchpoint: "t")
+                        ])
+                        let answer = try await store.answer(definition, at: nil, listing: true)
+                        #expect(answer.members?.contains(name) == true, "\(name) was appended before the query")
+                        #expect(answer.count >= 1 + i + 1)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(store.liveAudiences.answered - answeredBefore == 200, "the live audience answered every query")
+        #expect(try await store.answer(definition, at: nil, listing: false).count == 201)
+    }
+
+    /// A store's queries run on threads at the priority it was opened with (Linux: their nice value).
+    @Test func queriesRunAtTheStoresPriority() async throws {
+        #expect(QueryPriority(nice: 40).nice == 19)
+        #expect(QueryPriority(nice: -5).nice == 0)
+        let dir = TemporaryDirectory()
+        for priority in [QueryPriority.belowAppends, .normal] {
+            let store = try TouchLogStore(directory: dir.path + "/s", queryPriority: priority)
+            defer { store.close() }
+            let nice = try await store.read("nice") { _ in Platform.currentThreadNice() }
+            #if os(Linux)
+                #expect(nice == priority.nice)
+            #else
+                _ = nice
+            #endif
+        }
+    }
 }

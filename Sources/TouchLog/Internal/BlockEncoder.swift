@@ -116,8 +116,9 @@ final class BlockEncoder: Sendable {
 
     /// `body(k)` for each `k` in `0..<count`, spread over the cores; the results in order of `k`.
     private static func onEveryCore<T: Sendable>(_ count: Int, _ body: @Sendable (Int) -> T) -> [T] {
-        let results = Mutex([T?](repeating: nil, count: count))
         let workers = max(1, min(Platform.processorCount, count))
+        if workers == 1 { return (0..<count).map(body) }
+        let results = Mutex([T?](repeating: nil, count: count))
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             for k in stride(from: worker, to: count, by: workers) {
                 let result = body(k)

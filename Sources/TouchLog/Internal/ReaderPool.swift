@@ -44,17 +44,19 @@ final class ReaderPool: Sendable {
     }
 }
 
-/// Runs blocking work (file reads, folding the log) on a dispatch thread, so that a long query does not hold one of
-/// the few threads Swift concurrency runs every task on.
+/// Runs blocking work (file reads, folding the log) on a dispatch thread, or on `threads` when given, so that a long
+/// query does not hold one of the few threads Swift concurrency runs every task on.
 func offload<T: Sendable>(
-    on queue: DispatchQueue = .global(), _ work: @escaping @Sendable () throws(TouchLogError) -> T
+    on queue: DispatchQueue = .global(), threads: QueryThreads? = nil,
+    _ work: @escaping @Sendable () throws(TouchLogError) -> T
 ) async throws(TouchLogError) -> T {
     let result: Result<T, TouchLogError> = await withCheckedContinuation { continuation in
-        queue.async {
+        let job: @Sendable () -> Void = {
             do throws(TouchLogError) { continuation.resume(returning: .success(try work())) } catch {
                 continuation.resume(returning: .failure(error))
             }
         }
+        if let threads { threads.async(job) } else { queue.async(execute: job) }
     }
     return try result.get()
 }

@@ -36,6 +36,9 @@ final class LiveAudience: @unchecked Sendable {
     private var isMember: [Bool] = []
     /// When each profile must next be evaluated (``Int64/max``: never unless it gets events).
     private var due: [Int64] = []
+    /// The number of the last step that checked each profile: a profile is checked once per step.
+    private var checkedIn: [UInt64] = []
+    private var steps: UInt64 = 0
     private var queue = Heap<Due>()
     /// Per touchpoint id of the builder's table (0: none), its class: touchpoints that every rule and sequence step
     /// accepts alike share one, and kept events carry their class, so that what a step compiles is the size of the
@@ -70,6 +73,10 @@ final class LiveAudience: @unchecked Sendable {
 
     /// How many members there are.
     private(set) var memberCount = 0
+    /// How many times a profile has been re-checked, over all steps (for tests).
+    private(set) var checks = 0
+    /// How many next-change times wait in the queue, some of them no longer a profile's own (for tests).
+    var queuedChanges: Int { queue.count }
     /// ``members`` as last listed (nil: never listed).
     private var listed: [String]?
     /// The profiles whose membership changed since ``listed`` was made, with their membership then; merged into it at
@@ -168,8 +175,10 @@ final class LiveAudience: @unchecked Sendable {
         let evaluation = ProfileEvaluation(segment: segment, matchers: matchers)
         var entered: [String] = []
         var exited: [String] = []
-        var seen = Set<Int>()
-        for p in check where seen.insert(p).inserted {
+        steps += 1
+        for p in check where checkedIn[p] != steps {
+            checkedIn[p] = steps
+            checks += 1
             let now = firstTime[p] <= time && evaluation.evaluate(evaluation.atoms(events[p]))
             if now != isMember[p] {
                 if let old = listed, changedSinceListing[p] == nil {
@@ -186,8 +195,11 @@ final class LiveAudience: @unchecked Sendable {
             }
             compact(p, at: time)
             let next = nextChange(of: p, after: time, matchers: evaluation.matchers)
-            due[p] = next
-            if next != .max { queue.insert(Due(time: next, profile: p)) }
+            // (Unchanged: its entry is still queued. An entry whose time is no longer the profile's is passed over.)
+            if next != due[p] {
+                due[p] = next
+                if next != .max { queue.insert(Due(time: next, profile: p)) }
+            }
         }
         return (Self.sortedByBytes(entered), Self.sortedByBytes(exited))
     }
@@ -275,6 +287,11 @@ final class LiveAudience: @unchecked Sendable {
                     ProfileEvent(
                         time: time, offset: block.firstOffset + UInt64(i), type: type,
                         touchpoint: touchpointIDs[localTouchpoint], value: batch.values[i]))
+            } else if !everyEvent {
+                // Passed over, and only a profile's events decide (an empty one is no member): its verdict, and when
+                // it can next change, stay as they were (being known earlier matters only with a kept event at or
+                // before T, which made it known by then).
+                continue
             }
             touched.append(p)
         }
@@ -351,6 +368,7 @@ final class LiveAudience: @unchecked Sendable {
         firstTime.append(.max)
         isMember.append(false)
         due.append(.max)
+        checkedIn.append(0)
         return p
     }
 

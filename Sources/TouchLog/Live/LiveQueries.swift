@@ -17,6 +17,40 @@ final class LiveQueries: Sendable {
     /// An audience and the lock its steps take; `nil` until its build is done.
     final class Slot: Sendable {
         let audience = Mutex<LiveAudience?>(nil)
+        /// Whether a query is reading the log for the audience, and the queries waiting for it to finish: one read
+        /// at a time, and those that came in meanwhile take its result when it covers the commits they must see.
+        private let reading = Mutex<(busy: Bool, waiting: [CheckedContinuation<Void, Never>])>((false, []))
+
+        /// Makes the caller the one query reading the log for the audience (true), or waits until the query that
+        /// is finishes (false).
+        func lead() async -> Bool {
+            if reading.withLock({ state in
+                if state.busy { return false }
+                state.busy = true
+                return true
+            }) {
+                return true
+            }
+            await withCheckedContinuation { continuation in
+                let queued = reading.withLock { state in
+                    guard state.busy else { return false }
+                    state.waiting.append(continuation)
+                    return true
+                }
+                if !queued { continuation.resume() }
+            }
+            return false
+        }
+
+        /// Ends the read ``lead()`` gave the caller, and wakes the queries that waited for it.
+        func finish() {
+            let waiting = reading.withLock { state in
+                state.busy = false
+                defer { state.waiting = [] }
+                return state.waiting
+            }
+            for continuation in waiting { continuation.resume() }
+        }
     }
 
     private struct Entry {
@@ -135,6 +169,11 @@ extension LiveAudience {
         return at >= asOf ? at : nil
     }
 
+    /// Whether it has read every commit counted by the store's change generation `generation`.
+    func hasRead(_ generation: UInt64) -> Bool {
+        self.generation != .max && self.generation >= generation
+    }
+
     /// Its answer as of `at` (its clock), with the members' names when `listing`.
     func answer(at: Int64, listing: Bool) -> SegmentAnswer {
         SegmentAnswer(asOf: at, count: memberCount, members: listing ? members : nil)
@@ -164,29 +203,45 @@ extension TouchLogStore {
         }
         // Read before the reader looks at the log: a commit after it moves it.
         let generation = changes.generation
-        if !isReadOnly {
-            // Nothing committed since the audience last read the log: only the clock moves, on this thread.
-            let quick = slot.audience.withLockIfAvailable { audience -> SegmentAnswer? in
-                guard let audience, audience.generation == generation,
-                    let at = audience.answerTime(for: time, now: asOf)
-                else { return nil }
-                _ = audience.advance(to: at)
-                return audience.answer(at: at, listing: listing)
+        while true {
+            if !isReadOnly {
+                // The audience has read every commit this query must see: only the clock moves, on this thread.
+                let quick = slot.audience.withLockIfAvailable { audience -> SegmentAnswer? in
+                    guard let audience, audience.hasRead(generation),
+                        let at = audience.answerTime(for: time, now: asOf)
+                    else { return nil }
+                    _ = audience.advance(to: at)
+                    return audience.answer(at: at, listing: listing)
+                }
+                if let quick = quick ?? nil {
+                    liveQueries.answered.add(1, ordering: .relaxed)
+                    return quick
+                }
             }
-            if let quick = quick ?? nil {
-                liveQueries.answered.add(1, ordering: .relaxed)
-                return quick
-            }
+            // One query reads the log for the audience at a time; those that come in meanwhile wait for it, and most
+            // then find their commits read.
+            if await slot.lead() { break }
         }
-        let blocks = liveBlocks
-        let (answered, stale) = try await read("query \(definition.name)") { reader -> (SegmentAnswer?, Bool) in
-            try slot.audience.withLock { audience -> (SegmentAnswer?, Bool) in
+        defer { slot.finish() }
+        let (readers, blocks, readOnly) = (self.readers, liveBlocks, isReadOnly)
+        let (answered, stale) = try await offload(threads: queryThreads) {
+            () throws(TouchLogError) -> (SegmentAnswer?, Bool) in
+            try slot.audience.withLock { audience throws(TouchLogError) -> (SegmentAnswer?, Bool) in
                 guard let audience else { return (nil, false) }
-                guard audience.erasures == reader.erasures.records.count else { return (nil, true) }
                 guard let at = audience.answerTime(for: time, now: asOf) else { return (nil, false) }
-                _ = try audience.advance(reader, to: at, blocks: blocks)
-                audience.generation = generation
-                return (audience.answer(at: at, listing: listing), false)
+                if !readOnly && audience.hasRead(generation) {
+                    // (Read by a query that ran since this one last looked.)
+                    _ = audience.advance(to: at)
+                    return (audience.answer(at: at, listing: listing), false)
+                }
+                return try readers.withReader { reader throws(TouchLogError) -> (SegmentAnswer?, Bool) in
+                    guard audience.erasures == reader.erasures.records.count else { return (nil, true) }
+                    do { _ = try audience.advance(reader, to: at, blocks: blocks) } catch {
+                        throw TouchLogError(wrapping: error, "query \(definition.name) failed")
+                    }
+                    audience.generation = generation
+                    return (audience.answer(at: at, listing: listing), false)
+                }
             }
         }
         // (A profile was erased since the audience was built: the next repeated ask builds it again.)

@@ -12,10 +12,10 @@
 /// streams. With ``SystemFile`` (files and directories) and, in debug builds, ``FaultInjector``, this is the only
 /// place in the package that imports the platform's C library; everything else calls these.
 package enum Platform {
-    /// The number of cores online (at least 1).
-    package static var processorCount: Int {
-        max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-    }
+    /// The number of cores online when it was first asked (at least 1). Read once: glibc answers
+    /// `sysconf(_SC_NPROCESSORS_ONLN)` by opening and parsing a file under /sys, which, asked at every append, cost
+    /// a few percent of the server's CPU.
+    package static let processorCount: Int = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// This process's id.
     package static var processID: Int32 { getpid() }
@@ -67,6 +67,28 @@ package enum Platform {
     /// Stops signal `number` from ending the process (a signal source handles it instead).
     package static func ignoreSignal(_ number: Int32) {
         _ = signal(number, SIG_IGN)
+    }
+
+    /// Raises the calling thread's nice value to `nice` (Linux: the nice value is a thread's own; elsewhere, nothing),
+    /// so that the scheduler gives it less of a busy CPU than threads at the default 0. A thread cannot lower it back
+    /// without privileges. Returns whether it was set.
+    @discardableResult
+    package static func setCurrentThreadNice(_ nice: Int32) -> Bool {
+        #if os(Linux)
+            // (PRIO_PROCESS with 0 names the calling thread on Linux.)
+            return setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, nice) == 0
+        #else
+            return false
+        #endif
+    }
+
+    /// The calling thread's nice value (Linux; elsewhere the process's).
+    package static func currentThreadNice() -> Int32 {
+        #if os(Linux)
+            return getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0)
+        #else
+            return getpriority(PRIO_PROCESS, 0)
+        #endif
     }
 
     /// Ends the process at once with `status`, without running anything else.
