@@ -49,6 +49,7 @@ def parse_args():
     p.add_argument("--mixed-rounds", type=int, help="rounds of appends alone, then mixed (default 8; 3 with --quick)")
     p.add_argument("--round-seconds", type=int, help="each half of a mixed round (default 5; 3 with --quick)")
     p.add_argument("--no-watch", action="store_true", help="skip the watch phase")
+    p.add_argument("--query-nice", type=int, help="passed to touchlog serve (default: the server's, 10)")
     p.add_argument("--port", type=int, default=18480)
     args = p.parse_args()
     for name in ("append_seconds", "query_seconds", "watch_seconds", "connections", "query_connections",
@@ -62,6 +63,10 @@ def parse_args():
     args.mixed_rounds = args.mixed_rounds or (3 if args.quick else 8)
     args.round_seconds = args.round_seconds or (3 if args.quick else 5)
     return args
+
+
+def server_args(args):
+    return [] if args.query_nice is None else ["--query-nice", str(args.query_nice)]
 
 
 def http(method, url, body=None):
@@ -151,8 +156,8 @@ def check_by_replay(base, events_per_request, acknowledged, connections):
 def watch_phase(args, base):
     print(f"watch: {args.watch_seconds} s of appends alone, then {args.watch_seconds} s with 100 watches", file=sys.stderr)
     work = tempfile.mkdtemp(prefix="touchlog-load-watch-")
-    server = subprocess.Popen([TOUCHLOG, "serve", "--store", os.path.join(work, "store"), "--port", str(args.port)],
-                              stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([TOUCHLOG, "serve", "--store", os.path.join(work, "store"), "--port", str(args.port)]
+                              + server_args(args), stderr=subprocess.PIPE, text=True)
     try:
         server.stderr.readline()
         return load_watch.run(args.port, server.pid, args.watch_seconds, lambda path, body: http("PUT", base + path, body))
@@ -189,7 +194,8 @@ def main():
     work = tempfile.mkdtemp(prefix="touchlog-load-")
     store = os.path.join(work, "store")
     base = f"http://127.0.0.1:{args.port}"
-    server = subprocess.Popen([TOUCHLOG, "serve", "--store", store, "--port", str(args.port)], stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen([TOUCHLOG, "serve", "--store", store, "--port", str(args.port)] + server_args(args),
+                              stderr=subprocess.PIPE, text=True)
     try:
         server.stderr.readline()  # "touchlog: serving … on http://…" once it listens
         http("PUT", base + "/v1/segments/load-clickers", json.dumps(SEGMENT).encode())
