@@ -281,11 +281,8 @@ extension TouchLogStore {
         async throws(TouchLogError) -> T
     {
         let readers = self.readers
-        let run = { (work: @escaping @Sendable () throws(TouchLogError) -> T) async throws(TouchLogError) -> T in
-            if let queue { return try await offload(on: queue, work) }
-            return try await offload(threads: self.queryThreads, work)
-        }
-        return try await run { () throws(TouchLogError) in
+        return try await offload(on: queue ?? .global(), threads: queue == nil ? queryThreads : nil) {
+            () throws(TouchLogError) in
             try readers.withReader { reader throws(TouchLogError) in
                 do { return try body(reader) } catch { throw TouchLogError(wrapping: error, "\(what) failed") }
             }

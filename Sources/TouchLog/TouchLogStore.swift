@@ -6,8 +6,9 @@ import TouchLogStorage
 ///
 /// Open it for writing with ``init(directory:create:options:blockEvents:snapshots:queryPriority:)`` (one process at a
 /// time: opening takes the store's lock), or for reading with ``init(readingFrom:snapshots:)`` (any number of
-/// processes, while another one writes). Every method is safe to call from many tasks at once: appends are group-committed, and
-/// queries run on their own threads with readers from a pool, so they never wait for each other or for the writer.
+/// processes, while another one writes). Every method is safe to call from many tasks at once: appends are
+/// group-committed, and queries run on their own threads with readers from a pool, so they never wait for each other
+/// or for the writer.
 ///
 /// ```swift
 /// let store = try TouchLogStore(directory: "/var/lib/touchlog")

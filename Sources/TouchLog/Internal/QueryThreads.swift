@@ -10,12 +10,9 @@ import TouchLogStorage
 final class QueryThreads: Sendable {
     private let jobs = Mutex<Deque<@Sendable () -> Void>>([])
     private let ready = DispatchSemaphore(value: 0)
-    /// The nice value of the threads (0: the same priority as the rest of the process).
-    let nice: Int32
 
     /// Starts `count` threads at nice value `nice`. They run for the life of the process.
     init(count: Int, nice: Int32) {
-        self.nice = nice
         for _ in 0..<count {
             SystemThread.detached { [self] in
                 if nice > 0 { Platform.setCurrentThreadNice(nice) }
