@@ -105,7 +105,7 @@ extension TouchLogStore {
             }
             report.head = log.headHash
             encoder.forget(profiles: erasing)
-            let reader = try StoreReader(directory: directory)
+            let reader = try readers.makeReader()
             try Self.finishErasures(
                 reader, of: Set(erasing), summaries: try reader.summaries(through: reader.log.blocks.count),
                 keys: encoder.keys!)
@@ -116,8 +116,7 @@ extension TouchLogStore {
 
     /// What a writer does to a format-3 store's key file when it opens the store: removes the pads of profiles no
     /// commit introduced (written for a commit a crash cut short), and finishes erasures a crash cut short.
-    static func recoverKeys(directory: String, keys: ProfileKeyFile) throws(TouchLogError) {
-        let reader = try StoreReader(directory: directory)
+    static func recoverKeys(_ reader: StoreReader, keys: ProfileKeyFile) throws(TouchLogError) {
         let summaries = try reader.summaries(through: reader.log.blocks.count)
         try keys.truncate(profiles: summaries.last.map { Int($0.firstNewProfile) + $0.newProfiles } ?? 0)
         try finishErasures(reader, summaries: summaries, keys: keys)
@@ -128,7 +127,7 @@ extension TouchLogStore {
     /// when a writer opens a format-3 store (a crash may have come between the erasure's commit and the end of its
     /// zeroing).
     private static func finishErasures(
-        _ reader: StoreReader, of profiles: Set<Int>? = nil, summaries: [BlockSummary],
+        _ reader: StoreReader, of profiles: Set<Int>? = nil, summaries: BlockSummaries,
         keys: ProfileKeyFile
     ) throws(TouchLogError) {
         let erased = (profiles ?? reader.erasures.profiles).sorted()

@@ -48,11 +48,10 @@ package final class StoreReader {
     private var summaryBytes: [UInt8] = []
     /// Format-2 segment queries this reader has answered.
     var groupedQueries = 0
-    /// Format 2: the summaries read so far, by block index.
-    private var summaries: [BlockSummary?] = []
-    /// Format 2: the summaries of blocks `0..<summaryList.count`, every one read: what ``summaries(through:)`` hands
-    /// out without copying each summary at every query.
-    private var summaryList: [BlockSummary] = []
+    /// Format 2: the summaries of the log's first blocks, parsed once (shared by the readers of a ``TouchLogStore``).
+    var summaryCache = SummaryCache()
+    /// Format 2: summaries read out of log order (past the end of ``summaryCache``'s), by block index.
+    private var summariesAhead: [Int: BlockSummary] = [:]
     /// Format 2: the stored bytes of the last section read (a buffer reused from one read to the next).
     var sectionBytes: [UInt8] = []
     /// Format 2: buffers of ``mayHold(_:block:)``.
@@ -174,47 +173,64 @@ package final class StoreReader {
 
     /// The summary of format-2 block `index`, read (and checked) once and then kept.
     func summary(of index: Int) throws(TouchLogError) -> BlockSummary {
-        if index < summaries.count, let summary = summaries[index] { return summary }
-        let location = log.blocks[index]
-        try storage { () throws(StorageError) in try log.readSummary(of: location, into: &summaryBytes) }
-        let summary: BlockSummary
-        do { summary = try BlockSummary(summaryBytes, header: location.header) } catch {
-            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block summary: \(error)")
+        let known = summaryCache.summaries
+        if index < known.count { return known[index] }
+        if let summary = summariesAhead[index] { return summary }
+        let summary = try readSummary(of: index)
+        if index == known.count {
+            summaryCache.extend(from: index, with: [summary])
+        } else {
+            // Only a reader that skips blocks gets here (a replay that starts late, a damaged block before).
+            if summariesAhead.count >= 4_096 { summariesAhead.removeAll() }
+            summariesAhead[index] = summary
         }
-        if summaries.count < log.blocks.count {
-            summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count))
-        }
-        summaries[index] = summary
         return summary
     }
 
-    /// The summaries of blocks `0..<end` (see ``summary(of:)``); those not read yet are read and parsed on every core.
-    func summaries(through end: Int) throws(TouchLogError) -> [BlockSummary] {
-        if end <= summaryList.count { return end == summaryList.count ? summaryList : Array(summaryList[..<end]) }
-        if summaries.count < log.blocks.count {
-            summaries.append(contentsOf: repeatElement(nil, count: log.blocks.count - summaries.count))
+    /// Reads and parses the summary of format-2 block `index`.
+    private func readSummary(of index: Int) throws(TouchLogError) -> BlockSummary {
+        let location = log.blocks[index]
+        try storage { () throws(StorageError) in try log.readSummary(of: location, into: &summaryBytes) }
+        do { return try BlockSummary(summaryBytes, header: location.header) } catch {
+            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad block summary: \(error)")
         }
-        let missing = (summaryList.count..<end).filter { summaries[$0] == nil }
+    }
+
+    /// The summaries of blocks `0..<end` (see ``summary(of:)``); those not read yet are read and parsed on every core.
+    func summaries(through end: Int) throws(TouchLogError) -> BlockSummaries {
+        let known = summaryCache.summaries
+        if end <= known.count { return known.truncated(to: end) }
+        let start = known.count
+        var parsed = (start..<end).map { summariesAhead[$0] }
+        let missing = parsed.indices.filter { parsed[$0] == nil }
         let workers = max(1, min(StoreReader.queryThreads, missing.count / 16))
         if workers > 1 {
             let blocks = log.blocks
-            let parsed = Mutex([BlockSummary?](repeating: nil, count: missing.count))
+            let results = Mutex([BlockSummary?](repeating: nil, count: missing.count))
             try Self.onEveryWorker((0..<workers).map { _ in log.bodyReader() }) { w, reader in
                 var bytes: [UInt8] = []
                 for k in stride(from: w, to: missing.count, by: workers) {
-                    let location = blocks[missing[k]]
-                    // A summary that cannot be read is left to summary(of:) below, which names the damage.
+                    let location = blocks[start + missing[k]]
+                    // A summary that cannot be read is left to readSummary(of:) below, which names the damage.
                     guard (try? reader.readSummary(of: location, into: &bytes)) != nil,
                         let summary = try? BlockSummary(bytes, header: location.header)
                     else { continue }
-                    parsed.withLock { $0[k] = summary }
+                    results.withLock { $0[k] = summary }
                 }
             }
-            for (k, summary) in parsed.withLock({ $0 }).enumerated() { summaries[missing[k]] = summary }
+            for (k, summary) in results.withLock({ $0 }).enumerated() { parsed[missing[k]] = summary }
         }
-        summaryList.reserveCapacity(end)
-        for b in summaryList.count..<end { summaryList.append(try summary(of: b)) }
-        return summaryList
+        var summaries: [BlockSummary] = []
+        summaries.reserveCapacity(parsed.count)
+        for k in parsed.indices {
+            if let summary = parsed[k] {
+                summaries.append(summary)
+            } else {
+                summaries.append(try readSummary(of: start + k))
+            }
+        }
+        if !summariesAhead.isEmpty { summariesAhead = summariesAhead.filter { $0.key >= end } }
+        return summaryCache.extend(from: start, with: summaries).truncated(to: end)
     }
 
     /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next

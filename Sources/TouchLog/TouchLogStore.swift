@@ -75,9 +75,10 @@ public final class TouchLogStore: Sendable {
         if let keys { log.beforeCommit = { try keys.sync() } }
         // Format 2: the store-wide ids so far come from the log itself (read after the writer removed any unfinished
         // commit, and only before the first append).
+        let readers = ReaderPool(directory: directory, snapshotInterval: snapshots.interval)
         let encoder = BlockEncoder(formatVersion: log.formatVersion, keys: keys) {
             () throws(TouchLogError) -> StoreDictionary in
-            let reader = try StoreReader(directory: directory)
+            let reader = try readers.makeReader()
             try reader.loadDictionary()
             return reader.dictionary
         }
@@ -87,10 +88,10 @@ public final class TouchLogStore: Sendable {
         self.snapshotPolicy = snapshots
         self.encoder = encoder
         self.writer = GroupCommitWriter(log, committed: { encoder.finished(committed: $0) })
-        self.readers = ReaderPool(directory: directory, snapshotInterval: snapshots.interval)
+        self.readers = readers
         self.queryThreads = QueryThreads.shared(queryPriority)
         // Pads of a commit a crash cut short go, and an erasure committed before a crash is finished.
-        if let keys { try Self.recoverKeys(directory: directory, keys: keys) }
+        if let keys { try Self.recoverKeys(try readers.makeReader(), keys: keys) }
     }
 
     /// Opens the store in `directory` for reading only: no lock is taken, so another process may be writing to it.

@@ -39,6 +39,62 @@ import Testing
         }
     }
 
+    /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short
+    /// by `truncated(to:)`, keeps showing what it showed, across the chunk boundary too.
+    @Test func aListOfBlockSummariesKeepsItsCopiesAsItGrows() throws {
+        func summary(_ k: Int) -> BlockSummary {
+            BlockSummary(
+                count: k + 1, firstNewProfile: UInt32(k), newProfiles: 0, firstNewTouchpoint: 0, newTouchpoints: 0,
+                profileBase: 0, profileWidth: 0, sections: [], groups: [])
+        }
+        var list = BlockSummaries()
+        var copies: [BlockSummaries] = []
+        for k in 0..<2_500 {
+            if k % 500 == 0 || k == 1_024 { copies.append(list) }
+            list.append(summary(k))
+        }
+        #expect(list.map(\.count) == Array(1...2_500))
+        for copy in copies { #expect(copy.map(\.count) == (0..<copy.count).map { $0 + 1 }) }
+        #expect(copies.map(\.count) == [0, 500, 1_000, 1_024, 1_500, 2_000])
+        let first = list.truncated(to: 1_030)
+        list.append(summary(2_500))
+        #expect(first.count == 1_030 && first[1_029].count == 1_030 && list[2_500].count == 2_501)
+
+        let cache = SummaryCache()
+        cache.extend(from: 0, with: (0..<3).map(summary))
+        // A reader that read blocks 1–4 meanwhile adds only 3 and 4.
+        #expect(cache.extend(from: 1, with: (1..<5).map(summary)).map(\.count) == [1, 2, 3, 4, 5])
+    }
+
+    /// The readers of one store share the block summaries any of them parsed: a second reader, or the writer reading
+    /// the store's dictionary, reads none again (each keeping its own cost a server hundreds of bytes per block
+    /// per reader).
+    @Test(arguments: [UInt16(2), 3])
+    func theReadersOfAStoreShareItsBlockSummaries(format: UInt16) async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(
+            directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 100)
+        let events = randomEvents(3_000, seed: 12)
+        for k in stride(from: 0, to: events.count, by: 500) { try await store.append(Array(events[k..<k + 500])) }
+        _ = try await store.stats()
+        #expect(store.readers.summaries.summaries.count == 30)
+        let second = try store.readers.makeReader()
+        #expect(second.summaryCache === store.readers.summaries)
+        let summaries = try second.summaries(through: 30)
+        #expect(summaries.count == 30 && summaries.map(\.count) == Array(repeating: 100, count: 30))
+        // Read alone, each summary is the same.
+        let alone = try StoreReader(directory: dir.path + "/s")
+        #expect(alone.summaryCache !== store.readers.summaries)
+        #expect(try (0..<30).map { try alone.summary(of: $0) } == Array(summaries))
+        // Out of order, and past the shared ones.
+        try await store.append(Array(events[..<250]))
+        try second.refresh()
+        #expect(try second.summary(of: 32).count == 50)
+        #expect(store.readers.summaries.summaries.count == 30)
+        #expect(try second.summaries(through: 33).count == 33)
+        #expect(store.readers.summaries.summaries.count == 33)
+    }
+
     /// The blocks of one commit look up their strings together, before any gets its ids: a profile new to the
     /// store that several of them use is introduced by the first alone, and the later ones name it by that id.
     @Test func aProfileNewInSeveralBlocksOfOneCommitIsIntroducedOnce() async throws {

@@ -23,15 +23,26 @@ struct BlockSummary: Equatable {
         case newProfiles, newTouchpoints, times, profiles, positions, values
     }
 
+    /// (Kept in 32-bit fields, as a block's lengths are: 24 bytes, and a store's summaries hold six per block.)
     struct Section: Equatable {
         /// 0: stored as is; 1: an LZ4 block of `rawLength` bytes.
         var codec: UInt8
-        /// Where it starts in the body.
-        var start: Int
-        var storedLength: Int
-        var rawLength: Int
+        private var start32: UInt32
+        private var storedLength32: UInt32
+        private var rawLength32: UInt32
         /// XXH3-64 of the stored bytes.
         var check: UInt64
+
+        init(codec: UInt8, start: Int, storedLength: Int, rawLength: Int, check: UInt64) {
+            self.codec = codec
+            (start32, storedLength32, rawLength32) = (UInt32(start), UInt32(storedLength), UInt32(rawLength))
+            self.check = check
+        }
+
+        /// Where it starts in the body.
+        var start: Int { Int(start32) }
+        var storedLength: Int { Int(storedLength32) }
+        var rawLength: Int { Int(rawLength32) }
     }
 
     /// The events of one (touchpoint, type), in ascending (time, position) order. (Kept in 32-bit fields: a store's
@@ -168,6 +179,7 @@ extension BlockSummary {
         let bodyLength = Int(header.storedLength) - Int(header.summaryLength)
         var start = 0
         sections = []
+        sections.reserveCapacity(SectionKind.allCases.count)
         for kind in SectionKind.allCases {
             let codec = try input.byte()
             guard codec <= 1 else { throw input.fail("\(kind) section has unknown codec \(codec)") }

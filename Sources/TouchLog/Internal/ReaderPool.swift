@@ -17,6 +17,8 @@ final class ReaderPool: Sendable {
     let snapshotInterval: UInt64?
     /// Segment projections kept in memory, shared by the pool's readers.
     let projections = ProjectionCache()
+    /// Block summaries, parsed once for all of the store's readers.
+    let summaries = SummaryCache()
     /// Readers kept when idle; more are opened when more queries run at once, and dropped after.
     private let keep = 8
     private let idle = Mutex<[Box]>([])
@@ -26,15 +28,23 @@ final class ReaderPool: Sendable {
         self.snapshotInterval = snapshotInterval
     }
 
+    /// A reader of the store sharing the pool's caches, for a caller that keeps it (a live audience, the writer
+    /// reading the store's dictionary).
+    func makeReader() throws(TouchLogError) -> StoreReader {
+        let reader = try StoreReader(directory: directory)
+        reader.projectionCache = projections
+        reader.summaryCache = summaries
+        reader.snapshotInterval = snapshotInterval
+        return reader
+    }
+
     /// Runs `body` with a reader of its own that sees every commit made before the call.
     func withReader<T>(_ body: (StoreReader) throws(TouchLogError) -> T) throws(TouchLogError) -> T {
         let box: Box
         if let idleBox = idle.withLock({ $0.popLast() }) {
             box = idleBox
         } else {
-            box = Box(try StoreReader(directory: directory))
-            box.reader.projectionCache = projections
-            box.reader.snapshotInterval = snapshotInterval
+            box = Box(try makeReader())
         }
         try box.reader.refresh()
         let result = try body(box.reader)

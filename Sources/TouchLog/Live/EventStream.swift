@@ -50,7 +50,7 @@ public struct EventStream: AsyncSequence, Sendable {
                 if Task.isCancelled { return nil }
                 // Read before looking at the log, so that a commit made while looking wakes the wait below.
                 let generation = stream.store.changes.generation
-                let reader = try self.reader ?? StoreReader(directory: stream.store.directory)
+                let reader = try self.reader ?? stream.store.readers.makeReader()
                 self.reader = reader
                 try reader.refresh()
                 let start = nextOffset

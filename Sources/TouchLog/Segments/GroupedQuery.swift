@@ -530,14 +530,14 @@ extension StoreReader {
     /// The store-wide ids of the members of `definition` at `time`, ascending, and the summaries of the blocks
     /// recorded by K (see ``groupedMembers(of:at:)``).
     func groupedMemberIDs(of definition: SegmentDefinition, at time: QueryTime) throws(TouchLogError) -> (
-        ids: [Int], summaries: [BlockSummary]
+        ids: [Int], summaries: BlockSummaries
     ) {
         let segment = CompiledSegment(definition, at: time)
         var report = QueryReport()
         let end = blocksRecorded(by: time.knownAt)
         guard end > 0 else {
             lastQuery = report
-            return ([], [])
+            return ([], BlockSummaries())
         }
         try loadTouchpoints(through: end - 1)
         let plan = GroupedQueryPlan(segment, touchpoints: dictionary.touchpoints)
@@ -569,7 +569,7 @@ extension StoreReader {
     /// `interval` events past where the kept rules started. With `along` (`snapshot create`), one is also saved every
     /// `interval` events before that point, and one always at it.
     func groupedScan(
-        _ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, summaries: [BlockSummary],
+        _ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, summaries: BlockSummaries,
         saveEvery interval: UInt64?, along: Bool = false, report: inout QueryReport
     ) throws(TouchLogError) -> [GroupedQueryState] {
         let asOf = plan.time.asOf
@@ -640,7 +640,7 @@ extension StoreReader {
 
     /// The strings of profiles `ids` (ascending), in that order, read from the new-profile sections of the blocks
     /// that introduced them without building the rest. Each block's section is walked on its own, on every core.
-    func profileStrings(_ ids: [Int], summaries: [BlockSummary]) throws(TouchLogError) -> StringTable {
+    func profileStrings(_ ids: [Int], summaries: BlockSummaries) throws(TouchLogError) -> StringTable {
         // The blocks that introduced some of `ids`, each with the part of `ids` it did.
         var found: [(block: Int, ids: Range<Int>)] = []
         var next = 0
@@ -716,7 +716,7 @@ extension StoreReader {
     /// before it);
     /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken).
     private static func scan(
-        blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary], plan: GroupedQueryPlan,
+        blocks: [Int], locations: [BlockLocation], summaries: BlockSummaries, plan: GroupedQueryPlan,
         straddle: Int, keptFrom: Int, conversionsFrom: Int64?, profiles n: Int, into state: GroupedQueryState,
         reader: BlockBodyReader
     ) throws(TouchLogError) -> UInt64 {

@@ -383,7 +383,7 @@ extension StoreReader {
     /// recorded ≤ K, ending at a block boundary whose hash is its anchor, with that block's profile count), and how
     /// many blocks lie before it. Damaged or foreign ones are skipped and counted in the report.
     func newestUsableGroupedSnapshot(
-        _ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: [BlockSummary],
+        _ definition: SegmentDefinition, at time: QueryTime, blocks end: Int, summaries: BlockSummaries,
         report: inout QueryReport
     ) -> (snapshot: GroupedSnapshot, blocks: Int)? {
         guard usesSnapshots else { return nil }

@@ -360,7 +360,7 @@ extension StoreReader {
     /// (from every group of the blocks from `straddle` on) where it is earlier than the one given. The blocks are
     /// shared out among the cores in turn, each worker gathering on its own; returns the events of the blocks read.
     private func gatherGrouped(
-        _ scope: HistoryScope, blocks end: Int, summaries: [BlockSummary], upTo last: Int64,
+        _ scope: HistoryScope, blocks end: Int, summaries: BlockSummaries, upTo last: Int64,
         firstSeen: inout [Int64], from straddle: Int
     ) throws(TouchLogError) -> (gathered: [GatheredEvents], eventsRead: UInt64) {
         let locations = log.blocks
@@ -396,7 +396,7 @@ extension StoreReader {
 
     /// One worker's part of ``gatherGrouped(_:blocks:summaries:upTo:firstSeen:from:)``: the blocks `blocks`.
     private static func gatherBlocks(
-        _ scope: HistoryScope, _ blocks: [Int], locations: [BlockLocation], summaries: [BlockSummary],
+        _ scope: HistoryScope, _ blocks: [Int], locations: [BlockLocation], summaries: BlockSummaries,
         upTo last: Int64, into gathered: inout GatheredEvents, firstSeen: UnsafeMutablePointer<Int64>?,
         from straddle: Int, reader: BlockBodyReader
     ) throws(TouchLogError) -> UInt64 {
