@@ -117,6 +117,11 @@ enum EventBlockCodec {
         into sorted: inout StringTable
     ) -> [UInt32] {
         let n = ids.count
+        if none == nil, let first = ids.first, Int(first) + n <= table.count,
+            ids.elementsEqual(first..<first + UInt32(n))
+        {
+            return consecutiveDictionary(table, ids: Int(first)..<Int(first) + n, into: &sorted)
+        }
         scratch.keys.removeAll(keepingCapacity: true)
         scratch.keys.append(contentsOf: ids.lazy.map { UInt64($0) })
         scratch.events.removeAll(keepingCapacity: true)
@@ -175,6 +180,35 @@ enum EventBlockCodec {
         swap(&positions, &scratch.positions)
         positions.removeAll(keepingCapacity: true)
         positions.append(contentsOf: scratch.localOf.lazy.map { $0 < 0 ? 0 : rank[Int($0)] })
+        return positions
+    }
+
+    /// ``localDictionary(_:ids:none:scratch:into:)`` for events that use strings `ids` of `table`, one each, in order
+    /// (a batch built without interning gives every event a string of its own): the table's strings are sorted
+    /// where they lie, with no sort by id and no copy first.
+    private static func consecutiveDictionary(_ table: StringTable, ids: Range<Int>, into sorted: inout StringTable)
+        -> [UInt32]
+    {
+        var order = Array(ids)
+        table.sortByBytes(&order)
+        var positions = [UInt32](repeating: 0, count: ids.count)
+        sorted.removeAll()
+        table.bytes.withUnsafeBytes { all in
+            var previous = UnsafeRawBufferPointer(start: nil, count: 0)
+            for id in order {
+                let current = UnsafeRawBufferPointer(rebasing: all[table.range(id)])
+                if sorted.count > 0 && previous.count == current.count
+                    && commonPrefixLength(previous, current) == current.count
+                {
+                    positions[id - ids.lowerBound] = UInt32(sorted.count - 1)  // the entry before, under another id
+                    continue
+                }
+                positions[id - ids.lowerBound] = UInt32(sorted.count)
+                sorted.append(current)
+                previous = current
+            }
+        }
+        sorted.markSorted()
         return positions
     }
 
