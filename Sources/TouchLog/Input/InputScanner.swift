@@ -24,7 +24,7 @@ struct InputScanner {
     var memory: [UInt8]? = nil
     var quoteAware = false
     var maxRecordBytes = 1 << 20
-    var chunkBytes = 4 << 20
+    var chunkBytes = 256 << 10
 
     /// Opens `path` for reading ("-" is standard input).
     static func open(_ path: String) throws(InputError) -> InputScanner {
@@ -76,7 +76,7 @@ struct InputScanner {
         while !atEOF {
             // Read more after the bytes carried over from the last chunk.
             if filled == buffer.count { buffer.append(contentsOf: repeatElement(0, count: fullSize - buffer.count)) }
-            let got = try reader.read(into: &buffer, from: filled)
+            let got = try reader.read(into: &buffer, from: filled, upTo: chunkBytes)
             if got == 0 { atEOF = true }
             filled += got
             progress(reader.totalRead)
@@ -160,17 +160,19 @@ struct ChunkReader {
         return Int(status.size)
     }
 
-    /// Reads into `buffer` from index `start` up to its end; returns how many bytes came (0: the end of the input).
-    mutating func read(into buffer: inout [UInt8], from start: Int) throws(InputError) -> Int {
+    /// Reads into `buffer` from index `start`, at most `limit` bytes and up to its end; returns how many bytes came
+    /// (0: the end of the input).
+    mutating func read(into buffer: inout [UInt8], from start: Int, upTo limit: Int) throws(InputError) -> Int {
         let got: Int
+        let end = start + min(limit, buffer.count - start)
         if let memory {
-            got = min(buffer.count - start, memory.count - memoryRead)
+            got = min(end - start, memory.count - memoryRead)
             if got > 0 { buffer.replaceSubrange(start..<start + got, with: memory[memoryRead..<memoryRead + got]) }
             memoryRead += got
         } else {
             let result = buffer.withUnsafeMutableBytes { raw in
                 Result { () throws(SystemCallError) in
-                    try file!.readNext(into: UnsafeMutableRawBufferPointer(rebasing: raw[start...]))
+                    try file!.readNext(into: UnsafeMutableRawBufferPointer(rebasing: raw[start..<end]))
                 }
             }
             switch result {
