@@ -173,12 +173,12 @@ package final class StoreReader {
 
     /// The summary of format-2 block `index`, read (and checked) once and then kept.
     func summary(of index: Int) throws(TouchLogError) -> BlockSummary {
-        let known = summaryCache.summaries
+        let known = summaryCache.summaries(of: log.blocks)
         if index < known.count { return known[index] }
         if let summary = summariesAhead[index] { return summary }
         let summary = try readSummary(of: index)
         if index == known.count {
-            summaryCache.extend(from: index, with: [summary])
+            _ = summaryCache.extend(from: index, with: [summary], of: log.blocks)
         } else {
             // Only a reader that skips blocks gets here (a replay that starts late, a damaged block before).
             if summariesAhead.count >= 4_096 { summariesAhead.removeAll() }
@@ -198,7 +198,18 @@ package final class StoreReader {
 
     /// The summaries of blocks `0..<end` (see ``summary(of:)``); those not read yet are read and parsed on every core.
     func summaries(through end: Int) throws(TouchLogError) -> BlockSummaries {
-        let known = summaryCache.summaries
+        // Only readers of two different logs (one replaced under an open store) can make it ask again; after two
+        // tries this reader keeps summaries of its own.
+        for attempt in 0..<3 {
+            if attempt == 2 { summaryCache = SummaryCache() }
+            if let summaries = try summaries(through: end, in: summaryCache) { return summaries }
+        }
+        preconditionFailure("a cache of this reader's own takes no other log's summaries")
+    }
+
+    /// ``summaries(through:)`` from `cache`, or nil when another log's reader changed it meanwhile.
+    private func summaries(through end: Int, in cache: SummaryCache) throws(TouchLogError) -> BlockSummaries? {
+        let known = cache.summaries(of: log.blocks)
         if end <= known.count { return known.truncated(to: end) }
         let start = known.count
         var parsed = (start..<end).map { summariesAhead[$0] }
@@ -230,7 +241,7 @@ package final class StoreReader {
             }
         }
         if !summariesAhead.isEmpty { summariesAhead = summariesAhead.filter { $0.key >= end } }
-        return summaryCache.extend(from: start, with: summaries).truncated(to: end)
+        return cache.extend(from: start, with: summaries, of: log.blocks)?.truncated(to: end)
     }
 
     /// Reads and decodes a block. The returned block shares storage with the reader's buffers, which the next

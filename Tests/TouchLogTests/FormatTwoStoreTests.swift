@@ -47,23 +47,22 @@ import Testing
                 count: k + 1, firstNewProfile: UInt32(k), newProfiles: 0, firstNewTouchpoint: 0, newTouchpoints: 0,
                 profileBase: 0, profileWidth: 0, sections: [], groups: [])
         }
+        func hash(_ k: Int) -> BlockHash {
+            BlockHash(bytes: (0..<32).map { UInt8(truncatingIfNeeded: k >> ($0 % 4 * 8)) })
+        }
         var list = BlockSummaries()
         var copies: [BlockSummaries] = []
         for k in 0..<2_500 {
             if k % 500 == 0 || k == 1_024 { copies.append(list) }
-            list.append(summary(k))
+            list.append(summary(k), hash: hash(k))
         }
         #expect(list.map(\.count) == Array(1...2_500))
         for copy in copies { #expect(copy.map(\.count) == (0..<copy.count).map { $0 + 1 }) }
         #expect(copies.map(\.count) == [0, 500, 1_000, 1_024, 1_500, 2_000])
         let first = list.truncated(to: 1_030)
-        list.append(summary(2_500))
+        list.append(summary(2_500), hash: hash(2_500))
         #expect(first.count == 1_030 && first[1_029].count == 1_030 && list[2_500].count == 2_501)
-
-        let cache = SummaryCache()
-        cache.extend(from: 0, with: (0..<3).map(summary))
-        // A reader that read blocks 1–4 meanwhile adds only 3 and 4.
-        #expect(cache.extend(from: 1, with: (1..<5).map(summary)).map(\.count) == [1, 2, 3, 4, 5])
+        #expect(list.holds(hash(1_029), at: 1_029) && !list.holds(hash(1_030), at: 1_029))
     }
 
     /// The readers of one store share the block summaries any of them parsed: a second reader, or the writer reading
@@ -77,22 +76,60 @@ import Testing
         let events = randomEvents(3_000, seed: 12)
         for k in stride(from: 0, to: events.count, by: 500) { try await store.append(Array(events[k..<k + 500])) }
         _ = try await store.stats()
-        #expect(store.readers.summaries.summaries.count == 30)
         let second = try store.readers.makeReader()
-        #expect(second.summaryCache === store.readers.summaries)
+        let shared = store.readers.summaries
+        #expect(second.summaryCache === shared && shared.summaries(of: second.log.blocks).count == 30)
         let summaries = try second.summaries(through: 30)
         #expect(summaries.count == 30 && summaries.map(\.count) == Array(repeating: 100, count: 30))
         // Read alone, each summary is the same.
         let alone = try StoreReader(directory: dir.path + "/s")
-        #expect(alone.summaryCache !== store.readers.summaries)
+        #expect(alone.summaryCache !== shared)
         #expect(try (0..<30).map { try alone.summary(of: $0) } == Array(summaries))
         // Out of order, and past the shared ones.
         try await store.append(Array(events[..<250]))
         try second.refresh()
         #expect(try second.summary(of: 32).count == 50)
-        #expect(store.readers.summaries.summaries.count == 30)
+        #expect(shared.summaries(of: second.log.blocks).count == 30)
         #expect(try second.summaries(through: 33).count == 33)
-        #expect(store.readers.summaries.summaries.count == 33)
+        #expect(shared.summaries(of: second.log.blocks).count == 33)
+        // A reader that raced another adds only what is missing.
+        try alone.refresh()
+        let more = try (30..<33).map { try alone.summary(of: $0) }
+        #expect(shared.extend(from: 30, with: more, of: alone.log.blocks)?.count == 33)
+        #expect(shared.extend(from: 34, with: more, of: alone.log.blocks) == nil)
+    }
+
+    /// A log replaced under an open store (`touchlog migrate` renames its new log into place while a read-only
+    /// server may be serving the old one): a reader of the new log never takes the old one's summaries from the
+    /// cache they share, nor the other way round, however their reads alternate. (Without the blocks' hashes in the
+    /// cache, the new log's reader took the old log's 40 summaries.)
+    @Test func readersOfTwoLogsNeverTakeEachOthersSummaries() async throws {
+        let dir = TemporaryDirectory()
+        for (name, seed) in [("old", UInt64(21)), ("new", 22)] {
+            let store = try TouchLogStore(directory: dir.path + "/" + name, options: Self.formatTwo, blockEvents: 50)
+            let events = randomEvents(2_000, seed: seed + 100 * UInt64(name.count))
+            for k in stride(from: 0, to: events.count, by: 400) { try await store.append(Array(events[k..<k + 400])) }
+            store.close()
+        }
+        let cache = SummaryCache()
+        let old = try StoreReader(directory: dir.path + "/old")
+        old.summaryCache = cache
+        let oldSummaries = Array(try old.summaries(through: 40))
+        try SystemFile.rename(dir.path + "/old/log", dir.path + "/old/log-replaced")
+        try SystemFile.rename(dir.path + "/new/log", dir.path + "/old/log")
+        let new = try StoreReader(directory: dir.path + "/old")
+        new.summaryCache = cache
+        let newSummaries = Array(try StoreReader(directory: dir.path + "/old").summaries(through: 40))
+        #expect(oldSummaries != newSummaries)
+        // The old log's reader reads by path, so it finds the new log's blocks where its own were and refuses them
+        // as damage; whatever it does answer is its own log's.
+        for _ in 0..<2 {
+            #expect(Array(try new.summaries(through: 40)) == newSummaries)
+            #expect(try new.summary(of: 17) == newSummaries[17])
+            if let summaries = try? old.summaries(through: 40) { #expect(Array(summaries) == oldSummaries) }
+            if let summary = try? old.summary(of: 17) { #expect(summary == oldSummaries[17]) }
+            #expect(Array(try new.summaries(through: 25)) == Array(newSummaries[..<25]))
+        }
     }
 
     /// The blocks of one commit look up their strings together, before any gets its ids: a profile new to the
