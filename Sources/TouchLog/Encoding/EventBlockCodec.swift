@@ -158,24 +158,7 @@ enum EventBlockCodec {
 
         var order = Array(0..<scratch.strings.count)
         scratch.strings.sortByBytes(&order)
-        var rank = [UInt32](repeating: 0, count: order.count)
-        sorted.removeAll()
-        scratch.strings.bytes.withUnsafeBytes { all in
-            var previous = UnsafeRawBufferPointer(start: nil, count: 0)
-            for local in order {
-                let current = UnsafeRawBufferPointer(rebasing: all[scratch.strings.range(local)])
-                if sorted.count > 0 && previous.count == current.count
-                    && commonPrefixLength(previous, current) == current.count
-                {
-                    rank[local] = UInt32(sorted.count - 1 + offset)  // the entry before, under another id
-                    continue
-                }
-                rank[local] = UInt32(sorted.count + offset)
-                sorted.append(current)
-                previous = current
-            }
-        }
-        sorted.markSorted()
+        let rank = distinct(scratch.strings, inByteOrder: order, from: 0, offset: offset, into: &sorted)
         var positions: [UInt32] = []
         swap(&positions, &scratch.positions)
         positions.removeAll(keepingCapacity: true)
@@ -191,7 +174,16 @@ enum EventBlockCodec {
     {
         var order = Array(ids)
         table.sortByBytes(&order)
-        var positions = [UInt32](repeating: 0, count: ids.count)
+        return distinct(table, inByteOrder: order, from: ids.lowerBound, offset: 0, into: &sorted)
+    }
+
+    /// Fills `sorted` with the distinct strings of `table` that `order` names (ids `first ..< first + order.count`,
+    /// in ascending byte order of their strings), and returns, for each of those ids in id order, the index of its
+    /// string in `sorted` plus `offset` (equal strings, under different ids, share one entry).
+    private static func distinct(
+        _ table: StringTable, inByteOrder order: [Int], from first: Int, offset: Int, into sorted: inout StringTable
+    ) -> [UInt32] {
+        var rank = [UInt32](repeating: 0, count: order.count)
         sorted.removeAll()
         table.bytes.withUnsafeBytes { all in
             var previous = UnsafeRawBufferPointer(start: nil, count: 0)
@@ -200,16 +192,16 @@ enum EventBlockCodec {
                 if sorted.count > 0 && previous.count == current.count
                     && commonPrefixLength(previous, current) == current.count
                 {
-                    positions[id - ids.lowerBound] = UInt32(sorted.count - 1)  // the entry before, under another id
+                    rank[id - first] = UInt32(sorted.count - 1 + offset)  // the entry before, under another id
                     continue
                 }
-                positions[id - ids.lowerBound] = UInt32(sorted.count)
+                rank[id - first] = UInt32(sorted.count + offset)
                 sorted.append(current)
                 previous = current
             }
         }
         sorted.markSorted()
-        return positions
+        return rank
     }
 
     /// How many leading bytes `a` and `b` share, compared 8 at a time.
