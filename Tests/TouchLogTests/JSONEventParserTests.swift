@@ -73,4 +73,43 @@ import TouchLogTestSupport
         var control = Array(#"{"time":0,"profile":"p"#.utf8) + [0x01] + Array(#"","type":"conversion"}"#.utf8)
         #expect(parseJSON(bytes: &control, into: &batch).failureText?.contains("control character") == true)
     }
+
+    /// Field names and types are first compared a word at a time; the same names written with an escape go the byte
+    /// way. Both must mean the same, for names that are a known one's prefix or extension too, at any place in a line.
+    @Test func namesAndTypesReadAWordAtATimeMeanWhatTheirEscapedFormsMean() {
+        func escaped(_ word: String) -> String {
+            let first = word.unicodeScalars.first!.value
+            return "\\u00" + String(first, radix: 16) + word.dropFirst()
+        }
+        var compared = 0
+        for type in ["view", "click", "conversion", "views", "clicks", "conversions", "vie", "conversio", "VIEW"] {
+            for extra in ["times", "profiles", "touchpoints", "values", "typ", "touchpo", "tim", "time_", "profil"] {
+                let fields = [
+                    ("time", #""2022-06-01T10:21:14.250Z""#), ("profile", #""p-1""#), ("type", "\"\(type)\""),
+                    ("touchpoint", #""t""#), ("value", "2.5"), (extra, "1"),
+                ]
+                for rotation in 0..<fields.count {
+                    let ordered = Array(fields[rotation...] + fields[..<rotation])
+                    let plain = "{" + ordered.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+                    let byteWay =
+                        "{"
+                        + ordered.map { name, value in
+                            let v = name == "type" ? "\"\(escaped(type))\"" : value
+                            return "\"\(escaped(name))\":\(v)"
+                        }.joined(separator: ",") + "}"
+                    switch (parseJSON(plain), parseJSON(byteWay)) {
+                    case (.event(let a), .event(let b)): #expect(a == b, "\(plain)")
+                    case (.problem(let a), .problem(let b)):
+                        #expect(a.drop { $0 != " " } == b.drop { $0 != " " }, "\(plain): \(a) / \(b)")
+                    case (let a, let b): Issue.record("\(plain) → \(a), \(byteWay) → \(b)")
+                    }
+                    compared += 1
+                }
+            }
+        }
+        #expect(compared == 9 * 9 * 6)
+        // A name or type at the very end of a line (too near it for a word) is read the byte way.
+        #expect(parseJSON(#"{"profile":"p","touchpoint":"t","time":0,"type":"view"}"#).failureText == nil)
+        #expect(parseJSON(#"{"profile":"p","touchpoint":"t","type":"view","time":0}"#).failureText == nil)
+    }
 }

@@ -43,4 +43,46 @@ import Testing
         #expect(Timestamp.format(0) == "1970-01-01T00:00:00.000Z")
         #expect(Timestamp.format(-1) == "1969-12-31T23:59:59.999Z")
     }
+
+    /// The word-at-a-time reading of `YYYY-MM-DDTHH:MM:SS.mmmZ` agrees with the byte-by-byte one on every such text,
+    /// and on texts one byte away from one (any byte, anywhere) it either agrees or leaves the text to the other.
+    @Test func theCanonicalFormIsReadAsByteByByte() {
+        var random = TestRandom(seed: 11)
+        let interesting: [UInt8] =
+            Array("0123456789-:.TtZz +/\u{00}\u{7F}\u{FF}".utf8) + [0x2F, 0x3A, 0x39 + 7, 0xF9, 0xFA]
+        var agreed = 0
+        var leftToTheOther = 0
+        for round in 0..<40_000 {
+            let ms = EventLimits.minTime + Int64(random.next() % UInt64(EventLimits.maxTime - EventLimits.minTime + 1))
+            var text = Array(Timestamp.format(ms).utf8)
+            if round % 2 == 1 {
+                let at = Int(random.next() % 24)
+                text[at] =
+                    random.next() % 2 == 0
+                    ? interesting[Int(random.next() % UInt64(interesting.count))]
+                    : UInt8(truncatingIfNeeded: random.next())
+            }
+            text.withUnsafeBytes { raw in
+                let fast = Timestamp.parseCanonical(raw)
+                let slow = Timestamp.parseRFC3339ByteByByte(raw)
+                if round % 2 == 0 { #expect(fast == ms && slow == ms) }
+                if let fast {
+                    #expect(fast == slow, "\(String(decoding: text, as: UTF8.self))")
+                    agreed += 1
+                } else {
+                    leftToTheOther += 1
+                }
+            }
+        }
+        // Impossible dates and hours as well as wrong separators and non-digits.
+        for text in [
+            "2023-02-29T00:00:00.000Z", "2022-00-01T00:00:00.000Z", "2022-06-00T00:00:00.000Z",
+            "2022-06-01T24:00:00.000Z", "2022-06-01T10:60:00.000Z", "2022-06-01T10:00:60.000Z",
+            "2022-06-01T10:00:00.000z", "2022-06-01t10:00:00.000Z", "2022-06-01T10:00:00,000Z",
+            "2022-06-01T10:00:0:.000Z",
+        ] {
+            #expect(Array(text.utf8).withUnsafeBytes { Timestamp.parseCanonical($0) } == nil, "\(text)")
+        }
+        #expect(agreed > 20_000 && leftToTheOther > 10_000)
+    }
 }

@@ -36,6 +36,11 @@ public enum Timestamp {
     }
 
     static func parseRFC3339(_ s: UnsafeRawBufferPointer) -> Int64? {
+        parseCanonical(s) ?? parseRFC3339ByteByByte(s)
+    }
+
+    /// Any RFC 3339 date-time ``parse(_:)-(String)`` takes, read a byte at a time.
+    static func parseRFC3339ByteByByte(_ s: UnsafeRawBufferPointer) -> Int64? {
         // YYYY-MM-DDTHH:MM:SS[.f+](Z|+HH:MM|-HH:MM)
         guard s.count >= 20 else { return nil }
         func digits(_ at: Int, _ n: Int) -> Int? {
@@ -86,6 +91,47 @@ public enum Timestamp {
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
         let ms = seconds * 1000 + Int64(millis)
+        return ms >= EventLimits.minTime && ms <= EventLimits.maxTime ? ms : nil
+    }
+
+    /// The form touchlog writes and most inputs carry, `YYYY-MM-DDTHH:MM:SS.mmmZ`, checked and read eight bytes at
+    /// a time; nil for anything else, which ``parseRFC3339ByteByByte(_:)`` then reads (or refuses) byte by byte.
+    @inline(__always)
+    static func parseCanonical(_ s: UnsafeRawBufferPointer) -> Int64? {
+        guard s.count == 24 else { return nil }
+        let a = UInt64(littleEndian: s.loadUnaligned(fromByteOffset: 0, as: UInt64.self))  // YYYY-MM-
+        let b = UInt64(littleEndian: s.loadUnaligned(fromByteOffset: 8, as: UInt64.self))  // DDTHH:MM
+        let c = UInt64(littleEndian: s.loadUnaligned(fromByteOffset: 16, as: UInt64.self))  // :SS.mmmZ
+        // Byte k of a word is bits 8k..<8k+8: the separators where they belong, digits everywhere else.
+        guard a & 0xFF00_00FF_0000_0000 == 0x2D00_002D_0000_0000, b & 0x0000_FF00_00FF_0000 == 0x0000_3A00_0054_0000,
+            c & 0xFF00_0000_FF00_00FF == 0x5A00_0000_2E00_003A
+        else { return nil }
+        let aDigits: UInt64 = 0x00FF_FF00_FFFF_FFFF
+        let bDigits: UInt64 = 0xFFFF_00FF_FF00_FFFF
+        let cDigits: UInt64 = 0x00FF_FFFF_00FF_FF00
+        /// Whether every byte `mask` covers is an ASCII digit: its high nibble is 3, and still 3 after adding 6.
+        func digits(_ word: UInt64, _ mask: UInt64) -> Bool {
+            let high = 0xF0F0_F0F0_F0F0_F0F0 & mask
+            let three = 0x3030_3030_3030_3030 & mask
+            return word & high == three && (word &+ (0x0606_0606_0606_0606 & mask)) & high == three
+        }
+        guard digits(a, aDigits), digits(b, bDigits), digits(c, cDigits) else { return nil }
+        let da = a &- (0x3030_3030_3030_3030 & aDigits)
+        let db = b &- (0x3030_3030_3030_3030 & bDigits)
+        let dc = c &- (0x3030_3030_3030_3030 & cDigits)
+        func at(_ word: UInt64, _ k: Int) -> Int { Int(truncatingIfNeeded: (word >> (8 * k)) & 0xFF) }
+        let year = at(da, 0) * 1000 + at(da, 1) * 100 + at(da, 2) * 10 + at(da, 3)
+        let month = at(da, 5) * 10 + at(da, 6)
+        let day = at(db, 0) * 10 + at(db, 1)
+        let hour = at(db, 3) * 10 + at(db, 4)
+        let minute = at(db, 6) * 10 + at(db, 7)
+        let second = at(dc, 1) * 10 + at(dc, 2)
+        let millis = at(dc, 4) * 100 + at(dc, 5) * 10 + at(dc, 6)
+        guard month >= 1, month <= 12, day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60,
+            second < 60
+        else { return nil }
+        let days = daysFromCivil(year: year, month: month, day: day)
+        let ms = (Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)) * 1000 + Int64(millis)
         return ms >= EventLimits.minTime && ms <= EventLimits.maxTime ? ms : nil
     }
 

@@ -61,11 +61,17 @@ struct JSONEventParser {
                 guard i < line.count, line[i] == UInt8(ascii: "\"") else {
                     throw problem("expected a field name in double quotes")
                 }
-                let key = try parseString()
+                let field: UInt8?
+                if let known = Self.quotedKnownField(line, at: i) {
+                    field = known.field
+                    i += known.length
+                } else {
+                    let key = try parseString()
+                    field = key.withBytes(in: line) { Self.knownField($0) }
+                }
                 try expect(UInt8(ascii: ":"), "':' after the field name")
                 skipSpace()
                 let valueStart = i
-                let field = key.withBytes(in: line) { Self.knownField($0) }
                 if let field {
                     if seen & (1 << field) != 0 {
                         throw problem("duplicate field \"\(Self.fieldNames[Int(field)])\"", at: keyStart)
@@ -102,6 +108,45 @@ struct JSONEventParser {
         if key.equals("type") { return 2 }
         if key.equals("touchpoint") { return 3 }
         if key.equals("value") { return 4 }
+        return nil
+    }
+
+    /// The known field whose name, quotes included and with no escapes, starts at `start` (its opening quote), and
+    /// the quoted name's length; nil for any other key, or too near the line's end to load 12 bytes (then the key
+    /// is parsed as a string). Compares whole words instead of decoding the key and comparing it with each name.
+    @inline(__always)
+    private static func quotedKnownField(_ line: UnsafeRawBufferPointer, at start: Int) -> (field: UInt8, length: Int)?
+    {
+        guard start + 12 <= line.count else { return nil }
+        let word = UInt64(littleEndian: line.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+        let six = word & 0xFFFF_FFFF_FFFF
+        if six == 0x2265_6D69_7422 { return (0, 6) }  // "time"
+        if six == 0x2265_7079_7422 { return (2, 6) }  // "type"
+        if word & 0xFF_FFFF_FFFF_FFFF == 0x22_6575_6C61_7622 { return (4, 7) }  // "value"
+        if word == 0x656C_6966_6F72_7022 && line[start + 8] == UInt8(ascii: "\"") { return (1, 9) }  // "profile"
+        // "touchpo, then int"
+        if word == 0x6F70_6863_756F_7422
+            && UInt32(littleEndian: line.loadUnaligned(fromByteOffset: start + 8, as: UInt32.self)) == 0x2274_6E69
+        {
+            return (3, 12)
+        }
+        return nil
+    }
+
+    /// The event type whose name, in quotes and with no escapes, starts at `start`, and the quoted name's length;
+    /// nil when it is not one, or too near the line's end to load 12 bytes.
+    @inline(__always)
+    private static func quotedType(_ line: UnsafeRawBufferPointer, at start: Int) -> (type: EventType, length: Int)? {
+        guard start + 12 <= line.count else { return nil }
+        let word = UInt64(littleEndian: line.loadUnaligned(fromByteOffset: start, as: UInt64.self))
+        if word & 0xFFFF_FFFF_FFFF == 0x2277_6569_7622 { return (.view, 6) }  // "view"
+        if word & 0xFF_FFFF_FFFF_FFFF == 0x22_6B63_696C_6322 { return (.click, 7) }  // "click"
+        // "convers, then ion"
+        if word == 0x7372_6576_6E6F_6322
+            && UInt32(littleEndian: line.loadUnaligned(fromByteOffset: start + 8, as: UInt32.self)) == 0x226E_6F69
+        {
+            return (.conversion, 12)
+        }
         return nil
     }
 
@@ -144,6 +189,11 @@ struct JSONEventParser {
             if field == 1 { fields.profile = bytes } else { fields.touchpoint = bytes }
         case 2:  // type
             guard isString else { throw problem("type must be a string: view, click or conversion") }
+            if let known = Self.quotedType(line, at: i) {
+                fields.type = known.type
+                i += known.length
+                return
+            }
             let text = try parseString()
             let type = text.withBytes(in: line) { raw -> EventType? in
                 if raw.equals("view") { return .view }
