@@ -43,6 +43,42 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (
         #expect(dictionary.touchpoints.count == Set(events.compactMap(\.touchpoint)).count)
     }
 
+    /// Sealed blocks from a batch that gives every event a string of its own (ingest, `[Event]` appends) look each
+    /// event's string up as it is, with no sort and no merge first; the ids, the order of first events, and every
+    /// byte are those that sorted and merged strings (an interned batch) give.
+    @Test(arguments: [1, 64, 700, 3_000])
+    func sealedBlocksOfStringsPerEventEqualThoseOfMergedStrings(size: Int) throws {
+        let events = randomEvents(3_000, seed: 5)
+        let interned = try EventBatch(events)
+        var plain = EventBatch.forEncoding()
+        for event in events { try plain.append(event) }
+        #expect(plain.profiles.count == events.count && interned.profiles.count < events.count / 2)
+        func encode(_ batch: EventBatch) -> (blocks: [RawBlock], profiles: [String]) {
+            var dictionary = StoreDictionary()
+            var scratch = EventBlockCodec.EncodeScratch()
+            var blocks: [RawBlock] = []
+            for start in stride(from: 0, to: batch.count, by: size) {
+                let prepared = GroupedBlockCodec.prepare(
+                    batch, range: start..<min(start + size, batch.count), scratch: &scratch, sealed: true)
+                var assigned = GroupedBlockCodec.assignIDs(prepared, dictionary: &dictionary)
+                // Pads of fixed bytes, so that the blocks' bytes depend on nothing random.
+                let padBytes = assigned.newProfiles.reduce(0) { $0 + dictionary.profiles[$1].count }
+                assigned.pads = [UInt8](repeating: 0x5A, count: padBytes)
+                blocks.append(GroupedBlockCodec.build(prepared, assigned, dictionary: dictionary).block)
+            }
+            return (blocks, (0..<dictionary.profiles.count).map { dictionary.profiles.string($0) })
+        }
+        let perEvent = encode(plain)
+        let merged = encode(interned)
+        var firstEvents: [String] = []
+        var seen = Set<String>()
+        for event in events where seen.insert(event.profile).inserted { firstEvents.append(event.profile) }
+        #expect(perEvent.profiles == firstEvents)
+        #expect(merged.profiles == firstEvents)
+        #expect(perEvent.blocks.map(\.summary) == merged.blocks.map(\.summary))
+        #expect(perEvent.blocks.map(\.payload) == merged.blocks.map(\.payload))
+    }
+
     @Test func aBlockIntroducesOnlyTheIdentifiersNoEarlierBlockDid() throws {
         var first = EventBatch()
         var second = EventBatch()

@@ -24,13 +24,16 @@ import TouchLogStorage
 enum GroupedBlockCodec {
     /// A block's events with their own sorted dictionaries (`profiles` and `touchpoints` distinct and in ascending
     /// byte order; `profileIDs` index the first, `touchpointIDs` are 0 or index + 1): everything ``encode(_:dictionary:)``
-    /// needs but the store-wide ids, which are given in log order when the block is committed.
+    /// needs but the store-wide ids, which are given in log order when the block is committed. A sealed block from a
+    /// batch that gives every event a string of its own keeps them as they are instead: `profiles` holds one string
+    /// per event, in event order, equal strings included.
     struct Prepared: Sendable {
         var events = EventBatch()
         var minTime: Int64 = .max
         var maxTime: Int64 = .min
         /// Format 3: for each of the block's own profiles, the position of its first event. New profiles get their
-        /// ids in this order, not in byte order, so that an id says nothing of its string's neighbours.
+        /// ids in this order, not in byte order, so that an id says nothing of its string's neighbours. Nil when
+        /// `profiles` are in event order already.
         var firstSeen: [UInt32]?
     }
 
@@ -45,8 +48,23 @@ enum GroupedBlockCodec {
         block.events.times = Array(batch.times[range])
         block.events.types = Array(batch.types[range])
         block.events.values = Array(batch.values[range])
-        block.events.profileIDs = EventBlockCodec.localDictionary(
-            batch.profiles, ids: batch.profileIDs[range], none: nil, scratch: &scratch, into: &block.events.profiles)
+        let ids = batch.profileIDs[range]
+        var inEventOrder = false
+        if sealed, let first = ids.first.map(Int.init), first + ids.count <= batch.profiles.count,
+            ids.elementsEqual(UInt32(first)..<UInt32(first + ids.count))
+        {
+            // Every event has a string of its own (a batch built without interning: ingest, `[Event]` appends).
+            // Sealed profiles take their ids in the order of their first events and the store's dictionary is a
+            // hash index, so the block's strings need not be sorted or merged first: each event's string is looked
+            // up as it is, in event order, and a string new to the store is added at its first event and found
+            // again at the next ones (the same ids, the same bytes, as from sorted and merged strings).
+            block.events.profiles = batch.profiles.strings(first..<first + ids.count)
+            block.events.profileIDs = Array(0..<UInt32(ids.count))
+            inEventOrder = true
+        } else {
+            block.events.profileIDs = EventBlockCodec.localDictionary(
+                batch.profiles, ids: ids, none: nil, scratch: &scratch, into: &block.events.profiles)
+        }
         block.events.touchpointIDs = EventBlockCodec.localDictionary(
             batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch,
             into: &block.events.touchpoints)
@@ -54,7 +72,7 @@ enum GroupedBlockCodec {
             block.minTime = min(block.minTime, t)
             block.maxTime = max(block.maxTime, t)
         }
-        if sealed {
+        if sealed && !inEventOrder {
             var firstSeen = [UInt32](repeating: .max, count: block.events.profiles.count)
             for (position, id) in block.events.profileIDs.enumerated().reversed() {
                 firstSeen[Int(id)] = UInt32(position)

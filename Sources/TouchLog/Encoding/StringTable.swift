@@ -43,6 +43,18 @@ package struct StringTable: Sendable {
         (id == 0 ? 0 : Int(ends[id - 1]))..<Int(ends[id])
     }
 
+    /// Strings `ids` as a table of their own, numbered from 0 and with no index (the table itself, its storage
+    /// shared, when that is all of it and it has none).
+    func strings(_ ids: Range<Int>) -> StringTable {
+        if ids == 0..<count && slots.isEmpty && sortedCount == 0 && forgotten.isEmpty { return self }
+        var part = StringTable()
+        guard !ids.isEmpty else { return part }
+        let start = range(ids.lowerBound).lowerBound
+        part.bytes = Array(bytes[start..<Int(ends[ids.upperBound - 1])])
+        part.ends = ends[ids].map { $0 - UInt32(start) }
+        return part
+    }
+
     /// The bytes of string `id`.
     package subscript(id: Int) -> ArraySlice<UInt8> { bytes[range(id)] }
 
