@@ -39,6 +39,35 @@ import Testing
         }
     }
 
+    /// A query's per-profile columns are zeroed as its answer is read and kept for the next query (not returned to
+    /// the kernel): an answer never depends on the queries asked before it. Every answer asked after the others, in
+    /// either order, equals the one it got when asked first; reused memory that is not all zero stops a debug build.
+    @Test func answersDoNotDependOnTheQueriesAskedBefore() async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(directory: dir.path, blockEvents: 500)
+        try await store.append(randomEvents(6_000, seed: 31))
+        store.close()
+        let definitions = try [
+            #"{"name":"p1","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"conversion":"converted"}]}"#,
+            #"{"name":"p2","match":"any","rules":[{"interaction":"view","touchpoint":{"contains":"b"},"count":{"atLeast":2}},{"interaction":"conversion","negate":true}]}"#,
+            #"{"name":"p3","match":"all","rules":[{"interaction":"click","touchpoint":{"contains":"0"},"timeframe":{"last":"30d"},"conversion":"not_converted"}]}"#,
+        ].map { try SegmentDefinition(json: $0) }
+        let asks = definitions.flatMap { definition in
+            [1_654_070_400_000 + 200_000_000, EventLimits.maxTime].map { (definition, QueryTime(asOf: $0)) }
+        }
+        var alone: [[String]] = []
+        for (definition, time) in asks {
+            alone.append(try StoreReader(directory: dir.path).members(of: definition, at: time))
+        }
+        #expect(alone.contains { $0.count > 10 })
+        let reader = try StoreReader(directory: dir.path)
+        for order in [Array(asks.indices), asks.indices.reversed()] {
+            for k in order {
+                #expect(try reader.members(of: asks[k].0, at: asks[k].1) == alone[k], "\(asks[k].0.name)")
+            }
+        }
+    }
+
     /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short
     /// by `truncated(to:)`, keeps showing what it showed, across the chunk boundary too.
     @Test func aListOfBlockSummariesKeepsItsCopiesAsItGrows() throws {

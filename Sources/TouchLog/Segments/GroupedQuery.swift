@@ -174,6 +174,11 @@ final class GroupedQueryState: @unchecked Sendable {
     /// that pages a query never touches still cost nothing). One mapping, not one per column, because returning
     /// touched memory makes the kernel flush every core's address cache, which costs more than a small query.
     private let memory: ZeroedMemory
+    /// Every column: where it starts and the bytes of one profile's entry.
+    private let columns: [(start: UnsafeMutableRawPointer, stride: Int)]
+    /// Set by ``members(_:_:_:)`` once it has made every column zero again: the memory then goes back to the pool
+    /// for the next query (``ZeroedMemory/recycle()``), not to the kernel.
+    private var zeroedAgain = false
 
     init(_ plan: GroupedQueryPlan, profiles n: Int) {
         count = n
@@ -197,8 +202,10 @@ final class GroupedQueryState: @unchecked Sendable {
         let memory = ZeroedMemory(bytes: sizes.reduce(0, +))
         var next = 0
         var offset = 0
+        var layout: [(start: UnsafeMutableRawPointer, stride: Int)] = []
         func zeroed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
             let column = (memory.base + offset).bindMemory(to: T.self, capacity: max(1, n))
+            layout.append((memory.base + offset, MemoryLayout<T>.stride))
             offset += sizes[next]
             next += 1
             return column
@@ -219,10 +226,19 @@ final class GroupedQueryState: @unchecked Sendable {
         sequenceEvents = plan.sequences.map { _ in [] }
         sequenceMatched = plan.sequences.map { _ in [] }
         self.memory = memory
+        columns = layout
     }
 
     deinit {
-        memory.release()
+        if zeroedAgain { memory.recycle() } else { memory.release() }
+    }
+
+    /// Zeroes the entries of profiles `range` in every column.
+    private func zero(_ range: Range<Int>) {
+        for column in columns {
+            (column.start + range.lowerBound * column.stride).initializeMemory(
+                as: UInt8.self, repeating: 0, count: range.count * column.stride)
+        }
     }
 
     /// Ids of the profiles for which the segment holds, ascending, from the findings of every worker's state
@@ -334,7 +350,11 @@ final class GroupedQueryState: @unchecked Sendable {
                     g += 1
                 }
             }
+            // Everything of this chunk is read: zeroed now, while it is in the cache, the columns are zero again
+            // when the query ends, and the next one reuses them as they are.
+            for state in states { state.zero(chunk..<(chunk + m)) }
         }
+        if n > 0 { for state in states { state.zeroedAgain = true } }
         return result
     }
 }
