@@ -117,10 +117,8 @@ enum EventBlockCodec {
         into sorted: inout StringTable
     ) -> [UInt32] {
         let n = ids.count
-        if none == nil, let first = ids.first, Int(first) + n <= table.count,
-            ids.elementsEqual(first..<first + UInt32(n))
-        {
-            return consecutiveDictionary(table, ids: Int(first)..<Int(first) + n, into: &sorted)
+        if none == nil, let own = stringsOfTheirOwn(ids, in: table) {
+            return consecutiveDictionary(table, ids: own, into: &sorted)
         }
         scratch.keys.removeAll(keepingCapacity: true)
         scratch.keys.append(contentsOf: ids.lazy.map { UInt64($0) })
@@ -164,6 +162,15 @@ enum EventBlockCodec {
         positions.removeAll(keepingCapacity: true)
         positions.append(contentsOf: scratch.localOf.lazy.map { $0 < 0 ? 0 : rank[Int($0)] })
         return positions
+    }
+
+    /// The strings of `table` that events of string ids `ids` use when each event has a string of its own, in
+    /// order (what a batch built without interning gives); nil otherwise.
+    static func stringsOfTheirOwn(_ ids: ArraySlice<UInt32>, in table: StringTable) -> Range<Int>? {
+        guard let first = ids.first.map(Int.init), first + ids.count <= table.count,
+            ids.elementsEqual(UInt32(first)..<UInt32(first + ids.count))
+        else { return nil }
+        return first..<first + ids.count
     }
 
     /// ``localDictionary(_:ids:none:scratch:into:)`` for events that use strings `ids` of `table`, one each, in order

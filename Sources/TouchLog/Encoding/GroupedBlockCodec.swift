@@ -49,21 +49,24 @@ enum GroupedBlockCodec {
         block.events.types = Array(batch.types[range])
         block.events.values = Array(batch.values[range])
         let ids = batch.profileIDs[range]
-        var inEventOrder = false
-        if sealed, let first = ids.first.map(Int.init), first + ids.count <= batch.profiles.count,
-            ids.elementsEqual(UInt32(first)..<UInt32(first + ids.count))
-        {
+        if sealed, let own = EventBlockCodec.stringsOfTheirOwn(ids, in: batch.profiles) {
             // Every event has a string of its own (a batch built without interning: ingest, `[Event]` appends).
             // Sealed profiles take their ids in the order of their first events and the store's dictionary is a
             // hash index, so the block's strings need not be sorted or merged first: each event's string is looked
             // up as it is, in event order, and a string new to the store is added at its first event and found
             // again at the next ones (the same ids, the same bytes, as from sorted and merged strings).
-            block.events.profiles = batch.profiles.strings(first..<first + ids.count)
+            block.events.profiles = batch.profiles.strings(own)
             block.events.profileIDs = Array(0..<UInt32(ids.count))
-            inEventOrder = true
         } else {
             block.events.profileIDs = EventBlockCodec.localDictionary(
                 batch.profiles, ids: ids, none: nil, scratch: &scratch, into: &block.events.profiles)
+            if sealed {
+                var firstSeen = [UInt32](repeating: .max, count: block.events.profiles.count)
+                for (position, id) in block.events.profileIDs.enumerated().reversed() {
+                    firstSeen[Int(id)] = UInt32(position)
+                }
+                block.firstSeen = firstSeen
+            }
         }
         block.events.touchpointIDs = EventBlockCodec.localDictionary(
             batch.touchpoints, ids: batch.touchpointIDs[range], none: 0, scratch: &scratch,
@@ -71,13 +74,6 @@ enum GroupedBlockCodec {
         for t in block.events.times {
             block.minTime = min(block.minTime, t)
             block.maxTime = max(block.maxTime, t)
-        }
-        if sealed && !inEventOrder {
-            var firstSeen = [UInt32](repeating: .max, count: block.events.profiles.count)
-            for (position, id) in block.events.profileIDs.enumerated().reversed() {
-                firstSeen[Int(id)] = UInt32(position)
-            }
-            block.firstSeen = firstSeen
         }
         return block
     }
