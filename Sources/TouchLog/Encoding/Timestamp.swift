@@ -58,9 +58,6 @@ public enum Timestamp {
             s[16] == UInt8(ascii: ":"),
             let second = digits(17, 2)
         else { return nil }
-        guard (1...12).contains(month), day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60,
-            second < 60
-        else { return nil }
         var i = 19
         var millis = 0
         if i < s.count && s[i] == UInt8(ascii: ".") {
@@ -88,6 +85,20 @@ public enum Timestamp {
             return nil
         }
         guard i == s.count else { return nil }
+        return milliseconds(
+            year: year, month: month, day: day, hour: hour, minute: minute, second: second, millis: millis,
+            offsetMinutes: offsetMinutes)
+    }
+
+    /// The epoch milliseconds of a date-time read from text, with its offset from UTC in minutes; nil when it is no
+    /// date (month 1–12, a day of that month), no time of day (hours below 24, minutes and seconds below 60), or
+    /// outside years 0000–9999.
+    private static func milliseconds(
+        year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, millis: Int, offsetMinutes: Int
+    ) -> Int64? {
+        guard month >= 1, month <= 12, day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60,
+            second < 60
+        else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offsetMinutes * 60)
         let ms = seconds * 1000 + Int64(millis)
@@ -127,12 +138,9 @@ public enum Timestamp {
         let minute = at(db, 6) * 10 + at(db, 7)
         let second = at(dc, 1) * 10 + at(dc, 2)
         let millis = at(dc, 4) * 100 + at(dc, 5) * 10 + at(dc, 6)
-        guard month >= 1, month <= 12, day >= 1, day <= daysIn(month: month, year: year), hour < 24, minute < 60,
-            second < 60
-        else { return nil }
-        let days = daysFromCivil(year: year, month: month, day: day)
-        let ms = (Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second)) * 1000 + Int64(millis)
-        return ms >= EventLimits.minTime && ms <= EventLimits.maxTime ? ms : nil
+        return milliseconds(
+            year: year, month: month, day: day, hour: hour, minute: minute, second: second, millis: millis,
+            offsetMinutes: 0)
     }
 
     /// The current real-time clock in epoch milliseconds.
