@@ -157,15 +157,9 @@ package struct StringTable: Sendable {
         return intern(string, hash: Self.hash(string))
     }
 
-    /// Makes room in the hash index for `more` strings to come, so that adding them rebuilds it at most once, now
-    /// (a commit's blocks that introduce many strings between them, instead of a rebuild every time one block's
-    /// would fill it past half).
-    mutating func reserveIndex(forMore more: Int) {
-        reserveSlots(for: more)
-    }
-
-    /// Rebuilds the hash index when adding `more` strings could fill it past half.
-    private mutating func reserveSlots(for more: Int) {
+    /// Rebuilds the hash index when adding `more` strings could fill it past half, so that adding them rebuilds it
+    /// at most once, now (a commit's blocks reserve for all the strings they introduce between them).
+    mutating func reserveSlots(for more: Int) {
         let hashed = count - sortedCount
         if slots.count < (hashed + more) * 2 { rehash(capacity: max(64, (hashed + more) * 4)) }
     }

@@ -72,7 +72,7 @@ final class BlockEncoder: Sendable {
                 guard case .prepared(let prepared) = blocks[k] else { return nil }
                 return GroupedBlockCodec.lookUp(prepared, in: dictionary)
             }
-            dictionary.profiles.reserveIndex(forMore: lookups.reduce(0) { $0 + ($1?.profiles.missing.count ?? 0) })
+            dictionary.profiles.reserveSlots(for: lookups.reduce(0) { $0 + ($1?.profiles.missing.count ?? 0) })
             var assigned: [GroupedBlockCodec.Assigned?] = []
             for k in blocks.indices {
                 guard case .prepared(let prepared) = blocks[k] else {

@@ -250,13 +250,12 @@ final class GroupedQueryState: @unchecked Sendable {
     /// members joined in order.
     static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
         let n = states[0].count
-        let chunkSize = 4096
         let sequenceHolds = plan.sequences.indices.map { sequenceVerdicts(states, plan, $0, profiles: n) }
-        let chunks = (n + chunkSize - 1) / chunkSize
+        let chunks = (n + Self.chunkSize - 1) / Self.chunkSize
         let parts = max(1, min(StoreReader.queryThreads, chunks / 2))
         let found = Mutex([[Int]](repeating: [], count: parts))
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let range = (chunks * part / parts * chunkSize)..<min(n, chunks * (part + 1) / parts * chunkSize)
+            let range = (chunks * part / parts * Self.chunkSize)..<min(n, chunks * (part + 1) / parts * Self.chunkSize)
             let members = Self.members(states, plan, segment, profiles: range, sequenceHolds: sequenceHolds)
             found.withLock { $0[part] = members }
         }
@@ -264,19 +263,21 @@ final class GroupedQueryState: @unchecked Sendable {
         return found.withLock { $0.flatMap { $0 } }
     }
 
-    /// ``members(_:_:_:)`` of the profiles of `range` (whole chunks of 4,096 from its start), whose entries it zeroes
-    /// in every column once they are read.
+    /// Profiles whose membership is decided together (see ``members(_:_:_:)``).
+    private static let chunkSize = 4096
+
+    /// ``members(_:_:_:)`` of the profiles of `range` (whole chunks from its start), whose entries it zeroes in every
+    /// column once they are read.
     private static func members(
         _ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment, profiles: Range<Int>,
         sequenceHolds: [[Bool]]
     ) -> [Int] {
-        let chunkSize = 4096
         var holds = [[Bool]](
-            repeating: [Bool](repeating: false, count: chunkSize), count: plan.rules.count + plan.sequences.count)
+            repeating: [Bool](repeating: false, count: Self.chunkSize), count: plan.rules.count + plan.sequences.count)
         // Each chunk's combined counts, first times and latest conversions, summed across the states.
-        let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: chunkSize)
-        let firsts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: chunkSize)
-        let last = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: chunkSize)
+        let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: Self.chunkSize)
+        let firsts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Self.chunkSize)
+        let last = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Self.chunkSize)
         defer {
             counts.deallocate()
             firsts.deallocate()
@@ -284,8 +285,8 @@ final class GroupedQueryState: @unchecked Sendable {
         }
         let valueColumns = plan.rules.indices.map { r in states.compactMap { $0.values[r] } }
         var result: [Int] = []
-        for chunk in stride(from: profiles.lowerBound, to: profiles.upperBound, by: chunkSize) {
-            let m = min(chunkSize, profiles.upperBound - chunk)
+        for chunk in stride(from: profiles.lowerBound, to: profiles.upperBound, by: Self.chunkSize) {
+            let m = min(Self.chunkSize, profiles.upperBound - chunk)
             for (r, rule) in plan.rules.enumerated() {
                 let low = UInt32(clamping: rule.leaf.rule.atLeast)
                 let high = UInt32(clamping: rule.leaf.rule.atMost ?? Int(UInt32.max))
