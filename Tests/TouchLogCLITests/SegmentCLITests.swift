@@ -138,6 +138,64 @@ import TouchLogTestSupport
                 "log files       1 (2 blocks, format 3)\n"))
     }
 
+    /// A format-3 store whose blocks give positions per group (summary layout 2, what was written before
+    /// 2026-12-04; `Fixtures/stores/sample-layout2`: the sample events as JSONL, then as CSV, and the eight sample
+    /// segments) verifies, replays, explains and answers, sequences and histories included, exactly as a store of
+    /// the same appends written now (layout 3); appends to it go on in layout 3.
+    @Test func aStoreOfLayoutTwoBlocksAnswersAsOneWrittenNowAndTakesAppends() throws {
+        let old = TemporaryDirectory()
+        try FileManager.default.copyItem(atPath: fixture("stores/sample-layout2"), toPath: old.store)
+        let new = TemporaryDirectory()
+        let segments = [
+            "big-spenders", "discount-clickers-not-converted", "discount-this-week-amsterdam", "iphone-interest",
+            "summer-2022-clickers", "summer-browse-then-click", "summer-dormant", "discount-not-iphone",
+        ]
+        for file in ["events/sample.jsonl", "events/sample.csv"] {
+            #expect(try touchlog(["append", "--store", new.store, fixture(file)]).status == 0)
+        }
+        for name in segments {
+            #expect(
+                try touchlog(["segment", "put", "--store", new.store, fixture("segments/\(name).json")]).status == 0)
+        }
+        func same(_ arguments: [String], _ line: SourceLocation = #_sourceLocation) throws {
+            let before = try touchlog(arguments + ["--store", old.store])
+            let now = try touchlog(arguments + ["--store", new.store])
+            #expect(before.status == 0 && now.status == 0, "\(arguments): \(before.stderr)", sourceLocation: line)
+            // Recorded times (the wall clock of each append) are left out: in replay's JSON and in explain's text.
+            func withoutRecordedTimes(_ output: String) -> String {
+                withoutRecorded(output).replacingOccurrences(
+                    of: #" \(recorded [^)]*\)"#, with: "", options: .regularExpression)
+            }
+            #expect(
+                withoutRecordedTimes(before.stdout) == withoutRecordedTimes(now.stdout), "\(arguments)",
+                sourceLocation: line)
+        }
+        func check() throws {
+            #expect(try touchlog(["verify", "--store", old.store]).stdout.hasSuffix("ok\n"))
+            try same(["replay"])
+            for name in segments {
+                for day in ["2022-06-15", "2022-07-03", "2022-07-31"] {
+                    try same(["query", name, "--as-of", day + "T00:00:00Z"])
+                }
+            }
+            try same(["explain", "summer-browse-then-click", "alice", "--as-of", "2022-07-03T00:00:00Z"])
+            try same([
+                "history", "summer-browse-then-click", "--from", "2022-06-01T00:00:00Z", "--to", "2022-07-31T00:00:00Z",
+                "--step", "1d",
+            ])
+        }
+        #expect(
+            try touchlog(["query", "summer-browse-then-click", "--as-of", "2022-07-03T00:00:00Z", "--store", old.store])
+                .stdout == "alice\n")
+        try check()
+        for store in [old.store, new.store] {
+            #expect(try touchlog(["append", "--store", store, fixture("events/sample.jsonl")]).status == 0)
+        }
+        #expect(
+            try touchlog(["stats", "--store", old.store]).stdout.contains("log files       1 (3 blocks, format 3)\n"))
+        try check()
+    }
+
     @Test func queryFormatsCountAndRulesFile() throws {
         let scratch = TemporaryDirectory()
         try sampleStore(scratch)

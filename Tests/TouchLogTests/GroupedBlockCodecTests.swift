@@ -79,6 +79,99 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (
         #expect(perEvent.blocks.map(\.payload) == merged.blocks.map(\.payload))
     }
 
+    /// Layout 3 lists positions in time order, so events that arrive in time order (ties in time across groups
+    /// and a few late arrivals included) cost almost nothing there, and still decode to their exact offsets.
+    @Test func positionsOfEventsArrivingInTimeOrderTakeAlmostNothing() throws {
+        var random = TestRandom(seed: 8)
+        var time: Int64 = 1_654_070_400_000
+        let events = (0..<20_000).map { i in
+            time += Int64(random.below(50))  // some events share a millisecond, in different groups
+            let late = random.chance(0.01) ? Int64(random.below(86_400_000)) : 0
+            let type = EventType(rawValue: UInt8(random.below(3)))!
+            return Event(
+                time: time - late, profile: "p-\(random.below(3_000))", type: type,
+                touchpoint: type == .conversion && i % 2 == 0 ? nil : "t-\(random.below(40))",
+                value: i % 7 == 0 ? Double(i) : nil)
+        }
+        let (blocks, decoded, _) = try roundTrip(try EventBatch(events), size: 20_000)
+        #expect(decoded.flatMap { block in (0..<block.count).map { block.event(at: $0) } } == events)
+        let block = blocks[0]
+        let header = BlockHeader(
+            isCommit: true, firstOffset: 0, count: 20_000,
+            storedLength: UInt32(block.summary!.count + block.payload.count), rawLength: 0,
+            summaryLength: UInt32(block.summary!.count), minTime: block.minTime, maxTime: block.maxTime,
+            minRecorded: 0, maxRecorded: 0, previousHash: .zero, hash: .zero)
+        let summary = try BlockSummary(block.summary!, header: header)
+        #expect(summary.layout == 3 && summary.groups.count > 100)
+        // About 200 late events and 400 ties cost a few bytes each (2,682 in all); per group (layout 2), these
+        // positions took about 1.7 bytes an event (34,000).
+        #expect(summary[.positions].storedLength < 4_000, "\(summary[.positions])")
+    }
+
+    /// A layout-3 positions section that names a position outside the block, repeats one, or holds more than the
+    /// block's events is refused by strict decoding (verify); a well-formed one rebuilt the same way decodes.
+    @Test func positionsInTimeOrderAreCheckedLikeAnyOther() throws {
+        let batch = try EventBatch(randomEvents(300, seed: 12))
+        var dictionary = StoreDictionary()
+        var scratch = EventBlockCodec.EncodeScratch()
+        let block = GroupedBlockCodec.encode(
+            GroupedBlockCodec.prepare(batch, range: 0..<300, scratch: &scratch), dictionary: &dictionary)
+        let (plainHeader, _) = BlockHeader.sealed(
+            version: 2, isCommit: true, firstOffset: 0, count: 300, storedPayload: block.summary! + block.payload,
+            rawLength: 0, summaryLength: block.summary!.count, minTime: block.minTime, maxTime: block.maxTime,
+            recorded: 0, previousHash: .zero)
+        let summary = try BlockSummary(block.summary!, header: plainHeader)
+        var sections: [[UInt8]] = []
+        for kind in BlockSummary.SectionKind.allCases {
+            var raw: [UInt8] = []
+            try block.payload.withUnsafeBytes { try GroupedBlockCodec.section(kind, of: summary, body: $0, into: &raw) }
+            sections.append(raw)
+        }
+        var timeOrder: [Int64] = []
+        try sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes { raw throws(DecodeError) in
+            var cursor = PayloadCursor(raw)
+            while !cursor.isAtEnd { timeOrder.append(try cursor.zigzag()) }
+        }
+        #expect(timeOrder.count == 300)
+        /// Decodes the block with its positions section replaced by `positions` (zigzag varints, as written).
+        func decode(positions: [Int64]) throws {
+            var replaced = sections
+            var out = ByteWriter()
+            for p in positions { out.zigzag(p) }
+            replaced[BlockSummary.SectionKind.positions.rawValue] = out.bytes
+            var changed = summary
+            var start = 0
+            changed.sections = replaced.map { raw in
+                defer { start += raw.count }
+                return BlockSummary.Section(
+                    codec: 0, start: start, storedLength: raw.count, rawLength: raw.count, check: XXH3.hash(raw[...]))
+            }
+            let stored = changed.encoded(blockMinTime: block.minTime) + replaced.flatMap { $0 }
+            let (header, _) = BlockHeader.sealed(
+                version: 2, isCommit: true, firstOffset: 0, count: 300, storedPayload: stored, rawLength: 0,
+                summaryLength: stored.count - replaced.reduce(0) { $0 + $1.count }, minTime: block.minTime,
+                maxTime: block.maxTime, recorded: 0, previousHash: .zero)
+            var events = EventBatch()
+            var decodeScratch = GroupedBlockCodec.DecodeScratch()
+            try GroupedBlockCodec.decodeStored(
+                header, stored, dictionary: dictionary, into: &events, scratch: &decodeScratch)
+            #expect((0..<events.count).map { events.event(at: $0) } == (0..<batch.count).map { batch.event(at: $0) })
+        }
+        try decode(positions: timeOrder)
+        func refused(_ positions: [Int64], _ reason: String) {
+            let error = #expect(throws: DecodeError.self) { try decode(positions: positions) }
+            #expect(error?.reason.contains(reason) == true, "\(String(describing: error))")
+        }
+        // The first listed event moved to −1, then past the block; the second listed where the first was (the rest
+        // where they were); one more than the block's events.
+        refused([-1] + timeOrder.dropFirst(), "outside the block")
+        timeOrder[0] += 300
+        refused(timeOrder, "outside the block")
+        timeOrder[0] -= 300
+        refused([timeOrder[0], -1, timeOrder[2] + timeOrder[1] + 1] + timeOrder.dropFirst(3), "appears twice")
+        refused(timeOrder + [0], "holds more than")
+    }
+
     @Test func aBlockIntroducesOnlyTheIdentifiersNoEarlierBlockDid() throws {
         var first = EventBatch()
         var second = EventBatch()

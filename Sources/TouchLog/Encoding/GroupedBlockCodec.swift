@@ -17,8 +17,11 @@ import TouchLogStorage
 ///    time is the group's min time, so it is not written)
 /// 4. profiles: per event in grouped order, its profile id − the summary's base, in the summary's bit width,
 ///    packed least significant bit first
-/// 5. positions: per group, each event's position in the block (its offset − the block's first offset): the
-///    first as a varint, the others as zigzag varint differences from the one before
+/// 5. positions: each event's position in the block (its offset − the block's first offset), listed in *time
+///    order* — the events ordered by time, events of equal time in grouped order —, each as the zigzag varint of
+///    its difference from the one before minus 1 (the first: from −1). Events that arrive in time order make it
+///    zeros, which LZ4 folds to almost nothing; a late event costs a few bytes. (Layout 2, still read: per group,
+///    the first position as a varint, the others as zigzag varint differences from the one before.)
 /// 6. values: per group with values, a bitmap of which of its events carry one (only when some but not all do),
 ///    then each value as a little-endian IEEE 754 double
 enum GroupedBlockCodec {
@@ -168,7 +171,6 @@ enum GroupedBlockCodec {
         radixSort(keys: &keys, values: &order)
 
         var times = ByteWriter()
-        var positions = ByteWriter()
         var values = ByteWriter()
         var groups: [BlockSummary.Group] = []
         var base = UInt32.max
@@ -179,19 +181,14 @@ enum GroupedBlockCodec {
             var end = start + 1
             while end < n && keys[end] == keys[start] { end += 1 }
             let timesStart = times.bytes.count
-            let positionsStart = positions.bytes.count
             let valuesStart = values.bytes.count
             var previousTime = events.times[order[start]]
-            var previousPosition = order[start]
-            positions.varint(previousPosition)
             var valueCount = 0
             for j in start..<end {
                 let i = order[j]
                 if j > start {
                     times.varint(UInt64(events.times[i] - previousTime))
-                    positions.zigzag(Int64(i - previousPosition))
                     previousTime = events.times[i]
-                    previousPosition = i
                 }
                 let id = profileOf[Int(events.profileIDs[i])]
                 base = min(base, id)
@@ -206,10 +203,17 @@ enum GroupedBlockCodec {
                 BlockSummary.Group(
                     touchpoint: UInt32(keys[start] / 3), type: UInt8(keys[start] % 3), count: end - start,
                     minTime: events.times[order[start]], maxTime: events.times[order[end - 1]], firstEvent: start,
-                    times: timesStart..<times.bytes.count, positions: positionsStart..<positions.bytes.count,
-                    valueCount: valueCount, valuesBefore: valued, values: valuesStart..<values.bytes.count))
+                    times: timesStart..<times.bytes.count, positions: 0..<0, valueCount: valueCount,
+                    valuesBefore: valued, values: valuesStart..<values.bytes.count))
             valued += valueCount
             start = end
+        }
+        // Positions in time order: `order` gives each event's position by its index in grouped order.
+        var positions = ByteWriter()
+        var previousPosition = -1
+        for j in timeOrder(n, timeOf: { events.times[order[$0]] }) {
+            positions.zigzag(Int64(order[j] - previousPosition - 1))
+            previousPosition = order[j]
         }
         let width = bitWidth(largest - base)
         var profiles = ByteWriter()
@@ -254,6 +258,65 @@ enum GroupedBlockCodec {
         return (raw, assigned.pads == nil ? nil : XXH3.hash(newProfiles.bytes[...]))
     }
 
+    /// The indices `0..<n` of a block's events in grouped order, ordered by their times (`timeOf`), equal times in
+    /// grouped order: the order in which layout 3 lists positions.
+    static func timeOrder(_ n: Int, timeOf: (Int) -> Int64) -> [Int] {
+        // Flipping the sign bit orders signed times as unsigned keys; the radix sort is stable.
+        var keys = [UInt64](unsafeUninitializedCapacity: n) { keys, initialized in
+            for j in 0..<n { keys[j] = UInt64(bitPattern: timeOf(j)) ^ (1 << 63) }
+            initialized = n
+        }
+        var order = Array(0..<n)
+        radixSort(keys: &keys, values: &order)
+        return order
+    }
+
+    /// Each event's position in the block (its offset − the block's first offset), by its index in grouped order,
+    /// from the block's raw times and positions sections. Every position is checked to lie in `0..<n`; that none
+    /// repeats is left to strict decoding. In layout 3 the times give the order the positions are listed in; they
+    /// are read here without checks (a bad time misorders positions, which strict decoding then finds).
+    static func positions(
+        _ summary: BlockSummary, times: UnsafeRawBufferPointer, positions: UnsafeRawBufferPointer,
+        into out: inout [UInt32]
+    ) throws(DecodeError) {
+        let n = summary.count
+        out.resize(to: n, filler: 0)
+        func check(_ position: Int64, _ cursor: PayloadCursor) throws(DecodeError) -> UInt32 {
+            guard position >= 0 && position < Int64(n) else {
+                throw cursor.fail("position \(position) outside the block")
+            }
+            return UInt32(position)
+        }
+        guard summary.layout == 3 else {
+            for group in summary.groups {
+                var cursor = PayloadCursor(UnsafeRawBufferPointer(rebasing: positions[group.positions]))
+                var position: Int64 = -1
+                for k in 0..<group.count {
+                    position = try k == 0 ? Int64(bitPattern: cursor.varint()) : position &+ cursor.zigzag()
+                    out[group.firstEvent + k] = try check(position, cursor)
+                }
+                guard cursor.isAtEnd else { throw cursor.fail("a group's positions hold more than its events") }
+            }
+            return
+        }
+        var groupTimes = [Int64](repeating: 0, count: n)
+        for group in summary.groups {
+            var cursor = PayloadCursor(UnsafeRawBufferPointer(rebasing: times[group.times]))
+            var time = group.minTime
+            for k in 0..<group.count {
+                if k > 0 { time &+= Int64(bitPattern: try cursor.varint()) }
+                groupTimes[group.firstEvent + k] = time
+            }
+        }
+        var cursor = PayloadCursor(positions)
+        var previous: Int64 = -1
+        for j in timeOrder(n, timeOf: { groupTimes[$0] }) {
+            previous = try previous &+ 1 &+ cursor.zigzag()
+            out[j] = try check(previous, cursor)
+        }
+        guard cursor.isAtEnd else { throw cursor.fail("the positions section holds more than the block's events") }
+    }
+
     /// The raw bytes of one section of a block's body (`body` is the whole body), checked against its checksum
     /// and decompressed when it was compressed.
     static func section(
@@ -292,6 +355,8 @@ enum GroupedBlockCodec {
         var touchpoints: [UInt32] = []
         /// Each event's profile id less the block's base, in group order.
         var ids: [UInt32] = []
+        /// Each event's position in the block, in group order.
+        var positions: [UInt32] = []
         /// With strict decoding: a bit per position in the block, set when an event was decoded there.
         var seen: [UInt64] = []
         /// With strict decoding: the strings the block introduces.
@@ -402,11 +467,17 @@ enum GroupedBlockCodec {
             }
         }
         guard n > 0 else { return }
+        try scratch.sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
+            try scratch.sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes {
+                p throws(DecodeError) in
+                try positions(summary, times: t, positions: p, into: &scratch.positions)
+            }
+        }
         if strict { scratch.seen = [UInt64](repeating: 0, count: (n + 63) / 64) }
         guard let dictionary else {
             try scratch.seen.withUnsafeMutableBufferPointer { seen throws(DecodeError) in
                 try decodeGroups(
-                    summary, sections: scratch.sections, ids: scratch.ids, into: nil,
+                    summary, sections: scratch.sections, ids: scratch.ids, positions: scratch.positions, into: nil,
                     seen: strict ? seen.baseAddress! : nil,
                     strict: strict)
             }
@@ -431,7 +502,8 @@ enum GroupedBlockCodec {
                                     profiles: profiles.baseAddress!, touchpoints: touchpoints.baseAddress!)
                                 do throws(DecodeError) {
                                     try decodeGroups(
-                                        summary, sections: scratch.sections, ids: scratch.ids, into: columns,
+                                        summary, sections: scratch.sections, ids: scratch.ids,
+                                        positions: scratch.positions, into: columns,
                                         seen: strict ? seen.baseAddress! : nil, strict: strict)
                                     return nil
                                 } catch { return error }
@@ -455,7 +527,7 @@ enum GroupedBlockCodec {
             scratch: &scratch.encode, into: &batch.touchpoints)
     }
 
-    /// Where ``decodeGroups(_:sections:ids:into:seen:strict:)`` writes each event, by its position in the block.
+    /// Where ``decodeGroups(_:sections:ids:positions:into:seen:strict:)`` writes each event, by its position in the block.
     private struct DecodedColumns {
         let times: UnsafeMutablePointer<Int64>
         let types: UnsafeMutablePointer<UInt8>
@@ -464,30 +536,28 @@ enum GroupedBlockCodec {
         let touchpoints: UnsafeMutablePointer<UInt32>
     }
 
-    /// Decodes every group's events (times, positions, values; profile ids from `ids`) into `out` at their positions
-    /// in the block (nil: only checks them), checking each position lies in the block and each time in its group's
-    /// range; `seen` (strict decoding, all zero on entry: a bit per position) marks the positions written, so that none
-    /// is written twice.
+    /// Decodes every group's events (times, values; profile ids from `ids`, positions from `positions`, both in
+    /// grouped order and checked to lie in the block) into `out` at their positions in the block (nil: only checks
+    /// them), checking each time lies in its group's range; `seen` (strict decoding, all zero on entry: a bit per
+    /// position) marks the positions written, so that none is written twice.
     private static func decodeGroups(
-        _ summary: BlockSummary, sections: [[UInt8]], ids: [UInt32], into out: DecodedColumns?,
+        _ summary: BlockSummary, sections: [[UInt8]], ids: [UInt32], positions: [UInt32], into out: DecodedColumns?,
         seen: UnsafeMutablePointer<UInt64>?, strict: Bool
     ) throws(DecodeError) {
-        let n = summary.count
         try sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
-            try sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes { p throws(DecodeError) in
+            try positions.withDecodedBuffer { positions throws(DecodeError) in
                 try sections[BlockSummary.SectionKind.values.rawValue].withDecodedBytes { v throws(DecodeError) in
                     try ids.withDecodedBuffer { ids throws(DecodeError) in
                         for group in summary.groups {
                             var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: t[group.times]))
-                            var positions = PayloadCursor(UnsafeRawBufferPointer(rebasing: p[group.positions]))
                             var values = PayloadCursor(UnsafeRawBufferPointer(rebasing: v[group.values]))
                             let flags =
                                 group.valueCount > 0 && group.valueCount < group.count
                                 ? try values.take((group.count + 7) / 8) : nil
                             let allValued = group.valueCount == group.count
                             let profileIDs = ids.baseAddress! + group.firstEvent
+                            let groupPositions = positions.baseAddress! + group.firstEvent
                             var time = group.minTime
-                            var position = Int64(try positions.count(max: n - 1, "a group's first position"))
                             for k in 0..<group.count {
                                 if k > 0 {
                                     let delta = try times.varint()
@@ -495,16 +565,12 @@ enum GroupedBlockCodec {
                                         throw times.fail("a time past its group's max")
                                     }
                                     time &+= Int64(bitPattern: delta)
-                                    position += try positions.zigzag()
-                                    guard position >= 0 && position < Int64(n) else {
-                                        throw positions.fail("position \(position) outside the block")
-                                    }
                                 }
-                                let i = Int(position)
+                                let i = Int(groupPositions[k])
                                 if let seen {
                                     let bit: UInt64 = 1 << UInt64(i & 63)
                                     guard seen[i >> 6] & bit == 0 else {
-                                        throw positions.fail("position \(i) appears twice")
+                                        throw DecodeError(byte: 0, reason: "position \(i) appears twice")
                                     }
                                     seen[i >> 6] |= bit
                                 }
@@ -523,7 +589,7 @@ enum GroupedBlockCodec {
                             guard time == group.maxTime else {
                                 throw times.fail("a group's times end before its max time")
                             }
-                            guard times.isAtEnd, positions.isAtEnd, values.isAtEnd else {
+                            guard times.isAtEnd, values.isAtEnd else {
                                 throw times.fail("a group's sections hold more than its events")
                             }
                         }

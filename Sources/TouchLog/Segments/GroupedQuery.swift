@@ -404,38 +404,10 @@ struct GroupEvents {
         TouchLogError(code: .corrupt, message: "a block's group has \(what)")
     }
 
-    /// The offsets of the events, from the group's part of the positions section (the first position as a varint,
-    /// then zigzag differences) and the block's first offset.
-    mutating func decodePositions(_ group: BlockSummary.Group, _ section: [UInt8], first: UInt64, blockEvents: Int)
-        throws(TouchLogError)
-    {
-        var at = group.positions.lowerBound
-        let end = min(group.positions.upperBound, section.count)
-        func varint() throws(TouchLogError) -> UInt64 {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while true {
-                guard at < end, shift < 64 else { throw Self.corrupt("positions that run past its section") }
-                let byte = section[at]
-                at += 1
-                value |= UInt64(byte & 0x7f) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-        }
-        var position: Int64 = 0
-        for k in 0..<times.count {
-            if k == 0 {
-                position = Int64(bitPattern: try varint())
-            } else {
-                let z = try varint()
-                position &+= Int64(bitPattern: z >> 1) ^ -Int64(bitPattern: z & 1)
-            }
-            guard position >= 0 && position < Int64(blockEvents) else {
-                throw Self.corrupt("a position outside its block")
-            }
-            offsets.append(first + UInt64(position))
-        }
+    /// The offsets of the events, from the block's positions (``StoreReader/readPositions(of:_:times:reader:stored:section:into:)``)
+    /// and its first offset.
+    mutating func decodePositions(_ group: BlockSummary.Group, _ positions: [UInt32], first: UInt64) {
+        for k in 0..<times.count { offsets.append(first + UInt64(positions[group.firstEvent + k])) }
     }
 
     /// The values of the events (NaN: none), from the group's part of the values section: a bitmap of which events
@@ -765,7 +737,8 @@ extension StoreReader {
         var targets: [GroupTarget] = []
         var times: [UInt8] = []
         var profiles: [UInt8] = []
-        var positions: [UInt8] = []
+        var positionsSection: [UInt8] = []
+        var positions: [UInt32] = []
         var values: [UInt8] = []
         var stored: [UInt8] = []
         var eventsRead: UInt64 = 0
@@ -829,8 +802,9 @@ extension StoreReader {
                 }
                 if wantsValues || !sequenceSteps.isEmpty {
                     if !sequenceSteps.isEmpty && !positionsRead {
-                        try readSection(
-                            .positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        try readPositions(
+                            of: locations[b], summary, times: times, reader: reader, stored: &stored,
+                            section: &positionsSection, into: &positions)
                         positionsRead = true
                     }
                     if wantsValues && !valuesRead {
@@ -843,8 +817,7 @@ extension StoreReader {
                         detail.append(t, p)
                     }
                     if !sequenceSteps.isEmpty {
-                        try detail.decodePositions(
-                            group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
+                        detail.decodePositions(group, positions, first: locations[b].header.firstOffset)
                     }
                     if wantsValues { try detail.decodeValues(group, values) }
                     for k in 0..<detail.times.count {
@@ -885,6 +858,25 @@ extension StoreReader {
         do {
             try stored.withDecodedBytes { bytes throws(DecodeError) in
                 try GroupedBlockCodec.section(kind, info, stored: bytes, into: &raw)
+            }
+        } catch {
+            throw TouchLogError(code: .corrupt, message: "\(reader.location(of: location)): bad block: \(error)")
+        }
+    }
+
+    /// Each event's position in block `location`, by its index in grouped order
+    /// (``GroupedBlockCodec/positions(_:times:positions:into:)``), read through `section`; `times` is the block's raw
+    /// times section.
+    static func readPositions(
+        of location: BlockLocation, _ summary: BlockSummary, times: [UInt8], reader: some BlockBodyReading,
+        stored: inout [UInt8], section: inout [UInt8], into positions: inout [UInt32]
+    ) throws(TouchLogError) {
+        try readSection(.positions, of: location, summary, reader: reader, stored: &stored, into: &section)
+        do {
+            try times.withDecodedBytes { times throws(DecodeError) in
+                try section.withDecodedBytes { section throws(DecodeError) in
+                    try GroupedBlockCodec.positions(summary, times: times, positions: section, into: &positions)
+                }
             }
         } catch {
             throw TouchLogError(code: .corrupt, message: "\(reader.location(of: location)): bad block: \(error)")

@@ -403,7 +403,8 @@ extension StoreReader {
         let n = Int(summaries[summaries.count - 1].firstNewProfile) + summaries[summaries.count - 1].newProfiles
         var times: [UInt8] = []
         var profiles: [UInt8] = []
-        var positions: [UInt8] = []
+        var positionsSection: [UInt8] = []
+        var positions: [UInt32] = []
         var values: [UInt8] = []
         var stored: [UInt8] = []
         var detail = GroupEvents()
@@ -437,12 +438,12 @@ extension StoreReader {
                 guard wanted else { continue }
                 if scope.needsOffsets {
                     if !positionsRead {
-                        try readSection(
-                            .positions, of: locations[b], summary, reader: reader, stored: &stored, into: &positions)
+                        try readPositions(
+                            of: locations[b], summary, times: times, reader: reader, stored: &stored,
+                            section: &positionsSection, into: &positions)
                         positionsRead = true
                     }
-                    try detail.decodePositions(
-                        group, positions, first: locations[b].header.firstOffset, blockEvents: summary.count)
+                    detail.decodePositions(group, positions, first: locations[b].header.firstOffset)
                 }
                 if scope.needsValues {
                     if !valuesRead {
