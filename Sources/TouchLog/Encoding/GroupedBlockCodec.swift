@@ -162,6 +162,12 @@ enum GroupedBlockCodec {
         }
         var order = Array(0..<n)
         radixSort(keys: &keys, values: &order)
+        // The events by time (then position), and where a time differs from the one before: layout 3 lists
+        // positions in this order, once events of equal time are put in grouped order (below).
+        let byTime = order
+        var timeRuns: [Int] = [0]
+        for j in 1..<max(1, n) where keys[j] != keys[j - 1] { timeRuns.append(j) }
+        timeRuns.append(n)
         for j in 0..<n {
             let i = order[j]
             let touchpoint =
@@ -208,12 +214,23 @@ enum GroupedBlockCodec {
             valued += valueCount
             start = end
         }
-        // Positions in time order: `order` gives each event's position by its index in grouped order.
+        // Positions in time order (``timeOrder(_:timeOf:)``): `byTime` with each run of equal times (nearly always
+        // one event) ordered by the events' indices in grouped order.
         var positions = ByteWriter()
         var previousPosition = -1
-        for j in timeOrder(n, timeOf: { events.times[order[$0]] }) {
-            positions.zigzag(Int64(order[j] - previousPosition - 1))
-            previousPosition = order[j]
+        var groupedIndex = [Int](repeating: 0, count: n)
+        for j in 0..<n { groupedIndex[order[j]] = j }
+        func list(_ position: Int) {
+            positions.zigzag(Int64(position - previousPosition - 1))
+            previousPosition = position
+        }
+        for r in 0..<(timeRuns.count - 1) {
+            let run = byTime[timeRuns[r]..<timeRuns[r + 1]]
+            if run.count == 1 {
+                list(run[run.startIndex])
+            } else {
+                for position in run.sorted(by: { groupedIndex[$0] < groupedIndex[$1] }) { list(position) }
+            }
         }
         let width = bitWidth(largest - base)
         var profiles = ByteWriter()
@@ -259,7 +276,8 @@ enum GroupedBlockCodec {
     }
 
     /// The indices `0..<n` of a block's events in grouped order, ordered by their times (`timeOf`), equal times in
-    /// grouped order: the order in which layout 3 lists positions.
+    /// grouped order: the order in which layout 3 lists positions. (The encoder gets the same order from the sort
+    /// by time it does anyway.)
     static func timeOrder(_ n: Int, timeOf: (Int) -> Int64) -> [Int] {
         // Flipping the sign bit orders signed times as unsigned keys; the radix sort is stable.
         var keys = [UInt64](unsafeUninitializedCapacity: n) { keys, initialized in
@@ -275,9 +293,13 @@ enum GroupedBlockCodec {
     /// from the block's raw times and positions sections. Every position is checked to lie in `0..<n`; that none
     /// repeats is left to strict decoding. In layout 3 the times give the order the positions are listed in; they
     /// are read here without checks (a bad time misorders positions, which strict decoding then finds).
+    ///
+    /// Without `byEvent` (a check that writes no event: verify), layout 3's positions are given in the order they
+    /// are listed, which needs no times: which event gets which position does not change whether they are `0..<n`
+    /// each once.
     static func positions(
         _ summary: BlockSummary, times: UnsafeRawBufferPointer, positions: UnsafeRawBufferPointer,
-        into out: inout [UInt32]
+        into out: inout [UInt32], byEvent: Bool = true
     ) throws(DecodeError) {
         let n = summary.count
         out.resize(to: n, filler: 0)
@@ -299,20 +321,25 @@ enum GroupedBlockCodec {
             }
             return
         }
-        var groupTimes = [Int64](repeating: 0, count: n)
-        for group in summary.groups {
-            var cursor = PayloadCursor(UnsafeRawBufferPointer(rebasing: times[group.times]))
-            var time = group.minTime
-            for k in 0..<group.count {
-                if k > 0 { time &+= Int64(bitPattern: try cursor.varint()) }
-                groupTimes[group.firstEvent + k] = time
-            }
-        }
         var cursor = PayloadCursor(positions)
         var previous: Int64 = -1
-        for j in timeOrder(n, timeOf: { groupTimes[$0] }) {
+        func next() throws(DecodeError) -> UInt32 {
             previous = try previous &+ 1 &+ cursor.zigzag()
-            out[j] = try check(previous, cursor)
+            return try check(previous, cursor)
+        }
+        if byEvent {
+            var groupTimes = [Int64](repeating: 0, count: n)
+            for group in summary.groups {
+                var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: times[group.times]))
+                var time = group.minTime
+                for k in 0..<group.count {
+                    if k > 0 { time &+= Int64(bitPattern: try times.varint()) }
+                    groupTimes[group.firstEvent + k] = time
+                }
+            }
+            for j in timeOrder(n, timeOf: { groupTimes[$0] }) { out[j] = try next() }
+        } else {
+            for r in 0..<n { out[r] = try next() }
         }
         guard cursor.isAtEnd else { throw cursor.fail("the positions section holds more than the block's events") }
     }
@@ -470,7 +497,7 @@ enum GroupedBlockCodec {
         try scratch.sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
             try scratch.sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes {
                 p throws(DecodeError) in
-                try positions(summary, times: t, positions: p, into: &scratch.positions)
+                try positions(summary, times: t, positions: p, into: &scratch.positions, byEvent: dictionary != nil)
             }
         }
         if strict { scratch.seen = [UInt64](repeating: 0, count: (n + 63) / 64) }
