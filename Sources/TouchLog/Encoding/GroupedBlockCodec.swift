@@ -303,7 +303,7 @@ enum GroupedBlockCodec {
     ) throws(DecodeError) {
         let n = summary.count
         out.resize(to: n, filler: 0)
-        func check(_ position: Int64, _ cursor: PayloadCursor) throws(DecodeError) -> UInt32 {
+        @inline(__always) func check(_ position: Int64, _ cursor: PayloadCursor) throws(DecodeError) -> UInt32 {
             guard position >= 0 && position < Int64(n) else {
                 throw cursor.fail("position \(position) outside the block")
             }
@@ -321,12 +321,7 @@ enum GroupedBlockCodec {
             }
             return
         }
-        var cursor = PayloadCursor(positions)
-        var previous: Int64 = -1
-        func next() throws(DecodeError) -> UInt32 {
-            previous = try previous &+ 1 &+ cursor.zigzag()
-            return try check(previous, cursor)
-        }
+        var order: [Int]?
         if byEvent {
             var groupTimes = [Int64](repeating: 0, count: n)
             for group in summary.groups {
@@ -337,10 +332,21 @@ enum GroupedBlockCodec {
                     groupTimes[group.firstEvent + k] = time
                 }
             }
-            for j in timeOrder(n, timeOf: { groupTimes[$0] }) { out[j] = try next() }
-        } else {
-            for r in 0..<n { out[r] = try next() }
+            order = timeOrder(n, timeOf: { groupTimes[$0] })
         }
+        var cursor = PayloadCursor(positions)
+        // Written through a pointer: a position costs a byte or two to read, less than the array's checks.
+        let failure = out.withUnsafeMutableBufferPointer { out -> DecodeError? in
+            var previous: Int64 = -1
+            do throws(DecodeError) {
+                for r in 0..<n {
+                    previous = try previous &+ 1 &+ cursor.zigzag()
+                    out[order?[r] ?? r] = try check(previous, cursor)
+                }
+            } catch { return error }
+            return nil
+        }
+        if let failure { throw failure }
         guard cursor.isAtEnd else { throw cursor.fail("the positions section holds more than the block's events") }
     }
 
