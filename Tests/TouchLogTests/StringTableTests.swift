@@ -153,4 +153,23 @@ extension SnapshotRetentionTests {
             #expect(values == expected.map(\.element.1))
         }
     }
+
+    /// The 11-digit radix sort's permutation (layout 3's time order) is a stable sort's: on full 32-bit keys (three
+    /// passes), keys under 2¹¹ and 2²² (one and two), many equal keys, and none.
+    @Test(arguments: [0, 1, 2, 1_000, 70_000])
+    func stableOrderIsAStableSortsPermutation(count: Int) {
+        var random = SplitMix64(seed: UInt64(count) &+ 9)
+        let shapes: [(inout SplitMix64) -> UInt32] = [
+            { UInt32(truncatingIfNeeded: $0.next()) },
+            { UInt32($0.next() % 2_000) },
+            { UInt32($0.next() % 4_000_000) },
+            { UInt32($0.next() % 5) << 30 },
+            { _ in 7 },
+        ]
+        for shape in shapes {
+            let keys = (0..<count).map { _ in shape(&random) }
+            let expected = keys.indices.sorted { (keys[$0], $0) < (keys[$1], $1) }
+            #expect(stableOrder(of: keys).map(Int.init) == expected)
+        }
+    }
 }

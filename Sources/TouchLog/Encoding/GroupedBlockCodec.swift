@@ -278,15 +278,28 @@ enum GroupedBlockCodec {
     /// The indices `0..<n` of a block's events in grouped order, ordered by their times (`timeOf`), equal times in
     /// grouped order: the order in which layout 3 lists positions. (The encoder gets the same order from the sort
     /// by time it does anyway.)
-    static func timeOrder(_ n: Int, timeOf: (Int) -> Int64) -> [Int] {
-        // Flipping the sign bit orders signed times as unsigned keys; the radix sort is stable.
-        var keys = [UInt64](unsafeUninitializedCapacity: n) { keys, initialized in
-            for j in 0..<n { keys[j] = UInt64(bitPattern: timeOf(j)) ^ (1 << 63) }
-            initialized = n
+    static func timeOrder(_ n: Int, timeOf: (Int) -> Int64) -> [UInt32] {
+        var low = Int64.max
+        var high = Int64.min
+        for j in 0..<n {
+            low = min(low, timeOf(j))
+            high = max(high, timeOf(j))
         }
-        var order = Array(0..<n)
-        radixSort(keys: &keys, values: &order)
-        return order
+        guard n > 0, UInt64(bitPattern: high &- low) <= UInt64(UInt32.max) else {
+            // Times more than 49 days apart: flipping the sign bit orders signed times as unsigned 64-bit keys.
+            var keys = [UInt64](unsafeUninitializedCapacity: n) { keys, initialized in
+                for j in 0..<n { keys[j] = UInt64(bitPattern: timeOf(j)) ^ (1 << 63) }
+                initialized = n
+            }
+            var order = Array(0..<n)
+            radixSort(keys: &keys, values: &order)
+            return order.map { UInt32(truncatingIfNeeded: $0) }
+        }
+        return stableOrder(
+            of: [UInt32](unsafeUninitializedCapacity: n) { keys, initialized in
+                for j in 0..<n { keys[j] = UInt32(truncatingIfNeeded: timeOf(j) &- low) }
+                initialized = n
+            })
     }
 
     /// Each event's position in the block (its offset − the block's first offset), by its index in grouped order,
@@ -321,7 +334,7 @@ enum GroupedBlockCodec {
             }
             return
         }
-        var order: [Int]?
+        var order: [UInt32]?
         if byEvent {
             var groupTimes = [Int64](repeating: 0, count: n)
             for group in summary.groups {
@@ -341,7 +354,7 @@ enum GroupedBlockCodec {
             do throws(DecodeError) {
                 for r in 0..<n {
                     previous = try previous &+ 1 &+ cursor.zigzag()
-                    out[order?[r] ?? r] = try check(previous, cursor)
+                    out[order.map { Int($0[r]) } ?? r] = try check(previous, cursor)
                 }
             } catch { return error }
             return nil
