@@ -138,8 +138,8 @@ import TouchLogTestSupport
                 "log files       1 (2 blocks, format 3)\n"))
     }
 
-    /// A format-3 store whose blocks give positions per group (summary layout 2, what was written before
-    /// 2026-12-04; `Fixtures/stores/sample-layout2`: the sample events as JSONL, then as CSV, and the eight sample
+    /// A format-3 store whose blocks give positions per group (summary layout 2, what was written up to commit
+    /// 1beb6eb; `Fixtures/stores/sample-layout2`: the sample events as JSONL, then as CSV, and the eight sample
     /// segments) verifies, replays, explains and answers, sequences and histories included, exactly as a store of
     /// the same appends written now (layout 3); appends to it go on in layout 3.
     @Test func aStoreOfLayoutTwoBlocksAnswersAsOneWrittenNowAndTakesAppends() throws {

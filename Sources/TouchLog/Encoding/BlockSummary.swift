@@ -5,7 +5,7 @@ import TouchLogStorage
 /// the summary (a few kilobytes, checked by the block header) to decide whether, and which part of, the body to read.
 ///
 /// Layout (varints are LEB128; all counts and lengths are varints):
-/// 1. layout version byte (3; 2 in blocks written before 2026-12-04, read as well), event count `n`
+/// 1. layout version byte (3; 2 in blocks written up to commit 1beb6eb, read as well), event count `n`
 /// 2. first new profile id, new profile count; first new touchpoint id, new touchpoint count (the store-wide ids
 ///    this block introduces: the next ones after every earlier block's)
 /// 3. profile id base and bit width (a byte): each event's profile is stored as `id − base` in that many bits
