@@ -30,6 +30,19 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (
     return (blocks, decoded, dictionary)
 }
 
+/// `batch` encoded as one format-2 block, with a dictionary of just its strings, and its sealed header.
+private func oneBlock(_ batch: EventBatch) -> (block: RawBlock, header: BlockHeader, dictionary: StoreDictionary) {
+    var dictionary = StoreDictionary()
+    var scratch = EventBlockCodec.EncodeScratch()
+    let block = GroupedBlockCodec.encode(
+        GroupedBlockCodec.prepare(batch, range: 0..<batch.count, scratch: &scratch), dictionary: &dictionary)
+    let (header, _) = BlockHeader.sealed(
+        version: 2, isCommit: true, firstOffset: 0, count: UInt32(block.count),
+        storedPayload: block.summary! + block.payload, rawLength: 0, summaryLength: block.summary!.count,
+        minTime: block.minTime, maxTime: block.maxTime, recorded: 0, previousHash: .zero)
+    return (block, header, dictionary)
+}
+
 @Suite struct GroupedBlockCodecTests {
     @Test(arguments: [1, 7, 64, 700, 5_000])
     func everyEventDecodesBackInLogOrder(size: Int) throws {
@@ -112,14 +125,7 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (
     /// block's events is refused by strict decoding (verify); a well-formed one rebuilt the same way decodes.
     @Test func positionsInTimeOrderAreCheckedLikeAnyOther() throws {
         let batch = try EventBatch(randomEvents(300, seed: 12))
-        var dictionary = StoreDictionary()
-        var scratch = EventBlockCodec.EncodeScratch()
-        let block = GroupedBlockCodec.encode(
-            GroupedBlockCodec.prepare(batch, range: 0..<300, scratch: &scratch), dictionary: &dictionary)
-        let (plainHeader, _) = BlockHeader.sealed(
-            version: 2, isCommit: true, firstOffset: 0, count: 300, storedPayload: block.summary! + block.payload,
-            rawLength: 0, summaryLength: block.summary!.count, minTime: block.minTime, maxTime: block.maxTime,
-            recorded: 0, previousHash: .zero)
+        let (block, plainHeader, dictionary) = oneBlock(batch)
         let summary = try BlockSummary(block.summary!, header: plainHeader)
         var sections: [[UInt8]] = []
         for kind in BlockSummary.SectionKind.allCases {
@@ -229,16 +235,7 @@ private func roundTrip(_ batch: EventBatch, size: Int) throws -> (
     }
 
     @Test func aBlockThatNamesAnIdentifierTheDictionaryLacksIsRefused() throws {
-        let batch = try EventBatch(randomEvents(200, seed: 3))
-        var dictionary = StoreDictionary()
-        var scratch = EventBlockCodec.EncodeScratch()
-        let block = GroupedBlockCodec.encode(
-            GroupedBlockCodec.prepare(batch, range: 0..<200, scratch: &scratch), dictionary: &dictionary)
-        let (header, _) = BlockHeader.sealed(
-            version: 2, isCommit: true, firstOffset: 0, count: 200, storedPayload: block.summary! + block.payload,
-            rawLength: 0,
-            summaryLength: block.summary!.count, minTime: block.minTime, maxTime: block.maxTime, recorded: 0,
-            previousHash: .zero)
+        let (block, header, _) = oneBlock(try EventBatch(randomEvents(200, seed: 3)))
         var events = EventBatch()
         var decodeScratch = GroupedBlockCodec.DecodeScratch()
         #expect(throws: DecodeError.self) {

@@ -46,14 +46,7 @@ func radixSort(keys: inout [UInt64], values: inout [Int]) {
                 spareKeys.withUnsafeMutableBufferPointer { toKeys in
                     spareValues.withUnsafeMutableBufferPointer { toValues in
                         next.withUnsafeMutableBufferPointer { next in
-                            for i in 0..<n {
-                                let key = keys[i]
-                                let digit = Int(truncatingIfNeeded: key >> shift) & 0xFF
-                                let at = next[digit]
-                                next[digit] = at + 1
-                                toKeys[at] = key
-                                toValues[at] = values[i]
-                            }
+                            scatter(keys, values, into: toKeys, toValues, next: next, shift: shift, mask: 0xFF)
                         }
                     }
                 }
@@ -106,14 +99,7 @@ func stableOrder(of keys: [UInt32]) -> [UInt32] {
                                 counts[digit] = start
                                 start += count
                             }
-                            for i in 0..<n {
-                                let key = keys[i]
-                                let digit = Int((key >> shift) & 0x7FF)
-                                let at = counts[digit]
-                                counts[digit] = at + 1
-                                toKeys[at] = key
-                                toOrder[at] = order[i]
-                            }
+                            scatter(keys, order, into: toKeys, toOrder, next: counts, shift: shift, mask: 0x7FF)
                         }
                     }
                 }
@@ -124,4 +110,23 @@ func stableOrder(of keys: [UInt32]) -> [UInt32] {
         shift += 11
     }
     return order
+}
+
+/// One stable pass of a least-significant-digit-first radix sort: each key, with its value, goes to the next free
+/// slot of its digit `(key >> shift) & mask`, `next[digit]` being that slot (moved on as it fills).
+@inline(__always)
+private func scatter<Key: FixedWidthInteger, Value>(
+    _ keys: UnsafeBufferPointer<Key>, _ values: UnsafeBufferPointer<Value>,
+    into toKeys: UnsafeMutableBufferPointer<Key>,
+    _ toValues: UnsafeMutableBufferPointer<Value>, next: UnsafeMutableBufferPointer<Int>, shift: some BinaryInteger,
+    mask: Key
+) {
+    for i in 0..<keys.count {
+        let key = keys[i]
+        let digit = Int(truncatingIfNeeded: (key >> shift) & mask)
+        let at = next[digit]
+        next[digit] = at + 1
+        toKeys[at] = key
+        toValues[at] = values[i]
+    }
 }
