@@ -162,12 +162,9 @@ enum GroupedBlockCodec {
         }
         var order = Array(0..<n)
         radixSort(keys: &keys, values: &order)
-        // The events by time (then position), and where a time differs from the one before: layout 3 lists
-        // positions in this order, once events of equal time are put in grouped order (below).
+        // The events by time (then position): layout 3 lists positions in this order, once events of equal time
+        // are put in grouped order (below).
         let byTime = order
-        var timeRuns: [Int] = [0]
-        for j in 1..<max(1, n) where keys[j] != keys[j - 1] { timeRuns.append(j) }
-        timeRuns.append(n)
         for j in 0..<n {
             let i = order[j]
             let touchpoint =
@@ -224,13 +221,18 @@ enum GroupedBlockCodec {
             positions.zigzag(Int64(position - previousPosition - 1))
             previousPosition = position
         }
-        for r in 0..<(timeRuns.count - 1) {
-            let run = byTime[timeRuns[r]..<timeRuns[r + 1]]
-            if run.count == 1 {
-                list(run[run.startIndex])
+        var run = 0
+        while run < n {
+            var end = run + 1
+            while end < n && events.times[byTime[end]] == events.times[byTime[run]] { end += 1 }
+            if end - run == 1 {
+                list(byTime[run])
             } else {
-                for position in run.sorted(by: { groupedIndex[$0] < groupedIndex[$1] }) { list(position) }
+                for position in byTime[run..<end].sorted(by: { groupedIndex[$0] < groupedIndex[$1] }) {
+                    list(position)
+                }
             }
+            run = end
         }
         let width = bitWidth(largest - base)
         var profiles = ByteWriter()
@@ -303,39 +305,21 @@ enum GroupedBlockCodec {
     }
 
     /// Each event's position in the block (its offset − the block's first offset), by its index in grouped order,
-    /// from the block's raw times and positions sections. Every position is checked to lie in `0..<n`; that none
-    /// repeats is left to strict decoding. In layout 3 the times give the order the positions are listed in; they
-    /// are read here without checks (a bad time misorders positions, which strict decoding then finds).
+    /// from the block's raw times and positions sections. Every position is checked to lie in `0..<n`, and with
+    /// `strict` (verify) not to repeat one read before. In layout 3 the times give the order the positions are listed
+    /// in; they are read here without checks (a bad time misorders positions, which strict decoding then finds).
     ///
     /// Without `byEvent` (a check that writes no event: verify), layout 3's positions are given in the order they
     /// are listed, which needs no times: which event gets which position does not change whether they are `0..<n`
     /// each once.
     static func positions(
         _ summary: BlockSummary, times: UnsafeRawBufferPointer, positions: UnsafeRawBufferPointer,
-        into out: inout [UInt32], byEvent: Bool = true
+        into out: inout [UInt32], byEvent: Bool = true, strict: Bool = false
     ) throws(DecodeError) {
         let n = summary.count
         out.resize(to: n, filler: 0)
-        @inline(__always) func check(_ position: Int64, _ cursor: PayloadCursor) throws(DecodeError) -> UInt32 {
-            guard position >= 0 && position < Int64(n) else {
-                throw cursor.fail("position \(position) outside the block")
-            }
-            return UInt32(position)
-        }
-        guard summary.layout == 3 else {
-            for group in summary.groups {
-                var cursor = PayloadCursor(UnsafeRawBufferPointer(rebasing: positions[group.positions]))
-                var position: Int64 = -1
-                for k in 0..<group.count {
-                    position = try k == 0 ? Int64(bitPattern: cursor.varint()) : position &+ cursor.zigzag()
-                    out[group.firstEvent + k] = try check(position, cursor)
-                }
-                guard cursor.isAtEnd else { throw cursor.fail("a group's positions hold more than its events") }
-            }
-            return
-        }
         var order: [UInt32]?
-        if byEvent {
+        if summary.layout == 3 && byEvent {
             var groupTimes = [Int64](repeating: 0, count: n)
             for group in summary.groups {
                 var times = PayloadCursor(UnsafeRawBufferPointer(rebasing: times[group.times]))
@@ -347,20 +331,55 @@ enum GroupedBlockCodec {
             }
             order = timeOrder(n, timeOf: { groupTimes[$0] })
         }
-        var cursor = PayloadCursor(positions)
-        // Written through a pointer: a position costs a byte or two to read, less than the array's checks.
-        let failure = out.withUnsafeMutableBufferPointer { out -> DecodeError? in
-            var previous: Int64 = -1
-            do throws(DecodeError) {
-                for r in 0..<n {
-                    previous = try previous &+ 1 &+ cursor.zigzag()
-                    out[order.map { Int($0[r]) } ?? r] = try check(previous, cursor)
+        // A bit per position (strict), set when a position is read.
+        var seen = [UInt64](repeating: 0, count: strict ? (n + 63) / 64 : 0)
+        // Written through pointers: a position costs a byte or two to read, less than the arrays' checks.
+        let failure = out.withUnsafeMutableBufferPointer { out in
+            seen.withUnsafeMutableBufferPointer { seen -> DecodeError? in
+                let (out, seen) = (out, seen)
+                @inline(__always) func place(_ position: Int64, at index: Int, _ cursor: PayloadCursor)
+                    throws(DecodeError)
+                {
+                    guard position >= 0 && position < Int64(n) else {
+                        throw cursor.fail("position \(position) outside the block")
+                    }
+                    let i = Int(position)
+                    if strict {
+                        let bit: UInt64 = 1 << UInt64(i & 63)
+                        guard seen[i >> 6] & bit == 0 else { throw cursor.fail("position \(i) appears twice") }
+                        seen[i >> 6] |= bit
+                    }
+                    out[index] = UInt32(truncatingIfNeeded: i)
                 }
-            } catch { return error }
-            return nil
+                do throws(DecodeError) {
+                    guard summary.layout == 3 else {
+                        for group in summary.groups {
+                            var cursor = PayloadCursor(UnsafeRawBufferPointer(rebasing: positions[group.positions]))
+                            var position: Int64 = -1
+                            for k in 0..<group.count {
+                                position = try k == 0 ? Int64(bitPattern: cursor.varint()) : position &+ cursor.zigzag()
+                                try place(position, at: group.firstEvent + k, cursor)
+                            }
+                            guard cursor.isAtEnd else {
+                                throw cursor.fail("a group's positions hold more than its events")
+                            }
+                        }
+                        return nil
+                    }
+                    var cursor = PayloadCursor(positions)
+                    var previous: Int64 = -1
+                    for r in 0..<n {
+                        previous = try previous &+ 1 &+ cursor.zigzag()
+                        try place(previous, at: order.map { Int($0[r]) } ?? r, cursor)
+                    }
+                    guard cursor.isAtEnd else {
+                        throw cursor.fail("the positions section holds more than the block's events")
+                    }
+                } catch { return error }
+                return nil
+            }
         }
         if let failure { throw failure }
-        guard cursor.isAtEnd else { throw cursor.fail("the positions section holds more than the block's events") }
     }
 
     /// The raw bytes of one section of a block's body (`body` is the whole body), checked against its checksum
@@ -403,8 +422,6 @@ enum GroupedBlockCodec {
         var ids: [UInt32] = []
         /// Each event's position in the block, in group order.
         var positions: [UInt32] = []
-        /// With strict decoding: a bit per position in the block, set when an event was decoded there.
-        var seen: [UInt64] = []
         /// With strict decoding: the strings the block introduces.
         var newProfiles = StringTable()
         var newTouchpoints = StringTable()
@@ -516,17 +533,15 @@ enum GroupedBlockCodec {
         try scratch.sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
             try scratch.sections[BlockSummary.SectionKind.positions.rawValue].withDecodedBytes {
                 p throws(DecodeError) in
-                try positions(summary, times: t, positions: p, into: &scratch.positions, byEvent: dictionary != nil)
-            }
-        }
-        if strict { scratch.seen = [UInt64](repeating: 0, count: (n + 63) / 64) }
-        guard let dictionary else {
-            try scratch.seen.withUnsafeMutableBufferPointer { seen throws(DecodeError) in
-                try decodeGroups(
-                    summary, sections: scratch.sections, ids: scratch.ids, positions: scratch.positions, into: nil,
-                    seen: strict ? seen.baseAddress! : nil,
+                try positions(
+                    summary, times: t, positions: p, into: &scratch.positions, byEvent: dictionary != nil,
                     strict: strict)
             }
+        }
+        guard let dictionary else {
+            try decodeGroups(
+                summary, sections: scratch.sections, ids: scratch.ids, positions: scratch.positions, into: nil,
+                strict: strict)
             return
         }
         batch.times.resize(to: n, filler: 0)
@@ -542,18 +557,15 @@ enum GroupedBlockCodec {
                 batch.values.withUnsafeMutableBufferPointer { values in
                     scratch.profiles.withUnsafeMutableBufferPointer { profiles in
                         scratch.touchpoints.withUnsafeMutableBufferPointer { touchpoints in
-                            scratch.seen.withUnsafeMutableBufferPointer { seen in
-                                let columns = DecodedColumns(
-                                    times: times.baseAddress!, types: types.baseAddress!, values: values.baseAddress!,
-                                    profiles: profiles.baseAddress!, touchpoints: touchpoints.baseAddress!)
-                                do throws(DecodeError) {
-                                    try decodeGroups(
-                                        summary, sections: scratch.sections, ids: scratch.ids,
-                                        positions: scratch.positions, into: columns,
-                                        seen: strict ? seen.baseAddress! : nil, strict: strict)
-                                    return nil
-                                } catch { return error }
-                            }
+                            let columns = DecodedColumns(
+                                times: times.baseAddress!, types: types.baseAddress!, values: values.baseAddress!,
+                                profiles: profiles.baseAddress!, touchpoints: touchpoints.baseAddress!)
+                            do throws(DecodeError) {
+                                try decodeGroups(
+                                    summary, sections: scratch.sections, ids: scratch.ids,
+                                    positions: scratch.positions, into: columns, strict: strict)
+                                return nil
+                            } catch { return error }
                         }
                     }
                 }
@@ -573,7 +585,7 @@ enum GroupedBlockCodec {
             scratch: &scratch.encode, into: &batch.touchpoints)
     }
 
-    /// Where ``decodeGroups(_:sections:ids:positions:into:seen:strict:)`` writes each event, by its position in the block.
+    /// Where ``decodeGroups(_:sections:ids:positions:into:strict:)`` writes each event, by its position in the block.
     private struct DecodedColumns {
         let times: UnsafeMutablePointer<Int64>
         let types: UnsafeMutablePointer<UInt8>
@@ -583,12 +595,11 @@ enum GroupedBlockCodec {
     }
 
     /// Decodes every group's events (times, values; profile ids from `ids`, positions from `positions`, both in
-    /// grouped order and checked to lie in the block) into `out` at their positions in the block (nil: only checks
-    /// them), checking each time lies in its group's range; `seen` (strict decoding, all zero on entry: a bit per
-    /// position) marks the positions written, so that none is written twice.
+    /// grouped order, the positions checked by ``positions(_:times:positions:into:byEvent:strict:)``) into `out` at
+    /// their positions in the block (nil: only checks them), checking each time lies in its group's range.
     private static func decodeGroups(
         _ summary: BlockSummary, sections: [[UInt8]], ids: [UInt32], positions: [UInt32], into out: DecodedColumns?,
-        seen: UnsafeMutablePointer<UInt64>?, strict: Bool
+        strict: Bool
     ) throws(DecodeError) {
         try sections[BlockSummary.SectionKind.times.rawValue].withDecodedBytes { t throws(DecodeError) in
             try positions.withDecodedBuffer { positions throws(DecodeError) in
@@ -613,13 +624,6 @@ enum GroupedBlockCodec {
                                     time &+= Int64(bitPattern: delta)
                                 }
                                 let i = Int(groupPositions[k])
-                                if let seen {
-                                    let bit: UInt64 = 1 << UInt64(i & 63)
-                                    guard seen[i >> 6] & bit == 0 else {
-                                        throw DecodeError(byte: 0, reason: "position \(i) appears twice")
-                                    }
-                                    seen[i >> 6] |= bit
-                                }
                                 if let out {
                                     out.times[i] = time
                                     out.types[i] = group.type
