@@ -78,9 +78,15 @@ def read_through(paths):
                 pass
 
 
+def median(samples, seconds):
+    """The sample whose `seconds(sample)` is the median (of an odd number of samples)."""
+    samples = list(samples)
+    return sorted(samples, key=seconds)[len(samples) // 2]
+
+
 def median_run(cmd, times=3):
     """run() `times` times; the (seconds, peak MB) of the median run by time."""
-    return sorted((run(cmd)[:2] for _ in range(times)), key=lambda r: r[0])[times // 2]
+    return median((run(cmd)[:2] for _ in range(times)), lambda r: r[0])
 
 
 def digest(members):
@@ -420,12 +426,12 @@ def main():
     # Steps under a second vary by ±20% from run to run on a shared machine: take the median of three.
     t["scan"] = median_run([TOUCHLOG, "replay", "--store", single, "--profile", "nobody"])
     t["verify"] = median_run([TOUCHLOG, "verify", "--store", single])
-    t["decode"] = sorted((json.loads(run([BENCH, "scan", single])[2]) for _ in range(3)), key=lambda d: d["seconds"])[1]
+    t["decode"] = median((json.loads(run([BENCH, "scan", single])[2]) for _ in range(3)), lambda d: d["seconds"])
     # Library appends: three processes, each appending the events into a new store; per kind the median run (a
     # run of 2-3 s swings by a third on this machine when something else stirs).
     appends = [json.loads(run([BENCH, "append", single, os.path.join(work, "library-append")], env=fmt)[2])
                for _ in range(3)]
-    t["libraryAppend"] = {kind: sorted((a[kind] for a in appends), key=lambda r: r["seconds"])[1]
+    t["libraryAppend"] = {kind: median((a[kind] for a in appends), lambda r: r["seconds"])
                           for kind in ("events", "batch")}
     shutil.rmtree(single, ignore_errors=True)
 
