@@ -97,8 +97,17 @@ import TouchLogTestSupport
             for s in randomStrings(700, seed: seed + 9) { _ = intern(s, into: &t) }
             var ids = Array(0..<t.count).filter { $0 % 2 == 0 || $0 >= 300 }
             let expected = ids.sorted { Array(t[$0]).lexicographicallyPrecedes(Array(t[$1])) }
+            let order = t.byteOrder(of: ids)
+            #expect(order.map { ids[$0] } == expected)
             t.sortByBytes(&ids)
             #expect(ids == expected)
+            // Only strings of the sorted run, and only strings after it.
+            let run = Array(0..<t.sortedCount).filter { $0 % 3 == 0 }
+            #expect(t.byteOrder(of: run) == Array(run.indices))
+            let after = Array(t.sortedCount..<t.count)
+            #expect(
+                t.byteOrder(of: after).map { after[$0] }
+                    == after.sorted { Array(t[$0]).lexicographicallyPrecedes(Array(t[$1])) })
         }
     }
 }

@@ -385,35 +385,43 @@ package struct StringTable: Sendable {
         UInt32(truncatingIfNeeded: length - 1) << 24 | UInt32(truncatingIfNeeded: hash >> 40)
     }
 
-    /// Sorts string ids (given in ascending id order) by their strings' bytes. Ids below ``sortedCount`` are
-    /// already in order; the rest are sorted by an 8-byte big-endian prefix first, then merged in.
+    /// Sorts string ids (given in ascending id order) by their strings' bytes (see ``byteOrder(of:)``).
     func sortByBytes(_ ids: inout [Int]) {
+        let order = byteOrder(of: ids)
+        ids = order.map { ids[$0] }
+    }
+
+    /// The positions of `ids` (ascending) in the byte order of their strings: `ids[result[0]]` has the least. Ids
+    /// below ``sortedCount`` are already in order; the rest are sorted by an 8-byte big-endian prefix first, then
+    /// merged in.
+    ///
+    /// The prefixes are read in the order of `ids`, front to back through ``bytes``. A caller that copies the
+    /// strings out in that order too, then puts the copies in this order, so touches a large table once per string
+    /// in address order, where copying in byte order would miss the cache on nearly every string.
+    func byteOrder(of ids: [Int]) -> [Int] {
         let split = ids.firstIndex { $0 >= sortedCount } ?? ids.count
-        if split == ids.count { return }
-        bytes.withUnsafeBytes { all in
-            func string(_ id: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[range(id)]) }
-            var keys = ids[split...].map { Self.sortKey(string($0)) }
-            var keyed = Array(ids[split...])
+        if split == ids.count { return Array(ids.indices) }
+        return bytes.withUnsafeBytes { all in
+            func string(_ k: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: all[range(ids[k])]) }
+            var keys = (split..<ids.count).map { Self.sortKey(string($0)) }
+            var keyed = Array(split..<ids.count)
             // Integers first; only runs of equal keys (strings sharing their first 8 bytes) need the bytes.
             sortByPrefixKeys(&keys, values: &keyed) { bytesPrecede(string($0), string($1)) }
-            if split == 0 {
-                ids = keyed
-                return
-            }
+            if split == 0 { return keyed }
             var merged: [Int] = []
             merged.reserveCapacity(ids.count)
             var i = 0
             var j = 0
             while i < split || j < keyed.count {
-                if j == keyed.count || (i < split && bytesPrecede(string(ids[i]), string(keyed[j]))) {
-                    merged.append(ids[i])
+                if j == keyed.count || (i < split && bytesPrecede(string(i), string(keyed[j]))) {
+                    merged.append(i)
                     i += 1
                 } else {
                     merged.append(keyed[j])
                     j += 1
                 }
             }
-            ids = merged
+            return merged
         }
     }
 

@@ -529,9 +529,9 @@ extension StoreReader {
         if dictionary.profileBlocks >= end || groupedQueries > 1 {
             // A reader that answers again (a store's pooled one) keeps the whole dictionary.
             try loadDictionary(through: end - 1)
-            var sorted = ids
-            dictionary.profiles.sortByBytes(&sorted)
-            return sorted.map { dictionary.profiles.string($0) }
+            // Copied out in id order (front to back through the table of every profile), then put in byte order.
+            let strings = ids.map { dictionary.profiles.string($0) }
+            return dictionary.profiles.byteOrder(of: ids).map { strings[$0] }
         }
         // One query (a CLI process): only the members' strings, copied out of the blocks that introduced them.
         let strings = try profileStrings(ids, summaries: summaries)
