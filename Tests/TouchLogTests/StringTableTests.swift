@@ -88,6 +88,33 @@ import TouchLogTestSupport
         #expect(t[1].allSatisfy { $0 == 0 } && t[3].allSatisfy { $0 == 0 })
     }
 
+    /// A commit's blocks are looked up together before any of their missing strings is interned (as the writer
+    /// does): a string two blocks lack gets one id, from the block interned first, and many missing strings at once
+    /// (more than one group of probes, and enough to rebuild the index) keep their order of ids.
+    @Test(arguments: [5, 40, 5_000])
+    func stringsMissingFromSeveralLookupsAreInternedOnce(count: Int) {
+        var t = table([Array("seed".utf8)])
+        let first = Array(Set(randomStrings(count, seed: 7))).sorted { $0.lexicographicallyPrecedes($1) }
+        let second = Array(Set(randomStrings(count, seed: 8) + first.prefix(count / 2))).sorted {
+            $0.lexicographicallyPrecedes($1)
+        }
+        t.prepareLookups()
+        var a = t.lookUp(table(first))
+        var b = t.lookUp(table(second))
+        t.internMissing(table(first), &a)
+        t.internMissing(table(second), &b)
+        var expected: [[UInt8]: UInt32] = [Array("seed".utf8): 0]
+        for k in a.missing { expected[first[k]] = UInt32(expected.count) }
+        for k in b.missing where expected[second[k]] == nil { expected[second[k]] = UInt32(expected.count) }
+        #expect(t.count == expected.count)
+        for (i, s) in first.enumerated() { #expect(a.ids[i] == expected[s]) }
+        for (i, s) in second.enumerated() {
+            #expect(b.ids[i] == expected[s])
+            #expect(Array(t[Int(b.ids[i])]) == s)
+        }
+        #expect(t.internAll(table(second)) == b.ids)
+    }
+
     @Test func sortingByBytesMatchesLexicographicOrder() {
         for seed in UInt64(1)...4 {
             var t = StringTable()

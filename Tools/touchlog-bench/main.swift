@@ -100,8 +100,15 @@ do {
             }
             let batches = kind == "batch" ? try chunks.map { try EventBatch($0) } : []
             let start = monotonicSeconds()
+            // TOUCHLOG_BENCH_STEPS=1: each append's seconds on standard error.
+            let steps = getenv("TOUCHLOG_BENCH_STEPS") != nil
             for k in chunks.indices {
+                let began = monotonicSeconds()
                 if kind == "batch" { try await store.append(batches[k]) } else { try await store.append(chunks[k]) }
+                if steps {
+                    let text = Array("\(kind) append \(k): \(monotonicSeconds() - began) s\n".utf8)
+                    _ = text.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                }
             }
             let elapsed = monotonicSeconds() - start
             results.append("\"\(kind)\":{\"seconds\":\(elapsed),\"eventsPerSecond\":\(Double(events.count) / elapsed)}")
