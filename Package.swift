@@ -59,10 +59,13 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
+        // Cache hints (a prefetch before a group of hash-index probes), which Swift has no spelling for.
+        .target(name: "CTouchLogPlatform"),
         .target(
             name: "TouchLogStorage",
             dependencies: [
-                "CTouchLogLZ4", "CTouchLogXXHash", .product(name: "Crypto", package: "swift-crypto"),
+                "CTouchLogLZ4", "CTouchLogXXHash", "CTouchLogPlatform",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             // The fault injector (FaultInjection.swift) exists only in debug builds, which the tests use.

@@ -245,10 +245,10 @@ package struct StringTable: Sendable {
     /// look up in one table at once (after ``prepareLookups()``, before any change). With `only`, just the
     /// strings it marks.
     ///
-    /// Strings in the sorted run are found by one forward walk. The rest go to the hash index in groups: first
-    /// every slot of the group is read, so that their cache misses overlap, then each string is probed for. With a
-    /// million profiles the index is far bigger than the cache and each lookup is a miss; one at a time they
-    /// would wait for memory in turn.
+    /// Strings in the sorted run are found by one forward walk. The rest go to the hash index, each string's first
+    /// slot prefetched 16 strings before it is probed for, so that their cache misses overlap. With a million
+    /// profiles the index is far bigger than the cache and each lookup is a miss; one at a time they would wait for
+    /// memory in turn.
     func lookUp(_ other: StringTable, only: [Bool]? = nil) -> Lookup {
         var lookup = Lookup(ids: [UInt32](repeating: .max, count: other.count))
         var pending: [Int] = []
@@ -281,46 +281,43 @@ package struct StringTable: Sendable {
         }
         lookup.missing.reserveCapacity(pending.count)
         lookup.hashes.reserveCapacity(pending.count)
-        let group = 16
-        var hashes = [UInt64](repeating: 0, count: group)
-        var firstSlots = [Slot](repeating: Slot(), count: group)
+        // Each string's hash is taken, and its first slot prefetched, `ahead` strings before it is probed for.
+        let ahead = 16
+        var hashes = [UInt64](repeating: 0, count: ahead)
         other.bytes.withUnsafeBytes { all in
             slots.withUnsafeBufferPointer { slots in
                 let mask = slots.count - 1
-                var start = 0
-                while start < pending.count {
-                    let end = min(start + group, pending.count)
-                    for k in start..<end {
-                        let hash = Self.hash(UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])]))
-                        hashes[k - start] = hash
-                        if !slots.isEmpty { firstSlots[k - start] = slots[Int(truncatingIfNeeded: hash) & mask] }
-                    }
-                    for k in start..<end {
-                        let string = UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])])
-                        let hash = hashes[k - start]
-                        let tag = Self.tag(hash, length: string.count)
-                        let prefix = Self.sortKey(string)
-                        var found: UInt32?
-                        if !slots.isEmpty {
-                            var entry = firstSlots[k - start]
-                            var slot = Int(truncatingIfNeeded: hash) & mask
-                            while entry.id1 != 0 {
-                                if holds(entry, string, tag: tag, prefix: prefix) {
-                                    found = entry.id1 - 1
-                                    break
-                                }
-                                slot = (slot + 1) & mask
-                                entry = slots[slot]
+                func hashAndPrefetch(_ k: Int) {
+                    let hash = Self.hash(UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])]))
+                    hashes[k % ahead] = hash
+                    if !slots.isEmpty { Memory.prefetch(slots.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
+                }
+                for k in 0..<min(ahead, pending.count) { hashAndPrefetch(k) }
+                for k in pending.indices {
+                    let string = UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])])
+                    let hash = hashes[k % ahead]
+                    if k + ahead < pending.count { hashAndPrefetch(k + ahead) }
+                    let tag = Self.tag(hash, length: string.count)
+                    let prefix = Self.sortKey(string)
+                    var found: UInt32?
+                    if !slots.isEmpty {
+                        var slot = Int(truncatingIfNeeded: hash) & mask
+                        var entry = slots[slot]
+                        while entry.id1 != 0 {
+                            if holds(entry, string, tag: tag, prefix: prefix) {
+                                found = entry.id1 - 1
+                                break
                             }
-                        }
-                        if let found {
-                            lookup.ids[pending[k]] = found
-                        } else {
-                            lookup.missing.append(pending[k])
-                            lookup.hashes.append(hash)
+                            slot = (slot + 1) & mask
+                            entry = slots[slot]
                         }
                     }
-                    start = end
+                    if let found {
+                        lookup.ids[pending[k]] = found
+                    } else {
+                        lookup.missing.append(pending[k])
+                        lookup.hashes.append(hash)
+                    }
                 }
             }
         }
@@ -330,8 +327,8 @@ package struct StringTable: Sendable {
     /// Interns the strings `lookup` did not find, in its order, completing its ids. Another string of the same
     /// bytes interned since the lookup is found, not added twice.
     ///
-    /// Like ``lookUp(_:only:)``, it goes in groups: the first slot of each string of a group is read before any is
-    /// probed, so that their cache misses overlap; the strings' bytes are reserved once.
+    /// Like ``lookUp(_:only:)``, it prefetches each string's first slot 16 strings ahead, so that their cache misses
+    /// overlap; the strings' bytes are reserved once.
     mutating func internMissing(_ other: StringTable, _ lookup: inout Lookup) {
         guard !lookup.missing.isEmpty else { return }
         reserveSlots(for: lookup.missing.count)
@@ -340,25 +337,21 @@ package struct StringTable: Sendable {
         if ends.capacity < ends.count + lookup.missing.count {
             ends.reserveCapacity(max(ends.count + lookup.missing.count, ends.count * 2))
         }
-        let group = 16
-        var firstSlots = [Slot](repeating: Slot(), count: group)
+        let ahead = 16
         let missing = lookup.missing
         let hashes = lookup.hashes
+        let mask = slots.count - 1
+        func prefetch(_ k: Int) {
+            slots.withUnsafeBufferPointer {
+                Memory.prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hashes[k]) & mask))
+            }
+        }
         other.bytes.withUnsafeBytes { all in
-            var start = 0
-            while start < missing.count {
-                let end = min(start + group, missing.count)
-                let mask = slots.count - 1
-                slots.withUnsafeBufferPointer { slots in
-                    for k in start..<end { firstSlots[k - start] = slots[Int(truncatingIfNeeded: hashes[k]) & mask] }
-                }
-                for k in start..<end {
-                    let id = missing[k]
-                    let string = UnsafeRawBufferPointer(rebasing: all[other.range(id)])
-                    // (Probed afresh: a string before it in the group may have taken the slot read above.)
-                    lookup.ids[id] = intern(string, hash: hashes[k])
-                }
-                start = end
+            for k in 0..<min(ahead, missing.count) { prefetch(k) }
+            for k in missing.indices {
+                if k + ahead < missing.count { prefetch(k + ahead) }
+                let id = missing[k]
+                lookup.ids[id] = intern(UnsafeRawBufferPointer(rebasing: all[other.range(id)]), hash: hashes[k])
             }
         }
     }
