@@ -73,6 +73,29 @@ import Testing
         }
     }
 
+    /// The writer checks the payloads of its active file on every core; with two damaged blocks it still names the
+    /// first, and with none it opens where the log ends.
+    @Test(arguments: [1, 2] as [UInt16])
+    func theWriterNamesTheFirstDamagedPayloadOfItsActiveFile(version: UInt16) throws {
+        let dir = TemporaryDirectory()
+        let (path, starts) = try fiveCommits(dir, version: version)
+        let reopened = try LogWriter(directory: dir.log, lockPath: dir.lock)
+        #expect(reopened.endOffset == 50 && reopened.recovery == nil)
+        reopened.close()
+        var bytes = fileBytes(path)
+        let payload = BlockHeader.size + 2
+        bytes[starts[3] + payload] ^= 0x01
+        bytes[starts[1] + payload] ^= 0x80
+        writeFileBytes(path, bytes)
+        do {
+            _ = try LogWriter(directory: dir.log, lockPath: dir.lock)
+            Issue.record("a damaged log was accepted by the writer")
+        } catch {
+            #expect(error.location?.block == 1 && error.location?.byte == Int64(starts[1]), "\(error)")
+            #expect(error.message.contains("checksum mismatch"), "\(error)")
+        }
+    }
+
     /// Writes `bytes` over the log file and checks that block `block` (starting at `start`) is named by verify,
     /// refused by the writer, and never served by a reader; returns what was wrong for the failure message.
     private func expectDamageNamed(
