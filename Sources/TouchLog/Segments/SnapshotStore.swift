@@ -123,7 +123,7 @@ struct SnapshotStore {
         if (try? SystemFile.makeDirectory(directory)) == true { try? DurableFile.syncDirectory(root) }
         if (try? SystemFile.makeDirectory(folder)) == true { try? DurableFile.syncDirectory(directory) }
         do {
-            try DurableFile.write(body, kind: "snapshot", to: folder + "/" + name)
+            try DurableFile.write(body, kind: "snapshot", to: folder + "/" + name, checksum: .xxh3)
             return nil
         } catch {
             return error
