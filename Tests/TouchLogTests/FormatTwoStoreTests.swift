@@ -77,6 +77,46 @@ import Testing
         }
     }
 
+    /// A windowed rule that asks about conversions keeps, of the conversions its scan meets, only those of profiles
+    /// some rule counted, decided once every worker has scanned: a conversion and the click before it often lie in
+    /// blocks that different workers read. Few of the store's profiles are marked, so membership reads only theirs.
+    @Test func aConversionCountsWhereverTheClickBeforeItWasRead() async throws {
+        let dir = TemporaryDirectory()
+        let base: Int64 = 1_654_070_400_000
+        var events: [Event] = []
+        for i in 0..<20 {
+            let t = base + Int64(i) * 60_000
+            // Converted: a click, then a conversion some blocks later.
+            events.append(Event(time: t, profile: "late-\(i)", type: .click, touchpoint: "promo"))
+            events.append(Event(time: t + 1_500_000, profile: "late-\(i)", type: .conversion, touchpoint: "shop"))
+            // Not converted: the conversion comes before the click.
+            events.append(Event(time: t - 30_000, profile: "early-\(i)", type: .conversion, touchpoint: "shop"))
+            events.append(Event(time: t + 2_000_000, profile: "early-\(i)", type: .click, touchpoint: "promo"))
+            // No click at all.
+            events.append(Event(time: t + 10_000, profile: "buyer-\(i)", type: .conversion, touchpoint: "shop"))
+        }
+        for i in 0..<3_000 {
+            events.append(
+                Event(time: base + Int64(i) * 1_000, profile: "viewer-\(i)", type: .view, touchpoint: "promo"))
+        }
+        events.sort { $0.time < $1.time }
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 100)
+        try await store.append(events)
+        store.close()
+        let reader = try StoreReader(directory: dir.path + "/s")
+        let time = QueryTime(asOf: base + 86_400_000)
+        for (conversion, expected) in [("converted", "late-"), ("not_converted", "early-")] {
+            let definition = try SegmentDefinition(
+                json: """
+                    {"name":"s","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},
+                      "timeframe":{"last":"30d"},"conversion":"\(conversion)"}]}
+                    """)
+            let members = try reader.members(of: definition, at: time)
+            #expect(members == (0..<20).map { "\(expected)\($0)" }.sorted(), "\(conversion)")
+            #expect(reader.lastQuery.membersFromMarks)
+        }
+    }
+
     /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short
     /// by `truncated(to:)`, keeps showing what it showed, across the chunk boundary too.
     @Test func aListOfBlockSummariesKeepsItsCopiesAsItGrows() throws {

@@ -391,6 +391,7 @@ import TouchLogStorage
         var cases = 0
         var nonEmpty = 0
         var fromSnapshot = 0
+        var fromMarks = 0
         var snapshotted = 0
         var catalog = Catalog()
         for index in 0..<60 {
@@ -419,6 +420,7 @@ import TouchLogStorage
                 asking.snapshotInterval = snapshotEvery
                 let engine = try asking.members(of: definition, at: time)
                 if asking.lastQuery.snapshotOffset > 0 { fromSnapshot += 1 }
+                if asking.lastQuery.membersFromMarks { fromMarks += 1 }
                 // A count is the same query without strings.
                 if cases % 7 == 3 {
                     #expect(try asking.count(of: definition, at: time) == engine.count, "count of \(definition.json)")
@@ -435,6 +437,10 @@ import TouchLogStorage
         #expect(cases == 1_800)
         #expect(erased.count == (format == 3 ? 8 : 0))
         #expect(nonEmpty > cases / 4, "random segments should often have members (\(nonEmpty) of \(cases))")
+        // Both ways of deciding membership, on columns a pooled reader reuses: only the marked profiles, or all.
+        #expect(
+            fromMarks > cases / 20 && fromMarks < cases * 19 / 20,
+            "membership should often read only the marked profiles, often all (\(fromMarks) of \(cases))")
         if snapshotEvery != nil {
             #expect(
                 fromSnapshot > cases / 10,

@@ -129,6 +129,23 @@ final class GroupedQueryState: @unchecked Sendable {
     /// Per sequence: the steps each profile's events found so far can take (bit k: step k). Only a profile whose
     /// events, across the workers, can take every step can match, so only its events are ever sorted.
     let sequenceSteps: [UnsafeMutablePointer<UInt8>]
+    /// When every member must have an event some rule counts (no sequences, no universe): a bit per profile (bit
+    /// `p & 63` of word `p >> 6`) set where a rule counted an event or a snapshot put a finding, so that when few
+    /// profiles were, membership reads only theirs (``members(_:_:_:)``). Nil otherwise.
+    let counted: UnsafeMutablePointer<UInt64>?
+    /// With ``counted``, when some rule asks about conversions: a bit per profile whose latest conversion was set.
+    let converted: UnsafeMutablePointer<UInt64>?
+    /// Words of ``counted`` and ``converted``.
+    let bitmapWords: Int
+    /// Conversions a scan set aside (with ``counted``) instead of keeping each profile's latest: once every worker
+    /// has scanned, only those of profiles some rule counted are kept (``keepConversions(_:)``).
+    var setAside: [Conversion] = []
+
+    /// A conversion set aside: its profile and time.
+    struct Conversion {
+        var profile: UInt32
+        var time: Int64
+    }
 
     /// What a rule with a `value` condition keeps of each profile's qualifying events that carry a value: how many,
     /// and what its aggregate needs of them: the sum in millionths (saturating; `sum`, `avg`), or the least or the
@@ -199,7 +216,12 @@ final class GroupedQueryState: @unchecked Sendable {
             if needs.greatest { size(UInt64.self) }
         }
         for _ in plan.sequences { size(UInt8.self) }
-        let memory = ZeroedMemory(bytes: sizes.reduce(0, +))
+        let marks = plan.sequences.isEmpty && !plan.needsUniverse
+        let words = (max(1, n) + 63) / 64
+        let bitmapBytes = (words * MemoryLayout<UInt64>.stride + page - 1) / page * page
+        let bitmaps = marks ? (plan.conversionsFrom != nil ? 2 : 1) : 0
+        let columnBytes = sizes.reduce(0, +)
+        let memory = ZeroedMemory(bytes: columnBytes + bitmaps * bitmapBytes)
         var next = 0
         var offset = 0
         var layout: [(start: UnsafeMutableRawPointer, stride: Int)] = []
@@ -223,6 +245,14 @@ final class GroupedQueryState: @unchecked Sendable {
         }
         sequenceSteps = plan.sequences.map { _ in zeroed(UInt8.self) }
         precondition(next == sizes.count)
+        // (The bitmaps are not columns: they are zeroed whole, not by profile range.)
+        func bitmap(_ k: Int) -> UnsafeMutablePointer<UInt64>? {
+            k < bitmaps
+                ? (memory.base + columnBytes + k * bitmapBytes).bindMemory(to: UInt64.self, capacity: words) : nil
+        }
+        counted = bitmap(0)
+        converted = bitmap(1)
+        bitmapWords = words
         sequenceEvents = plan.sequences.map { _ in [] }
         sequenceMatched = plan.sequences.map { _ in [] }
         self.memory = memory
@@ -233,6 +263,25 @@ final class GroupedQueryState: @unchecked Sendable {
         if zeroedAgain { memory.recycle() } else { memory.release() }
     }
 
+    /// Keeps, of the conversions this state's scan set aside, those of profiles that some rule counted in any of
+    /// `states` (a conversion decides nothing for a profile no rule counted): a look at a bitmap per conversion
+    /// instead of a cache miss into the latest conversions of a million profiles. After every worker has scanned.
+    func keepConversions(_ states: [GroupedQueryState]) {
+        guard let last = lastConversion, !setAside.isEmpty else { return }
+        let bitmaps = states.map { $0.counted! }
+        for conversion in setAside {
+            let p = Int(conversion.profile)
+            let bit = UInt64(1) << UInt64(p & 63)
+            guard bitmaps.contains(where: { $0[p >> 6] & bit != 0 }) else { continue }
+            let key = Self.latestKey(conversion.time)
+            if key > last[p] {
+                last[p] = key
+                Self.mark(converted, p)
+            }
+        }
+        setAside = []
+    }
+
     /// Zeroes the entries of profiles `range` in every column.
     private func zero(_ range: Range<Int>) {
         for column in columns {
@@ -241,15 +290,46 @@ final class GroupedQueryState: @unchecked Sendable {
         }
     }
 
+    /// Zeroes the entries of profiles `ids` in every column but the latest conversions.
+    private func zeroFindings(of ids: UnsafeBufferPointer<Int>) {
+        let conversions = UnsafeMutableRawPointer(lastConversion)
+        for column in columns where column.start != conversions {
+            switch column.stride {
+            case 8:
+                let entries = column.start.assumingMemoryBound(to: UInt64.self)
+                for p in ids { entries[p] = 0 }
+            case 4:
+                let entries = column.start.assumingMemoryBound(to: UInt32.self)
+                for p in ids { entries[p] = 0 }
+            default:
+                for p in ids {
+                    (column.start + p * column.stride).initializeMemory(
+                        as: UInt8.self, repeating: 0, count: column.stride)
+                }
+            }
+        }
+    }
+
+    /// Marks profile `p` in `bitmap` (``counted``, ``converted``).
+    @inline(__always)
+    static func mark(_ bitmap: UnsafeMutablePointer<UInt64>?, _ p: Int) {
+        bitmap?[p >> 6] |= 1 << UInt64(p & 63)
+    }
+
     /// Ids of the profiles for which the segment holds, ascending, from the findings of every worker's state
     /// (combined as they are read: counts add up, the earliest first time and the latest conversion win).
     ///
-    /// A chunk of profiles at a time, so that everything but the columns themselves stays in the cache: each rule's
-    /// verdicts on the chunk, then the segment's tree over them, then the members appended. The profiles are split
-    /// into one contiguous part per core (a million of them took a tenth of a query on one core), and the parts'
-    /// members joined in order.
-    static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> [Int] {
+    /// When every member must have an event some rule counts and few profiles have one (see ``counted``), only
+    /// theirs are read (``fewMembers(_:_:_:)``). Otherwise a chunk of profiles at a time, so that everything but the
+    /// columns themselves stays in the cache: each rule's verdicts on the chunk, then the segment's tree over them,
+    /// then the members appended. The profiles are split into one contiguous part per core (a million of them took
+    /// a tenth of a query on one core), and the parts' members joined in order.
+    /// `fromMarks` tells whether only the marked profiles were read.
+    static func members(_ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment) -> (
+        ids: [Int], fromMarks: Bool
+    ) {
         let n = states[0].count
+        if let found = fewMembers(states, plan, segment) { return (found, true) }
         let sequenceHolds = plan.sequences.indices.map { sequenceVerdicts(states, plan, $0, profiles: n) }
         let chunks = (n + Self.chunkSize - 1) / Self.chunkSize
         let parts = max(1, min(StoreReader.queryThreads, chunks / 2))
@@ -259,34 +339,123 @@ final class GroupedQueryState: @unchecked Sendable {
             let members = Self.members(states, plan, segment, profiles: range, sequenceHolds: sequenceHolds)
             found.withLock { $0[part] = members }
         }
+        for state in states {
+            state.counted?.update(repeating: 0, count: state.bitmapWords)
+            state.converted?.update(repeating: 0, count: state.bitmapWords)
+        }
         if n > 0 { for state in states { state.zeroedAgain = true } }
-        return found.withLock { $0.flatMap { $0 } }
+        return (found.withLock { $0.flatMap { $0 } }, false)
     }
 
     /// Profiles whose membership is decided together (see ``members(_:_:_:)``).
     private static let chunkSize = 4096
 
-    /// ``members(_:_:_:)`` of the profiles of `range` (whole chunks from its start), whose entries it zeroes in every
-    /// column once they are read.
-    private static func members(
-        _ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment, profiles: Range<Int>,
-        sequenceHolds: [[Bool]]
+    /// Membership reads only the marked profiles when they are at most one in this many of all: each costs a few
+    /// scattered cache lines per worker, where the chunked sweep streams 4–20 bytes of every profile per worker.
+    private static let fewShare = 8
+
+    /// ``members(_:_:_:)`` from the profiles ``counted`` marks (nil, with nothing read or zeroed, when the states do
+    /// not mark or more than one in ``fewShare`` profiles is marked): ascending by the bitmaps, in one part of the
+    /// bitmaps' words per core; each part then zeroes every entry its marks name, and its words of the bitmaps.
+    private static func fewMembers(
+        _ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment
+    ) -> [Int]? {
+        guard states.allSatisfy({ $0.counted != nil }) else { return nil }
+        let words = states[0].bitmapWords
+        var marked = 0
+        for w in 0..<words {
+            var any: UInt64 = 0
+            for state in states {
+                any |= state.counted![w]
+                marked += (state.converted?[w] ?? 0).nonzeroBitCount
+            }
+            marked += any.nonzeroBitCount
+        }
+        guard marked <= states[0].count / Self.fewShare else { return nil }
+        let parts = max(1, min(StoreReader.queryThreads, marked / Self.chunkSize))
+        let found = Mutex([[Int]](repeating: [], count: parts))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let range = (words * part / parts)..<(words * (part + 1) / parts)
+            let members = Self.fewMembers(states, plan, segment, words: range)
+            found.withLock { $0[part] = members }
+        }
+        for state in states { state.zeroedAgain = true }
+        return found.withLock { $0.flatMap { $0 } }
+    }
+
+    /// ``fewMembers(_:_:_:)`` of the profiles marked in bitmap words `words`.
+    private static func fewMembers(
+        _ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment, words: Range<Int>
     ) -> [Int] {
-        var holds = [[Bool]](
-            repeating: [Bool](repeating: false, count: Self.chunkSize), count: plan.rules.count + plan.sequences.count)
-        // Each chunk's combined counts, first times and latest conversions, summed across the states.
-        let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: Self.chunkSize)
-        let firsts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Self.chunkSize)
-        let last = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: Self.chunkSize)
-        defer {
+        var decider = Decider(plan.rules.count)
+        defer { decider.deallocate() }
+        var result: [Int] = []
+        var ids: [Int] = []
+        ids.reserveCapacity(Self.chunkSize)
+        func decide() {
+            ids.withUnsafeBufferPointer { ids in
+                decider.decide(states, plan, chunk: 0, ids: ids, count: ids.count)
+                let verdicts = segment.evaluate(decider.holds, count: ids.count)
+                for (g, verdict) in verdicts.enumerated() where verdict { result.append(ids[g]) }
+                // Zeroed while the entries just read are in the cache.
+                for state in states { state.zeroFindings(of: ids) }
+            }
+            ids.removeAll(keepingCapacity: true)
+        }
+        for w in words {
+            var bits: UInt64 = 0
+            for state in states { bits |= state.counted![w] }
+            while bits != 0 {
+                ids.append(w << 6 | bits.trailingZeroBitCount)
+                bits &= bits &- 1
+                if ids.count == Self.chunkSize { decide() }
+            }
+        }
+        if !ids.isEmpty { decide() }
+        // Every other nonzero entry is a latest conversion, marked where it was set.
+        for state in states {
+            (state.counted! + words.lowerBound).update(repeating: 0, count: words.count)
+            guard let converted = state.converted, let last = state.lastConversion else { continue }
+            for w in words {
+                var bits = converted[w]
+                converted[w] = 0
+                while bits != 0 {
+                    last[w << 6 | bits.trailingZeroBitCount] = 0
+                    bits &= bits &- 1
+                }
+            }
+        }
+        return result
+    }
+
+    /// Each rule's verdicts on up to ``chunkSize`` profiles at a time (``holds``), from every worker's findings
+    /// combined in scratch buffers of its own.
+    private struct Decider {
+        /// Per rule, then per sequence: its verdict on each profile of the chunk.
+        var holds: [[Bool]]
+        /// Each profile's combined count, first time and latest conversion (as the states keep them).
+        let counts = UnsafeMutableBufferPointer<UInt32>.allocate(capacity: GroupedQueryState.chunkSize)
+        let firsts = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: GroupedQueryState.chunkSize)
+        let last = UnsafeMutableBufferPointer<UInt64>.allocate(capacity: GroupedQueryState.chunkSize)
+
+        init(_ atoms: Int) {
+            holds = [[Bool]](repeating: [Bool](repeating: false, count: GroupedQueryState.chunkSize), count: atoms)
+        }
+
+        func deallocate() {
             counts.deallocate()
             firsts.deallocate()
             last.deallocate()
         }
-        let valueColumns = plan.rules.indices.map { r in states.compactMap { $0.values[r] } }
-        var result: [Int] = []
-        for chunk in stride(from: profiles.lowerBound, to: profiles.upperBound, by: Self.chunkSize) {
-            let m = min(Self.chunkSize, profiles.upperBound - chunk)
+
+        /// Fills the rules' ``holds`` for `m` profiles: those of `ids` when given, else `chunk..<(chunk + m)`.
+        mutating func decide(
+            _ states: [GroupedQueryState], _ plan: GroupedQueryPlan, chunk: Int, ids: UnsafeBufferPointer<Int>?,
+            count m: Int
+        ) {
+            let counts = counts
+            let firsts = firsts
+            let last = last
             for (r, rule) in plan.rules.enumerated() {
                 let low = UInt32(clamping: rule.leaf.rule.atLeast)
                 let high = UInt32(clamping: rule.leaf.rule.atMost ?? Int(UInt32.max))
@@ -295,23 +464,38 @@ final class GroupedQueryState: @unchecked Sendable {
                 let comparesConversions = rule.wantsFirst && states[0].lastConversion != nil
                 counts.update(repeating: 0)
                 for state in states {
-                    let c = state.counts[r] + chunk
-                    for g in 0..<m { counts[g] &+= c[g] }
+                    let c = state.counts[r]
+                    if let ids {
+                        for g in 0..<m { counts[g] &+= c[ids[g]] }
+                    } else {
+                        let c = c + chunk
+                        for g in 0..<m { counts[g] &+= c[g] }
+                    }
                 }
                 if comparesConversions {
                     firsts.update(repeating: 0)
                     last.update(repeating: 0)
                     for state in states {
-                        let f = state.firsts[r]! + chunk
-                        let l = state.lastConversion! + chunk
-                        for g in 0..<m {
-                            firsts[g] = max(firsts[g], f[g])
-                            last[g] = max(last[g], l[g])
+                        let f = state.firsts[r]!
+                        let l = state.lastConversion!
+                        if let ids {
+                            for g in 0..<m {
+                                firsts[g] = max(firsts[g], f[ids[g]])
+                                last[g] = max(last[g], l[ids[g]])
+                            }
+                        } else {
+                            let f = f + chunk
+                            let l = l + chunk
+                            for g in 0..<m {
+                                firsts[g] = max(firsts[g], f[g])
+                                last[g] = max(last[g], l[g])
+                            }
                         }
                     }
                 }
                 if let condition = rule.leaf.rule.value {
                     // The values of each profile's qualifying events, merged across the states.
+                    let valueColumns = states.compactMap { $0.values[r] }
                     holds[r].withUnsafeMutableBufferPointer { out in
                         for g in 0..<m {
                             let c = counts[g]
@@ -320,9 +504,9 @@ final class GroupedQueryState: @unchecked Sendable {
                                 out[g] = false
                                 continue
                             }
-                            let p = chunk + g
+                            let p = ids?[g] ?? chunk + g
                             var totals = ValueTotals()
-                            for columns in valueColumns[r] { totals.merge(columns, profile: p) }
+                            for columns in valueColumns { totals.merge(columns, profile: p) }
                             var verdict = totals.satisfy(condition)
                             if comparesConversions {
                                 verdict = verdict && (c > 0 && last[g] >= ~firsts[g]) == converted
@@ -350,12 +534,27 @@ final class GroupedQueryState: @unchecked Sendable {
                     }
                 }
             }
+        }
+    }
+
+    /// ``members(_:_:_:)`` of the profiles of `range` (whole chunks from its start), whose entries it zeroes in every
+    /// column once they are read.
+    private static func members(
+        _ states: [GroupedQueryState], _ plan: GroupedQueryPlan, _ segment: CompiledSegment, profiles: Range<Int>,
+        sequenceHolds: [[Bool]]
+    ) -> [Int] {
+        var decider = Decider(plan.rules.count + plan.sequences.count)
+        defer { decider.deallocate() }
+        var result: [Int] = []
+        for chunk in stride(from: profiles.lowerBound, to: profiles.upperBound, by: Self.chunkSize) {
+            let m = min(Self.chunkSize, profiles.upperBound - chunk)
+            decider.decide(states, plan, chunk: chunk, ids: nil, count: m)
             for (s, verdicts) in sequenceHolds.enumerated() {
-                holds[plan.rules.count + s].withUnsafeMutableBufferPointer { out in
+                decider.holds[plan.rules.count + s].withUnsafeMutableBufferPointer { out in
                     verdicts.withUnsafeBufferPointer { _ = out.update(fromContentsOf: $0[chunk..<(chunk + m)]) }
                 }
             }
-            let verdicts = segment.evaluate(holds, count: m)
+            let verdicts = segment.evaluate(decider.holds, count: m)
             verdicts.withUnsafeBufferPointer { verdicts in
                 let raw = UnsafeRawPointer(verdicts.baseAddress!)
                 var g = 0
@@ -497,6 +696,8 @@ extension GroupedQueryState {
 private struct GroupTarget {
     let counts: UnsafeMutablePointer<UInt32>
     let firsts: UnsafeMutablePointer<UInt64>?
+    /// The state's ``GroupedQueryState/counted`` bitmap, when it keeps one.
+    let counted: UnsafeMutablePointer<UInt64>?
     let low: Int64
     let high: Int64
     /// For a rule with a `value` condition: its value columns.
@@ -508,6 +709,7 @@ private struct GroupTarget {
     func count(_ t: Int64, _ p: Int, value: Double? = nil) {
         guard t >= low && t <= high else { return }
         counts[p] &+= 1
+        GroupedQueryState.mark(counted, p)
         if let firsts {
             let key = GroupedQueryState.earliestKey(t)
             if key > firsts[p] { firsts[p] = key }
@@ -557,7 +759,8 @@ extension StoreReader {
         let summaries = try summaries(through: end)
         let states = try groupedScan(
             definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval, report: &report)
-        var ids = GroupedQueryState.members(states, plan, segment)
+        var (ids, fromMarks) = GroupedQueryState.members(states, plan, segment)
+        report.membersFromMarks = fromMarks
         if !erasures.profiles.isEmpty { ids.removeAll { erasures.profiles.contains($0) } }
         groupedQueries += 1
         lastQuery = report
@@ -621,13 +824,14 @@ extension StoreReader {
         let readers = (0..<workers).map { _ in log.bodyReader() }
         let read = Mutex(UInt64(0))
         // Reads the blocks of `range` worth reading, shared out among the cores in turn (so each gets a share of every period).
-        func scan(_ range: Range<Int>, conversionsFrom: Int64?) throws(TouchLogError) {
+        func scan(_ range: Range<Int>, conversionsFrom: Int64?, settingAside: Bool = false) throws(TouchLogError) {
             let blocks = reading.filter { range.contains($0) }
             try Self.onEveryWorker(readers) { w, reader throws(TouchLogError) in
                 let eventsRead = try Self.scan(
                     blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
                     summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
-                    conversionsFrom: conversionsFrom, profiles: n, into: states[w], reader: reader)
+                    conversionsFrom: conversionsFrom, settingAside: settingAside, profiles: n, into: states[w],
+                    reader: reader)
                 read.withLock { $0 += eventsRead }
             }
         }
@@ -646,7 +850,8 @@ extension StoreReader {
             if saveGroupedSnapshot(taken, definition: definition) { report.snapshotsWritten += 1 }
             from = saveAt
         }
-        try scan(from..<end, conversionsFrom: plan.conversionsFrom)
+        try scan(from..<end, conversionsFrom: plan.conversionsFrom, settingAside: true)
+        DispatchQueue.concurrentPerform(iterations: states.count) { w in states[w].keepConversions(states) }
         report.eventsRead = read.withLock { $0 }
         return states
     }
@@ -727,10 +932,13 @@ extension StoreReader {
     /// One worker's part of a format-2 query: scans `blocks` into `state`; returns the events of the blocks it read.
     /// Kept rules and sequences, and conversions, count only from block `keptFrom` on (a snapshot holds what comes
     /// before it);
-    /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken).
+    /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken). With
+    /// `settingAside` (the last scan before membership, in a state that marks ``GroupedQueryState/counted``), they
+    /// are set aside in ``GroupedQueryState/setAside`` rather than kept per profile.
     private static func scan(
         blocks: [Int], locations: [BlockLocation], summaries: BlockSummaries, plan: GroupedQueryPlan,
-        straddle: Int, keptFrom: Int, conversionsFrom: Int64?, profiles n: Int, into state: GroupedQueryState,
+        straddle: Int, keptFrom: Int, conversionsFrom: Int64?, settingAside: Bool, profiles n: Int,
+        into state: GroupedQueryState,
         reader: BlockBodyReader
     ) throws(TouchLogError) -> UInt64 {
         let asOf = plan.time.asOf
@@ -742,6 +950,8 @@ extension StoreReader {
         var values: [UInt8] = []
         var stored: [UInt8] = []
         var eventsRead: UInt64 = 0
+        // Conversions set aside (see `settingAside`).
+        var setAside: [GroupedQueryState.Conversion] = []
         // A group's events, for rules that need more than times and profiles (values, sequences).
         var detail = GroupEvents()
         var sequenceSteps: [(s: Int, steps: UInt16)] = []
@@ -758,7 +968,8 @@ extension StoreReader {
                 for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
                     let window = plan.rules[r].leaf.window!
                     var target = GroupTarget(
-                        counts: state.counts[r], firsts: state.firsts[r], low: window.lowerBound,
+                        counts: state.counts[r], firsts: state.firsts[r], counted: state.counted,
+                        low: window.lowerBound,
                         high: window.upperBound)
                     if let values = state.values[r] {
                         target.values = values
@@ -791,12 +1002,22 @@ extension StoreReader {
                 }
                 let conversionsFrom = conversions ? conversionsFrom! : .max
                 let last = state.lastConversion
+                let converted = state.converted
                 let known = universe ? state.known : nil
+                let setsAside = settingAside && state.counted != nil
                 // What every event of the group adds besides its rules' counts: the latest conversion, known profiles.
                 @inline(__always) func note(_ t: Int64, _ p: Int) {
                     if t >= conversionsFrom {
-                        let key = GroupedQueryState.latestKey(t)
-                        if key > last![p] { last![p] = key }
+                        if setsAside {
+                            setAside.append(
+                                GroupedQueryState.Conversion(profile: UInt32(truncatingIfNeeded: p), time: t))
+                        } else {
+                            let key = GroupedQueryState.latestKey(t)
+                            if key > last![p] {
+                                last![p] = key
+                                GroupedQueryState.mark(converted, p)
+                            }
+                        }
                     }
                     known?[p] = 1
                 }
@@ -838,7 +1059,7 @@ extension StoreReader {
                 // prefetched (the latest conversions for a conversion group, else the first rule's counts).
                 let column: (UnsafeRawPointer, Int)? =
                     if conversions, let last {
-                        (UnsafeRawPointer(last), MemoryLayout<UInt64>.stride)
+                        setsAside ? nil : (UnsafeRawPointer(last), MemoryLayout<UInt64>.stride)
                     } else if let first = targets.first {
                         (UnsafeRawPointer(first.counts), MemoryLayout<UInt32>.stride)
                     } else { nil }
@@ -852,6 +1073,7 @@ extension StoreReader {
                 }
             }
         }
+        state.setAside.append(contentsOf: setAside)
         return eventsRead
     }
 

@@ -249,7 +249,10 @@ struct GroupedSnapshot {
         for (r, entries) in rules.enumerated() {
             guard let entries else { continue }
             let counts = state.counts[r]
-            for (i, id) in entries.ids.enumerated() { counts[Int(id)] = entries.counts[i] }
+            for (i, id) in entries.ids.enumerated() {
+                counts[Int(id)] = entries.counts[i]
+                GroupedQueryState.mark(state.counted, Int(id))
+            }
             if let firsts = state.firsts[r] {
                 for (i, id) in entries.ids.enumerated() {
                     firsts[Int(id)] = GroupedQueryState.earliestKey(entries.firsts[i])
@@ -268,6 +271,7 @@ struct GroupedSnapshot {
         if let conversions, let last = state.lastConversion {
             for (i, id) in conversions.ids.enumerated() {
                 last[Int(id)] = GroupedQueryState.latestKey(conversions.times[i])
+                GroupedQueryState.mark(state.converted, Int(id))
             }
         }
         for (q, entries) in sequences.enumerated() {

@@ -336,6 +336,8 @@ package struct QueryReport: Sendable, Equatable {
     package var snapshotsIgnored = 0
     /// The query started from the projection kept in memory by an earlier query of the same store.
     package var fromMemory = false
+    /// Membership read only the profiles the scan marked (a format-2 query with few of them), not every profile.
+    package var membersFromMarks = false
 }
 
 extension StoreReader {
