@@ -413,6 +413,24 @@ enum GroupedBlockCodec {
         }
     }
 
+    /// As ``section(_:_:stored:into:)``, with the stored bytes in `stored`: a section kept as it is (codec 0) is
+    /// checked and handed over (`raw` and `stored` swap buffers) instead of copied.
+    static func section(
+        _ kind: BlockSummary.SectionKind, _ section: BlockSummary.Section, taking stored: inout [UInt8],
+        into raw: inout [UInt8]
+    ) throws(DecodeError) {
+        guard section.codec == 0 && stored.count == section.rawLength else {
+            try stored.withDecodedBytes { bytes throws(DecodeError) in
+                try Self.section(kind, section, stored: bytes, into: &raw)
+            }
+            return
+        }
+        guard stored.withUnsafeBytes({ XXH3.hash($0) }) == section.check else {
+            throw DecodeError(byte: section.start, reason: "\(kind) section checksum mismatch")
+        }
+        swap(&raw, &stored)
+    }
+
     /// Per-thread buffers for decoding blocks, reused from one block to the next.
     struct DecodeScratch {
         var sections = [[UInt8]](repeating: [], count: BlockSummary.SectionKind.allCases.count)

@@ -1088,9 +1088,7 @@ extension StoreReader {
             try reader.readBody(of: location, at: info.start, count: info.storedLength, into: &stored)
         }
         do {
-            try stored.withDecodedBytes { bytes throws(DecodeError) in
-                try GroupedBlockCodec.section(kind, info, stored: bytes, into: &raw)
-            }
+            try GroupedBlockCodec.section(kind, info, taking: &stored, into: &raw)
         } catch {
             throw TouchLogError(code: .corrupt, message: "\(reader.location(of: location)): bad block: \(error)")
         }
