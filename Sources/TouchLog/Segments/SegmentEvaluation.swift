@@ -23,6 +23,12 @@ struct CompiledSegment {
         /// Sequence `sequences[i]` (its verdicts follow the interaction rules' in ``evaluate(_:count:)``).
         case sequence(Int, negate: Bool)
         case group(SegmentDefinition.Match, [Node], negate: Bool)
+
+        /// Levels of groups from this node down (0 for a rule or a sequence).
+        var depth: Int {
+            guard case .group(_, let children, _) = self else { return 0 }
+            return 1 + (children.map(\.depth).max() ?? 0)
+        }
     }
 
     struct Leaf {
@@ -104,38 +110,59 @@ struct CompiledSegment {
 
     /// Evaluates the tree for `count` profiles at once, given whether each interaction rule (`leafHolds[i]`) and
     /// each sequence (`leafHolds[leaves.count + i]`) holds for each profile.
-    func evaluate(_ leafHolds: [[Bool]], count: Int) -> [Bool] {
-        evaluate(root, leafHolds, count)
+    ///
+    /// Verdicts are combined eight at a time, as the bytes of a 64-bit word (a `Bool` is the byte 0 or 1, so `&`,
+    /// `|` and `^ 0x01…01` on words are `&&`, `||` and `!` on eight verdicts), in buffers allocated once per call.
+    func evaluate(_ leafHolds: [[Bool]], count n: Int) -> [Bool] {
+        var result = [Bool](repeating: false, count: n)
+        guard n > 0 else { return result }
+        // One scratch buffer per level of groups below the root, each rounded up to whole words.
+        let width = (n + 7) / 8 * 8
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: width * max(1, root.depth), alignment: 8)
+        defer { scratch.deallocate() }
+        let out = UnsafeMutableRawPointer.allocate(byteCount: width, alignment: 8)
+        defer { out.deallocate() }
+        evaluate(root, leafHolds, n, words: width / 8, into: out, scratch: scratch)
+        result.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: out, count: n)) }
+        return result
     }
 
-    private func evaluate(_ node: Node, _ leafHolds: [[Bool]], _ n: Int) -> [Bool] {
-        var result: [Bool]
+    /// Writes `node`'s verdicts on `n` profiles into `out` (`words` words; bytes past `n` are left undefined), using
+    /// `scratch` (a buffer of `words` words per level of groups below `node`).
+    private func evaluate(
+        _ node: Node, _ leafHolds: [[Bool]], _ n: Int, words: Int, into out: UnsafeMutableRawPointer,
+        scratch: UnsafeMutableRawPointer
+    ) {
         let negated: Bool
         switch node {
-        case .leaf(let index, let negate):
-            result = leafHolds[index]
-            negated = negate
-        case .sequence(let index, let negate):
-            result = leafHolds[leaves.count + index]
+        case .leaf(let index, let negate), .sequence(let index, let negate):
+            let atom = if case .sequence = node { leaves.count + index } else { index }
+            leafHolds[atom].withUnsafeBytes { out.copyMemory(from: $0.baseAddress!, byteCount: n) }
             negated = negate
         case .group(let match, let children, let negate):
             negated = negate
-            result = [Bool](repeating: match == .all, count: n)
-            for child in children {
-                let value = evaluate(child, leafHolds, n)
-                result.withUnsafeMutableBufferPointer { result in
-                    value.withUnsafeBufferPointer { value in
-                        if match == .all {
-                            for g in 0..<n { result[g] = result[g] && value[g] }
-                        } else {
-                            for g in 0..<n { result[g] = result[g] || value[g] }
-                        }
-                    }
+            let all = match == .all
+            guard let first = children.first else {
+                out.initializeMemory(as: UInt8.self, repeating: all ? 1 : 0, count: words * 8)
+                break
+            }
+            let below = scratch + words * 8
+            evaluate(first, leafHolds, n, words: words, into: out, scratch: below)
+            for child in children.dropFirst() {
+                evaluate(child, leafHolds, n, words: words, into: scratch, scratch: below)
+                for w in 0..<words {
+                    let a = out.load(fromByteOffset: w * 8, as: UInt64.self)
+                    let b = scratch.load(fromByteOffset: w * 8, as: UInt64.self)
+                    out.storeBytes(of: all ? a & b : a | b, toByteOffset: w * 8, as: UInt64.self)
                 }
             }
         }
-        if negated { result.withUnsafeMutableBufferPointer { for g in 0..<n { $0[g] = !$0[g] } } }
-        return result
+        if negated {
+            for w in 0..<words {
+                let a = out.load(fromByteOffset: w * 8, as: UInt64.self)
+                out.storeBytes(of: a ^ 0x0101_0101_0101_0101, toByteOffset: w * 8, as: UInt64.self)
+            }
+        }
     }
 
     /// Evaluates the tree for one profile, given each atom's verdict (as ``evaluate(_:count:)`` numbers them).
