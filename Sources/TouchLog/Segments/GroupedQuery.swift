@@ -137,6 +137,12 @@ final class GroupedQueryState: @unchecked Sendable {
     let converted: UnsafeMutablePointer<UInt64>?
     /// Words of ``counted`` and ``converted``.
     let bitmapWords: Int
+    /// Per rule: whether this state's scan, or the snapshot it was given, may have put anything in the rule's columns.
+    /// Membership neither reads nor zeroes the columns of a rule that nothing was put in (a second worker's, for the
+    /// rules a snapshot answers).
+    var counting: [Bool]
+    /// Whether a latest conversion may have been set.
+    var converting = false
     /// Conversions a scan set aside (with ``counted``) instead of keeping each profile's latest: once every worker
     /// has scanned, only those of profiles some rule counted are kept (``keepConversions(_:)``).
     var setAside: [Conversion] = []
@@ -191,8 +197,9 @@ final class GroupedQueryState: @unchecked Sendable {
     /// that pages a query never touches still cost nothing). One mapping, not one per column, because returning
     /// touched memory makes the kernel flush every core's address cache, which costs more than a small query.
     private let memory: ZeroedMemory
-    /// Every column: where it starts and the bytes of one profile's entry.
-    private let columns: [(start: UnsafeMutableRawPointer, stride: Int)]
+    /// Every column: where it starts, the bytes of one profile's entry, and whose it is (a rule's index; -1: the
+    /// latest conversions; -2: known profiles or a sequence's steps).
+    private let columns: [(start: UnsafeMutableRawPointer, stride: Int, owner: Int)]
     /// Set by ``members(_:_:_:)`` once it has made every column zero again: the memory then goes back to the pool
     /// for the next query (``ZeroedMemory/recycle()``), not to the kernel.
     private var zeroedAgain = false
@@ -224,24 +231,25 @@ final class GroupedQueryState: @unchecked Sendable {
         let memory = ZeroedMemory(bytes: columnBytes + bitmaps * bitmapBytes)
         var next = 0
         var offset = 0
-        var layout: [(start: UnsafeMutableRawPointer, stride: Int)] = []
-        func zeroed<T>(_ type: T.Type) -> UnsafeMutablePointer<T> {
+        var layout: [(start: UnsafeMutableRawPointer, stride: Int, owner: Int)] = []
+        func zeroed<T>(_ type: T.Type, of owner: Int = -2) -> UnsafeMutablePointer<T> {
             let column = (memory.base + offset).bindMemory(to: T.self, capacity: max(1, n))
-            layout.append((memory.base + offset, MemoryLayout<T>.stride))
+            layout.append((memory.base + offset, MemoryLayout<T>.stride, owner))
             offset += sizes[next]
             next += 1
             return column
         }
-        counts = plan.rules.map { _ in zeroed(UInt32.self) }
-        firsts = plan.rules.map { $0.wantsFirst ? zeroed(UInt64.self) : nil }
-        lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self) }
+        counts = plan.rules.indices.map { zeroed(UInt32.self, of: $0) }
+        firsts = plan.rules.indices.map { plan.rules[$0].wantsFirst ? zeroed(UInt64.self, of: $0) : nil }
+        lastConversion = plan.conversionsFrom.map { _ in zeroed(UInt64.self, of: -1) }
         known = plan.needsUniverse ? zeroed(UInt8.self) : nil
-        values = plan.rules.map { rule in
-            guard let condition = rule.leaf.rule.value else { return nil }
+        values = plan.rules.indices.map { r in
+            guard let condition = plan.rules[r].leaf.rule.value else { return nil }
             let needs = ValueColumns.needs(condition.aggregate)
             return ValueColumns(
-                counts: zeroed(UInt32.self), sums: needs.sums ? zeroed(Int64.self) : nil,
-                least: needs.least ? zeroed(UInt64.self) : nil, greatest: needs.greatest ? zeroed(UInt64.self) : nil)
+                counts: zeroed(UInt32.self, of: r), sums: needs.sums ? zeroed(Int64.self, of: r) : nil,
+                least: needs.least ? zeroed(UInt64.self, of: r) : nil,
+                greatest: needs.greatest ? zeroed(UInt64.self, of: r) : nil)
         }
         sequenceSteps = plan.sequences.map { _ in zeroed(UInt8.self) }
         precondition(next == sizes.count)
@@ -253,6 +261,7 @@ final class GroupedQueryState: @unchecked Sendable {
         counted = bitmap(0)
         converted = bitmap(1)
         bitmapWords = words
+        counting = plan.rules.map { _ in false }
         sequenceEvents = plan.sequences.map { _ in [] }
         sequenceMatched = plan.sequences.map { _ in [] }
         self.memory = memory
@@ -277,6 +286,7 @@ final class GroupedQueryState: @unchecked Sendable {
             if key > last[p] {
                 last[p] = key
                 Self.mark(converted, p)
+                converting = true
             }
         }
         setAside = []
@@ -284,7 +294,7 @@ final class GroupedQueryState: @unchecked Sendable {
 
     /// Zeroes the entries of profiles `range` in every column.
     private func zero(_ range: Range<Int>) {
-        for column in columns {
+        for column in columns where holds(column.owner) {
             (column.start + range.lowerBound * column.stride).initializeMemory(
                 as: UInt8.self, repeating: 0, count: range.count * column.stride)
         }
@@ -292,8 +302,7 @@ final class GroupedQueryState: @unchecked Sendable {
 
     /// Zeroes the entries of profiles `ids` in every column but the latest conversions.
     private func zeroFindings(of ids: UnsafeBufferPointer<Int>) {
-        let conversions = UnsafeMutableRawPointer(lastConversion)
-        for column in columns where column.start != conversions {
+        for column in columns where column.owner != -1 && holds(column.owner) {
             switch column.stride {
             case 8:
                 let entries = column.start.assumingMemoryBound(to: UInt64.self)
@@ -308,6 +317,12 @@ final class GroupedQueryState: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// Whether anything may have been put in the columns of `owner` (see ``columns``).
+    @inline(__always)
+    private func holds(_ owner: Int) -> Bool {
+        owner >= 0 ? counting[owner] : owner == -1 ? converting : true
     }
 
     /// Marks profile `p` in `bitmap` (``counted``, ``converted``).
@@ -463,7 +478,7 @@ final class GroupedQueryState: @unchecked Sendable {
                 // (A rule whose window is empty at T counts nothing and has no conversions to compare.)
                 let comparesConversions = rule.wantsFirst && states[0].lastConversion != nil
                 counts.update(repeating: 0)
-                for state in states {
+                for state in states where state.counting[r] {
                     let c = state.counts[r]
                     if let ids {
                         for g in 0..<m { counts[g] &+= c[ids[g]] }
@@ -475,7 +490,8 @@ final class GroupedQueryState: @unchecked Sendable {
                 if comparesConversions {
                     firsts.update(repeating: 0)
                     last.update(repeating: 0)
-                    for state in states {
+                    // (A state's first times are zero where it counted nothing; its latest conversions, where it set none.)
+                    for state in states where state.counting[r] || state.converting {
                         let f = state.firsts[r]!
                         let l = state.lastConversion!
                         if let ids {
@@ -976,6 +992,7 @@ extension StoreReader {
                         wantsValues = true
                     }
                     targets.append(target)
+                    state.counting[r] = true
                     upper = max(upper, window.upperBound)
                 }
                 for q in plan.sequences.indices where b >= keptFrom || !plan.sequences[q].kept {
@@ -1005,6 +1022,7 @@ extension StoreReader {
                 let converted = state.converted
                 let known = universe ? state.known : nil
                 let setsAside = settingAside && state.counted != nil
+                if conversions && !setsAside { state.converting = true }
                 // What every event of the group adds besides its rules' counts: the latest conversion, known profiles.
                 @inline(__always) func note(_ t: Int64, _ p: Int) {
                     if t >= conversionsFrom {

@@ -248,6 +248,7 @@ struct GroupedSnapshot {
     func load(into state: GroupedQueryState) {
         for (r, entries) in rules.enumerated() {
             guard let entries else { continue }
+            state.counting[r] = true
             let counts = state.counts[r]
             for (i, id) in entries.ids.enumerated() {
                 counts[Int(id)] = entries.counts[i]
@@ -269,6 +270,7 @@ struct GroupedSnapshot {
             }
         }
         if let conversions, let last = state.lastConversion {
+            state.converting = true
             for (i, id) in conversions.ids.enumerated() {
                 last[Int(id)] = GroupedQueryState.latestKey(conversions.times[i])
                 GroupedQueryState.mark(state.converted, Int(id))
