@@ -115,6 +115,16 @@ import Testing
             #expect(members == (0..<20).map { "\(expected)\($0)" }.sorted(), "\(conversion)")
             #expect(reader.lastQuery.membersFromMarks)
         }
+        // A negated rule counts for any profile (here every viewer), so it marks none: members can only be profiles
+        // the clicks rule counted, and those are still few.
+        let notViewed = try SegmentDefinition(
+            json: """
+                {"name":"n","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"}},
+                  {"interaction":"view","touchpoint":{"exactly":"promo"},"negate":true}]}
+                """)
+        #expect(
+            try reader.members(of: notViewed, at: time) == (0..<20).flatMap { ["early-\($0)", "late-\($0)"] }.sorted())
+        #expect(reader.lastQuery.membersFromMarks)
     }
 
     /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short

@@ -21,6 +21,8 @@ struct GroupedQueryPlan {
         let wantsValues: Bool
         /// Its window stays put as T moves, so snapshots keep its counts (``GroupedSnapshot``).
         let kept: Bool
+        /// It stands under an even number of negations (``CompiledSegment/positiveLeaves``).
+        let positive: Bool
     }
 
     /// A sequence: per step, its type and the touchpoints it accepts; its window at T.
@@ -41,13 +43,14 @@ struct GroupedQueryPlan {
 
     init(_ segment: CompiledSegment, touchpoints: StringTable) {
         time = segment.time
-        rules = segment.leaves.map { leaf in
+        let positive = segment.positiveLeaves
+        rules = segment.leaves.enumerated().map { i, leaf in
             var allowed = [leaf.rule.touchpoint == nil]
             for id in 0..<touchpoints.count { allowed.append(leaf.rule.touchpoint?.matches(touchpoints[id]) ?? true) }
             return Rule(
                 leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil,
                 wantsValues: leaf.rule.value != nil,
-                kept: GroupedSnapshot.isKept(leaf.rule))
+                kept: GroupedSnapshot.isKept(leaf.rule), positive: positive[i])
         }
         sequences = segment.sequences.map { sequence in
             Sequence(
@@ -102,6 +105,23 @@ extension CompiledSegment {
     /// least one event at or before T to hold (a count's `atLeast` is at least 1, a sequence needs its chain), so
     /// every member is known. ("In A and not in B" needs no universe; "not in B" does.)
     var holdsWithoutEvents: Bool { evaluate([Bool](repeating: false, count: atoms)) }
+
+    /// Per interaction rule: whether it stands under an even number of negations, its own included. The tree can only
+    /// gain from such a rule holding and lose from any other holding, so when it does not hold with every rule false
+    /// (``holdsWithoutEvents``), it holds for no profile none of whose events such a rule counts: only those
+    /// profiles can be members. (Each rule stands in the tree once.)
+    var positiveLeaves: [Bool] {
+        var positive = [Bool](repeating: false, count: leaves.count)
+        func walk(_ node: Node, negated: Bool) {
+            switch node {
+            case .leaf(let i, let negate): positive[i] = negated == negate
+            case .sequence: break
+            case .group(_, let children, let negate): for child in children { walk(child, negated: negated != negate) }
+            }
+        }
+        walk(root, negated: false)
+        return positive
+    }
 }
 
 /// What a format-2 query accumulates, per profile id, in zero-filled columns of its own (``ZeroedMemory``: 2 MiB
@@ -130,9 +150,12 @@ final class GroupedQueryState: @unchecked Sendable {
     /// events, across the workers, can take every step can match, so only its events are ever sorted.
     let sequenceSteps: [UnsafeMutablePointer<UInt8>]
     /// When every member must have an event some rule counts (no sequences, no universe): a bit per profile (bit
-    /// `p & 63` of word `p >> 6`) set where a rule counted an event or a snapshot put a finding, so that when few
-    /// profiles were, membership reads only theirs (``members(_:_:_:)``). Nil otherwise.
+    /// `p & 63` of word `p >> 6`) set where a rule that stands under an even number of negations (``marking``)
+    /// counted an event or a snapshot put its finding. Only those profiles can be members, so when few were marked,
+    /// membership reads only theirs (``members(_:_:_:)``). Nil otherwise.
     let counted: UnsafeMutablePointer<UInt64>?
+    /// Per rule: whether its counts mark ``counted`` (with ``counted``: the rules under an even number of negations).
+    let marking: [Bool]
     /// With ``counted``, when some rule asks about conversions: a bit per profile whose latest conversion was set.
     let converted: UnsafeMutablePointer<UInt64>?
     /// Words of ``counted`` and ``converted``.
@@ -260,6 +283,7 @@ final class GroupedQueryState: @unchecked Sendable {
         }
         counted = bitmap(0)
         converted = bitmap(1)
+        marking = plan.rules.map { marks && $0.positive }
         bitmapWords = words
         counting = plan.rules.map { _ in false }
         sequenceEvents = plan.sequences.map { _ in [] }
@@ -300,9 +324,20 @@ final class GroupedQueryState: @unchecked Sendable {
         }
     }
 
-    /// Zeroes the entries of profiles `ids` in every column but the latest conversions.
+    /// Zeroes the entries of profiles `range` in the columns of rules that do not mark ``counted`` (written for any
+    /// profile, so zeroed whole).
+    private func zeroUnmarked(_ range: Range<Int>) {
+        for column in columns where column.owner >= 0 && !marking[column.owner] && counting[column.owner] {
+            (column.start + range.lowerBound * column.stride).initializeMemory(
+                as: UInt8.self, repeating: 0, count: range.count * column.stride)
+        }
+    }
+
+    /// Zeroes the entries of profiles `ids` in every column but the latest conversions and those of rules that do not
+    /// mark ``counted``.
     private func zeroFindings(of ids: UnsafeBufferPointer<Int>) {
-        for column in columns where column.owner != -1 && holds(column.owner) {
+        for column in columns
+        where column.owner != -1 && holds(column.owner) && !(column.owner >= 0 && !marking[column.owner]) {
             switch column.stride {
             case 8:
                 let entries = column.start.assumingMemoryBound(to: UInt64.self)
@@ -427,8 +462,10 @@ final class GroupedQueryState: @unchecked Sendable {
             }
         }
         if !ids.isEmpty { decide() }
-        // Every other nonzero entry is a latest conversion, marked where it was set.
+        // Every other nonzero entry is a latest conversion, marked where it was set, or a rule's that marks nothing.
+        let profiles = (words.lowerBound * 64)..<min(states[0].count, words.upperBound * 64)
         for state in states {
+            if !profiles.isEmpty { state.zeroUnmarked(profiles) }
             (state.counted! + words.lowerBound).update(repeating: 0, count: words.count)
             guard let converted = state.converted, let last = state.lastConversion else { continue }
             for w in words {
@@ -984,7 +1021,8 @@ extension StoreReader {
                 for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
                     let window = plan.rules[r].leaf.window!
                     var target = GroupTarget(
-                        counts: state.counts[r], firsts: state.firsts[r], counted: state.counted,
+                        counts: state.counts[r], firsts: state.firsts[r],
+                        counted: state.marking[r] ? state.counted : nil,
                         low: window.lowerBound,
                         high: window.upperBound)
                     if let values = state.values[r] {

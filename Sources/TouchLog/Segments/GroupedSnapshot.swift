@@ -252,7 +252,7 @@ struct GroupedSnapshot {
             let counts = state.counts[r]
             for (i, id) in entries.ids.enumerated() {
                 counts[Int(id)] = entries.counts[i]
-                GroupedQueryState.mark(state.counted, Int(id))
+                if state.marking[r] { GroupedQueryState.mark(state.counted, Int(id)) }
             }
             if let firsts = state.firsts[r] {
                 for (i, id) in entries.ids.enumerated() {
