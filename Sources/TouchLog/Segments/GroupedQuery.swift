@@ -1113,15 +1113,19 @@ extension StoreReader {
                 }
                 // The per-profile column each event of the group touches first: a cache miss per event unless
                 // prefetched (the latest conversions for a conversion group, else the first rule's counts).
-                let column: (UnsafeRawPointer, Int)? =
-                    if conversions, let last {
-                        setsAside ? nil : (UnsafeRawPointer(last), MemoryLayout<UInt64>.stride)
-                    } else if let first = targets.first {
-                        (UnsafeRawPointer(first.counts), MemoryLayout<UInt32>.stride)
-                    } else { nil }
+                // (Conversions set aside touch no column; a rule's first times are a column of their own.)
+                var column: (UnsafeRawPointer, Int)? = nil
+                var second: (UnsafeRawPointer, Int)? = nil
+                if conversions && !setsAside, let last {
+                    column = (UnsafeRawPointer(last), MemoryLayout<UInt64>.stride)
+                } else if let first = targets.first {
+                    column = (UnsafeRawPointer(first.counts), MemoryLayout<UInt32>.stride)
+                    second = first.firsts.map { (UnsafeRawPointer($0), MemoryLayout<UInt64>.stride) }
+                }
                 try targets.withUnsafeBufferPointer { targets throws(TouchLogError) in
                     try scan(
-                        group, summary, times: times, profiles: profiles, upTo: upper, limit: n, prefetching: column
+                        group, summary, times: times, profiles: profiles, upTo: upper, limit: n,
+                        prefetching: column, and: second
                     ) { t, p in
                         for target in targets { target.count(t, p) }
                         note(t, p)
@@ -1174,11 +1178,12 @@ extension StoreReader {
     ///
     /// With `prefetching` (a per-profile column's start and element size), the column's entry of the profile 8
     /// events ahead is prefetched before each event is handed to `body`, so that the cache misses of a group's events
-    /// into a column of a million profiles overlap.
+    /// into a column of a million profiles overlap; with `and`, a second column's too (a rule's first times).
     @inline(__always)
     static func scan(
         _ group: BlockSummary.Group, _ summary: BlockSummary, times: [UInt8], profiles: [UInt8], upTo upper: Int64,
-        limit: Int, prefetching column: (start: UnsafeRawPointer, stride: Int)? = nil, _ body: (Int64, Int) -> Void
+        limit: Int, prefetching column: (start: UnsafeRawPointer, stride: Int)? = nil,
+        and second: (start: UnsafeRawPointer, stride: Int)? = nil, _ body: (Int64, Int) -> Void
     ) throws(TouchLogError) {
         let width = summary.profileWidth
         let mask = width == 64 ? UInt64.max : (UInt64(1) << UInt64(width)) - 1
@@ -1219,7 +1224,10 @@ extension StoreReader {
                         let ahead = bit + 8 * width
                         let word = profiles.loadUnaligned(fromByteOffset: ahead >> 3, as: UInt64.self)
                         let q = base + Int((UInt64(littleEndian: word) >> UInt64(ahead & 7)) & mask)
-                        if q < limit { Memory.prefetch(column.start + q * column.stride) }
+                        if q < limit {
+                            Memory.prefetch(column.start + q * column.stride)
+                            if let second { Memory.prefetch(second.start + q * second.stride) }
+                        }
                     }
                     bit += width
                     body(t, p)
