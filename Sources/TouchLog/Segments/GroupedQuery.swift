@@ -1144,6 +1144,10 @@ extension StoreReader {
         reader: some BlockBodyReading, stored: inout [UInt8], into raw: inout [UInt8]
     ) throws(TouchLogError) {
         let info = summary[kind]
+        // Room past the bytes for what a scan appends (8 bytes after the profile ids), so that a section handed over
+        // as it was read is not copied again to grow.
+        stored.reserveCapacity(max(info.storedLength, info.rawLength) + 8)
+        raw.reserveCapacity(info.rawLength + 8)
         try storage { () throws(StorageError) in
             try reader.readBody(of: location, at: info.start, count: info.storedLength, into: &stored)
         }
