@@ -134,12 +134,62 @@ package final class StoreReader {
     func loadDictionary(through last: Int? = nil) throws(TouchLogError) {
         try loadTouchpoints(through: last)
         let last = last ?? log.blocks.count - 1
+        if last - dictionary.profileBlocks >= 8 { try loadProfilesOnEveryCore(through: last) }
         while dictionary.profileBlocks <= last {
             let index = dictionary.profileBlocks
             let sealed = log.blocks[index].header.version >= 3
             try readDictionarySection(.newProfiles, of: index) { summary, section throws(DecodeError) in
                 try dictionary.addProfiles(summary, section: section, strict: false, sealed: sealed)
             }
+        }
+    }
+
+    /// ``loadDictionary(through:)``'s profiles, when many blocks are to be read: each block's new-profiles section is
+    /// read, opened (format 3) and decoded into a table of its own on every core, and the tables are appended in log
+    /// order. (The dictionary of a million profiles is loaded by a reader's second query; on one core that took most
+    /// of that query.)
+    private func loadProfilesOnEveryCore(through last: Int) throws(TouchLogError) {
+        let blocks = Array(dictionary.profileBlocks...last)
+        let summaries = try blocks.map { b throws(TouchLogError) in try summary(of: b) }
+        let locations = log.blocks
+        let keys = formatVersion >= 3 ? try profileKeys() : nil
+        let erased = erasures.profiles
+        let workers = max(1, min(Self.queryThreads, blocks.count / 4))
+        let tables = Mutex([StringTable](repeating: StringTable(), count: blocks.count))
+        try Self.onEveryWorker((0..<workers).map { _ in log.bodyReader() }) { w, reader throws(TouchLogError) in
+            var stored: [UInt8] = []
+            var raw: [UInt8] = []
+            for k in stride(from: w, to: blocks.count, by: workers) {
+                let location = locations[blocks[k]]
+                let summary = summaries[k]
+                try Self.readSection(.newProfiles, of: location, summary, reader: reader, stored: &stored, into: &raw)
+                let sealed = location.header.version >= 3
+                var table = StringTable()
+                do {
+                    if sealed, let keys { _ = try keys.open(&raw, summary, erased: erased) }
+                    try raw.withDecodedBytes { section throws(DecodeError) in
+                        try StoreDictionary.read(
+                            section, summary.newProfiles, into: &table, strict: false, sealed: sealed, "profile")
+                    }
+                } catch {
+                    throw TouchLogError(
+                        code: .corrupt, message: "\(reader.location(of: location)): bad block dictionary: \(error)")
+                }
+                tables.withLock { $0[k] = table }
+            }
+        }
+        let decoded = tables.withLock { $0 }
+        dictionary.profiles.reserve(
+            strings: decoded.reduce(0) { $0 + $1.count }, bytes: decoded.reduce(0) { $0 + $1.bytes.count })
+        for (k, table) in decoded.enumerated() {
+            guard Int(summaries[k].firstNewProfile) == dictionary.profiles.count else {
+                throw TouchLogError(
+                    code: .corrupt,
+                    message: "\(log.location(of: locations[blocks[k]])): bad block dictionary: introduces profiles "
+                        + "from id \(summaries[k].firstNewProfile), the store has \(dictionary.profiles.count)")
+            }
+            dictionary.profiles.append(contentsOf: table)
+            dictionary.profileBlocks += 1
         }
     }
 

@@ -222,6 +222,35 @@ import Testing
 
     /// The blocks of one commit look up their strings together, before any gets its ids: a profile new to the
     /// store that several of them use is introduced by the first alone, and the later ones name it by that id.
+    /// A reader loads many blocks' new profiles on every core and appends them in log order: the dictionary equals
+    /// the one read a block at a time, erased profiles (format 3) empty in both.
+    @Test(arguments: [UInt16(2), 3])
+    func theDictionaryReadOnEveryCoreEqualsTheOneReadABlockAtATime(format: UInt16) async throws {
+        let dir = TemporaryDirectory()
+        let store = try TouchLogStore(
+            directory: dir.path + "/s", options: LogOptions(formatVersion: format), blockEvents: 7)
+        var events: [Event] = []
+        for i in 0..<400 {
+            events.append(
+                Event(
+                    time: Int64(1 + i), profile: "p\((i * 13) % 150)-\(i / 100)", type: .view, touchpoint: "t\(i % 5)"))
+        }
+        try await store.append(Array(events[..<200]))
+        try await store.append(Array(events[200...]))
+        if format == 3 { try await store.erase(profiles: ["p13-0", "p26-1"], reason: "test") }
+        store.close()
+        let whole = try StoreReader(directory: dir.path + "/s")
+        try whole.loadDictionary()
+        let stepwise = try StoreReader(directory: dir.path + "/s")
+        for b in 0..<stepwise.log.blocks.count { try stepwise.loadDictionary(through: b) }
+        #expect(whole.log.blocks.count > 40)
+        #expect(whole.dictionary.profiles.count == Set(events.map(\.profile)).count)
+        #expect(
+            (0..<whole.dictionary.profiles.count).map { Array(whole.dictionary.profiles[$0]) }
+                == (0..<stepwise.dictionary.profiles.count).map { Array(stepwise.dictionary.profiles[$0]) })
+        #expect(whole.dictionary.profileBlocks == whole.log.blocks.count)
+    }
+
     @Test func aProfileNewInSeveralBlocksOfOneCommitIsIntroducedOnce() async throws {
         let dir = TemporaryDirectory()
         let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 7)

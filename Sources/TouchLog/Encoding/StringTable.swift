@@ -109,6 +109,20 @@ package struct StringTable: Sendable {
         appendUnindexed(string)
     }
 
+    /// Makes room for `strings` more strings of `bytes` bytes in all.
+    mutating func reserve(strings: Int, bytes more: Int) {
+        bytes.reserveCapacity(bytes.count + more)
+        ends.reserveCapacity(ends.count + strings)
+    }
+
+    /// Appends every string of `other`, in its order (a hash index, if any, is dropped).
+    mutating func append(contentsOf other: StringTable) {
+        if !slots.isEmpty { slots = [] }
+        let base = UInt32(bytes.count)
+        bytes.append(contentsOf: other.bytes)
+        ends.append(contentsOf: other.ends.lazy.map { $0 + base })
+    }
+
     @inline(__always)
     private mutating func appendUnindexed<C: Collection>(_ string: C) where C.Element == UInt8 {
         bytes.append(contentsOf: string)
