@@ -61,6 +61,18 @@ package struct StringTable: Sendable {
     /// String `id` decoded from UTF-8 (the table only holds valid UTF-8).
     package func string(_ id: Int) -> String { String(decoding: self[id], as: UTF8.self) }
 
+    /// Strings `ids`, in that order (as ``string(_:)``, decoded straight from the table's storage).
+    func strings(_ ids: [Int]) -> [String] {
+        bytes.withUnsafeBufferPointer { all in
+            ends.withUnsafeBufferPointer { ends in
+                ids.map { id in
+                    let start = id == 0 ? 0 : Int(ends[id - 1])
+                    return String(decoding: UnsafeBufferPointer(rebasing: all[start..<Int(ends[id])]), as: UTF8.self)
+                }
+            }
+        }
+    }
+
     /// Removes every string, keeping the storage for reuse (with `keepingIndex`, the hash index's size too, for
     /// a table about to be filled with as many strings again).
     mutating func removeAll(keepingIndex: Bool = false) {

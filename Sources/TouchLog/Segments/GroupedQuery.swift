@@ -785,14 +785,14 @@ extension StoreReader {
             // A reader that answers again (a store's pooled one) keeps the whole dictionary.
             try loadDictionary(through: end - 1)
             // Copied out in id order (front to back through the table of every profile), then put in byte order.
-            let strings = ids.map { dictionary.profiles.string($0) }
+            let strings = dictionary.profiles.strings(ids)
             return dictionary.profiles.byteOrder(of: ids).map { strings[$0] }
         }
         // One query (a CLI process): only the members' strings, copied out of the blocks that introduced them.
         let strings = try profileStrings(ids, summaries: summaries)
         var order = Array(0..<strings.count)
         strings.sortByBytes(&order)
-        return order.map { strings.string($0) }
+        return strings.strings(order)
     }
 
     /// The store-wide ids of the members of `definition` at `time`, ascending, and the summaries of the blocks
