@@ -62,9 +62,20 @@ extension StoreReader {
     /// format 2, erased profiles empty. Format 2: leaves it as it is.
     func openProfiles(_ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary) throws(TouchLogError) {
         guard location.header.version >= 3 else { return }
-        let keys = try profileKeys()
-        do { _ = try keys.open(&raw, summary, erased: erasures.profiles) } catch {
-            throw TouchLogError(code: .corrupt, message: "\(log.location(of: location)): bad sealed profiles: \(error)")
+        try Self.openProfiles(
+            &raw, of: location, summary, keys: try profileKeys(), erased: erasures.profiles, reader: log)
+    }
+
+    /// ``openProfiles(_:of:_:)`` with the key file and the erased profiles given, for any thread (`reader` names
+    /// the block in an error).
+    static func openProfiles(
+        _ raw: inout [UInt8], of location: BlockLocation, _ summary: BlockSummary, keys: ProfileKeyFile,
+        erased: Set<Int>, reader: some BlockBodyReading
+    ) throws(TouchLogError) {
+        guard location.header.version >= 3 else { return }
+        do { _ = try keys.open(&raw, summary, erased: erased) } catch {
+            throw TouchLogError(
+                code: .corrupt, message: "\(reader.location(of: location)): bad sealed profiles: \(error)")
         }
     }
 }

@@ -163,10 +163,12 @@ package final class StoreReader {
                 let location = locations[blocks[k]]
                 let summary = summaries[k]
                 try Self.readSection(.newProfiles, of: location, summary, reader: reader, stored: &stored, into: &raw)
+                if let keys {
+                    try Self.openProfiles(&raw, of: location, summary, keys: keys, erased: erased, reader: reader)
+                }
                 let sealed = location.header.version >= 3
                 var table = StringTable()
                 do {
-                    if sealed, let keys { _ = try keys.open(&raw, summary, erased: erased) }
                     try raw.withDecodedBytes { section throws(DecodeError) in
                         try StoreDictionary.read(
                             section, summary.newProfiles, into: &table, strict: false, sealed: sealed, "profile")
@@ -182,14 +184,11 @@ package final class StoreReader {
         dictionary.profiles.reserve(
             strings: decoded.reduce(0) { $0 + $1.count }, bytes: decoded.reduce(0) { $0 + $1.bytes.count })
         for (k, table) in decoded.enumerated() {
-            guard Int(summaries[k].firstNewProfile) == dictionary.profiles.count else {
+            do { try dictionary.addProfiles(summaries[k], decoded: table) } catch {
                 throw TouchLogError(
-                    code: .corrupt,
-                    message: "\(log.location(of: locations[blocks[k]])): bad block dictionary: introduces profiles "
-                        + "from id \(summaries[k].firstNewProfile), the store has \(dictionary.profiles.count)")
+                    code: .corrupt, message: "\(log.location(of: locations[blocks[k]])): bad block dictionary: \(error)"
+                )
             }
-            dictionary.profiles.append(contentsOf: table)
-            dictionary.profileBlocks += 1
         }
     }
 

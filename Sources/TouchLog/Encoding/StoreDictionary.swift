@@ -26,13 +26,26 @@ struct StoreDictionary: Sendable {
     mutating func addProfiles(
         _ summary: BlockSummary, section: UnsafeRawBufferPointer, strict: Bool, sealed: Bool = false
     ) throws(DecodeError) {
+        try checkIntroducesNextProfiles(summary)
+        try Self.add(section, summary.newProfiles, to: &profiles, strict: strict, sealed: sealed, "profile")
+        profileBlocks += 1
+    }
+
+    /// Adds the profiles a block introduces, already decoded into `table` (``read(_:_:into:strict:sealed:_:)``, as
+    /// ``addProfiles(_:section:strict:sealed:)`` would).
+    mutating func addProfiles(_ summary: BlockSummary, decoded table: StringTable) throws(DecodeError) {
+        try checkIntroducesNextProfiles(summary)
+        profiles.append(contentsOf: table)
+        profileBlocks += 1
+    }
+
+    /// Checks that the block's new profiles start where the table ends.
+    private func checkIntroducesNextProfiles(_ summary: BlockSummary) throws(DecodeError) {
         guard summary.firstNewProfile == UInt32(profiles.count) else {
             throw DecodeError(
                 byte: 0,
                 reason: "introduces profiles from id \(summary.firstNewProfile), the store has \(profiles.count)")
         }
-        try Self.add(section, summary.newProfiles, to: &profiles, strict: strict, sealed: sealed, "profile")
-        profileBlocks += 1
     }
 
     /// Adds the touchpoints a block introduces, given its summary and its new-touchpoints section; see
