@@ -318,7 +318,7 @@ final class GroupedQueryState: @unchecked Sendable {
 
     /// Zeroes the entries of profiles `range` in every column.
     private func zero(_ range: Range<Int>) {
-        for column in columns where holds(column.owner) {
+        for column in columns where filled(column.owner) {
             (column.start + range.lowerBound * column.stride).initializeMemory(
                 as: UInt8.self, repeating: 0, count: range.count * column.stride)
         }
@@ -327,17 +327,16 @@ final class GroupedQueryState: @unchecked Sendable {
     /// Zeroes the entries of profiles `range` in the columns of rules that do not mark ``counted`` (written for any
     /// profile, so zeroed whole).
     private func zeroUnmarked(_ range: Range<Int>) {
-        for column in columns where column.owner >= 0 && !marking[column.owner] && counting[column.owner] {
+        for column in columns where isFilledRuleColumn(column.owner, marking: false) {
             (column.start + range.lowerBound * column.stride).initializeMemory(
                 as: UInt8.self, repeating: 0, count: range.count * column.stride)
         }
     }
 
-    /// Zeroes the entries of profiles `ids` in every column but the latest conversions and those of rules that do not
-    /// mark ``counted``.
+    /// Zeroes the entries of profiles `ids` in the columns of rules that mark ``counted`` (a state that marks has no
+    /// other columns but the latest conversions).
     private func zeroFindings(of ids: UnsafeBufferPointer<Int>) {
-        for column in columns
-        where column.owner != -1 && holds(column.owner) && !(column.owner >= 0 && !marking[column.owner]) {
+        for column in columns where isFilledRuleColumn(column.owner, marking: true) {
             switch column.stride {
             case 8:
                 let entries = column.start.assumingMemoryBound(to: UInt64.self)
@@ -356,8 +355,14 @@ final class GroupedQueryState: @unchecked Sendable {
 
     /// Whether anything may have been put in the columns of `owner` (see ``columns``).
     @inline(__always)
-    private func holds(_ owner: Int) -> Bool {
+    private func filled(_ owner: Int) -> Bool {
         owner >= 0 ? counting[owner] : owner == -1 ? converting : true
+    }
+
+    /// Whether `owner` is a rule that something was put in and whose counts mark ``counted`` or (`marking` false)
+    /// do not.
+    private func isFilledRuleColumn(_ owner: Int, marking: Bool) -> Bool {
+        owner >= 0 && counting[owner] && self.marking[owner] == marking
     }
 
     /// Marks profile `p` in `bitmap` (``counted``, ``converted``).
