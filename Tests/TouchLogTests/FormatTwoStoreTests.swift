@@ -127,6 +127,66 @@ import Testing
         #expect(reader.lastQuery.membersFromMarks)
     }
 
+    /// A rule's counts stop at 255 when its bounds cannot tell 255 from more, and take 4 bytes otherwise: every bound
+    /// around 255 gets the answer exact counts give, whether the counts come from one worker, from two (each with
+    /// part of a profile's clicks), or from a snapshot whose counts had stopped and to which the scan adds.
+    @Test func countsPastWhatAByteHoldsDecideEveryBound() async throws {
+        let dir = TemporaryDirectory()
+        let base: Int64 = 1_654_070_400_000
+        let clicks = [1, 200, 254, 255, 256, 300, 520, 600]
+        // Every other click of each profile (`half` 0 or 1), spread over the whole period so that every block holds
+        // some of each profile's.
+        func events(_ half: Int) -> [Event] {
+            var events: [Event] = []
+            for (k, n) in clicks.enumerated() {
+                for i in stride(from: half, to: n, by: 2) {
+                    let t = base + Int64(i) * 1_000_000 + Int64(k)
+                    events.append(Event(time: t, profile: "p\(n)", type: .click, touchpoint: "promo"))
+                }
+            }
+            return events.sorted { $0.time < $1.time }
+        }
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 50)
+        try await store.append(events(0))
+        let bounds: [(atLeast: Int?, atMost: Int?)] = [
+            (255, nil), (nil, 254), (255, 255), (256, nil), (254, 256), (300, 599), (521, nil), (nil, 255),
+        ]
+        func definition(_ bound: (atLeast: Int?, atMost: Int?), window: String) throws -> SegmentDefinition {
+            let count = [bound.atLeast.map { "\"atLeast\":\($0)" }, bound.atMost.map { "\"atMost\":\($0)" }]
+                .compactMap { $0 }.joined(separator: ",")
+            return try SegmentDefinition(
+                json: """
+                    {"name":"c","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"promo"},
+                      "timeframe":\(window),"count":{\(count)}}]}
+                    """)
+        }
+        func expected(_ bound: (atLeast: Int?, atMost: Int?), counted: (Int) -> Int) -> [String] {
+            clicks.filter { counted($0) >= (bound.atLeast ?? 1) && counted($0) <= (bound.atMost ?? .max) }
+                .map { "p\($0)" }.sorted()
+        }
+        let allTime = #"{"from":"2000-01-01T00:00:00Z","to":"2100-01-01T00:00:00Z"}"#
+        for bound in bounds {
+            _ = try StoreReader(directory: dir.path + "/s").createSnapshot(of: try definition(bound, window: allTime))
+        }
+        try await store.append(events(1))
+        store.close()
+        let end = QueryTime(asOf: base + 1_000_000_000_000)
+        let middle = QueryTime(asOf: base + 300 * 1_000_000 + 100)
+        let last = QueryTime(asOf: base + 600 * 1_000_000)
+        for bound in bounds {
+            // A fixed window: from the snapshot of the even clicks, then the odd ones from the log.
+            let kept = try definition(bound, window: allTime)
+            let reader = try StoreReader(directory: dir.path + "/s")
+            #expect(try reader.members(of: kept, at: end) == expected(bound) { $0 }, "\(bound)")
+            #expect(reader.lastQuery.snapshotOffset > 0, "\(bound): the query should start from the snapshot")
+            // A moving window, read from the log on every core: at the middle, clicks 0...300 of each profile count.
+            let windowed = try definition(bound, window: #"{"last":"10000d"}"#)
+            #expect(
+                try reader.members(of: windowed, at: middle) == expected(bound) { min($0, 301) }, "\(bound) at middle")
+            #expect(try reader.members(of: windowed, at: last) == expected(bound) { $0 }, "\(bound) at the last click")
+        }
+    }
+
     /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short
     /// by `truncated(to:)`, keeps showing what it showed, across the chunk boundary too.
     @Test func aListOfBlockSummariesKeepsItsCopiesAsItGrows() throws {

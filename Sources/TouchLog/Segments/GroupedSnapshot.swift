@@ -55,7 +55,8 @@ struct GroupedSnapshot {
     /// 2. end offset, anchor (32 bytes), watermark, recorded time
     /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T), 1 (kept), 2 (kept, with
     ///    first times), plus 4 when the rule has a `value` condition (5, 6)
-    /// 4. per kept leaf: its ids, their counts (UInt32 column), for kind 2 (and 6) their first times (Int64 column),
+    /// 4. per kept leaf: its ids, their counts (UInt32 column; for a rule whose bounds cannot tell 255 from more, a
+    ///    count may stop anywhere from 255 up: ``CountColumn``), for kind 2 (and 6) their first times (Int64 column),
     ///    and with 4 the value totals: counts (UInt32 column), sums, least and greatest (Int64 columns, millionths)
     /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
     /// 6. sequence count S, then per sequence a byte: 0 (window moves with T) or 1 (kept); per kept sequence: the
