@@ -843,10 +843,9 @@ private struct GroupTarget {
     /// For a rule with a `value` condition: its value columns.
     var values: GroupedQueryState.ValueColumns?
 
-    /// Counts an event of profile `p` at time `t` when inside the rule's window (its value, in millionths, added when
-    /// it carries one: `value` is nil or NaN when it does not).
+    /// Counts an event of profile `p` at time `t` when inside the rule's window.
     @inline(__always)
-    func count(_ t: Int64, _ p: Int, value: Double? = nil) {
+    func count(_ t: Int64, _ p: Int) {
         guard t >= low && t <= high else { return }
         counts.add(p)
         GroupedQueryState.mark(counted, p)
@@ -854,7 +853,14 @@ private struct GroupTarget {
             let key = GroupedQueryState.earliestKey(t)
             if key > firsts[p] { firsts[p] = key }
         }
-        if let values, let value, !value.isNaN { values.add(InteractionRule.ValueCondition.micros(value), profile: p) }
+    }
+
+    /// ``count(_:_:)``, with the event's value (in millionths) added when it carries one: `value` is nil or NaN when
+    /// it does not.
+    func count(_ t: Int64, _ p: Int, value: Double?) {
+        count(t, p)
+        guard t >= low && t <= high, let values, let value, !value.isNaN else { return }
+        values.add(InteractionRule.ValueCondition.micros(value), profile: p)
     }
 }
 
