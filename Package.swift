@@ -64,7 +64,7 @@ let package = Package(
         .target(
             name: "TouchLogStorage",
             dependencies: [
-                "CTouchLogLZ4", "CTouchLogXXHash", "CTouchLogPlatform",
+                "CTouchLogLZ4", "CTouchLogXXHash",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "TouchLog",
             dependencies: [
-                "TouchLogStorage", .product(name: "CoreMetrics", package: "swift-metrics"),
+                "TouchLogStorage", "CTouchLogPlatform", .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 // Ed25519 signatures and SHA-256 digests of audit records.

@@ -71,10 +71,10 @@ package struct StringTable: Sendable {
             ends.withUnsafeBufferPointer { ends in
                 ids.withUnsafeBufferPointer { ids in
                     (0..<ids.count).map { k in
-                        if k + ahead < ids.count { Memory.prefetch(ends.baseAddress! + max(0, ids[k + ahead] - 1)) }
+                        if k + ahead < ids.count { Cache.prefetch(ends.baseAddress! + max(0, ids[k + ahead] - 1)) }
                         if k + ahead / 2 < ids.count {
                             let next = ids[k + ahead / 2]
-                            Memory.prefetch(all.baseAddress! + (next == 0 ? 0 : Int(ends[next - 1])))
+                            Cache.prefetch(all.baseAddress! + (next == 0 ? 0 : Int(ends[next - 1])))
                         }
                         let id = ids[k]
                         let start = id == 0 ? 0 : Int(ends[id - 1])
@@ -332,7 +332,7 @@ package struct StringTable: Sendable {
                 func hashAndPrefetch(_ k: Int) {
                     let hash = Self.hash(UnsafeRawBufferPointer(rebasing: all[other.range(pending[k])]))
                     hashes[k % ahead] = hash
-                    if !slots.isEmpty { Memory.prefetch(slots.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
+                    if !slots.isEmpty { Cache.prefetch(slots.baseAddress! + (Int(truncatingIfNeeded: hash) & mask)) }
                 }
                 for k in 0..<min(ahead, pending.count) { hashAndPrefetch(k) }
                 for k in pending.indices {
@@ -385,7 +385,7 @@ package struct StringTable: Sendable {
         let mask = slots.count - 1
         func prefetch(_ k: Int) {
             slots.withUnsafeBufferPointer {
-                Memory.prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hashes[k]) & mask))
+                Cache.prefetch($0.baseAddress! + (Int(truncatingIfNeeded: hashes[k]) & mask))
             }
         }
         other.bytes.withUnsafeBytes { all in

@@ -1322,8 +1322,8 @@ extension StoreReader {
                         let word = profiles.loadUnaligned(fromByteOffset: ahead >> 3, as: UInt64.self)
                         let q = base + Int((UInt64(littleEndian: word) >> UInt64(ahead & 7)) & mask)
                         if q < limit {
-                            Memory.prefetch(column.start + q * column.stride)
-                            if let second { Memory.prefetch(second.start + q * second.stride) }
+                            Cache.prefetch(column.start + q * column.stride)
+                            if let second { Cache.prefetch(second.start + q * second.stride) }
                         }
                     }
                     bit += width

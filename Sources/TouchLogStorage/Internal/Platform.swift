@@ -1,5 +1,3 @@
-import CTouchLogPlatform
-
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Musl)
@@ -158,12 +156,6 @@ package enum Memory {
     @inlinable
     package static func equal(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, count: Int) -> Bool {
         memcmp(a, b, count) == 0
-    }
-
-    /// Starts bringing the cache line at `address` in, without waiting for it (a hint: nothing is read).
-    @inlinable
-    package static func prefetch(_ address: UnsafeRawPointer) {
-        touchlog_prefetch(address)
     }
 
     /// The offset of the first `byte` in the `count` bytes at `start`.
