@@ -58,6 +58,9 @@ package final class StoreReader {
     var pruningBytes: [UInt8] = []
     var pruningIDs: [UInt32] = []
     private var groupedScratch = GroupedBlockCodec.DecodeScratch()
+    /// Format 2: the buffers the workers of this reader's last query set conversions aside in, emptied, for the
+    /// next query's (see ``GroupedQueryState/setAside``).
+    var conversionBuffers: [[GroupedQueryState.Conversion]] = []
     /// Format 2: the snapshots this reader loaded lately, by path (a snapshot file never changes once written).
     var loadedSnapshots: [(path: String, snapshot: GroupedSnapshot)] = []
     /// Format 3: the key file, opened when first needed.

@@ -318,7 +318,7 @@ final class GroupedQueryState: @unchecked Sendable {
                 converting = true
             }
         }
-        setAside = []
+        setAside.removeAll(keepingCapacity: true)
     }
 
     /// Zeroes the entries of profiles `range` in every column.
@@ -965,6 +965,10 @@ extension StoreReader {
         let reading = (0..<end).filter { locations[$0].header.minTime <= asOf }
         let workers = max(1, min(Self.queryThreads, reading.count / 4))
         let states = (0..<workers).map { _ in GroupedQueryState(plan, profiles: n) }
+        // The buffers an earlier query set conversions aside in: a fresh one of a megabyte or more is new memory
+        // from the kernel, a page fault per 4 KiB, each time it grows.
+        for (state, buffer) in zip(states, conversionBuffers) { state.setAside = buffer }
+        conversionBuffers = []
         if let snapshot { snapshot.load(into: states[0]) }
         if plan.needsUniverse { states[0].known?.update(repeating: 1, count: knownBefore) }
         let readers = (0..<workers).map { _ in log.bodyReader() }
@@ -998,6 +1002,12 @@ extension StoreReader {
         }
         try scan(from..<end, conversionsFrom: plan.conversionsFrom, settingAside: true)
         DispatchQueue.concurrentPerform(iterations: states.count) { w in states[w].keepConversions(states) }
+        conversionBuffers = states.compactMap { state in
+            var buffer: [GroupedQueryState.Conversion] = []
+            swap(&buffer, &state.setAside)
+            buffer.removeAll(keepingCapacity: true)
+            return buffer.capacity <= Self.keptConversionBuffer ? buffer : nil
+        }
         report.eventsRead = read.withLock { $0 }
         return states
     }
@@ -1072,6 +1082,9 @@ extension StoreReader {
         if let error = failure.withLock({ $0 }) { throw error }
     }
 
+    /// The most conversions a buffer kept for the next query holds (16 MiB).
+    static let keptConversionBuffer = 1 << 20
+
     /// Threads a format-2 query scans on: the cores.
     static let queryThreads = Platform.processorCount
 
@@ -1096,8 +1109,10 @@ extension StoreReader {
         var values: [UInt8] = []
         var stored: [UInt8] = []
         var eventsRead: UInt64 = 0
-        // Conversions set aside (see `settingAside`).
+        // Conversions set aside (see `settingAside`), in the state's buffer, moved here while the scan appends.
         var setAside: [GroupedQueryState.Conversion] = []
+        swap(&setAside, &state.setAside)
+        defer { swap(&setAside, &state.setAside) }
         // A group's events, for rules that need more than times and profiles (values, sequences).
         var detail = GroupEvents()
         var sequenceSteps: [(s: Int, steps: UInt16)] = []
@@ -1226,7 +1241,6 @@ extension StoreReader {
                 }
             }
         }
-        state.setAside.append(contentsOf: setAside)
         return eventsRead
     }
 
