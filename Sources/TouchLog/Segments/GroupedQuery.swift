@@ -35,6 +35,10 @@ struct GroupedQueryPlan {
     }
 
     let rules: [Rule]
+    /// Per group key (touchpoint id + 1, times 3, plus the type): whether some rule with a window at T accepts that
+    /// touchpoint and type. Most of a block's hundreds of groups are none of a query's business: the scan passes
+    /// them over with one look here instead of asking every rule.
+    let someRuleAccepts: [Bool]
     let sequences: [Sequence]
     /// The earliest time a conversion can matter (nil: no rule asks about conversions).
     let conversionsFrom: Int64?
@@ -58,6 +62,15 @@ struct GroupedQueryPlan {
                 window: sequence.window,
                 rule: sequence.rule, kept: sequence.rule.timeframe.isFixed)
         }
+        var accepts = [Bool](repeating: false, count: (touchpoints.count + 1) * 3)
+        for rule in rules where rule.leaf.window != nil {
+            for (touchpoint, allowed) in rule.touchpoints.enumerated() where allowed {
+                for type in 0..<3 where rule.leaf.rule.interaction.matches(UInt8(type)) {
+                    accepts[touchpoint * 3 + type] = true
+                }
+            }
+        }
+        someRuleAccepts = accepts
         let starts = rules.filter(\.wantsFirst).compactMap { $0.leaf.window?.lowerBound }
         conversionsFrom = starts.min()
         needsUniverse = segment.holdsWithoutEvents
@@ -70,6 +83,13 @@ struct GroupedQueryPlan {
     /// conversions are gathered whenever a rule asks about conversions.
     var canSnapshot: Bool {
         keepsAny && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
+    }
+
+    /// Whether no rule can count an event of `group` (``someRuleAccepts``; its window aside).
+    @inline(__always)
+    func noRuleAccepts(_ group: BlockSummary.Group) -> Bool {
+        let key = Int(group.touchpoint) * 3 + Int(group.type)
+        return key >= someRuleAccepts.count || !someRuleAccepts[key]
     }
 
     /// Whether rule `r` can count an event of `group`.
@@ -1122,6 +1142,12 @@ extension StoreReader {
             var positionsRead = false
             var valuesRead = false
             for group in summary.groups {
+                // (A group no rule or sequence takes, of no conversions or universe the query needs.)
+                if plan.noRuleAccepts(group) && plan.sequences.isEmpty && !plan.needsUniverse
+                    && (conversionsFrom == nil || group.type != EventType.conversion.rawValue)
+                {
+                    continue
+                }
                 targets.removeAll(keepingCapacity: true)
                 sequenceSteps.removeAll(keepingCapacity: true)
                 var upper = Int64.min
