@@ -61,8 +61,8 @@ package final class StoreReader {
     /// Format 2: the buffers the workers of this reader's last query set conversions aside in, emptied, for the
     /// next query's (see ``GroupedQueryState/setAside``).
     var conversionBuffers: [[GroupedQueryState.Conversion]] = []
-    /// Format 2: the snapshots this reader loaded lately, by path (a snapshot file never changes once written).
-    var loadedSnapshots: [(path: String, snapshot: GroupedSnapshot)] = []
+    /// Format 2: snapshots decoded lately (shared by the readers of a ``TouchLogStore``).
+    var snapshotCache = SnapshotCache()
     /// Format 3: the key file, opened when first needed.
     var keyFile: ProfileKeyFile?
     /// Format 3: the erasures the log records, as of the last refresh.

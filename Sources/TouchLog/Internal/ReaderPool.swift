@@ -19,6 +19,8 @@ final class ReaderPool: Sendable {
     let projections = ProjectionCache()
     /// Block summaries, parsed once for all of the store's readers.
     let summaries = SummaryCache()
+    /// Format-2 snapshots decoded lately, for all of the store's readers.
+    let snapshots = SnapshotCache()
     /// Readers kept when idle; more are opened when more queries run at once, and dropped after.
     private let keep = 8
     private let idle = Mutex<[Box]>([])
@@ -34,6 +36,7 @@ final class ReaderPool: Sendable {
         let reader = try StoreReader(directory: directory)
         reader.projectionCache = projections
         reader.summaryCache = summaries
+        reader.snapshotCache = snapshots
         reader.snapshotInterval = snapshotInterval
         return reader
     }

@@ -224,7 +224,7 @@ final class GroupedQueryState: @unchecked Sendable {
     }
 
     /// An event that can take steps of a sequence: its profile, the steps (bit k: step k), time and offset.
-    struct SequenceEvent {
+    struct SequenceEvent: Sendable {
         var profile: UInt32
         var steps: UInt16
         var time: Int64

@@ -12,9 +12,9 @@ import TouchLogStorage
 /// It is usable at T when every event before ``endOffset`` is at or before T (``watermark`` ≤ T: then its counts
 /// are exactly what a scan of those blocks would count at T) and at K when they were recorded by K. A query that
 /// starts from it reads those rules' groups only in the blocks after it. Profiles are the store's dense ids.
-struct GroupedSnapshot {
+struct GroupedSnapshot: Sendable {
     /// One kept rule's non-zero entries, ascending by profile id.
-    struct Entries {
+    struct Entries: Sendable {
         var ids: [UInt32] = []
         var counts: [UInt32] = []
         /// First qualifying times (only for rules with a conversion clause).
@@ -43,7 +43,7 @@ struct GroupedSnapshot {
 
     /// One kept sequence: the profiles its chain already matches, and the candidate events of the others (those
     /// that can take one of its steps), sorted by (profile, time, offset).
-    struct SequenceEntries {
+    struct SequenceEntries: Sendable {
         var matched: [UInt32] = []
         var candidates: [GroupedQueryState.SequenceEvent] = []
     }
@@ -397,7 +397,7 @@ extension StoreReader {
         let store = SnapshotStore(layout: StoreLayout(root: directory))
         for info in store.candidates(of: definition, at: time, after: 0, through: log.blocks[end - 1].header.endOffset)
         {
-            let cached = loadedSnapshots.first { $0.path == info.path }?.snapshot
+            let cached = snapshotCache.snapshot(at: info.path)
             guard
                 let snapshot = cached
                     ?? (try? DurableFile.read(directory + "/" + info.path, kind: "snapshot")).flatMap({ body in
@@ -409,11 +409,7 @@ extension StoreReader {
                 report.snapshotsIgnored += 1
                 continue
             }
-            // A reader that answers again (a store's pooled one) keeps the last few it used (a sparse snapshot of a
-            // million profiles decodes to a few MB).
-            loadedSnapshots.removeAll { $0.path == info.path }
-            loadedSnapshots.append((info.path, snapshot))
-            if loadedSnapshots.count > 4 { loadedSnapshots.removeFirst() }
+            if cached == nil { snapshotCache.keep(snapshot, at: info.path) }
             return (snapshot, index + 1)
         }
         return nil
