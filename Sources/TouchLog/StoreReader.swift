@@ -61,6 +61,9 @@ package final class StoreReader {
     /// Format 2: the buffers the workers of this reader's last query set conversions aside in, emptied, for the
     /// next query's (see ``GroupedQueryState/setAside``).
     var conversionBuffers: [[GroupedQueryState.Conversion]] = []
+    /// Format 2: the times and profiles sections queries read lately (a ``TouchLogStore``'s readers share one; a
+    /// reader on its own, such as one CLI query's, keeps none).
+    var sectionCache: SectionCache?
     /// Format 2: snapshots decoded lately (shared by the readers of a ``TouchLogStore``).
     var snapshotCache = SnapshotCache()
     /// Format 3: the key file, opened when first needed.

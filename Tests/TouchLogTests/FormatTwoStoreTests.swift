@@ -187,6 +187,47 @@ import Testing
         }
     }
 
+    /// A store's readers share the times and profiles sections their queries read, found by block hash, within a
+    /// byte bound: answers are those of a reader that keeps none, whether the sections come from the file or from
+    /// the cache, and the least recently used go first.
+    @Test func aStoresReadersShareTheSectionsTheyRead() async throws {
+        let dir = TemporaryDirectory()
+        let events = randomEvents(3_000, seed: 12)
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 200)
+        try await store.append(events)
+        let definition = try SegmentDefinition(
+            json: """
+                {"name":"w","match":"any","rules":[{"interaction":"any","touchpoint":{"contains":"a"},"timeframe":{"last":"3d"}},
+                  {"interaction":"conversion","timeframe":{"last":"10d"},"negate":true}]}
+                """)
+        let plain = try StoreReader(directory: dir.path + "/s")
+        let times = (0..<6).map { QueryTime(asOf: events[$0 * 499].time) }
+        let pool = store.readers
+        for time in times + times {
+            let pooled = try pool.withReader { reader throws(TouchLogError) in
+                Result { try reader.members(of: definition, at: time) }
+            }
+            #expect(try pooled.get() == plain.members(of: definition, at: time))
+        }
+        #expect(pool.sections.usage.sections > 0)
+        store.close()
+
+        let cache = SectionCache(capacity: 10_000)
+        let blocks = (0..<5).map { k in BlockHash(bytes: [UInt8](repeating: UInt8(k), count: 32)) }
+        func section(_ byte: UInt8, _ count: Int = 2_400) -> [UInt8] { [UInt8](repeating: byte, count: count) }
+        cache.keep(section(1), .times, of: blocks[0])
+        cache.keep(section(2), .profiles, of: blocks[0])
+        cache.keep(section(3), .times, of: blocks[1])
+        #expect(cache.section(.times, of: blocks[0])?.first == 1)  // now used after the other two
+        cache.keep(section(4), .times, of: blocks[2])  // four fit
+        #expect(cache.usage.sections == 4)
+        cache.keep(section(5), .times, of: blocks[3])  // the least recently used goes
+        #expect(cache.section(.profiles, of: blocks[0]) == nil && cache.usage.sections == 4)
+        #expect(cache.section(.times, of: blocks[0])?.first == 1 && cache.section(.times, of: blocks[1])?.first == 3)
+        cache.keep(section(6, 2_600), .times, of: blocks[4])  // more than a quarter of the capacity: not kept
+        #expect(cache.section(.times, of: blocks[4]) == nil && cache.usage.sections == 4)
+    }
+
     /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short
     /// by `truncated(to:)`, keeps showing what it showed, across the chunk boundary too.
     @Test func aListOfBlockSummariesKeepsItsCopiesAsItGrows() throws {

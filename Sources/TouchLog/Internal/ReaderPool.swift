@@ -21,6 +21,8 @@ final class ReaderPool: Sendable {
     let summaries = SummaryCache()
     /// Format-2 snapshots decoded lately, for all of the store's readers.
     let snapshots = SnapshotCache()
+    /// Format-2 block sections queries read lately, for all of the store's readers.
+    let sections = SectionCache()
     /// Readers kept when idle; more are opened when more queries run at once, and dropped after.
     private let keep = 8
     private let idle = Mutex<[Box]>([])
@@ -37,6 +39,7 @@ final class ReaderPool: Sendable {
         reader.projectionCache = projections
         reader.summaryCache = summaries
         reader.snapshotCache = snapshots
+        reader.sectionCache = sections
         reader.snapshotInterval = snapshotInterval
         return reader
     }

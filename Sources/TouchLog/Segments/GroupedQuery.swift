@@ -993,6 +993,7 @@ extension StoreReader {
         if plan.needsUniverse { states[0].known?.update(repeating: 1, count: knownBefore) }
         let readers = (0..<workers).map { _ in log.bodyReader() }
         let read = Mutex(UInt64(0))
+        let sectionCache = sectionCache
         // Reads the blocks of `range` worth reading, shared out among the cores in turn (so each gets a share of every period).
         func scan(_ range: Range<Int>, conversionsFrom: Int64?, settingAside: Bool = false) throws(TouchLogError) {
             let blocks = reading.filter { range.contains($0) }
@@ -1001,7 +1002,7 @@ extension StoreReader {
                     blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
                     summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
                     conversionsFrom: conversionsFrom, settingAside: settingAside, profiles: n, into: states[w],
-                    reader: reader)
+                    reader: reader, sections: sectionCache)
                 read.withLock { $0 += eventsRead }
             }
         }
@@ -1118,7 +1119,7 @@ extension StoreReader {
         blocks: [Int], locations: [BlockLocation], summaries: BlockSummaries, plan: GroupedQueryPlan,
         straddle: Int, keptFrom: Int, conversionsFrom: Int64?, settingAside: Bool, profiles n: Int,
         into state: GroupedQueryState,
-        reader: BlockBodyReader
+        reader: BlockBodyReader, sections: SectionCache?
     ) throws(TouchLogError) -> UInt64 {
         let asOf = plan.time.asOf
         var targets: [GroupTarget] = []
@@ -1182,10 +1183,27 @@ extension StoreReader {
                 if conversions || universe { upper = asOf }
                 if targets.isEmpty && sequenceSteps.isEmpty && !conversions && !universe { continue }
                 if !sectionsRead {
-                    try readSection(.times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
-                    try readSection(
-                        .profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
-                    profiles.append(contentsOf: repeatElement(0, count: 8))  // room for the last value's 8-byte load
+                    // (With a cache, a section read goes to it: each read is into an array of its own, not into
+                    // the last one, which the cache may hold and a write would copy first.)
+                    let hash = locations[b].header.hash
+                    if let kept = sections?.section(.times, of: hash) {
+                        times = kept
+                    } else {
+                        if sections != nil { times = [] }
+                        try readSection(
+                            .times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
+                        sections?.keep(times, .times, of: hash)
+                    }
+                    if let kept = sections?.section(.profiles, of: hash) {
+                        profiles = kept
+                    } else {
+                        if sections != nil { profiles = [] }
+                        try readSection(
+                            .profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
+                        // Room for the last value's 8-byte load (kept with the section).
+                        profiles.append(contentsOf: repeatElement(0, count: 8))
+                        sections?.keep(profiles, .profiles, of: hash)
+                    }
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
                 }
