@@ -209,10 +209,10 @@ import Testing
             }
             #expect(try pooled.get() == plain.members(of: definition, at: time))
         }
-        #expect(pool.sections.usage.sections > 0)
+        #expect(pool.sections.usage.values > 0)
         store.close()
 
-        let cache = SectionCache(capacity: 10_000)
+        let cache = SectionCache(sectionBytes: 10_000)
         let blocks = (0..<5).map { k in BlockHash(bytes: [UInt8](repeating: UInt8(k), count: 32)) }
         func section(_ byte: UInt8, _ count: Int = 2_400) -> [UInt8] { [UInt8](repeating: byte, count: count) }
         cache.keep(section(1), .times, of: blocks[0])
@@ -220,12 +220,12 @@ import Testing
         cache.keep(section(3), .times, of: blocks[1])
         #expect(cache.section(.times, of: blocks[0])?.first == 1)  // now used after the other two
         cache.keep(section(4), .times, of: blocks[2])  // four fit
-        #expect(cache.usage.sections == 4)
+        #expect(cache.usage.values == 4)
         cache.keep(section(5), .times, of: blocks[3])  // the least recently used goes
-        #expect(cache.section(.profiles, of: blocks[0]) == nil && cache.usage.sections == 4)
+        #expect(cache.section(.profiles, of: blocks[0]) == nil && cache.usage.values == 4)
         #expect(cache.section(.times, of: blocks[0])?.first == 1 && cache.section(.times, of: blocks[1])?.first == 3)
         cache.keep(section(6, 2_600), .times, of: blocks[4])  // more than a quarter of the capacity: not kept
-        #expect(cache.section(.times, of: blocks[4]) == nil && cache.usage.sections == 4)
+        #expect(cache.section(.times, of: blocks[4]) == nil && cache.usage.values == 4)
     }
 
     /// A list of block summaries grows in chunks that its copies share: a copy taken before an append, or cut short

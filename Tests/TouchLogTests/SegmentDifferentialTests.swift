@@ -370,7 +370,7 @@ import TouchLogStorage
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = snapshotEvery
         // Sections kept between queries, few enough that they are dropped and read again all along.
-        reader.sectionCache = SectionCache(capacity: 64 << 10)
+        reader.sectionCache = SectionCache(sectionBytes: 64 << 10)
         #expect(reader.formatVersion == format)
         var erased = Set<String>()
         var erasing = TestRandom(seed: seed &* 77)

@@ -34,7 +34,7 @@ import TouchLogTestSupport
             return s
         }
         #expect(snapshot(ids: 100).decodedBytes == 800)
-        let cache = SnapshotCache(capacity: 2_000)
+        let cache = SnapshotCache(snapshotBytes: 2_000)
         cache.keep(snapshot(ids: 100), at: "a")
         cache.keep(snapshot(ids: 100), at: "b")
         #expect(cache.snapshot(at: "a") != nil)  // a is now used after b
@@ -69,7 +69,7 @@ import TouchLogTestSupport
         _ = try await store.createSnapshots(of: "s")
         let first = try await store.members(of: "s", at: end)
         let pool = store.readers
-        #expect(pool.snapshots.usage.snapshots == 1)
+        #expect(pool.snapshots.usage.values == 1)
         // Two readers at once: the second is a new one, with nothing decoded of its own.
         let (a, b) = try pool.withReader { outer throws(TouchLogError) in
             try pool.withReader { inner throws(TouchLogError) in
@@ -80,6 +80,6 @@ import TouchLogTestSupport
             }
         }
         #expect(try a.get() == first && b.get() == first)
-        #expect(pool.snapshots.usage.snapshots == 1)
+        #expect(pool.snapshots.usage.values == 1)
     }
 }

@@ -1183,27 +1183,14 @@ extension StoreReader {
                 if conversions || universe { upper = asOf }
                 if targets.isEmpty && sequenceSteps.isEmpty && !conversions && !universe { continue }
                 if !sectionsRead {
-                    // (With a cache, a section read goes to it: each read is into an array of its own, not into
-                    // the last one, which the cache may hold and a write would copy first.)
-                    let hash = locations[b].header.hash
-                    if let kept = sections?.section(.times, of: hash) {
-                        times = kept
-                    } else {
-                        if sections != nil { times = [] }
-                        try readSection(
-                            .times, of: locations[b], summary, reader: reader, stored: &stored, into: &times)
-                        sections?.keep(times, .times, of: hash)
-                    }
-                    if let kept = sections?.section(.profiles, of: hash) {
-                        profiles = kept
-                    } else {
-                        if sections != nil { profiles = [] }
-                        try readSection(
-                            .profiles, of: locations[b], summary, reader: reader, stored: &stored, into: &profiles)
-                        // Room for the last value's 8-byte load (kept with the section).
-                        profiles.append(contentsOf: repeatElement(0, count: 8))
-                        sections?.keep(profiles, .profiles, of: hash)
-                    }
+                    try readSection(
+                        .times, of: locations[b], summary, reader: reader, cache: sections, stored: &stored,
+                        into: &times)
+                    // (With room for the last value's 8-byte load.)
+                    try readSection(
+                        .profiles, of: locations[b], summary, reader: reader, cache: sections, padding: 8,
+                        stored: &stored,
+                        into: &profiles)
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
                 }
@@ -1307,6 +1294,25 @@ extension StoreReader {
         } catch {
             throw TouchLogError(code: .corrupt, message: "\(reader.location(of: location)): bad block: \(error)")
         }
+    }
+
+    /// ``readSection(_:of:_:reader:stored:into:)`` through `cache` (when given), with `padding` zero bytes after the
+    /// section's, kept with it. A section read goes to the cache: it is read into an array of its own, not into
+    /// `raw`'s, which the cache may hold (a write would copy it first).
+    static func readSection(
+        _ kind: BlockSummary.SectionKind, of location: BlockLocation, _ summary: BlockSummary,
+        reader: some BlockBodyReading, cache: SectionCache?, padding: Int = 0, stored: inout [UInt8],
+        into raw: inout [UInt8]
+    ) throws(TouchLogError) {
+        let hash = location.header.hash
+        if let kept = cache?.section(kind, of: hash) {
+            raw = kept
+            return
+        }
+        if cache != nil { raw = [] }
+        try readSection(kind, of: location, summary, reader: reader, stored: &stored, into: &raw)
+        raw.append(contentsOf: repeatElement(0, count: padding))
+        cache?.keep(raw, kind, of: hash)
     }
 
     /// Each event's position in block `location`, by its index in grouped order
