@@ -69,17 +69,15 @@ package struct StringTable: Sendable {
         let ahead = Self.stringsLookahead
         return bytes.withUnsafeBufferPointer { all in
             ends.withUnsafeBufferPointer { ends in
-                ids.withUnsafeBufferPointer { ids in
+                // (``range(_:)``'s start, through the buffer pointer.)
+                func start(_ id: Int) -> Int { id == 0 ? 0 : Int(ends[id - 1]) }
+                return ids.withUnsafeBufferPointer { ids in
                     (0..<ids.count).map { k in
                         if k + ahead < ids.count { Cache.prefetch(ends.baseAddress! + max(0, ids[k + ahead] - 1)) }
-                        if k + ahead / 2 < ids.count {
-                            let next = ids[k + ahead / 2]
-                            Cache.prefetch(all.baseAddress! + (next == 0 ? 0 : Int(ends[next - 1])))
-                        }
+                        if k + ahead / 2 < ids.count { Cache.prefetch(all.baseAddress! + start(ids[k + ahead / 2])) }
                         let id = ids[k]
-                        let start = id == 0 ? 0 : Int(ends[id - 1])
                         return String(
-                            decoding: UnsafeBufferPointer(rebasing: all[start..<Int(ends[id])]), as: UTF8.self)
+                            decoding: UnsafeBufferPointer(rebasing: all[start(id)..<Int(ends[id])]), as: UTF8.self)
                     }
                 }
             }
