@@ -23,6 +23,8 @@ struct GroupedQueryPlan {
         let kept: Bool
         /// It stands under an even number of negations (``CompiledSegment/positiveLeaves``).
         let positive: Bool
+        /// Its counts take a byte per profile (``CountColumn/isNarrow(_:)``).
+        let narrowCounts: Bool
     }
 
     /// A sequence: per step, its type and the touchpoints it accepts; its window at T.
@@ -54,7 +56,8 @@ struct GroupedQueryPlan {
             return Rule(
                 leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil,
                 wantsValues: leaf.rule.value != nil,
-                kept: GroupedSnapshot.isKept(leaf.rule), positive: positive[i])
+                kept: GroupedSnapshot.isKept(leaf.rule), positive: positive[i],
+                narrowCounts: CountColumn.isNarrow(leaf.rule))
         }
         sequences = segment.sequences.map { sequence in
             Sequence(
@@ -254,7 +257,7 @@ final class GroupedQueryState: @unchecked Sendable {
         var sizes: [Int] = []
         func size<T>(_ type: T.Type) { sizes.append((max(1, n) * MemoryLayout<T>.stride + page - 1) / page * page) }
         for rule in plan.rules {
-            if CountColumn.isNarrow(rule.leaf.rule) { size(UInt8.self) } else { size(UInt32.self) }
+            if rule.narrowCounts { size(UInt8.self) } else { size(UInt32.self) }
         }
         for rule in plan.rules where rule.wantsFirst { size(UInt64.self) }
         if plan.conversionsFrom != nil { size(UInt64.self) }
@@ -285,7 +288,7 @@ final class GroupedQueryState: @unchecked Sendable {
             return column
         }
         counts = plan.rules.indices.map { r in
-            CountColumn.isNarrow(plan.rules[r].leaf.rule)
+            plan.rules[r].narrowCounts
                 ? CountColumn(narrow: zeroed(UInt8.self, of: r)) : CountColumn(wide: zeroed(UInt32.self, of: r))
         }
         firsts = plan.rules.indices.map { plan.rules[$0].wantsFirst ? zeroed(UInt64.self, of: $0) : nil }
