@@ -13,23 +13,26 @@ import TouchLogTestSupport
         }
         let query = ["query", "iphone-interest", "--as-of", "2022-07-31T00:00:00Z", "--store", scratch.store]
         let before = try touchlog(query).stdout
-        // (A format-2 snapshot keeps rules over all time or between fixed dates: the other two seed segments look
-        // back 30 days from T, which queries read from the log.)
+        // (A format-2 snapshot keeps rules over all time or between fixed dates, and rules over the last N days
+        // that only count events as their latest times: the discount clickers ask about conversions too, which
+        // queries read from the log.)
         let create = try touchlog(["snapshot", "create", "--store", scratch.store])
         #expect(create.stdout.contains("iphone-interest: snapshot at offset 42, watermark 2022-07-30T11:30:00.000Z"))
-        #expect(create.stdout.contains("summer-2022-clickers: nothing to snapshot"))
+        #expect(create.stdout.contains("summer-2022-clickers: snapshot at offset 42"))
+        #expect(create.stdout.contains("discount-clickers-not-converted: nothing to snapshot"))
         #expect(
             try touchlog(["snapshot", "create", "--store", scratch.store]).stdout.contains(
                 "iphone-interest: already snapshotted"))
         let list = try touchlog(["snapshot", "--store", scratch.store]).stdout.split(separator: "\n")
-        #expect(list.count == 1)
+        #expect(list.count == 2)
         #expect(try touchlog(query).stdout == before)
         #expect(
             try touchlog(["verify", "--store", scratch.store]).stdout.contains(
-                "checked 1 snapshot and the segment definitions"))
+                "checked 2 snapshots and the segment definitions"))
 
         // Damage one snapshot: verify names it and exits 1; the query still answers the same from the log.
-        let path = scratch.store + "/" + String(list[0].split(separator: "\t").last!)
+        let path =
+            scratch.store + "/" + String(list.first { $0.hasPrefix("iphone-interest") }!.split(separator: "\t").last!)
         var bytes = [UInt8](FileManager.default.contents(atPath: path)!)
         bytes[bytes.count - 3] ^= 0x01
         _ = FileManager.default.createFile(atPath: path, contents: Data(bytes))
@@ -55,7 +58,7 @@ import TouchLogTestSupport
         _ = FileManager.default.createFile(atPath: definition, contents: Data(text))
         #expect(
             try touchlog(["snapshot", "prune", "--keep", "0", "--store", scratch.store]).stdout
-                == "deleted 1 snapshot, kept 0\n")
+                == "deleted 2 snapshots, kept 0\n")
         #expect(try touchlog(query).stdout == before)
         #expect(try touchlog(["snapshot", "prune", "--keep", "-1", "--store", scratch.store]).status == 64)
     }
@@ -76,13 +79,15 @@ import TouchLogTestSupport
             try touchlog(
                 ["query", "iphone-interest", "--store", scratch.store], environment: ["TOUCHLOG_SNAPSHOT_EVERY": "x"]
             ).status == 64)
-        // A segment whose rules all look back from T has nothing a format-2 snapshot keeps.
+        // A segment whose rules all look back from T and ask about conversions has nothing a format-2 snapshot keeps.
         #expect(
-            try touchlog(["segment", "put", "--store", scratch.store, fixture("segments/summer-2022-clickers.json")])
-                .status == 0)
+            try touchlog([
+                "segment", "put", "--store", scratch.store, fixture("segments/discount-clickers-not-converted.json"),
+            ])
+            .status == 0)
         #expect(
-            try touchlog(["snapshot", "create", "summer-2022-clickers", "--store", scratch.store]).stdout
-                == "summer-2022-clickers: nothing to snapshot (its rules all look back from T, and are read from the log)\n"
+            try touchlog(["snapshot", "create", "discount-clickers-not-converted", "--store", scratch.store]).stdout
+                == "discount-clickers-not-converted: nothing to snapshot (its rules all look back from T and ask about conversions or values, and are read from the log)\n"
         )
     }
 }

@@ -187,6 +187,75 @@ import Testing
         }
     }
 
+    /// A rule over the last N days or calendar units that only counts its events is kept in snapshots as each
+    /// profile's latest qualifying times (as many as its bounds tell apart): a query at any T at or after the
+    /// snapshot's watermark reads none of the blocks before it, and counts the events of the blocks after it, late
+    /// ones included, on top. Every answer equals a reader's that uses no snapshot, before and after more events come.
+    @Test func windowedCountsStartFromTheLatestTimesASnapshotKept() async throws {
+        let dir = TemporaryDirectory()
+        let base: Int64 = 1_654_070_400_000
+        let day: Int64 = 86_400_000
+        var random = TestRandom(seed: 77)
+        let touchpoints = ["promo", "news", "shop-1", "shop-2"]
+        let types: [EventType] = [.view, .click, .conversion]
+        func event(at t: Int64) -> Event {
+            Event(
+                time: t, profile: "p\(random.below(150))", type: types[random.below(3)],
+                touchpoint: touchpoints[random.below(4)])
+        }
+        // 40 days, then 5 more days with late events (some inside the windows, some long before them) among them.
+        let early = (0..<3_000).map { _ in event(at: base + Int64(random.below(40 * 86_400)) * 1_000) }
+            .sorted { $0.time < $1.time }
+        let later = (0..<600).map { k in
+            let late = k % 5 == 0
+            let t = late ? base + Int64(random.below(40 * 86_400)) * 1_000 : base + 40 * day + Int64(k) * 700_000
+            return event(at: t)
+        }
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 100)
+        try await store.append(early)
+        let definitions = try [
+            #"{"interaction":"click","touchpoint":{"exactly":"promo"},"timeframe":{"last":"7d"}}"#,
+            #"{"interaction":"view","touchpoint":{"startsWith":"shop"},"timeframe":{"last":"10d"},"count":{"atLeast":3}}"#,
+            #"{"interaction":"any","touchpoint":{"exactly":"news"},"timeframe":{"last":"5d"},"count":{"atMost":2}}"#,
+            #"{"interaction":"conversion","timeframe":{"last":"3d"},"negate":true}"#,
+            #"{"interaction":"any","touchpoint":{"contains":"o"},"timeframe":{"calendar":{"unit":"week","count":1,"timeZone":"Europe/Amsterdam"}},"count":{"atLeast":2,"atMost":5}}"#,
+        ].enumerated().map { k, rule in
+            try SegmentDefinition(json: #"{"name":"w\#(k)","match":"all","rules":[\#(rule)]}"#)
+        }
+        let asker = try StoreReader(directory: dir.path + "/s")
+        for definition in definitions { #expect(try asker.createSnapshot(of: definition) != nil) }
+        let watermark = early.last!.time
+        try await store.append(later)
+        store.close()
+        let after = UInt64(later.count)
+        var readWithout: UInt64 = 0
+        for asOf in [watermark, watermark + 1, watermark + 2 * day, watermark + 9 * day, watermark + 30 * day] {
+            for definition in definitions {
+                let time = QueryTime(asOf: asOf)
+                let reader = try StoreReader(directory: dir.path + "/s")
+                reader.snapshotInterval = nil
+                let plain = try StoreReader(directory: dir.path + "/s")
+                plain.usesSnapshots = false
+                let expected = try plain.members(of: definition, at: time)
+                #expect(try reader.members(of: definition, at: time) == expected, "\(definition.name) at \(asOf)")
+                #expect(reader.lastQuery.snapshotOffset == UInt64(early.count), "\(definition.name)")
+                #expect(reader.lastQuery.eventsRead <= after, "\(definition.name) at \(asOf) read blocks before it")
+                readWithout += plain.lastQuery.eventsRead
+            }
+        }
+        // Without the snapshots, the windows' early blocks are read too.
+        #expect(readWithout > UInt64(definitions.count * 5) * after)
+        // A rule whose bounds need more than 8 latest times is read from the log.
+        let many = try SegmentDefinition(
+            json:
+                #"{"name":"m","match":"all","rules":[{"interaction":"conversion","timeframe":{"last":"10d"},"count":{"atLeast":9}}]}"#
+        )
+        #expect(try asker.createSnapshot(of: many) == nil)
+        #expect(!asker.snapshotsHelp(many))
+        let report = try StoreVerifier.verify(directory: dir.path + "/s")
+        #expect(report.isIntact && report.snapshotsChecked == definitions.count, "\(report.otherProblems)")
+    }
+
     /// A store's readers share the times and profiles sections their queries read, found by block hash, within a
     /// byte bound: answers are those of a reader that keeps none, whether the sections come from the file or from
     /// the cache, and the least recently used go first.

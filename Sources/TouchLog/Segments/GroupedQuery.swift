@@ -21,6 +21,9 @@ struct GroupedQueryPlan {
         let wantsValues: Bool
         /// Its window stays put as T moves, so snapshots keep its counts (``GroupedSnapshot``).
         let kept: Bool
+        /// Its window ends at T and it asks only how many events it has: snapshots keep this many latest qualifying
+        /// times per profile (``GroupedSnapshot/recentTimes(_:)``). Nil otherwise.
+        let recentTimes: Int?
         /// It stands under an even number of negations (``CompiledSegment/positiveLeaves``).
         let positive: Bool
         /// Its counts take a byte per profile (``CountColumn/isNarrow(_:)``).
@@ -56,7 +59,8 @@ struct GroupedQueryPlan {
             return Rule(
                 leaf: leaf, touchpoints: allowed, wantsFirst: leaf.rule.conversion != nil,
                 wantsValues: leaf.rule.value != nil,
-                kept: GroupedSnapshot.isKept(leaf.rule), positive: positive[i],
+                kept: GroupedSnapshot.isKept(leaf.rule), recentTimes: GroupedSnapshot.recentTimes(leaf.rule),
+                positive: positive[i],
                 narrowCounts: CountColumn.isNarrow(leaf.rule))
         }
         sequences = segment.sequences.map { sequence in
@@ -79,8 +83,10 @@ struct GroupedQueryPlan {
         needsUniverse = segment.holdsWithoutEvents
     }
 
-    /// Whether some rule or sequence is kept in snapshots.
-    var keepsAny: Bool { rules.contains(where: \.kept) || sequences.contains(where: \.kept) }
+    /// Whether some rule or sequence is kept in snapshots (as counts or latest times).
+    var keepsAny: Bool {
+        rules.contains { $0.kept || $0.recentTimes != nil } || sequences.contains(where: \.kept)
+    }
 
     /// Whether a snapshot can be taken from this plan's scan: some rule or sequence is kept, and the latest
     /// conversions are gathered whenever a rule asks about conversions.
@@ -992,7 +998,10 @@ extension StoreReader {
         // from the kernel, a page fault per 4 KiB, each time it grows.
         for (state, buffer) in zip(states, conversionBuffers) { state.setAside = buffer }
         conversionBuffers = []
-        if let snapshot { snapshot.load(into: states[0]) }
+        if let snapshot { snapshot.load(into: states[0], plan) }
+        // Per rule: whether the snapshot answers it for the blocks before `keptFrom` (one of layout 4 or older keeps
+        // no rule over the last N days).
+        let fromSnapshot = plan.rules.indices.map { snapshot?.rules[$0] != nil }
         if plan.needsUniverse { states[0].known?.update(repeating: 1, count: knownBefore) }
         let readers = (0..<workers).map { _ in log.bodyReader() }
         let read = Mutex(UInt64(0))
@@ -1004,7 +1013,8 @@ extension StoreReader {
                 let eventsRead = try Self.scan(
                     blocks: stride(from: w, to: blocks.count, by: workers).map { blocks[$0] }, locations: locations,
                     summaries: summaries, plan: plan, straddle: straddle, keptFrom: keptFrom,
-                    conversionsFrom: conversionsFrom, settingAside: settingAside, profiles: n, into: states[w],
+                    fromSnapshot: fromSnapshot, conversionsFrom: conversionsFrom, settingAside: settingAside,
+                    profiles: n, into: states[w],
                     reader: reader, sections: sectionCache)
                 read.withLock { $0 += eventsRead }
             }
@@ -1021,6 +1031,12 @@ extension StoreReader {
             taken.anchor = header.hash
             taken.watermark = locations[..<saveAt].lazy.map(\.header.maxTime).max()!
             taken.recorded = header.maxRecorded
+            for (r, entries) in try recentEntries(
+                definition, plan, blocks: saveAt, watermark: taken.watermark, summaries: summaries,
+                profiles: taken.profiles)
+            {
+                taken.rules[r] = entries
+            }
             if saveGroupedSnapshot(taken, definition: definition) { report.snapshotsWritten += 1 }
             from = saveAt
         }
@@ -1113,14 +1129,15 @@ extension StoreReader {
     static let queryThreads = Platform.processorCount
 
     /// One worker's part of a format-2 query: scans `blocks` into `state`; returns the events of the blocks it read.
-    /// Kept rules and sequences, and conversions, count only from block `keptFrom` on (a snapshot holds what comes
-    /// before it);
+    /// Rules the snapshot answers (`fromSnapshot`) and kept sequences, and conversions, count only from block
+    /// `keptFrom` on (a snapshot holds what comes before it);
     /// conversions count from `conversionsFrom` (the plan's, or every one when a snapshot is being taken). With
     /// `settingAside` (the last scan before membership, in a state that marks ``GroupedQueryState/counted``), they
     /// are set aside in ``GroupedQueryState/setAside`` rather than kept per profile.
     private static func scan(
         blocks: [Int], locations: [BlockLocation], summaries: BlockSummaries, plan: GroupedQueryPlan,
-        straddle: Int, keptFrom: Int, conversionsFrom: Int64?, settingAside: Bool, profiles n: Int,
+        straddle: Int, keptFrom: Int, fromSnapshot: [Bool], conversionsFrom: Int64?, settingAside: Bool,
+        profiles n: Int,
         into state: GroupedQueryState,
         reader: BlockBodyReader, sections: SectionCache?
     ) throws(TouchLogError) -> UInt64 {
@@ -1156,7 +1173,7 @@ extension StoreReader {
                 sequenceSteps.removeAll(keepingCapacity: true)
                 var upper = Int64.min
                 var wantsValues = false
-                for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !plan.rules[r].kept) {
+                for r in plan.rules.indices where plan.wants(r, group) && (b >= keptFrom || !fromSnapshot[r]) {
                     let window = plan.rules[r].leaf.window!
                     var target = GroupTarget(
                         counts: state.counts[r], firsts: state.firsts[r],

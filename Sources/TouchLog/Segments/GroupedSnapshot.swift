@@ -3,7 +3,13 @@ import TouchLogStorage
 /// A format-2 segment snapshot: for the segment's rules whose window does not move with T (all time, `from`/`to`),
 /// what a ``GroupedQueryState`` holds after the blocks before ``endOffset``: each profile's qualifying events and,
 /// for rules that ask about conversions, its first qualifying time; and each profile's latest conversion (of any
-/// time) when a rule asks about conversions. Rules over the last N days are never kept: their window moves with T.
+/// time) when a rule asks about conversions.
+///
+/// A rule whose window ends at T and moves with it (`last`, `calendar`) is kept as each profile's latest qualifying
+/// times, when it asks only how many events it has (no `value`, no `conversion`, and bounds that a few times decide:
+/// ``recentTimes(_:)``): at any T at or after the watermark its window starts at or after where it started at the
+/// watermark, so the events of the snapshot's blocks it counts are the latest ones at or after that start. Only those
+/// are kept, at most as many per profile as its bounds can tell apart.
 ///
 /// For a sequence whose window does not move, it keeps what can still decide it: the profiles whose events already
 /// match (a match stays a match as events are added), and every candidate event of the others (a late event can
@@ -19,6 +25,9 @@ struct GroupedSnapshot: Sendable {
         var counts: [UInt32] = []
         /// First qualifying times (only for rules with a conversion clause).
         var firsts: [Int64] = []
+        /// For a rule kept as latest times (``recentTimes(_:)``): each profile's ``counts`` latest qualifying times,
+        /// newest first, one profile after another.
+        var recent: [Int64] = []
         /// For rules with a `value` condition: how many of each profile's qualifying events carry a value, their sum,
         /// least and greatest (millionths; Int64.max and Int64.min when none does).
         var valueCounts: [UInt32] = []
@@ -53,18 +62,41 @@ struct GroupedSnapshot: Sendable {
     /// layout 2; an id list is a column of bytes holding the ids' varint deltas (the first from 0):
     /// 1. layout byte (4), definition JSON (length, bytes)
     /// 2. end offset, anchor (32 bytes), watermark, recorded time
-    /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T), 1 (kept), 2 (kept, with
-    ///    first times), plus 4 when the rule has a `value` condition (5, 6)
+    /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T, not kept), 1 (kept), 2 (kept,
+    ///    with first times), plus 4 when the rule has a `value` condition (5, 6); 8 (kept as latest times)
     /// 4. per kept leaf: its ids, their counts (UInt32 column; for a rule whose bounds cannot tell 255 from more, a
     ///    count may stop anywhere from 255 up: ``CountColumn``), for kind 2 (and 6) their first times (Int64 column),
-    ///    and with 4 the value totals: counts (UInt32 column), sums, least and greatest (Int64 columns, millionths)
+    ///    and with 4 the value totals: counts (UInt32 column), sums, least and greatest (Int64 columns, millionths).
+    ///    For kind 8 the counts are how many latest times each profile has kept (1 to ``recentTimes(_:)``), and its
+    ///    times follow (Int64 column; per profile newest first, none before the rule's window at the watermark)
     /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
     /// 6. sequence count S, then per sequence a byte: 0 (window moves with T) or 1 (kept); per kept sequence: the
     ///    matched profiles' ids; the ids of the profiles with candidates, how many each has (UInt32 column), and the
     ///    candidates' times (Int64 column), offsets (UInt64 column) and step masks (UInt8 column, bit k: step k)
     ///
-    /// Layout 3 is layout 4 without part 6; it is read for definitions without a kept sequence.
-    static let layoutVersion: UInt8 = 4
+    /// Layout 4 is layout 5 without kind 8 (its rules over the last N days are 0); layout 3 is layout 4 without part
+    /// 6, read for definitions without a kept sequence.
+    static let layoutVersion: UInt8 = 5
+
+    /// The layouts read.
+    static let layouts: ClosedRange<UInt8> = 3...5
+
+    /// The most latest times kept per profile for a rule (``recentTimes(_:)``).
+    static let maxRecentTimes = 8
+
+    /// How many latest qualifying times per profile decide `rule` at any T at or after a snapshot's watermark, when
+    /// its window ends at T and its start never moves back as T grows (`last`, `calendar`), and it asks only how many
+    /// events it has: `atLeast` a needs the a-th latest, `atMost` m the (m+1)-th. Nil for any other rule, or one that
+    /// would need more than ``maxRecentTimes``.
+    static func recentTimes(_ rule: InteractionRule) -> Int? {
+        guard rule.value == nil, rule.conversion == nil else { return nil }
+        switch rule.timeframe {
+        case .last, .calendar: break
+        case .allTime, .between, .before: return nil
+        }
+        let needed = max(rule.atLeast, (rule.atMost ?? 0) + 1, 1)
+        return needed <= maxRecentTimes ? needed : nil
+    }
 
     /// Per sequence of `definition`: 1 when it is kept (its window stays put as T moves), else 0.
     static func sequenceKinds(_ definition: SegmentDefinition) -> [UInt8] {
@@ -77,10 +109,10 @@ struct GroupedSnapshot: Sendable {
     }
 
     /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times), plus 4 with
-    /// value totals.
-    static func kinds(_ definition: SegmentDefinition) -> [UInt8] {
+    /// value totals; 8 (kept as latest times) from layout 5 on.
+    static func kinds(_ definition: SegmentDefinition, layout: UInt8 = layoutVersion) -> [UInt8] {
         CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.map { leaf in
-            guard isKept(leaf.rule) else { return 0 }
+            guard isKept(leaf.rule) else { return layout >= 5 && recentTimes(leaf.rule) != nil ? 8 : 0 }
             return (leaf.rule.conversion == nil ? 1 : 2) | (leaf.rule.value == nil ? 0 : 4)
         }
     }
@@ -103,6 +135,7 @@ struct GroupedSnapshot: Sendable {
         for (kind, rule) in zip(kinds, rules) where kind != 0 {
             out.ids(rule!.ids)
             out.column(rule!.counts)
+            if kind == 8 { out.column(rule!.recent) }
             if kind & 3 == 2 { out.column(rule!.firsts) }
             if kind & 4 != 0 {
                 out.column(rule!.valueCounts)
@@ -148,7 +181,7 @@ struct GroupedSnapshot: Sendable {
         try body.withDecodedBytes { raw throws(DecodeError) in
             var input = PayloadCursor(raw)
             let layout = try input.byte()
-            guard layout == 3 || layout == layoutVersion else { throw input.fail("not a format-2 snapshot") }
+            guard layouts.contains(layout) else { throw input.fail("not a format-2 snapshot") }
             let jsonLength = try input.count(max: input.size, "definition length")
             let json = String(
                 decoding: UnsafeBufferPointer(start: try input.take(jsonLength), count: jsonLength), as: UTF8.self)
@@ -161,7 +194,7 @@ struct GroupedSnapshot: Sendable {
             s.watermark = try input.zigzag()
             s.recorded = try input.zigzag()
             s.profiles = try input.count(max: Int(UInt32.max), "profile count")
-            let kinds = Self.kinds(recorded)
+            let kinds = Self.kinds(recorded, layout: layout)
             guard try input.varint() == UInt64(kinds.count) else {
                 throw input.fail("rule count differs from the definition")
             }
@@ -177,6 +210,23 @@ struct GroupedSnapshot: Sendable {
                 entries.ids = try input.ids(below: s.profiles, "kept rule's profiles")
                 entries.counts = try input.column(count: entries.ids.count, "kept rule's counts")
                 guard !entries.counts.contains(0) else { throw input.fail("a kept rule's count is 0") }
+                if kind == 8 {
+                    guard entries.counts.allSatisfy({ $0 <= maxRecentTimes }) else {
+                        throw input.fail("more latest times than a rule keeps")
+                    }
+                    let total = entries.counts.reduce(0) { $0 + Int($1) }
+                    entries.recent = try input.column(count: total, "kept rule's latest times")
+                    var k = 0
+                    for c in entries.counts {
+                        for i in 1..<Int(c) where entries.recent[k + i] > entries.recent[k + i - 1] {
+                            throw input.fail("latest times not newest first")
+                        }
+                        k += Int(c)
+                    }
+                    guard entries.recent.allSatisfy({ $0 <= s.watermark }) else {
+                        throw input.fail("a latest time after the watermark")
+                    }
+                }
                 if kind & 3 == 2 {
                     entries.firsts = try input.column(count: entries.ids.count, "kept rule's first times")
                 }
@@ -194,7 +244,7 @@ struct GroupedSnapshot: Sendable {
             }
             let sequenceRules = CompiledSegment(recorded, at: QueryTime(asOf: .max)).sequences.map(\.rule)
             let sequenceKinds = sequenceRules.map { UInt8($0.timeframe.isFixed ? 1 : 0) }
-            guard layout == 4 else {
+            guard layout >= 4 else {
                 // Layout 3 kept no sequence: it serves only definitions that keep none.
                 guard !sequenceKinds.contains(1) else { throw input.fail("layout 3 keeps no sequences") }
                 s.sequences = sequenceKinds.map { _ in nil }
@@ -245,12 +295,27 @@ struct GroupedSnapshot: Sendable {
         }
     }
 
-    /// Adds the snapshot's findings to `state` (a query's first worker's columns, all zero before).
-    func load(into state: GroupedQueryState) {
+    /// Adds the snapshot's findings to `state` (a query's first worker's columns, all zero before) for `plan` (at a T
+    /// at or after the watermark). A rule kept as latest times counts those inside its window at T.
+    func load(into state: GroupedQueryState, _ plan: GroupedQueryPlan) {
         for (r, entries) in rules.enumerated() {
             guard let entries else { continue }
             state.counting[r] = true
             let counts = state.counts[r]
+            if plan.rules[r].recentTimes != nil {
+                guard let window = plan.rules[r].leaf.window else { continue }
+                var k = 0
+                for (i, id) in entries.ids.enumerated() {
+                    let kept = Int(entries.counts[i])
+                    var inside: UInt32 = 0
+                    for t in entries.recent[k..<(k + kept)] where window.contains(t) { inside += 1 }
+                    k += kept
+                    guard inside > 0 else { continue }
+                    counts[Int(id)] = inside
+                    if state.marking[r] { GroupedQueryState.mark(state.counted, Int(id)) }
+                }
+                continue
+            }
             for (i, id) in entries.ids.enumerated() {
                 counts[Int(id)] = entries.counts[i]
                 if state.marking[r] { GroupedQueryState.mark(state.counted, Int(id)) }
@@ -292,6 +357,7 @@ struct GroupedSnapshot: Sendable {
         var s = GroupedSnapshot()
         s.profiles = n
         for (r, rule) in plan.rules.enumerated() {
+            // (Rules kept as latest times are read from the log by ``StoreReader/recentEntries(_:_:blocks:watermark:summaries:profiles:)``.)
             guard rule.kept else {
                 s.rules.append(nil)
                 continue
@@ -427,12 +493,79 @@ extension StoreReader {
         return true
     }
 
-    /// Whether snapshots of `definition` can speed its queries: in format 2, only rules and sequences whose window
-    /// stays put as T moves (all time, `from`/`to`) are kept in them; rules over the last N days are read from the log.
+    /// For each rule of `plan` kept as latest times (``GroupedSnapshot/recentTimes(_:)``), its entries in a snapshot
+    /// of the first `end` blocks with `watermark`: each profile's latest qualifying times at or after the start of
+    /// the rule's window at the watermark, at most as many as the rule keeps. Read from those blocks' groups that the
+    /// rule takes and that reach that start: the query's own scan counted its window at T, not these.
+    func recentEntries(
+        _ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, watermark: Int64,
+        summaries: BlockSummaries, profiles n: Int
+    ) throws(TouchLogError) -> [(rule: Int, entries: GroupedSnapshot.Entries)] {
+        let wanted = plan.rules.indices.filter { plan.rules[$0].recentTimes != nil }
+        guard !wanted.isEmpty else { return [] }
+        let leaves = CompiledSegment(definition, at: QueryTime(asOf: watermark)).leaves
+        // Per wanted rule: where its window starts at the watermark (nil: empty there, so nothing counts later).
+        let starts = wanted.map { leaves[$0].window?.lowerBound }
+        var found = wanted.map { _ in [(profile: UInt32, time: Int64)]() }
+        let earliest = starts.compactMap { $0 }.min() ?? .max
+        let reader = log.bodyReader()
+        var times: [UInt8] = []
+        var profiles: [UInt8] = []
+        var stored: [UInt8] = []
+        for b in 0..<end where log.blocks[b].header.maxTime >= earliest {
+            let summary = summaries[b]
+            var sectionsRead = false
+            for group in summary.groups {
+                for (k, r) in wanted.enumerated() {
+                    let rule = plan.rules[r]
+                    guard let start = starts[k], group.maxTime >= start,
+                        rule.leaf.rule.interaction.matches(group.type),
+                        Int(group.touchpoint) < rule.touchpoints.count, rule.touchpoints[Int(group.touchpoint)]
+                    else { continue }
+                    if !sectionsRead {
+                        try Self.readSection(
+                            .times, of: log.blocks[b], summary, reader: reader, cache: sectionCache, stored: &stored,
+                            into: &times)
+                        try Self.readSection(
+                            .profiles, of: log.blocks[b], summary, reader: reader, cache: sectionCache, padding: 8,
+                            stored: &stored, into: &profiles)
+                        sectionsRead = true
+                    }
+                    try Self.scan(group, summary, times: times, profiles: profiles, upTo: watermark, limit: n) {
+                        t, p in
+                        if t >= start { found[k].append((UInt32(truncatingIfNeeded: p), t)) }
+                    }
+                }
+            }
+        }
+        return wanted.indices.map { k in
+            let keep = plan.rules[wanted[k]].recentTimes!
+            var events = found[k]
+            events.sort { ($0.profile, $1.time) < ($1.profile, $0.time) }
+            var entries = GroupedSnapshot.Entries()
+            for event in events {
+                if entries.ids.last == event.profile {
+                    guard entries.counts[entries.counts.count - 1] < keep else { continue }
+                    entries.counts[entries.counts.count - 1] += 1
+                } else {
+                    entries.ids.append(event.profile)
+                    entries.counts.append(1)
+                }
+                entries.recent.append(event.time)
+            }
+            return (wanted[k], entries)
+        }
+    }
+
+    /// Whether snapshots of `definition` can speed its queries: in format 2, rules and sequences whose window stays
+    /// put as T moves (all time, `from`/`to`), and rules over the last N days or calendar units that ask only how
+    /// many events they have (``GroupedSnapshot/recentTimes(_:)``).
     package func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
         let segment = CompiledSegment((try? prepared(definition)) ?? definition, at: QueryTime(asOf: .max))
         guard formatVersion >= 2 else { return !segment.usesSecondGrammar }
-        return segment.leaves.contains { GroupedSnapshot.isKept($0.rule) }
+        return segment.leaves.contains {
+            GroupedSnapshot.isKept($0.rule) || GroupedSnapshot.recentTimes($0.rule) != nil
+        }
             || segment.sequences.contains { $0.rule.timeframe.isFixed }
     }
 

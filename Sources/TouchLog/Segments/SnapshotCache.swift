@@ -25,6 +25,7 @@ extension GroupedSnapshot {
         for case let entries? in rules {
             total += size(entries.ids) + size(entries.counts) + size(entries.firsts) + size(entries.valueCounts)
             total += size(entries.valueSums) + size(entries.valueLeast) + size(entries.valueGreatest)
+            total += size(entries.recent)
         }
         if let conversions { total += size(conversions.ids) + size(conversions.times) }
         for case let entries? in sequences { total += size(entries.matched) + size(entries.candidates) }

@@ -26,8 +26,9 @@ public struct SnapshotCreation: Sendable, Equatable {
     /// The snapshot saved at the end of the log; nil when one was already there, or when snapshots do not help the
     /// segment (``helps``).
     public var snapshot: SnapshotInfo?
-    /// False when the segment has nothing to snapshot: its rules all look back from T (`last` N days) and are read
-    /// from the log.
+    /// False when the segment has nothing to snapshot: its rules all look back from T (`last` N days, `before`,
+    /// `calendar`) and ask about conversions or values (or `last` and `calendar` rules with bounds past
+    /// ``GroupedSnapshot/maxRecentTimes``), and are read from the log.
     public var helps: Bool
 }
 
@@ -423,7 +424,7 @@ extension StoreReader {
     private func snapshotAnchor(_ info: SnapshotInfo, body: [UInt8], store: SnapshotStore) throws(TouchLogError) -> (
         UInt64, BlockHash
     ) {
-        if body.first == GroupedSnapshot.layoutVersion {
+        if let layout = body.first, GroupedSnapshot.layouts.contains(layout) {
             let snapshot = try store.loadGrouped(info, body: body, definition: nil)
             return (snapshot.endOffset, snapshot.anchor)
         }
