@@ -991,7 +991,20 @@ extension StoreReader {
             if along || events(before: straddle) - last >= step { saveAts.append(straddle) }
         }
 
-        let reading = (0..<end).filter { locations[$0].header.minTime <= asOf }
+        // Per rule: whether the snapshot answers it for the blocks before `keptFrom` (one of layout 4 or older keeps
+        // no rule over the last N days).
+        let fromSnapshot = plan.rules.indices.map { snapshot?.rules[$0] != nil }
+        // A block before the snapshot's end is read only for a rule or sequence the snapshot does not answer whose
+        // window meets the block's times: with one that answers every rule, none of them is even looked into.
+        let windows =
+            plan.rules.indices.compactMap { fromSnapshot[$0] ? nil : plan.rules[$0].leaf.window }
+            + plan.sequences.compactMap { $0.kept && snapshot != nil ? nil : $0.window }
+        let reading = (0..<end).filter { b in
+            let header = locations[b].header
+            return header.minTime <= asOf
+                && (b >= keptFrom
+                    || windows.contains { $0.lowerBound <= header.maxTime && $0.upperBound >= header.minTime })
+        }
         let workers = max(1, min(Self.queryThreads, reading.count / 4))
         let states = (0..<workers).map { _ in GroupedQueryState(plan, profiles: n) }
         // The buffers an earlier query set conversions aside in: a fresh one of a megabyte or more is new memory
@@ -999,9 +1012,6 @@ extension StoreReader {
         for (state, buffer) in zip(states, conversionBuffers) { state.setAside = buffer }
         conversionBuffers = []
         if let snapshot { snapshot.load(into: states[0], plan) }
-        // Per rule: whether the snapshot answers it for the blocks before `keptFrom` (one of layout 4 or older keeps
-        // no rule over the last N days).
-        let fromSnapshot = plan.rules.indices.map { snapshot?.rules[$0] != nil }
         if plan.needsUniverse { states[0].known?.update(repeating: 1, count: knownBefore) }
         let readers = (0..<workers).map { _ in log.bodyReader() }
         let read = Mutex(UInt64(0))
