@@ -36,6 +36,9 @@ package final class StoreReader {
     package var snapshotInterval: UInt64? = 1_000_000
     /// False: queries fold the log from its start and never read a snapshot (an audit trusts only the log).
     package var usesSnapshots = true
+    /// A snapshot keeps a rule over a moving window as latest times only when they number at most 1/this of the
+    /// events of the blocks the window meets (0: whenever it can; see ``recentEntries(_:_:blocks:watermark:summaries:profiles:)``).
+    package var latestTimesShare = 8
     /// What the last segment query read and wrote.
     package internal(set) var lastQuery = QueryReport()
     /// Projections kept in memory across queries (shared by the readers of a ``TouchLogStore``); nil: none.

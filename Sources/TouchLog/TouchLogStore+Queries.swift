@@ -218,9 +218,12 @@ extension TouchLogStore {
         if let name, current.isEmpty { _ = try segments.current(name) }
         return try await read("snapshot") { reader in
             try current.map { segment in
-                SnapshotCreation(
-                    segment: segment.name, snapshot: try reader.createSnapshot(of: segment.definition),
-                    helps: reader.snapshotsHelp(segment.definition))
+                let snapshot = try reader.createSnapshot(of: segment.definition)
+                // (One that would keep nothing, every rule being cheaper to read from the log, is not saved.)
+                let helps =
+                    reader.snapshotsHelp(segment.definition)
+                    && (snapshot != nil || reader.lastQuery.snapshotsNotWorthKeeping == 0)
+                return SnapshotCreation(segment: segment.name, snapshot: snapshot, helps: helps)
             }
         }
     }

@@ -35,7 +35,7 @@ struct SnapshotCommand: ParsableCommand {
                         )
                     } else if !result.helps {
                         out.write(
-                            "\(result.segment): nothing to snapshot (its rules all look back from T and ask about conversions or values, and are read from the log)\n"
+                            "\(result.segment): nothing to snapshot (its rules look back from T and are read from the log)\n"
                         )
                     } else {
                         out.write("\(result.segment): already snapshotted at the end of the log\n")

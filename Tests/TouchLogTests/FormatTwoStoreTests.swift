@@ -219,10 +219,16 @@ import Testing
             #"{"interaction":"any","touchpoint":{"exactly":"news"},"timeframe":{"last":"5d"},"count":{"atMost":2}}"#,
             #"{"interaction":"conversion","timeframe":{"last":"3d"},"negate":true}"#,
             #"{"interaction":"any","touchpoint":{"contains":"o"},"timeframe":{"calendar":{"unit":"week","count":1,"timeZone":"Europe/Amsterdam"}},"count":{"atLeast":2,"atMost":5}}"#,
+            // Every latest time: bounds past 8, and first qualifying times for a conversion clause.
+            #"{"interaction":"any","touchpoint":{"startsWith":"shop"},"timeframe":{"last":"10d"},"count":{"atLeast":9}}"#,
+            #"{"interaction":"click","touchpoint":{"exactly":"promo"},"timeframe":{"last":"7d"},"conversion":"not_converted"}"#,
+            #"{"interaction":"view","touchpoint":{"exactly":"news"},"timeframe":{"calendar":{"unit":"day","count":3}},"conversion":"converted"}"#,
         ].enumerated().map { k, rule in
             try SegmentDefinition(json: #"{"name":"w\#(k)","match":"all","rules":[\#(rule)]}"#)
         }
         let asker = try StoreReader(directory: dir.path + "/s")
+        // (Every rule that can be kept is, however many latest times it has against the events of its window.)
+        asker.latestTimesShare = 0
         for definition in definitions { #expect(try asker.createSnapshot(of: definition) != nil) }
         let watermark = early.last!.time
         try await store.append(later)
@@ -245,13 +251,24 @@ import Testing
         }
         // Without the snapshots, the windows' early blocks are read too.
         #expect(readWithout > UInt64(definitions.count * 5) * after)
-        // A rule whose bounds need more than 8 latest times is read from the log.
+        // A value condition over the last N days is read from the log.
+        let values = try SegmentDefinition(
+            json:
+                #"{"name":"v","match":"all","rules":[{"interaction":"conversion","timeframe":{"last":"10d"},"value":{"sum":{"atLeast":1}}}]}"#
+        )
+        #expect(try asker.createSnapshot(of: values) == nil)
+        #expect(!asker.snapshotsHelp(values))
+        // By default, a rule with more latest times than an eighth of its window's events is read from the log too;
+        // a snapshot that would keep nothing else is not saved.
         let many = try SegmentDefinition(
             json:
-                #"{"name":"m","match":"all","rules":[{"interaction":"conversion","timeframe":{"last":"10d"},"count":{"atLeast":9}}]}"#
+                #"{"name":"m","match":"all","rules":[{"interaction":"any","touchpoint":{"contains":"o"},"timeframe":{"last":"30d"},"count":{"atLeast":8}}]}"#
         )
-        #expect(try asker.createSnapshot(of: many) == nil)
-        #expect(!asker.snapshotsHelp(many))
+        let byDefault = try StoreReader(directory: dir.path + "/s")
+        #expect(byDefault.snapshotsHelp(many))
+        #expect(try byDefault.createSnapshot(of: many) == nil)
+        #expect(byDefault.lastQuery.snapshotsNotWorthKeeping > 0)
+        #expect(byDefault.snapshots().count == definitions.count)
         let report = try StoreVerifier.verify(directory: dir.path + "/s")
         #expect(report.isIntact && report.snapshotsChecked == definitions.count, "\(report.otherProblems)")
     }

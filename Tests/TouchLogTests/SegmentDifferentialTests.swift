@@ -356,7 +356,8 @@ import TouchLogStorage
 
     /// Formats 2 and 3 answer from their (touchpoint, type) groups: the same random cases. Seeds 11–12 read the log
     /// for every query; seeds 13–15 let queries save snapshots (of rules over all time or between fixed dates) every
-    /// 1, 50 or 300 events, and now and then take one at the end of the log by hand, so answers start from snapshots
+    /// 1, 50 or 300 events, and now and then take one at the end of the log by hand (which also keeps rules over
+    /// moving windows as latest times: all it can in seeds 13 and 15), so answers start from snapshots
     /// at every spacing, and often at T right at (or just after) a snapshot's watermark. In the format-3 stores,
     /// profiles are erased before the first query and again halfway (after snapshots were saved): no answer may
     /// list them, at any T and K.
@@ -369,6 +370,9 @@ import TouchLogStorage
         let reference = SQLiteReference(events: data.events)
         let reader = try StoreReader(directory: dir.path + "/s")
         reader.snapshotInterval = snapshotEvery
+        // Seeds 13 and 15 keep every rule over a moving window that snapshots can keep, however many its latest times.
+        let share = seed % 2 == 1 ? 0 : reader.latestTimesShare
+        reader.latestTimesShare = share
         // Sections kept between queries, few enough that they are dropped and read again all along.
         reader.sectionCache = SectionCache(sectionBytes: 64 << 10)
         #expect(reader.formatVersion == format)
@@ -408,7 +412,8 @@ import TouchLogStorage
             for _ in 0..<30 {
                 var time = Self.randomQueryTime(&random, data)
                 if snapshotEvery != nil {
-                    if random.chance(0.02) { _ = try reader.createSnapshot(of: definition) }
+                    // (Only these keep rules over moving windows: queries save snapshots of fixed ones.)
+                    if random.chance(0.05) { _ = try reader.createSnapshot(of: definition) }
                     if random.chance(0.3),
                         let snapshot = reader.snapshots().filter({
                             $0.key == SnapshotStore.key(try! reader.segments.resolve(definition))
@@ -420,6 +425,7 @@ import TouchLogStorage
                 // Every fifth query on a fresh reader: its first answer copies out only the members' strings.
                 let asking = cases % 5 == 0 ? try StoreReader(directory: dir.path + "/s") : reader
                 asking.snapshotInterval = snapshotEvery
+                asking.latestTimesShare = share
                 let engine = try asking.members(of: definition, at: time)
                 if asking.lastQuery.snapshotOffset > 0 { fromSnapshot += 1 }
                 if asking.lastQuery.membersFromMarks { fromMarks += 1 }

@@ -94,6 +94,12 @@ struct GroupedQueryPlan {
         keepsAny && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
     }
 
+    /// Whether a query saves snapshots by itself: only when a rule or sequence over a window that stays put is kept.
+    /// Rules over moving windows are kept by `snapshot create`; a query would read their latest times again for it.
+    var querySavesSnapshots: Bool {
+        canSnapshot && (rules.contains(where: \.kept) || sequences.contains(where: \.kept))
+    }
+
     /// Whether no rule can count an event of `group` (``someRuleAccepts``; its window aside).
     @inline(__always)
     func noRuleAccepts(_ group: BlockSummary.Group) -> Bool {
@@ -981,7 +987,7 @@ extension StoreReader {
         report.snapshotOffset = snapshot?.endOffset ?? 0
         func events(before b: Int) -> UInt64 { b == 0 ? 0 : locations[b - 1].header.endOffset }
         var saveAts: [Int] = []
-        if let interval, plan.canSnapshot, straddle > keptFrom {
+        if let interval, along ? plan.canSnapshot : plan.querySavesSnapshots, straddle > keptFrom {
             let step = max(1, interval)
             var last = events(before: keptFrom)
             for b in (keptFrom + 1)..<straddle where along && events(before: b) - last >= step {
@@ -1047,7 +1053,12 @@ extension StoreReader {
             {
                 taken.rules[r] = entries
             }
-            if saveGroupedSnapshot(taken, definition: definition) { report.snapshotsWritten += 1 }
+            taken.keepConversions(from: GroupedSnapshot.conversionsFloor(definition, at: taken.watermark))
+            if !taken.keepsAny {
+                report.snapshotsNotWorthKeeping += 1
+            } else if saveGroupedSnapshot(taken, definition: definition) {
+                report.snapshotsWritten += 1
+            }
             from = saveAt
         }
         try scan(from..<end, conversionsFrom: plan.conversionsFrom, settingAside: true)

@@ -5,11 +5,13 @@ import TouchLogStorage
 /// for rules that ask about conversions, its first qualifying time; and each profile's latest conversion (of any
 /// time) when a rule asks about conversions.
 ///
-/// A rule whose window ends at T and moves with it (`last`, `calendar`) is kept as each profile's latest qualifying
-/// times, when it asks only how many events it has (no `value`, no `conversion`, and bounds that a few times decide:
-/// ``recentTimes(_:)``): at any T at or after the watermark its window starts at or after where it started at the
-/// watermark, so the events of the snapshot's blocks it counts are the latest ones at or after that start. Only those
-/// are kept, at most as many per profile as its bounds can tell apart.
+/// A rule whose window ends at T and moves with it (`last`, `calendar`), without a `value` condition, is kept as each
+/// profile's latest qualifying times (``recentTimes(_:)``): at any T at or after the watermark its window starts at
+/// or after where it started at the watermark, so the events of the snapshot's blocks it counts are among the latest
+/// ones at or after that start. Only those are kept: as many per profile as its count bounds can tell apart when that
+/// is at most ``maxRecentTimes`` and it asks nothing about conversions, else all of them (the earliest inside the
+/// window at T is its first qualifying time), unless there are more than ``maxKeptTimes``: then that snapshot does
+/// not keep the rule.
 ///
 /// For a sequence whose window does not move, it keeps what can still decide it: the profiles whose events already
 /// match (a match stays a match as events are added), and every candidate event of the others (a late event can
@@ -26,7 +28,8 @@ struct GroupedSnapshot: Sendable {
         /// First qualifying times (only for rules with a conversion clause).
         var firsts: [Int64] = []
         /// For a rule kept as latest times (``recentTimes(_:)``): each profile's ``counts`` latest qualifying times,
-        /// newest first, one profile after another.
+        /// newest first, one profile after another (all of them since the window's start at the watermark, when the
+        /// rule keeps every one).
         var recent: [Int64] = []
         /// For rules with a `value` condition: how many of each profile's qualifying events carry a value, their sum,
         /// least and greatest (millionths; Int64.max and Int64.min when none does).
@@ -57,18 +60,20 @@ struct GroupedSnapshot: Sendable {
         var candidates: [GroupedQueryState.SequenceEvent] = []
     }
 
-    /// Snapshot body layout 4 (format-2 stores; after the ``DurableFile`` header). Integers are varints, times
+    /// Snapshot body layout 5 (format-2 stores; after the ``DurableFile`` header). Integers are varints, times
     /// zigzag varints; a column is (element count, stored length, LZ4 block of the little-endian elements) as in
     /// layout 2; an id list is a column of bytes holding the ids' varint deltas (the first from 0):
-    /// 1. layout byte (4), definition JSON (length, bytes)
+    /// 1. layout byte (5), definition JSON (length, bytes)
     /// 2. end offset, anchor (32 bytes), watermark, recorded time
     /// 3. profile count n, leaf count L, then per leaf a byte: 0 (window moves with T, not kept), 1 (kept), 2 (kept,
-    ///    with first times), plus 4 when the rule has a `value` condition (5, 6); 8 (kept as latest times)
+    ///    with first times), plus 4 when the rule has a `value` condition (5, 6); 8 (kept as latest times; such a
+    ///    rule is 0 in a snapshot that does not keep it)
     /// 4. per kept leaf: its ids, their counts (UInt32 column; for a rule whose bounds cannot tell 255 from more, a
     ///    count may stop anywhere from 255 up: ``CountColumn``), for kind 2 (and 6) their first times (Int64 column),
     ///    and with 4 the value totals: counts (UInt32 column), sums, least and greatest (Int64 columns, millionths).
     ///    For kind 8 the counts are how many latest times each profile has kept (1 to ``recentTimes(_:)``), and its
-    ///    times follow (Int64 column; per profile newest first, none before the rule's window at the watermark)
+    ///    times follow (Int64 column; per profile newest first, none before the rule's window at the watermark, in
+    ///    all at most ``maxKeptTimes``)
     /// 5. a byte: 1 when conversions follow, then their ids and times (Int64 column)
     /// 6. sequence count S, then per sequence a byte: 0 (window moves with T) or 1 (kept); per kept sequence: the
     ///    matched profiles' ids; the ids of the profiles with candidates, how many each has (UInt32 column), and the
@@ -81,21 +86,54 @@ struct GroupedSnapshot: Sendable {
     /// The layouts read.
     static let layouts: ClosedRange<UInt8> = 3...5
 
-    /// The most latest times kept per profile for a rule (``recentTimes(_:)``).
+    /// The most latest times kept per profile for a rule whose count bounds a few decide (``recentTimes(_:)``).
     static let maxRecentTimes = 8
 
+    /// The most latest times a snapshot keeps for one rule, all profiles together (some 16 MB decoded).
+    static let maxKeptTimes = 1 << 21
+
     /// How many latest qualifying times per profile decide `rule` at any T at or after a snapshot's watermark, when
-    /// its window ends at T and its start never moves back as T grows (`last`, `calendar`), and it asks only how many
-    /// events it has: `atLeast` a needs the a-th latest, `atMost` m the (m+1)-th. Nil for any other rule, or one that
-    /// would need more than ``maxRecentTimes``.
+    /// its window ends at T and its start never moves back as T grows (`last`, `calendar`) and it has no `value`
+    /// condition: for one that asks only how many events it has, `atLeast` a needs the a-th latest, `atMost` m the
+    /// (m+1)-th, when that is at most ``maxRecentTimes``; otherwise every one (`Int.max`: then the earliest inside
+    /// the window at T is also its first qualifying time, which a `conversion` clause asks about). Nil for any other
+    /// rule.
     static func recentTimes(_ rule: InteractionRule) -> Int? {
-        guard rule.value == nil, rule.conversion == nil else { return nil }
+        guard rule.value == nil else { return nil }
         switch rule.timeframe {
         case .last, .calendar: break
         case .allTime, .between, .before: return nil
         }
         let needed = max(rule.atLeast, (rule.atMost ?? 0) + 1, 1)
-        return needed <= maxRecentTimes ? needed : nil
+        return rule.conversion == nil && needed <= maxRecentTimes ? needed : .max
+    }
+
+    /// Whether it keeps any rule or sequence.
+    var keepsAny: Bool { rules.contains { $0 != nil } || sequences.contains { $0 != nil } }
+
+    /// The earliest conversion a snapshot of `definition` with `watermark` needs: any, when a rule over a window that
+    /// stays put asks about conversions; else the earliest start of the windows of the rules that do, at the
+    /// watermark (at any later T their first qualifying times, which a conversion must not precede, are no
+    /// earlier). `Int64.max` when no rule asks.
+    static func conversionsFloor(_ definition: SegmentDefinition, at watermark: Int64) -> Int64 {
+        var floor = Int64.max
+        for leaf in CompiledSegment(definition, at: QueryTime(asOf: watermark)).leaves where leaf.rule.conversion != nil
+        {
+            floor = min(floor, isKept(leaf.rule) ? .min : leaf.window?.lowerBound ?? .max)
+        }
+        return floor
+    }
+
+    /// Drops the kept conversions before `floor` (``conversionsFloor(_:at:)``).
+    mutating func keepConversions(from floor: Int64) {
+        guard let kept = conversions, floor > .min else { return }
+        var ids: [UInt32] = []
+        var times: [Int64] = []
+        for (id, time) in zip(kept.ids, kept.times) where time >= floor {
+            ids.append(id)
+            times.append(time)
+        }
+        conversions = (ids, times)
     }
 
     /// Per sequence of `definition`: 1 when it is kept (its window stays put as T moves), else 0.
@@ -109,7 +147,7 @@ struct GroupedSnapshot: Sendable {
     }
 
     /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times), plus 4 with
-    /// value totals; 8 (kept as latest times) from layout 5 on.
+    /// value totals; 8 (kept as latest times, or 0 in a snapshot that does not keep it) from layout 5 on.
     static func kinds(_ definition: SegmentDefinition, layout: UInt8 = layoutVersion) -> [UInt8] {
         CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.map { leaf in
             guard isKept(leaf.rule) else { return layout >= 5 && recentTimes(leaf.rule) != nil ? 8 : 0 }
@@ -131,8 +169,9 @@ struct GroupedSnapshot: Sendable {
         let kinds = Self.kinds(definition)
         precondition(kinds.count == rules.count, "a snapshot of another definition")
         out.varint(kinds.count)
-        for kind in kinds { out.byte(kind) }
-        for (kind, rule) in zip(kinds, rules) where kind != 0 {
+        let stored = zip(kinds, rules).map { kind, rule in rule == nil ? 0 : kind }
+        for kind in stored { out.byte(kind) }
+        for (kind, rule) in zip(stored, rules) where kind != 0 {
             out.ids(rule!.ids)
             out.column(rule!.counts)
             if kind == 8 { out.column(rule!.recent) }
@@ -198,10 +237,16 @@ struct GroupedSnapshot: Sendable {
             guard try input.varint() == UInt64(kinds.count) else {
                 throw input.fail("rule count differs from the definition")
             }
+            var stored: [UInt8] = []
             for kind in kinds {
-                guard try input.byte() == kind else { throw input.fail("rule kinds differ from the definition") }
+                let byte = try input.byte()
+                guard byte == kind || (kind == 8 && byte == 0) else {
+                    throw input.fail("rule kinds differ from the definition")
+                }
+                stored.append(byte)
             }
-            for kind in kinds {
+            let leaves = CompiledSegment(recorded, at: QueryTime(asOf: .max)).leaves
+            for (r, kind) in stored.enumerated() {
                 guard kind != 0 else {
                     s.rules.append(nil)
                     continue
@@ -211,10 +256,11 @@ struct GroupedSnapshot: Sendable {
                 entries.counts = try input.column(count: entries.ids.count, "kept rule's counts")
                 guard !entries.counts.contains(0) else { throw input.fail("a kept rule's count is 0") }
                 if kind == 8 {
-                    guard entries.counts.allSatisfy({ $0 <= maxRecentTimes }) else {
+                    let keeps = recentTimes(leaves[r].rule) ?? 0
+                    let total = entries.counts.reduce(0) { $0 + Int($1) }
+                    guard entries.counts.allSatisfy({ Int($0) <= keeps }), total <= maxKeptTimes else {
                         throw input.fail("more latest times than a rule keeps")
                     }
-                    let total = entries.counts.reduce(0) { $0 + Int($1) }
                     entries.recent = try input.column(count: total, "kept rule's latest times")
                     var k = 0
                     for c in entries.counts {
@@ -304,14 +350,20 @@ struct GroupedSnapshot: Sendable {
             let counts = state.counts[r]
             if plan.rules[r].recentTimes != nil {
                 guard let window = plan.rules[r].leaf.window else { continue }
+                let firsts = state.firsts[r]
                 var k = 0
                 for (i, id) in entries.ids.enumerated() {
                     let kept = Int(entries.counts[i])
                     var inside: UInt32 = 0
-                    for t in entries.recent[k..<(k + kept)] where window.contains(t) { inside += 1 }
+                    var first = Int64.max
+                    for t in entries.recent[k..<(k + kept)] where window.contains(t) {
+                        inside += 1
+                        first = t
+                    }
                     k += kept
                     guard inside > 0 else { continue }
                     counts[Int(id)] = inside
+                    firsts?[Int(id)] = GroupedQueryState.earliestKey(first)
                     if state.marking[r] { GroupedQueryState.mark(state.counted, Int(id)) }
                 }
                 continue
@@ -497,6 +549,11 @@ extension StoreReader {
     /// of the first `end` blocks with `watermark`: each profile's latest qualifying times at or after the start of
     /// the rule's window at the watermark, at most as many as the rule keeps. Read from those blocks' groups that the
     /// rule takes and that reach that start: the query's own scan counted its window at T, not these.
+    ///
+    /// A rule is left out (the snapshot does not keep it, and queries read it from the log) when it would keep more
+    /// than ``GroupedSnapshot/maxKeptTimes``, or more than an eighth (``latestTimesShare``) of the events of the
+    /// blocks its window meets at the watermark: a query reads those blocks' times and profiles sections whole, and decoding the snapshot's
+    /// times would cost about as much as that.
     func recentEntries(
         _ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, watermark: Int64,
         summaries: BlockSummaries, profiles n: Int
@@ -507,6 +564,8 @@ extension StoreReader {
         // Per wanted rule: where its window starts at the watermark (nil: empty there, so nothing counts later).
         let starts = wanted.map { leaves[$0].window?.lowerBound }
         var found = wanted.map { _ in [(profile: UInt32, time: Int64)]() }
+        // Per wanted rule: the events of the blocks its window at the watermark meets.
+        var windowEvents = wanted.map { _ in 0 }
         let earliest = starts.compactMap { $0 }.min() ?? .max
         let reader = log.bodyReader()
         var times: [UInt8] = []
@@ -514,6 +573,9 @@ extension StoreReader {
         var stored: [UInt8] = []
         for b in 0..<end where log.blocks[b].header.maxTime >= earliest {
             let summary = summaries[b]
+            for k in wanted.indices where starts[k].map({ log.blocks[b].header.maxTime >= $0 }) ?? false {
+                windowEvents[k] += summary.count
+            }
             var sectionsRead = false
             for group in summary.groups {
                 for (k, r) in wanted.enumerated() {
@@ -531,6 +593,7 @@ extension StoreReader {
                             stored: &stored, into: &profiles)
                         sectionsRead = true
                     }
+                    guard found[k].count <= GroupedSnapshot.maxKeptTimes else { continue }
                     try Self.scan(group, summary, times: times, profiles: profiles, upTo: watermark, limit: n) {
                         t, p in
                         if t >= start { found[k].append((UInt32(truncatingIfNeeded: p), t)) }
@@ -538,8 +601,9 @@ extension StoreReader {
                 }
             }
         }
-        return wanted.indices.map { k in
+        return wanted.indices.compactMap { k in
             let keep = plan.rules[wanted[k]].recentTimes!
+            guard found[k].count <= GroupedSnapshot.maxKeptTimes else { return nil }
             var events = found[k]
             events.sort { ($0.profile, $1.time) < ($1.profile, $0.time) }
             var entries = GroupedSnapshot.Entries()
@@ -553,7 +617,10 @@ extension StoreReader {
                 }
                 entries.recent.append(event.time)
             }
-            return (wanted[k], entries)
+            let worthIt =
+                entries.recent.count <= GroupedSnapshot.maxKeptTimes
+                && entries.recent.count * latestTimesShare <= windowEvents[k]
+            return worthIt ? (wanted[k], entries) : nil
         }
     }
 
@@ -587,6 +654,8 @@ extension StoreReader {
         _ = try groupedScan(
             definition, plan, blocks: end, summaries: summaries, saveEvery: snapshotInterval ?? .max, along: true,
             report: &report)
+        lastQuery = report
+        if report.snapshotsWritten == 0 && report.snapshotsNotWorthKeeping > 0 { return nil }
         guard report.snapshotsWritten >= 1 else {
             throw TouchLogError(
                 code: .io, message: "cannot write the snapshot of \(definition.name) under \(directory)/snapshots")

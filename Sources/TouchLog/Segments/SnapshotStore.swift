@@ -26,9 +26,9 @@ public struct SnapshotCreation: Sendable, Equatable {
     /// The snapshot saved at the end of the log; nil when one was already there, or when snapshots do not help the
     /// segment (``helps``).
     public var snapshot: SnapshotInfo?
-    /// False when the segment has nothing to snapshot: its rules all look back from T (`last` N days, `before`,
-    /// `calendar`) and ask about conversions or values (or `last` and `calendar` rules with bounds past
-    /// ``GroupedSnapshot/maxRecentTimes``), and are read from the log.
+    /// False when the segment has nothing to snapshot: its rules all look back from T and are read from the log,
+    /// either because a snapshot cannot keep them (`before` windows, `value` conditions, sequences over moving
+    /// windows) or because reading them costs less than a snapshot of their latest times would.
     public var helps: Bool
 }
 
@@ -333,6 +333,9 @@ package struct QueryReport: Sendable, Equatable {
     /// Events in the blocks the query decoded.
     package var eventsRead: UInt64 = 0
     package var snapshotsWritten = 0
+    /// Snapshots not saved because they would have kept nothing: every rule they could keep was cheaper to read from
+    /// the log (``StoreReader/recentEntries(_:_:blocks:watermark:summaries:profiles:)``).
+    package var snapshotsNotWorthKeeping = 0
     /// Snapshots found damaged or foreign and ignored.
     package var snapshotsIgnored = 0
     /// The query started from the projection kept in memory by an earlier query of the same store.
