@@ -94,8 +94,8 @@ struct GroupedQueryPlan {
         keepsAny && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
     }
 
-    /// Whether a query saves snapshots by itself: only when a rule or sequence over a window that stays put is kept.
-    /// Rules over moving windows are kept by `snapshot create`; a query would read their latest times again for it.
+    /// Whether a query about a past T saves snapshots by itself: only when a rule or sequence over a window that stays
+    /// put is kept (one along the log keeps no latest times).
     var querySavesSnapshots: Bool {
         canSnapshot && (rules.contains(where: \.kept) || sequences.contains(where: \.kept))
     }
@@ -987,7 +987,8 @@ extension StoreReader {
         report.snapshotOffset = snapshot?.endOffset ?? 0
         func events(before b: Int) -> UInt64 { b == 0 ? 0 : locations[b - 1].header.endOffset }
         var saveAts: [Int] = []
-        if let interval, along ? plan.canSnapshot : plan.querySavesSnapshots, straddle > keptFrom {
+        // (A snapshot at the end of what was recorded by K also keeps latest times: see below.)
+        if let interval, along || straddle == end ? plan.canSnapshot : plan.querySavesSnapshots, straddle > keptFrom {
             let step = max(1, interval)
             var last = events(before: keptFrom)
             for b in (keptFrom + 1)..<straddle where along && events(before: b) - last >= step {
@@ -1047,11 +1048,16 @@ extension StoreReader {
             taken.anchor = header.hash
             taken.watermark = locations[..<saveAt].lazy.map(\.header.maxTime).max()!
             taken.recorded = header.maxRecorded
-            for (r, entries) in try recentEntries(
-                definition, plan, blocks: saveAt, watermark: taken.watermark, summaries: summaries,
-                profiles: taken.profiles)
-            {
-                taken.rules[r] = entries
+            // Latest times only in a snapshot at the end: it serves the questions about now, which read nothing after
+            // it, while a question about a past T starts from one along the log and would read what the latest times
+            // save it in the same time it takes to decode them.
+            if saveAt == end {
+                for (r, entries) in try recentEntries(
+                    definition, plan, blocks: saveAt, watermark: taken.watermark, summaries: summaries,
+                    profiles: taken.profiles)
+                {
+                    taken.rules[r] = entries
+                }
             }
             taken.keepConversions(from: GroupedSnapshot.conversionsFloor(definition, at: taken.watermark))
             if !taken.keepsAny {

@@ -11,7 +11,8 @@ import TouchLogStorage
 /// ones at or after that start. Only those are kept: as many per profile as its count bounds can tell apart when that
 /// is at most ``maxRecentTimes`` and it asks nothing about conversions, else all of them (the earliest inside the
 /// window at T is its first qualifying time), unless there are more than ``maxKeptTimes``: then that snapshot does
-/// not keep the rule.
+/// not keep the rule. Only a snapshot at the end of the log keeps latest times (the one questions about now start
+/// from), and only where they pay (``StoreReader/recentEntries(_:_:blocks:watermark:summaries:profiles:)``).
 ///
 /// For a sequence whose window does not move, it keeps what can still decide it: the profiles whose events already
 /// match (a match stays a match as events are added), and every candidate event of the others (a late event can
