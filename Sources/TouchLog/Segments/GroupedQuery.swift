@@ -94,8 +94,9 @@ struct GroupedQueryPlan {
         keepsAny && (conversionsFrom != nil || !rules.contains(where: \.wantsFirst))
     }
 
-    /// Whether a query about a past T saves snapshots by itself: only when a rule or sequence over a window that stays
-    /// put is kept (one along the log keeps no latest times).
+    /// Whether a query saves snapshots by itself: only when a rule or sequence over a window that stays put is kept.
+    /// Latest times are kept by `snapshot create`, and by a query that saves one at the end of the log: a query
+    /// would otherwise read them again and again for a segment where they do not pay.
     var querySavesSnapshots: Bool {
         canSnapshot && (rules.contains(where: \.kept) || sequences.contains(where: \.kept))
     }
@@ -987,8 +988,7 @@ extension StoreReader {
         report.snapshotOffset = snapshot?.endOffset ?? 0
         func events(before b: Int) -> UInt64 { b == 0 ? 0 : locations[b - 1].header.endOffset }
         var saveAts: [Int] = []
-        // (A snapshot at the end of what was recorded by K also keeps latest times: see below.)
-        if let interval, along || straddle == end ? plan.canSnapshot : plan.querySavesSnapshots, straddle > keptFrom {
+        if let interval, along ? plan.canSnapshot : plan.querySavesSnapshots, straddle > keptFrom {
             let step = max(1, interval)
             var last = events(before: keptFrom)
             for b in (keptFrom + 1)..<straddle where along && events(before: b) - last >= step {
