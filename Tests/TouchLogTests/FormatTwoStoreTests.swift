@@ -276,6 +276,36 @@ import Testing
         #expect(report.isIntact && report.snapshotsChecked == definitions.count, "\(report.otherProblems)")
     }
 
+    /// Creating snapshots tells a segment with nothing worth keeping (its latest times would outnumber an eighth of
+    /// its window's events) from one already snapshotted at the end of the log, whichever is asked first.
+    @Test func snapshotCreationTellsNothingWorthKeepingFromAlreadyTaken() async throws {
+        let dir = TemporaryDirectory()
+        let base: Int64 = 1_654_070_400_000
+        // Every profile views a lot; one profile in fifty clicked once.
+        var events: [Event] = []
+        for i in 0..<2_000 {
+            let t = base + Int64(i) * 600_000
+            events.append(Event(time: t, profile: "p\(i % 100)", type: .view, touchpoint: "home"))
+            if i % 50 == 0 { events.append(Event(time: t, profile: "p\(i % 100)", type: .click, touchpoint: "ad")) }
+        }
+        let store = try TouchLogStore(directory: dir.path + "/s", options: Self.formatTwo, blockEvents: 100)
+        try await store.append(events)
+        for json in [
+            #"{"name":"a-viewers","match":"all","rules":[{"interaction":"view","touchpoint":{"exactly":"home"},"timeframe":{"last":"30d"},"count":{"atLeast":8}}]}"#,
+            #"{"name":"b-clickers","match":"all","rules":[{"interaction":"click","touchpoint":{"exactly":"ad"},"timeframe":{"last":"30d"}}]}"#,
+        ] {
+            _ = try await store.putSegment(try SegmentDefinition(json: json))
+        }
+        let first = try await store.createSnapshots()
+        #expect(first.map(\.segment) == ["a-viewers", "b-clickers"])
+        #expect(first.map(\.helps) == [false, true])
+        #expect(first[0].snapshot == nil && first[1].snapshot != nil)
+        let again = try await store.createSnapshots()
+        #expect(again.map(\.helps) == [false, true], "b-clickers is already snapshotted, not without a snapshot")
+        #expect(again[0].snapshot == nil && again[1].snapshot == nil)
+        #expect(try store.snapshots().map(\.segment) == ["b-clickers"])
+    }
+
     /// A store's readers share the times and profiles sections their queries read, found by block hash, within a
     /// byte bound: answers are those of a reader that keeps none, whether the sections come from the file or from
     /// the cache, and the least recently used go first.

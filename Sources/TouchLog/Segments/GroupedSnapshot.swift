@@ -641,6 +641,9 @@ extension StoreReader {
     /// one every ``snapshotInterval`` events (so that a query at any past T finds one near it; they are thinned to
     /// ``maxSnapshotsPerSegment`` spread along the log). Returns the one at the end.
     func createGroupedSnapshot(of definition: SegmentDefinition) throws(TouchLogError) -> SnapshotInfo? {
+        // (What an earlier creation found must not be taken for this one's: a caller tells "nothing worth keeping"
+        // from "already there" by it.)
+        lastQuery = QueryReport()
         let end = log.blocks.count
         guard end > 0 else { return nil }
         let key = SnapshotStore.key(definition)
