@@ -21,8 +21,9 @@ struct GroupedQueryPlan {
         let wantsValues: Bool
         /// Its window stays put as T moves, so snapshots keep its counts (``GroupedSnapshot``).
         let kept: Bool
-        /// Its window ends at T and it asks only how many events it has: snapshots keep this many latest qualifying
-        /// times per profile (``GroupedSnapshot/recentTimes(_:)``). Nil otherwise.
+        /// Its window ends at T and moves with it, and it has no `value` condition: the snapshot at the end of the log
+        /// may keep this many latest qualifying times per profile (`Int.max`: all in its window at the watermark;
+        /// ``GroupedSnapshot/recentTimes(_:)``). Nil otherwise.
         let recentTimes: Int?
         /// It stands under an even number of negations (``CompiledSegment/positiveLeaves``).
         let positive: Bool
@@ -108,13 +109,18 @@ struct GroupedQueryPlan {
         return key >= someRuleAccepts.count || !someRuleAccepts[key]
     }
 
+    /// Whether rule `r` takes events of `group`'s type and touchpoint (its window aside).
+    @inline(__always)
+    func takes(_ r: Int, _ group: BlockSummary.Group) -> Bool {
+        let rule = rules[r]
+        return rule.leaf.rule.interaction.matches(group.type) && Int(group.touchpoint) < rule.touchpoints.count
+            && rule.touchpoints[Int(group.touchpoint)]
+    }
+
     /// Whether rule `r` can count an event of `group`.
     @inline(__always)
     func wants(_ r: Int, _ group: BlockSummary.Group) -> Bool {
-        let rule = rules[r]
-        guard let window = rule.leaf.window, rule.leaf.rule.interaction.matches(group.type),
-            Int(group.touchpoint) < rule.touchpoints.count, rule.touchpoints[Int(group.touchpoint)]
-        else { return false }
+        guard let window = rules[r].leaf.window, takes(r, group) else { return false }
         return group.minTime <= window.upperBound && group.maxTime >= window.lowerBound
     }
 
@@ -1230,14 +1236,9 @@ extension StoreReader {
                 if conversions || universe { upper = asOf }
                 if targets.isEmpty && sequenceSteps.isEmpty && !conversions && !universe { continue }
                 if !sectionsRead {
-                    try readSection(
-                        .times, of: locations[b], summary, reader: reader, cache: sections, stored: &stored,
-                        into: &times)
-                    // (With room for the last value's 8-byte load.)
-                    try readSection(
-                        .profiles, of: locations[b], summary, reader: reader, cache: sections, padding: 8,
-                        stored: &stored,
-                        into: &profiles)
+                    try readTimesAndProfiles(
+                        of: locations[b], summary, reader: reader, cache: sections, stored: &stored, times: &times,
+                        profiles: &profiles)
                     sectionsRead = true
                     eventsRead += UInt64(summary.count)
                 }
@@ -1360,6 +1361,18 @@ extension StoreReader {
         try readSection(kind, of: location, summary, reader: reader, stored: &stored, into: &raw)
         raw.append(contentsOf: repeatElement(0, count: padding))
         cache?.keep(raw, kind, of: hash)
+    }
+
+    /// The times and profiles sections of block `location`, as ``scan(_:_:times:profiles:upTo:limit:prefetching:and:_:)``
+    /// reads them (the profiles with room for the last value's 8-byte load), through `cache` when given.
+    static func readTimesAndProfiles(
+        of location: BlockLocation, _ summary: BlockSummary, reader: some BlockBodyReading, cache: SectionCache?,
+        stored: inout [UInt8], times: inout [UInt8], profiles: inout [UInt8]
+    ) throws(TouchLogError) {
+        try readSection(.times, of: location, summary, reader: reader, cache: cache, stored: &stored, into: &times)
+        try readSection(
+            .profiles, of: location, summary, reader: reader, cache: cache, padding: 8, stored: &stored,
+            into: &profiles)
     }
 
     /// Each event's position in block `location`, by its index in grouped order

@@ -580,21 +580,15 @@ extension StoreReader {
             var sectionsRead = false
             for group in summary.groups {
                 for (k, r) in wanted.enumerated() {
-                    let rule = plan.rules[r]
-                    guard let start = starts[k], group.maxTime >= start,
-                        rule.leaf.rule.interaction.matches(group.type),
-                        Int(group.touchpoint) < rule.touchpoints.count, rule.touchpoints[Int(group.touchpoint)]
+                    guard let start = starts[k], group.maxTime >= start, plan.takes(r, group),
+                        found[k].count <= GroupedSnapshot.maxKeptTimes
                     else { continue }
                     if !sectionsRead {
-                        try Self.readSection(
-                            .times, of: log.blocks[b], summary, reader: reader, cache: sectionCache, stored: &stored,
-                            into: &times)
-                        try Self.readSection(
-                            .profiles, of: log.blocks[b], summary, reader: reader, cache: sectionCache, padding: 8,
-                            stored: &stored, into: &profiles)
+                        try Self.readTimesAndProfiles(
+                            of: log.blocks[b], summary, reader: reader, cache: sectionCache, stored: &stored,
+                            times: &times, profiles: &profiles)
                         sectionsRead = true
                     }
-                    guard found[k].count <= GroupedSnapshot.maxKeptTimes else { continue }
                     try Self.scan(group, summary, times: times, profiles: profiles, upTo: watermark, limit: n) {
                         t, p in
                         if t >= start { found[k].append((UInt32(truncatingIfNeeded: p), t)) }
@@ -618,16 +612,14 @@ extension StoreReader {
                 }
                 entries.recent.append(event.time)
             }
-            let worthIt =
-                entries.recent.count <= GroupedSnapshot.maxKeptTimes
-                && entries.recent.count * latestTimesShare <= windowEvents[k]
-            return worthIt ? (wanted[k], entries) : nil
+            // (No more than were found: at most ``GroupedSnapshot/maxKeptTimes``.)
+            return entries.recent.count * latestTimesShare <= windowEvents[k] ? (wanted[k], entries) : nil
         }
     }
 
     /// Whether snapshots of `definition` can speed its queries: in format 2, rules and sequences whose window stays
-    /// put as T moves (all time, `from`/`to`), and rules over the last N days or calendar units that ask only how
-    /// many events they have (``GroupedSnapshot/recentTimes(_:)``).
+    /// put as T moves (all time, `from`/`to`), and rules over the last N days or calendar units without a `value`
+    /// condition (``GroupedSnapshot/recentTimes(_:)``).
     package func snapshotsHelp(_ definition: SegmentDefinition) -> Bool {
         let segment = CompiledSegment((try? prepared(definition)) ?? definition, at: QueryTime(asOf: .max))
         guard formatVersion >= 2 else { return !segment.usesSecondGrammar }
