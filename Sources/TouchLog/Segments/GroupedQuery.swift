@@ -1057,15 +1057,16 @@ extension StoreReader {
             // Latest times only in a snapshot at the end: it serves the questions about now, which read nothing after
             // it, while a question about a past T starts from one along the log and would read what the latest times
             // save it in the same time it takes to decode them.
+            let atWatermark = CompiledSegment(definition, at: QueryTime(asOf: taken.watermark)).leaves
             if saveAt == end {
                 for (r, entries) in try recentEntries(
-                    definition, plan, blocks: saveAt, watermark: taken.watermark, summaries: summaries,
+                    atWatermark, plan, blocks: saveAt, watermark: taken.watermark, summaries: summaries,
                     profiles: taken.profiles)
                 {
                     taken.rules[r] = entries
                 }
             }
-            taken.keepConversions(from: GroupedSnapshot.conversionsFloor(definition, at: taken.watermark))
+            taken.keepConversions(from: GroupedSnapshot.conversionsFloor(atWatermark))
             if !taken.keepsAny {
                 report.snapshotsNotWorthKeeping += 1
             } else if saveGroupedSnapshot(taken, definition: definition) {

@@ -112,20 +112,19 @@ struct GroupedSnapshot: Sendable {
     /// Whether it keeps any rule or sequence.
     var keepsAny: Bool { rules.contains { $0 != nil } || sequences.contains { $0 != nil } }
 
-    /// The earliest conversion a snapshot of `definition` with `watermark` needs: any, when a rule over a window that
-    /// stays put asks about conversions; else the earliest start of the windows of the rules that do, at the
-    /// watermark (at any later T their first qualifying times, which a conversion must not precede, are no
-    /// earlier). `Int64.max` when no rule asks.
-    static func conversionsFloor(_ definition: SegmentDefinition, at watermark: Int64) -> Int64 {
+    /// The earliest conversion a snapshot needs, from its definition's `leaves` compiled at its watermark: any, when
+    /// a rule over a window that stays put asks about conversions; else the earliest start of the windows of the
+    /// rules that do, at the watermark (at any later T their first qualifying times, which a conversion must not
+    /// precede, are no earlier). `Int64.max` when no rule asks.
+    static func conversionsFloor(_ leaves: [CompiledSegment.Leaf]) -> Int64 {
         var floor = Int64.max
-        for leaf in CompiledSegment(definition, at: QueryTime(asOf: watermark)).leaves where leaf.rule.conversion != nil
-        {
+        for leaf in leaves where leaf.rule.conversion != nil {
             floor = min(floor, isKept(leaf.rule) ? .min : leaf.window?.lowerBound ?? .max)
         }
         return floor
     }
 
-    /// Drops the kept conversions before `floor` (``conversionsFloor(_:at:)``).
+    /// Drops the kept conversions before `floor` (``conversionsFloor(_:)``).
     mutating func keepConversions(from floor: Int64) {
         guard let kept = conversions, floor > .min else { return }
         var ids: [UInt32] = []
@@ -137,9 +136,9 @@ struct GroupedSnapshot: Sendable {
         conversions = (ids, times)
     }
 
-    /// Per sequence of `definition`: 1 when it is kept (its window stays put as T moves), else 0.
-    static func sequenceKinds(_ definition: SegmentDefinition) -> [UInt8] {
-        CompiledSegment(definition, at: QueryTime(asOf: .max)).sequences.map { $0.rule.timeframe.isFixed ? 1 : 0 }
+    /// Per sequence of `segment`: 1 when it is kept (its window stays put as T moves), else 0.
+    static func sequenceKinds(_ segment: CompiledSegment) -> [UInt8] {
+        segment.sequences.map { $0.rule.timeframe.isFixed ? 1 : 0 }
     }
 
     /// Whether a leaf's window stays put as T moves (so a snapshot can keep its counts and value totals).
@@ -147,10 +146,10 @@ struct GroupedSnapshot: Sendable {
         rule.timeframe.isFixed
     }
 
-    /// Per leaf of `definition`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times), plus 4 with
+    /// Per leaf of `segment`: 0 (its window moves with T), 1 (kept), 2 (kept, with first times), plus 4 with
     /// value totals; 8 (kept as latest times, or 0 in a snapshot that does not keep it) from layout 5 on.
-    static func kinds(_ definition: SegmentDefinition, layout: UInt8 = layoutVersion) -> [UInt8] {
-        CompiledSegment(definition, at: QueryTime(asOf: .max)).leaves.map { leaf in
+    static func kinds(_ segment: CompiledSegment, layout: UInt8 = layoutVersion) -> [UInt8] {
+        segment.leaves.map { leaf in
             guard isKept(leaf.rule) else { return layout >= 5 && recentTimes(leaf.rule) != nil ? 8 : 0 }
             return (leaf.rule.conversion == nil ? 1 : 2) | (leaf.rule.value == nil ? 0 : 4)
         }
@@ -167,7 +166,9 @@ struct GroupedSnapshot: Sendable {
         out.zigzag(watermark)
         out.zigzag(recorded)
         out.varint(profiles)
-        let kinds = Self.kinds(definition)
+        // (Which rules and sequences are kept depends on the definition only, not on T.)
+        let segment = CompiledSegment(definition, at: QueryTime(asOf: .max))
+        let kinds = Self.kinds(segment)
         precondition(kinds.count == rules.count, "a snapshot of another definition")
         out.varint(kinds.count)
         let stored = zip(kinds, rules).map { kind, rule in rule == nil ? 0 : kind }
@@ -191,7 +192,7 @@ struct GroupedSnapshot: Sendable {
         } else {
             out.byte(0)
         }
-        let sequenceKinds = Self.sequenceKinds(definition)
+        let sequenceKinds = Self.sequenceKinds(segment)
         precondition(sequenceKinds.count == sequences.count, "a snapshot of another definition")
         out.varint(sequenceKinds.count)
         for kind in sequenceKinds { out.byte(kind) }
@@ -234,7 +235,8 @@ struct GroupedSnapshot: Sendable {
             s.watermark = try input.zigzag()
             s.recorded = try input.zigzag()
             s.profiles = try input.count(max: Int(UInt32.max), "profile count")
-            let kinds = Self.kinds(recorded, layout: layout)
+            let segment = CompiledSegment(recorded, at: QueryTime(asOf: .max))
+            let kinds = Self.kinds(segment, layout: layout)
             guard try input.varint() == UInt64(kinds.count) else {
                 throw input.fail("rule count differs from the definition")
             }
@@ -246,7 +248,6 @@ struct GroupedSnapshot: Sendable {
                 }
                 stored.append(byte)
             }
-            let leaves = CompiledSegment(recorded, at: QueryTime(asOf: .max)).leaves
             for (r, kind) in stored.enumerated() {
                 guard kind != 0 else {
                     s.rules.append(nil)
@@ -257,7 +258,7 @@ struct GroupedSnapshot: Sendable {
                 entries.counts = try input.column(count: entries.ids.count, "kept rule's counts")
                 guard !entries.counts.contains(0) else { throw input.fail("a kept rule's count is 0") }
                 if kind == 8 {
-                    let keeps = recentTimes(leaves[r].rule) ?? 0
+                    let keeps = recentTimes(segment.leaves[r].rule) ?? 0
                     let total = entries.counts.reduce(0) { $0 + Int($1) }
                     guard entries.counts.allSatisfy({ Int($0) <= keeps }), total <= maxKeptTimes else {
                         throw input.fail("more latest times than a rule keeps")
@@ -289,8 +290,8 @@ struct GroupedSnapshot: Sendable {
                 let ids = try input.ids(below: s.profiles, "converted profiles")
                 s.conversions = (ids, try input.column(count: ids.count, "latest conversions"))
             }
-            let sequenceRules = CompiledSegment(recorded, at: QueryTime(asOf: .max)).sequences.map(\.rule)
-            let sequenceKinds = sequenceRules.map { UInt8($0.timeframe.isFixed ? 1 : 0) }
+            let sequenceRules = segment.sequences.map(\.rule)
+            let sequenceKinds = Self.sequenceKinds(segment)
             guard layout >= 4 else {
                 // Layout 3 kept no sequence: it serves only definitions that keep none.
                 guard !sequenceKinds.contains(1) else { throw input.fail("layout 3 keeps no sequences") }
@@ -547,7 +548,8 @@ extension StoreReader {
     }
 
     /// For each rule of `plan` kept as latest times (``GroupedSnapshot/recentTimes(_:)``), its entries in a snapshot
-    /// of the first `end` blocks with `watermark`: each profile's latest qualifying times at or after the start of
+    /// of the first `end` blocks with `watermark` (`leaves`: the definition's, compiled at the watermark): each
+    /// profile's latest qualifying times at or after the start of
     /// the rule's window at the watermark, at most as many as the rule keeps. Read from those blocks' groups that the
     /// rule takes and that reach that start: the query's own scan counted its window at T, not these.
     ///
@@ -556,12 +558,11 @@ extension StoreReader {
     /// blocks its window meets at the watermark: a query reads those blocks' times and profiles sections whole, and decoding the snapshot's
     /// times would cost about as much as that.
     func recentEntries(
-        _ definition: SegmentDefinition, _ plan: GroupedQueryPlan, blocks end: Int, watermark: Int64,
+        _ leaves: [CompiledSegment.Leaf], _ plan: GroupedQueryPlan, blocks end: Int, watermark: Int64,
         summaries: BlockSummaries, profiles n: Int
     ) throws(TouchLogError) -> [(rule: Int, entries: GroupedSnapshot.Entries)] {
         let wanted = plan.rules.indices.filter { plan.rules[$0].recentTimes != nil }
         guard !wanted.isEmpty else { return [] }
-        let leaves = CompiledSegment(definition, at: QueryTime(asOf: watermark)).leaves
         // Per wanted rule: where its window starts at the watermark (nil: empty there, so nothing counts later).
         let starts = wanted.map { leaves[$0].window?.lowerBound }
         var found = wanted.map { _ in [(profile: UInt32, time: Int64)]() }
