@@ -1055,8 +1055,8 @@ extension StoreReader {
             taken.watermark = locations[..<saveAt].lazy.map(\.header.maxTime).max()!
             taken.recorded = header.maxRecorded
             // Latest times only in a snapshot at the end: it serves the questions about now, which read nothing after
-            // it, while a question about a past T starts from one along the log and would read what the latest times
-            // save it in the same time it takes to decode them.
+            // it. A question about a past T starts from one along the log, where decoding latest times took as long
+            // as reading the blocks they spare.
             let atWatermark = CompiledSegment(definition, at: QueryTime(asOf: taken.watermark)).leaves
             if saveAt == end {
                 for (r, entries) in try recentEntries(
